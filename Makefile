@@ -1,0 +1,61 @@
+# Deepfake toolkit: decode once into shards, then train, explain and predict from them.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PYTHON  := $(BIN)/python
+STAMP   := $(VENV)/.installed
+
+VIDEOS    ?=
+SHARDS    ?= shards
+MANIFESTS ?= manifests
+WORKERS   ?= $(shell nproc 2>/dev/null || echo 2)
+RUN       ?= runs/seed
+RECIPE    ?= seed
+WEIGHTS   ?= imagenet
+DEMO      ?= demo
+
+export NO_ALBUMENTATIONS_UPDATE := 1
+
+.PHONY: setup shards train demo test bench bench-shards bench-train bench-predict clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
+
+# The venv is rebuilt only when pyproject.toml changes: seconds when already done.
+$(STAMP): pyproject.toml
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the project with its dev tools
+
+shards: setup  ## VIDEOS=/path/to/dfdc [SHARDS=shards MANIFESTS=manifests WORKERS=N]: decode once into shards
+	@test -n "$(VIDEOS)" || { echo "usage: make shards VIDEOS=/path/to/videos [SHARDS=shards] [MANIFESTS=manifests] [WORKERS=N]"; exit 2; }
+	$(PYTHON) -m pipeline.run --videos "$(VIDEOS)" --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --workers $(WORKERS) $(ARGS)
+
+train: setup  ## SHARDS=... MANIFESTS=... [RUN=runs/NAME RECIPE=seed WEIGHTS=imagenet]: train from shards
+	$(PYTHON) -m train.run --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --out "$(RUN)" --recipe "$(RECIPE)" --weights "$(WEIGHTS)" $(ARGS)
+
+demo: setup  ## generate a small DFDC-shaped dataset, shard it, train on the CPU (WEIGHTS=none offline)
+	$(PYTHON) -m pipeline.synthetic --out "$(DEMO)/videos"
+	$(MAKE) --no-print-directory shards VIDEOS="$(DEMO)/videos" SHARDS="$(DEMO)/shards" MANIFESTS="$(DEMO)/manifests" ARGS="--size 256x144"
+	$(PYTHON) -m train.run --shards "$(DEMO)/shards" --manifests "$(DEMO)/manifests" --out "$(DEMO)/runs/demo" --recipe demo --weights "$(WEIGHTS)" --boxes "$(DEMO)/videos/boxes.json" $(ARGS)
+	@echo "demo run folder: $(DEMO)/runs/demo (open $(DEMO)/runs/demo/report.html)"
+
+test: setup  ## run the test suite
+	$(PYTHON) -m pytest -q
+
+bench: bench-shards bench-train bench-predict  ## all benchmarks
+
+bench-shards: setup  ## pipeline time against the ffmpeg decode floor
+	$(PYTHON) benchmarks/bench_shards.py $(ARGS)
+
+bench-train: setup  ## loader throughput and CPU step time
+	$(PYTHON) benchmarks/bench_train.py $(ARGS)
+
+bench-predict: setup  ## videos/s of train.predict on the CPU and the share spent decoding
+	$(PYTHON) benchmarks/bench_predict.py $(ARGS)
+
+clean:  ## remove generated data (not the venv)
+	rm -rf $(DEMO) runs bench-out .pytest_cache

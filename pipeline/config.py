@@ -1,0 +1,109 @@
+"""The pipeline's settings: one frozen dataclass that validates itself."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+LAYOUTS = ("auto", "dfdc", "ffpp", "csv", "unlabelled")
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the setting and the allowed values."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (1280, 720): the long and short side of the box frames are fitted into."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX:]\s*(\d+)\s*", str(text))
+    if not match:
+        raise ConfigError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1280x720")
+    w, h = int(match.group(1)), int(match.group(2))
+    if w < 16 or h < 16 or w > 16384 or h > 16384:
+        raise ConfigError(f"size {text!r}: both sides must be between 16 and 16384 pixels")
+    return w, h
+
+
+def parse_bytes(text: str | int) -> int:
+    """'300MB' -> 300_000_000; plain integers are bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ConfigError(f"shard size {text!r} is not a size such as 300MB, 1GB or 50000000")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def parse_part(text: str) -> tuple[int, int]:
+    """'2/4' -> (2, 4): this machine's share of the videos when preprocessing is spread over N machines."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match:
+        raise ConfigError(f"part {text!r} is not K/N, e.g. 1/4")
+    k, n = int(match.group(1)), int(match.group(2))
+    if n < 1 or not 1 <= k <= n:
+        raise ConfigError(f"part {text!r}: need 1 <= K <= N")
+    return k, n
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that decides which frames end up in which shard."""
+
+    videos: str
+    shards: str = "shards"
+    manifests: str = "manifests"
+    fps: float = 1.0
+    size: tuple[int, int] = (1280, 720)
+    quality: int = 2
+    val_fraction: float = 0.3
+    seed: int = 0
+    workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    shard_size: int = 300 * 10**6
+    limit: int | None = None
+    layout: str = "auto"
+    part: tuple[int, int] = (1, 1)
+    timeout: float = 600.0
+    retry_failed: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting that cannot work."""
+        if not (0 < self.fps <= 60):
+            raise ConfigError(f"fps must be in (0, 60], got {self.fps}")
+        if self.size[0] < self.size[1]:
+            raise ConfigError(f"size is the landscape box WIDTHxHEIGHT (e.g. 1280x720), got "
+                              f"{self.size[0]}x{self.size[1]}; portrait clips use it turned automatically")
+        if not 1 <= self.quality <= 31:
+            raise ConfigError(f"quality is ffmpeg's JPEG -q:v, 1 (best) to 31, got {self.quality}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"val fraction must be in [0, 1), got {self.val_fraction}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {self.workers}")
+        if self.shard_size < 1:
+            raise ConfigError(f"shard size must be positive, got {self.shard_size}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be at least 1, got {self.limit}")
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.timeout <= 0:
+            raise ConfigError(f"timeout must be positive, got {self.timeout}")
+
+    @property
+    def part_tag(self) -> str:
+        """'' for a single-machine run, 'p2of4' for part 2 of 4."""
+        k, n = self.part
+        return "" if n == 1 else f"p{k}of{n}"
+
+    def frame_settings(self) -> dict:
+        """The settings that change the frames themselves: they must match across reruns and parts."""
+        return {"fps": self.fps, "size": list(self.size), "quality": self.quality}
+
+    def split_settings(self) -> dict:
+        return {"seed": self.seed, "val_fraction": self.val_fraction}
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["size"] = list(self.size)
+        d["part"] = list(self.part)
+        return d

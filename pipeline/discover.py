@@ -1,0 +1,205 @@
+"""Dataset layouts -> a sorted list of Video records (DFDC parts, FaceForensics++, labels.csv, unlabelled)."""
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Callable, Iterable
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
+LABELS = {"real": "real", "fake": "fake", "0": "real", "1": "fake", "original": "real", "manipulated": "fake"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Video:
+    """One input video. `error` is set for entries that cannot be processed (missing file, unknown label)."""
+
+    video_id: str
+    path: str
+    label: str | None  # 'real', 'fake' or None (unlabelled test videos)
+    original: str | None
+    group: str
+    source: str
+    error: str | None = None
+
+    @property
+    def split_label(self) -> str:
+        return self.label or "unlabelled"
+
+
+class DiscoveryError(ValueError):
+    """The videos folder cannot be read as any dataset layout."""
+
+
+def safe_id(text: str) -> str:
+    """A video id webdataset can carry in a key: only [A-Za-z0-9_-]."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "video"
+
+
+def _label(raw, where: str) -> tuple[str | None, str | None]:
+    label = LABELS.get(str(raw).strip().lower()) if raw is not None else None
+    if label is None:
+        return None, f"unknown label {raw!r} in {where} (expected REAL or FAKE)"
+    return label, None
+
+
+def _is_video(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def _walk(root: Path) -> Iterable[tuple[Path, list[str]]]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        yield Path(dirpath), sorted(filenames)
+
+
+def discover_dfdc(root: Path) -> list[Video]:
+    """Every folder with a metadata.json is a DFDC part; videos in folders without one are unlabelled."""
+    videos: list[Video] = []
+    for folder, files in _walk(root):
+        meta_path = folder / "metadata.json"
+        if "metadata.json" not in files:
+            videos += [_unlabelled(root, folder / f, "dfdc") for f in files if _is_video(f)]
+            continue
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DiscoveryError(f"{meta_path}: cannot read metadata: {exc}") from exc
+        listed = set()
+        for name, entry in sorted(meta.items()):
+            listed.add(name)
+            videos.append(_dfdc_video(folder, name, entry, meta_path))
+        extra = [f for f in files if _is_video(f) and f not in listed]
+        if extra:
+            log.warning("%s: %d videos not listed in metadata.json are taken as unlabelled", folder, len(extra))
+            videos += [_unlabelled(root, folder / f, "dfdc") for f in extra]
+    return videos
+
+
+def _dfdc_video(folder: Path, name: str, entry, meta_path: Path) -> Video:
+    vid = safe_id(Path(name).stem)
+    path = folder / name
+    entry = entry if isinstance(entry, dict) else {}
+    label, error = _label(entry.get("label"), f"{meta_path} for {name}")
+    original = entry.get("original")
+    original_id = safe_id(Path(original).stem) if original else None
+    group = original_id if (label == "fake" and original_id) else vid
+    if error is None and not path.is_file():
+        error = f"listed in {meta_path} but the file is missing"
+    return Video(vid, str(path), label, original_id, group, "dfdc", error)
+
+
+def _unlabelled(root: Path, path: Path, source: str) -> Video:
+    vid = safe_id(str(path.relative_to(root).with_suffix(""))) if source != "dfdc" else safe_id(path.stem)
+    return Video(vid, str(path), None, None, vid, source)
+
+
+def discover_ffpp(root: Path) -> list[Video]:
+    """FaceForensics++: original_sequences/<src>/<comp>/videos are real, manipulated_sequences/<method>/... fake."""
+    videos: list[Video] = []
+    for kind in ("original_sequences", "manipulated_sequences"):
+        base = root / kind
+        if not base.is_dir():
+            continue
+        for folder, files in _walk(base):
+            rel = folder.relative_to(base).parts  # (<src or method>, <compression>, 'videos')
+            if len(rel) < 2:
+                continue
+            for name in files:
+                if _is_video(name):
+                    videos.append(_ffpp_video(folder / name, kind, rel[0], rel[1]))
+    return videos
+
+
+def _ffpp_video(path: Path, kind: str, family: str, compression: str) -> Video:
+    stem = path.stem
+    vid = safe_id(f"ffpp-{family}-{compression}-{stem}")
+    if kind == "original_sequences":
+        who = stem.split("__")[0]  # actors: '01__meeting_serious' -> actor 01
+        return Video(vid, str(path), "real", None, safe_id(f"ffpp-{family}-{who}"), f"ffpp/{family}")
+    if "__" in stem:  # DeepFakeDetection: '01_02__scene__HASH' -> target actor 01, original '01__scene'
+        target = stem.split("_")[0]
+        scene = stem.split("__")[1]
+        original = safe_id(f"ffpp-actors-{compression}-{target}__{scene}")
+        group = safe_id(f"ffpp-actors-{target}")
+    else:  # 'TTT_SSS' -> target TTT
+        target = stem.split("_")[0]
+        original = safe_id(f"ffpp-youtube-{compression}-{target}")
+        group = safe_id(f"ffpp-youtube-{target}")
+    return Video(vid, str(path), "fake", original, group, f"ffpp/{family}")
+
+
+def discover_csv(root: Path) -> list[Video]:
+    """labels.csv with columns path,label[,original]; paths relative to the csv's folder."""
+    csv_path = root / "labels.csv"
+    videos: list[Video] = []
+    with open(csv_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+            raise DiscoveryError(f"{csv_path}: needs the columns path,label[,original], got {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            rel = (row.get("path") or "").strip()
+            path = (root / rel).resolve() if rel else root
+            vid = safe_id(str(Path(rel).with_suffix("")))
+            label, error = _label(row.get("label"), f"{csv_path} line {line}")
+            original = (row.get("original") or "").strip()
+            original_id = safe_id(str(Path(original).with_suffix(""))) if original else None
+            group = original_id if (label == "fake" and original_id) else vid
+            if error is None and not path.is_file():
+                error = f"listed in {csv_path} line {line} but the file is missing"
+            videos.append(Video(vid, str(path), label, original_id, group, "csv", error))
+    return videos
+
+
+def discover_unlabelled(root: Path) -> list[Video]:
+    """Any tree of videos without labels (e.g. DFDC test_videos/): split test, label null."""
+    return [_unlabelled(root, folder / f, "unlabelled") for folder, files in _walk(root) for f in files
+            if _is_video(f)]
+
+
+LAYOUT_FUNCS: dict[str, Callable[[Path], list[Video]]] = {
+    "dfdc": discover_dfdc, "ffpp": discover_ffpp, "csv": discover_csv, "unlabelled": discover_unlabelled,
+}
+
+
+def detect_layout(root: Path) -> str:
+    if (root / "labels.csv").is_file():
+        return "csv"
+    if (root / "original_sequences").is_dir() or (root / "manipulated_sequences").is_dir():
+        return "ffpp"
+    for _, files in _walk(root):
+        if "metadata.json" in files:
+            return "dfdc"
+    return "unlabelled"
+
+
+def discover(root: str | Path, layout: str = "auto") -> tuple[str, list[Video]]:
+    """(layout used, videos sorted by id). Duplicate ids after the first become error rows."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DiscoveryError(f"{root}: no such folder")
+    layout = detect_layout(root) if layout == "auto" else layout
+    videos = sorted(LAYOUT_FUNCS[layout](root), key=lambda v: (v.video_id, v.path))
+    return layout, _mark_duplicates(videos)
+
+
+def _mark_duplicates(videos: list[Video]) -> list[Video]:
+    first: dict[str, str] = {}
+    repeats: collections.Counter = collections.Counter()
+    out = []
+    for v in videos:
+        if v.video_id in first:
+            repeats[v.video_id] += 1
+            v = dataclasses.replace(v, video_id=f"{v.video_id}-dup{repeats[v.video_id]}",
+                                    error=f"duplicate video id {v.video_id!r} (first at {first[v.video_id]})")
+        else:
+            first[v.video_id] = v.path
+        out.append(v)
+    return out

@@ -1,0 +1,257 @@
+"""The run: plan the videos, decode them in a process pool (tqdm), pack shards, write the manifest. Resumable."""
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import contextlib
+import dataclasses
+import fcntl
+import json
+import logging
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+from tqdm import tqdm
+
+from . import manifest
+from .config import PipelineConfig
+from .discover import Video, discover
+from .ffmpeg import ffmpeg_version, find_ffmpeg
+from .frames import FrameError, extract
+from .shards import ShardWriter, Staged, member, parse_shard_name, read_staged, remove_staged, write_staged
+from .split import assign_split, part_of
+
+log = logging.getLogger(__name__)
+
+
+class PlanError(ValueError):
+    """The run cannot start as asked (nothing was written)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    video: Video
+    split: str
+    shards: str
+    fps: float
+    size: tuple[int, int]
+    quality: int
+    timeout: float
+    ffmpeg: str
+
+
+@dataclasses.dataclass
+class Plan:
+    config: PipelineConfig
+    layout: str
+    videos: list[tuple[Video, str]]  # (video, split) for every video of this part, errors included
+    selected: list[tuple[Video, str]]  # what this run processes (after --limit)
+
+
+def _base_row(video: Video, split: str) -> dict:
+    return {"video_id": video.video_id, "path": video.path, "source": video.source, "label": video.label,
+            "original": video.original, "group": video.group, "split": split}
+
+
+def _source_stat(path: str) -> list | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def process_video(job: Job) -> dict:
+    """Worker: decode one video once into the staging area; return its manifest row (no pixels)."""
+    video = job.video
+    row = {**_base_row(video, job.split), "source_stat": _source_stat(video.path)}
+    try:
+        info, frames = extract(video.path, job.fps, job.size, job.quality, job.timeout, job.ffmpeg)
+    except FrameError as exc:
+        meta = {**row, "status": "failed", "error": str(exc), "frames": []}
+        write_staged(Path(job.shards), video.video_id, meta, None)
+        return meta
+    members, frame_rows = bytearray(), []
+    for f in frames:
+        key = f"{video.video_id}_{f.index:04d}"
+        sample = {"key": key, "video_id": video.video_id, "index": f.index, "second": f.second,
+                  "label": video.label, "split": job.split, "source": video.source, "original": video.original,
+                  "group": video.group, "width": f.width, "height": f.height}
+        frame_rows.append({"key": key, "index": f.index, "second": f.second, "bytes": len(f.jpeg),
+                           "width": f.width, "height": f.height, "rel": len(members)})
+        members += member(f"{key}.jpg", f.jpeg) + member(f"{key}.json", json.dumps(sample).encode())
+    meta = {**row, "status": "done", "error": None, "warning": info.errors[0] if info.errors else None,
+            "duration": info.duration, "width": info.width, "height": info.height, "fps": info.fps,
+            "rotation": info.rotation, "n_frames": len(frames), "frame_width": frames[0].width,
+            "frame_height": frames[0].height, "bytes": sum(r["bytes"] for r in frame_rows), "frames": frame_rows}
+    write_staged(Path(job.shards), video.video_id, meta, bytes(members))
+    return meta
+
+
+def plan(config: PipelineConfig) -> Plan:
+    """Discover, split and check against earlier runs. Writes nothing; raises PlanError for bad requests."""
+    layout, videos = discover(config.videos, config.layout)
+    if not videos:
+        raise PlanError(f"{config.videos}: no videos found (layout {layout})")
+    _check_previous(config)
+    k, n = config.part
+    pairs = [(v, assign_split(v.label, v.group, config.seed, config.val_fraction)) for v in videos
+             if n == 1 or part_of(v.group, n) == k]
+    selected = pairs[: config.limit] if config.limit else pairs
+    return Plan(config, layout, pairs, selected)
+
+
+def _check_previous(config: PipelineConfig) -> None:
+    for name, previous in manifest.read_part_configs(Path(config.manifests)).items():
+        for key, value in config.frame_settings().items():
+            if previous.get(key) != value:
+                raise PlanError(f"{config.manifests} holds frames made with {key}={previous.get(key)} "
+                                f"({name}); this run asks for {value}: use the same setting or new folders")
+        for key, value in config.split_settings().items():
+            if previous.get(key) != value:
+                raise PlanError(f"{config.manifests} was split with {key}={previous.get(key)}; this run asks "
+                                f"for {value}: pass the same value, or change it with `python -m pipeline.resplit`")
+
+
+@contextlib.contextmanager
+def _lock(manifests: Path, part_tag: str):
+    manifests.mkdir(parents=True, exist_ok=True)
+    with open(manifests / f".lock{'-' + part_tag if part_tag else ''}", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise PlanError(f"another run is writing {manifests} (part {part_tag or '1/1'})") from exc
+        yield
+
+
+def _clean_unfinished(shards: Path, manifests: Path, part_tag: str) -> set[str]:
+    """Remove half-written tars of this part (temp files, and tars whose fragment is missing)."""
+    finished = set(manifest.finished_shards(manifests))
+    for path in shards.glob("*.tar*"):
+        name = path.name.lstrip(".").removesuffix(".tmp")
+        parsed = parse_shard_name(name)
+        if parsed and parsed[2] == part_tag and (path.name.endswith(".tmp") or name not in finished):
+            log.info("removing unfinished shard %s", path.name)
+            path.unlink()
+    return finished
+
+
+def _next_indices(finished: set[str], part_tag: str) -> dict[tuple[str, str], int]:
+    nxt: dict[tuple[str, str], int] = collections.defaultdict(int)
+    for name in finished:
+        split, label, tag, index = parse_shard_name(name)
+        if tag == part_tag:
+            nxt[(split, label)] = max(nxt[(split, label)], index + 1)
+    return nxt
+
+
+def _reusable(staged: Staged | None, video: Video, retry_failed: bool) -> bool:
+    if staged is None:
+        return False
+    if staged.ok:
+        return True
+    return not retry_failed and staged.meta.get("source_stat") == _source_stat(video.path)
+
+
+def _ordered(jobs: list[Job], staged: dict[str, Staged], workers: int) -> Iterator[tuple[Job, dict]]:
+    """Results in job order; decoding runs ahead in a pool of `workers` processes."""
+    ctx = multiprocessing.get_context("spawn")
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    window: collections.deque = collections.deque()
+    todo = iter(jobs)
+    try:
+        while True:
+            while len(window) < 2 * workers + 2 and (job := next(todo, None)) is not None:
+                hit = staged.get(job.video.video_id)
+                window.append((job, hit.meta if hit else pool.submit(process_video, job)))
+            if not window:
+                return
+            job, result = window.popleft()
+            if isinstance(result, cf.Future):
+                try:
+                    result = result.result()
+                except cf.process.BrokenProcessPool:
+                    log.error("%s: the worker process died; recording the video as failed", job.video.path)
+                    result = {**_base_row(job.video, job.split), "status": "failed",
+                              "error": "worker process died while decoding (out of memory?)", "frames": []}
+                    pool.shutdown(cancel_futures=True)
+                    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+                    window = collections.deque((j, pool.submit(process_video, j) if isinstance(r, cf.Future)
+                                                else r) for j, r in window)
+            yield job, result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def build(p: Plan) -> dict:
+    """Process the plan: decode what is not staged, pack shards, write fragments and the manifest."""
+    cfg = p.config
+    shards, manifests = Path(cfg.shards), Path(cfg.manifests)
+    started = time.time()
+    with _lock(manifests, cfg.part_tag):
+        shards.mkdir(parents=True, exist_ok=True)
+        finished = _clean_unfinished(shards, manifests, cfg.part_tag)
+        done = manifest.done_video_ids(manifests)
+        for vid in done:
+            remove_staged(shards, vid)
+        stats = _run(p, shards, manifests, done, finished)
+        failures = _failures(p, shards, done)
+        manifest.write_failures(manifests, cfg.part_tag, failures)
+        manifest.write_part_config(manifests, cfg.part_tag, {**cfg.to_dict(), "layout": p.layout})
+        if cfg.part == (1, 1):
+            manifest.consolidate(manifests, {"config": {**cfg.to_dict(), "layout": p.layout},
+                                             "ffmpeg": ffmpeg_version(find_ffmpeg())})
+    stats.update(failed=len(failures), seconds=round(time.time() - started, 1))
+    log.info("summary: %(done)d done, %(failed)d failed, %(skipped)d skipped (already in shards), "
+             "%(frames)d frames, %(gb).3f GB written in %(seconds).1f s", stats)
+    for row in failures[:20]:
+        log.warning("failed: %s: %s", row["path"], row["error"])
+    return stats
+
+
+def _run(p: Plan, shards: Path, manifests: Path, done: set[str], finished: set[str]) -> dict:
+    cfg = p.config
+    binary = find_ffmpeg()
+    pending = [(v, s) for v, s in p.selected if v.error is None and v.video_id not in done]
+    staged = {v.video_id: st for v, s in pending
+              if _reusable(st := read_staged(shards, v.video_id), v, cfg.retry_failed)}
+    jobs = [Job(v, s, str(shards), cfg.fps, cfg.size, cfg.quality, cfg.timeout, binary) for v, s in pending]
+    nxt = _next_indices(finished, cfg.part_tag)
+
+    def sealed(name, videos, size):
+        manifest.write_fragment(manifests, name, [s.meta for s in videos], size)
+
+    writers: dict[tuple[str, str], ShardWriter] = {}
+    stats = {"done": 0, "skipped": len(p.selected) - len(pending), "frames": 0, "gb": 0.0}
+    t0, nbytes = time.time(), 0
+    with tqdm(total=len(jobs), unit="video", desc="videos", dynamic_ncols=True) as bar:
+        for job, meta in _ordered(jobs, staged, cfg.workers):
+            if meta["status"] == "done":
+                key = (job.split, job.video.split_label)
+                if key not in writers:
+                    writers[key] = ShardWriter(shards, *key, cfg.part_tag, nxt[key], cfg.shard_size, sealed)
+                writers[key].add(Staged(job.video.video_id, meta))
+                stats["done"] += 1
+                stats["frames"] += meta["n_frames"]
+                nbytes += meta["bytes"]
+            bar.update(1)
+            bar.set_postfix(frames=stats["frames"], MBps=f"{nbytes / 1e6 / max(time.time() - t0, 1e-6):.1f}")
+        for writer in writers.values():
+            writer.seal()
+    stats["gb"] = nbytes / 1e9
+    return stats
+
+
+def _failures(p: Plan, shards: Path, done: set[str]) -> list[dict]:
+    rows = []
+    for video, split in p.videos:
+        if video.video_id in done:
+            continue
+        if video.error:
+            rows.append({**_base_row(video, split), "status": "failed", "error": video.error})
+        elif (st := read_staged(shards, video.video_id)) is not None and not st.ok:
+            rows.append({k: v for k, v in st.meta.items() if k != "frames"})
+    return rows

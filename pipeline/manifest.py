@@ -1,0 +1,168 @@
+"""Per-shard manifest fragments -> manifests/videos.parquet, frames.parquet and dataset.json."""
+from __future__ import annotations
+
+import collections
+import datetime
+import json
+import logging
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .shards import atomic_write, parse_shard_name
+from .split import class_weights
+
+log = logging.getLogger(__name__)
+
+PARTS = "parts"
+VIDEO_SCHEMA = pa.schema([
+    ("video_id", pa.string()), ("path", pa.string()), ("source", pa.string()), ("label", pa.string()),
+    ("original", pa.string()), ("group", pa.string()), ("split", pa.string()), ("status", pa.string()),
+    ("error", pa.string()), ("warning", pa.string()), ("duration", pa.float64()), ("width", pa.int32()),
+    ("height", pa.int32()), ("fps", pa.float64()), ("rotation", pa.int32()), ("n_frames", pa.int32()),
+    ("frame_width", pa.int32()), ("frame_height", pa.int32()), ("shard", pa.string()), ("bytes", pa.int64()),
+])
+FRAME_SCHEMA = pa.schema([
+    ("key", pa.string()), ("video_id", pa.string()), ("index", pa.int32()), ("second", pa.float64()),
+    ("split", pa.string()), ("label", pa.string()), ("shard", pa.string()), ("offset", pa.int64()),
+    ("bytes", pa.int64()), ("width", pa.int32()), ("height", pa.int32()),
+])
+
+
+def parts_dir(manifests: Path) -> Path:
+    return Path(manifests) / PARTS
+
+
+def _write_table(path: Path, table: pa.Table) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def video_table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist([{k: r.get(k) for k in VIDEO_SCHEMA.names} for r in rows], schema=VIDEO_SCHEMA)
+
+
+def write_fragment(manifests: Path, shard: str, metas: list[dict], shard_bytes: int) -> None:
+    """Frames first, videos last: a shard is finished when its videos fragment exists."""
+    folder = parts_dir(manifests)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = shard[:-4]
+    frames = [{**f, "video_id": m["video_id"], "split": m["split"], "label": m["label"], "shard": shard}
+              for m in metas for f in m["frames"]]
+    frame_rows = [{k: f.get(k) for k in FRAME_SCHEMA.names} for f in frames]
+    _write_table(folder / f"{stem}.frames.parquet", pa.Table.from_pylist(frame_rows, schema=FRAME_SCHEMA))
+    _write_table(folder / f"{stem}.videos.parquet", video_table([{**m, "shard": shard} for m in metas]))
+    log.debug("sealed %s: %d videos, %d frames, %d bytes", shard, len(metas), len(frames), shard_bytes)
+
+
+def write_failures(manifests: Path, part_tag: str, rows: list[dict]) -> None:
+    folder = parts_dir(manifests)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_table(folder / f"failed{'-' + part_tag if part_tag else ''}.videos.parquet", video_table(rows))
+
+
+def finished_shards(manifests: Path) -> list[str]:
+    """Names of the shards whose fragment was written (so the tar is complete)."""
+    folder = parts_dir(manifests)
+    if not folder.is_dir():
+        return []
+    names = [p.name[: -len(".videos.parquet")] + ".tar" for p in folder.glob("*.videos.parquet")]
+    return sorted(n for n in names if parse_shard_name(n))
+
+
+def done_video_ids(manifests: Path) -> set[str]:
+    folder = parts_dir(manifests)
+    done: set[str] = set()
+    for shard in finished_shards(manifests):
+        table = pq.read_table(folder / f"{shard[:-4]}.videos.parquet", columns=["video_id"])
+        done.update(table.column("video_id").to_pylist())
+    return done
+
+
+def read_part_configs(manifests: Path) -> dict[str, dict]:
+    folder = parts_dir(manifests)
+    return {p.name: json.loads(p.read_text()) for p in sorted(folder.glob("config*.json"))} if folder.is_dir() else {}
+
+
+def write_part_config(manifests: Path, part_tag: str, config: dict) -> None:
+    folder = parts_dir(manifests)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / f"config{'-' + part_tag if part_tag else ''}.json", json.dumps(config, indent=2).encode())
+
+
+def _nested(counter: collections.Counter) -> dict:
+    out: dict = {}
+    for (split, label), n in sorted(counter.items()):
+        out.setdefault(split, {})[label] = n
+    return out
+
+
+def consolidate(manifests: Path, extra: dict | None = None) -> dict:
+    """Join every fragment in manifests/parts into videos.parquet, frames.parquet and dataset.json."""
+    manifests = Path(manifests)
+    folder = parts_dir(manifests)
+    shards = finished_shards(manifests)
+    video_tables = [pq.read_table(folder / f"{s[:-4]}.videos.parquet") for s in shards]
+    video_tables += [pq.read_table(p) for p in sorted(folder.glob("failed*.videos.parquet"))]
+    videos = pa.concat_tables(video_tables) if video_tables else VIDEO_SCHEMA.empty_table()
+    videos = _dedupe_videos(videos)
+    _write_table(manifests / "videos.parquet", videos)
+    shard_stats = _write_frames(manifests, shards)
+    summary = _summary(videos, shard_stats, extra or {})
+    atomic_write(manifests / "dataset.json", json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def _dedupe_videos(videos: pa.Table) -> pa.Table:
+    """A video that failed once and was done later keeps only its done row; sorted by id."""
+    done = set(videos.filter(pa.compute.equal(videos["status"], "done"))["video_id"].to_pylist())
+    keep = [not (s != "done" and v in done) for v, s in zip(videos["video_id"].to_pylist(),
+                                                            videos["status"].to_pylist())]
+    videos = videos.filter(pa.array(keep, type=pa.bool_()))
+    return videos.sort_by([("video_id", "ascending")])
+
+
+def _write_frames(manifests: Path, shards: list[str]) -> list[dict]:
+    folder = parts_dir(manifests)
+    stats = []
+    tmp = manifests / ".frames.parquet.tmp"
+    with pq.ParquetWriter(tmp, FRAME_SCHEMA) as writer:
+        for shard in shards:
+            table = pq.read_table(folder / f"{shard[:-4]}.frames.parquet")
+            writer.write_table(table)
+            split, label, _, _ = parse_shard_name(shard)
+            stats.append({"name": shard, "split": split, "label": label, "frames": table.num_rows,
+                          "videos": len(set(table["video_id"].to_pylist())),
+                          "bytes": int(pa.compute.sum(table["bytes"]).as_py() or 0)})
+    os.replace(tmp, manifests / "frames.parquet")
+    return stats
+
+
+def _summary(videos: pa.Table, shard_stats: list[dict], extra: dict) -> dict:
+    done = videos.filter(pa.compute.equal(videos["status"], "done"))
+    n_videos = collections.Counter(zip(done["split"].to_pylist(),
+                                       [lab or "unlabelled" for lab in done["label"].to_pylist()]))
+    n_frames: collections.Counter = collections.Counter()
+    for s in shard_stats:
+        n_frames[(s["split"], s["label"])] += s["frames"]
+    labelled_v = {sp: sum(n for (s, lab), n in n_videos.items() if s == sp) for sp in ("train", "val")}
+    labelled_f = {sp: sum(n for (s, lab), n in n_frames.items() if s == sp) for sp in ("train", "val")}
+    return {
+        "version": 1,
+        "videos": _nested(n_videos),
+        "frames": _nested(n_frames),
+        "failed": videos.num_rows - done.num_rows,
+        "split_ratio": {"videos": _ratio(labelled_v), "frames": _ratio(labelled_f)},
+        "class_weights": class_weights(n_frames[("train", "real")], n_frames[("train", "fake")]),
+        "shards": shard_stats,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+def _ratio(counts: dict[str, int]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {k: round(v / total, 4) if total else 0.0 for k, v in counts.items()}
