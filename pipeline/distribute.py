@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
-import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import multiprocessing
@@ -16,7 +14,7 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from . import manifest
+from . import manifest, resplit
 from .config import PipelineConfig
 from .discover import Video, discover
 from .ffmpeg import ffmpeg_version, find_ffmpeg
@@ -116,17 +114,6 @@ def _check_previous(config: PipelineConfig) -> None:
                                 f"for {value}: pass the same value, or change it with `python -m pipeline.resplit`")
 
 
-@contextlib.contextmanager
-def _lock(manifests: Path, part_tag: str):
-    manifests.mkdir(parents=True, exist_ok=True)
-    with open(manifests / f".lock{'-' + part_tag if part_tag else ''}", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise PlanError(f"another run is writing {manifests} (part {part_tag or '1/1'})") from exc
-        yield
-
-
 def _clean_unfinished(shards: Path, manifests: Path, part_tag: str) -> set[str]:
     """Remove half-written tars of this part (temp files, and tars whose fragment is missing)."""
     finished = set(manifest.finished_shards(manifests))
@@ -191,8 +178,9 @@ def build(p: Plan) -> dict:
     cfg = p.config
     shards, manifests = Path(cfg.shards), Path(cfg.manifests)
     started = time.time()
-    with _lock(manifests, cfg.part_tag):
+    with manifest.lock(manifests, cfg.part_tag):
         shards.mkdir(parents=True, exist_ok=True)
+        resplit.recover(shards, manifests)
         finished = _clean_unfinished(shards, manifests, cfg.part_tag)
         done = manifest.done_video_ids(manifests)
         for vid in done:

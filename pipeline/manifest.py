@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime
+import fcntl
 import json
 import logging
 import os
@@ -29,6 +31,23 @@ FRAME_SCHEMA = pa.schema([
     ("split", pa.string()), ("label", pa.string()), ("shard", pa.string()), ("offset", pa.int64()),
     ("bytes", pa.int64()), ("width", pa.int32()), ("height", pa.int32()),
 ])
+
+
+class LockError(RuntimeError):
+    """Another process is writing the same manifests."""
+
+
+@contextlib.contextmanager
+def lock(manifests: Path, tag: str = ""):
+    """An exclusive lock per part (and one for resplit), so that two runs never write the same files."""
+    manifests = Path(manifests)
+    manifests.mkdir(parents=True, exist_ok=True)
+    with open(manifests / f".lock{'-' + tag if tag else ''}", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise LockError(f"another process is writing {manifests} ({tag or 'part 1/1'})") from exc
+        yield
 
 
 def parts_dir(manifests: Path) -> Path:

@@ -12,6 +12,7 @@ from .config import ConfigError, PipelineConfig, parse_bytes, parse_part, parse_
 from .discover import DiscoveryError
 from .distribute import PlanError, build, plan
 from .ffmpeg import FFmpegNotFound, find_ffmpeg
+from .manifest import LockError
 
 log = logging.getLogger("pipeline")
 
@@ -81,7 +82,7 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
     try:
         with logging_redirect_tqdm():
             stats = build(the_plan)
-    except PlanError as exc:
+    except LockError as exc:
         raise click.UsageError(str(exc)) from exc
     if strict and stats["failed"]:
         log.error("--strict: %d videos failed (see %s/videos.parquet)", stats["failed"], manifests)

@@ -111,13 +111,16 @@ class ShardWriter:
         return shard_name(self.split, self.label, self.part_tag, self.index)
 
     def add(self, staged: Staged) -> None:
+        """Append a video from the staging area."""
+        with open(staging_dir(self.shards) / f"{staged.video_id}.members", "rb") as fh:
+            self.append(staged, fh.read())
+
+    def append(self, staged: Staged, data: bytes) -> None:
+        """Append a video's tar members (its frames' `rel` offsets are relative to `data`)."""
         if self.fh is None:
             self.fh = open(self.shards / f".{self.name}.tmp", "wb")
             self.size = 0
-        src = staging_dir(self.shards) / f"{staged.video_id}.members"
         base = self.size
-        with open(src, "rb") as fh:
-            data = fh.read()
         self.fh.write(data)
         self.size += len(data)
         for frame in staged.meta["frames"]:

@@ -1,0 +1,158 @@
+"""`python -m pipeline.resplit`: change the split ratio or seed without running ffmpeg; re-packs moved videos."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import click
+import pyarrow.parquet as pq
+
+from . import manifest
+from .config import ConfigError
+from .manifest import LockError, lock
+from .shards import ShardWriter, Staged, atomic_write, member, parse_shard_name
+from .split import assign_split
+
+log = logging.getLogger(__name__)
+JOURNAL = "resplit.json"
+
+
+class ResplitError(RuntimeError):
+    """The manifest cannot be resplit (nothing there, or parts not merged)."""
+
+
+def recover(shards: Path, manifests: Path, interrupted: bool = True) -> None:
+    """Finish or undo a resplit that was interrupted (its journal says which)."""
+    journal_path = manifest.parts_dir(manifests) / JOURNAL
+    if not journal_path.is_file():
+        return
+    journal = json.loads(journal_path.read_text())
+    if journal["phase"] == "committed":
+        if interrupted:
+            log.warning("finishing an interrupted resplit")
+        _remove_shards(shards, manifests, journal["old"])
+        _update_configs(manifests, journal["seed"], journal["val_fraction"])
+    else:
+        log.warning("undoing an interrupted resplit")
+        _remove_shards(shards, manifests, journal["new"])
+        for tmp in shards.glob(".*.tar.tmp"):
+            tmp.unlink()
+    journal_path.unlink()
+
+
+def _remove_shards(shards: Path, manifests: Path, names: list[str]) -> None:
+    folder = manifest.parts_dir(manifests)
+    for name in names:
+        for path in (folder / f"{name[:-4]}.videos.parquet", folder / f"{name[:-4]}.frames.parquet", shards / name):
+            path.unlink(missing_ok=True)
+
+
+def _update_configs(manifests: Path, seed: int, val_fraction: float) -> None:
+    for name, cfg in manifest.read_part_configs(manifests).items():
+        cfg.update(seed=seed, val_fraction=val_fraction)
+        atomic_write(manifest.parts_dir(manifests) / name, json.dumps(cfg, indent=2).encode())
+
+
+def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float) -> dict:
+    """Move videos whose split changes into new shards; untouched shards stay as they are."""
+    shards, manifests = Path(shards), Path(manifests)
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"val fraction must be in [0, 1), got {val_fraction}")
+    recover(shards, manifests)
+    finished = manifest.finished_shards(manifests)
+    if not finished:
+        raise ResplitError(f"{manifests}: no finished shards to resplit")
+    folder = manifest.parts_dir(manifests)
+    affected = {}
+    for name in finished:
+        videos = pq.read_table(folder / f"{name[:-4]}.videos.parquet").to_pylist()
+        new = [assign_split(v["label"], v["group"], seed, val_fraction) for v in videos]
+        if any(n != v["split"] for n, v in zip(new, videos)):
+            affected[name] = (videos, new)
+    journal = {"phase": "writing", "old": sorted(affected), "new": [], "seed": seed, "val_fraction": val_fraction}
+    journal_path = folder / JOURNAL
+    atomic_write(journal_path, json.dumps(journal).encode())
+    moved = _repack(shards, manifests, affected, finished, journal, journal_path)
+    journal["phase"] = "committed"
+    atomic_write(journal_path, json.dumps(journal).encode())
+    recover(shards, manifests, interrupted=False)
+    for failed in folder.glob("failed*.videos.parquet"):
+        rows = pq.read_table(failed).to_pylist()
+        for r in rows:
+            r["split"] = assign_split(r["label"], r["group"] or r["video_id"], seed, val_fraction)
+        manifest.write_failures(manifests, failed.name[len("failed-"):-len(".videos.parquet")]
+                                if failed.name.startswith("failed-") else "", rows)
+    configs = manifest.read_part_configs(manifests)
+    summary_extra = {"config": next(iter(configs.values()), {})}
+    summary = manifest.consolidate(manifests, summary_extra)
+    log.info("resplit: %d videos moved, %d shards re-packed; split ratio %s", moved, len(affected),
+             summary["split_ratio"]["videos"])
+    return {"moved": moved, "repacked": len(affected), "summary": summary}
+
+
+def _repack(shards, manifests, affected, finished, journal, journal_path) -> int:
+    nxt: dict = {}
+    for name in finished:
+        split, label, tag, index = parse_shard_name(name)
+        nxt[(split, label, tag)] = max(nxt.get((split, label, tag), 0), index + 1)
+    shard_size = max((shards / n).stat().st_size for n in finished)
+
+    def sealed(name, videos, size):
+        manifest.write_fragment(manifests, name, [s.meta for s in videos], size)
+        journal["new"].append(name)
+        atomic_write(journal_path, json.dumps(journal).encode())
+
+    writers: dict = {}
+    moved = 0
+    for name, (videos, new_splits) in sorted(affected.items()):
+        _, label, tag, _ = parse_shard_name(name)
+        frames = pq.read_table(manifest.parts_dir(manifests) / f"{name[:-4]}.frames.parquet").to_pylist()
+        with open(shards / name, "rb") as fh:
+            for video, split in zip(videos, new_splits):
+                moved += split != video["split"]
+                meta, data = _video_members(fh, video, split, [f for f in frames if f["video_id"] == video["video_id"]])
+                key = (split, label, tag)
+                if key not in writers:
+                    writers[key] = ShardWriter(shards, split, label, tag, nxt.get(key, 0), shard_size, sealed)
+                writers[key].append(Staged(video["video_id"], meta), data)
+    for writer in writers.values():
+        writer.seal()
+    return moved
+
+
+def _video_members(fh, video: dict, split: str, frames: list[dict]) -> tuple[dict, bytes]:
+    """Read a video's JPEGs from its old shard and rebuild its members with the new split."""
+    data, rows = bytearray(), []
+    for f in sorted(frames, key=lambda f: f["index"]):
+        fh.seek(f["offset"] + 512)
+        jpeg = fh.read(f["bytes"])
+        after_jpg = f["offset"] + 512 + f["bytes"] + (-f["bytes"] % 512)
+        fh.seek(after_jpg)
+        header = fh.read(512)
+        size = int(header[124:136].rstrip(b"\0 ") or b"0", 8)
+        sample = json.loads(fh.read(size))
+        sample["split"] = split
+        rows.append({k: f[k] for k in ("key", "index", "second", "bytes", "width", "height")} | {"rel": len(data)})
+        data += member(f"{f['key']}.jpg", jpeg) + member(f"{f['key']}.json", json.dumps(sample).encode())
+    return {**video, "split": split, "frames": rows}, bytes(data)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--shards", default="shards", type=click.Path(file_okay=False, exists=True))
+@click.option("--manifests", default="manifests", type=click.Path(file_okay=False, exists=True))
+@click.option("--val-fraction", default=0.3, type=float, help="New share of labelled groups in val.")
+@click.option("--seed", default=0, type=int, help="New split seed.")
+def main(shards, manifests, val_fraction, seed):
+    """Re-split a sharded dataset by group without decoding any video: moved videos are re-packed."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        with lock(Path(manifests), "resplit"):
+            resplit(Path(shards), Path(manifests), seed, val_fraction)
+    except (ConfigError, ResplitError, LockError) as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+if __name__ == "__main__":
+    main()
