@@ -1,0 +1,186 @@
+"""The run folder: config.json, metrics.csv, lr.csv, atomic checkpoints and the report's figures."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ("stage", "epoch", "train_loss", "val_loss", "accuracy", "balanced_accuracy", "roc_auc",
+                  "log_loss", "video_log_loss", "video_auc", "images_per_s", "seconds")
+
+
+class RunFolder:
+    """Paths and writers of runs/NAME/."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.checkpoints = self.root / "checkpoints"
+        self.last = self.checkpoints / "last.pt"
+        self.best = self.checkpoints / "best.pt"
+        self.metrics = self.root / "metrics.csv"
+        self.lr = self.root / "lr.csv"
+
+    def create(self) -> None:
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+
+    def figure(self, name: str) -> Path:
+        return self.root / name
+
+    def write_config(self, config: dict) -> None:
+        atomic_write_text(self.root / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+    def write_metrics(self, history: Sequence[dict]) -> None:
+        """Rewrite metrics.csv from the run's history (kept in the checkpoint, so a resume rewrites it exactly)."""
+        lines = [",".join(METRIC_COLUMNS)]
+        lines += [",".join(_fmt(row.get(c)) for c in METRIC_COLUMNS) for row in history]
+        atomic_write_text(self.metrics, "\n".join(lines) + "\n")
+
+    def start_lr_log(self, n_groups: int, keep_steps: int) -> None:
+        """Create lr.csv, or keep its first keep_steps rows when resuming."""
+        header = ["step", "stage"] + [f"lr_{i}" for i in range(n_groups)] + ["beta1", "train_loss"]
+        rows = []
+        if keep_steps and self.lr.exists():
+            with self.lr.open() as f:
+                rows = [r for r in csv.reader(f)][1:keep_steps + 1]
+        with self.lr.open("w", newline="") as f:
+            csv.writer(f).writerows([header] + rows)
+
+    def log_lr(self, rows: Sequence[Sequence]) -> None:
+        with self.lr.open("a", newline="") as f:
+            csv.writer(f).writerows([[_fmt(v) for v in row] for row in rows])
+
+    def read_lr(self) -> dict[str, np.ndarray]:
+        with self.lr.open() as f:
+            rows = list(csv.DictReader(f))
+        return {k: np.array([float(r[k]) for r in rows]) for k in (rows[0] if rows else {})}
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def rng_state() -> dict:
+    """Torch, NumPy and Python RNG states in a form torch.load(weights_only=True) accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "python": [version, list(internal), gauss_next],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to a temporary file, then os.replace: a crash never leaves a half-written checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# Figures ----------------------------------------------------------------------------------------------------
+
+
+def plot_batch(path: Path, images: torch.Tensor, labels: Sequence[int], names: Sequence[str], n: int = 16) -> None:
+    """A grid of augmented training images (uint8 NCHW) with their labels."""
+    n = min(n, len(images))
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows * images.shape[2] / images.shape[3] + 0.3),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        ax = axes.flat[i]
+        ax.imshow(images[i].permute(1, 2, 0).numpy())
+        ax.set_title(names[int(labels[i])], fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_lr_find(path: Path, lrs: Sequence[float], losses: Sequence[float], suggestion: float | None) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses)
+    if suggestion is not None:
+        ax.axvline(suggestion, color="red", linestyle="--", label=f"valley {suggestion:.2e}")
+        ax.legend()
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log)")
+    ax.set_ylabel("smoothed loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_lr_schedule(path: Path, lr_log: dict[str, np.ndarray]) -> None:
+    """LR of each layer group and beta1 over the steps: one cycle per stage."""
+    fig, (ax_lr, ax_mom) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = lr_log.get("step", np.array([]))
+    for key in sorted(k for k in lr_log if k.startswith("lr_")):
+        ax_lr.plot(steps, lr_log[key], label=f"group {key[3:]}")
+    ax_lr.set_yscale("log")
+    ax_lr.set_xlabel("step")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.legend()
+    if "beta1" in lr_log:
+        ax_mom.plot(steps, lr_log["beta1"])
+    ax_mom.set_xlabel("step")
+    ax_mom.set_ylabel("Adam beta1")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_losses(path: Path, lr_log: dict[str, np.ndarray], history: Sequence[dict], steps_at_epoch_end: Sequence[int]) -> None:
+    """Train loss per batch and val loss per epoch, one panel per stage, as the report's figure 4."""
+    stages = sorted({int(s) for s in lr_log.get("stage", [])}) or [1]
+    fig, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 4), squeeze=False)
+    for ax, stage in zip(axes[0], stages):
+        mask = lr_log["stage"] == stage if "stage" in lr_log else np.array([], dtype=bool)
+        if mask.any():
+            ax.plot(lr_log["step"][mask], lr_log["train_loss"][mask], label="train", alpha=0.7)
+        points = [(s, row["val_loss"]) for s, row in zip(steps_at_epoch_end, history) if row["stage"] == stage]
+        if points:
+            ax.plot(*zip(*points), "o-", label="val")
+        ax.set_title(f"stage {stage}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

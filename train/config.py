@@ -1,0 +1,246 @@
+"""Training configuration: Stage, Augment, Recipe (TOML) and TrainConfig, frozen dataclasses that validate themselves."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+ARCHS = ("resnet18", "resnet34", "resnet50")
+BALANCES = ("mix", "weights", "none")
+DEVICES = ("auto", "cpu", "cuda")
+AUGMENTS = ("blur", "median_blur", "hflip", "hsv", "crop_pad", "rotate", "zoom", "brightness", "contrast", "jpeg")
+
+
+class RecipeError(ValueError):
+    """A recipe or configuration value is invalid; the message names the field."""
+
+
+def _fail(name: str, message: str) -> None:
+    raise RecipeError(f"{name}: {message}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
+    """720x1280 (height x width), [720, 1280] or a single N (NxN) -> (height, width)."""
+    if isinstance(value, bool):
+        _fail(name, f"expected N, 'HxW' or [H, W], got {value!r}")
+    if isinstance(value, int):
+        size = (value, value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        size = (int(value), int(value))
+    elif isinstance(value, str) and value.count("x") == 1 and all(p.strip().isdigit() for p in value.split("x")):
+        h, w = value.split("x")
+        size = (int(h), int(w))
+    elif isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        size = (int(value[0]), int(value[1]))
+    else:
+        _fail(name, f"expected N, 'HxW' or [H, W], got {value!r}")
+    if min(size) < 32 or max(size) > 4096:
+        _fail(name, f"each side must be in 32..4096, got {size[0]}x{size[1]}")
+    return size
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One fit_one_cycle call: epochs, lr (a number or (lo, hi) = fastai's slice(lo, hi)), frozen."""
+
+    epochs: int
+    lr: float | tuple[float, float]
+    frozen: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            _fail("epochs", f"must be an integer >= 1, got {self.epochs!r}")
+        if isinstance(self.lr, list):
+            object.__setattr__(self, "lr", tuple(self.lr))
+        lr = self.lr
+        if isinstance(lr, tuple):
+            if len(lr) != 2 or not all(_is_number(v) and v > 0 for v in lr) or lr[0] > lr[1]:
+                _fail("lr", f"a slice must be [lo, hi] with 0 < lo <= hi, got {list(lr)!r}")
+            object.__setattr__(self, "lr", (float(lr[0]), float(lr[1])))
+        elif _is_number(lr) and lr > 0:
+            object.__setattr__(self, "lr", float(lr))
+        else:
+            _fail("lr", f"must be a positive number or [lo, hi], got {lr!r}")
+        if not isinstance(self.frozen, bool):
+            _fail("frozen", f"must be true or false, got {self.frozen!r}")
+
+
+@dataclass(frozen=True)
+class Augment:
+    """The probability of each of the report's ten augmentations."""
+
+    blur: float = 0.2
+    median_blur: float = 0.2
+    hflip: float = 0.5
+    hsv: float = 0.3
+    crop_pad: float = 0.3
+    rotate: float = 0.3
+    zoom: float = 0.3
+    brightness: float = 0.3
+    contrast: float = 0.3
+    jpeg: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in AUGMENTS:
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
+                _fail(f"augment.{name}", f"must be a probability in [0, 1], got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+    @classmethod
+    def none(cls) -> "Augment":
+        return cls(**{name: 0.0 for name in AUGMENTS})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a recipe TOML holds: batch size, image size, augmentation probabilities and stages."""
+
+    batch_size: int
+    image_size: tuple[int, int]
+    augment: Augment
+    stages: tuple[Stage, ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            _fail("batch_size", f"must be an integer >= 1, got {self.batch_size!r}")
+        if not self.stages:
+            _fail("stage", "a recipe needs at least one [[stage]] table")
+
+
+def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            _fail(f"{where}{key}", f"unknown field; allowed: {', '.join(allowed)}")
+
+
+def recipe_from_dict(data: dict) -> Recipe:
+    """Validate a parsed TOML document and build a Recipe; errors name the offending field."""
+    _check_keys(data, ("batch_size", "image_size", "augment", "stage"), "")
+    for key in ("batch_size", "image_size", "stage"):
+        if key not in data:
+            _fail(key, "missing")
+    augment = data.get("augment", {})
+    if not isinstance(augment, dict):
+        _fail("augment", "must be a table")
+    _check_keys(augment, AUGMENTS, "augment.")
+    raw_stages = data["stage"]
+    if not isinstance(raw_stages, list) or not all(isinstance(s, dict) for s in raw_stages):
+        _fail("stage", "must be an array of tables ([[stage]])")
+    stages = []
+    for i, raw in enumerate(raw_stages, 1):
+        _check_keys(raw, ("epochs", "lr", "frozen"), f"stage[{i}].")
+        for key in ("epochs", "lr"):
+            if key not in raw:
+                _fail(f"stage[{i}].{key}", "missing")
+        try:
+            stages.append(Stage(**raw))
+        except RecipeError as err:
+            raise RecipeError(f"stage[{i}].{err}") from None
+    try:
+        aug = Augment(**augment)
+    except RecipeError:
+        raise
+    return Recipe(batch_size=data["batch_size"], image_size=parse_image_size(data["image_size"]),
+                  augment=aug, stages=tuple(stages))
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """A built-in recipe name (seed, demo) or a path to a TOML file -> Recipe."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = RECIPES_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            builtin = sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+            raise RecipeError(f"recipe: no built-in recipe {name_or_path!r}; choose one of {builtin} or a .toml path")
+    if not path.is_file():
+        raise RecipeError(f"recipe: file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise RecipeError(f"recipe {path}: not valid TOML: {err}") from None
+    try:
+        return recipe_from_dict(data)
+    except RecipeError as err:
+        raise RecipeError(f"recipe {path}: {err}") from None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; saved as config.json in the run folder and in every checkpoint."""
+
+    shards: str
+    manifests: str
+    out: str
+    recipe: Recipe
+    arch: str = "resnet18"
+    weights: str = "imagenet"
+    workers: int = 2
+    device: str = "auto"
+    amp: bool = True
+    seed: int = 0
+    lr_find: bool = True
+    lr_find_only: bool = False
+    dev_run: bool = False
+    balance: str = "mix"
+    shuffle_buffer: int = 1000
+    weight_decay: float = 0.01
+    stop_after_epochs: int | None = None
+    channels_last: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            _fail("arch", f"must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.balance not in BALANCES:
+            _fail("balance", f"must be one of {', '.join(BALANCES)}, got {self.balance!r}")
+        if self.device not in DEVICES:
+            _fail("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            _fail("workers", f"must be an integer >= 0, got {self.workers!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            _fail("seed", f"must be an integer, got {self.seed!r}")
+        if not isinstance(self.shuffle_buffer, int) or self.shuffle_buffer < 1:
+            _fail("shuffle_buffer", f"must be an integer >= 1, got {self.shuffle_buffer!r}")
+        if not _is_number(self.weight_decay) or self.weight_decay < 0:
+            _fail("weight_decay", f"must be a number >= 0, got {self.weight_decay!r}")
+        if self.stop_after_epochs is not None and self.stop_after_epochs < 1:
+            _fail("stop_after_epochs", f"must be >= 1, got {self.stop_after_epochs!r}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.recipe.batch_size
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.recipe.image_size
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (tuples become lists)."""
+        return json_ready(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        data = dict(data)
+        rec = data.pop("recipe")
+        recipe = Recipe(batch_size=rec["batch_size"], image_size=tuple(rec["image_size"]),
+                        augment=Augment(**rec["augment"]),
+                        stages=tuple(Stage(**s) for s in rec["stages"]))
+        return cls(recipe=recipe, **data)
+
+
+def json_ready(value: Any) -> Any:
+    """Tuples -> lists, recursively, so a config round-trips through JSON and weights_only checkpoints."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value

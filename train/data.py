@@ -1,0 +1,229 @@
+"""Manifest -> webdataset streams: shard shuffle and splitting, shuffle buffer, decode, augment, balance, batch."""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from train.augment import decode_resized, to_chw, train_transform
+from train.config import Augment
+
+log = logging.getLogger(__name__)
+
+LABELS = {"real": 0, "fake": 1}
+CLASS_NAMES = ("real", "fake")
+
+
+class DataError(RuntimeError):
+    """The shards or the manifest cannot be used; the message says which file and why."""
+
+
+class ShardError(DataError):
+    """A shard could not be read (truncated or corrupt); the message names the shard."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the trainer needs from dataset.json: shard paths per split and label, frame counts, class weights."""
+
+    shards_dir: Path
+    shards: tuple[dict, ...]
+    frames: dict
+    class_weights: dict
+
+    def urls(self, split: str, label: str | None = None) -> list[str]:
+        return [str(self.shards_dir / s["name"]) for s in self.shards
+                if s["split"] == split and (label is None or s["label"] == label)]
+
+    def n_frames(self, split: str, label: str | None = None) -> int:
+        counts = self.frames.get(split, {})
+        return int(counts.get(label, 0)) if label else int(sum(counts.get(k, 0) for k in LABELS))
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise DataError(message)
+
+
+def _check_shard_files(manifest: Manifest, splits: Sequence[str]) -> None:
+    """Every listed shard of these splits exists and has the size the manifest recorded (catches truncation)."""
+    for entry in manifest.shards:
+        if entry["split"] not in splits:
+            continue
+        path = manifest.shards_dir / entry["name"]
+        _require(path.is_file(), f"shard {path} is listed in dataset.json but missing from the shards folder")
+        expected, actual = entry.get("bytes"), path.stat().st_size
+        if expected is not None and actual != int(expected):
+            raise ShardError(f"shard {path} is truncated or changed: {actual} bytes on disk, "
+                             f"{expected} in dataset.json; rebuild it with `make shards`")
+
+
+def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest:
+    """Read dataset.json and check the train and val shards it lists; raise DataError naming what is wrong."""
+    shards_dir, manifests_dir = Path(shards_dir), Path(manifests_dir)
+    _require(shards_dir.is_dir(), f"shards folder {shards_dir} does not exist; build it with `make shards`")
+    _require(any(shards_dir.glob("*.tar")), f"shards folder {shards_dir} holds no .tar shards; run `make shards`")
+    path = manifests_dir / "dataset.json"
+    _require(path.is_file(), f"manifest {path} does not exist; pass --manifests (written by `make shards`)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"manifest {path} is not valid JSON: {err}") from None
+    _require(isinstance(data.get("shards"), list), f"manifest {path} has no 'shards' list")
+    manifest = Manifest(shards_dir, tuple(data["shards"]), data.get("frames", {}), data.get("class_weights", {}))
+    for split in ("train", "val"):
+        _require(bool(manifest.urls(split)) and manifest.n_frames(split) > 0,
+                 f"manifest {path} has no {split} split (no labelled {split} shards or frames); "
+                 "rebuild the shards with a validation fraction > 0")
+    _check_shard_files(manifest, ("train", "val"))
+    return manifest
+
+
+def read_shard(url: str) -> Iterator[dict]:
+    """Raw samples (dict with __key__, jpg, json) of one tar; a read error becomes a ShardError naming the shard."""
+    try:
+        yield from wds.tarfile_to_samples()([{"url": url}])
+    except (tarfile.TarError, OSError, ValueError) as err:
+        raise ShardError(f"cannot read shard {url}: {err}") from None
+
+
+def read_shards(urls: Iterator[str]) -> Iterator[dict]:
+    for url in urls:
+        yield from read_shard(url)
+
+
+def decode_sample(sample: dict, size: tuple[int, int]) -> tuple[np.ndarray, int, str, str]:
+    """Raw sample -> (uint8 HxWx3 at size, label 0/1, key, video id)."""
+    key = sample["__key__"]
+    try:
+        meta = json.loads(sample["json"])
+        image = decode_resized(sample["jpg"], size)
+    except (KeyError, ValueError) as err:
+        raise ShardError(f"bad sample {key} in shard {sample.get('__url__')}: {err!r}") from None
+    if meta.get("label") not in LABELS:
+        raise ShardError(f"sample {key} in shard {sample.get('__url__')} has label {meta.get('label')!r}; "
+                         f"training needs one of {sorted(LABELS)}")
+    return image, LABELS[meta["label"]], key, meta.get("video_id", key.rsplit("_", 1)[0])
+
+
+def collate(items: list) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    """[(uint8 CHW, label, key, video)] -> (uint8 NCHW, int64 labels, keys, video ids)."""
+    images = torch.stack([item[0] for item in items])
+    labels = torch.tensor([item[1] for item in items], dtype=torch.int64)
+    return images, labels, [item[2] for item in items], [item[3] for item in items]
+
+
+def batched(samples: Iterator, batch_size: int, partial: bool) -> Iterator:
+    batch = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == batch_size:
+            yield collate(batch)
+            batch = []
+    if batch and partial:
+        yield collate(batch)
+
+
+def worker_seed(*parts: int) -> int:
+    """A 32-bit seed from integers (run seed, stage, epoch, worker), stable across processes and runs."""
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
+
+
+def _worker() -> tuple[int, int]:
+    info = get_worker_info()
+    return (info.id, info.num_workers) if info else (0, 1)
+
+
+def my_shards(urls: Sequence[str], rng: random.Random) -> list[str]:
+    """This node's and this worker's share of the shuffled shard list, or all of them if the share is empty."""
+    urls = list(urls)
+    random.Random(rng.random()).shuffle(urls)  # same order on every worker: rng is seeded per epoch below
+    share = list(wds.split_by_worker(wds.split_by_node(urls)))
+    return share or urls
+
+
+def shard_cycle(urls: Sequence[str], rng: random.Random, resample: bool) -> Iterator[str]:
+    """Endless shard order: random draws with replacement (resampled) or reshuffled passes."""
+    urls = list(urls)
+    while True:
+        if resample:
+            yield rng.choice(urls)
+        else:
+            rng.shuffle(urls)
+            yield from urls
+
+
+class TrainStream(IterableDataset):
+    """One training epoch: exactly n_batches augmented batches in total over all workers."""
+
+    def __init__(self, manifest: Manifest, size: tuple[int, int], augment: Augment, batch_size: int,
+                 n_batches: int, balance: str, shuffle_buffer: int, seed: int) -> None:
+        super().__init__()
+        self.manifest, self.size, self.augment = manifest, size, augment
+        self.batch_size, self.n_batches, self.balance = batch_size, n_batches, balance
+        self.shuffle_buffer, self.seed = shuffle_buffer, seed
+
+    def _stream(self, urls: list[str], rng: random.Random, resample: bool) -> Iterator[dict]:
+        shuffled_order = random.Random(self.seed)  # shared by all workers: same epoch shard permutation
+        shards = shard_cycle(my_shards(urls, shuffled_order), rng, resample)
+        buffer = self.shuffle_buffer
+        return wds.shuffle(buffer, initial=buffer, rng=random.Random(rng.random()))(read_shards(shards))
+
+    def _samples(self, rng: random.Random) -> Iterator[dict]:
+        m = self.manifest
+        if self.balance == "mix":
+            real = self._stream(m.urls("train", "real"), random.Random(rng.random()), resample=True)
+            fake = self._stream(m.urls("train", "fake"), random.Random(rng.random()), resample=True)
+            random.seed(rng.random())  # wds.RandomMix draws from the module-level `random`
+            return iter(wds.RandomMix([real, fake], probs=[0.5, 0.5]))
+        return self._stream(m.urls("train"), rng, resample=False)
+
+    def __iter__(self):
+        worker, n_workers = _worker()
+        quota = self.n_batches // n_workers + (1 if worker < self.n_batches % n_workers else 0)
+        seed = worker_seed(self.seed, worker)
+        rng = random.Random(seed)
+        transform = train_transform(self.size, self.augment, seed=seed)
+
+        def augmented():
+            for sample in self._samples(rng):
+                image, label, key, video = decode_sample(sample, self.size)
+                yield to_chw(transform(image=image)["image"]), label, key, video
+
+        batches = batched(augmented(), self.batch_size, partial=False)
+        for _ in range(quota):
+            yield next(batches)
+
+
+class ValStream(IterableDataset):
+    """Validation (or any split): every frame exactly once, shards split over nodes and workers, no augmentation."""
+
+    def __init__(self, urls: Sequence[str], size: tuple[int, int], batch_size: int) -> None:
+        super().__init__()
+        self.urls, self.size, self.batch_size = list(urls), size, batch_size
+
+    def __iter__(self):
+        shards = wds.split_by_worker(wds.split_by_node(self.urls))
+        decoded = (decode_sample(s, self.size) for s in read_shards(iter(shards)))
+        items = ((to_chw(image), label, key, video) for image, label, key, video in decoded)
+        yield from batched(items, self.batch_size, partial=True)
+
+
+def make_loader(dataset: IterableDataset, workers: int, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over a stream that already yields batches."""
+    return DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+                      prefetch_factor=4 if workers else None, persistent_workers=False)
+
+
+def train_batches_per_epoch(manifest: Manifest, batch_size: int) -> int:
+    """Epoch length from the manifest's counts: as many full batches as there are train frames."""
+    return max(1, manifest.n_frames("train") // batch_size)

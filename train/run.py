@@ -1,0 +1,338 @@
+"""The training command (`python -m train.run`): TrainConfig -> LR finder -> one-cycle stages -> artifacts."""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from train import artifacts
+from train.artifacts import RunFolder
+from train.augment import denormalize, normalize
+from train.config import ARCHS, BALANCES, DEVICES, RecipeError, TrainConfig, load_recipe, parse_image_size
+from train.data import (CLASS_NAMES, DataError, Manifest, TrainStream, ValStream, load_manifest, make_loader,
+                        train_batches_per_epoch, worker_seed)
+from train.engine import Device, NonFiniteLossError, evaluate, train_one_epoch
+from train.lr_find import lr_find
+from train.model import WeightsError, create_model, group_lrs, param_groups, set_frozen
+from train.schedule import DIV_FACTOR, FINAL_DIV_FACTOR, MOMS, PCT_START, spread_lr
+
+log = logging.getLogger(__name__)
+
+DEV_RUN_BATCHES = 2
+LR_FIND_STEPS = 100
+TABLE = ("stage", "epoch", "train_loss", "val_loss", "accuracy", "balanced_accuracy", "roc_auc", "log_loss",
+         "video_log_loss", "video_auc")
+RESUME_OVERRIDABLE = ("workers", "device", "stop_after_epochs")
+
+
+class TrainError(RuntimeError):
+    """A run cannot go on; the message says why and what was kept."""
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint."""
+
+    stage: int = 1            # the stage being trained (1-based)
+    epoch: int = 0            # epochs of that stage completed
+    step: int = 0             # optimizer steps over the whole run
+    frozen: bool = True       # the model's current freeze state (fastai learners start frozen)
+    best_log_loss: float = float("inf")
+    history: list = field(default_factory=list)
+    lr_find: dict | None = None
+
+
+# Building blocks ----------------------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(model: torch.nn.Module, weight_decay: float, beta1: float = MOMS[0]) -> torch.optim.AdamW:
+    """fastai's Adam: decoupled weight decay (none on BatchNorm and biases), beta2 0.99, eps 1e-5."""
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=1e-3, betas=(beta1, 0.99), eps=1e-5)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, lr, total_steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+    """fastai's fit_one_cycle for one stage: one cycle over total_steps batches, LRs spread over the groups."""
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=group_lrs(optimizer, spread_lr(lr, 3)), total_steps=total_steps, pct_start=PCT_START,
+        anneal_strategy="cos", div_factor=DIV_FACTOR, final_div_factor=FINAL_DIV_FACTOR, cycle_momentum=True,
+        base_momentum=MOMS[1], max_momentum=MOMS[0])
+
+
+def train_loader(config: TrainConfig, manifest: Manifest, n_batches: int, stage: int, epoch: int):
+    """The stream of one epoch; its randomness depends only on (seed, stage, epoch), so a resume replays it."""
+    stream = TrainStream(manifest, config.image_size, config.recipe.augment, config.batch_size, n_batches,
+                         config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch))
+    return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
+
+
+def val_loader(config: TrainConfig, manifest: Manifest):
+    stream = ValStream(manifest.urls("val"), config.image_size, config.batch_size)
+    return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
+
+
+def class_weights(config: TrainConfig, manifest: Manifest) -> torch.Tensor | None:
+    if config.balance != "weights":
+        return None
+    weights = manifest.class_weights
+    if not all(name in weights for name in CLASS_NAMES):
+        raise DataError(f"--balance weights needs class_weights for {CLASS_NAMES} in dataset.json, got {weights}")
+    return torch.tensor([float(weights[name]) for name in CLASS_NAMES])
+
+
+def batches_per_epoch(config: TrainConfig, manifest: Manifest) -> int:
+    return DEV_RUN_BATCHES if config.dev_run else train_batches_per_epoch(manifest, config.batch_size)
+
+
+def stage_epochs(config: TrainConfig, stage) -> int:
+    return 1 if config.dev_run else stage.epochs
+
+
+# Steps of a run -----------------------------------------------------------------------------------------------
+
+
+def run_lr_finder(config: TrainConfig, manifest: Manifest, model, dev: Device, run: RunFolder,
+                  weights: torch.Tensor | None) -> dict:
+    """The range test before the first stage, in that stage's freeze state, with its own optimizer."""
+    set_frozen(model, config.recipe.stages[0].frozen)
+    steps = DEV_RUN_BATCHES if config.dev_run else LR_FIND_STEPS
+    optimizer = make_optimizer(model, config.weight_decay, beta1=0.9)
+    result = lr_find(model, train_loader(config, manifest, steps, 0, 0), optimizer, dev, num_steps=steps,
+                     class_weights=weights)
+    artifacts.plot_lr_find(run.figure("lr_find.png"), result.lrs, result.losses, result.suggestion)
+    return result.to_dict()
+
+
+def save_batch_figure(config: TrainConfig, manifest: Manifest, run: RunFolder) -> None:
+    images, labels, *_ = next(iter(train_loader(config, manifest, 1, 0, 1)))
+    shown = denormalize(normalize(images))  # what the model sees, back in pixels
+    artifacts.plot_batch(run.figure("batch.png"), shown, labels.tolist(), CLASS_NAMES)
+
+
+def checkpoint_state(model, optimizer, scheduler, config: TrainConfig, progress: Progress) -> dict:
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else {},
+            "config": config.to_dict(), "progress": dataclasses.asdict(progress), "rng": artifacts.rng_state()}
+
+
+def end_of_epoch(run: RunFolder, model, optimizer, scheduler, config: TrainConfig, progress: Progress,
+                 row: dict) -> None:
+    """Checkpoint (atomic) to last.pt, and to best.pt on a new lowest val log loss; metrics.csv; the table row."""
+    progress.history.append(row)
+    is_best = row["log_loss"] < progress.best_log_loss
+    if is_best:
+        progress.best_log_loss = row["log_loss"]
+    state = checkpoint_state(model, optimizer, scheduler, config, progress)
+    artifacts.save_checkpoint(run.last, state)
+    if is_best:
+        artifacts.save_checkpoint(run.best, state)
+    run.write_metrics(progress.history)
+    click.echo(format_row(row))
+
+
+def format_row(row: dict) -> str:
+    return "  ".join(f"{row[k]:>8}" if isinstance(row[k], int) else f"{row[k]:8.4f}" for k in TABLE)
+
+
+def enter_stage(model, optimizer, stage, progress: Progress) -> None:
+    """Apply the stage's freeze state; changing it clears the optimizer's moments, as fastai's freeze_to does."""
+    set_frozen(model, stage.frozen)
+    if stage.frozen != progress.frozen:
+        optimizer.state = collections.defaultdict(dict)
+        progress.frozen = stage.frozen
+
+
+def lr_logger(run: RunFolder, optimizer, progress: Progress, rows: list):
+    def on_step(loss: float) -> None:
+        lrs = [next(g["lr"] for g in optimizer.param_groups if g["layer_group"] == i) for i in range(3)]
+        rows.append([progress.step, progress.stage, *lrs, optimizer.param_groups[0]["betas"][0], loss])
+        progress.step += 1
+    return on_step
+
+
+def train_epoch(config, manifest, model, optimizer, scheduler, dev, run, progress, weights, val) -> dict:
+    """One epoch of the current stage: train, evaluate, return the metrics row."""
+    n_batches = batches_per_epoch(config, manifest)
+    rows: list = []
+    stats = train_one_epoch(model, train_loader(config, manifest, n_batches, progress.stage, progress.epoch + 1),
+                            optimizer, scheduler, dev, n_batches, weights,
+                            desc=f"stage {progress.stage} epoch {progress.epoch + 1}",
+                            on_step=lr_logger(run, optimizer, progress, rows))
+    run.log_lr(rows)
+    metrics = evaluate(model, val, dev, max_batches=DEV_RUN_BATCHES if config.dev_run else None)
+    progress.epoch += 1
+    return {"stage": progress.stage, "epoch": progress.epoch, "step": progress.step, **stats, **metrics}
+
+
+def run_stages(config, manifest, model, optimizer, dev, run, progress: Progress, resume_state: dict | None) -> None:
+    weights = class_weights(config, manifest)
+    val = val_loader(config, manifest)
+    epochs_done_now = 0
+    for index, stage in enumerate(config.recipe.stages, 1):
+        if index < progress.stage:
+            continue
+        epochs = stage_epochs(config, stage)
+        if progress.epoch >= epochs:  # the checkpoint closed this stage
+            progress.stage, progress.epoch = index + 1, 0
+            continue
+        enter_stage(model, optimizer, stage, progress)
+        scheduler = make_scheduler(optimizer, stage.lr, epochs * batches_per_epoch(config, manifest))
+        if resume_state is not None and progress.epoch > 0:
+            optimizer.load_state_dict(resume_state["optimizer"])
+            scheduler.load_state_dict(resume_state["scheduler"])
+        resume_state = None
+        while progress.epoch < epochs:
+            if config.stop_after_epochs is not None and epochs_done_now >= config.stop_after_epochs:
+                log.info("stopping after %d epochs as asked; continue with --resume", epochs_done_now)
+                return
+            try:
+                row = train_epoch(config, manifest, model, optimizer, scheduler, dev, run, progress, weights, val)
+            except NonFiniteLossError as err:
+                raise TrainError(f"{err} in stage {progress.stage}, epoch {progress.epoch + 1}, step {progress.step}; "
+                                 f"stopped. The last good checkpoint is {run.last} (if any epoch finished); "
+                                 "try a lower learning rate") from None
+            end_of_epoch(run, model, optimizer, scheduler, config, progress, row)
+            epochs_done_now += 1
+        progress.stage, progress.epoch = index + 1, 0
+
+
+# The whole run -----------------------------------------------------------------------------------------------
+
+
+def restore(config: TrainConfig, run: RunFolder) -> tuple[TrainConfig, dict]:
+    """--resume: the saved config (with workers/device/stop_after_epochs from the command line) and state."""
+    if not run.last.is_file():
+        raise TrainError(f"--resume: no checkpoint at {run.last}")
+    state = artifacts.load_state(run.last)
+    saved = TrainConfig.from_dict(state["config"])
+    overrides = {k: getattr(config, k) for k in RESUME_OVERRIDABLE}
+    return dataclasses.replace(saved, **overrides), state
+
+
+def fit(config: TrainConfig, resume: bool = False) -> Path:
+    """Train as the config says; returns the run folder. Raises DataError, WeightsError, TrainError."""
+    run = RunFolder(config.out)
+    state = None
+    if resume:
+        config, state = restore(config, run)
+    manifest = load_manifest(config.shards, config.manifests)
+    dev = Device.resolve(config.device, config.amp, config.channels_last)
+    seed_everything(config.seed)
+    model = create_model(config.arch, "none" if resume else config.weights)
+    run.create()
+    run.write_config(config.to_dict())
+    progress = Progress()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        progress = Progress(**state["progress"])
+    model = dev.prepare(model)
+    optimizer = make_optimizer(model, config.weight_decay)
+    if state is None:
+        run.start_lr_log(3, keep_steps=0)
+        save_batch_figure(config, manifest, run)
+        if config.lr_find or config.lr_find_only:
+            progress.lr_find = run_lr_finder(config, manifest, model, dev, run, class_weights(config, manifest))
+            click.echo(f"LR finder suggests {progress.lr_find['suggestion']:.2e}" if progress.lr_find["suggestion"]
+                       else "LR finder: no suggestion")
+        if config.lr_find_only:
+            return run.root
+    else:
+        run.start_lr_log(3, keep_steps=progress.step)
+        optimizer.load_state_dict(state["optimizer"])
+        artifacts.set_rng_state(state["rng"])
+    click.echo("  ".join(f"{k:>8}" for k in TABLE))
+    run_stages(config, manifest, model, optimizer, dev, run, progress, state)
+    finish(config, run, progress, dev)
+    return run.root
+
+
+def finish(config: TrainConfig, run: RunFolder, progress: Progress, dev: Device) -> None:
+    """Figures from lr.csv and the history, then train.explain when that module exists."""
+    lr_log = run.read_lr()
+    artifacts.plot_lr_schedule(run.figure("lr_schedule.png"), lr_log)
+    artifacts.plot_losses(run.figure("losses.png"), lr_log, progress.history, [r["step"] for r in progress.history])
+    if importlib.util.find_spec("train.explain") is None:
+        return
+    explain = importlib.import_module("train.explain")
+    offered = {"shards": config.shards, "manifests": config.manifests, "device": str(dev.device),
+               "dev_run": config.dev_run}
+    accepted = inspect.signature(explain.run_explain).parameters
+    explain.run_explain(run.root, **{k: v for k, v in offered.items() if k in accepted})
+
+
+# Command line ------------------------------------------------------------------------------------------------
+
+
+def build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, seed,
+                 lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer, stop_after_epochs) -> TrainConfig:
+    base = load_recipe(recipe)
+    changes = {}
+    if image_size is not None:
+        changes["image_size"] = parse_image_size(image_size, "--image-size")
+    if batch_size is not None:
+        changes["batch_size"] = batch_size
+    shards = Path(shards)
+    return TrainConfig(
+        shards=str(shards), manifests=str(manifests or shards.parent / "manifests"),
+        out=str(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")), recipe=dataclasses.replace(base, **changes),
+        arch=arch, weights=weights, workers=workers, device=device, amp=amp, seed=seed, lr_find=lr_find_flag,
+        lr_find_only=lr_find_only, dev_run=dev_run, balance=balance, shuffle_buffer=shuffle_buffer,
+        stop_after_epochs=stop_after_epochs)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--shards", required=True, type=click.Path(path_type=Path), help="Folder of shards (make shards).")
+@click.option("--manifests", type=click.Path(path_type=Path), help="Folder with dataset.json [default: SHARDS/../manifests].")
+@click.option("--out", type=click.Path(path_type=Path), help="Run folder [default: runs/DATE-TIME].")
+@click.option("--recipe", default="seed", help="Built-in recipe name (seed, demo) or a TOML file.")
+@click.option("--arch", type=click.Choice(ARCHS), default="resnet18")
+@click.option("--weights", default="imagenet", help="imagenet | none | PATH (state dict or checkpoint).")
+@click.option("--image-size", help="HxW (e.g. 720x1280) or N for NxN; overrides the recipe.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Overrides the recipe.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader worker processes.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
+@click.option("--amp/--no-amp", default=True, help="Mixed precision (CUDA only).")
+@click.option("--seed", type=int, default=0)
+@click.option("--lr-find/--no-lr-find", "lr_find_flag", default=True, help="LR range test before the first stage.")
+@click.option("--lr-find-only", is_flag=True, help="Run the LR finder alone and stop.")
+@click.option("--balance", type=click.Choice(BALANCES), default="mix",
+              help="mix: resampled real + fake streams at 50:50; weights: class weights in the loss; none.")
+@click.option("--shuffle-buffer", type=click.IntRange(min=1), default=1000, help="Samples in the shuffle buffer.")
+@click.option("--stop-after-epochs", type=click.IntRange(min=1), help="Stop after N epochs (continue with --resume).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
+@click.option("--dev-run", is_flag=True, help="Every step of the real path on two batches each.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, seed,
+         lr_find_flag, lr_find_only, balance, shuffle_buffer, stop_after_epochs, resume, dev_run, verbose) -> None:
+    """Fine-tune a ResNet on the shards with the seed's staged one-cycle recipe."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if resume and out is None:
+        raise click.UsageError("--resume needs --out, the run folder to continue")
+    try:
+        config = build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device,
+                              amp, seed, lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer,
+                              stop_after_epochs)
+        root = fit(config, resume=resume)
+    except (RecipeError, DataError, WeightsError, TrainError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"run folder: {root}")
+
+
+if __name__ == "__main__":
+    main()
