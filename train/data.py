@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = ("real", "fake")
+TAR_HEADER = 512
 
 
 class DataError(RuntimeError):
@@ -54,17 +56,27 @@ def _require(condition: bool, message: str) -> None:
         raise DataError(message)
 
 
-def _check_shard_files(manifest: Manifest, splits: Sequence[str]) -> None:
-    """Every listed shard of these splits exists and has the size the manifest recorded (catches truncation)."""
+def _required_sizes(manifests_dir: Path) -> dict[str, int]:
+    """Per shard, the byte where its last JPEG ends (member header at `offset`, 512-byte header, `bytes` of data)."""
+    path = manifests_dir / "frames.parquet"
+    if not path.is_file():
+        return {}
+    frames = pd.read_parquet(path, columns=["shard", "offset", "bytes"])
+    return (frames["offset"] + TAR_HEADER + frames["bytes"]).groupby(frames["shard"]).max().astype(int).to_dict()
+
+
+def _check_shard_files(manifest: Manifest, manifests_dir: Path, splits: Sequence[str]) -> None:
+    """Every listed shard of these splits exists and is long enough for the frames frames.parquet puts in it."""
+    required = _required_sizes(manifests_dir)
     for entry in manifest.shards:
         if entry["split"] not in splits:
             continue
         path = manifest.shards_dir / entry["name"]
         _require(path.is_file(), f"shard {path} is listed in dataset.json but missing from the shards folder")
-        expected, actual = entry.get("bytes"), path.stat().st_size
-        if expected is not None and actual != int(expected):
-            raise ShardError(f"shard {path} is truncated or changed: {actual} bytes on disk, "
-                             f"{expected} in dataset.json; rebuild it with `make shards`")
+        needed, actual = required.get(entry["name"]), path.stat().st_size
+        if needed is not None and actual < needed:
+            raise ShardError(f"shard {path} is truncated: {actual} bytes on disk, but frames.parquet has frames up "
+                             f"to byte {needed}; rebuild it with `make shards`")
 
 
 def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest:
@@ -84,7 +96,7 @@ def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest
         _require(bool(manifest.urls(split)) and manifest.n_frames(split) > 0,
                  f"manifest {path} has no {split} split (no labelled {split} shards or frames); "
                  "rebuild the shards with a validation fraction > 0")
-    _check_shard_files(manifest, ("train", "val"))
+    _check_shard_files(manifest, manifests_dir, ("train", "val"))
     return manifest
 
 
