@@ -1,0 +1,331 @@
+"""Score videos with a trained checkpoint: the pipeline's own frames, the val transform, mean P(fake) per video.
+
+`python -m train.predict --checkpoint runs/NAME/checkpoints/best.pt VIDEO_OR_DIR... [--out submission.csv]`
+writes Kaggle's DFDC submission (`filename,label`, label = P(fake)); `--shards DIR --split test` scores a split
+that is already sharded. Frames come from `pipeline.frames.extract` with the settings the training shards were
+made with (fps, size box, JPEG quality), then go through `decode_resized` at the model's input size and ImageNet
+normalisation, exactly as `train.data.ValStream` feeds validation.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import click  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from pipeline.discover import VIDEO_EXTENSIONS  # noqa: E402
+from pipeline.frames import FrameError, extract  # noqa: E402
+from train.augment import decode_resized, to_chw  # noqa: E402
+from train.data import LABELS, read_shard  # noqa: E402
+from train.engine import Device  # noqa: E402
+from train.model import WeightsError, load_checkpoint  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+FAILED_SCORE = 0.5  # the submission row of a video that could not be read: the uninformed prior
+FRAME_COLUMNS = ("filename", "video_id", "key", "index", "second", "label", "p_fake", "error")
+
+
+class PredictError(RuntimeError):
+    """Prediction cannot start (no frame settings, no videos, no shards of the split); the message says why."""
+
+
+@dataclass(frozen=True)
+class FrameSettings:
+    """What `pipeline.frames.extract` needs to reproduce the training frames, and where it was read from."""
+
+    fps: float
+    box: tuple[int, int]
+    quality: int
+    timeout: float = 600.0
+    source: str = ""
+
+
+def _settings_from(config: dict | None, source: str) -> FrameSettings | None:
+    if not config or not all(k in config for k in ("fps", "size", "quality")):
+        return None
+    return FrameSettings(float(config["fps"]), (int(config["size"][0]), int(config["size"][1])),
+                         int(config["quality"]), float(config.get("timeout") or 600.0), source)
+
+
+def frame_settings(checkpoint: Path, config: dict, manifests: Path | None = None) -> FrameSettings:
+    """The pipeline settings the model was trained on, from (first found): --manifests' dataset.json, the run
+    folder's pipeline.json (written by train.explain), the checkpoint config's manifests folder."""
+    candidates = []
+    if manifests is not None:
+        candidates.append(Path(manifests) / "dataset.json")
+    candidates.append(checkpoint.resolve().parent.parent / "pipeline.json")
+    if config.get("manifests"):
+        candidates.append(Path(config["manifests"]) / "dataset.json")
+    for path in candidates:
+        if path.is_file():
+            settings = _settings_from(json.loads(path.read_text()).get("config"), str(path))
+            if settings is not None:
+                return settings
+    raise PredictError("cannot find the pipeline settings (fps, size, JPEG quality) the model was trained on; looked "
+                       f"at {', '.join(map(str, candidates))}. Pass --manifests DIR (the folder with dataset.json)")
+
+
+def find_videos(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files as given (whatever their extension), folders searched recursively for video files; sorted, unique."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        else:
+            found.append(item)  # a missing file becomes an error row, not a crash
+    unique = list(dict.fromkeys(found))
+    names = pd.Series([p.name for p in unique])
+    if names.duplicated().any():
+        log.warning("several videos share a file name (e.g. %s); the submission's filename column cannot tell them "
+                    "apart", names[names.duplicated()].iloc[0])
+    return unique
+
+
+@dataclass
+class Decoded:
+    """One video's frames at the model's input size (uint8 NHWC), or the reason it has none."""
+
+    path: Path
+    images: np.ndarray | None = None
+    indices: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    error: str | None = None
+    decode_s: float = 0.0
+
+
+def decode_video(path: Path, settings: FrameSettings, size: tuple[int, int]) -> Decoded:
+    """ffmpeg via pipeline.frames.extract (the shards' own JPEGs), then decode_resized as ValStream does."""
+    start = time.perf_counter()
+    try:
+        _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout)
+        images = np.stack([decode_resized(f.jpeg, size) for f in frames])
+    except FrameError as err:
+        return Decoded(path, error=str(err), decode_s=time.perf_counter() - start)
+    except (OSError, ValueError, RuntimeError) as err:  # unreadable file, a JPEG simplejpeg refuses
+        return Decoded(path, error=f"{err.__class__.__name__}: {err}", decode_s=time.perf_counter() - start)
+    return Decoded(path, images, [f.index for f in frames], [f.second for f in frames],
+                   decode_s=time.perf_counter() - start)
+
+
+class Scorer:
+    """A checkpoint's model in eval mode on a device: uint8 NHWC frames -> P(fake) per frame."""
+
+    def __init__(self, model: torch.nn.Module, dev: Device, batch_size: int) -> None:
+        self.model, self.dev, self.batch_size = dev.prepare(model).eval(), dev, batch_size
+        self.seconds = 0.0
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        out = []
+        for i in range(0, len(images), self.batch_size):
+            batch = torch.stack([to_chw(image) for image in images[i:i + self.batch_size]])
+            with self.dev.autocast():
+                logits = self.model(self.dev.inputs(batch)).float()
+            out.append(logits.softmax(dim=1)[:, 1].cpu().numpy())
+        self.seconds += time.perf_counter() - start
+        return np.concatenate(out).astype(np.float64)
+
+
+def decoded_stream(paths: Sequence[Path], settings: FrameSettings, size, workers: int) -> Iterator[Decoded]:
+    """Decoded videos in input order; with workers > 0, ffmpeg runs for the next videos while the model scores."""
+    if workers <= 0:
+        for path in paths:
+            yield decode_video(path, settings, size)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending: list[Future] = []
+        queue = iter(paths)
+        for path in queue:
+            pending.append(pool.submit(decode_video, path, settings, size))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done = pending.pop(0).result()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append(pool.submit(decode_video, nxt, settings, size))
+            yield done
+
+
+def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSettings, size, workers: int = 2,
+                   progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Per-frame rows (error rows for videos that failed) and timings: wall, decode and model seconds."""
+    rows, start, decode_s, failed = [], time.perf_counter(), 0.0, 0
+    bar = tqdm(total=len(paths), desc="videos", unit="video", disable=not progress, dynamic_ncols=True)
+    for item in decoded_stream(paths, settings, size, workers):
+        decode_s += item.decode_s
+        base = {"filename": item.path.name, "video_id": item.path.stem, "label": None}
+        if item.error is not None:
+            failed += 1
+            log.error("%s: %s", item.path, item.error)
+            rows.append({**base, "error": item.error})
+        else:
+            p_fake = scorer(item.images)
+            rows += [{**base, "key": f"{item.path.stem}_{i:04d}", "index": i, "second": s, "p_fake": p}
+                     for i, s, p in zip(item.indices, item.seconds, p_fake)]
+        bar.update(1)
+        bar.set_postfix(failed=failed)
+    bar.close()
+    return frames_frame(rows), {"videos": len(paths), "failed": failed, "wall_s": time.perf_counter() - start,
+                                "decode_s": decode_s, "model_s": scorer.seconds}
+
+
+def frames_frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+    return frame.astype({"index": "Int64", "second": "float64", "p_fake": "float64"})
+
+
+def shard_samples(shards: Path, manifests: Path, split: str) -> tuple[list[str], dict[str, str]]:
+    """Shard paths of a split from dataset.json, and video id -> file name from videos.parquet (if present)."""
+    path = manifests / "dataset.json"
+    if not path.is_file():
+        raise PredictError(f"no manifest at {path}; pass --manifests (the folder `make shards` wrote)")
+    listed = [s for s in json.loads(path.read_text()).get("shards", []) if s.get("split") == split]
+    if not listed:
+        raise PredictError(f"{path} lists no shards of split {split!r}")
+    urls = [str(shards / s["name"]) for s in listed]
+    missing = [u for u in urls if not Path(u).is_file()]
+    if missing:
+        raise PredictError(f"{len(missing)} {split} shards listed in {path} are missing, e.g. {missing[0]}")
+    names = {}
+    if (manifests / "videos.parquet").is_file():
+        videos = pd.read_parquet(manifests / "videos.parquet", columns=["video_id", "path"])
+        names = {v: Path(p).name for v, p in zip(videos["video_id"], videos["path"]) if p}
+    return urls, names
+
+
+def predict_shards(scorer: Scorer, urls: Iterable[str], names: dict[str, str], size,
+                   progress: bool = True) -> pd.DataFrame:
+    """Per-frame rows for every sample of the shards (labels kept where the split has them)."""
+    rows: list[dict] = []
+    batch: list[tuple[dict, np.ndarray]] = []
+
+    def flush() -> None:
+        p_fake = scorer(np.stack([image for _, image in batch]))
+        rows.extend({**meta, "p_fake": p} for (meta, _), p in zip(batch, p_fake))
+        batch.clear()
+
+    bar = tqdm(desc="frames", unit="frame", disable=not progress, dynamic_ncols=True)
+    for url in urls:
+        for sample in read_shard(url):
+            meta = json.loads(sample["json"])
+            video = meta.get("video_id") or sample["__key__"].rsplit("_", 1)[0]
+            batch.append(({"filename": names.get(video, f"{video}.mp4"), "video_id": video, "key": sample["__key__"],
+                           "index": meta.get("index"), "second": meta.get("second"),
+                           "label": LABELS.get(meta.get("label")), "error": None},
+                          decode_resized(sample["jpg"], size)))
+            if len(batch) >= scorer.batch_size:
+                flush()
+            bar.update(1)
+    if batch:
+        flush()
+    bar.close()
+    return frames_frame(rows)
+
+
+def video_scores(frames: pd.DataFrame, clip: float = 0.0) -> pd.DataFrame:
+    """filename, label = mean P(fake) over the video's frames (FAILED_SCORE where it failed), in input order."""
+    ok = frames[frames["error"].isna()]
+    means = ok.groupby("filename", sort=False)["p_fake"].mean()
+    names = list(dict.fromkeys(frames["filename"]))
+    scores = np.array([means.get(name, FAILED_SCORE) for name in names], dtype=np.float64)
+    if clip > 0:
+        scores = np.clip(scores, clip, 1 - clip)
+    return pd.DataFrame({"filename": names, "label": scores})
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False, float_format="%.6f")
+    os.replace(tmp, path)
+
+
+def load_scorer(checkpoint: Path, device: str, batch_size: int | None) -> tuple[Scorer, dict]:
+    dev = Device.resolve(device, amp=True, channels_last=False)
+    model, config = load_checkpoint(checkpoint, map_location="cpu")
+    return Scorer(model, dev, batch_size or int(config["recipe"]["batch_size"])), config
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A checkpoint of train.run, e.g. runs/NAME/checkpoints/best.pt.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("submission.csv"),
+              help="Kaggle DFDC submission: filename,label with label = P(fake) of the video.")
+@click.option("--frames-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Per-frame CSV (filename, video_id, key, index, second, label, p_fake, error); a video that "
+                   "failed has one row with its error.")
+@click.option("--shards", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Score a split that is already sharded instead of videos (with --split).")
+@click.option("--manifests", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder with dataset.json: the frame settings, and the shard list with --shards "
+                   "[default: the run's pipeline.json, then the checkpoint config's manifests; SHARDS/../manifests "
+                   "with --shards].")
+@click.option("--split", default="test", help="With --shards: the split to score.")
+@click.option("--workers", type=click.IntRange(min=0), default=2,
+              help="Videos decoded in parallel (one single-threaded ffmpeg each) while the model scores; 0 = serial.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Frames per forward pass [default: the recipe's].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--clip", type=click.FloatRange(0.0, 0.5, max_open=True), default=0.0,
+              help="Clip each video's label to [clip, 1 - clip] (top DFDC entries used about 0.01); 0 = raw.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(inputs, checkpoint, out, frames_out, shards, manifests, split, workers, batch_size, device, clip, quiet,
+         verbose) -> None:
+    """Score videos (files or folders, searched recursively) or a sharded split with a trained checkpoint.
+
+    Each video is decoded exactly as the training shards were (pipeline.frames: same fps, size and JPEG quality),
+    its frames scored with the validation transform, and its label is the mean P(fake) of its frames. A video that
+    cannot be read gets label 0.5 in the submission and an error row in --frames-out; the others go on.
+
+    Exit status: 0 when every video was scored, 1 when any video failed, 2 on a usage error.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if bool(inputs) == bool(shards):
+        raise click.UsageError("give either videos/folders or --shards DIR (with --split), not both nor neither")
+    try:
+        scorer, config = load_scorer(checkpoint, device, batch_size)
+        size = tuple(config["recipe"]["image_size"])
+        if shards:
+            urls, names = shard_samples(shards, Path(manifests or shards.parent / "manifests"), split)
+            frames = predict_shards(scorer, urls, names, size, progress=not quiet)
+            stats = {"videos": frames["filename"].nunique(), "failed": 0}
+        else:
+            settings = frame_settings(checkpoint, config, manifests)
+            paths = find_videos(inputs)
+            if not paths:
+                raise PredictError(f"no video files in {', '.join(map(str, inputs))}")
+            log.info("%d videos; frames as the pipeline made them: fps %g, box %dx%d, quality %d (from %s); model "
+                     "input %dx%d", len(paths), settings.fps, *settings.box, settings.quality, settings.source, *size)
+            frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=not quiet)
+    except (PredictError, WeightsError) as err:
+        raise click.ClickException(str(err)) from None
+    write_csv(video_scores(frames, clip), out)
+    if frames_out:
+        write_csv(frames, frames_out)
+    click.echo(f"{stats['videos'] - stats['failed']} of {stats['videos']} videos scored -> {out}"
+               + (f"; {stats['failed']} failed (label {FAILED_SCORE} in the submission"
+                  + (f", errors in {frames_out})" if frames_out else "; pass --frames-out for the errors)")
+                  if stats["failed"] else ""))
+    sys.exit(1 if stats["failed"] else 0)
+
+
+if __name__ == "__main__":
+    main()
