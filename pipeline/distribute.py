@@ -213,7 +213,8 @@ def _run(p: Plan, shards: Path, manifests: Path, done: set[str], finished: set[s
         manifest.write_fragment(manifests, name, [s.meta for s in videos], size)
 
     writers: dict[tuple[str, str], ShardWriter] = {}
-    stats = {"done": 0, "skipped": len(p.selected) - len(pending), "frames": 0, "gb": 0.0}
+    skipped = sum(v.error is None and v.video_id in done for v, s in p.selected)  # not the discovery failures
+    stats = {"done": 0, "skipped": skipped, "frames": 0, "gb": 0.0}
     t0, nbytes = time.time(), 0
     with tqdm(total=len(jobs), unit="video", desc="videos", dynamic_ncols=True) as bar:
         for job, meta in _ordered(jobs, staged, cfg.workers):

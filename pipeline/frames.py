@@ -158,8 +158,10 @@ def extract(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     if not jpegs:
         raise FrameError(f"no frames decoded{': ffmpeg: ' + one_line(info.errors) if info.errors else ''}")
     expected = expected_frames(info.duration, info.fps, fps)
-    if info.errors and expected and len(jpegs) < expected - 1:
-        raise FrameError(f"truncated or corrupt: {len(jpegs)} of {expected} frames; ffmpeg: {one_line(info.errors)}")
+    partial = [e for e in info.errors if "partial file" in e]  # the demuxer hit EOF inside the data: truncated
+    if partial or (info.errors and expected and len(jpegs) < expected - 1):
+        raise FrameError(f"truncated or corrupt: {len(jpegs)} of {expected} frames; "
+                         f"ffmpeg: {one_line(partial or info.errors)}")
     return info, _frames(jpegs, info, fps)
 
 
