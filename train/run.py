@@ -225,7 +225,7 @@ def restore(config: TrainConfig, run: RunFolder) -> tuple[TrainConfig, dict]:
     return dataclasses.replace(saved, **overrides), state
 
 
-def fit(config: TrainConfig, resume: bool = False) -> Path:
+def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, explain: bool = True) -> Path:
     """Train as the config says; returns the run folder. Raises DataError, WeightsError, TrainError."""
     run = RunFolder(config.out)
     state = None
@@ -258,22 +258,23 @@ def fit(config: TrainConfig, resume: bool = False) -> Path:
         artifacts.set_rng_state(state["rng"])
     click.echo("  ".join(f"{k:>8}" for k in TABLE))
     run_stages(config, manifest, model, optimizer, dev, run, progress, state)
-    finish(config, run, progress, dev)
+    finish(config, run, progress, dev, boxes, explain)
     return run.root
 
 
-def finish(config: TrainConfig, run: RunFolder, progress: Progress, dev: Device) -> None:
+def finish(config: TrainConfig, run: RunFolder, progress: Progress, dev: Device, boxes: Path | None,
+           explain: bool) -> None:
     """Figures from lr.csv and the history, then train.explain when that module exists."""
     lr_log = run.read_lr()
     artifacts.plot_lr_schedule(run.figure("lr_schedule.png"), lr_log)
     artifacts.plot_losses(run.figure("losses.png"), lr_log, progress.history, [r["step"] for r in progress.history])
-    if importlib.util.find_spec("train.explain") is None:
+    if not explain or importlib.util.find_spec("train.explain") is None:
         return
-    explain = importlib.import_module("train.explain")
+    explainer = importlib.import_module("train.explain")
     offered = {"shards": config.shards, "manifests": config.manifests, "device": str(dev.device),
-               "dev_run": config.dev_run}
-    accepted = inspect.signature(explain.run_explain).parameters
-    explain.run_explain(run.root, **{k: v for k, v in offered.items() if k in accepted})
+               "dev_run": config.dev_run, "boxes": boxes}
+    accepted = inspect.signature(explainer.run_explain).parameters
+    explainer.run_explain(run.root, **{k: v for k, v in offered.items() if k in accepted})
 
 
 # Command line ------------------------------------------------------------------------------------------------
@@ -317,9 +318,13 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--stop-after-epochs", type=click.IntRange(min=1), help="Stop after N epochs (continue with --resume).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
 @click.option("--dev-run", is_flag=True, help="Every step of the real path on two batches each.")
+@click.option("--explain/--no-explain", "explain", default=True,
+              help="After training, run train.explain (when that module exists) on the run.")
+@click.option("--boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ground-truth manipulation boxes (JSON), passed to train.explain when it exists.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, seed,
-         lr_find_flag, lr_find_only, balance, shuffle_buffer, stop_after_epochs, resume, dev_run, verbose) -> None:
+         lr_find_flag, lr_find_only, balance, shuffle_buffer, stop_after_epochs, resume, dev_run, explain, boxes, verbose) -> None:
     """Fine-tune a ResNet on the shards with the seed's staged one-cycle recipe."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if resume and out is None:
@@ -328,7 +333,7 @@ def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, 
         config = build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device,
                               amp, seed, lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer,
                               stop_after_epochs)
-        root = fit(config, resume=resume)
+        root = fit(config, resume=resume, boxes=boxes, explain=explain)
     except (RecipeError, DataError, WeightsError, TrainError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"run folder: {root}")
