@@ -1,0 +1,356 @@
+"""`make bench-shards`: the pipeline's wall time on 1080p 10 s H.264 clips against the ffmpeg decode floor.
+
+The clip set is the real DFDC clips in ../shared/data (symlinked, read-only) plus N generated ones made like DFDC
+(1920x1080, 29.97 fps, x264 medium at ~3 Mbit/s, default GOP, AAC audio), cached in OUT/cache so reruns skip
+generation. In the same run, alternately R times:
+
+  floor:    `ffmpeg -threads 1 -i CLIP -map 0:v -f null -` over the clips, W processes at a time;
+  pipeline: `python -m pipeline.run --workers W` (fresh output folders), run in-process by a tiny wrapper that
+            reports its own peak RSS (the orchestrator, not its workers) and CPU time.
+
+Both use the binary `pipeline.ffmpeg.find_ffmpeg()` returns. Medians are reported. The orchestrator's memory is also
+measured on a set with twice the clips and on a 120k-entry DFDC tree (discovery and planning at full scale, a few
+videos decoded), to show that it stays flat in the number of videos.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.ffmpeg import ffmpeg_version, find_ffmpeg  # noqa: E402
+
+log = logging.getLogger("bench_shards")
+
+REAL_PART = ROOT.parent / "shared" / "data" / "dfdc_sample" / "dfdc_train_part_0"
+DFDC_CLIPS = 119_154
+TARGET_CORES = 16
+TARGET_RATIO = 1.10
+TARGET_RSS_MB = 300
+
+# Sources with motion and detail everywhere (temporal noise keeps x264 at its bitrate cap, as camera noise does).
+SOURCES = [
+    "testsrc2=s=1920x1080:r=30000/1001:d=10,noise=alls=14:allf=t+u",
+    "mandelbrot=s=1920x1080:r=30000/1001,trim=duration=10,noise=alls=8:allf=t+u",
+    "testsrc2=s=1920x1080:r=30000/1001:d=10,hue=h=t*36,rotate=a=t/5:fillcolor=gray,noise=alls=10:allf=t+u",
+]
+
+# Runs pipeline.run.main in this process, then reports the process's own peak RSS and CPU (workers not included
+# in 'self'; 'children' is every worker and ffmpeg it waited for).
+WRAPPER = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from pipeline.run import main
+rc = 0
+try:
+    main.main(args=sys.argv[1:], standalone_mode=False)
+except SystemExit as exc:
+    rc = exc.code or 0
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print("BENCH_RESULT " + json.dumps({"rc": rc, "seconds": time.perf_counter() - t0, "maxrss_kb": me.ru_maxrss,
+      "self_cpu": me.ru_utime + me.ru_stime, "children_cpu": kids.ru_utime + kids.ru_stime}), flush=True)
+"""
+
+
+def run_checked(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        raise click.ClickException(f"{' '.join(cmd[:6])}... failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return proc
+
+
+# ----------------------------------------------------------------------------------------------------- clips
+
+def generate_clip(ffmpeg: str, index: int, cache: Path) -> Path:
+    """One DFDC-like clip, cached: 1080p, 29.97 fps, 10 s, x264 medium at 3 Mbit/s, default GOP, AAC mono."""
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+           "-f", "lavfi", "-i", SOURCES[index % len(SOURCES)],
+           "-f", "lavfi", "-i", f"sine=f={220 + 20 * index}:sample_rate=44100:d=10",
+           "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p",
+           "-b:v", "3M", "-maxrate", "3M", "-bufsize", "6M", "-c:a", "aac", "-b:a", "64k", "-ac", "1",
+           "-shortest", "-movflags", "+faststart"]
+    recipe = hashlib.sha1(" ".join(cmd[1:]).encode()).hexdigest()[:8]  # a changed recipe makes new clips
+    path = cache / f"gen-{index:04d}-{recipe}.mp4"
+    if path.is_file() and path.stat().st_size > 0:
+        return path
+    tmp = path.with_name(f".{path.name}.tmp.mp4")
+    cmd.append(str(tmp))
+    started = time.perf_counter()
+    run_checked(cmd)
+    os.replace(tmp, path)
+    log.info("generated %s (%.1f MB) in %.0f s", path.name, path.stat().st_size / 1e6, time.perf_counter() - started)
+    return path
+
+
+def dfdc_tree(folder: Path, clips: list[tuple[str, Path, dict]]) -> Path:
+    """A DFDC-shaped folder: part_0/ with symlinks and a metadata.json. Rebuilt each time (it is cheap)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    part = folder / "dfdc_train_part_0"
+    part.mkdir(parents=True)
+    for name, src, _ in clips:
+        (part / name).symlink_to(src.resolve())
+    (part / "metadata.json").write_text(json.dumps({name: entry for name, _, entry in clips}))
+    return folder
+
+
+def clip_set(ffmpeg: str, out: Path, n_generated: int, copies: int = 1) -> list[tuple[str, Path, dict]]:
+    """(file name, source path, metadata entry): the real DFDC clips, then the generated ones `copies` times."""
+    real_meta = json.loads((REAL_PART / "metadata.json").read_text())
+    clips = [(name, REAL_PART / name, entry) for name, entry in sorted(real_meta.items())
+             if (REAL_PART / name).is_file()]
+    cache = out / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    generated = [generate_clip(ffmpeg, i, cache) for i in range(n_generated)]
+    for copy in range(copies):
+        for i, src in enumerate(generated):
+            # DFDC-like labels: one real in six, the fakes point at the nearest real before them.
+            real = i % 6 == 0
+            name = f"bench{'abcdefgh'[copy]}{i:04d}.mp4"
+            original = None if real else f"bench{'abcdefgh'[copy]}{i - i % 6:04d}.mp4"
+            clips.append((name, src, {"label": "REAL" if real else "FAKE", "split": "train", "original": original}))
+    return clips
+
+
+def scale_tree(folder: Path, entries: int, target: Path) -> Path:
+    """A 50-part DFDC tree with `entries` metadata entries, each a symlink to one clip (made once, then reused)."""
+    marker = folder / ".complete"
+    if marker.is_file() and marker.read_text() == f"{entries} {target.resolve()}":
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    started = time.perf_counter()
+    per_part = -(-entries // 50)
+    src = str(target.resolve())
+    for p in range(50):
+        part = folder / f"dfdc_train_part_{p}"
+        part.mkdir(parents=True)
+        meta = {}
+        for i in range(p * per_part, min(entries, (p + 1) * per_part)):
+            name = f"s{i:07d}.mp4"
+            os.symlink(src, part / name)
+            real = i % 6 == 0
+            meta[name] = {"label": "REAL" if real else "FAKE", "split": "train",
+                          "original": None if real else f"s{i - i % 6:07d}.mp4"}
+        (part / "metadata.json").write_text(json.dumps(meta))
+    marker.write_text(f"{entries} {target.resolve()}")
+    log.info("made a %d-entry DFDC tree in %.1f s", entries, time.perf_counter() - started)
+    return folder
+
+
+def count_frames(ffmpeg: str, path: Path) -> int | None:
+    """Video frames in the clip, from the container (ffprobe next to ffmpeg), without decoding."""
+    ffprobe = shutil.which("ffprobe", path=str(Path(ffmpeg).parent)) or shutil.which("ffprobe")
+    if not ffprobe:
+        return None
+    proc = subprocess.run([ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=nb_frames",
+                           "-of", "csv=p=0", str(path)], capture_output=True, text=True)
+    try:
+        return int(proc.stdout.strip().splitlines()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------- measures
+
+def _floor_one(ffmpeg: str, clip: Path) -> float:
+    """Decode every frame of one clip with one thread; return the process's CPU seconds."""
+    proc = subprocess.Popen([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", "1",
+                             "-i", str(clip), "-map", "0:v", "-f", "null", "-"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise click.ClickException(f"floor decode of {clip} failed: {err.decode(errors='replace')[-500:]}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_floor(ffmpeg: str, clips: list[Path], workers: int) -> dict:
+    started = time.perf_counter()
+    with cf.ThreadPoolExecutor(workers) as pool:
+        cpu = list(pool.map(lambda c: _floor_one(ffmpeg, c), clips))
+    return {"wall": time.perf_counter() - started, "cpu": sum(cpu), "cpu_per_clip": dict(zip(map(str, clips), cpu))}
+
+
+def run_pipeline(videos: Path, work: Path, workers: int, extra: list[str] = ()) -> dict:
+    """The pipeline in a fresh subprocess and fresh output folders; wall time measured from outside."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    cmd = [sys.executable, "-c", WRAPPER, "--videos", str(videos), "--shards", str(work / "shards"),
+           "--manifests", str(work / "manifests"), "--workers", str(workers), *extra]
+    env = {**os.environ, "FFMPEG": find_ffmpeg(), "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    wall = time.perf_counter() - started
+    (work / "pipeline.log").write_text(proc.stderr)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise click.ClickException(f"pipeline failed ({proc.returncode}); log in {work / 'pipeline.log'}:\n"
+                                   f"{proc.stderr[-2000:]}")
+    result = json.loads(line.split(" ", 1)[1])
+    if result["rc"] not in (0, None):
+        raise click.ClickException(f"pipeline exited {result['rc']}; log in {work / 'pipeline.log'}")
+    summary = json.loads((work / "manifests" / "dataset.json").read_text())
+    frames = sum(n for per_label in summary["frames"].values() for n in per_label.values())
+    videos_done = sum(n for per_label in summary["videos"].values() for n in per_label.values())
+    return {**result, "wall": wall, "frames": frames, "videos": videos_done, "failed": summary["failed"],
+            "cpu": result["self_cpu"] + result["children_cpu"]}
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+# ----------------------------------------------------------------------------------------------------- main
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--clips", "n_clips", default=8, type=int, help="Generated 1080p clips added to the real DFDC ones.")
+@click.option("--workers", default=os.cpu_count() or 1, type=int,
+              help="Pipeline workers, and parallel ffmpeg processes for the floor.")
+@click.option("--repeats", default=3, type=int, help="Alternating floor/pipeline runs; medians are reported.")
+@click.option("--out", default="bench-out", type=click.Path(file_okay=False, path_type=Path),
+              help="Work folder: clip cache, outputs, bench_shards.json.")
+@click.option("--scale-entries", default=120_000, type=int,
+              help="Entries of the fake DFDC tree for the memory scale test (0: skip it).")
+@click.option("--no-double", is_flag=True, help="Skip the memory run on twice the generated clips.")
+def main(n_clips: int, workers: int, repeats: int, out: Path, scale_entries: int, no_double: bool) -> None:
+    """Pipeline wall time against the ffmpeg decode floor, frames/s, orchestrator memory, DFDC projection."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    if n_clips < 0 or workers < 1 or repeats < 1:
+        raise click.UsageError("--clips must be >= 0, --workers and --repeats >= 1")
+    if not REAL_PART.is_dir():
+        raise click.UsageError(f"{REAL_PART}: the real DFDC sample is missing")
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    ffmpeg = find_ffmpeg()
+    version = ffmpeg_version(ffmpeg)
+    log.info("ffmpeg: %s (%s); %d workers, %d repeats; load average %s", ffmpeg, version, workers, repeats,
+             load_average())
+
+    clips = clip_set(ffmpeg, out, n_clips)
+    videos = dfdc_tree(out / "videos", clips)
+    paths = [src for _, src, _ in clips]
+    n_real = sum(1 for _, src, _ in clips if src.parent == REAL_PART)
+    source_frames = [count_frames(ffmpeg, p) for p in paths]
+    for p in paths:  # page cache: neither side pays for the first read from disk
+        p.read_bytes()
+    log.info("%d clips (%d real DFDC, %d generated)", len(paths), n_real, len(paths) - n_real)
+
+    floors, pipes, loads = [], [], []
+    for r in range(repeats):
+        loads.append(load_average())
+        floors.append(run_floor(ffmpeg, paths, workers))
+        pipes.append(run_pipeline(videos, out / "run", workers))
+        log.info("repeat %d/%d: floor %.2f s (%.1f CPU-s), pipeline %.2f s (%.1f CPU-s, orchestrator %.1f CPU-s, "
+                 "%.0f MB), ratio %.3f; load %s", r + 1, repeats, floors[-1]["wall"], floors[-1]["cpu"],
+                 pipes[-1]["wall"], pipes[-1]["cpu"], pipes[-1]["self_cpu"], pipes[-1]["maxrss_kb"] / 1024,
+                 pipes[-1]["wall"] / floors[-1]["wall"], loads[-1])
+    loads.append(load_average())
+
+    n = len(paths)
+    floor_wall, pipe_wall = median([f["wall"] for f in floors]), median([p["wall"] for p in pipes])
+    floor_cpu, pipe_cpu = median([f["cpu"] for f in floors]), median([p["cpu"] for p in pipes])
+    real_floor_cpu = median([sum(c for k, c in f["cpu_per_clip"].items() if Path(k).parent == REAL_PART) / n_real
+                             for f in floors]) if n_real else float("nan")
+    frames = pipes[0]["frames"]
+    decoded = sum(source_frames) if all(source_frames) else None
+    memory = [{"videos": n, "what": "bench set", "maxrss_mb": max(p["maxrss_kb"] for p in pipes) / 1024}]
+
+    if not no_double and n_clips:
+        double = dfdc_tree(out / "videos-double", clip_set(ffmpeg, out, n_clips, copies=2))
+        res = run_pipeline(double, out / "run-double", workers)
+        memory.append({"videos": res["videos"], "what": "generated clips twice", "maxrss_mb": res["maxrss_kb"] / 1024,
+                       "wall": res["wall"]})
+        log.info("double set: %d videos in %.1f s, orchestrator peak %.0f MB", res["videos"], res["wall"],
+                 res["maxrss_kb"] / 1024)
+    if scale_entries:
+        tree = scale_tree(out / "scale", scale_entries, paths[0])
+        res = run_pipeline(tree, out / "run-scale", workers, ["--limit", str(workers)])
+        memory.append({"videos": scale_entries, "what": f"{scale_entries} metadata entries, {workers} decoded",
+                       "maxrss_mb": res["maxrss_kb"] / 1024, "wall": res["wall"]})
+        log.info("scale tree: %d entries discovered and planned, %d decoded, in %.1f s, orchestrator peak %.0f MB",
+                 scale_entries, res["videos"], res["wall"], res["maxrss_kb"] / 1024)
+
+    ratio = pipe_wall / floor_wall
+    pipe_cpu_clip = pipe_cpu / n
+    result = {
+        "ffmpeg": ffmpeg, "ffmpeg_version": version, "workers": workers, "repeats": repeats,
+        "clips": n, "real_clips": n_real, "generated_clips": n - n_real, "load_average": loads,
+        "floor_wall_s": floor_wall, "pipeline_wall_s": pipe_wall, "ratio": ratio, "target_ratio": TARGET_RATIO,
+        "floor_runs_s": [f["wall"] for f in floors], "pipeline_runs_s": [p["wall"] for p in pipes],
+        "floor_cpu_s_per_clip": floor_cpu / n, "floor_cpu_s_per_real_dfdc_clip": real_floor_cpu,
+        "pipeline_cpu_s_per_clip": pipe_cpu_clip,
+        "orchestrator_cpu_s_per_clip": median([p["self_cpu"] for p in pipes]) / n,
+        "sampled_frames": frames, "sampled_frames_per_s": frames / pipe_wall,
+        "decoded_frames": decoded, "decoded_frames_per_s_pipeline": decoded / pipe_wall if decoded else None,
+        "decoded_frames_per_s_floor": decoded / floor_wall if decoded else None,
+        "orchestrator_peak_rss": memory, "target_rss_mb": TARGET_RSS_MB,
+        "projection": {"clips": DFDC_CLIPS, "cores": TARGET_CORES,
+                       "hours_pipeline": DFDC_CLIPS * pipe_cpu_clip / TARGET_CORES / 3600,
+                       "hours_floor": DFDC_CLIPS * floor_cpu / n / TARGET_CORES / 3600,
+                       "hours_pipeline_real_dfdc": DFDC_CLIPS * real_floor_cpu * (pipe_cpu / floor_cpu)
+                       / TARGET_CORES / 3600},
+    }
+    (out / "bench_shards.json").write_text(json.dumps(result, indent=2))
+    print_table(result)
+    log.info("wrote %s", out / "bench_shards.json")
+
+
+def print_table(r: dict) -> None:
+    ok = "ok" if r["ratio"] <= r["target_ratio"] else "ABOVE TARGET"
+    rows = [
+        ("ffmpeg", r["ffmpeg_version"]),
+        ("clips (real DFDC + generated)", f"{r['clips']} ({r['real_clips']} + {r['generated_clips']}), "
+                                          f"{r['workers']} workers, {r['repeats']} repeats"),
+        ("load average (per repeat)", " | ".join(r["load_average"])),
+        ("decode floor, median wall", f"{r['floor_wall_s']:.2f} s  (runs {_fmt(r['floor_runs_s'])})"),
+        ("pipeline, median wall", f"{r['pipeline_wall_s']:.2f} s  (runs {_fmt(r['pipeline_runs_s'])})"),
+        ("pipeline / floor", f"{r['ratio']:.3f}x  (target <= {r['target_ratio']:.2f}x: {ok})"),
+        ("sampled frames/s (JPEGs)", f"{r['sampled_frames_per_s']:.1f}  ({r['sampled_frames']} frames)"),
+        ("decoded frames/s pipeline | floor",
+         f"{r['decoded_frames_per_s_pipeline']:.0f} | {r['decoded_frames_per_s_floor']:.0f}"
+         if r["decoded_frames"] else "n/a"),
+        ("floor CPU-s per clip (all | real DFDC)",
+         f"{r['floor_cpu_s_per_clip']:.2f} | {r['floor_cpu_s_per_real_dfdc_clip']:.2f}"),
+        ("pipeline CPU-s per clip (orchestrator)",
+         f"{r['pipeline_cpu_s_per_clip']:.2f}  ({r['orchestrator_cpu_s_per_clip']:.3f})"),
+    ]
+    rows += [(f"orchestrator peak RSS, {m['videos']} videos", f"{m['maxrss_mb']:.0f} MB  ({m['what']}; "
+              f"target < {r['target_rss_mb']} MB)") for m in r["orchestrator_peak_rss"]]
+    p = r["projection"]
+    rows += [(f"projected {p['clips']:,} DFDC clips / {p['cores']} cores",
+              f"{p['hours_pipeline']:.1f} h pipeline on this set's CPU-s/clip; "
+              f"{p['hours_pipeline_real_dfdc']:.1f} h scaled to real DFDC clips; floor {p['hours_floor']:.1f} h")]
+    width = max(len(k) for k, _ in rows)
+    print()
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    print()
+
+
+def _fmt(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+if __name__ == "__main__":
+    main()
