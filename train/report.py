@@ -167,7 +167,7 @@ def write_report(run_dir: str | Path) -> Path:
         '<h2 id="pointing-game">Does Grad-CAM look at the right place?</h2>', pointing_section(explained),
         '<h2 id="epochs">Metrics per epoch</h2>', metrics_section(run_dir),
         '<h2 id="figures">Figures</h2>', figures_section(run_dir),
-        '<h2 id="config">Config</h2>', f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>",
+        '<h2 id="config">Config</h2>', f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True), quote=False)}</pre>",
     ]
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Run {name}</title>'
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
