@@ -1,4 +1,4 @@
-"""train.explain and train.report on a real tiny run: predictions, video metrics, figures, pointing game, report.html."""
+"""train.explain and train.report on a real tiny run: predictions, video metrics, figures, pointing game, report."""
 from __future__ import annotations
 
 import base64

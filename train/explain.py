@@ -42,8 +42,6 @@ DEFAULT_K = 9               # fastai's plot_top_losses default: a 3x3 grid
 POINTING_MAX_FRAMES = 2000  # Grad-CAM over at most this many val fakes for the pointing game
 POINTING_FIGURE_N = 12
 PREDICTION_COLUMNS = ("key", "video_id", "second", "label", "p_fake", "loss")
-FIGURES = ("batch.png", "lr_find.png", "lr_schedule.png", "losses.png", "top_losses.png", "best.png",
-           "gradcam_worst.png", "gradcam_best.png", "pointing.png")
 
 
 class ExplainError(RuntimeError):
@@ -139,7 +137,8 @@ def fetch_images(urls: Iterable[str], keys: Sequence[str], size) -> dict[str, np
             break
     missing = wanted - set(found)
     if missing:
-        raise ExplainError(f"{len(missing)} predicted frames not found again in the val shards, e.g. {sorted(missing)[:3]}")
+        raise ExplainError(f"{len(missing)} predicted frames not found again in the val shards, "
+                           f"e.g. {sorted(missing)[:3]}")
     return found
 
 

@@ -21,7 +21,8 @@ FIGURES = (
     ("lr_find.png", "LR finder: smoothed loss against learning rate (log scale)."),
     ("lr_schedule.png", "One-cycle schedule: learning rate per layer group and Adam's beta1, per step."),
     ("losses.png", "Train loss per batch and val loss per epoch, one panel per stage."),
-    ("top_losses.png", "Top losses: the worst val frames (prediction/actual / loss / probability of the actual class)."),
+    ("top_losses.png", "Top losses: the worst val frames (prediction/actual / loss / probability of the actual "
+                       "class)."),
     ("best.png", "The most confidently right val frames."),
     ("gradcam_worst.png", "Grad-CAM of the predicted class on the worst val frames."),
     ("gradcam_best.png", "Grad-CAM of the predicted class on the best val frames."),
@@ -29,6 +30,8 @@ FIGURES = (
                      "cross (green: inside)."),
 )
 WORST_VIDEOS = 15
+NAV = ('<p><a href="#scores">metrics</a> &middot; <a href="#pointing-game">pointing game</a> &middot; '
+       '<a href="#epochs">epochs</a> &middot; <a href="#figures">figures</a> &middot; <a href="#config">config</a></p>')
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222;
 padding:0 1em}
@@ -125,7 +128,8 @@ def pointing_section(explained: dict) -> str:
     return (f"<p>Grad-CAM for class <i>fake</i> peaks inside the known manipulated box on <b>{p['hits']} of "
             f"{p['frames']}</b> val fake frames ({p['videos']} videos): <b>{fmt(p['pointing_game'], 3)}</b>. A point "
             f"drawn uniformly at random would land inside with probability {fmt(p['random_point'], 3)} (mean box "
-            f"area), so the heatmap peak hits {fmt(ratio, 1)}x as often as chance. Boxes: "
+            f"area), so the heatmap peak hits {fmt(ratio, 1)}x as often as chance. {p.get('empty_maps', 0)} heatmaps "
+            f"were all zero (no positive evidence; counted as misses). Boxes: "
             f"<code>{html.escape(str(explained.get('boxes')))}</code>.</p>")
 
 
@@ -162,12 +166,14 @@ def write_report(run_dir: str | Path) -> Path:
     body = [
         f"<h1>Run {name}</h1>",
         f"<p>{html.escape(str(run_dir.resolve()))} &middot; report written {time.strftime('%Y-%m-%d %H:%M:%S')}</p>",
+        NAV,
         cards(explained) if explained else "",
         '<h2 id="scores">Frame- and video-level metrics (val)</h2>', scores_section(explained), videos_section(run_dir),
         '<h2 id="pointing-game">Does Grad-CAM look at the right place?</h2>', pointing_section(explained),
         '<h2 id="epochs">Metrics per epoch</h2>', metrics_section(run_dir),
         '<h2 id="figures">Figures</h2>', figures_section(run_dir),
-        '<h2 id="config">Config</h2>', f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True), quote=False)}</pre>",
+        '<h2 id="config">Config</h2>', f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True), quote=False)}"
+                                       "</pre>",
     ]
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Run {name}</title>'
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
