@@ -118,7 +118,7 @@ def test_seed_recipe_is_the_reports():
     assert recipe.batch_size == 64 and recipe.image_size == (720, 1280)
     assert recipe.stages == (Stage(5, (2e-4, 1e-2), False), Stage(3, (2e-4, 2e-2), False), Stage(3, 1e-2, True))
     demo = load_recipe("demo")
-    assert demo.image_size == (112, 112)
+    assert demo.image_size == (96, 160) and demo.lr_find_steps == 30
 
 
 GOOD = {"batch_size": 8, "image_size": 64, "augment": {"blur": 0.1}, "stage": [{"epochs": 1, "lr": 1e-3}]}
@@ -139,6 +139,7 @@ GOOD = {"batch_size": 8, "image_size": 64, "augment": {"blur": 0.1}, "stage": [{
     ({"stage": [{"epochs": 1, "lr": 1e-3, "frozen": "yes"}]}, "stage[1].frozen"),
     ({"stage": [{"epochs": 1, "lr": 1e-3, "freeze": True}]}, "stage[1].freeze"),
     ({"epochs": 3}, "epochs"),
+    ({"lr_find_steps": 1}, "lr_find_steps"),
 ])
 def test_invalid_recipes_name_the_field(change, field):
     with pytest.raises(RecipeError, match=rf"^{__import__('re').escape(field)}:"):

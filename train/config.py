@@ -108,8 +108,11 @@ class Recipe:
     image_size: tuple[int, int]
     augment: Augment
     stages: tuple[Stage, ...]
+    lr_find_steps: int = 100
 
     def __post_init__(self) -> None:
+        if isinstance(self.lr_find_steps, bool) or not isinstance(self.lr_find_steps, int) or self.lr_find_steps < 2:
+            _fail("lr_find_steps", f"must be an integer >= 2, got {self.lr_find_steps!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             _fail("batch_size", f"must be an integer >= 1, got {self.batch_size!r}")
         if not self.stages:
@@ -124,7 +127,7 @@ def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
 
 def recipe_from_dict(data: dict) -> Recipe:
     """Validate a parsed TOML document and build a Recipe; errors name the offending field."""
-    _check_keys(data, ("batch_size", "image_size", "augment", "stage"), "")
+    _check_keys(data, ("batch_size", "image_size", "lr_find_steps", "augment", "stage"), "")
     for key in ("batch_size", "image_size", "stage"):
         if key not in data:
             _fail(key, "missing")
@@ -145,12 +148,9 @@ def recipe_from_dict(data: dict) -> Recipe:
             stages.append(Stage(**raw))
         except RecipeError as err:
             raise RecipeError(f"stage[{i}].{err}") from None
-    try:
-        aug = Augment(**augment)
-    except RecipeError:
-        raise
+    aug = Augment(**augment)
     return Recipe(batch_size=data["batch_size"], image_size=parse_image_size(data["image_size"]),
-                  augment=aug, stages=tuple(stages))
+                  augment=aug, stages=tuple(stages), lr_find_steps=data.get("lr_find_steps", 100))
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
@@ -233,7 +233,8 @@ class TrainConfig:
         rec = data.pop("recipe")
         recipe = Recipe(batch_size=rec["batch_size"], image_size=tuple(rec["image_size"]),
                         augment=Augment(**rec["augment"]),
-                        stages=tuple(Stage(**s) for s in rec["stages"]))
+                        stages=tuple(Stage(**s) for s in rec["stages"]),
+                        lr_find_steps=rec.get("lr_find_steps", 100))
         return cls(recipe=recipe, **data)
 
 

@@ -30,7 +30,6 @@ from train.schedule import DIV_FACTOR, FINAL_DIV_FACTOR, MOMS, PCT_START, spread
 log = logging.getLogger(__name__)
 
 DEV_RUN_BATCHES = 2
-LR_FIND_STEPS = 100
 TABLE = ("stage", "epoch", "train_loss", "val_loss", "accuracy", "balanced_accuracy", "roc_auc", "log_loss",
          "video_log_loss", "video_auc")
 RESUME_OVERRIDABLE = ("workers", "device", "stop_after_epochs")
@@ -111,7 +110,7 @@ def run_lr_finder(config: TrainConfig, manifest: Manifest, model, dev: Device, r
                   weights: torch.Tensor | None) -> dict:
     """The range test before the first stage, in that stage's freeze state, with its own optimizer."""
     set_frozen(model, config.recipe.stages[0].frozen)
-    steps = DEV_RUN_BATCHES if config.dev_run else LR_FIND_STEPS
+    steps = DEV_RUN_BATCHES if config.dev_run else config.recipe.lr_find_steps
     optimizer = make_optimizer(model, config.weight_decay, beta1=0.9)
     result = lr_find(model, train_loader(config, manifest, steps, 0, 0), optimizer, dev, num_steps=steps,
                      class_weights=weights)
