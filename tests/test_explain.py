@@ -244,3 +244,83 @@ def test_load_boxes_formats(tmp_path):
 def test_fastai_title():
     row = pd.Series({"p_fake": 0.9, "label": 0, "loss": 2.302585}).to_frame().T.itertuples().__next__()
     assert fastai_title(row) == "fake/real / 2.30 / 0.10"
+
+
+# A model that learned points at the manipulation ------------------------------------------------------------
+
+
+def make_patch_dataset(root: Path, n_real: int = 16, seconds: int = 2, size=(192, 108), seed: int = 0) -> Path:
+    """A demo-shaped DFDC part: each real has two fakes with a translucent red patch (the 'manipulated region') at a
+    random place, and boxes.json in pipeline.synthetic's format (file name -> one normalised box per second)."""
+    import random
+    from conftest import SOURCES
+    from pipeline.ffmpeg import find_ffmpeg
+
+    w, h = size
+    part = root / "dfdc_train_part_0"
+    part.mkdir(parents=True)
+    rng = random.Random(seed)
+    meta, boxes = {}, {}
+
+    def clip(name: str, source: str, box=None) -> None:
+        vf = "format=yuv420p" if box is None else \
+            f"drawbox=x={box[0]}:y={box[1]}:w={box[2]}:h={box[3]}:color=red@0.7:t=fill,format=yuv420p"
+        subprocess.run([find_ffmpeg(), "-y", "-v", "error", "-f", "lavfi", "-i", f"{source}=size={w}x{h}:rate=25",
+                        "-t", str(seconds), "-vf", vf, "-c:v", "libx264", "-preset", "ultrafast", "-an",
+                        str(part / name)], check=True)
+
+    for i in range(n_real):
+        source = SOURCES[i % len(SOURCES)]
+        clip(f"real{i:03d}.mp4", source)
+        meta[f"real{i:03d}.mp4"] = {"label": "REAL", "split": "train", "original": None}
+        for j in range(2):
+            bw, bh = w // 3, h // 2  # at least one Grad-CAM cell (layer4 is 3x5 at 96x160) inside every box
+            x, y = rng.randrange(0, w - bw) // 2 * 2, rng.randrange(0, h - bh) // 2 * 2
+            clip(f"fake{i:03d}x{j}.mp4", source, (x, y, bw, bh))
+            meta[f"fake{i:03d}x{j}.mp4"] = {"label": "FAKE", "split": "train", "original": f"real{i:03d}.mp4"}
+            boxes[f"fake{i:03d}x{j}.mp4"] = [[x / w, y / h, (x + bw) / w, (y + bh) / h]] * seconds
+    (part / "metadata.json").write_text(json.dumps(meta))
+    (root / "boxes.json").write_text(json.dumps(boxes, indent=1))
+    return root
+
+
+PATCH_RECIPE = """
+batch_size = 8
+image_size = "96x160"
+[augment]
+blur = 0.0
+median_blur = 0.0
+hflip = 0.5
+hsv = 0.0
+crop_pad = 0.0
+rotate = 0.0
+zoom = 0.0
+brightness = 0.0
+contrast = 0.0
+jpeg = 0.0
+[[stage]]
+epochs = 10
+lr = [1e-3, 3e-3]
+frozen = false
+"""
+
+
+def test_trained_model_points_inside_the_box_far_more_than_chance(tmp_path):
+    """Train the real trainer (random init, 96x160, ~100 steps) on a demo-shaped set, explain with --boxes."""
+    from conftest import run_pipeline
+    videos = make_patch_dataset(tmp_path / "videos")
+    run_pipeline(videos, tmp_path, "--size", "192x108", "--val-fraction", "0.4")
+    recipe = tmp_path / "patch.toml"
+    recipe.write_text(PATCH_RECIPE)
+    run = tmp_path / "run"
+    run_module("train.run", "--shards", str(tmp_path / "shards"), "--manifests", str(tmp_path / "manifests"),
+               "--out", str(run), "--recipe", str(recipe), "--weights", "none", "--workers", "0", "--device", "cpu",
+               "--no-lr-find", "--shuffle-buffer", "200", "--boxes", str(videos / "boxes.json"))
+    explained = json.loads((run / "explain.json").read_text())
+    p = explained["pointing"]
+    print(f"pointing game {p['pointing_game']:.3f} ({p['hits']}/{p['frames']}), random point "
+          f"{p['random_point']:.3f}, video AUC {explained['video']['roc_auc']}")
+    assert p["frames"] >= 12
+    assert p["random_point"] == pytest.approx(1 / 6, rel=0.1)  # (w/3 x h/2) boxes
+    assert explained["video"]["roc_auc"] > 0.8, "the model did not learn; the pointing game would mean nothing"
+    assert p["pointing_game"] >= 2.5 * p["random_point"]
