@@ -4,7 +4,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import dataclasses
-import json
 import logging
 import multiprocessing
 import os
@@ -18,9 +17,9 @@ from . import manifest, resplit
 from .config import PipelineConfig
 from .discover import Video, discover
 from .ffmpeg import ffmpeg_version, find_ffmpeg
-from .frames import FrameError, extract
-from .shards import ShardWriter, Staged, member, parse_shard_name, read_staged, remove_staged, write_staged
+from .shards import ShardWriter, Staged, parse_shard_name, read_staged, remove_staged
 from .split import assign_split, part_of
+from .worker import Job, base_row, process_video, source_stat
 
 log = logging.getLogger(__name__)
 
@@ -29,64 +28,12 @@ class PlanError(ValueError):
     """The run cannot start as asked (nothing was written)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Job:
-    video: Video
-    split: str
-    shards: str
-    fps: float
-    size: tuple[int, int]
-    quality: int
-    timeout: float
-    ffmpeg: str
-
-
 @dataclasses.dataclass
 class Plan:
     config: PipelineConfig
     layout: str
     videos: list[tuple[Video, str]]  # (video, split) for every video of this part, errors included
     selected: list[tuple[Video, str]]  # what this run processes (after --limit)
-
-
-def _base_row(video: Video, split: str) -> dict:
-    return {"video_id": video.video_id, "path": video.path, "source": video.source, "label": video.label,
-            "original": video.original, "group": video.group, "split": split}
-
-
-def _source_stat(path: str) -> list | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
-
-
-def process_video(job: Job) -> dict:
-    """Worker: decode one video once into the staging area; return its manifest row (no pixels)."""
-    video = job.video
-    row = {**_base_row(video, job.split), "source_stat": _source_stat(video.path)}
-    try:
-        info, frames = extract(video.path, job.fps, job.size, job.quality, job.timeout, job.ffmpeg)
-    except FrameError as exc:
-        meta = {**row, "status": "failed", "error": str(exc), "frames": []}
-        write_staged(Path(job.shards), video.video_id, meta, None)
-        return meta
-    members, frame_rows = bytearray(), []
-    for f in frames:
-        key = f"{video.video_id}_{f.index:04d}"
-        sample = {"key": key, "video_id": video.video_id, "index": f.index, "second": f.second,
-                  "label": video.label, "split": job.split, "source": video.source, "original": video.original,
-                  "group": video.group, "width": f.width, "height": f.height}
-        frame_rows.append({"key": key, "index": f.index, "second": f.second, "bytes": len(f.jpeg),
-                           "width": f.width, "height": f.height, "rel": len(members)})
-        members += member(f"{key}.jpg", f.jpeg) + member(f"{key}.json", json.dumps(sample).encode())
-    meta = {**row, "status": "done", "error": None, "warning": info.errors[0] if info.errors else None,
-            "duration": info.duration, "width": info.width, "height": info.height, "fps": info.fps,
-            "rotation": info.rotation, "n_frames": len(frames), "frame_width": frames[0].width,
-            "frame_height": frames[0].height, "bytes": sum(r["bytes"] for r in frame_rows), "frames": frame_rows}
-    write_staged(Path(job.shards), video.video_id, meta, bytes(members))
-    return meta
 
 
 def plan(config: PipelineConfig) -> Plan:
@@ -140,7 +87,7 @@ def _reusable(staged: Staged | None, video: Video, retry_failed: bool) -> bool:
         return False
     if staged.ok:
         return True
-    return not retry_failed and staged.meta.get("source_stat") == _source_stat(video.path)
+    return not retry_failed and staged.meta.get("source_stat") == source_stat(video.path)
 
 
 def _ordered(jobs: list[Job], staged: dict[str, Staged], workers: int) -> Iterator[tuple[Job, dict]]:
@@ -162,7 +109,7 @@ def _ordered(jobs: list[Job], staged: dict[str, Staged], workers: int) -> Iterat
                     result = result.result()
                 except cf.process.BrokenProcessPool:
                     log.error("%s: the worker process died; recording the video as failed", job.video.path)
-                    result = {**_base_row(job.video, job.split), "status": "failed",
+                    result = {**base_row(job.video, job.split), "status": "failed",
                               "error": "worker process died while decoding (out of memory?)", "frames": []}
                     pool.shutdown(cancel_futures=True)
                     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
@@ -240,7 +187,7 @@ def _failures(p: Plan, shards: Path, done: set[str]) -> list[dict]:
         if video.video_id in done:
             continue
         if video.error:
-            rows.append({**_base_row(video, split), "status": "failed", "error": video.error})
+            rows.append({**base_row(video, split), "status": "failed", "error": video.error})
         elif (st := read_staged(shards, video.video_id)) is not None and not st.ok:
             rows.append({k: v for k, v in st.meta.items() if k != "frames"})
     return rows

@@ -6,13 +6,10 @@ import os
 import sys
 
 import click
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .config import ConfigError, PipelineConfig, parse_bytes, parse_part, parse_size
 from .discover import DiscoveryError
-from .distribute import PlanError, build, plan
 from .ffmpeg import FFmpegNotFound, find_ffmpeg
-from .manifest import LockError
 
 log = logging.getLogger("pipeline")
 
@@ -66,6 +63,10 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
     Rerunning the same command resumes: finished shards are kept, videos added since are processed alone.
     """
     setup_logging(verbose)
+    from .distribute import PlanError, build, plan  # here, so that pool workers importing this module stay light
+    from .manifest import LockError
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     if not os.path.isdir(videos):
         raise click.BadParameter(f"{videos}: no such folder", param_hint="--videos")
     try:
