@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -152,12 +151,10 @@ def worker_seed(*parts: int) -> int:
 
 
 def _worker() -> tuple[int, int]:
-    """(worker id, number of workers); in a worker process OpenCV is kept to one thread (one core per worker)."""
+    """(worker id, number of workers). OpenCV's thread count is left alone here: cv2.setNumThreads in a forked
+    worker, after the parent used OpenCV's pool, deadlocks (seen in test_train_data with workers=2)."""
     info = get_worker_info()
-    if info is None:
-        return 0, 1
-    cv2.setNumThreads(1)
-    return info.id, info.num_workers
+    return (info.id, info.num_workers) if info else (0, 1)
 
 
 def my_shards(urls: Sequence[str], rng: random.Random) -> list[str]:
@@ -229,7 +226,6 @@ class ValStream(IterableDataset):
         self.urls, self.size, self.batch_size = list(urls), size, batch_size
 
     def __iter__(self):
-        _worker()
         shards = wds.split_by_worker(wds.split_by_node(self.urls))
         decoded = (decode_sample(s, self.size) for s in read_shards(iter(shards)))
         items = ((to_chw(image), label, key, video) for image, label, key, video in decoded)
