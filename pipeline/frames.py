@@ -50,7 +50,9 @@ def filter_chain(fps: float, box: tuple[int, int], checksums: bool = True) -> st
     select = f"select='isnan(prev_selected_t)+gt(floor(t*{fps}),floor(prev_selected_t*{fps}))'"
     scale = (f"scale=w='if(gte(iw,ih),min(iw,{long_side}),min(iw,{short_side}))'"
              f":h='if(gte(iw,ih),min(ih,{short_side}),min(ih,{long_side}))'"
-             f":force_original_aspect_ratio=decrease:force_divisible_by=2")
+             f":force_original_aspect_ratio=decrease:force_divisible_by=2:flags=bilinear")
+    # swscale's bilinear filter widens with the scale factor when shrinking (antialiased, like an area filter),
+    # and costs ~3-5% less of the whole decode than the default bicubic on 1080p -> 720p.
     # showinfo gives each kept frame's time; checksum=0 skips its per-plane checksums and stats (~1% of the CPU).
     return f"setpts=PTS-STARTPTS,{select},{scale},showinfo{'' if checksums else '=checksum=0'}"
 

@@ -35,12 +35,14 @@ def parse_shard_name(name: str) -> tuple[str, str, str, int] | None:
     return (m.group(1), m.group(2), m.group(3) or "", int(m.group(4))) if m else None
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write to a temp name, then rename. `durable=False` skips fsync: safe against kill -9, not power loss."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -61,12 +63,16 @@ def staging_dir(shards: Path) -> Path:
 
 
 def write_staged(shards: Path, video_id: str, meta: dict, members: bytes | None) -> None:
-    """Members first, then the meta json: the meta's presence means the video is completely staged."""
+    """Members first, then the meta json: the meta's presence means the video is completely staged.
+
+    No fsync here (a killed run keeps what the kernel has; sealed shards are fsynced): it would stall the
+    worker between two ffmpeg runs.
+    """
     folder = staging_dir(shards)
     folder.mkdir(parents=True, exist_ok=True)
     if members is not None:
-        atomic_write(folder / f"{video_id}.members", members)
-    atomic_write(folder / f"{video_id}.json", json.dumps(meta).encode())
+        atomic_write(folder / f"{video_id}.members", members, durable=False)
+    atomic_write(folder / f"{video_id}.json", json.dumps(meta).encode(), durable=False)
 
 
 def read_staged(shards: Path, video_id: str) -> Staged | None:
