@@ -195,6 +195,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     stop_after_epochs: int | None = None
     channels_last: bool = True
+    compile: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

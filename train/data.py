@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 import webdataset as wds
+from webdataset.gopen import gopen_schemes
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from train.augment import decode_resized, to_chw, train_transform
@@ -33,17 +34,46 @@ class ShardError(DataError):
     """A shard could not be read (truncated or corrupt); the message names the shard."""
 
 
+def _gopen_fsspec(url: str, mode: str = "rb", bufsize: int = 8192, **kw):
+    """Open any URL fsspec knows (s3://, gs://, az://, hf://, ...) for schemes webdataset has no handler of."""
+    import fsspec
+
+    return fsspec.open(url, mode).open()
+
+
+gopen_schemes["__default__"] = _gopen_fsspec
+
+
+def is_local(location: str) -> bool:
+    """A plain folder, as opposed to a URL prefix or a `pipe:` template."""
+    return "{name}" not in location and "://" not in location and not location.startswith("pipe:")
+
+
+def shard_url(location: str, name: str) -> str:
+    """Where shard `name` is read from, the way webdataset takes shard locations.
+
+    - a folder: `shards/` -> `shards/train-fake-000001.tar`;
+    - a URL prefix for fsspec or webdataset: `s3://bucket/shards` -> `s3://bucket/shards/train-fake-000001.tar`;
+    - a template with `{name}`, e.g. `pipe:aws s3 cp s3://bucket/shards/{name} -`.
+    """
+    if "{name}" in location:
+        return location.replace("{name}", name)
+    if not is_local(location):
+        return location.rstrip("/") + "/" + name
+    return str(Path(location) / name)
+
+
 @dataclass(frozen=True)
 class Manifest:
-    """What the trainer needs from dataset.json: shard paths per split and label, frame counts, class weights."""
+    """What the trainer needs from dataset.json: shard locations per split and label, frame counts, class weights."""
 
-    shards_dir: Path
+    shards_dir: str  # a folder, a URL prefix or a `{name}` template (see shard_url)
     shards: tuple[dict, ...]
     frames: dict
     class_weights: dict
 
     def urls(self, split: str, label: str | None = None) -> list[str]:
-        return [str(self.shards_dir / s["name"]) for s in self.shards
+        return [shard_url(self.shards_dir, s["name"]) for s in self.shards
                 if s["split"] == split and (label is None or s["label"] == label)]
 
     def n_frames(self, split: str, label: str | None = None) -> int:
@@ -71,7 +101,7 @@ def _check_shard_files(manifest: Manifest, manifests_dir: Path, splits: Sequence
     for entry in manifest.shards:
         if entry["split"] not in splits:
             continue
-        path = manifest.shards_dir / entry["name"]
+        path = Path(manifest.shards_dir) / entry["name"]
         _require(path.is_file(), f"shard {path} is listed in dataset.json but missing from the shards folder")
         needed, actual = required.get(entry["name"]), path.stat().st_size
         if needed is not None and actual < needed:
@@ -81,9 +111,11 @@ def _check_shard_files(manifest: Manifest, manifests_dir: Path, splits: Sequence
 
 def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest:
     """Read dataset.json and check the train and val shards it lists; raise DataError naming what is wrong."""
-    shards_dir, manifests_dir = Path(shards_dir), Path(manifests_dir)
-    _require(shards_dir.is_dir(), f"shards folder {shards_dir} does not exist; build it with `make shards`")
-    _require(any(shards_dir.glob("*.tar")), f"shards folder {shards_dir} holds no .tar shards; run `make shards`")
+    location, manifests_dir = str(shards_dir), Path(manifests_dir)
+    local = is_local(location)
+    if local:
+        _require(Path(location).is_dir(), f"shards folder {location} does not exist; build it with `make shards`")
+        _require(any(Path(location).glob("*.tar")), f"shards folder {location} holds no .tar shards; run `make shards`")
     path = manifests_dir / "dataset.json"
     _require(path.is_file(), f"manifest {path} does not exist; pass --manifests (written by `make shards`)")
     try:
@@ -91,12 +123,15 @@ def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest
     except json.JSONDecodeError as err:
         raise DataError(f"manifest {path} is not valid JSON: {err}") from None
     _require(isinstance(data.get("shards"), list), f"manifest {path} has no 'shards' list")
-    manifest = Manifest(shards_dir, tuple(data["shards"]), data.get("frames", {}), data.get("class_weights", {}))
+    manifest = Manifest(location, tuple(data["shards"]), data.get("frames", {}), data.get("class_weights", {}))
     for split in ("train", "val"):
         _require(bool(manifest.urls(split)) and manifest.n_frames(split) > 0,
                  f"manifest {path} has no {split} split (no labelled {split} shards or frames); "
                  "rebuild the shards with a validation fraction > 0")
-    _check_shard_files(manifest, manifests_dir, ("train", "val"))
+    if local:
+        _check_shard_files(manifest, manifests_dir, ("train", "val"))
+    else:
+        log.info("shards are read from %s (remote: sizes not checked before training)", location)
     return manifest
 
 

@@ -15,6 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from train.augment import normalize
+from train import distributed
 from train.metrics import compute_metrics
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class Device:
         device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else name if name != "auto" else "cpu")
         if device.type != "cuda":
             return cls(device)
+        device = torch.device("cuda", torch.cuda.current_device())  # torchrun: this process's GPU (LOCAL_RANK)
         dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if amp else None
         return cls(device, dtype, channels_last)
 
@@ -129,6 +131,6 @@ def predict(model: nn.Module, loader: Iterable, device: Device | torch.device | 
 
 def evaluate(model: nn.Module, loader: Iterable, device: Device | torch.device | str,
              max_batches: int | None = None) -> dict:
-    """Frame- and video-level metrics (see train.metrics.compute_metrics) over the loader."""
-    frame = predict(model, loader, device, max_batches)
+    """Frame- and video-level metrics (see train.metrics.compute_metrics) over the loader, across all ranks."""
+    frame = distributed.gather_frame(predict(model, loader, device, max_batches))
     return compute_metrics(frame["label"], frame["p_fake"], frame["video_id"], frame["loss"])

@@ -309,7 +309,7 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, checkpoint)
     model, config = load_checkpoint(ckpt, map_location=device)
-    shards = Path(shards or config["shards"])
+    shards = str(shards or config["shards"])
     manifests = Path(manifests or config["manifests"])
     boxes = boxes or (config.get("extra") or {}).get("boxes")
     k = min(k, 4) if dev_run else k
@@ -366,7 +366,7 @@ def _json_safe(value):
 @click.option("--boxes", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Manipulated regions of the fakes (the demo's videos/boxes.json): runs the pointing game.")
 @click.option("--k", type=click.IntRange(min=1), default=DEFAULT_K, help="Frames in the top-loss and best grids.")
-@click.option("--shards", type=click.Path(path_type=Path), help="Shards folder [default: the run's config].")
+@click.option("--shards", help="Shards folder, URL prefix or {name} template [default: the run's config].")
 @click.option("--manifests", type=click.Path(path_type=Path), help="Manifests folder [default: the run's config].")
 @click.option("--device", default="cpu", help="cpu, cuda, cuda:N.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")

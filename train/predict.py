@@ -29,7 +29,7 @@ from tqdm import tqdm  # noqa: E402
 from pipeline.discover import VIDEO_EXTENSIONS  # noqa: E402
 from pipeline.frames import FrameError, extract  # noqa: E402
 from train.augment import decode_resized, to_chw  # noqa: E402
-from train.data import LABELS, read_shard  # noqa: E402
+from train.data import LABELS, is_local, read_shard, shard_url  # noqa: E402
 from train.engine import Device  # noqa: E402
 from train.model import WeightsError, load_checkpoint  # noqa: E402
 
@@ -190,16 +190,16 @@ def frames_frame(rows: list[dict]) -> pd.DataFrame:
     return frame.astype({"index": "Int64", "second": "float64", "p_fake": "float64"})
 
 
-def shard_samples(shards: Path, manifests: Path, split: str) -> tuple[list[str], dict[str, str]]:
-    """Shard paths of a split from dataset.json, and video id -> file name from videos.parquet (if present)."""
+def shard_samples(shards: str, manifests: Path, split: str) -> tuple[list[str], dict[str, str]]:
+    """Shard locations of a split from dataset.json, and video id -> file name from videos.parquet (if present)."""
     path = manifests / "dataset.json"
     if not path.is_file():
         raise PredictError(f"no manifest at {path}; pass --manifests (the folder `make shards` wrote)")
     listed = [s for s in json.loads(path.read_text()).get("shards", []) if s.get("split") == split]
     if not listed:
         raise PredictError(f"{path} lists no shards of split {split!r}")
-    urls = [str(shards / s["name"]) for s in listed]
-    missing = [u for u in urls if not Path(u).is_file()]
+    urls = [shard_url(str(shards), s["name"]) for s in listed]
+    missing = [u for u in urls if is_local(str(shards)) and not Path(u).is_file()]
     if missing:
         raise PredictError(f"{len(missing)} {split} shards listed in {path} are missing, e.g. {missing[0]}")
     names = {}
@@ -271,8 +271,8 @@ def load_scorer(checkpoint: Path, device: str, batch_size: int | None) -> tuple[
 @click.option("--frames-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Per-frame CSV (filename, video_id, key, index, second, label, p_fake, error); a video that "
                    "failed has one row with its error.")
-@click.option("--shards", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Score a split that is already sharded instead of videos (with --split).")
+@click.option("--shards", help="Score a split that is already sharded instead of videos (with --split): a folder, a "
+                               "URL prefix (s3://...) or a template such as 'pipe:aws s3 cp s3://b/{name} -'.")
 @click.option("--manifests", type=click.Path(file_okay=False, path_type=Path),
               help="Folder with dataset.json: the frame settings, and the shard list with --shards "
                    "[default: the run's pipeline.json, then the checkpoint config's manifests; SHARDS/../manifests "
@@ -303,7 +303,9 @@ def main(inputs, checkpoint, out, frames_out, shards, manifests, split, workers,
         scorer, config = load_scorer(checkpoint, device, batch_size)
         size = tuple(config["recipe"]["image_size"])
         if shards:
-            urls, names = shard_samples(shards, Path(manifests or shards.parent / "manifests"), split)
+            if not manifests and not is_local(shards):
+                raise PredictError("--shards is not a local folder: pass --manifests")
+            urls, names = shard_samples(shards, Path(manifests or Path(shards).parent / "manifests"), split)
             frames = predict_shards(scorer, urls, names, size, progress=not quiet)
             stats = {"videos": frames["filename"].nunique(), "failed": 0}
         else:

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import importlib
-import importlib.util
-import inspect
+import os
 import logging
 import random
 import time
@@ -16,11 +14,13 @@ import click
 import numpy as np
 import torch
 
-from train import artifacts
+from torch.nn.parallel import DistributedDataParallel
+
+from train import artifacts, distributed
 from train.artifacts import RunFolder
 from train.augment import denormalize, normalize
 from train.config import ARCHS, BALANCES, DEVICES, RecipeError, TrainConfig, load_recipe, parse_image_size
-from train.data import (CLASS_NAMES, DataError, Manifest, TrainStream, ValStream, load_manifest, make_loader,
+from train.data import (CLASS_NAMES, DataError, Manifest, TrainStream, ValStream, is_local, load_manifest, make_loader,
                         train_batches_per_epoch, worker_seed)
 from train.engine import Device, NonFiniteLossError, evaluate, train_one_epoch
 from train.lr_find import lr_find
@@ -96,7 +96,20 @@ def class_weights(config: TrainConfig, manifest: Manifest) -> torch.Tensor | Non
 
 
 def batches_per_epoch(config: TrainConfig, manifest: Manifest) -> int:
-    return DEV_RUN_BATCHES if config.dev_run else train_batches_per_epoch(manifest, config.batch_size)
+    """Per process: an epoch is the manifest's train frames once, shared by the torchrun ranks."""
+    if config.dev_run:
+        return DEV_RUN_BATCHES
+    world = distributed.env_context().world_size
+    return max(1, train_batches_per_epoch(manifest, config.batch_size) // world)
+
+
+def for_training(model: torch.nn.Module, config: TrainConfig, dev: Device) -> torch.nn.Module:
+    """The module the optimizer steps through: DDP under torchrun (rebuilt per stage, as freezing changes which
+    parameters get gradients), compiled with --compile."""
+    net = model
+    if distributed.active():
+        net = DistributedDataParallel(model, device_ids=[dev.device.index] if dev.device.type == "cuda" else None)
+    return torch.compile(net) if config.compile else net
 
 
 def stage_epochs(config: TrainConfig, stage) -> int:
@@ -132,11 +145,16 @@ def checkpoint_state(model, optimizer, scheduler, config: TrainConfig, progress:
 
 def end_of_epoch(run: RunFolder, model, optimizer, scheduler, config: TrainConfig, progress: Progress,
                  row: dict) -> None:
-    """Checkpoint (atomic) to last.pt, and to best.pt on a new lowest val log loss; metrics.csv; the table row."""
+    """Checkpoint (atomic) to last.pt, and to best.pt on a new lowest val log loss; metrics.csv; the table row.
+
+    Every rank keeps the same progress; only rank 0 writes.
+    """
     progress.history.append(row)
     is_best = row["log_loss"] < progress.best_log_loss
     if is_best:
         progress.best_log_loss = row["log_loss"]
+    if not distributed.is_main():
+        return
     state = checkpoint_state(model, optimizer, scheduler, config, progress)
     artifacts.save_checkpoint(run.last, state)
     if is_best:
@@ -169,12 +187,16 @@ def train_epoch(config, manifest, model, optimizer, scheduler, dev, run, progres
     """One epoch of the current stage: train, evaluate, return the metrics row."""
     n_batches = batches_per_epoch(config, manifest)
     rows: list = []
-    stats = train_one_epoch(model, train_loader(config, manifest, n_batches, progress.stage, progress.epoch + 1),
+    stats = train_one_epoch(for_training(model, config, dev), train_loader(config, manifest, n_batches, progress.stage, progress.epoch + 1),
                             optimizer, scheduler, dev, n_batches, weights,
                             desc=f"stage {progress.stage} epoch {progress.epoch + 1}",
                             on_step=lr_logger(run, optimizer, progress, rows))
-    run.log_lr(rows)
+    if distributed.is_main():
+        run.log_lr(rows)
+    stats["train_loss"] = distributed.weighted_mean(stats["train_loss"], stats["train_images"])
+    stats["images_per_s"] = distributed.weighted_mean(stats["images_per_s"], 1.0) * distributed.env_context().world_size
     metrics = evaluate(model, val, dev, max_batches=DEV_RUN_BATCHES if config.dev_run else None)
+    metrics["val_frames"], metrics["val_videos"] = metrics.pop("frames"), metrics.pop("videos")
     progress.epoch += 1
     return {"stage": progress.stage, "epoch": progress.epoch, "step": progress.step, **stats, **metrics}
 
@@ -227,6 +249,7 @@ def restore(config: TrainConfig, run: RunFolder) -> tuple[TrainConfig, dict]:
 def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, explain: bool = True) -> Path:
     """Train as the config says; returns the run folder. Raises DataError, WeightsError, TrainError."""
     run = RunFolder(config.out)
+    main_rank = distributed.is_main()
     state = None
     if resume:
         config, state = restore(config, run)
@@ -234,8 +257,9 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
     dev = Device.resolve(config.device, config.amp, config.channels_last)
     seed_everything(config.seed)
     model = create_model(config.arch, "none" if resume else config.weights)
-    run.create()
-    run.write_config(config.to_dict())
+    if main_rank:
+        run.create()
+        run.write_config(config.to_dict())
     progress = Progress()
     if state is not None:
         model.load_state_dict(state["model"])
@@ -243,21 +267,29 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
     model = dev.prepare(model)
     optimizer = make_optimizer(model, config.weight_decay)
     if state is None:
-        run.start_lr_log(3, keep_steps=0)
-        save_batch_figure(config, manifest, run)
-        if config.lr_find or config.lr_find_only:
-            progress.lr_find = run_lr_finder(config, manifest, model, dev, run, class_weights(config, manifest))
-            click.echo(f"LR finder suggests {progress.lr_find['suggestion']:.2e}" if progress.lr_find["suggestion"]
-                       else "LR finder: no suggestion")
+        if main_rank:
+            run.start_lr_log(3, keep_steps=0)
+            save_batch_figure(config, manifest, run)
+        if config.lr_find or config.lr_find_only:  # on rank 0 alone; the others wait for its result
+            found = run_lr_finder(config, manifest, model, dev, run, class_weights(config, manifest)) \
+                if main_rank else None
+            progress.lr_find = distributed.broadcast(found)
+            if main_rank:
+                click.echo(f"LR finder suggests {progress.lr_find['suggestion']:.2e}"
+                           if progress.lr_find["suggestion"] else "LR finder: no suggestion")
         if config.lr_find_only:
             return run.root
     else:
-        run.start_lr_log(3, keep_steps=progress.step)
+        if main_rank:
+            run.start_lr_log(3, keep_steps=progress.step)
         optimizer.load_state_dict(state["optimizer"])
         artifacts.set_rng_state(state["rng"])
-    click.echo("  ".join(f"{k:>8}" for k in TABLE))
+    if main_rank:
+        click.echo("  ".join(f"{k:>8}" for k in TABLE))
     run_stages(config, manifest, model, optimizer, dev, run, progress, state)
-    finish(config, run, progress, dev, boxes, explain)
+    if main_rank:
+        finish(config, run, progress, dev, boxes, explain)
+    distributed.barrier()
     return run.root
 
 
@@ -267,47 +299,57 @@ def finish(config: TrainConfig, run: RunFolder, progress: Progress, dev: Device,
     lr_log = run.read_lr()
     artifacts.plot_lr_schedule(run.figure("lr_schedule.png"), lr_log)
     artifacts.plot_losses(run.figure("losses.png"), lr_log, progress.history, [r["step"] for r in progress.history])
-    if not explain or importlib.util.find_spec("train.explain") is None:
-        return
-    explainer = importlib.import_module("train.explain")
-    offered = {"shards": config.shards, "manifests": config.manifests, "device": str(dev.device),
-               "dev_run": config.dev_run, "boxes": boxes}
-    accepted = inspect.signature(explainer.run_explain).parameters
-    explainer.run_explain(run.root, **{k: v for k, v in offered.items() if k in accepted})
+    if explain:
+        from train.explain import run_explain
+
+        run_explain(run.root, shards=config.shards, manifests=config.manifests, device=str(dev.device),
+                    dev_run=config.dev_run, boxes=boxes)
 
 
 # Command line ------------------------------------------------------------------------------------------------
 
 
+def default_workers() -> int:
+    """Loader processes per training process: the cores torchrun's local processes share, at most 8."""
+    return max(1, min(8, (os.cpu_count() or 2) // distributed.env_context().local_world_size))
+
+
 def build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, seed,
-                 lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer, stop_after_epochs) -> TrainConfig:
+                 lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer, stop_after_epochs,
+                 compile_model=False) -> TrainConfig:
     base = load_recipe(recipe)
     changes = {}
     if image_size is not None:
         changes["image_size"] = parse_image_size(image_size, "--image-size")
     if batch_size is not None:
         changes["batch_size"] = batch_size
-    shards = Path(shards)
+    shards = str(shards)
+    if manifests is None and not is_local(shards):
+        raise DataError(f"--shards {shards} is not a local folder: pass --manifests (the folder with dataset.json)")
     return TrainConfig(
-        shards=str(shards), manifests=str(manifests or shards.parent / "manifests"),
+        shards=shards, manifests=str(manifests or Path(shards).parent / "manifests"),
         out=str(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")), recipe=dataclasses.replace(base, **changes),
         arch=arch, weights=weights, workers=workers, device=device, amp=amp, seed=seed, lr_find=lr_find_flag,
         lr_find_only=lr_find_only, dev_run=dev_run, balance=balance, shuffle_buffer=shuffle_buffer,
-        stop_after_epochs=stop_after_epochs)
+        stop_after_epochs=stop_after_epochs, compile=compile_model)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option("--shards", required=True, type=click.Path(path_type=Path), help="Folder of shards (make shards).")
+@click.option("--shards", required=True,
+              help="Shards: a folder (make shards), a URL prefix such as s3://bucket/shards (fsspec), or a webdataset "
+                   "template with {name}, e.g. 'pipe:aws s3 cp s3://bucket/shards/{name} -'.")
 @click.option("--manifests", type=click.Path(path_type=Path), help="Folder with dataset.json [default: SHARDS/../manifests].")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder [default: runs/DATE-TIME].")
 @click.option("--recipe", default="seed", help="Built-in recipe name (seed, demo) or a TOML file.")
 @click.option("--arch", type=click.Choice(ARCHS), default="resnet18")
 @click.option("--weights", default="imagenet", help="imagenet | none | PATH (state dict or checkpoint).")
 @click.option("--image-size", help="HxW (e.g. 720x1280) or N for NxN; overrides the recipe.")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Overrides the recipe.")
-@click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader worker processes.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Overrides the recipe; per process under torchrun.")
+@click.option("--workers", type=click.IntRange(min=0), default=default_workers, show_default="cores per process, max 8",
+              help="DataLoader worker processes (per process under torchrun).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto")
 @click.option("--amp/--no-amp", default=True, help="Mixed precision (CUDA only).")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model (CUDA; slow first steps).")
 @click.option("--seed", type=int, default=0)
 @click.option("--lr-find/--no-lr-find", "lr_find_flag", default=True, help="LR range test before the first stage.")
 @click.option("--lr-find-only", is_flag=True, help="Run the LR finder alone and stop.")
@@ -318,24 +360,36 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
 @click.option("--dev-run", is_flag=True, help="Every step of the real path on two batches each.")
 @click.option("--explain/--no-explain", "explain", default=True,
-              help="After training, run train.explain (when that module exists) on the run.")
+              help="After training, run train.explain on the run (predictions, top losses, Grad-CAM, report).")
 @click.option("--boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Ground-truth manipulation boxes (JSON), passed to train.explain when it exists.")
+              help="Ground-truth manipulation boxes (JSON, e.g. the demo's boxes.json) for the Grad-CAM pointing game.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, seed,
-         lr_find_flag, lr_find_only, balance, shuffle_buffer, stop_after_epochs, resume, dev_run, explain, boxes, verbose) -> None:
-    """Fine-tune a ResNet on the shards with the seed's staged one-cycle recipe."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, compile_model,
+         seed, lr_find_flag, lr_find_only, balance, shuffle_buffer, stop_after_epochs, resume, dev_run, explain, boxes,
+         verbose) -> None:
+    """Fine-tune a ResNet on the shards with the seed's staged one-cycle recipe.
+
+    Under `torchrun --nproc_per_node=N -m train.run ...` it trains with DistributedDataParallel (NCCL on GPUs,
+    gloo on the CPU); --batch-size is per process and rank 0 alone writes the run folder.
+    """
+    ctx = distributed.env_context()
+    level = logging.DEBUG if verbose else logging.INFO if ctx.main else logging.WARNING
+    logging.basicConfig(level=level, format=f"%(levelname)s {'' if ctx.main else f'[rank {ctx.rank}] '}%(name)s: %(message)s")
     if resume and out is None:
         raise click.UsageError("--resume needs --out, the run folder to continue")
     try:
+        distributed.init(device)
         config = build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device,
                               amp, seed, lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer,
-                              stop_after_epochs)
+                              stop_after_epochs, compile_model)
+        config = dataclasses.replace(config, out=distributed.broadcast(config.out))  # one run folder for all ranks
         root = fit(config, resume=resume, boxes=boxes, explain=explain)
     except (RecipeError, DataError, WeightsError, TrainError) as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"run folder: {root}")
+    finally:
+        distributed.shutdown()
+    if ctx.main:
+        click.echo(f"run folder: {root}")
 
 
 if __name__ == "__main__":
