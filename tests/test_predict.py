@@ -58,14 +58,18 @@ def test_frame_settings_are_the_shards_own(checkpoint, tiny_dataset, tmp_path):
     dataset = json.loads((tiny_dataset["manifests"] / "dataset.json").read_text())["config"]
     assert (settings.fps, list(settings.box), settings.quality) == (dataset["fps"], dataset["size"],
                                                                      dataset["quality"])
-    # the run folder's pipeline.json (written by train.explain) is enough when the manifests are gone
+    # train.run stores them in the checkpoint's config: the checkpoint alone is enough
     moved = dict(config, manifests=str(tmp_path / "gone"))
-    assert frame_settings(checkpoint, moved).source.endswith("pipeline.json")
     lone = tmp_path / "ckpts" / "x" / "best.pt"
     lone.parent.mkdir(parents=True)
     shutil.copy(checkpoint, lone)
+    stored = frame_settings(lone, moved)
+    assert stored.source.endswith("(its config)") and (stored.fps, stored.box) == (settings.fps, settings.box)
+    # an older checkpoint without them: the run folder's pipeline.json (written by train.explain), else an error
+    bare = dict(moved, extra={})
+    assert frame_settings(checkpoint, bare).source.endswith("pipeline.json")
     with pytest.raises(PredictError, match="--manifests"):
-        frame_settings(lone, moved)
+        frame_settings(lone, bare)
 
 
 def test_extract_with_those_settings_gives_the_shard_jpegs(checkpoint, tiny_dataset):

@@ -62,11 +62,13 @@ def _settings_from(config: dict | None, source: str) -> FrameSettings | None:
 
 
 def frame_settings(checkpoint: Path, config: dict, manifests: Path | None = None) -> FrameSettings:
-    """The pipeline settings the model was trained on, from (first found): --manifests' dataset.json, the run
-    folder's pipeline.json (written by train.explain), the checkpoint config's manifests folder."""
+    """The pipeline settings the model was trained on, from (first found): --manifests' dataset.json, the
+    checkpoint's own config (train.run stores them), the run folder's pipeline.json, the config's manifests."""
     candidates = []
     if manifests is not None:
         candidates.append(Path(manifests) / "dataset.json")
+    elif (stored := _settings_from((config.get("extra") or {}).get("pipeline"), f"{checkpoint} (its config)")):
+        return stored
     candidates.append(checkpoint.resolve().parent.parent / "pipeline.json")
     if config.get("manifests"):
         candidates.append(Path(config["manifests"]) / "dataset.json")

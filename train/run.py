@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import os
 import logging
 import random
@@ -246,6 +247,17 @@ def restore(config: TrainConfig, run: RunFolder) -> tuple[TrainConfig, dict]:
     return dataclasses.replace(saved, **overrides), state
 
 
+def with_pipeline_settings(config: TrainConfig) -> TrainConfig:
+    """Keep the frame settings the shards were made with (fps, size, JPEG quality) in the config, hence in every
+    checkpoint: train.predict decodes new videos the same way from the checkpoint alone."""
+    try:
+        made = json.loads((Path(config.manifests) / "dataset.json").read_text()).get("config") or {}
+    except (OSError, json.JSONDecodeError):
+        return config
+    settings = {k: made[k] for k in ("fps", "size", "quality") if k in made}
+    return dataclasses.replace(config, extra={**config.extra, "pipeline": settings}) if settings else config
+
+
 def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, explain: bool = True) -> Path:
     """Train as the config says; returns the run folder. Raises DataError, WeightsError, TrainError."""
     run = RunFolder(config.out)
@@ -254,6 +266,7 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
     if resume:
         config, state = restore(config, run)
     manifest = load_manifest(config.shards, config.manifests)
+    config = with_pipeline_settings(config)
     dev = Device.resolve(config.device, config.amp, config.channels_last)
     seed_everything(config.seed)
     model = create_model(config.arch, "none" if resume else config.weights)
