@@ -158,45 +158,69 @@ def _render_face(p: FaceParams, w: int, h: int, rng_seed: int) -> tuple[np.ndarr
 
 @dataclass
 class Swap:
-    """A fake's manipulation: blurred, colour-shifted donor face blended into an inner ellipse."""
+    """A fake's manipulation: a low-resolution, colour-mismatched donor face blended into the face's centre.
+
+    What face-swap generators of the DFDC era left behind, exaggerated so that a small CNN trained from scratch
+    on a few hundred frames at ~96x160 px picks it up: the donor face is generated at a low resolution and
+    upsampled (blocky, blurred, no fine detail), its colour transfer is off (a warm, washed-out cast against
+    the host's own skin around it), and it is pasted with a narrow feather that leaves a visible seam.
+    """
 
     donor: FaceParams
-    blur_sigma_frac: float  # blur sigma as a fraction of sprite height
+    grid: int  # the donor is rendered at grid rows (x the sprite's aspect) and upsampled: the generator's resolution
+    blur_sigma_frac: float  # extra blur, as a fraction of sprite height
     gains: tuple  # per-channel colour gains (colour mismatch of the pasted face)
     contrast: float
     mask_ry: float
     mask_rx: float
+    seam: float  # brightening of the blending seam (0 = none)
 
 
 def _random_swap(rng: random.Random, host: FaceParams) -> Swap:
     donor = FaceParams.random(rng)
     while donor.skin == host.skin:
         donor.skin = rng.choice(SKIN_TONES)
-    # A consistently warm, washed-out, soft paste (bad colour transfer + low-res generator output):
-    # strong enough that a small CNN trained from scratch on a few hundred frames picks it up.
-    gains = (rng.uniform(1.12, 1.25), rng.uniform(0.88, 0.96), rng.uniform(0.72, 0.85))
-    return Swap(donor=donor, blur_sigma_frac=rng.uniform(0.02, 0.035), gains=gains,
-                contrast=rng.uniform(0.55, 0.7), mask_rx=rng.uniform(0.72, 0.8),
-                mask_ry=rng.uniform(0.62, 0.7))
+    # A consistently warm, washed-out paste (bad colour transfer), upsampled from a low-resolution generator.
+    gains = (rng.uniform(1.15, 1.3), rng.uniform(0.9, 0.98), rng.uniform(0.62, 0.75))
+    return Swap(donor=donor, grid=rng.randint(14, 18), blur_sigma_frac=rng.uniform(0.008, 0.015), gains=gains,
+                contrast=rng.uniform(0.5, 0.65), mask_rx=rng.uniform(0.72, 0.8), mask_ry=rng.uniform(0.7, 0.78),
+                seam=rng.uniform(0.25, 0.35))
+
+
+def _blocky(img: np.ndarray, rows: int) -> np.ndarray:
+    """Area-downsample to `rows` rows (keeping the aspect) and upsample by pixel repetition: a low-res generator."""
+    h, w = img.shape[:2]
+    cols = max(1, round(rows * w / h))
+    yb = np.minimum((np.arange(h) * rows) // h, rows - 1)
+    xb = np.minimum((np.arange(w) * cols) // w, cols - 1)
+    sums = np.zeros((rows, cols, img.shape[2]), np.float64)
+    np.add.at(sums, (yb[:, None], xb[None, :]), img)
+    counts = np.zeros((rows, cols), np.float64)
+    np.add.at(counts, (yb[:, None], xb[None, :]), 1.0)
+    small = (sums / counts[..., None]).astype(np.float32)
+    return small[yb[:, None], xb[None, :]]
 
 
 def _apply_swap(host_rgb: np.ndarray, alpha: np.ndarray, swap: Swap, seed: int) -> tuple[np.ndarray, tuple]:
     """Blend the swap into the host sprite. Returns (rgb, bbox in sprite pixels (x0, y0, x1, y1))."""
     h, w = alpha.shape
     donor, _ = _render_face(swap.donor, w, h, seed)
-    donor = _gauss_blur(donor, max(0.8, swap.blur_sigma_frac * h))
+    donor = _blocky(donor, swap.grid)
+    donor = _gauss_blur(donor, max(0.6, swap.blur_sigma_frac * h))
     mean = donor.mean(axis=(0, 1), keepdims=True)
     donor = (donor - mean) * swap.contrast + mean * 1.08
     donor = donor * np.asarray(swap.gains, np.float32)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     u = (xs + 0.5) / w * 2 - 1
     v = (ys + 0.5) / h * 2 - 1
-    d = np.sqrt((u / swap.mask_rx) ** 2 + ((v - 0.12) / swap.mask_ry) ** 2)
-    # feathered blend: fully donor inside d < 0.65, fading out to d = 1
-    t = np.clip((1.0 - d) / 0.35, 0, 1)
+    d = np.sqrt((u / swap.mask_rx) ** 2 + ((v - 0.04) / swap.mask_ry) ** 2)
+    # narrow feather: fully donor inside d < 0.85, fading out to d = 1, with a brighter seam along the edge
+    t = np.clip((1.0 - d) / 0.15, 0, 1)
     mask = (t * t * (3 - 2 * t)) * alpha
+    seam = swap.seam * np.clip(1.0 - np.abs(d - 0.92) / 0.08, 0, 1) * alpha
     out = host_rgb * (1 - mask[..., None]) + np.clip(donor, 0, 255) * mask[..., None]
-    yy, xx = np.nonzero(mask > 0.02)
+    out = out + seam[..., None] * (255.0 - out)
+    yy, xx = np.nonzero(np.maximum(mask, seam) > 0.02)
     bbox = (int(xx.min()), int(yy.min()), int(xx.max()) + 1, int(yy.max()) + 1)
     return out, bbox
 
@@ -422,8 +446,9 @@ def generate(out_dir: str | os.PathLike, n_videos: int = 64, seconds: float = 4.
     Layout: out_dir/dfdc_train_part_0/{metadata.json, <id>.mp4...} and out_dir/boxes.json, which maps
     each fake's file name to a list (indexed by whole second) of [x0, y0, x1, y1] boxes, normalised to
     the frame, that contain the manipulated region during that second. About 1 in 4 clips is real;
-    every fake is its `original` real clip with a blended, blurred, colour-shifted donor face pasted
-    into the face. Roughly 1 in 6 real clips (with its fakes) is portrait and 1 in 3 has no audio.
+    every fake is its `original` real clip with a low-resolution (blocky, blurred), colour-mismatched donor
+    face blended into the centre of the face with a visible seam (see Swap). Roughly 1 in 6 real clips
+    (with its fakes) is portrait and 1 in 3 has no audio.
     """
     if n_videos < 1:
         raise ValueError("n_videos must be >= 1")

@@ -121,3 +121,22 @@ def test_fake_differs_inside_box(dataset, ffmpeg):
         diff = np.abs(_blocks(fake) - _blocks(real)).mean(axis=2)
         d_in, d_out = diff[frac == 1].mean(), diff[frac == 0].mean()
         assert d_in > 8.0 and d_in > 3 * d_out, (name, d_in, d_out)
+
+
+def test_swap_changes_only_inside_its_box():
+    """The sprite-level box is exact: outside it the fake equals the host (mask and seam <= 2%), inside it differs."""
+    import random
+
+    from pipeline.synthetic import FaceParams, _apply_swap, _random_swap, _render_face
+
+    rng = random.Random(3)
+    for k in range(4):
+        host = FaceParams.random(rng)
+        rgb, alpha = _render_face(host, 96, 120, k)
+        fake, (x0, y0, x1, y1) = _apply_swap(rgb, alpha, _random_swap(rng, host), 100 + k)
+        diff = np.abs(fake - rgb).max(axis=2)
+        outside = diff.copy()
+        outside[y0:y1, x0:x1] = 0
+        assert outside.max() <= 0.02 * 255 + 1e-3
+        assert 0 < x0 < x1 < 96 and 0 < y0 < y1 < 120
+        assert diff[y0:y1, x0:x1].mean() > 20

@@ -118,7 +118,7 @@ def test_seed_recipe_is_the_reports():
     assert recipe.batch_size == 64 and recipe.image_size == (720, 1280)
     assert recipe.stages == (Stage(5, (2e-4, 1e-2), False), Stage(3, (2e-4, 2e-2), False), Stage(3, 1e-2, True))
     demo = load_recipe("demo")
-    assert demo.image_size == (96, 160) and demo.lr_find_steps == 30
+    assert demo.image_size == (112, 192) and demo.lr_find_steps == 30
 
 
 GOOD = {"batch_size": 8, "image_size": 64, "augment": {"blur": 0.1}, "stage": [{"epochs": 1, "lr": 1e-3}]}
