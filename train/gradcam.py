@@ -264,12 +264,20 @@ def overlay(image_uint8_hwc: np.ndarray, heatmap_hw, alpha: float = 0.5) -> np.n
 
 
 def heatmap_peak(heatmap_hw) -> tuple[int, int]:
-    """(y, x) pixel coordinates of the heatmap's maximum (first one on ties)."""
+    """(y, x) pixel coordinates of the heatmap's maximum.
+
+    Upsampling a coarse map leaves flat plateaus (whole border strips where the strongest cell touches the edge):
+    the peak is the middle of the plateau that holds the first maximum, not its first pixel.
+    """
     heat = _to_numpy(heatmap_hw)
     if heat.ndim != 2 or heat.size == 0:
         raise ValueError(f"heatmap must be a non-empty H x W array, got shape {heat.shape}")
-    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    return int(y), int(x)
+    top = heat.max()
+    tolerance = 1e-6 * max(abs(float(top)), 1.0)
+    ys, xs = np.nonzero(heat >= top - tolerance)
+    y0, x0 = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    near = (np.abs(ys - y0) <= heat.shape[0] // 4) & (np.abs(xs - x0) <= heat.shape[1] // 4)  # the first plateau
+    return int(np.median(ys[near])), int(np.median(xs[near]))
 
 
 def pointing_game(heatmaps, boxes) -> float:
