@@ -44,7 +44,7 @@ def extract_frames(out: Path, videos: Path | None, n: int) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     scale = "fps=1,scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2"
     inputs = (sorted(videos.rglob("*.mp4")) if videos else
-              [f"lavfi:testsrc2=size=1280x720:rate=25", "lavfi:mandelbrot=size=1280x720:rate=25"])
+              ["lavfi:testsrc2=size=1280x720:rate=25", "lavfi:mandelbrot=size=1280x720:rate=25"])
     per = -(-n // len(inputs))
     for i, src in enumerate(inputs):
         args = ["-f", "lavfi", "-i", src[6:]] if str(src).startswith("lavfi:") else ["-i", str(src)]
@@ -183,7 +183,7 @@ def main() -> None:
             continue
         rows.append((f"ours {label}", ours(shards, manifests, size, args.n)))
         rows.append((f"ImageFolder+PIL {label}", baseline(folder, size, args.n)))
-    print(f"\n(a) loader, one worker, all ten augmentations on every image (p=1):")
+    print("\n(a) loader, one worker, all ten augmentations on every image (p=1):")
     print(f"{'loader':26s} {'images':>7s} {'img/s':>8s} {'img/CPU-s':>10s}")
     for name, r in rows:
         print(f"{name:26s} {r['images']:7d} {r['img_per_s']:8.1f} {r['img_per_cpu_s']:10.1f}")

@@ -18,7 +18,6 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from train.engine import Device, make_scaler, train_step  # noqa: E402
 from train.model import build_model  # noqa: E402

@@ -6,7 +6,6 @@ import concurrent.futures as cf
 import dataclasses
 import logging
 import multiprocessing
-import os
 import time
 from pathlib import Path
 from typing import Iterator

@@ -7,7 +7,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import string
 import subprocess
 import tempfile
@@ -18,6 +17,8 @@ from pathlib import Path
 import click
 import numpy as np
 from tqdm import tqdm
+
+from .ffmpeg import find_ffmpeg
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +37,6 @@ IRIS_COLOURS = [(60, 40, 25), (70, 110, 160), (80, 120, 70), (110, 80, 40)]
 
 class SyntheticError(RuntimeError):
     """ffmpeg failed while writing a synthetic clip."""
-
-
-def _find_ffmpeg() -> str:
-    """$FFMPEG, else ffmpeg on PATH, else the static build shipped with imageio-ffmpeg."""
-    env = os.environ.get("FFMPEG")
-    if env:
-        return env
-    on_path = shutil.which("ffmpeg")
-    if on_path:
-        return on_path
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 # --------------------------------------------------------------------------- face sprites
@@ -460,7 +448,7 @@ def generate(out_dir: str | os.PathLike, n_videos: int = 64, seconds: float = 4.
     out = Path(out_dir)
     part_dir = out / PART_NAME
     part_dir.mkdir(parents=True, exist_ok=True)
-    ffmpeg = _find_ffmpeg()
+    ffmpeg = find_ffmpeg()
     groups = _plan(n_videos, seconds, size, seed)
     n_total = sum(1 + len(g.fake_ids) for g in groups)
     log.info("generating %d clips (%d real) of %.1fs at %dx%d into %s with %s",

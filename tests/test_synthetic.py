@@ -8,7 +8,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from pipeline.synthetic import PART_NAME, _find_ffmpeg, generate
+from pipeline.ffmpeg import find_ffmpeg
+from pipeline.synthetic import PART_NAME, generate
 
 SECONDS = 2.0
 SIZE = (160, 96)
@@ -17,7 +18,7 @@ N_VIDEOS = 5  # 2 reals (one portrait without audio) + 3 fakes
 
 @pytest.fixture(scope="module")
 def ffmpeg():
-    return _find_ffmpeg()
+    return find_ffmpeg()
 
 
 @pytest.fixture(scope="module")
