@@ -13,7 +13,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from train import schedule  # noqa: E402
 from train.augment import decode_resized, eval_transform, train_transform  # noqa: E402
-from train.config import Augment, RecipeError, Stage, load_recipe, parse_image_size, recipe_from_dict  # noqa: E402
+from train.config import (RECIPES_DIR, Augment, RecipeError, Stage, load_recipe, parse_image_size,  # noqa: E402
+                          recipe_from_dict)
 from train.metrics import compute_metrics  # noqa: E402
 from train.model import build_model, layer_groups, param_groups, set_frozen  # noqa: E402
 from train.run import make_optimizer, make_scheduler  # noqa: E402
@@ -204,3 +205,12 @@ def test_eval_transform_and_small_decode():
     assert x.shape == (3, 112, 112) and x.dtype == torch.float32 and abs(float(x.mean())) < 0.5
     with pytest.raises(ValueError, match="uint8"):
         eval_transform(112)(image.astype(np.float32))
+
+
+def test_builtin_recipe_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    """`make demo` writes into demo/ and then asks for --recipe demo: the name means the built-in recipe."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    assert load_recipe("demo") == load_recipe(RECIPES_DIR / "demo.toml")
+    (tmp_path / "mine").write_text((RECIPES_DIR / "seed.toml").read_text())
+    assert load_recipe("mine") == load_recipe("seed")  # a file without suffix is still read

@@ -156,7 +156,7 @@ def recipe_from_dict(data: dict) -> Recipe:
 def load_recipe(name_or_path: str | Path) -> Recipe:
     """A built-in recipe name (seed, demo) or a path to a TOML file -> Recipe."""
     path = Path(name_or_path)
-    if not path.suffix and not path.exists():
+    if not path.suffix and not path.is_file():  # a name: built-in recipes win over folders of that name (demo/)
         path = RECIPES_DIR / f"{name_or_path}.toml"
         if not path.exists():
             builtin = sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
