@@ -416,9 +416,12 @@ def test_heatmap_peak_and_pointing_game_on_hand_made_maps():
     assert heatmap_peak(b) == (8, 2)
     assert heatmap_peak(c) == (0, 0)
     flat = np.zeros((12, 24))
-    flat[0:3, 0:6] = 1.0  # an upsampled corner cell: a plateau, whose middle is the peak
+    flat[0:3, 0:6] = 1.0  # an upsampled corner cell: a plateau out to the edges; its inner corner is the peak
     flat[9, 20] = 0.5
-    assert heatmap_peak(flat) == (1, 2)
+    assert heatmap_peak(flat) == (2, 5)
+    strip = np.zeros((12, 24))
+    strip[8:12, 10] = 1.0  # a bottom-edge cell: the strip's top end is the cell's centre
+    assert heatmap_peak(strip) == (8, 10)
     boxes = [[0.5, 0.0, 1.0, 0.5],   # a: peak centre (0.775, 0.35) inside
              [0.5, 0.5, 1.0, 1.0],   # b: peak centre (0.125, 0.85) outside (x)
              [0.0, 0.0, 0.1, 0.1]]   # c: peak centre (0.025, 0.05) inside

@@ -266,8 +266,9 @@ def overlay(image_uint8_hwc: np.ndarray, heatmap_hw, alpha: float = 0.5) -> np.n
 def heatmap_peak(heatmap_hw) -> tuple[int, int]:
     """(y, x) pixel coordinates of the heatmap's maximum.
 
-    Upsampling a coarse map leaves flat plateaus (whole border strips where the strongest cell touches the edge):
-    the peak is the middle of the plateau that holds the first maximum, not its first pixel.
+    Bilinear upsampling of a coarse map clamps at the borders: a strongest cell on the edge becomes a flat strip
+    from the cell's centre out to the image edge. The peak is the cell's centre, i.e. the pixel of that plateau
+    nearest the image centre (the first maximum's pixel would sit on the edge for top and left cells).
     """
     heat = _to_numpy(heatmap_hw)
     if heat.ndim != 2 or heat.size == 0:
@@ -277,7 +278,10 @@ def heatmap_peak(heatmap_hw) -> tuple[int, int]:
     ys, xs = np.nonzero(heat >= top - tolerance)
     y0, x0 = np.unravel_index(int(np.argmax(heat)), heat.shape)
     near = (np.abs(ys - y0) <= heat.shape[0] // 4) & (np.abs(xs - x0) <= heat.shape[1] // 4)  # the first plateau
-    return int(np.median(ys[near])), int(np.median(xs[near]))
+    ys, xs = ys[near], xs[near]
+    centre_y, centre_x = (heat.shape[0] - 1) / 2, (heat.shape[1] - 1) / 2
+    i = int(np.argmin((ys - centre_y) ** 2 + (xs - centre_x) ** 2))
+    return int(ys[i]), int(xs[i])
 
 
 def pointing_game(heatmaps, boxes) -> float:
