@@ -6,6 +6,8 @@ import concurrent.futures as cf
 import dataclasses
 import logging
 import multiprocessing
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +18,7 @@ from . import manifest, resplit
 from .config import PipelineConfig
 from .discover import Video, discover
 from .ffmpeg import ffmpeg_version, find_ffmpeg
+from .frames import ffmpeg_command
 from .shards import ShardWriter, Staged, parse_shard_name, read_staged, remove_staged
 from .split import assign_split, part_of
 from .worker import Job, base_row, process_video, source_stat
@@ -89,10 +92,20 @@ def _reusable(staged: Staged | None, video: Video, retry_failed: bool) -> bool:
     return not retry_failed and staged.meta.get("source_stat") == source_stat(video.path)
 
 
-def _ordered(jobs: list[Job], staged: dict[str, Staged], workers: int) -> Iterator[tuple[Job, dict]]:
-    """Results in job order; decoding runs ahead in a pool of `workers` processes."""
-    ctx = multiprocessing.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+def start_pool(workers: int, binary: str) -> cf.ProcessPoolExecutor:
+    """The decode pool, started before the orchestrator has any thread: forked on Linux (no re-import per worker),
+    with ffmpeg's version checks already cached, so a worker's first video starts at once."""
+    ffmpeg_command("probe", 1.0, (16, 16), 2, binary)  # fills the lru caches the workers inherit
+    method = "fork" if sys.platform == "linux" else "spawn"
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    for future in [pool.submit(os.getpid) for _ in range(workers)]:
+        future.result()
+    return pool
+
+
+def _ordered(jobs: list[Job], staged: dict[str, Staged], pool: cf.ProcessPoolExecutor,
+             workers: int) -> Iterator[tuple[Job, dict]]:
+    """Results in job order; decoding runs ahead in the pool of `workers` processes."""
     window: collections.deque = collections.deque()
     todo = iter(jobs)
     try:
@@ -111,7 +124,7 @@ def _ordered(jobs: list[Job], staged: dict[str, Staged], workers: int) -> Iterat
                     result = {**base_row(job.video, job.split), "status": "failed",
                               "error": "worker process died while decoding (out of memory?)", "frames": []}
                     pool.shutdown(cancel_futures=True)
-                    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+                    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
                     window = collections.deque((j, pool.submit(process_video, j) if isinstance(r, cf.Future)
                                                 else r) for j, r in window)
             yield job, result
@@ -125,13 +138,14 @@ def build(p: Plan) -> dict:
     shards, manifests = Path(cfg.shards), Path(cfg.manifests)
     started = time.time()
     with manifest.lock(manifests, cfg.part_tag):
+        pool = start_pool(cfg.workers, find_ffmpeg())
         shards.mkdir(parents=True, exist_ok=True)
         resplit.recover(shards, manifests)
         finished = _clean_unfinished(shards, manifests, cfg.part_tag)
         done = manifest.done_video_ids(manifests)
         for vid in done:
             remove_staged(shards, vid)
-        stats = _run(p, shards, manifests, done, finished)
+        stats = _run(p, shards, manifests, done, finished, pool)
         failures = _failures(p, shards, done)
         manifest.write_failures(manifests, cfg.part_tag, failures)
         manifest.write_part_config(manifests, cfg.part_tag, {**cfg.to_dict(), "layout": p.layout})
@@ -146,7 +160,8 @@ def build(p: Plan) -> dict:
     return stats
 
 
-def _run(p: Plan, shards: Path, manifests: Path, done: set[str], finished: set[str]) -> dict:
+def _run(p: Plan, shards: Path, manifests: Path, done: set[str], finished: set[str],
+         pool: cf.ProcessPoolExecutor) -> dict:
     cfg = p.config
     binary = find_ffmpeg()
     pending = [(v, s) for v, s in p.selected if v.error is None and v.video_id not in done]
@@ -163,7 +178,7 @@ def _run(p: Plan, shards: Path, manifests: Path, done: set[str], finished: set[s
     stats = {"done": 0, "skipped": skipped, "frames": 0, "gb": 0.0}
     t0, nbytes = time.time(), 0
     with tqdm(total=len(jobs), unit="video", desc="videos", dynamic_ncols=True) as bar:
-        for job, meta in _ordered(jobs, staged, cfg.workers):
+        for job, meta in _ordered(jobs, staged, pool, cfg.workers):
             if meta["status"] == "done":
                 key = (job.split, job.video.split_label)
                 if key not in writers:
