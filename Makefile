@@ -17,7 +17,7 @@ DEMO_SEED ?= 0
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards train demo test bench bench-shards bench-train bench-predict clean help
+.PHONY: setup shards train demo test bench bench-shards bench-train bench-predict bench-gpu clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -52,8 +52,11 @@ bench: bench-shards bench-train bench-predict  ## all benchmarks
 bench-shards: setup  ## pipeline time against the ffmpeg decode floor
 	$(PYTHON) benchmarks/bench_shards.py $(ARGS)
 
-bench-train: setup  ## loader throughput and CPU step time
-	$(PYTHON) benchmarks/bench_train.py $(ARGS)
+bench-train: setup  ## loader throughput (real DFDC frames) and CPU step time
+	$(PYTHON) benchmarks/bench_train.py --videos ../shared/data/dfdc_sample --n 64 $(ARGS)
+
+bench-gpu: setup  ## resnet-18 images/s and peak memory on a GPU (AMP, channels_last; exits cleanly without CUDA)
+	$(PYTHON) benchmarks/gpu_train.py $(ARGS)
 
 bench-predict: setup  ## videos/s of train.predict on the CPU and the share spent decoding
 	$(PYTHON) benchmarks/bench_predict.py $(ARGS)
