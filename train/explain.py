@@ -125,20 +125,41 @@ def val_predictions(model, urls: list[str], image_size, batch_size: int, workers
     return predict(model, loader, dev)
 
 
-def fetch_images(urls: Iterable[str], keys: Sequence[str], size) -> dict[str, np.ndarray]:
-    """uint8 HxWx3 frames at the model's input size for the wanted keys, read back from the shards."""
-    wanted, found = set(keys), {}
+def fetch_images(urls: Iterable[str], keys: Sequence[str], size, manifests: Path | None = None) -> dict[str, np.ndarray]:
+    """uint8 HxWx3 frames at the model's input size for the wanted keys, read back from the shards: by their
+    frames.parquet offsets where the shards are local files, else (or for any key not found so) by a scan."""
+    wanted = set(keys)
+    found = _images_by_offset(urls, wanted, size, manifests) if manifests is not None else {}
     for url in urls:
-        for sample in read_shard(url):
-            key = sample["__key__"]
-            if key in wanted:
-                found[key] = decode_resized(sample["jpg"], tuple(size))
         if len(found) == len(wanted):
             break
+        for sample in read_shard(url):
+            key = sample["__key__"]
+            if key in wanted and key not in found:
+                found[key] = decode_resized(sample["jpg"], tuple(size))
     missing = wanted - set(found)
     if missing:
         raise ExplainError(f"{len(missing)} predicted frames not found again in the val shards, "
                            f"e.g. {sorted(missing)[:3]}")
+    return found
+
+
+def _images_by_offset(urls: Iterable[str], wanted: set[str], size, manifests: Path) -> dict[str, np.ndarray]:
+    """Seek straight to each frame's `.jpg` member (its header checked against the key) instead of reading shards."""
+    path = Path(manifests) / "frames.parquet"
+    local = {Path(u).name: u for u in urls if Path(u).is_file()}
+    if not wanted or not local or not path.is_file():
+        return {}
+    rows = pd.read_parquet(path, columns=["key", "shard", "offset", "bytes"], filters=[("key", "in", sorted(wanted))])
+    found = {}
+    for shard, group in rows[rows["shard"].isin(list(local))].groupby("shard"):
+        with open(local[shard], "rb") as fh:
+            for key, offset, size_bytes in zip(group["key"], group["offset"], group["bytes"]):
+                fh.seek(int(offset))
+                header = fh.read(512)
+                if header[:100].rstrip(b"\0") != f"{key}.jpg".encode():
+                    continue  # not a plain header (e.g. a long-name entry): the scan finds it
+                found[key] = decode_resized(fh.read(int(size_bytes)), tuple(size))
     return found
 
 
@@ -179,7 +200,7 @@ def box_area(box: Sequence[float]) -> float:
 
 
 def pointing(model, urls: list[str], pred: pd.DataFrame, boxes: dict, size, batch_size: int,
-             max_frames: int = POINTING_MAX_FRAMES) -> tuple[dict, list]:
+             max_frames: int = POINTING_MAX_FRAMES, manifests: Path | None = None) -> tuple[dict, list]:
     """Grad-CAM (class fake) on val fakes with a box; share whose peak is inside. Also the random-point rate."""
     fakes = pred[pred["label"] == LABELS["fake"]]
     wanted = {k: box_at(boxes, v, s) for k, v, s in zip(fakes["key"], fakes["video_id"], fakes["second"])}
@@ -190,7 +211,7 @@ def pointing(model, urls: list[str], pred: pd.DataFrame, boxes: dict, size, batc
     keys = sorted(wanted)
     if len(keys) > max_frames:
         keys = [keys[i] for i in np.linspace(0, len(keys) - 1, max_frames).astype(int)]
-    images = fetch_images(urls, keys, size)
+    images = fetch_images(urls, keys, size, manifests)
     hits, shown, empty = [], [], 0
     for start in range(0, len(keys), batch_size):
         chunk = keys[start:start + batch_size]
@@ -260,12 +281,13 @@ def plot_pointing(path: Path, shown: list, result: dict) -> None:
     plt.close(fig)
 
 
-def top_loss_figures(run_dir: Path, model, urls, pred: pd.DataFrame, size, k: int) -> dict:
+def top_loss_figures(run_dir: Path, model, urls, pred: pd.DataFrame, size, k: int,
+                     manifests: Path | None = None) -> dict:
     """top_losses.png / best.png and their Grad-CAM versions: the k worst and the k most confidently right."""
     worst = pred.sort_values("loss", ascending=False, kind="stable").head(k)
     right = pred[(pred["p_fake"] >= 0.5).astype(int) == pred["label"]]
     best = right.sort_values("loss", ascending=True, kind="stable").head(k)
-    images = fetch_images(urls, list(worst["key"]) + list(best["key"]), size)
+    images = fetch_images(urls, list(worst["key"]) + list(best["key"]), size, manifests)
     written = {}
     for name, cam_name, rows, heading in (("top_losses.png", "gradcam_worst.png", worst, "worst"),
                                           ("best.png", "gradcam_best.png", best, "best")):
@@ -333,9 +355,10 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
 
     metrics = {"checkpoint": str(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos), "k": k,
                "image_size": list(size), "boxes": str(boxes) if boxes else None, "pointing": None}
-    metrics["top"] = top_loss_figures(run_dir, model, urls, pred, size, k)
+    metrics["top"] = top_loss_figures(run_dir, model, urls, pred, size, k, manifests)
     if boxes:
-        result, shown = pointing(model, urls, pred, load_boxes(boxes), size, config["recipe"]["batch_size"])
+        result, shown = pointing(model, urls, pred, load_boxes(boxes), size, config["recipe"]["batch_size"],
+                                 manifests=manifests)
         plot_pointing(run_dir / "pointing.png", shown, result)
         metrics["pointing"] = result
         log.info("pointing game: %.1f%% of %d val fakes (random point %.1f%%)", 100 * result["pointing_game"],

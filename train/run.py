@@ -184,11 +184,12 @@ def lr_logger(run: RunFolder, optimizer, progress: Progress, rows: list):
     return on_step
 
 
-def train_epoch(config, manifest, model, optimizer, scheduler, dev, run, progress, weights, val) -> dict:
-    """One epoch of the current stage: train, evaluate, return the metrics row."""
+def train_epoch(config, manifest, model, net, optimizer, scheduler, dev, run, progress, weights, val) -> dict:
+    """One epoch of the current stage: train `net` (the model, or its DDP/compiled wrapper), evaluate the model,
+    return the metrics row."""
     n_batches = batches_per_epoch(config, manifest)
     rows: list = []
-    stats = train_one_epoch(for_training(model, config, dev), train_loader(config, manifest, n_batches, progress.stage, progress.epoch + 1),
+    stats = train_one_epoch(net, train_loader(config, manifest, n_batches, progress.stage, progress.epoch + 1),
                             optimizer, scheduler, dev, n_batches, weights,
                             desc=f"stage {progress.stage} epoch {progress.epoch + 1}",
                             on_step=lr_logger(run, optimizer, progress, rows))
@@ -214,6 +215,7 @@ def run_stages(config, manifest, model, optimizer, dev, run, progress: Progress,
             progress.stage, progress.epoch = index + 1, 0
             continue
         enter_stage(model, optimizer, stage, progress)
+        net = for_training(model, config, dev)  # once per stage: freezing changes which parameters train
         scheduler = make_scheduler(optimizer, stage.lr, epochs * batches_per_epoch(config, manifest))
         if resume_state is not None and progress.epoch > 0:
             optimizer.load_state_dict(resume_state["optimizer"])
@@ -224,7 +226,8 @@ def run_stages(config, manifest, model, optimizer, dev, run, progress: Progress,
                 log.info("stopping after %d epochs as asked; continue with --resume", epochs_done_now)
                 return
             try:
-                row = train_epoch(config, manifest, model, optimizer, scheduler, dev, run, progress, weights, val)
+                row = train_epoch(config, manifest, model, net, optimizer, scheduler, dev, run, progress, weights,
+                                  val)
             except NonFiniteLossError as err:
                 raise TrainError(f"{err} in stage {progress.stage}, epoch {progress.epoch + 1}, step {progress.step}; "
                                  f"stopped. The last good checkpoint is {run.last} (if any epoch finished); "
