@@ -39,7 +39,7 @@ train: setup  ## SHARDS=... MANIFESTS=... [RUN=runs/NAME RECIPE=seed WEIGHTS=ima
 	$(PYTHON) -m train.run --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --out "$(RUN)" --recipe "$(RECIPE)" --weights "$(WEIGHTS)" $(ARGS)
 
 demo: setup  ## generate a small DFDC-shaped dataset, shard it, train on the CPU (WEIGHTS=none offline) [DEMO_SEED=0]
-	$(PYTHON) -m pipeline.synthetic --out "$(DEMO)/videos" --videos 128 --seconds 3 --size 384x216 --seed $(DEMO_SEED)
+	$(PYTHON) -m demodata.synthetic --out "$(DEMO)/videos" --videos 128 --seconds 3 --size 384x216 --seed $(DEMO_SEED)
 	$(MAKE) --no-print-directory shards VIDEOS="$(DEMO)/videos" SHARDS="$(DEMO)/shards" MANIFESTS="$(DEMO)/manifests" ARGS="--size 256x144 --fps 4"
 	$(PYTHON) -m train.run --shards "$(DEMO)/shards" --manifests "$(DEMO)/manifests" --out "$(DEMO)/runs/demo" --recipe demo --weights "$(WEIGHTS)" --boxes "$(DEMO)/videos/boxes.json" $(ARGS)
 	@echo "demo run folder: $(DEMO)/runs/demo (open $(DEMO)/runs/demo/report.html)"

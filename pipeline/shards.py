@@ -26,6 +26,21 @@ def member(name: str, data: bytes) -> bytes:
     return header + data + b"\0" * (-len(data) % BLOCK)
 
 
+def read_member(fh, offset: int) -> tuple[str, bytes]:
+    """The tar member whose headers start at `offset` of an open binary shard: (name, data).
+
+    `offset` is where the member's first header block starts (for a name over 100 characters, that is the GNU
+    long-name header, not the member's own 512-byte header), as frames.parquet records it. tarfile parses
+    the headers, so no reader assumes that data starts at offset + 512.
+    """
+    fh.seek(offset)
+    with tarfile.open(fileobj=fh, mode="r:") as tar:
+        info = tar.next()
+        if info is None or not info.isfile():
+            raise tarfile.ReadError(f"no file member at byte {offset}")
+        return info.name, tar.extractfile(info).read()
+
+
 def shard_name(split: str, label: str, part_tag: str, index: int) -> str:
     return f"{split}-{label}{'-' + part_tag if part_tag else ''}-{index:06d}.tar"
 

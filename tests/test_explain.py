@@ -251,7 +251,7 @@ def test_fastai_title():
 
 def make_patch_dataset(root: Path, n_real: int = 16, seconds: int = 2, size=(192, 108), seed: int = 0) -> Path:
     """A demo-shaped DFDC part: each real has two fakes with a translucent red patch (the 'manipulated region') at a
-    random place, and boxes.json in pipeline.synthetic's format (file name -> one normalised box per second)."""
+    random place, and boxes.json in demodata.synthetic's format (file name -> one normalised box per second)."""
     import random
     from conftest import SOURCES
     from pipeline.ffmpeg import find_ffmpeg

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.ffmpeg import find_ffmpeg
-from pipeline.synthetic import PART_NAME, generate
+from demodata.synthetic import PART_NAME, generate
 
 SECONDS = 2.0
 SIZE = (160, 96)
@@ -128,7 +128,7 @@ def test_swap_changes_only_inside_its_box():
     """The sprite-level box is exact: outside it the fake equals the host (mask and seam <= 2%), inside it differs."""
     import random
 
-    from pipeline.synthetic import FaceParams, _apply_swap, _random_swap, _render_face
+    from demodata.synthetic import FaceParams, _apply_swap, _random_swap, _render_face
 
     rng = random.Random(3)
     for k in range(4):

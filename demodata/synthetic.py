@@ -18,7 +18,7 @@ import click
 import numpy as np
 from tqdm import tqdm
 
-from .ffmpeg import find_ffmpeg
+from pipeline.ffmpeg import find_ffmpeg
 
 log = logging.getLogger(__name__)
 
