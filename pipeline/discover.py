@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -38,9 +39,20 @@ class DiscoveryError(ValueError):
     """The videos folder cannot be read as any dataset layout."""
 
 
+MAX_ID = 64  # so that a frame key (id + "_0000" + ".json") stays under tar's 100-character name field
+
+
 def safe_id(text: str) -> str:
-    """A video id webdataset can carry in a key: only [A-Za-z0-9_-]."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "video"
+    """A video id webdataset can carry in a key: only [A-Za-z0-9_-], at most MAX_ID characters.
+
+    A longer id is cut and given an 8-hex suffix from the sha1 of the full text (stable across runs and
+    machines), so two long names that share a prefix stay apart; the original name stays in `path`.
+    """
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "video"
+    if len(clean) <= MAX_ID:
+        return clean
+    digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{clean[:MAX_ID - 9].rstrip('-_')}-{digest}"
 
 
 def _label(raw, where: str) -> tuple[str | None, str | None]:

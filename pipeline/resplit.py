@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from . import manifest
 from .config import ConfigError
 from .manifest import LockError, lock
-from .shards import ShardWriter, Staged, atomic_write, member, parse_shard_name
+from .shards import ShardWriter, Staged, atomic_write, member, parse_shard_name, read_members
 from .split import assign_split
 
 log = logging.getLogger(__name__)
@@ -125,13 +125,11 @@ def _video_members(fh, video: dict, split: str, frames: list[dict]) -> tuple[dic
     """Read a video's JPEGs from its old shard and rebuild its members with the new split."""
     data, rows = bytearray(), []
     for f in sorted(frames, key=lambda f: f["index"]):
-        fh.seek(f["offset"] + 512)
-        jpeg = fh.read(f["bytes"])
-        after_jpg = f["offset"] + 512 + f["bytes"] + (-f["bytes"] % 512)
-        fh.seek(after_jpg)
-        header = fh.read(512)
-        size = int(header[124:136].rstrip(b"\0 ") or b"0", 8)
-        sample = json.loads(fh.read(size))
+        (jpg_name, jpeg), (json_name, raw) = read_members(fh, f["offset"], 2)
+        if jpg_name != f"{f['key']}.jpg" or json_name != f"{f['key']}.json":
+            raise ResplitError(f"{video['shard']}: expected {f['key']}.jpg/.json at byte {f['offset']}, "
+                               f"found {jpg_name}, {json_name}")
+        sample = json.loads(raw)
         sample["split"] = split
         rows.append({k: f[k] for k in ("key", "index", "second", "bytes", "width", "height")} | {"rel": len(data)})
         data += member(f"{f['key']}.jpg", jpeg) + member(f"{f['key']}.json", json.dumps(sample).encode())

@@ -41,6 +41,19 @@ def read_member(fh, offset: int) -> tuple[str, bytes]:
         return info.name, tar.extractfile(info).read()
 
 
+def read_members(fh, offset: int, count: int) -> list[tuple[str, bytes]]:
+    """`count` consecutive file members from `offset` (e.g. a frame's .jpg and .json), parsed by tarfile."""
+    fh.seek(offset)
+    out = []
+    with tarfile.open(fileobj=fh, mode="r:") as tar:
+        for _ in range(count):
+            info = tar.next()
+            if info is None or not info.isfile():
+                raise tarfile.ReadError(f"fewer than {count} file members from byte {offset}")
+            out.append((info.name, tar.extractfile(info).read()))
+    return out
+
+
 def shard_name(split: str, label: str, part_tag: str, index: int) -> str:
     return f"{split}-{label}{'-' + part_tag if part_tag else ''}-{index:06d}.tar"
 

@@ -16,6 +16,7 @@ import webdataset as wds
 from webdataset.gopen import gopen_schemes
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pipeline.shards import read_member
 from train.augment import decode_resized, to_chw, train_transform
 from train.config import Augment
 
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = ("real", "fake")
-TAR_HEADER = 512
 
 
 class DataError(RuntimeError):
@@ -86,27 +86,41 @@ def _require(condition: bool, message: str) -> None:
         raise DataError(message)
 
 
-def _required_sizes(manifests_dir: Path) -> dict[str, int]:
-    """Per shard, the byte where its last JPEG ends (member header at `offset`, 512-byte header, `bytes` of data)."""
+def _last_frames(manifests_dir: Path) -> dict[str, tuple[str, int, int]]:
+    """Per shard, its last frame in frames.parquet: (key, offset of the member's first header, JPEG bytes)."""
     path = manifests_dir / "frames.parquet"
     if not path.is_file():
         return {}
-    frames = pd.read_parquet(path, columns=["shard", "offset", "bytes"])
-    return (frames["offset"] + TAR_HEADER + frames["bytes"]).groupby(frames["shard"]).max().astype(int).to_dict()
+    frames = pd.read_parquet(path, columns=["key", "shard", "offset", "bytes"])
+    last = frames.loc[frames.groupby("shard")["offset"].idxmax()]
+    return {s: (k, int(o), int(b)) for s, k, o, b in zip(last["shard"], last["key"], last["offset"], last["bytes"])}
 
 
 def _check_shard_files(manifest: Manifest, manifests_dir: Path, splits: Sequence[str]) -> None:
-    """Every listed shard of these splits exists and is long enough for the frames frames.parquet puts in it."""
-    required = _required_sizes(manifests_dir)
+    """Every listed shard of these splits exists, has the size dataset.json records (where it does), and holds
+    the last frame frames.parquet puts in it, read with tarfile from its recorded offset (long names included)."""
+    last = _last_frames(manifests_dir)
     for entry in manifest.shards:
         if entry["split"] not in splits:
             continue
         path = Path(manifest.shards_dir) / entry["name"]
         _require(path.is_file(), f"shard {path} is listed in dataset.json but missing from the shards folder")
-        needed, actual = required.get(entry["name"]), path.stat().st_size
-        if needed is not None and actual < needed:
-            raise ShardError(f"shard {path} is truncated: {actual} bytes on disk, but frames.parquet has frames up "
-                             f"to byte {needed}; rebuild it with `make shards`")
+        actual = path.stat().st_size
+        if entry.get("size") is not None and actual != entry["size"]:
+            raise ShardError(f"shard {path} has {actual} bytes on disk, but dataset.json records {entry['size']}; "
+                             f"check it with `python -m pipeline.verify` or rebuild it with `make shards`")
+        if entry["name"] not in last:
+            continue
+        key, offset, nbytes = last[entry["name"]]
+        try:
+            with open(path, "rb") as fh:
+                name, data = read_member(fh, offset)
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise ShardError(f"shard {path} is truncated or corrupt: {actual} bytes on disk, and its last frame "
+                             f"{key} (byte {offset}) cannot be read: {err}; rebuild it with `make shards`") from None
+        if name != f"{key}.jpg" or len(data) != nbytes:
+            raise ShardError(f"shard {path} does not match frames.parquet: expected {key}.jpg ({nbytes} bytes) at "
+                             f"byte {offset}, found {name} ({len(data)} bytes); rebuild the manifest or the shards")
 
 
 def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest:

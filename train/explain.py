@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import tarfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -28,6 +29,7 @@ import torch  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score  # noqa: E402
 
+from pipeline.shards import read_member  # noqa: E402
 from train.augment import decode_resized, normalize, to_chw  # noqa: E402
 from train.data import CLASS_NAMES, LABELS, ValStream, load_manifest, make_loader, read_shard  # noqa: E402
 from train.engine import Device, predict  # noqa: E402
@@ -145,7 +147,8 @@ def fetch_images(urls: Iterable[str], keys: Sequence[str], size, manifests: Path
 
 
 def _images_by_offset(urls: Iterable[str], wanted: set[str], size, manifests: Path) -> dict[str, np.ndarray]:
-    """Seek straight to each frame's `.jpg` member (its header checked against the key) instead of reading shards."""
+    """Seek straight to each frame's `.jpg` member (parsed by tarfile from its recorded offset, its name checked
+    against the key) instead of reading shards."""
     path = Path(manifests) / "frames.parquet"
     local = {Path(u).name: u for u in urls if Path(u).is_file()}
     if not wanted or not local or not path.is_file():
@@ -154,12 +157,13 @@ def _images_by_offset(urls: Iterable[str], wanted: set[str], size, manifests: Pa
     found = {}
     for shard, group in rows[rows["shard"].isin(list(local))].groupby("shard"):
         with open(local[shard], "rb") as fh:
-            for key, offset, size_bytes in zip(group["key"], group["offset"], group["bytes"]):
-                fh.seek(int(offset))
-                header = fh.read(512)
-                if header[:100].rstrip(b"\0") != f"{key}.jpg".encode():
-                    continue  # not a plain header (e.g. a long-name entry): the scan finds it
-                found[key] = decode_resized(fh.read(int(size_bytes)), tuple(size))
+            for key, offset in zip(group["key"], group["offset"]):
+                try:
+                    name, data = read_member(fh, int(offset))
+                except (tarfile.TarError, EOFError):
+                    continue  # not where the manifest says: the scan finds it
+                if name == f"{key}.jpg":
+                    found[key] = decode_resized(data, tuple(size))
     return found
 
 
