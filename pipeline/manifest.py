@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .diskfull import writing
 from .shards import atomic_write, parse_shard_name
 from .split import class_weights
 
@@ -56,8 +57,9 @@ def parts_dir(manifests: Path) -> Path:
 
 def _write_table(path: Path, table: pa.Table) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with writing(path, cleanup=tmp):
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
 
 
 def video_table(rows: list[dict]) -> pa.Table:
@@ -148,7 +150,7 @@ def _write_frames(manifests: Path, shards: list[str]) -> list[dict]:
     folder = parts_dir(manifests)
     stats = []
     tmp = manifests / ".frames.parquet.tmp"
-    with pq.ParquetWriter(tmp, FRAME_SCHEMA) as writer:
+    with writing(manifests / "frames.parquet", cleanup=tmp), pq.ParquetWriter(tmp, FRAME_SCHEMA) as writer:
         for shard in shards:
             table = pq.read_table(folder / f"{shard[:-4]}.frames.parquet")
             writer.write_table(table)
@@ -156,7 +158,8 @@ def _write_frames(manifests: Path, shards: list[str]) -> list[dict]:
             stats.append({"name": shard, "split": split, "label": label, "frames": table.num_rows,
                           "videos": len(set(table["video_id"].to_pylist())),
                           "bytes": int(pa.compute.sum(table["bytes"]).as_py() or 0)})
-    os.replace(tmp, manifests / "frames.parquet")
+    with writing(manifests / "frames.parquet", cleanup=tmp):
+        os.replace(tmp, manifests / "frames.parquet")
     return stats
 
 

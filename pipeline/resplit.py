@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from . import manifest
 from .config import ConfigError
+from .diskfull import is_full, one_line
 from .manifest import LockError, lock
 from .shards import ShardWriter, Staged, atomic_write, member, parse_shard_name, read_members
 from .split import assign_split
@@ -149,6 +150,11 @@ def main(shards, manifests, val_fraction, seed):
             resplit(Path(shards), Path(manifests), seed, val_fraction)
     except (ConfigError, ResplitError, LockError) as exc:
         raise click.UsageError(str(exc)) from exc
+    except OSError as exc:
+        if not is_full(exc):
+            raise
+        raise click.ClickException(one_line(exc, "rerun the same command: the interrupted resplit is undone "
+                                                 "first")) from None
 
 
 if __name__ == "__main__":

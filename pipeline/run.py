@@ -9,6 +9,7 @@ import click
 
 from .config import ConfigError, PipelineConfig, parse_bytes, parse_part, parse_size
 from .discover import DiscoveryError
+from .diskfull import is_full, one_line
 from .ffmpeg import FFmpegNotFound, find_ffmpeg
 
 log = logging.getLogger("pipeline")
@@ -85,6 +86,10 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
             stats = build(the_plan)
     except LockError as exc:
         raise click.UsageError(str(exc)) from exc
+    except OSError as exc:
+        if not is_full(exc):
+            raise
+        raise click.ClickException(one_line(exc, "rerun the same command: it resumes where it stopped")) from None
     if strict and stats["failed"]:
         log.error("--strict: %d videos failed (see %s/videos.parquet)", stats["failed"], manifests)
         sys.exit(1)

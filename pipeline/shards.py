@@ -10,6 +10,8 @@ import re
 import tarfile
 from pathlib import Path
 
+from .diskfull import writing
+
 log = logging.getLogger(__name__)
 
 BLOCK = 512
@@ -66,12 +68,13 @@ def parse_shard_name(name: str) -> tuple[str, str, str, int] | None:
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
     """Write to a temp name, then rename. `durable=False` skips fsync: safe against kill -9, not power loss."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if durable:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with writing(path, cleanup=tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
 
 
 @dataclasses.dataclass
@@ -151,11 +154,12 @@ class ShardWriter:
 
     def append(self, staged: Staged, data: bytes) -> None:
         """Append a video's tar members (its frames' `rel` offsets are relative to `data`)."""
-        if self.fh is None:
-            self.fh = open(self.shards / f".{self.name}.tmp", "wb")
-            self.size = 0
+        with writing(self.shards / self.name):
+            if self.fh is None:
+                self.fh = open(self.shards / f".{self.name}.tmp", "wb")
+                self.size = 0
+            self.fh.write(data)
         base = self.size
-        self.fh.write(data)
         self.size += len(data)
         for frame in staged.meta["frames"]:
             frame["offset"] = base + frame["rel"]
@@ -166,12 +170,13 @@ class ShardWriter:
     def seal(self) -> None:
         if self.fh is None:
             return
-        self.fh.write(b"\0" * (2 * BLOCK))
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-        self.fh = None
-        os.replace(self.shards / f".{self.name}.tmp", self.shards / self.name)
+        with writing(self.shards / self.name):
+            self.fh.write(b"\0" * (2 * BLOCK))
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            self.fh = None
+            os.replace(self.shards / f".{self.name}.tmp", self.shards / self.name)
         self.on_sealed(self.name, self.videos, self.size + 2 * BLOCK)
         for staged in self.videos:
             remove_staged(self.shards, staged.video_id)

@@ -29,9 +29,11 @@ import torch  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score  # noqa: E402
 
+from pipeline.diskfull import is_full, one_line  # noqa: E402
 from pipeline.shards import read_member  # noqa: E402
 from train.augment import decode_resized, normalize, to_chw  # noqa: E402
 from train.data import CLASS_NAMES, LABELS, ValStream, load_manifest, make_loader, read_shard  # noqa: E402
+from train.artifacts import save_figure  # noqa: E402
 from train.engine import Device, predict  # noqa: E402
 from train.gradcam import grad_cam, heatmap_peak, overlay, plot_gradcam_grid, pointing_game  # noqa: E402
 from train.model import load_checkpoint  # noqa: E402
@@ -257,8 +259,7 @@ def plot_frames(path: Path, images: list[np.ndarray], titles: list[str], suptitl
         ax.set_title(title, fontsize=9)
     fig.suptitle(suptitle)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def plot_pointing(path: Path, shown: list, result: dict) -> None:
@@ -281,8 +282,7 @@ def plot_pointing(path: Path, shown: list, result: dict) -> None:
     fig.suptitle(f"pointing game {result['pointing_game']:.1%} of {result['frames']} val fakes "
                  f"(random point {result['random_point']:.1%})")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def top_loss_figures(run_dir: Path, model, urls, pred: pd.DataFrame, size, k: int,
@@ -406,6 +406,10 @@ def main(run_dir, checkpoint, boxes, k, shards, manifests, device, verbose) -> N
         metrics = run_explain(run_dir, shards, manifests, device, checkpoint=checkpoint, boxes=boxes, k=k)
     except (ExplainError, DataError, WeightsError) as err:
         raise click.ClickException(str(err)) from None
+    except OSError as err:
+        if not is_full(err):
+            raise
+        raise click.ClickException(one_line(err, "rerun the same command")) from None
     v = metrics["video"]
     click.echo(f"video log loss {v['log_loss']:.4f}  AUC {v['roc_auc']:.4f}  accuracy {v['accuracy']:.4f}  "
                f"({v['videos']} videos, {metrics['frame']['frames']} frames)")
