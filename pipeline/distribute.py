@@ -170,8 +170,8 @@ def _run(p: Plan, shards: Path, manifests: Path, done: set[str], finished: set[s
     jobs = [Job(v, s, str(shards), cfg.fps, cfg.size, cfg.quality, cfg.timeout, binary) for v, s in pending]
     nxt = _next_indices(finished, cfg.part_tag)
 
-    def sealed(name, videos, size):
-        manifest.write_fragment(manifests, name, [s.meta for s in videos], size)
+    def sealed(name, videos, size, sha256):
+        manifest.write_fragment(manifests, name, [s.meta for s in videos], size, sha256)
 
     writers: dict[tuple[str, str], ShardWriter] = {}
     skipped = sum(v.error is None and v.video_id in done for v, s in p.selected)  # not the discovery failures

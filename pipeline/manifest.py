@@ -31,6 +31,7 @@ FRAME_SCHEMA = pa.schema([
     ("key", pa.string()), ("video_id", pa.string()), ("index", pa.int32()), ("second", pa.float64()),
     ("split", pa.string()), ("label", pa.string()), ("shard", pa.string()), ("offset", pa.int64()),
     ("bytes", pa.int64()), ("width", pa.int32()), ("height", pa.int32()),
+    ("crc32", pa.int64()),  # zlib.crc32 of the JPEG bytes; null in manifests written before checksums
 ])
 
 
@@ -66,11 +67,14 @@ def video_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist([{k: r.get(k) for k in VIDEO_SCHEMA.names} for r in rows], schema=VIDEO_SCHEMA)
 
 
-def write_fragment(manifests: Path, shard: str, metas: list[dict], shard_bytes: int) -> None:
-    """Frames first, videos last: a shard is finished when its videos fragment exists."""
+def write_fragment(manifests: Path, shard: str, metas: list[dict], shard_bytes: int,
+                   sha256: str | None = None) -> None:
+    """Shard size and checksum, frames, then videos last: a shard is finished when its videos fragment exists."""
     folder = parts_dir(manifests)
     folder.mkdir(parents=True, exist_ok=True)
     stem = shard[:-4]
+    atomic_write(folder / f"{stem}.shard.json", json.dumps({"size": shard_bytes, "sha256": sha256}).encode(),
+                 durable=False)
     frames = [{**f, "video_id": m["video_id"], "split": m["split"], "label": m["label"], "shard": shard}
               for m in metas for f in m["frames"]]
     frame_rows = [{k: f.get(k) for k in FRAME_SCHEMA.names} for f in frames]
@@ -152,15 +156,31 @@ def _write_frames(manifests: Path, shards: list[str]) -> list[dict]:
     tmp = manifests / ".frames.parquet.tmp"
     with writing(manifests / "frames.parquet", cleanup=tmp), pq.ParquetWriter(tmp, FRAME_SCHEMA) as writer:
         for shard in shards:
-            table = pq.read_table(folder / f"{shard[:-4]}.frames.parquet")
+            table = conform(pq.read_table(folder / f"{shard[:-4]}.frames.parquet"), FRAME_SCHEMA)
             writer.write_table(table)
             split, label, _, _ = parse_shard_name(shard)
             stats.append({"name": shard, "split": split, "label": label, "frames": table.num_rows,
                           "videos": len(set(table["video_id"].to_pylist())),
-                          "bytes": int(pa.compute.sum(table["bytes"]).as_py() or 0)})
+                          "bytes": int(pa.compute.sum(table["bytes"]).as_py() or 0), **_shard_record(folder, shard)})
     with writing(manifests / "frames.parquet", cleanup=tmp):
         os.replace(tmp, manifests / "frames.parquet")
     return stats
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A table from an older manifest in today's schema: columns it lacks (e.g. crc32) are added as nulls."""
+    columns = [table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+               for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _shard_record(folder: Path, shard: str) -> dict:
+    """The shard's file size and sha256 as sealed ({} for shards written before checksums were recorded)."""
+    try:
+        record = json.loads((folder / f"{shard[:-4]}.shard.json").read_text())
+    except FileNotFoundError:
+        return {}
+    return {"size": int(record["size"]), "sha256": record.get("sha256")}
 
 
 def _summary(videos: pa.Table, shard_stats: list[dict], extra: dict) -> dict:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 from pathlib import Path
 
 import click
@@ -45,7 +46,8 @@ def recover(shards: Path, manifests: Path, interrupted: bool = True) -> None:
 def _remove_shards(shards: Path, manifests: Path, names: list[str]) -> None:
     folder = manifest.parts_dir(manifests)
     for name in names:
-        for path in (folder / f"{name[:-4]}.videos.parquet", folder / f"{name[:-4]}.frames.parquet", shards / name):
+        for path in (folder / f"{name[:-4]}.videos.parquet", folder / f"{name[:-4]}.frames.parquet",
+                     folder / f"{name[:-4]}.shard.json", shards / name):
             path.unlink(missing_ok=True)
 
 
@@ -99,8 +101,8 @@ def _repack(shards, manifests, affected, finished, journal, journal_path) -> int
         nxt[(split, label, tag)] = max(nxt.get((split, label, tag), 0), index + 1)
     shard_size = max((shards / n).stat().st_size for n in finished)
 
-    def sealed(name, videos, size):
-        manifest.write_fragment(manifests, name, [s.meta for s in videos], size)
+    def sealed(name, videos, size, sha256):
+        manifest.write_fragment(manifests, name, [s.meta for s in videos], size, sha256)
         journal["new"].append(name)
         atomic_write(journal_path, json.dumps(journal).encode())
 
@@ -132,7 +134,12 @@ def _video_members(fh, video: dict, split: str, frames: list[dict]) -> tuple[dic
                                f"found {jpg_name}, {json_name}")
         sample = json.loads(raw)
         sample["split"] = split
-        rows.append({k: f[k] for k in ("key", "index", "second", "bytes", "width", "height")} | {"rel": len(data)})
+        crc = f.get("crc32")
+        if crc is not None and zlib.crc32(jpeg) != crc:
+            raise ResplitError(f"{video['shard']}: frame {f['key']} does not match its checksum (crc32); "
+                               "check the shards with `python -m pipeline.verify --deep`")
+        rows.append({k: f[k] for k in ("key", "index", "second", "bytes", "width", "height")}
+                    | {"crc32": crc, "rel": len(data)})
         data += member(f"{f['key']}.jpg", jpeg) + member(f"{f['key']}.json", json.dumps(sample).encode())
     return {**video, "split": split, "frames": rows}, bytes(data)
 

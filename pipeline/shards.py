@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -131,8 +132,9 @@ def remove_staged(shards: Path, video_id: str) -> None:
 class ShardWriter:
     """Appends staged videos to `.NAME.tmp`; at `shard_size` bytes (or close) it seals the tar and renames it.
 
-    `on_sealed(name, videos)` is called after the rename; it writes the manifest fragment, which marks the
-    shard as finished. Only then are the videos' staging files removed.
+    `on_sealed(name, videos, size, sha256)` is called after the rename (size in bytes and the sha256 of the whole
+    tar, hashed as it was written); it writes the manifest fragment, which marks the shard as finished. Only then
+    are the videos' staging files removed.
     """
 
     def __init__(self, shards: Path, split: str, label: str, part_tag: str, next_index: int,
@@ -142,6 +144,7 @@ class ShardWriter:
         self.fh: io.BufferedWriter | None = None
         self.videos: list[Staged] = []
         self.size = 0
+        self.sha256 = hashlib.sha256()
 
     @property
     def name(self) -> str:
@@ -157,8 +160,9 @@ class ShardWriter:
         with writing(self.shards / self.name):
             if self.fh is None:
                 self.fh = open(self.shards / f".{self.name}.tmp", "wb")
-                self.size = 0
+                self.size, self.sha256 = 0, hashlib.sha256()
             self.fh.write(data)
+        self.sha256.update(data)
         base = self.size
         self.size += len(data)
         for frame in staged.meta["frames"]:
@@ -170,6 +174,7 @@ class ShardWriter:
     def seal(self) -> None:
         if self.fh is None:
             return
+        self.sha256.update(b"\0" * (2 * BLOCK))
         with writing(self.shards / self.name):
             self.fh.write(b"\0" * (2 * BLOCK))
             self.fh.flush()
@@ -177,7 +182,7 @@ class ShardWriter:
             self.fh.close()
             self.fh = None
             os.replace(self.shards / f".{self.name}.tmp", self.shards / self.name)
-        self.on_sealed(self.name, self.videos, self.size + 2 * BLOCK)
+        self.on_sealed(self.name, self.videos, self.size + 2 * BLOCK, self.sha256.hexdigest())
         for staged in self.videos:
             remove_staged(self.shards, staged.video_id)
         self.videos = []

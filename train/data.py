@@ -5,6 +5,7 @@ import json
 import logging
 import random
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -107,8 +108,9 @@ def _check_shard_files(manifest: Manifest, manifests_dir: Path, splits: Sequence
         _require(path.is_file(), f"shard {path} is listed in dataset.json but missing from the shards folder")
         actual = path.stat().st_size
         if entry.get("size") is not None and actual != entry["size"]:
-            raise ShardError(f"shard {path} has {actual} bytes on disk, but dataset.json records {entry['size']}; "
-                             f"check it with `python -m pipeline.verify` or rebuild it with `make shards`")
+            state = "is truncated" if actual < entry["size"] else "was changed"
+            raise ShardError(f"shard {path} {state}: {actual} bytes on disk, but dataset.json records "
+                             f"{entry['size']}; check it with `python -m pipeline.verify`, rebuild it with `make shards`")
         if entry["name"] not in last:
             continue
         key, offset, nbytes = last[entry["name"]]
@@ -162,18 +164,45 @@ def read_shards(urls: Iterator[str]) -> Iterator[dict]:
         yield from read_shard(url)
 
 
+class CorruptSample(ShardError):
+    """A frame whose JPEG does not match its recorded crc32 or does not decode: skipped with a warning."""
+
+
 def decode_sample(sample: dict, size: tuple[int, int]) -> tuple[np.ndarray, int, str, str]:
-    """Raw sample -> (uint8 HxWx3 at size, label 0/1, key, video id)."""
+    """Raw sample -> (uint8 HxWx3 at size, label 0/1, key, video id).
+
+    A JPEG that differs from the crc32 in its json member (shards written since checksums exist) or fails to
+    decode raises CorruptSample; a missing member or a bad label raises ShardError (the shard is unusable).
+    """
     key = sample["__key__"]
     try:
         meta = json.loads(sample["json"])
-        image = decode_resized(sample["jpg"], size)
+        jpeg = sample["jpg"]
     except (KeyError, ValueError) as err:
         raise ShardError(f"bad sample {key} in shard {sample.get('__url__')}: {err!r}") from None
+    crc = meta.get("crc32")
+    if crc is not None and zlib.crc32(jpeg) != crc:
+        raise CorruptSample(f"sample {key} in shard {sample.get('__url__')}: JPEG bytes differ from its crc32")
+    try:
+        image = decode_resized(jpeg, size)
+    except (ValueError, RuntimeError, OSError) as err:
+        raise CorruptSample(f"sample {key} in shard {sample.get('__url__')}: JPEG does not decode: {err}") from None
     if meta.get("label") not in LABELS:
         raise ShardError(f"sample {key} in shard {sample.get('__url__')} has label {meta.get('label')!r}; "
                          f"training needs one of {sorted(LABELS)}")
     return image, LABELS[meta["label"]], key, meta.get("video_id", key.rsplit("_", 1)[0])
+
+
+def decoded(samples: Iterator[dict], size: tuple[int, int]) -> Iterator[tuple[np.ndarray, int, str, str]]:
+    """decode_sample over a stream; a corrupt frame is skipped with a warning naming its shard and key and the
+    number skipped so far in this worker (policy: a run goes on without it; `pipeline.verify --deep` finds all)."""
+    skipped = 0
+    for sample in samples:
+        try:
+            yield decode_sample(sample, size)
+        except CorruptSample as err:
+            skipped += 1
+            log.warning("skipped corrupt frame (%d so far in this worker): %s", skipped, err)
 
 
 def collate(items: list) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
@@ -258,8 +287,7 @@ class TrainStream(IterableDataset):
         transform = train_transform(self.size, self.augment, seed=seed)
 
         def augmented():
-            for sample in self._samples(rng):
-                image, label, key, video = decode_sample(sample, self.size)
+            for image, label, key, video in decoded(self._samples(rng), self.size):
                 yield to_chw(transform(image=image)["image"]), label, key, video
 
         batches = batched(augmented(), self.batch_size, partial=False)
@@ -276,8 +304,8 @@ class ValStream(IterableDataset):
 
     def __iter__(self):
         shards = wds.split_by_worker(wds.split_by_node(self.urls))
-        decoded = (decode_sample(s, self.size) for s in read_shards(iter(shards)))
-        items = ((to_chw(image), label, key, video) for image, label, key, video in decoded)
+        items = ((to_chw(image), label, key, video)
+                 for image, label, key, video in decoded(read_shards(iter(shards)), self.size))
         yield from batched(items, self.batch_size, partial=True)
 
 
