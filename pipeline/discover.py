@@ -78,12 +78,13 @@ def discover_dfdc(root: Path) -> list[Video]:
     for folder, files in _walk(root):
         meta_path = folder / "metadata.json"
         if "metadata.json" not in files:
-            videos += [_unlabelled(root, folder / f, "dfdc") for f in files if _is_video(f)]
+            loose = [_unlabelled(root, folder / f, "dfdc") for f in files if _is_video(f)]
+            if loose:
+                log.warning("%s: %d videos in a folder without metadata.json are taken as unlabelled (split test)",
+                            folder, len(loose))
+            videos += loose
             continue
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DiscoveryError(f"{meta_path}: cannot read metadata: {exc}") from exc
+        meta = _read_metadata(meta_path)
         listed = set()
         for name, entry in sorted(meta.items()):
             listed.add(name)
@@ -93,6 +94,16 @@ def discover_dfdc(root: Path) -> list[Video]:
             log.warning("%s: %d videos not listed in metadata.json are taken as unlabelled", folder, len(extra))
             videos += [_unlabelled(root, folder / f, "dfdc") for f in extra]
     return videos
+
+
+def _read_metadata(meta_path: Path) -> dict:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DiscoveryError(f"{meta_path}: cannot read metadata: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise DiscoveryError(f"{meta_path}: expected an object mapping file names to entries")
+    return meta
 
 
 def _dfdc_video(folder: Path, name: str, entry, meta_path: Path) -> Video:
@@ -181,15 +192,76 @@ LAYOUT_FUNCS: dict[str, Callable[[Path], list[Video]]] = {
 }
 
 
+def find_datasets(root: Path) -> list[tuple[str, Path]]:
+    """Every dataset tree under root, as (layout, folder): a folder with labels.csv (csv), one holding
+    original_sequences/ or manipulated_sequences/ (ffpp; not searched further), a folder with metadata.json (a
+    DFDC part). Videos outside all of them are unlabelled."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        folder = Path(dirpath)
+        if "labels.csv" in filenames:
+            found.append(("csv", folder))
+            dirnames[:] = []
+        elif {"original_sequences", "manipulated_sequences"} & set(dirnames):
+            found.append(("ffpp", folder))
+            dirnames[:] = []
+        elif "metadata.json" in filenames:
+            found.append(("dfdc", folder))
+    return found
+
+
 def detect_layout(root: Path) -> str:
-    if (root / "labels.csv").is_file():
-        return "csv"
-    if (root / "original_sequences").is_dir() or (root / "manipulated_sequences").is_dir():
-        return "ffpp"
-    for _, files in _walk(root):
-        if "metadata.json" in files:
-            return "dfdc"
-    return "unlabelled"
+    """The layout of the tree: one of LAYOUT_FUNCS, or 'mixed' when it holds datasets of several layouts (or a
+    csv or FaceForensics++ tree below the root)."""
+    found = find_datasets(root)
+    kinds = {layout for layout, _ in found}
+    if not kinds:
+        return "unlabelled"
+    if kinds == {"dfdc"}:
+        return "dfdc"
+    if len(found) == 1 and found[0][1] == root:
+        return found[0][0]
+    return "mixed"
+
+
+def discover_mixed(root: Path) -> list[Video]:
+    """Each dataset tree with its own layout, then the videos outside them as unlabelled; all ids kept unique
+    (FaceForensics++ ids carry their `ffpp-` prefix; csv and unlabelled ids are relative to this root)."""
+    found = find_datasets(root)
+    trees = [folder for layout, folder in found if layout != "dfdc"]
+    videos: list[Video] = []
+    counts: collections.Counter = collections.Counter()
+    for layout, folder in found:
+        if layout == "ffpp":
+            part = discover_ffpp(folder)
+        elif layout == "csv":
+            prefix = safe_id(str(folder.relative_to(root))) if folder != root else ""
+            part = [_prefixed(v, prefix) for v in discover_csv(folder)]
+        else:
+            part = [_dfdc_video(folder, name, entry, folder / "metadata.json")
+                    for name, entry in sorted(_read_metadata(folder / "metadata.json").items())]
+        counts[layout] += len(part)
+        videos += part
+    claimed = {Path(v.path).resolve() for v in videos}
+    stray = [_unlabelled(root, folder / f, "unlabelled") for folder, files in _walk(root) for f in files
+             if _is_video(f) and not any(folder == t or t in folder.parents for t in trees)
+             and (folder / f).resolve() not in claimed]
+    if stray:
+        log.warning("%s: %d videos outside any labelled dataset are taken as unlabelled (split test), e.g. %s",
+                    root, len(stray), stray[0].path)
+    log.info("%s holds several datasets: %s", root, ", ".join(f"{k} ({n} videos)" for k, n in sorted(counts.items())))
+    return videos + stray
+
+
+def _prefixed(video: Video, prefix: str) -> Video:
+    if not prefix:
+        return video
+    fix = lambda x: safe_id(f"{prefix}-{x}") if x else x  # noqa: E731
+    return dataclasses.replace(video, video_id=fix(video.video_id), original=fix(video.original), group=fix(video.group))
+
+
+LAYOUT_FUNCS["mixed"] = discover_mixed
 
 
 def discover(root: str | Path, layout: str = "auto") -> tuple[str, list[Video]]:

@@ -49,8 +49,9 @@ def _converter(fn, name):
 @click.option("--shard-size", default="300MB", callback=_converter(parse_bytes, "shard_size"),
               help="Target tar size, e.g. 300MB.")
 @click.option("--limit", default=None, type=int, help="Only the first N videos (sorted by id), for a quick look.")
-@click.option("--layout", default="auto", type=click.Choice(["auto", "dfdc", "ffpp", "csv", "unlabelled"]),
-              help="Force a dataset layout instead of detecting it.")
+@click.option("--layout", default="auto", type=click.Choice(["auto", "dfdc", "ffpp", "csv", "unlabelled", "mixed"]),
+              help="Force a dataset layout instead of detecting it (mixed: each dataset tree under the root with "
+                   "its own layout, as auto does when it finds several).")
 @click.option("--part", default="1/1", callback=_converter(parse_part, "part"),
               help="Process share K of N (machines sharing --shards and --manifests); merge with pipeline.merge.")
 @click.option("--timeout", default=600.0, type=float, help="Seconds one video may take before it is failed.")
