@@ -147,16 +147,51 @@ def _ffpp_video(path: Path, kind: str, family: str, compression: str) -> Video:
     if kind == "original_sequences":
         who = stem.split("__")[0]  # actors: '01__meeting_serious' -> actor 01
         return Video(vid, str(path), "real", None, safe_id(f"ffpp-{family}-{who}"), f"ffpp/{family}")
-    if "__" in stem:  # DeepFakeDetection: '01_02__scene__HASH' -> target actor 01, original '01__scene'
+    if "__" in stem:  # DeepFakeDetection: '01_02__scene__HASH' -> target actor 01 (source 02), original '01__scene'
         target = stem.split("_")[0]
         scene = stem.split("__")[1]
         original = safe_id(f"ffpp-actors-{compression}-{target}__{scene}")
         group = safe_id(f"ffpp-actors-{target}")
-    else:  # 'TTT_SSS' -> target TTT
+    else:  # 'TTT_SSS' -> target TTT (the source SSS links in through identities())
         target = stem.split("_")[0]
         original = safe_id(f"ffpp-youtube-{compression}-{target}")
         group = safe_id(f"ffpp-youtube-{target}")
     return Video(vid, str(path), "fake", original, group, f"ffpp/{family}")
+
+
+def identities(source: str, label: str | None, path: str, group: str) -> tuple[str, ...]:
+    """Every person id a video involves, the first being its own group before linking: a FaceForensics++ fake
+    `TTT_SSS` (or DeepFakeDetection `TT_SS__scene__hash`) involves its target TTT and its source SSS; other
+    videos only their group (DFDC and labels.csv give only `original`)."""
+    if not source.startswith("ffpp/"):
+        return (group,)
+    family, stem = source.split("/", 1)[1], Path(path).stem
+    if label != "fake":
+        return (safe_id(f"ffpp-{family}-{stem.split('__')[0]}"),)
+    people = stem.split("__")[0].split("_")[:2]
+    kind = "actors" if "__" in stem else "youtube"
+    return tuple(safe_id(f"ffpp-{kind}-{p}") for p in people if p)
+
+
+def link_groups(id_lists: list[tuple[str, ...]]) -> list[str]:
+    """The group of each video: the smallest id of the connected component of ids it shares with others, so that
+    one person (as a target, a source or a real video) never sits on both sides of the split."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for ids in id_lists:
+        for other in ids[1:]:
+            a, b = root(ids[0]), root(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+        root(ids[0])
+    return [root(ids[0]) for ids in id_lists]
 
 
 def discover_csv(root: Path) -> list[Video]:
@@ -271,6 +306,8 @@ def discover(root: str | Path, layout: str = "auto") -> tuple[str, list[Video]]:
         raise DiscoveryError(f"{root}: no such folder")
     layout = detect_layout(root) if layout == "auto" else layout
     videos = sorted(LAYOUT_FUNCS[layout](root), key=lambda v: (v.video_id, v.path))
+    groups = link_groups([identities(v.source, v.label, v.path, v.group) for v in videos])
+    videos = [dataclasses.replace(v, group=g) if g != v.group else v for v, g in zip(videos, groups)]
     return layout, _mark_duplicates(videos)
 
 

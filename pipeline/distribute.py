@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from . import manifest, resplit
 from .config import PipelineConfig
-from .discover import Video, discover
+from .discover import Video, discover, identities
 from .ffmpeg import ffmpeg_version, find_ffmpeg
 from .frames import ffmpeg_command
 from .shards import ShardWriter, Staged, parse_shard_name, read_staged, remove_staged
@@ -43,7 +43,7 @@ def plan(config: PipelineConfig) -> Plan:
     layout, videos = discover(config.videos, config.layout)
     if not videos:
         raise PlanError(f"{config.videos}: no videos found (layout {layout})")
-    _check_previous(config)
+    _check_previous(config, videos)
     k, n = config.part
     pairs = [(v, assign_split(v.label, v.group, config.seed, config.val_fraction)) for v in videos
              if n == 1 or part_of(v.group, n) == k]
@@ -51,8 +51,14 @@ def plan(config: PipelineConfig) -> Plan:
     return Plan(config, layout, pairs, selected)
 
 
-def _check_previous(config: PipelineConfig) -> None:
+def _check_previous(config: PipelineConfig, videos: list[Video]) -> None:
     for name, previous in manifest.read_part_configs(Path(config.manifests)).items():
+        if previous.get("grouping") is None and any(
+                v.group != identities(v.source, v.label, v.path, v.group)[0] for v in videos):
+            raise PlanError(f"{config.manifests} was split before videos were grouped by every person they involve "
+                            "(a FaceForensics++ fake by its target only): regroup it once with `python -m "
+                            "pipeline.resplit` (same --seed and --val-fraction), then rerun")
+        previous = {**previous, "grouping": previous.get("grouping") or config.grouping}
         for key, value in config.frame_settings().items():
             if previous.get(key) != value:
                 raise PlanError(f"{config.manifests} holds frames made with {key}={previous.get(key)} "

@@ -83,6 +83,11 @@ def write_fragment(manifests: Path, shard: str, metas: list[dict], shard_bytes: 
     log.debug("sealed %s: %d videos, %d frames, %d bytes", shard, len(metas), len(frames), shard_bytes)
 
 
+def write_videos_fragment(manifests: Path, shard: str, rows: list[dict]) -> None:
+    """Rewrite a finished shard's videos fragment (its rows changed, its frames did not)."""
+    _write_table(parts_dir(manifests) / f"{shard[:-4]}.videos.parquet", video_table(rows))
+
+
 def write_failures(manifests: Path, part_tag: str, rows: list[dict]) -> None:
     folder = parts_dir(manifests)
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ import click
 import pyarrow.parquet as pq
 
 from . import manifest
-from .config import ConfigError
+from .config import GROUPING, ConfigError
+from .discover import identities, link_groups
 from .diskfull import is_full, one_line
 from .manifest import LockError, lock
 from .shards import ShardWriter, Staged, atomic_write, member, parse_shard_name, read_members
@@ -51,9 +52,18 @@ def _remove_shards(shards: Path, manifests: Path, names: list[str]) -> None:
             path.unlink(missing_ok=True)
 
 
+def _regroup(rows: list[dict]) -> None:
+    """Groups as connected components of the people each video involves (datasets split before that grouping
+    existed move to it); the previous group is kept in `_old_group`."""
+    groups = link_groups([identities(r["source"] or "", r["label"], r["path"] or "", r["group"] or r["video_id"])
+                          for r in rows])
+    for r, g in zip(rows, groups):
+        r["_old_group"], r["group"] = r["group"], g
+
+
 def _update_configs(manifests: Path, seed: int, val_fraction: float) -> None:
     for name, cfg in manifest.read_part_configs(manifests).items():
-        cfg.update(seed=seed, val_fraction=val_fraction)
+        cfg.update(seed=seed, val_fraction=val_fraction, grouping=GROUPING)
         atomic_write(manifest.parts_dir(manifests) / name, json.dumps(cfg, indent=2).encode())
 
 
@@ -67,12 +77,18 @@ def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float) -> di
     if not finished:
         raise ResplitError(f"{manifests}: no finished shards to resplit")
     folder = manifest.parts_dir(manifests)
+    tables = {name: pq.read_table(folder / f"{name[:-4]}.videos.parquet").to_pylist() for name in finished}
+    failed = {p: pq.read_table(p).to_pylist() for p in sorted(folder.glob("failed*.videos.parquet"))}
+    _regroup([v for rows in [*tables.values(), *failed.values()] for v in rows])
     affected = {}
-    for name in finished:
-        videos = pq.read_table(folder / f"{name[:-4]}.videos.parquet").to_pylist()
+    for name, videos in tables.items():
         new = [assign_split(v["label"], v["group"], seed, val_fraction) for v in videos]
         if any(n != v["split"] for n, v in zip(new, videos)):
             affected[name] = (videos, new)
+        elif any(v["group"] != v.pop("_old_group") for v in videos):  # same split, group renamed: rows only
+            manifest.write_videos_fragment(manifests, name, videos)
+        for v in videos:
+            v.pop("_old_group", None)
     journal = {"phase": "writing", "old": sorted(affected), "new": [], "seed": seed, "val_fraction": val_fraction}
     journal_path = folder / JOURNAL
     atomic_write(journal_path, json.dumps(journal).encode())
@@ -80,9 +96,9 @@ def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float) -> di
     journal["phase"] = "committed"
     atomic_write(journal_path, json.dumps(journal).encode())
     recover(shards, manifests, interrupted=False)
-    for failed in folder.glob("failed*.videos.parquet"):
-        rows = pq.read_table(failed).to_pylist()
+    for failed, rows in failed.items():
         for r in rows:
+            r.pop("_old_group", None)
             r["split"] = assign_split(r["label"], r["group"] or r["video_id"], seed, val_fraction)
         manifest.write_failures(manifests, failed.name[len("failed-"):-len(".videos.parquet")]
                                 if failed.name.startswith("failed-") else "", rows)
@@ -133,7 +149,7 @@ def _video_members(fh, video: dict, split: str, frames: list[dict]) -> tuple[dic
             raise ResplitError(f"{video['shard']}: expected {f['key']}.jpg/.json at byte {f['offset']}, "
                                f"found {jpg_name}, {json_name}")
         sample = json.loads(raw)
-        sample["split"] = split
+        sample["split"], sample["group"] = split, video["group"]
         crc = f.get("crc32")
         if crc is not None and zlib.crc32(jpeg) != crc:
             raise ResplitError(f"{video['shard']}: frame {f['key']} does not match its checksum (crc32); "
