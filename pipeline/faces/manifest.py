@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 FACES_PARTS = "faces_parts"
 FACES_SCHEMA = pa.schema([
     ("key", pa.string()), ("video_id", pa.string()), ("second", pa.float64()), ("split", pa.string()),
-    ("label", pa.string()), ("face", pa.int32()), ("track", pa.int32()), ("x0", pa.float32()),
-    ("y0", pa.float32()), ("x1", pa.float32()), ("y1", pa.float32()), ("score", pa.float32()),
-    ("landmarks", pa.list_(pa.float32())), ("crop_key", pa.string()), ("crop_shard", pa.string()),
-    ("diff", pa.float32()), ("manipulated", pa.bool_()), ("note", pa.string()),
+    ("label", pa.string()), ("face", pa.int32()), ("track", pa.int32()), ("x0", pa.float64()),
+    ("y0", pa.float64()), ("x1", pa.float64()), ("y1", pa.float64()), ("score", pa.float64()),
+    ("landmarks", pa.list_(pa.float64())), ("crop_key", pa.string()), ("crop_shard", pa.string()),
+    ("diff", pa.float64()), ("manipulated", pa.bool_()), ("note", pa.string()),
 ])
 DETECTION_SCHEMA = pa.schema([("key", pa.string()), ("status", pa.string()), ("faces", pa.string())])
 
