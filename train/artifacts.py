@@ -22,7 +22,9 @@ from pipeline.diskfull import writing  # noqa: E402
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("stage", "epoch", "train_loss", "val_loss", "accuracy", "balanced_accuracy", "roc_auc",
-                  "log_loss", "video_log_loss", "video_auc", "images_per_s", "seconds", "val_frames", "val_videos")
+                  "log_loss", "video_log_loss", "video_auc", "images_per_s", "seconds", "val_frames", "val_videos",
+                  "eer", "average_precision", "video_accuracy", "video_balanced_accuracy", "video_eer",
+                  "video_average_precision")
 
 
 class RunFolder:
