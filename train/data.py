@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -19,7 +20,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pipeline.shards import read_member
 from train.augment import decode_resized, to_chw, train_transform
-from train.config import Augment
+from train.config import AUGMENT_IMPLS, Augment
+from train.fused_augment import FusedAugment
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +231,9 @@ def worker_seed(*parts: int) -> int:
 
 
 def _worker() -> tuple[int, int]:
-    """(worker id, number of workers). OpenCV's thread count is left alone here: cv2.setNumThreads in a forked
-    worker, after the parent used OpenCV's pool, deadlocks (seen in test_train_data with workers=2)."""
+    """(worker id, number of workers). OpenCV's thread count is not set here: cv2.setNumThreads in a forked
+    worker, after the parent used OpenCV's pool, deadlocks (seen in test_train_data with workers=2); make_loader
+    sets it in the parent before the fork."""
     info = get_worker_info()
     return (info.id, info.num_workers) if info else (0, 1)
 
@@ -254,15 +257,45 @@ def shard_cycle(urls: Sequence[str], rng: random.Random, resample: bool) -> Iter
             yield from urls
 
 
+def batch_buffer(batch_size: int, size: tuple[int, int]) -> torch.Tensor:
+    """An empty uint8 NHWC batch; in a loader worker it is allocated in shared memory, so handing it to the main
+    process copies nothing."""
+    images = torch.empty((batch_size, size[0], size[1], 3), dtype=torch.uint8)
+    return images.share_memory_() if get_worker_info() is not None else images
+
+
+def fused_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple[int, int],
+                  augment: FusedAugment, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str], list[str]]]:
+    """Augment each decoded sample (see `decoded`) straight into its slot of the batch; yields uint8 NCHW views with
+    channels_last strides (what the model runs on), labels, keys, video ids."""
+    while True:
+        images = batch_buffer(batch_size, size)
+        slots = images.numpy()
+        labels, keys, videos = [], [], []
+        for i in range(batch_size):
+            image, label, key, video = next(items)
+            augment(image, out=slots[i])
+            labels.append(label)
+            keys.append(key)
+            videos.append(video)
+        yield images.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), keys, videos
+
+
 class TrainStream(IterableDataset):
-    """One training epoch: exactly n_batches augmented batches in total over all workers."""
+    """One training epoch: exactly n_batches augmented batches in total over all workers.
+
+    augment_impl: "fused" (train.fused_augment: one warp for the geometric augmentations, LUTs for the colour ones,
+    written straight into the batch) or "albumentations" (the plain train.augment.train_transform pipeline).
+    """
 
     def __init__(self, manifest: Manifest, size: tuple[int, int], augment: Augment, batch_size: int,
-                 n_batches: int, balance: str, shuffle_buffer: int, seed: int) -> None:
+                 n_batches: int, balance: str, shuffle_buffer: int, seed: int, augment_impl: str = "fused") -> None:
         super().__init__()
+        if augment_impl not in AUGMENT_IMPLS:
+            raise ValueError(f"augment_impl must be one of {AUGMENT_IMPLS}, got {augment_impl!r}")
         self.manifest, self.size, self.augment = manifest, size, augment
         self.batch_size, self.n_batches, self.balance = batch_size, n_batches, balance
-        self.shuffle_buffer, self.seed = shuffle_buffer, seed
+        self.shuffle_buffer, self.seed, self.augment_impl = shuffle_buffer, seed, augment_impl
 
     def _stream(self, urls: list[str], rng: random.Random, resample: bool) -> Iterator[dict]:
         shuffled_order = random.Random(self.seed)  # shared by all workers: same epoch shard permutation
@@ -284,13 +317,17 @@ class TrainStream(IterableDataset):
         quota = self.n_batches // n_workers + (1 if worker < self.n_batches % n_workers else 0)
         seed = worker_seed(self.seed, worker)
         rng = random.Random(seed)
-        transform = train_transform(self.size, self.augment, seed=seed)
+        if self.augment_impl == "fused":
+            fused = FusedAugment(self.size, self.augment, seed=seed)
+            batches = fused_batches(decoded(self._samples(rng), self.size), self.size, fused, self.batch_size)
+        else:
+            transform = train_transform(self.size, self.augment, seed=seed)
 
-        def augmented():
-            for image, label, key, video in decoded(self._samples(rng), self.size):
-                yield to_chw(transform(image=image)["image"]), label, key, video
+            def augmented():
+                for image, label, key, video in decoded(self._samples(rng), self.size):
+                    yield to_chw(transform(image=image)["image"]), label, key, video
 
-        batches = batched(augmented(), self.batch_size, partial=False)
+            batches = batched(augmented(), self.batch_size, partial=False)
         for _ in range(quota):
             yield next(batches)
 
@@ -310,7 +347,12 @@ class ValStream(IterableDataset):
 
 
 def make_loader(dataset: IterableDataset, workers: int, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over a stream that already yields batches."""
+    """A DataLoader over a stream that already yields batches.
+
+    With workers, OpenCV is set to one thread here, in the parent, before the workers fork (they inherit it): one
+    core per worker, no oversubscription. Calling cv2.setNumThreads inside a forked worker can deadlock."""
+    if workers:
+        cv2.setNumThreads(1)
     return DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                       prefetch_factor=4 if workers else None, persistent_workers=False)
 
