@@ -29,7 +29,7 @@ from tqdm import tqdm  # noqa: E402
 from pipeline.discover import VIDEO_EXTENSIONS  # noqa: E402
 from pipeline.frames import FrameError, extract  # noqa: E402
 from train.augment import decode_resized, to_chw  # noqa: E402
-from train.data import LABELS, is_local, read_shard, shard_url  # noqa: E402
+from train.data import LABELS, DataError, check_shard_entries, is_local, read_shard, shard_url  # noqa: E402
 from train.engine import Device  # noqa: E402
 from train.model import WeightsError, load_checkpoint  # noqa: E402
 
@@ -55,10 +55,25 @@ class FrameSettings:
 
 
 def _settings_from(config: dict | None, source: str) -> FrameSettings | None:
+    """Frame settings from a manifest or checkpoint config (untrusted: they reach ffmpeg's filter graph), checked
+    for type and range; PredictError names the field otherwise."""
     if not config or not all(k in config for k in ("fps", "size", "quality")):
         return None
-    return FrameSettings(float(config["fps"]), (int(config["size"][0]), int(config["size"][1])),
-                         int(config["quality"]), float(config.get("timeout") or 600.0), source)
+
+    def number(field, value, kind, low, high):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)) \
+                or not low <= value <= high:
+            raise PredictError(f"{source}: config.{field} is {value!r}, not a{'n integer' if kind is int else ' number'} "
+                               f"in [{low}, {high}]: refusing frame settings that ffmpeg would be given")
+        return kind(value)
+
+    size = config["size"]
+    if not isinstance(size, (list, tuple)) or len(size) != 2:
+        raise PredictError(f"{source}: config.size is {size!r}, not [width, height]")
+    return FrameSettings(number("fps", config["fps"], float, 0.001, 60),
+                         (number("size[0]", size[0], int, 16, 16384), number("size[1]", size[1], int, 16, 16384)),
+                         number("quality", config["quality"], int, 1, 31),
+                         number("timeout", config.get("timeout") or 600.0, float, 1, 86400), source)
 
 
 def frame_settings(checkpoint: Path, config: dict, manifests: Path | None = None) -> FrameSettings:
@@ -197,7 +212,12 @@ def shard_samples(shards: str, manifests: Path, split: str) -> tuple[list[str], 
     path = manifests / "dataset.json"
     if not path.is_file():
         raise PredictError(f"no manifest at {path}; pass --manifests (the folder `make shards` wrote)")
-    listed = [s for s in json.loads(path.read_text()).get("shards", []) if s.get("split") == split]
+    entries = json.loads(path.read_text()).get("shards", [])
+    try:
+        check_shard_entries(entries, path)
+    except DataError as err:
+        raise PredictError(str(err)) from None
+    listed = [s for s in entries if s.get("split") == split]
     if not listed:
         raise PredictError(f"{path} lists no shards of split {split!r}")
     urls = [shard_url(str(shards), s["name"]) for s in listed]
