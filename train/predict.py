@@ -104,12 +104,30 @@ def find_videos(inputs: Sequence[str | Path]) -> list[Path]:
             found += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
         else:
             found.append(item)  # a missing file becomes an error row, not a crash
-    unique = list(dict.fromkeys(found))
-    names = pd.Series([p.name for p in unique])
-    if names.duplicated().any():
-        log.warning("several videos share a file name (e.g. %s); the submission's filename column cannot tell them "
-                    "apart", names[names.duplicated()].iloc[0])
-    return unique
+    return list(dict.fromkeys(found))
+
+
+def video_names(paths: Sequence[Path], inputs: Sequence) -> list[str]:
+    """The filename column: the bare file name (as Kaggle wants) when those are unique; else, with a warning, the
+    path relative to the folder given (the path as given where even that repeats), so no two videos share a row."""
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    roots = [Path(i) for i in inputs if Path(i).is_dir()]
+
+    def relative(path: Path) -> str:
+        for root in roots:
+            if path.is_relative_to(root):
+                return str(path.relative_to(root))
+        return str(path)
+
+    out = [relative(p) for p in paths]
+    if len(set(out)) < len(out):
+        out = [str(p) for p in paths]
+    repeated = pd.Series(names)[pd.Series(names).duplicated()].iloc[0]
+    log.warning("several videos share a file name (e.g. %s): the filename column holds each video's path relative "
+                "to the folder given instead", repeated)
+    return out
 
 
 @dataclass
@@ -180,20 +198,23 @@ def decoded_stream(paths: Sequence[Path], settings: FrameSettings, size, workers
 
 
 def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSettings, size, workers: int = 2,
-                   progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Per-frame rows (error rows for videos that failed) and timings: wall, decode and model seconds."""
+                   progress: bool = True, names: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    """Per-frame rows (error rows for videos that failed) and timings: wall, decode and model seconds.
+    `names`: each video's filename column (video_names); default the bare file names."""
     rows, start, decode_s, failed = [], time.perf_counter(), 0.0, 0
+    names = iter(names if names is not None else [p.name for p in paths])
     bar = tqdm(total=len(paths), desc="videos", unit="video", disable=not progress, dynamic_ncols=True)
     for item in decoded_stream(paths, settings, size, workers):
         decode_s += item.decode_s
-        base = {"filename": item.path.name, "video_id": item.path.stem, "label": None}
+        name = next(names)
+        base = {"filename": name, "video_id": str(Path(name).with_suffix("")), "label": None}
         if item.error is not None:
             failed += 1
             log.error("%s: %s", item.path, item.error)
             rows.append({**base, "error": item.error})
         else:
             p_fake = scorer(item.images)
-            rows += [{**base, "key": f"{item.path.stem}_{i:04d}", "index": i, "second": s, "p_fake": p}
+            rows += [{**base, "key": f"{base['video_id']}_{i:04d}", "index": i, "second": s, "p_fake": p}
                      for i, s, p in zip(item.indices, item.seconds, p_fake)]
         bar.update(1)
         bar.set_postfix(failed=failed)
@@ -226,8 +247,13 @@ def shard_samples(shards: str, manifests: Path, split: str) -> tuple[list[str], 
         raise PredictError(f"{len(missing)} {split} shards listed in {path} are missing, e.g. {missing[0]}")
     names = {}
     if (manifests / "videos.parquet").is_file():
-        videos = pd.read_parquet(manifests / "videos.parquet", columns=["video_id", "path"])
-        names = {v: Path(p).name for v, p in zip(videos["video_id"], videos["path"]) if p}
+        videos = pd.read_parquet(manifests / "videos.parquet", columns=["video_id", "path"]).dropna()
+        base = [Path(p).name for p in videos["path"]]
+        if len(set(base)) < len(base):  # e.g. FaceForensics++: the same TTT_SSS.mp4 under every method
+            log.warning("several videos share a file name (e.g. %s): the filename column holds video ids instead",
+                        pd.Series(base)[pd.Series(base).duplicated()].iloc[0])
+            base = [f"{v}{Path(p).suffix}" for v, p in zip(videos["video_id"], videos["path"])]
+        names = dict(zip(videos["video_id"], base))
     return urls, names
 
 
@@ -329,7 +355,7 @@ def main(inputs, checkpoint, out, frames_out, shards, manifests, split, workers,
                 raise PredictError("--shards is not a local folder: pass --manifests")
             urls, names = shard_samples(shards, Path(manifests or Path(shards).parent / "manifests"), split)
             frames = predict_shards(scorer, urls, names, size, progress=not quiet)
-            stats = {"videos": frames["filename"].nunique(), "failed": 0}
+            stats = {"videos": frames["video_id"].nunique(), "failed": 0}
         else:
             settings = frame_settings(checkpoint, config, manifests)
             paths = find_videos(inputs)
@@ -337,10 +363,15 @@ def main(inputs, checkpoint, out, frames_out, shards, manifests, split, workers,
                 raise PredictError(f"no video files in {', '.join(map(str, inputs))}")
             log.info("%d videos; frames as the pipeline made them: fps %g, box %dx%d, quality %d (from %s); model "
                      "input %dx%d", len(paths), settings.fps, *settings.box, settings.quality, settings.source, *size)
-            frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=not quiet)
+            frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=not quiet,
+                                           names=video_names(paths, inputs))
+        scores = video_scores(frames, clip)
+        if len(scores) != stats["videos"] or frames["filename"].nunique() != frames["video_id"].nunique():
+            raise PredictError(f"{stats['videos']} videos scored but {len(scores)} rows to write: two videos share a "
+                               "filename; nothing written")
     except (PredictError, WeightsError) as err:
         raise click.ClickException(str(err)) from None
-    write_csv(video_scores(frames, clip), out)
+    write_csv(scores, out)
     if frames_out:
         write_csv(frames, frames_out)
     click.echo(f"{stats['videos'] - stats['failed']} of {stats['videos']} videos scored -> {out}"
