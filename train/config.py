@@ -28,21 +28,30 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+SIZE_CONVENTION = "WIDTHxHEIGHT, as the pipeline's --size and ffmpeg write it (e.g. 1280x720)"
+
+
 def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
-    """720x1280 (height x width), [720, 1280] or a single N (NxN) -> (height, width)."""
+    """'1280x720' (WIDTHxHEIGHT, the one convention of the project) or a single N (NxN) -> (height, width).
+
+    A value narrower than tall (e.g. '720x1280', HxW in the old convention) is refused rather than transposed,
+    as is a [a, b] list (which side is which?)."""
     if isinstance(value, bool):
-        _fail(name, f"expected N, 'HxW' or [H, W], got {value!r}")
+        _fail(name, f"expected N or {SIZE_CONVENTION}, got {value!r}")
     if isinstance(value, int):
         size = (value, value)
     elif isinstance(value, str) and value.strip().isdigit():
         size = (int(value), int(value))
     elif isinstance(value, str) and value.count("x") == 1 and all(p.strip().isdigit() for p in value.split("x")):
-        h, w = value.split("x")
-        size = (int(h), int(w))
-    elif isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        size = (int(value[0]), int(value[1]))
+        w, h = (int(p) for p in value.split("x"))
+        if w < h:
+            _fail(name, f"{value!r} is narrower than tall: sizes are {SIZE_CONVENTION}; for landscape frames "
+                        f"write {h}x{w} (not transposed for you: the old convention was HxW)")
+        size = (h, w)
+    elif isinstance(value, (list, tuple)):
+        _fail(name, f"got the list {list(value)!r}: write a string in {SIZE_CONVENTION}, or N for NxN")
     else:
-        _fail(name, f"expected N, 'HxW' or [H, W], got {value!r}")
+        _fail(name, f"expected N or {SIZE_CONVENTION}, got {value!r}")
     if min(size) < 32 or max(size) > 4096:
         _fail(name, f"each side must be in 32..4096, got {size[0]}x{size[1]}")
     return size

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shlex
 import tarfile
 import zlib
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import webdataset as wds
 from webdataset.gopen import gopen_schemes
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pipeline.shards import read_member
+from pipeline.shards import UnsafeManifest, check_shard_name, read_member
 from train.augment import decode_resized, to_chw, train_transform
 from train.config import AUGMENT_IMPLS, Augment
 from train.fused_augment import FusedAugment
@@ -59,8 +60,8 @@ def shard_url(location: str, name: str) -> str:
     - a URL prefix for fsspec or webdataset: `s3://bucket/shards` -> `s3://bucket/shards/train-fake-000001.tar`;
     - a template with `{name}`, e.g. `pipe:aws s3 cp s3://bucket/shards/{name} -`.
     """
-    if "{name}" in location:
-        return location.replace("{name}", name)
+    if "{name}" in location:  # names are checked (check_shard_name); quoted for `pipe:` commands all the same
+        return location.replace("{name}", shlex.quote(name) if location.startswith("pipe:") else name)
     if not is_local(location):
         return location.rstrip("/") + "/" + name
     return str(Path(location) / name)
@@ -82,6 +83,30 @@ class Manifest:
     def n_frames(self, split: str, label: str | None = None) -> int:
         counts = self.frames.get(split, {})
         return int(counts.get(label, 0)) if label else int(sum(counts.get(k, 0) for k in LABELS))
+
+
+SPLITS = ("train", "val", "test")
+SHARD_LABELS = ("real", "fake", "unlabelled")
+
+
+def check_shard_entries(entries, path) -> None:
+    """dataset.json's shard list is untrusted input: each name must be a shard name (no folders, no shell
+    characters: it reaches file paths and `pipe:` commands), split and label from their sets; DataError names
+    the field otherwise."""
+    for i, entry in enumerate(entries):
+        _require(isinstance(entry, dict), f"manifest {path}: shards[{i}] is not an object")
+        try:
+            check_shard_name(entry.get("name"), f"manifest {path}: shards[{i}].name")
+        except UnsafeManifest as err:
+            raise DataError(str(err)) from None
+        _require(entry.get("split") in SPLITS, f"manifest {path}: shards[{i}].split is {entry.get('split')!r}, "
+                                               f"not one of {SPLITS}")
+        _require(entry.get("label") in SHARD_LABELS, f"manifest {path}: shards[{i}].label is "
+                                                     f"{entry.get('label')!r}, not one of {SHARD_LABELS}")
+        for field in ("size", "frames"):
+            value = entry.get(field)
+            _require(value is None or (isinstance(value, int) and value >= 0),
+                     f"manifest {path}: shards[{i}].{field} is {value!r}, not a count")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -141,6 +166,7 @@ def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest
     except json.JSONDecodeError as err:
         raise DataError(f"manifest {path} is not valid JSON: {err}") from None
     _require(isinstance(data.get("shards"), list), f"manifest {path} has no 'shards' list")
+    check_shard_entries(data["shards"], path)
     manifest = Manifest(location, tuple(data["shards"]), data.get("frames", {}), data.get("class_weights", {}))
     for split in ("train", "val"):
         _require(bool(manifest.urls(split)) and manifest.n_frames(split) > 0,

@@ -361,7 +361,8 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--recipe", default="seed", help="Built-in recipe name (seed, demo) or a TOML file.")
 @click.option("--arch", type=click.Choice(ARCHS), default="resnet18")
 @click.option("--weights", default="imagenet", help="imagenet | none | PATH (state dict or checkpoint).")
-@click.option("--image-size", help="HxW (e.g. 720x1280) or N for NxN; overrides the recipe.")
+@click.option("--image-size", help="Model input WIDTHxHEIGHT, as the pipeline's --size (e.g. 1280x720), or N for "
+                                   "NxN; overrides the recipe. A value narrower than tall is refused.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Overrides the recipe; per process under torchrun.")
 @click.option("--workers", type=click.IntRange(min=0), default=default_workers, show_default="cores per process, max 8",
               help="DataLoader worker processes (per process under torchrun).")
