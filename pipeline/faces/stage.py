@@ -70,11 +70,13 @@ class Task:
 _DETECTOR = None
 
 
-def _init_worker(settings: dict, device: str, threads: int) -> None:
+def _init_worker(settings: dict, device: str, threads: int | None) -> None:
+    """Load MTCNN once per process; `threads` torch CPU threads (None: torch's default)."""
     global _DETECTOR
     import torch
 
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     from .detect import FaceDetector
 
     _DETECTOR = FaceDetector(FaceSettings.from_dict(settings), device)
@@ -150,6 +152,7 @@ def _diff_rows(rows: list[dict], images: list, frames: list[dict], video: str, l
 
 def process_shard(task: Task, shards: str, manifests: str, settings: dict, device: str = "cpu") -> dict:
     """Worker: one frame shard -> detections cache, face shard, fragment, done marker (in that order)."""
+    cpu0 = time.process_time()
     shards_p, manifests_p = Path(shards), Path(manifests)
     fs = FaceSettings.from_dict(settings)
     stem = task.shard[:-4]
@@ -236,7 +239,8 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
     fm.write_table(folder / f"{stem}.faces.parquet", pa.Table.from_pylist(face_rows, schema=fm.FACES_SCHEMA))
     done = {"shard": task.shard, "split": task.split, "label": task.label, "fingerprint": task.fingerprint,
             "settings": settings_with_extras(fs), "bytes": size + 2 * BLOCK, "undecodable_keys": undecodable[:100],
-            "undecodable": len(undecodable), **{k: int(v) for k, v in stats.items()}}
+            "undecodable": len(undecodable), **{k: int(v) for k, v in stats.items()},
+            "cpu_seconds": round(time.process_time() - cpu0, 3)}  # this worker's CPU for the shard (benchmarks)
     for k in ("frames", "frames_with_faces", "faces", "videos", "videos_without_faces", "manipulated",
               "not_manipulated", "manipulated_unknown", "detected", "cached"):
         done.setdefault(k, 0)
@@ -379,7 +383,7 @@ def build(shards: Path, manifests: Path, settings: FaceSettings, device: str = "
             bar.set_postfix(faces=stats["faces"], fps=f"{stats['frames'] / max(time.time() - t0, 1e-6):.1f}")
 
         if tasks and (workers <= 1 or device == "cuda"):
-            _init_worker(settings.asdict(), device, 0 if device == "cuda" else max(1, workers))
+            _init_worker(settings.asdict(), device, None if device == "cuda" else max(1, workers))
             for task in tasks:
                 account(process_shard(task, str(shards), str(manifests), settings.asdict(), device))
         elif tasks:
