@@ -12,6 +12,7 @@ RECIPES_DIR = Path(__file__).parent / "recipes"
 ARCHS = ("resnet18", "resnet34", "resnet50")
 BALANCES = ("mix", "weights", "none")
 DEVICES = ("auto", "cpu", "cuda")
+AUGMENT_IMPLS = ("fused", "albumentations")  # train.fused_augment (default) or the plain albumentations pipeline
 AUGMENTS = ("blur", "median_blur", "hflip", "hsv", "crop_pad", "rotate", "zoom", "brightness", "contrast", "jpeg")
 
 
@@ -196,6 +197,7 @@ class TrainConfig:
     stop_after_epochs: int | None = None
     channels_last: bool = True
     compile: bool = False
+    augment_impl: str = "fused"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -205,6 +207,8 @@ class TrainConfig:
             _fail("balance", f"must be one of {', '.join(BALANCES)}, got {self.balance!r}")
         if self.device not in DEVICES:
             _fail("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.augment_impl not in AUGMENT_IMPLS:
+            _fail("augment_impl", f"must be one of {', '.join(AUGMENT_IMPLS)}, got {self.augment_impl!r}")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             _fail("workers", f"must be an integer >= 0, got {self.workers!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):

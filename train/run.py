@@ -17,10 +17,11 @@ import torch
 
 from torch.nn.parallel import DistributedDataParallel
 
+from pipeline.diskfull import is_full, one_line
 from train import artifacts, distributed
 from train.artifacts import RunFolder
 from train.augment import denormalize, normalize
-from train.config import ARCHS, BALANCES, DEVICES, RecipeError, TrainConfig, load_recipe, parse_image_size
+from train.config import ARCHS, AUGMENT_IMPLS, BALANCES, DEVICES, RecipeError, TrainConfig, load_recipe, parse_image_size
 from train.data import (CLASS_NAMES, DataError, Manifest, TrainStream, ValStream, is_local, load_manifest, make_loader,
                         train_batches_per_epoch, worker_seed)
 from train.engine import Device, NonFiniteLossError, evaluate, train_one_epoch
@@ -78,7 +79,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, lr, total_steps: int) -> to
 def train_loader(config: TrainConfig, manifest: Manifest, n_batches: int, stage: int, epoch: int):
     """The stream of one epoch; its randomness depends only on (seed, stage, epoch), so a resume replays it."""
     stream = TrainStream(manifest, config.image_size, config.recipe.augment, config.batch_size, n_batches,
-                         config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch))
+                         config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch),
+                         augment_impl=config.augment_impl)
     return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
 
 
@@ -332,7 +334,7 @@ def default_workers() -> int:
 
 def build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, seed,
                  lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer, stop_after_epochs,
-                 compile_model=False) -> TrainConfig:
+                 compile_model=False, augment_impl="fused") -> TrainConfig:
     base = load_recipe(recipe)
     changes = {}
     if image_size is not None:
@@ -347,7 +349,7 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
         out=str(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")), recipe=dataclasses.replace(base, **changes),
         arch=arch, weights=weights, workers=workers, device=device, amp=amp, seed=seed, lr_find=lr_find_flag,
         lr_find_only=lr_find_only, dev_run=dev_run, balance=balance, shuffle_buffer=shuffle_buffer,
-        stop_after_epochs=stop_after_epochs, compile=compile_model)
+        stop_after_epochs=stop_after_epochs, compile=compile_model, augment_impl=augment_impl)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -371,6 +373,8 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--lr-find-only", is_flag=True, help="Run the LR finder alone and stop.")
 @click.option("--balance", type=click.Choice(BALANCES), default="mix",
               help="mix: resampled real + fake streams at 50:50; weights: class weights in the loss; none.")
+@click.option("--augment-impl", type=click.Choice(AUGMENT_IMPLS), default="fused",
+              help="fused: one warp + LUTs, written into the batch (fast); albumentations: the plain pipeline.")
 @click.option("--shuffle-buffer", type=click.IntRange(min=1), default=1000, help="Samples in the shuffle buffer.")
 @click.option("--stop-after-epochs", type=click.IntRange(min=1), help="Stop after N epochs (continue with --resume).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
@@ -381,7 +385,7 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
               help="Ground-truth manipulation boxes (JSON, e.g. the demo's boxes.json) for the Grad-CAM pointing game.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, compile_model,
-         seed, lr_find_flag, lr_find_only, balance, shuffle_buffer, stop_after_epochs, resume, dev_run, explain, boxes,
+         seed, lr_find_flag, lr_find_only, balance, augment_impl, shuffle_buffer, stop_after_epochs, resume, dev_run, explain, boxes,
          verbose) -> None:
     """Fine-tune a ResNet on the shards with the seed's staged one-cycle recipe.
 
@@ -397,11 +401,16 @@ def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, 
         distributed.init(device)
         config = build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device,
                               amp, seed, lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer,
-                              stop_after_epochs, compile_model)
+                              stop_after_epochs, compile_model, augment_impl)
         config = dataclasses.replace(config, out=distributed.broadcast(config.out))  # one run folder for all ranks
         root = fit(config, resume=resume, boxes=boxes, explain=explain)
     except (RecipeError, DataError, WeightsError, TrainError) as err:
         raise click.ClickException(str(err)) from None
+    except OSError as err:
+        if not is_full(err):
+            raise
+        raise click.ClickException(one_line(err, "rerun with --resume: training goes on from the last checkpoint "
+                                                 "(checkpoints/last.pt)")) from None
     finally:
         distributed.shutdown()
     if ctx.main:
