@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-ARCHS = ("resnet18", "resnet34", "resnet50")
+ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
 BALANCES = ("mix", "weights", "none")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENT_IMPLS = ("fused", "albumentations")  # train.fused_augment (default) or the plain albumentations pipeline
@@ -207,11 +207,16 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     augment_impl: str = "fused"
+    tensorboard: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
-            _fail("arch", f"must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+            import timm
+
+            if not isinstance(self.arch, str) or not timm.is_model(self.arch):
+                _fail("arch", f"must be one of {', '.join(ARCHS)} (torchvision) or a timm model name "
+                              f"(timm.list_models()), got {self.arch!r}")
         if self.balance not in BALANCES:
             _fail("balance", f"must be one of {', '.join(BALANCES)}, got {self.balance!r}")
         if self.device not in DEVICES:

@@ -32,9 +32,11 @@ from train.schedule import DIV_FACTOR, FINAL_DIV_FACTOR, MOMS, PCT_START, spread
 log = logging.getLogger(__name__)
 
 DEV_RUN_BATCHES = 2
+TENSORBOARD_FIGURES = ("batch.png", "lr_find.png", "lr_schedule.png", "losses.png", "top_losses.png", "best.png",
+                       "gradcam_worst.png", "gradcam_best.png", "pointing.png")
 TABLE = ("stage", "epoch", "train_loss", "val_loss", "accuracy", "balanced_accuracy", "roc_auc", "log_loss",
          "video_log_loss", "video_auc")
-RESUME_OVERRIDABLE = ("workers", "device", "stop_after_epochs")
+RESUME_OVERRIDABLE = ("workers", "device", "stop_after_epochs", "tensorboard")
 
 
 class TrainError(RuntimeError):
@@ -163,6 +165,8 @@ def end_of_epoch(run: RunFolder, model, optimizer, scheduler, config: TrainConfi
     if is_best:
         artifacts.save_checkpoint(run.best, state)
     run.write_metrics(progress.history)
+    if run.tensorboard is not None:
+        run.tensorboard.epoch(row, len(progress.history))
     click.echo(format_row(row))
 
 
@@ -197,6 +201,8 @@ def train_epoch(config, manifest, model, net, optimizer, scheduler, dev, run, pr
                             on_step=lr_logger(run, optimizer, progress, rows))
     if distributed.is_main():
         run.log_lr(rows)
+        if run.tensorboard is not None:
+            run.tensorboard.lrs(rows)
     stats["train_loss"] = distributed.weighted_mean(stats["train_loss"], stats["train_images"])
     stats["images_per_s"] = distributed.weighted_mean(stats["images_per_s"], 1.0) * distributed.env_context().world_size
     metrics = evaluate(model, val, dev, max_batches=DEV_RUN_BATCHES if config.dev_run else None)
@@ -278,6 +284,8 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
     if main_rank:
         run.create()
         run.write_config(config.to_dict())
+        if config.tensorboard:
+            run.tensorboard = artifacts.TensorBoardLog(run.root / "tensorboard")
     progress = Progress()
     if state is not None:
         model.load_state_dict(state["model"])
@@ -296,6 +304,9 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
                 click.echo(f"LR finder suggests {progress.lr_find['suggestion']:.2e}"
                            if progress.lr_find["suggestion"] else "LR finder: no suggestion")
         if config.lr_find_only:
+            if run.tensorboard is not None:
+                run.tensorboard.figures(run.root, ("lr_find.png", "batch.png"))
+                run.tensorboard.close()
             return run.root
     else:
         if main_rank:
@@ -304,9 +315,13 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
         artifacts.set_rng_state(state["rng"])
     if main_rank:
         click.echo("  ".join(f"{k:>8}" for k in TABLE))
-    run_stages(config, manifest, model, optimizer, dev, run, progress, state)
-    if main_rank:
-        finish(config, run, progress, dev, boxes, explain)
+    try:
+        run_stages(config, manifest, model, optimizer, dev, run, progress, state)
+        if main_rank:
+            finish(config, run, progress, dev, boxes, explain)
+    finally:
+        if run.tensorboard is not None:
+            run.tensorboard.close()
     distributed.barrier()
     return run.root
 
@@ -322,6 +337,8 @@ def finish(config: TrainConfig, run: RunFolder, progress: Progress, dev: Device,
 
         run_explain(run.root, shards=config.shards, manifests=config.manifests, device=str(dev.device),
                     dev_run=config.dev_run, boxes=boxes)
+    if run.tensorboard is not None:
+        run.tensorboard.figures(run.root, TENSORBOARD_FIGURES, step=len(progress.history))
 
 
 # Command line ------------------------------------------------------------------------------------------------
@@ -334,7 +351,7 @@ def default_workers() -> int:
 
 def build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, seed,
                  lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer, stop_after_epochs,
-                 compile_model=False, augment_impl="fused") -> TrainConfig:
+                 compile_model=False, augment_impl="fused", tensorboard=False) -> TrainConfig:
     base = load_recipe(recipe)
     changes = {}
     if image_size is not None:
@@ -349,7 +366,8 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
         out=str(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")), recipe=dataclasses.replace(base, **changes),
         arch=arch, weights=weights, workers=workers, device=device, amp=amp, seed=seed, lr_find=lr_find_flag,
         lr_find_only=lr_find_only, dev_run=dev_run, balance=balance, shuffle_buffer=shuffle_buffer,
-        stop_after_epochs=stop_after_epochs, compile=compile_model, augment_impl=augment_impl)
+        stop_after_epochs=stop_after_epochs, compile=compile_model, augment_impl=augment_impl,
+        tensorboard=tensorboard)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -359,7 +377,9 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--manifests", type=click.Path(path_type=Path), help="Folder with dataset.json [default: SHARDS/../manifests].")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder [default: runs/DATE-TIME].")
 @click.option("--recipe", default="seed", help="Built-in recipe name (seed, demo) or a TOML file.")
-@click.option("--arch", type=click.Choice(ARCHS), default="resnet18")
+@click.option("--arch", default="resnet18",
+              help=f"Backbone: {', '.join(ARCHS)} (torchvision) or any timm model name, e.g. efficientnet_b4, "
+                   "tf_efficientnet_b7, xception41, convnext_tiny.")
 @click.option("--weights", default="imagenet", help="imagenet | none | PATH (state dict or checkpoint).")
 @click.option("--image-size", help="Model input WIDTHxHEIGHT, as the pipeline's --size (e.g. 1280x720), or N for "
                                    "NxN; overrides the recipe. A value narrower than tall is refused.")
@@ -384,10 +404,13 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
               help="After training, run train.explain on the run (predictions, top losses, Grad-CAM, report).")
 @click.option("--boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Ground-truth manipulation boxes (JSON, e.g. the demo's boxes.json) for the Grad-CAM pointing game.")
+@click.option("--tensorboard", is_flag=True,
+              help="Also log per-epoch metrics, learning rates and figures to RUN/tensorboard/ (needs the "
+                   "tensorboard extra); view with: tensorboard --logdir runs")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, compile_model,
-         seed, lr_find_flag, lr_find_only, balance, augment_impl, shuffle_buffer, stop_after_epochs, resume, dev_run, explain, boxes,
-         verbose) -> None:
+         seed, lr_find_flag, lr_find_only, balance, augment_impl, shuffle_buffer, stop_after_epochs, resume, dev_run,
+         explain, boxes, tensorboard, verbose) -> None:
     """Fine-tune a ResNet on the shards with the seed's staged one-cycle recipe.
 
     Under `torchrun --nproc_per_node=N -m train.run ...` it trains with DistributedDataParallel (NCCL on GPUs,
@@ -402,10 +425,10 @@ def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, 
         distributed.init(device)
         config = build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device,
                               amp, seed, lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer,
-                              stop_after_epochs, compile_model, augment_impl)
+                              stop_after_epochs, compile_model, augment_impl, tensorboard)
         config = dataclasses.replace(config, out=distributed.broadcast(config.out))  # one run folder for all ranks
         root = fit(config, resume=resume, boxes=boxes, explain=explain)
-    except (RecipeError, DataError, WeightsError, TrainError) as err:
+    except (RecipeError, DataError, WeightsError, TrainError, artifacts.TensorBoardMissing) as err:
         raise click.ClickException(str(err)) from None
     except OSError as err:
         if not is_full(err):
