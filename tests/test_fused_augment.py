@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from train.augment import (BORDER, BRIGHTNESS, CONTRAST, CROP_PAD_PERCENT, HSV_SHIFT, JPEG_QUALITY,  # noqa: E402
                            ROTATE_DEGREES, ZOOM, blur_limit, normalize)
 from train.config import AUGMENTS, Augment  # noqa: E402
-from train.data import fused_batches  # noqa: E402
+from train.data import decoded, fused_batches  # noqa: E402
 from train.fused_augment import Draw, FusedAugment, albumentations_for, apply, sample  # noqa: E402
 
 ALL_ON = Augment(**{name: 1.0 for name in AUGMENTS})
@@ -166,7 +166,7 @@ def test_fused_batches_are_channels_last_uint8_and_normalise_like_the_plain_path
                    "json": json.dumps({"label": "fake" if i % 2 else "real", "video_id": f"v{i}"}).encode()}
             i += 1
 
-    images, labels, keys, videos = next(fused_batches(samples(), size, FusedAugment(size, Augment.none()), batch))
+    images, labels, keys, videos = next(fused_batches(decoded(samples(), size), size, FusedAugment(size, Augment.none()), batch))
     assert images.shape == (batch, 3, *size) and images.dtype == torch.uint8
     assert images.is_contiguous(memory_format=torch.channels_last)
     assert labels.tolist() == [0, 1, 0, 1] and keys[1] == "v1_0000" and videos[1] == "v1"

@@ -17,6 +17,7 @@ import torch
 
 from torch.nn.parallel import DistributedDataParallel
 
+from pipeline.diskfull import is_full, one_line
 from train import artifacts, distributed
 from train.artifacts import RunFolder
 from train.augment import denormalize, normalize
@@ -405,6 +406,11 @@ def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, 
         root = fit(config, resume=resume, boxes=boxes, explain=explain)
     except (RecipeError, DataError, WeightsError, TrainError) as err:
         raise click.ClickException(str(err)) from None
+    except OSError as err:
+        if not is_full(err):
+            raise
+        raise click.ClickException(one_line(err, "rerun with --resume: training goes on from the last checkpoint "
+                                                 "(checkpoints/last.pt)")) from None
     finally:
         distributed.shutdown()
     if ctx.main:
