@@ -20,7 +20,8 @@ from torch.nn.parallel import DistributedDataParallel
 from train import artifacts, distributed
 from train.artifacts import RunFolder
 from train.augment import denormalize, normalize
-from train.config import ARCHS, BALANCES, DEVICES, RecipeError, TrainConfig, load_recipe, parse_image_size
+from train.config import (AGGREGATES, ARCHS, BALANCES, DEVICES, FACE_IMAGE_SIZE, FAKE_FACES, INPUTS, RecipeError,
+                          TrainConfig, load_recipe, parse_image_size)
 from train.data import (CLASS_NAMES, DataError, Manifest, TrainStream, ValStream, is_local, load_manifest, make_loader,
                         train_batches_per_epoch, worker_seed)
 from train.engine import Device, NonFiniteLossError, evaluate, train_one_epoch
@@ -261,6 +262,21 @@ def with_pipeline_settings(config: TrainConfig) -> TrainConfig:
     return dataclasses.replace(config, extra={**config.extra, "pipeline": settings}) if settings else config
 
 
+def with_face_settings(config: TrainConfig) -> TrainConfig:
+    """--input faces: keep the faces stage's FaceSettings (dataset.json "faces"."settings") in the config, hence
+    in every checkpoint, so that train.predict detects and crops new videos' faces exactly as the shards were."""
+    if config.input != "faces":
+        return config
+    try:
+        faces = json.loads((Path(config.manifests) / "dataset.json").read_text()).get("faces") or {}
+    except (OSError, json.JSONDecodeError):
+        return config
+    settings = faces.get("settings")
+    if not settings:
+        raise DataError(f"{Path(config.manifests) / 'dataset.json'} has no faces settings; rerun the faces stage")
+    return dataclasses.replace(config, extra={**config.extra, "faces": settings})
+
+
 def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, explain: bool = True) -> Path:
     """Train as the config says; returns the run folder. Raises DataError, WeightsError, TrainError."""
     run = RunFolder(config.out)
@@ -268,8 +284,8 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
     state = None
     if resume:
         config, state = restore(config, run)
-    manifest = load_manifest(config.shards, config.manifests)
-    config = with_pipeline_settings(config)
+    manifest = load_manifest(config.shards, config.manifests, config.input, config.fake_faces)
+    config = with_face_settings(with_pipeline_settings(config))
     dev = Device.resolve(config.device, config.amp, config.channels_last)
     seed_everything(config.seed)
     model = create_model(config.arch, "none" if resume else config.weights)
@@ -332,11 +348,16 @@ def default_workers() -> int:
 
 def build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, seed,
                  lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer, stop_after_epochs,
-                 compile_model=False) -> TrainConfig:
+                 compile_model=False, input=None, fake_faces="manipulated", aggregate="mean") -> TrainConfig:
+    """The run's config from the recipe and the command line. The input is --input, else the recipe's; a recipe
+    written for frames used on faces gets FACE_IMAGE_SIZE (224) unless --image-size says otherwise."""
     base = load_recipe(recipe)
+    input = input or base.input
     changes = {}
     if image_size is not None:
         changes["image_size"] = parse_image_size(image_size, "--image-size")
+    elif input == "faces" and base.input != "faces":
+        changes["image_size"] = (FACE_IMAGE_SIZE, FACE_IMAGE_SIZE)
     if batch_size is not None:
         changes["batch_size"] = batch_size
     shards = str(shards)
@@ -347,7 +368,8 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
         out=str(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")), recipe=dataclasses.replace(base, **changes),
         arch=arch, weights=weights, workers=workers, device=device, amp=amp, seed=seed, lr_find=lr_find_flag,
         lr_find_only=lr_find_only, dev_run=dev_run, balance=balance, shuffle_buffer=shuffle_buffer,
-        stop_after_epochs=stop_after_epochs, compile=compile_model)
+        stop_after_epochs=stop_after_epochs, compile=compile_model, input=input, fake_faces=fake_faces,
+        aggregate=aggregate)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -359,7 +381,16 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--recipe", default="seed", help="Built-in recipe name (seed, demo) or a TOML file.")
 @click.option("--arch", type=click.Choice(ARCHS), default="resnet18")
 @click.option("--weights", default="imagenet", help="imagenet | none | PATH (state dict or checkpoint).")
-@click.option("--image-size", help="HxW (e.g. 720x1280) or N for NxN; overrides the recipe.")
+@click.option("--input", "input_", type=click.Choice(INPUTS), default=None, show_default="the recipe's, else frames",
+              help="frames: whole frames; faces: the faces stage's crops (SHARDS/faces/, faces.parquet).")
+@click.option("--fake-faces", type=click.Choice(FAKE_FACES), default="manipulated",
+              help="--input faces: manipulated drops from training the faces of fake videos that the faces stage "
+                   "found untouched (manipulated false; unknown is kept); all keeps every face.")
+@click.option("--aggregate", type=click.Choice(AGGREGATES), default="mean",
+              help="A video's score from its frames' or faces' P(fake): mean, median, or confident (the DFDC "
+                   "winner's rule: the mean of the confidently fake items when there are enough of them).")
+@click.option("--image-size", help="HxW (e.g. 720x1280) or N for NxN; overrides the recipe [faces with a frames "
+                                   "recipe: 224].")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Overrides the recipe; per process under torchrun.")
 @click.option("--workers", type=click.IntRange(min=0), default=default_workers, show_default="cores per process, max 8",
               help="DataLoader worker processes (per process under torchrun).")
@@ -380,9 +411,9 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Ground-truth manipulation boxes (JSON, e.g. the demo's boxes.json) for the Grad-CAM pointing game.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, compile_model,
-         seed, lr_find_flag, lr_find_only, balance, shuffle_buffer, stop_after_epochs, resume, dev_run, explain, boxes,
-         verbose) -> None:
+def main(shards, manifests, out, recipe, arch, weights, input_, fake_faces, aggregate, image_size, batch_size, workers,
+         device, amp, compile_model, seed, lr_find_flag, lr_find_only, balance, shuffle_buffer, stop_after_epochs, resume,
+         dev_run, explain, boxes, verbose) -> None:
     """Fine-tune a ResNet on the shards with the seed's staged one-cycle recipe.
 
     Under `torchrun --nproc_per_node=N -m train.run ...` it trains with DistributedDataParallel (NCCL on GPUs,
@@ -397,7 +428,7 @@ def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, 
         distributed.init(device)
         config = build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device,
                               amp, seed, lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer,
-                              stop_after_epochs, compile_model)
+                              stop_after_epochs, compile_model, input_, fake_faces, aggregate)
         config = dataclasses.replace(config, out=distributed.broadcast(config.out))  # one run folder for all ranks
         root = fit(config, resume=resume, boxes=boxes, explain=explain)
     except (RecipeError, DataError, WeightsError, TrainError) as err:
