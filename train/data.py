@@ -5,6 +5,7 @@ import json
 import logging
 import random
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -16,6 +17,7 @@ import webdataset as wds
 from webdataset.gopen import gopen_schemes
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pipeline.shards import read_member
 from train.augment import decode_resized, to_chw, train_transform
 from train.config import Augment
 
@@ -23,7 +25,6 @@ log = logging.getLogger(__name__)
 
 LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = ("real", "fake")
-TAR_HEADER = 512
 
 
 class DataError(RuntimeError):
@@ -88,27 +89,42 @@ def _require(condition: bool, message: str) -> None:
         raise DataError(message)
 
 
-def _required_sizes(manifests_dir: Path) -> dict[str, int]:
-    """Per shard, the byte where its last JPEG ends (member header at `offset`, 512-byte header, `bytes` of data)."""
+def _last_frames(manifests_dir: Path) -> dict[str, tuple[str, int, int]]:
+    """Per shard, its last frame in frames.parquet: (key, offset of the member's first header, JPEG bytes)."""
     path = manifests_dir / "frames.parquet"
     if not path.is_file():
         return {}
-    frames = pd.read_parquet(path, columns=["shard", "offset", "bytes"])
-    return (frames["offset"] + TAR_HEADER + frames["bytes"]).groupby(frames["shard"]).max().astype(int).to_dict()
+    frames = pd.read_parquet(path, columns=["key", "shard", "offset", "bytes"])
+    last = frames.loc[frames.groupby("shard")["offset"].idxmax()]
+    return {s: (k, int(o), int(b)) for s, k, o, b in zip(last["shard"], last["key"], last["offset"], last["bytes"])}
 
 
 def _check_shard_files(manifest: Manifest, manifests_dir: Path, splits: Sequence[str]) -> None:
-    """Every listed shard of these splits exists and is long enough for the frames frames.parquet puts in it."""
-    required = _required_sizes(manifests_dir)
+    """Every listed shard of these splits exists, has the size dataset.json records (where it does), and holds
+    the last frame frames.parquet puts in it, read with tarfile from its recorded offset (long names included)."""
+    last = _last_frames(manifests_dir)
     for entry in manifest.shards:
         if entry["split"] not in splits:
             continue
         path = Path(manifest.shards_dir) / entry["name"]
         _require(path.is_file(), f"shard {path} is listed in dataset.json but missing from the shards folder")
-        needed, actual = required.get(entry["name"]), path.stat().st_size
-        if needed is not None and actual < needed:
-            raise ShardError(f"shard {path} is truncated: {actual} bytes on disk, but frames.parquet has frames up "
-                             f"to byte {needed}; rebuild it with `make shards`")
+        actual = path.stat().st_size
+        if entry.get("size") is not None and actual != entry["size"]:
+            state = "is truncated" if actual < entry["size"] else "was changed"
+            raise ShardError(f"shard {path} {state}: {actual} bytes on disk, but dataset.json records "
+                             f"{entry['size']}; check it with `python -m pipeline.verify`, rebuild it with `make shards`")
+        if entry["name"] not in last:
+            continue
+        key, offset, nbytes = last[entry["name"]]
+        try:
+            with open(path, "rb") as fh:
+                name, data = read_member(fh, offset)
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise ShardError(f"shard {path} is truncated or corrupt: {actual} bytes on disk, and its last frame "
+                             f"{key} (byte {offset}) cannot be read: {err}; rebuild it with `make shards`") from None
+        if name != f"{key}.jpg" or len(data) != nbytes:
+            raise ShardError(f"shard {path} does not match frames.parquet: expected {key}.jpg ({nbytes} bytes) at "
+                             f"byte {offset}, found {name} ({len(data)} bytes); rebuild the manifest or the shards")
 
 
 def load_manifest(shards_dir: str | Path, manifests_dir: str | Path, input: str = "frames",
@@ -217,18 +233,45 @@ def read_shards(urls: Iterator[str]) -> Iterator[dict]:
         yield from read_shard(url)
 
 
+class CorruptSample(ShardError):
+    """A frame whose JPEG does not match its recorded crc32 or does not decode: skipped with a warning."""
+
+
 def decode_sample(sample: dict, size: tuple[int, int]) -> tuple[np.ndarray, int, str, str]:
-    """Raw sample -> (uint8 HxWx3 at size, label 0/1, key, video id)."""
+    """Raw sample -> (uint8 HxWx3 at size, label 0/1, key, video id).
+
+    A JPEG that differs from the crc32 in its json member (shards written since checksums exist) or fails to
+    decode raises CorruptSample; a missing member or a bad label raises ShardError (the shard is unusable).
+    """
     key = sample["__key__"]
     try:
         meta = json.loads(sample["json"])
-        image = decode_resized(sample["jpg"], size)
+        jpeg = sample["jpg"]
     except (KeyError, ValueError) as err:
         raise ShardError(f"bad sample {key} in shard {sample.get('__url__')}: {err!r}") from None
+    crc = meta.get("crc32")
+    if crc is not None and zlib.crc32(jpeg) != crc:
+        raise CorruptSample(f"sample {key} in shard {sample.get('__url__')}: JPEG bytes differ from its crc32")
+    try:
+        image = decode_resized(jpeg, size)
+    except (ValueError, RuntimeError, OSError) as err:
+        raise CorruptSample(f"sample {key} in shard {sample.get('__url__')}: JPEG does not decode: {err}") from None
     if meta.get("label") not in LABELS:
         raise ShardError(f"sample {key} in shard {sample.get('__url__')} has label {meta.get('label')!r}; "
                          f"training needs one of {sorted(LABELS)}")
     return image, LABELS[meta["label"]], key, meta.get("video_id", key.rsplit("_", 1)[0])
+
+
+def decoded(samples: Iterator[dict], size: tuple[int, int]) -> Iterator[tuple[np.ndarray, int, str, str]]:
+    """decode_sample over a stream; a corrupt frame is skipped with a warning naming its shard and key and the
+    number skipped so far in this worker (policy: a run goes on without it; `pipeline.verify --deep` finds all)."""
+    skipped = 0
+    for sample in samples:
+        try:
+            yield decode_sample(sample, size)
+        except CorruptSample as err:
+            skipped += 1
+            log.warning("skipped corrupt frame (%d so far in this worker): %s", skipped, err)
 
 
 def collate(items: list) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
@@ -313,10 +356,10 @@ class TrainStream(IterableDataset):
         transform = train_transform(self.size, self.augment, seed=seed)
 
         def augmented():
-            for sample in self._samples(rng):
-                if self.manifest.drop_untouched and untouched_fake(sample):
-                    continue
-                image, label, key, video = decode_sample(sample, self.size)
+            samples = self._samples(rng)
+            if self.manifest.drop_untouched:
+                samples = (s for s in samples if not untouched_fake(s))
+            for image, label, key, video in decoded(samples, self.size):
                 yield to_chw(transform(image=image)["image"]), label, key, video
 
         batches = batched(augmented(), self.batch_size, partial=False)
@@ -333,8 +376,8 @@ class ValStream(IterableDataset):
 
     def __iter__(self):
         shards = wds.split_by_worker(wds.split_by_node(self.urls))
-        decoded = (decode_sample(s, self.size) for s in read_shards(iter(shards)))
-        items = ((to_chw(image), label, key, video) for image, label, key, video in decoded)
+        items = ((to_chw(image), label, key, video)
+                 for image, label, key, video in decoded(read_shards(iter(shards)), self.size))
         yield from batched(items, self.batch_size, partial=True)
 
 

@@ -3,8 +3,9 @@
 `python -m train.explain --run runs/NAME [--checkpoint best|last|PATH] [--boxes boxes.json] [--k N]`, and
 `run_explain(run_dir, ...)`, which `python -m train.run` calls at the end of training.
 
-Log loss is clipped as Kaggle's scorer did (P in [1e-15, 1 - 1e-15]); the video-level log loss with predictions
-clipped to [0.01, 0.99], as top DFDC submissions clipped their own scores, is reported next to it.
+Every metric comes from train.metrics: log loss clipped as Kaggle's scorer did (P in [1e-15, 1 - 1e-15]); the
+video-level log loss with predictions clipped to [0.01, 0.99], as top DFDC submissions clipped their own scores,
+is reported next to it, labelled so.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import logging
 import math
 import os
+import tarfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -26,18 +28,20 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
-from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score  # noqa: E402
 
+from pipeline.diskfull import is_full, one_line  # noqa: E402
+from pipeline.shards import read_member  # noqa: E402
 from train.augment import decode_resized, normalize, to_chw  # noqa: E402
 from train.data import CLASS_NAMES, LABELS, ValStream, load_manifest, make_loader, read_shard  # noqa: E402
+from train.artifacts import save_figure  # noqa: E402
 from train.engine import Device, predict  # noqa: E402
 from train.gradcam import grad_cam, heatmap_peak, overlay, plot_gradcam_grid, pointing_game  # noqa: E402
 from train.model import load_checkpoint  # noqa: E402
+from train import metrics  # noqa: E402
+from train.metrics import KAGGLE_EPS, SUBMISSION_CLIP  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-KAGGLE_EPS = 1e-15          # Kaggle's log-loss scorer clips predictions to [eps, 1 - eps]
-SUBMISSION_CLIP = 0.01      # what top DFDC entries clipped their scores to, reported alongside
 DEFAULT_K = 9               # fastai's plot_top_losses default: a 3x3 grid
 POINTING_MAX_FRAMES = 2000  # Grad-CAM over at most this many val fakes for the pointing game
 POINTING_FIGURE_N = 12
@@ -51,40 +55,27 @@ class ExplainError(RuntimeError):
 # Metrics ------------------------------------------------------------------------------------------------------
 
 
-def clipped_log_loss(labels: Sequence[int], p_fake: Sequence[float], eps: float = KAGGLE_EPS) -> float:
-    """Binary log loss with P(fake) clipped to [eps, 1 - eps] (Kaggle's DFDC scorer: eps = 1e-15)."""
-    p = np.clip(np.asarray(p_fake, dtype=np.float64), eps, 1 - eps)
-    return float(log_loss(np.asarray(labels, dtype=np.int64), p, labels=[0, 1]))
+clipped_log_loss = metrics.log_loss  # Kaggle's clipping; the one definition is train.metrics
 
 
-def score(labels: Sequence[int], p_fake: Sequence[float]) -> dict:
-    """Log loss (Kaggle clipping), ROC-AUC (NaN with one class), accuracy and balanced accuracy at 0.5."""
-    y = np.asarray(labels, dtype=np.int64)
-    p = np.asarray(p_fake, dtype=np.float64)
-    pred = (p >= 0.5).astype(np.int64)
-    two = len(np.unique(y)) == 2
-    return {"log_loss": clipped_log_loss(y, p), "roc_auc": float(roc_auc_score(y, p)) if two else math.nan,
-            "accuracy": float(np.mean(pred == y)),
-            "balanced_accuracy": float(balanced_accuracy_score(y, pred)) if two else float(np.mean(pred == y))}
-
-
-def video_predictions(frames: pd.DataFrame) -> pd.DataFrame:
-    """A row per video: label, p_fake = mean P(fake) of its frames, frames, and the video's own log loss."""
-    videos = frames.groupby("video_id", sort=True).agg(label=("label", "first"), p_fake=("p_fake", "mean"),
-                                                       frames=("p_fake", "size")).reset_index()
-    p = videos["p_fake"].clip(KAGGLE_EPS, 1 - KAGGLE_EPS)
-    videos["loss"] = -np.where(videos["label"] == 1, np.log(p), np.log1p(-p))
+def video_predictions(frames: pd.DataFrame, rule: str = "mean") -> pd.DataFrame:
+    """A row per video: label, p_fake (the aggregation rule over its frames; mean by default), frames, and the
+    video's own log loss (Kaggle's clipping)."""
+    videos = metrics.video_scores(frames, rule)
+    videos["loss"] = metrics.item_log_losses(videos["label"], videos["p_fake"])
     videos["label_name"] = [CLASS_NAMES[int(v)] for v in videos["label"]]
     return videos[["video_id", "label", "label_name", "p_fake", "frames", "loss"]]
 
 
-def run_metrics(frames: pd.DataFrame, videos: pd.DataFrame) -> dict:
+def run_metrics(frames: pd.DataFrame, videos: pd.DataFrame, rule: str = "mean") -> dict:
+    """Frame and video metrics of train.metrics.score, the mean frame loss, and (labelled as such) the video log
+    loss with scores clipped as top DFDC submissions clipped them."""
     clip = SUBMISSION_CLIP
-    video = score(videos["label"], videos["p_fake"])
-    video["log_loss_clipped"] = clipped_log_loss(videos["label"], videos["p_fake"], eps=clip)
-    frame = {"loss": float(frames["loss"].mean()), **score(frames["label"], frames["p_fake"])}
+    video = metrics.score(videos["label"], videos["p_fake"])
+    video["log_loss_clipped"] = metrics.log_loss(videos["label"], videos["p_fake"], eps=clip)
+    frame = {"loss": float(frames["loss"].mean()), **metrics.score(frames["label"], frames["p_fake"])}
     return {"frame": {"frames": int(len(frames)), **frame},
-            "video": {"videos": int(len(videos)), **video, "submission_clip": [clip, 1 - clip]},
+            "video": {"videos": int(len(videos)), **video, "aggregate": rule, "submission_clip": [clip, 1 - clip]},
             "log_loss_eps": KAGGLE_EPS}
 
 
@@ -145,7 +136,8 @@ def fetch_images(urls: Iterable[str], keys: Sequence[str], size, manifests: Path
 
 
 def _images_by_offset(urls: Iterable[str], wanted: set[str], size, manifests: Path) -> dict[str, np.ndarray]:
-    """Seek straight to each frame's `.jpg` member (its header checked against the key) instead of reading shards."""
+    """Seek straight to each frame's `.jpg` member (parsed by tarfile from its recorded offset, its name checked
+    against the key) instead of reading shards."""
     path = Path(manifests) / "frames.parquet"
     local = {Path(u).name: u for u in urls if Path(u).is_file()}
     if not wanted or not local or not path.is_file():
@@ -154,12 +146,13 @@ def _images_by_offset(urls: Iterable[str], wanted: set[str], size, manifests: Pa
     found = {}
     for shard, group in rows[rows["shard"].isin(list(local))].groupby("shard"):
         with open(local[shard], "rb") as fh:
-            for key, offset, size_bytes in zip(group["key"], group["offset"], group["bytes"]):
-                fh.seek(int(offset))
-                header = fh.read(512)
-                if header[:100].rstrip(b"\0") != f"{key}.jpg".encode():
-                    continue  # not a plain header (e.g. a long-name entry): the scan finds it
-                found[key] = decode_resized(fh.read(int(size_bytes)), tuple(size))
+            for key, offset in zip(group["key"], group["offset"]):
+                try:
+                    name, data = read_member(fh, int(offset))
+                except (tarfile.TarError, EOFError):
+                    continue  # not where the manifest says: the scan finds it
+                if name == f"{key}.jpg":
+                    found[key] = decode_resized(data, tuple(size))
     return found
 
 
@@ -257,8 +250,7 @@ def plot_frames(path: Path, images: list[np.ndarray], titles: list[str], suptitl
         ax.set_title(title, fontsize=9)
     fig.suptitle(suptitle)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def plot_pointing(path: Path, shown: list, result: dict) -> None:
@@ -281,8 +273,7 @@ def plot_pointing(path: Path, shown: list, result: dict) -> None:
     fig.suptitle(f"pointing game {result['pointing_game']:.1%} of {result['frames']} val fakes "
                  f"(random point {result['random_point']:.1%})")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def top_loss_figures(run_dir: Path, model, urls, pred: pd.DataFrame, size, k: int,
@@ -360,10 +351,11 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     pred = pred.sort_values(["video_id", "second", "key"], kind="stable").reset_index(drop=True)
     pred = pred[list(PREDICTION_COLUMNS) + (list(face_tools.FACE_COLUMNS) if faces else [])]
     pred.to_parquet(run_dir / "predictions.parquet", index=False)
-    videos = video_predictions(pred)
+    rule = config.get("aggregate", "mean")
+    videos = video_predictions(pred, rule)
     videos.to_parquet(run_dir / "video_predictions.parquet", index=False)
 
-    metrics = {"checkpoint": str(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos), "k": k,
+    metrics = {"checkpoint": str(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos, rule), "k": k,
                "image_size": list(size), "boxes": str(boxes) if boxes else None, "pointing": None}
     if faces:
         metrics["input"] = "faces"
@@ -422,6 +414,10 @@ def main(run_dir, checkpoint, boxes, k, shards, manifests, device, verbose) -> N
         metrics = run_explain(run_dir, shards, manifests, device, checkpoint=checkpoint, boxes=boxes, k=k)
     except (ExplainError, DataError, WeightsError) as err:
         raise click.ClickException(str(err)) from None
+    except OSError as err:
+        if not is_full(err):
+            raise
+        raise click.ClickException(one_line(err, "rerun the same command")) from None
     v = metrics["video"]
     click.echo(f"video log loss {v['log_loss']:.4f}  AUC {v['roc_auc']:.4f}  accuracy {v['accuracy']:.4f}  "
                f"({v['videos']} videos, {metrics['frame']['frames']} frames)")

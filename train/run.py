@@ -17,6 +17,7 @@ import torch
 
 from torch.nn.parallel import DistributedDataParallel
 
+from pipeline.diskfull import is_full, one_line
 from train import artifacts, distributed
 from train.artifacts import RunFolder
 from train.augment import denormalize, normalize
@@ -198,7 +199,8 @@ def train_epoch(config, manifest, model, net, optimizer, scheduler, dev, run, pr
         run.log_lr(rows)
     stats["train_loss"] = distributed.weighted_mean(stats["train_loss"], stats["train_images"])
     stats["images_per_s"] = distributed.weighted_mean(stats["images_per_s"], 1.0) * distributed.env_context().world_size
-    metrics = evaluate(model, val, dev, max_batches=DEV_RUN_BATCHES if config.dev_run else None)
+    metrics = evaluate(model, val, dev, max_batches=DEV_RUN_BATCHES if config.dev_run else None,
+                       rule=config.aggregate)
     metrics["val_frames"], metrics["val_videos"] = metrics.pop("frames"), metrics.pop("videos")
     progress.epoch += 1
     return {"stage": progress.stage, "epoch": progress.epoch, "step": progress.step, **stats, **metrics}
@@ -433,6 +435,11 @@ def main(shards, manifests, out, recipe, arch, weights, input_, fake_faces, aggr
         root = fit(config, resume=resume, boxes=boxes, explain=explain)
     except (RecipeError, DataError, WeightsError, TrainError) as err:
         raise click.ClickException(str(err)) from None
+    except OSError as err:
+        if not is_full(err):
+            raise
+        raise click.ClickException(one_line(err, "rerun with --resume: training goes on from the last checkpoint "
+                                                 "(checkpoints/last.pt)")) from None
     finally:
         distributed.shutdown()
     if ctx.main:
