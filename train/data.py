@@ -73,8 +73,10 @@ class Manifest:
 
     shards_dir: str  # a folder, a URL prefix or a `{name}` template (see shard_url)
     shards: tuple[dict, ...]
-    frames: dict
+    frames: dict           # {split: {label: n}}: frames, or faces for input "faces" (after the fake-faces filter)
     class_weights: dict
+    input: str = "frames"  # frames | faces
+    drop_untouched: bool = False  # faces: training skips faces of fake videos the faces stage found untouched
 
     def urls(self, split: str, label: str | None = None) -> list[str]:
         return [shard_url(self.shards_dir, s["name"]) for s in self.shards
@@ -152,8 +154,13 @@ def _check_shard_files(manifest: Manifest, manifests_dir: Path, splits: Sequence
                              f"byte {offset}, found {name} ({len(data)} bytes); rebuild the manifest or the shards")
 
 
-def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest:
-    """Read dataset.json and check the train and val shards it lists; raise DataError naming what is wrong."""
+def load_manifest(shards_dir: str | Path, manifests_dir: str | Path, input: str = "frames",
+                  fake_faces: str = "all") -> Manifest:
+    """Read dataset.json and check the train and val shards it lists; raise DataError naming what is wrong.
+
+    input "faces" reads its "faces" section instead (face-crop shards under SHARDS/faces/, see load_faces)."""
+    if input == "faces":
+        return load_faces(shards_dir, manifests_dir, fake_faces)
     location, manifests_dir = str(shards_dir), Path(manifests_dir)
     local = is_local(location)
     if local:
@@ -176,6 +183,68 @@ def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest
         _check_shard_files(manifest, manifests_dir, ("train", "val"))
     else:
         log.info("shards are read from %s (remote: sizes not checked before training)", location)
+    return manifest
+
+
+def untouched_fake(sample: dict) -> bool:
+    """A face of a fake video that the faces stage compared with its original and found unchanged
+    (`manipulated` False; None, unknown, is kept)."""
+    try:
+        meta = json.loads(sample["json"])
+    except (KeyError, ValueError):
+        return False  # decode_sample names the bad sample
+    return meta.get("label") == "fake" and meta.get("manipulated") is False
+
+
+def face_counts(manifests_dir: Path, drop_untouched: bool) -> dict | None:
+    """{split: {label: faces}} from faces.parquet, without the untouched fake faces when asked; None without it."""
+    path = manifests_dir / "faces.parquet"
+    if not path.is_file():
+        return None
+    faces = pd.read_parquet(path, columns=["split", "label", "manipulated"])
+    if drop_untouched:
+        faces = faces[~((faces["label"] == "fake") & (faces["manipulated"] == False))]  # noqa: E712 (null kept)
+    counts: dict = {}
+    for (split, label), n in faces.groupby(["split", "label"]).size().items():
+        counts.setdefault(split, {})[label] = int(n)
+    return counts
+
+
+def load_faces(shards_dir: str | Path, manifests_dir: str | Path, fake_faces: str = "manipulated") -> Manifest:
+    """The faces stage's output as a Manifest: dataset.json's "faces" section (face-crop shards, one per frame
+    shard, under SHARDS/faces/) and faces.parquet's counts.
+
+    fake_faces "manipulated" drops, from training, the faces of fake videos whose `manipulated` is False (the
+    faces stage compared them with the original's and found them unchanged: a DFDC fake often swaps one face of
+    two); a null `manipulated` (no original to compare with) is kept. "all" keeps every face. Validation always
+    scores every face, as train.predict does. A video without any face has no row and is skipped.
+    """
+    location, manifests_dir = str(shards_dir), Path(manifests_dir)
+    path = manifests_dir / "dataset.json"
+    _require(path.is_file(), f"manifest {path} does not exist; pass --manifests (written by `make shards`)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"manifest {path} is not valid JSON: {err}") from None
+    faces = data.get("faces")
+    _require(isinstance(faces, dict) and isinstance(faces.get("shards"), list),
+             f"manifest {path} has no faces; run the faces stage first: `make faces SHARDS=... MANIFESTS=...` "
+             "(python -m pipeline.faces)")
+    drop = fake_faces == "manipulated"
+    counts = face_counts(manifests_dir, drop) or faces.get("counts", {})
+    train = counts.get("train", {})
+    total = sum(train.get(k, 0) for k in LABELS)
+    weights = {k: total / (len(LABELS) * train[k]) for k in LABELS if train.get(k)}
+    manifest = Manifest(location, tuple(faces["shards"]), counts, weights, input="faces", drop_untouched=drop)
+    for split in ("train", "val"):
+        _require(bool(manifest.urls(split)) and manifest.n_frames(split) > 0,
+                 f"manifest {path} has no {split} faces (no {split} face shards or faces); the faces stage found "
+                 f"{faces.get('faces', 0)} faces in all")
+    if is_local(location):
+        _check_shard_files(manifest, manifests_dir, ("train", "val"))
+    log.info("faces: %s train, %s val (%s); %s videos without any face are skipped", train,
+             counts.get("val", {}), "untouched fake faces dropped from training" if drop else "all faces kept",
+             faces.get("videos_without_faces", "?"))
     return manifest
 
 
@@ -343,17 +412,17 @@ class TrainStream(IterableDataset):
         quota = self.n_batches // n_workers + (1 if worker < self.n_batches % n_workers else 0)
         seed = worker_seed(self.seed, worker)
         rng = random.Random(seed)
+        samples = self._samples(rng)
+        if self.manifest.drop_untouched:
+            samples = (s for s in samples if not untouched_fake(s))
+        items = decoded(samples, self.size)
         if self.augment_impl == "fused":
-            fused = FusedAugment(self.size, self.augment, seed=seed)
-            batches = fused_batches(decoded(self._samples(rng), self.size), self.size, fused, self.batch_size)
+            batches = fused_batches(items, self.size, FusedAugment(self.size, self.augment, seed=seed), self.batch_size)
         else:
             transform = train_transform(self.size, self.augment, seed=seed)
-
-            def augmented():
-                for image, label, key, video in decoded(self._samples(rng), self.size):
-                    yield to_chw(transform(image=image)["image"]), label, key, video
-
-            batches = batched(augmented(), self.batch_size, partial=False)
+            augmented = ((to_chw(transform(image=image)["image"]), label, key, video)
+                         for image, label, key, video in items)
+            batches = batched(augmented, self.batch_size, partial=False)
         for _ in range(quota):
             yield next(batches)
 
