@@ -5,7 +5,8 @@ import dataclasses
 import os
 import re
 
-LAYOUTS = ("auto", "dfdc", "ffpp", "csv", "unlabelled")
+GROUPING = "identities"  # groups are connected components of the people a video involves (issue 11 item 13)
+LAYOUTS = ("auto", "dfdc", "ffpp", "csv", "unlabelled", "mixed")
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
@@ -63,6 +64,7 @@ class PipelineConfig:
     part: tuple[int, int] = (1, 1)
     timeout: float = 600.0
     retry_failed: bool = False
+    grouping: str = GROUPING
 
     def __post_init__(self) -> None:
         self.validate()
@@ -100,7 +102,7 @@ class PipelineConfig:
         return {"fps": self.fps, "size": list(self.size), "quality": self.quality}
 
     def split_settings(self) -> dict:
-        return {"seed": self.seed, "val_fraction": self.val_fraction}
+        return {"seed": self.seed, "val_fraction": self.val_fraction, "grouping": self.grouping}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

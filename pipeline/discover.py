@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -38,9 +39,20 @@ class DiscoveryError(ValueError):
     """The videos folder cannot be read as any dataset layout."""
 
 
+MAX_ID = 64  # so that a frame key (id + "_0000" + ".json") stays under tar's 100-character name field
+
+
 def safe_id(text: str) -> str:
-    """A video id webdataset can carry in a key: only [A-Za-z0-9_-]."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "video"
+    """A video id webdataset can carry in a key: only [A-Za-z0-9_-], at most MAX_ID characters.
+
+    A longer id is cut and given an 8-hex suffix from the sha1 of the full text (stable across runs and
+    machines), so two long names that share a prefix stay apart; the original name stays in `path`.
+    """
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "video"
+    if len(clean) <= MAX_ID:
+        return clean
+    digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{clean[:MAX_ID - 9].rstrip('-_')}-{digest}"
 
 
 def _label(raw, where: str) -> tuple[str | None, str | None]:
@@ -66,12 +78,13 @@ def discover_dfdc(root: Path) -> list[Video]:
     for folder, files in _walk(root):
         meta_path = folder / "metadata.json"
         if "metadata.json" not in files:
-            videos += [_unlabelled(root, folder / f, "dfdc") for f in files if _is_video(f)]
+            loose = [_unlabelled(root, folder / f, "dfdc") for f in files if _is_video(f)]
+            if loose:
+                log.warning("%s: %d videos in a folder without metadata.json are taken as unlabelled (split test)",
+                            folder, len(loose))
+            videos += loose
             continue
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DiscoveryError(f"{meta_path}: cannot read metadata: {exc}") from exc
+        meta = _read_metadata(meta_path)
         listed = set()
         for name, entry in sorted(meta.items()):
             listed.add(name)
@@ -81,6 +94,16 @@ def discover_dfdc(root: Path) -> list[Video]:
             log.warning("%s: %d videos not listed in metadata.json are taken as unlabelled", folder, len(extra))
             videos += [_unlabelled(root, folder / f, "dfdc") for f in extra]
     return videos
+
+
+def _read_metadata(meta_path: Path) -> dict:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DiscoveryError(f"{meta_path}: cannot read metadata: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise DiscoveryError(f"{meta_path}: expected an object mapping file names to entries")
+    return meta
 
 
 def _dfdc_video(folder: Path, name: str, entry, meta_path: Path) -> Video:
@@ -124,16 +147,51 @@ def _ffpp_video(path: Path, kind: str, family: str, compression: str) -> Video:
     if kind == "original_sequences":
         who = stem.split("__")[0]  # actors: '01__meeting_serious' -> actor 01
         return Video(vid, str(path), "real", None, safe_id(f"ffpp-{family}-{who}"), f"ffpp/{family}")
-    if "__" in stem:  # DeepFakeDetection: '01_02__scene__HASH' -> target actor 01, original '01__scene'
+    if "__" in stem:  # DeepFakeDetection: '01_02__scene__HASH' -> target actor 01 (source 02), original '01__scene'
         target = stem.split("_")[0]
         scene = stem.split("__")[1]
         original = safe_id(f"ffpp-actors-{compression}-{target}__{scene}")
         group = safe_id(f"ffpp-actors-{target}")
-    else:  # 'TTT_SSS' -> target TTT
+    else:  # 'TTT_SSS' -> target TTT (the source SSS links in through identities())
         target = stem.split("_")[0]
         original = safe_id(f"ffpp-youtube-{compression}-{target}")
         group = safe_id(f"ffpp-youtube-{target}")
     return Video(vid, str(path), "fake", original, group, f"ffpp/{family}")
+
+
+def identities(source: str, label: str | None, path: str, group: str) -> tuple[str, ...]:
+    """Every person id a video involves, the first being its own group before linking: a FaceForensics++ fake
+    `TTT_SSS` (or DeepFakeDetection `TT_SS__scene__hash`) involves its target TTT and its source SSS; other
+    videos only their group (DFDC and labels.csv give only `original`)."""
+    if not source.startswith("ffpp/"):
+        return (group,)
+    family, stem = source.split("/", 1)[1], Path(path).stem
+    if label != "fake":
+        return (safe_id(f"ffpp-{family}-{stem.split('__')[0]}"),)
+    people = stem.split("__")[0].split("_")[:2]
+    kind = "actors" if "__" in stem else "youtube"
+    return tuple(safe_id(f"ffpp-{kind}-{p}") for p in people if p)
+
+
+def link_groups(id_lists: list[tuple[str, ...]]) -> list[str]:
+    """The group of each video: the smallest id of the connected component of ids it shares with others, so that
+    one person (as a target, a source or a real video) never sits on both sides of the split."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for ids in id_lists:
+        for other in ids[1:]:
+            a, b = root(ids[0]), root(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+        root(ids[0])
+    return [root(ids[0]) for ids in id_lists]
 
 
 def discover_csv(root: Path) -> list[Video]:
@@ -169,15 +227,76 @@ LAYOUT_FUNCS: dict[str, Callable[[Path], list[Video]]] = {
 }
 
 
+def find_datasets(root: Path) -> list[tuple[str, Path]]:
+    """Every dataset tree under root, as (layout, folder): a folder with labels.csv (csv), one holding
+    original_sequences/ or manipulated_sequences/ (ffpp; not searched further), a folder with metadata.json (a
+    DFDC part). Videos outside all of them are unlabelled."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        folder = Path(dirpath)
+        if "labels.csv" in filenames:
+            found.append(("csv", folder))
+            dirnames[:] = []
+        elif {"original_sequences", "manipulated_sequences"} & set(dirnames):
+            found.append(("ffpp", folder))
+            dirnames[:] = []
+        elif "metadata.json" in filenames:
+            found.append(("dfdc", folder))
+    return found
+
+
 def detect_layout(root: Path) -> str:
-    if (root / "labels.csv").is_file():
-        return "csv"
-    if (root / "original_sequences").is_dir() or (root / "manipulated_sequences").is_dir():
-        return "ffpp"
-    for _, files in _walk(root):
-        if "metadata.json" in files:
-            return "dfdc"
-    return "unlabelled"
+    """The layout of the tree: one of LAYOUT_FUNCS, or 'mixed' when it holds datasets of several layouts (or a
+    csv or FaceForensics++ tree below the root)."""
+    found = find_datasets(root)
+    kinds = {layout for layout, _ in found}
+    if not kinds:
+        return "unlabelled"
+    if kinds == {"dfdc"}:
+        return "dfdc"
+    if len(found) == 1 and found[0][1] == root:
+        return found[0][0]
+    return "mixed"
+
+
+def discover_mixed(root: Path) -> list[Video]:
+    """Each dataset tree with its own layout, then the videos outside them as unlabelled; all ids kept unique
+    (FaceForensics++ ids carry their `ffpp-` prefix; csv and unlabelled ids are relative to this root)."""
+    found = find_datasets(root)
+    trees = [folder for layout, folder in found if layout != "dfdc"]
+    videos: list[Video] = []
+    counts: collections.Counter = collections.Counter()
+    for layout, folder in found:
+        if layout == "ffpp":
+            part = discover_ffpp(folder)
+        elif layout == "csv":
+            prefix = safe_id(str(folder.relative_to(root))) if folder != root else ""
+            part = [_prefixed(v, prefix) for v in discover_csv(folder)]
+        else:
+            part = [_dfdc_video(folder, name, entry, folder / "metadata.json")
+                    for name, entry in sorted(_read_metadata(folder / "metadata.json").items())]
+        counts[layout] += len(part)
+        videos += part
+    claimed = {Path(v.path).resolve() for v in videos}
+    stray = [_unlabelled(root, folder / f, "unlabelled") for folder, files in _walk(root) for f in files
+             if _is_video(f) and not any(folder == t or t in folder.parents for t in trees)
+             and (folder / f).resolve() not in claimed]
+    if stray:
+        log.warning("%s: %d videos outside any labelled dataset are taken as unlabelled (split test), e.g. %s",
+                    root, len(stray), stray[0].path)
+    log.info("%s holds several datasets: %s", root, ", ".join(f"{k} ({n} videos)" for k, n in sorted(counts.items())))
+    return videos + stray
+
+
+def _prefixed(video: Video, prefix: str) -> Video:
+    if not prefix:
+        return video
+    fix = lambda x: safe_id(f"{prefix}-{x}") if x else x  # noqa: E731
+    return dataclasses.replace(video, video_id=fix(video.video_id), original=fix(video.original), group=fix(video.group))
+
+
+LAYOUT_FUNCS["mixed"] = discover_mixed
 
 
 def discover(root: str | Path, layout: str = "auto") -> tuple[str, list[Video]]:
@@ -187,6 +306,8 @@ def discover(root: str | Path, layout: str = "auto") -> tuple[str, list[Video]]:
         raise DiscoveryError(f"{root}: no such folder")
     layout = detect_layout(root) if layout == "auto" else layout
     videos = sorted(LAYOUT_FUNCS[layout](root), key=lambda v: (v.video_id, v.path))
+    groups = link_groups([identities(v.source, v.label, v.path, v.group) for v in videos])
+    videos = [dataclasses.replace(v, group=g) if g != v.group else v for v, g in zip(videos, groups)]
     return layout, _mark_duplicates(videos)
 
 

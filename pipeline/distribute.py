@@ -16,11 +16,11 @@ from tqdm import tqdm
 
 from . import manifest, resplit
 from .config import PipelineConfig
-from .discover import Video, discover
+from .discover import Video, discover, identities
 from .ffmpeg import ffmpeg_version, find_ffmpeg
 from .frames import ffmpeg_command
 from .shards import ShardWriter, Staged, parse_shard_name, read_staged, remove_staged
-from .split import assign_split, part_of
+from .split import assign_split, fraction_warning, part_of
 from .worker import Job, base_row, process_video, source_stat
 
 log = logging.getLogger(__name__)
@@ -43,16 +43,26 @@ def plan(config: PipelineConfig) -> Plan:
     layout, videos = discover(config.videos, config.layout)
     if not videos:
         raise PlanError(f"{config.videos}: no videos found (layout {layout})")
-    _check_previous(config)
+    _check_previous(config, videos)
     k, n = config.part
     pairs = [(v, assign_split(v.label, v.group, config.seed, config.val_fraction)) for v in videos
              if n == 1 or part_of(v.group, n) == k]
     selected = pairs[: config.limit] if config.limit else pairs
+    everywhere = [(v.label, assign_split(v.label, v.group, config.seed, config.val_fraction)) for v in videos
+                  if v.error is None]
+    if (warning := fraction_warning(everywhere, config.val_fraction)) is not None:
+        log.warning(warning)
     return Plan(config, layout, pairs, selected)
 
 
-def _check_previous(config: PipelineConfig) -> None:
+def _check_previous(config: PipelineConfig, videos: list[Video]) -> None:
     for name, previous in manifest.read_part_configs(Path(config.manifests)).items():
+        if previous.get("grouping") is None and any(
+                v.group != identities(v.source, v.label, v.path, v.group)[0] for v in videos):
+            raise PlanError(f"{config.manifests} was split before videos were grouped by every person they involve "
+                            "(a FaceForensics++ fake by its target only): regroup it once with `python -m "
+                            "pipeline.resplit` (same --seed and --val-fraction), then rerun")
+        previous = {**previous, "grouping": previous.get("grouping") or config.grouping}
         for key, value in config.frame_settings().items():
             if previous.get(key) != value:
                 raise PlanError(f"{config.manifests} holds frames made with {key}={previous.get(key)} "
@@ -170,8 +180,8 @@ def _run(p: Plan, shards: Path, manifests: Path, done: set[str], finished: set[s
     jobs = [Job(v, s, str(shards), cfg.fps, cfg.size, cfg.quality, cfg.timeout, binary) for v, s in pending]
     nxt = _next_indices(finished, cfg.part_tag)
 
-    def sealed(name, videos, size):
-        manifest.write_fragment(manifests, name, [s.meta for s in videos], size)
+    def sealed(name, videos, size, sha256):
+        manifest.write_fragment(manifests, name, [s.meta for s in videos], size, sha256)
 
     writers: dict[tuple[str, str], ShardWriter] = {}
     skipped = sum(v.error is None and v.video_id in done for v, s in p.selected)  # not the discovery failures

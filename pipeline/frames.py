@@ -8,6 +8,8 @@ import os
 import re
 import subprocess
 
+import ffmpeg
+
 from .ffmpeg import ffmpeg_version, find_ffmpeg, passthrough_args, version_tuple
 
 log = logging.getLogger(__name__)
@@ -44,26 +46,30 @@ class Frame:
     height: int
 
 
-def filter_chain(fps: float, box: tuple[int, int], checksums: bool = True) -> str:
-    """First frame of every 1/fps interval, then fit inside the box (turned for portrait), never upscaled."""
+def frame_graph(path: str, fps: float, box: tuple[int, int], quality: int, binary: str):
+    """The ffmpeg-python graph: first frame of every 1/fps interval, then fit inside the box (turned for portrait),
+    never upscaled, each kept frame's time logged by showinfo, JPEGs to stdout."""
     long_side, short_side = box
-    select = f"select='isnan(prev_selected_t)+gt(floor(t*{fps}),floor(prev_selected_t*{fps}))'"
-    scale = (f"scale=w='if(gte(iw,ih),min(iw,{long_side}),min(iw,{short_side}))'"
-             f":h='if(gte(iw,ih),min(ih,{short_side}),min(ih,{long_side}))'"
-             f":force_original_aspect_ratio=decrease:force_divisible_by=2:flags=bilinear")
+    stream = ffmpeg.input(path, threads=1)["V:0"]  # the first real video stream (no cover art)
+    stream = stream.filter("setpts", "PTS-STARTPTS")
+    stream = stream.filter("select", f"isnan(prev_selected_t)+gt(floor(t*{fps}),floor(prev_selected_t*{fps}))")
     # swscale's bilinear filter widens with the scale factor when shrinking (antialiased, like an area filter),
     # and costs ~3-5% less of the whole decode than the default bicubic on 1080p -> 720p.
+    stream = stream.filter("scale", w=f"if(gte(iw,ih),min(iw,{long_side}),min(iw,{short_side}))",
+                           h=f"if(gte(iw,ih),min(ih,{short_side}),min(ih,{long_side}))",
+                           force_original_aspect_ratio="decrease", force_divisible_by=2, flags="bilinear")
     # showinfo gives each kept frame's time; checksum=0 skips its per-plane checksums and stats (~1% of the CPU).
-    return f"setpts=PTS-STARTPTS,{select},{scale},showinfo{'' if checksums else '=checksum=0'}"
+    stream = stream.filter("showinfo", checksum=0) if _showinfo_checksum_option(binary) else stream.filter("showinfo")
+    passthrough = passthrough_args(binary)  # ['-fps_mode' or '-vsync', 'passthrough']
+    return stream.output("pipe:1", **{"c:v": "mjpeg", "q:v": quality, "threads": 1, "f": "image2pipe",
+                                      passthrough[0].lstrip("-"): passthrough[1]})
 
 
 def ffmpeg_command(path: str, fps: float, box: tuple[int, int], quality: int, binary: str | None = None) -> list[str]:
+    """The frame command: frame_graph compiled with our binary (one decode and one filter thread per video)."""
     binary = binary or find_ffmpeg()
-    return [binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info",
-            "-threads", "1", "-i", path, "-map", "0:V:0", "-an", "-sn", "-dn",
-            "-filter_threads", "1", "-vf", filter_chain(fps, box, checksums=not _showinfo_checksum_option(binary)),
-            *passthrough_args(binary),
-            "-c:v", "mjpeg", "-q:v", str(quality), "-threads", "1", "-f", "image2pipe", "pipe:1"]
+    return frame_graph(path, fps, box, quality, binary).compile(cmd=[
+        binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-filter_complex_threads", "1"])
 
 
 def _showinfo_checksum_option(binary: str) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .diskfull import writing
 from .shards import atomic_write, parse_shard_name
 from .split import class_weights
 
@@ -30,6 +31,7 @@ FRAME_SCHEMA = pa.schema([
     ("key", pa.string()), ("video_id", pa.string()), ("index", pa.int32()), ("second", pa.float64()),
     ("split", pa.string()), ("label", pa.string()), ("shard", pa.string()), ("offset", pa.int64()),
     ("bytes", pa.int64()), ("width", pa.int32()), ("height", pa.int32()),
+    ("crc32", pa.int64()),  # zlib.crc32 of the JPEG bytes; null in manifests written before checksums
 ])
 
 
@@ -56,25 +58,34 @@ def parts_dir(manifests: Path) -> Path:
 
 def _write_table(path: Path, table: pa.Table) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with writing(path, cleanup=tmp):
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
 
 
 def video_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist([{k: r.get(k) for k in VIDEO_SCHEMA.names} for r in rows], schema=VIDEO_SCHEMA)
 
 
-def write_fragment(manifests: Path, shard: str, metas: list[dict], shard_bytes: int) -> None:
-    """Frames first, videos last: a shard is finished when its videos fragment exists."""
+def write_fragment(manifests: Path, shard: str, metas: list[dict], shard_bytes: int,
+                   sha256: str | None = None) -> None:
+    """Shard size and checksum, frames, then videos last: a shard is finished when its videos fragment exists."""
     folder = parts_dir(manifests)
     folder.mkdir(parents=True, exist_ok=True)
     stem = shard[:-4]
+    atomic_write(folder / f"{stem}.shard.json", json.dumps({"size": shard_bytes, "sha256": sha256}).encode(),
+                 durable=False)
     frames = [{**f, "video_id": m["video_id"], "split": m["split"], "label": m["label"], "shard": shard}
               for m in metas for f in m["frames"]]
     frame_rows = [{k: f.get(k) for k in FRAME_SCHEMA.names} for f in frames]
     _write_table(folder / f"{stem}.frames.parquet", pa.Table.from_pylist(frame_rows, schema=FRAME_SCHEMA))
     _write_table(folder / f"{stem}.videos.parquet", video_table([{**m, "shard": shard} for m in metas]))
     log.debug("sealed %s: %d videos, %d frames, %d bytes", shard, len(metas), len(frames), shard_bytes)
+
+
+def write_videos_fragment(manifests: Path, shard: str, rows: list[dict]) -> None:
+    """Rewrite a finished shard's videos fragment (its rows changed, its frames did not)."""
+    _write_table(parts_dir(manifests) / f"{shard[:-4]}.videos.parquet", video_table(rows))
 
 
 def write_failures(manifests: Path, part_tag: str, rows: list[dict]) -> None:
@@ -131,8 +142,19 @@ def consolidate(manifests: Path, extra: dict | None = None) -> dict:
     _write_table(manifests / "videos.parquet", videos)
     shard_stats = _write_frames(manifests, shards)
     summary = _summary(videos, shard_stats, extra or {})
+    faces = _faces_section(manifests, shard_stats)
+    if faces is not None:
+        summary["faces"] = faces
     atomic_write(manifests / "dataset.json", json.dumps(summary, indent=2).encode())
     return summary
+
+
+def _faces_section(manifests: Path, shard_stats: list[dict]) -> dict | None:
+    """If the faces stage ran here: faces.parquet and dataset.json's faces section for the shards that exist now
+    (a rerun, resplit or merge keeps them; frame shards without faces yet are listed as pending)."""
+    from .faces.manifest import section_for_manifest  # pyarrow only, no torch
+
+    return section_for_manifest(manifests, shard_stats)
 
 
 def _dedupe_videos(videos: pa.Table) -> pa.Table:
@@ -148,16 +170,33 @@ def _write_frames(manifests: Path, shards: list[str]) -> list[dict]:
     folder = parts_dir(manifests)
     stats = []
     tmp = manifests / ".frames.parquet.tmp"
-    with pq.ParquetWriter(tmp, FRAME_SCHEMA) as writer:
+    with writing(manifests / "frames.parquet", cleanup=tmp), pq.ParquetWriter(tmp, FRAME_SCHEMA) as writer:
         for shard in shards:
-            table = pq.read_table(folder / f"{shard[:-4]}.frames.parquet")
+            table = conform(pq.read_table(folder / f"{shard[:-4]}.frames.parquet"), FRAME_SCHEMA)
             writer.write_table(table)
             split, label, _, _ = parse_shard_name(shard)
             stats.append({"name": shard, "split": split, "label": label, "frames": table.num_rows,
                           "videos": len(set(table["video_id"].to_pylist())),
-                          "bytes": int(pa.compute.sum(table["bytes"]).as_py() or 0)})
-    os.replace(tmp, manifests / "frames.parquet")
+                          "bytes": int(pa.compute.sum(table["bytes"]).as_py() or 0), **_shard_record(folder, shard)})
+    with writing(manifests / "frames.parquet", cleanup=tmp):
+        os.replace(tmp, manifests / "frames.parquet")
     return stats
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A table from an older manifest in today's schema: columns it lacks (e.g. crc32) are added as nulls."""
+    columns = [table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+               for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _shard_record(folder: Path, shard: str) -> dict:
+    """The shard's file size and sha256 as sealed ({} for shards written before checksums were recorded)."""
+    try:
+        record = json.loads((folder / f"{shard[:-4]}.shard.json").read_text())
+    except FileNotFoundError:
+        return {}
+    return {"size": int(record["size"]), "sha256": record.get("sha256")}
 
 
 def _summary(videos: pa.Table, shard_stats: list[dict], extra: dict) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from . import manifest
+from .diskfull import is_full, one_line
 from .ffmpeg import FFmpegNotFound, ffmpeg_version, find_ffmpeg
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,10 @@ def main(manifests, expect_parts):
             merge(Path(manifests), expect_parts)
     except (MergeError, manifest.LockError) as exc:
         raise click.UsageError(str(exc)) from exc
+    except OSError as exc:
+        if not is_full(exc):
+            raise
+        raise click.ClickException(one_line(exc, "rerun the same command")) from None
 
 
 if __name__ == "__main__":

@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 from pathlib import Path
 
 import click
 import pyarrow.parquet as pq
 
 from . import manifest
-from .config import ConfigError
+from .config import GROUPING, ConfigError
+from .discover import identities, link_groups
+from .diskfull import is_full, one_line
 from .manifest import LockError, lock
-from .shards import ShardWriter, Staged, atomic_write, member, parse_shard_name
-from .split import assign_split
+from .shards import ShardWriter, Staged, atomic_write, member, parse_shard_name, read_members
+from .split import assign_split, fraction_warning
 
 log = logging.getLogger(__name__)
 JOURNAL = "resplit.json"
@@ -44,13 +47,23 @@ def recover(shards: Path, manifests: Path, interrupted: bool = True) -> None:
 def _remove_shards(shards: Path, manifests: Path, names: list[str]) -> None:
     folder = manifest.parts_dir(manifests)
     for name in names:
-        for path in (folder / f"{name[:-4]}.videos.parquet", folder / f"{name[:-4]}.frames.parquet", shards / name):
+        for path in (folder / f"{name[:-4]}.videos.parquet", folder / f"{name[:-4]}.frames.parquet",
+                     folder / f"{name[:-4]}.shard.json", shards / name):
             path.unlink(missing_ok=True)
+
+
+def _regroup(rows: list[dict]) -> None:
+    """Groups as connected components of the people each video involves (datasets split before that grouping
+    existed move to it); the previous group is kept in `_old_group`."""
+    groups = link_groups([identities(r["source"] or "", r["label"], r["path"] or "", r["group"] or r["video_id"])
+                          for r in rows])
+    for r, g in zip(rows, groups):
+        r["_old_group"], r["group"] = r["group"], g
 
 
 def _update_configs(manifests: Path, seed: int, val_fraction: float) -> None:
     for name, cfg in manifest.read_part_configs(manifests).items():
-        cfg.update(seed=seed, val_fraction=val_fraction)
+        cfg.update(seed=seed, val_fraction=val_fraction, grouping=GROUPING)
         atomic_write(manifest.parts_dir(manifests) / name, json.dumps(cfg, indent=2).encode())
 
 
@@ -64,12 +77,18 @@ def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float) -> di
     if not finished:
         raise ResplitError(f"{manifests}: no finished shards to resplit")
     folder = manifest.parts_dir(manifests)
+    tables = {name: pq.read_table(folder / f"{name[:-4]}.videos.parquet").to_pylist() for name in finished}
+    failed = {p: pq.read_table(p).to_pylist() for p in sorted(folder.glob("failed*.videos.parquet"))}
+    _regroup([v for rows in [*tables.values(), *failed.values()] for v in rows])
     affected = {}
-    for name in finished:
-        videos = pq.read_table(folder / f"{name[:-4]}.videos.parquet").to_pylist()
+    for name, videos in tables.items():
         new = [assign_split(v["label"], v["group"], seed, val_fraction) for v in videos]
         if any(n != v["split"] for n, v in zip(new, videos)):
             affected[name] = (videos, new)
+        elif any(v["group"] != v.pop("_old_group") for v in videos):  # same split, group renamed: rows only
+            manifest.write_videos_fragment(manifests, name, videos)
+        for v in videos:
+            v.pop("_old_group", None)
     journal = {"phase": "writing", "old": sorted(affected), "new": [], "seed": seed, "val_fraction": val_fraction}
     journal_path = folder / JOURNAL
     atomic_write(journal_path, json.dumps(journal).encode())
@@ -77,9 +96,9 @@ def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float) -> di
     journal["phase"] = "committed"
     atomic_write(journal_path, json.dumps(journal).encode())
     recover(shards, manifests, interrupted=False)
-    for failed in folder.glob("failed*.videos.parquet"):
-        rows = pq.read_table(failed).to_pylist()
+    for failed, rows in failed.items():
         for r in rows:
+            r.pop("_old_group", None)
             r["split"] = assign_split(r["label"], r["group"] or r["video_id"], seed, val_fraction)
         manifest.write_failures(manifests, failed.name[len("failed-"):-len(".videos.parquet")]
                                 if failed.name.startswith("failed-") else "", rows)
@@ -88,6 +107,10 @@ def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float) -> di
     summary = manifest.consolidate(manifests, summary_extra)
     log.info("resplit: %d videos moved, %d shards re-packed; split ratio %s", moved, len(affected),
              summary["split_ratio"]["videos"])
+    done = pq.read_table(manifests / "videos.parquet", columns=["label", "split", "status"]).to_pylist()
+    pairs = [(v["label"], v["split"]) for v in done if v["status"] == "done"]
+    if (warning := fraction_warning(pairs, val_fraction)) is not None:
+        log.warning(warning)
     return {"moved": moved, "repacked": len(affected), "summary": summary}
 
 
@@ -98,8 +121,8 @@ def _repack(shards, manifests, affected, finished, journal, journal_path) -> int
         nxt[(split, label, tag)] = max(nxt.get((split, label, tag), 0), index + 1)
     shard_size = max((shards / n).stat().st_size for n in finished)
 
-    def sealed(name, videos, size):
-        manifest.write_fragment(manifests, name, [s.meta for s in videos], size)
+    def sealed(name, videos, size, sha256):
+        manifest.write_fragment(manifests, name, [s.meta for s in videos], size, sha256)
         journal["new"].append(name)
         atomic_write(journal_path, json.dumps(journal).encode())
 
@@ -125,15 +148,18 @@ def _video_members(fh, video: dict, split: str, frames: list[dict]) -> tuple[dic
     """Read a video's JPEGs from its old shard and rebuild its members with the new split."""
     data, rows = bytearray(), []
     for f in sorted(frames, key=lambda f: f["index"]):
-        fh.seek(f["offset"] + 512)
-        jpeg = fh.read(f["bytes"])
-        after_jpg = f["offset"] + 512 + f["bytes"] + (-f["bytes"] % 512)
-        fh.seek(after_jpg)
-        header = fh.read(512)
-        size = int(header[124:136].rstrip(b"\0 ") or b"0", 8)
-        sample = json.loads(fh.read(size))
-        sample["split"] = split
-        rows.append({k: f[k] for k in ("key", "index", "second", "bytes", "width", "height")} | {"rel": len(data)})
+        (jpg_name, jpeg), (json_name, raw) = read_members(fh, f["offset"], 2)
+        if jpg_name != f"{f['key']}.jpg" or json_name != f"{f['key']}.json":
+            raise ResplitError(f"{video['shard']}: expected {f['key']}.jpg/.json at byte {f['offset']}, "
+                               f"found {jpg_name}, {json_name}")
+        sample = json.loads(raw)
+        sample["split"], sample["group"] = split, video["group"]
+        crc = f.get("crc32")
+        if crc is not None and zlib.crc32(jpeg) != crc:
+            raise ResplitError(f"{video['shard']}: frame {f['key']} does not match its checksum (crc32); "
+                               "check the shards with `python -m pipeline.verify --deep`")
+        rows.append({k: f[k] for k in ("key", "index", "second", "bytes", "width", "height")}
+                    | {"crc32": crc, "rel": len(data)})
         data += member(f"{f['key']}.jpg", jpeg) + member(f"{f['key']}.json", json.dumps(sample).encode())
     return {**video, "split": split, "frames": rows}, bytes(data)
 
@@ -151,6 +177,11 @@ def main(shards, manifests, val_fraction, seed):
             resplit(Path(shards), Path(manifests), seed, val_fraction)
     except (ConfigError, ResplitError, LockError) as exc:
         raise click.UsageError(str(exc)) from exc
+    except OSError as exc:
+        if not is_full(exc):
+            raise
+        raise click.ClickException(one_line(exc, "rerun the same command: the interrupted resplit is undone "
+                                                 "first")) from None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import click
 
 from .config import ConfigError, PipelineConfig, parse_bytes, parse_part, parse_size
 from .discover import DiscoveryError
+from .diskfull import is_full, one_line
 from .ffmpeg import FFmpegNotFound, find_ffmpeg
 
 log = logging.getLogger("pipeline")
@@ -39,7 +40,9 @@ def _converter(fn, name):
 @click.option("--manifests", default="manifests", help="Where videos.parquet, frames.parquet, dataset.json go.")
 @click.option("--fps", default=1.0, type=float, help="Frames sampled per second of video.")
 @click.option("--size", default="1280x720", callback=_converter(parse_size, "size"),
-              help="Fit frames inside this box (720x1280 for portrait clips); never upscaled.")
+              help="Fit frames inside this box, WIDTHxHEIGHT (the project's one size convention, also the "
+                   "trainer's --image-size); portrait clips are fitted in it turned; never upscaled. A value "
+                   "narrower than tall is refused.")
 @click.option("--quality", default=2, type=int, help="ffmpeg JPEG quality -q:v (2 is about libjpeg 90).")
 @click.option("--val-fraction", default=None, type=float,
               help="Share of labelled groups in val. [default: the dataset's own, else 0.3]")
@@ -48,8 +51,9 @@ def _converter(fn, name):
 @click.option("--shard-size", default="300MB", callback=_converter(parse_bytes, "shard_size"),
               help="Target tar size, e.g. 300MB.")
 @click.option("--limit", default=None, type=int, help="Only the first N videos (sorted by id), for a quick look.")
-@click.option("--layout", default="auto", type=click.Choice(["auto", "dfdc", "ffpp", "csv", "unlabelled"]),
-              help="Force a dataset layout instead of detecting it.")
+@click.option("--layout", default="auto", type=click.Choice(["auto", "dfdc", "ffpp", "csv", "unlabelled", "mixed"]),
+              help="Force a dataset layout instead of detecting it (mixed: each dataset tree under the root with "
+                   "its own layout, as auto does when it finds several).")
 @click.option("--part", default="1/1", callback=_converter(parse_part, "part"),
               help="Process share K of N (machines sharing --shards and --manifests); merge with pipeline.merge.")
 @click.option("--timeout", default=600.0, type=float, help="Seconds one video may take before it is failed.")
@@ -85,6 +89,10 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
             stats = build(the_plan)
     except LockError as exc:
         raise click.UsageError(str(exc)) from exc
+    except OSError as exc:
+        if not is_full(exc):
+            raise
+        raise click.ClickException(one_line(exc, "rerun the same command: it resumes where it stopped")) from None
     if strict and stats["failed"]:
         log.error("--strict: %d videos failed (see %s/videos.parquet)", stats["failed"], manifests)
         sys.exit(1)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -9,6 +10,8 @@ import os
 import re
 import tarfile
 from pathlib import Path
+
+from .diskfull import writing
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +44,53 @@ def read_member(fh, offset: int) -> tuple[str, bytes]:
         return info.name, tar.extractfile(info).read()
 
 
+def read_members(fh, offset: int, count: int) -> list[tuple[str, bytes]]:
+    """`count` consecutive file members from `offset` (e.g. a frame's .jpg and .json), parsed by tarfile."""
+    fh.seek(offset)
+    out = []
+    with tarfile.open(fileobj=fh, mode="r:") as tar:
+        for _ in range(count):
+            info = tar.next()
+            if info is None or not info.isfile():
+                raise tarfile.ReadError(f"fewer than {count} file members from byte {offset}")
+            out.append((info.name, tar.extractfile(info).read()))
+    return out
+
+
 def shard_name(split: str, label: str, part_tag: str, index: int) -> str:
     return f"{split}-{label}{'-' + part_tag if part_tag else ''}-{index:06d}.tar"
 
 
+class UnsafeManifest(ValueError):
+    """A manifest value that would reach a path, a URL or a command is not what the pipeline writes."""
+
+
+def check_shard_name(name, field: str) -> str:
+    """A shard name from a manifest, as the pipeline writes it: `split-label[-pK of N]-NNNNNN.tar`, optionally in
+    `faces/`. Anything else (folders, `..`, spaces, quotes, shell characters) raises UnsafeManifest naming the
+    field, so that a crafted manifest can neither leave the shards folder nor reach a `pipe:` command."""
+    bare = name[len("faces/"):] if isinstance(name, str) and name.startswith("faces/") else name
+    if not isinstance(bare, str) or not SHARD_RE.fullmatch(bare):
+        raise UnsafeManifest(f"{field} is {name!r}, not a shard name (split-label-NNNNNN.tar, optionally in faces/): "
+                             "refusing a manifest that points outside the shards folder")
+    return name
+
+
 def parse_shard_name(name: str) -> tuple[str, str, str, int] | None:
-    m = SHARD_RE.match(name)
+    m = SHARD_RE.fullmatch(name)
     return (m.group(1), m.group(2), m.group(3) or "", int(m.group(4))) if m else None
 
 
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
     """Write to a temp name, then rename. `durable=False` skips fsync: safe against kill -9, not power loss."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if durable:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with writing(path, cleanup=tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
 
 
 @dataclasses.dataclass
@@ -115,8 +147,9 @@ def remove_staged(shards: Path, video_id: str) -> None:
 class ShardWriter:
     """Appends staged videos to `.NAME.tmp`; at `shard_size` bytes (or close) it seals the tar and renames it.
 
-    `on_sealed(name, videos)` is called after the rename; it writes the manifest fragment, which marks the
-    shard as finished. Only then are the videos' staging files removed.
+    `on_sealed(name, videos, size, sha256)` is called after the rename (size in bytes and the sha256 of the whole
+    tar, hashed as it was written); it writes the manifest fragment, which marks the shard as finished. Only then
+    are the videos' staging files removed.
     """
 
     def __init__(self, shards: Path, split: str, label: str, part_tag: str, next_index: int,
@@ -126,6 +159,7 @@ class ShardWriter:
         self.fh: io.BufferedWriter | None = None
         self.videos: list[Staged] = []
         self.size = 0
+        self.sha256 = hashlib.sha256()
 
     @property
     def name(self) -> str:
@@ -138,11 +172,13 @@ class ShardWriter:
 
     def append(self, staged: Staged, data: bytes) -> None:
         """Append a video's tar members (its frames' `rel` offsets are relative to `data`)."""
-        if self.fh is None:
-            self.fh = open(self.shards / f".{self.name}.tmp", "wb")
-            self.size = 0
+        with writing(self.shards / self.name):
+            if self.fh is None:
+                self.fh = open(self.shards / f".{self.name}.tmp", "wb")
+                self.size, self.sha256 = 0, hashlib.sha256()
+            self.fh.write(data)
+        self.sha256.update(data)
         base = self.size
-        self.fh.write(data)
         self.size += len(data)
         for frame in staged.meta["frames"]:
             frame["offset"] = base + frame["rel"]
@@ -153,13 +189,15 @@ class ShardWriter:
     def seal(self) -> None:
         if self.fh is None:
             return
-        self.fh.write(b"\0" * (2 * BLOCK))
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-        self.fh = None
-        os.replace(self.shards / f".{self.name}.tmp", self.shards / self.name)
-        self.on_sealed(self.name, self.videos, self.size + 2 * BLOCK)
+        self.sha256.update(b"\0" * (2 * BLOCK))
+        with writing(self.shards / self.name):
+            self.fh.write(b"\0" * (2 * BLOCK))
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            self.fh = None
+            os.replace(self.shards / f".{self.name}.tmp", self.shards / self.name)
+        self.on_sealed(self.name, self.videos, self.size + 2 * BLOCK, self.sha256.hexdigest())
         for staged in self.videos:
             remove_staged(self.shards, staged.video_id)
         self.videos = []

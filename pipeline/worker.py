@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zlib
 from pathlib import Path
 
 from .discover import Video
@@ -49,11 +50,12 @@ def process_video(job: Job) -> dict:
     members, frame_rows = bytearray(), []
     for f in frames:
         key = f"{video.video_id}_{f.index:04d}"
+        crc = zlib.crc32(f.jpeg)
         sample = {"key": key, "video_id": video.video_id, "index": f.index, "second": f.second,
                   "label": video.label, "split": job.split, "source": video.source, "original": video.original,
-                  "group": video.group, "width": f.width, "height": f.height}
+                  "group": video.group, "width": f.width, "height": f.height, "crc32": crc}
         frame_rows.append({"key": key, "index": f.index, "second": f.second, "bytes": len(f.jpeg),
-                           "width": f.width, "height": f.height, "rel": len(members)})
+                           "width": f.width, "height": f.height, "crc32": crc, "rel": len(members)})
         members += member(f"{key}.jpg", f.jpeg) + member(f"{key}.json", json.dumps(sample).encode())
     meta = {**row, "status": "done", "error": None, "warning": info.errors[0] if info.errors else None,
             "duration": info.duration, "width": info.width, "height": info.height, "fps": info.fps,

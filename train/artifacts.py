@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -15,6 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from pipeline.diskfull import writing  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +84,9 @@ def _fmt(value) -> str:
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with writing(path, cleanup=tmp):
+        tmp.write_text(text)
+        os.replace(tmp, path)
 
 
 def rng_state() -> dict:
@@ -105,10 +109,30 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temporary file, then os.replace: a crash never leaves a half-written checkpoint."""
+    """Serialize in memory, write a temporary file, then os.replace: a crash or a full disk never leaves a
+    half-written checkpoint (the previous one stays; a full disk raises DiskFullError naming the checkpoint).
+
+    Not torch.save(path): its C++ writer reports a full disk as a RuntimeError without the errno.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with writing(path, cleanup=tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(buffer.getbuffer())
+        os.replace(tmp, path)
+
+
+def save_figure(fig, path: Path, dpi: int) -> None:
+    """savefig to a temporary file, then rename (a full disk keeps the previous figure), and close the figure."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with writing(path, cleanup=tmp):
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+            os.replace(tmp, path)
+    finally:
+        plt.close(fig)
 
 
 def load_state(path: Path) -> dict:
@@ -132,8 +156,7 @@ def plot_batch(path: Path, images: torch.Tensor, labels: Sequence[int], names: S
         ax.imshow(images[i].permute(1, 2, 0).numpy())
         ax.set_title(names[int(labels[i])], fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def plot_lr_find(path: Path, lrs: Sequence[float], losses: Sequence[float], suggestion: float | None) -> None:
@@ -146,8 +169,7 @@ def plot_lr_find(path: Path, lrs: Sequence[float], losses: Sequence[float], sugg
     ax.set_xlabel("learning rate (log)")
     ax.set_ylabel("smoothed loss")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def plot_lr_schedule(path: Path, lr_log: dict[str, np.ndarray]) -> None:
@@ -165,8 +187,7 @@ def plot_lr_schedule(path: Path, lr_log: dict[str, np.ndarray]) -> None:
     ax_mom.set_xlabel("step")
     ax_mom.set_ylabel("Adam beta1")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def plot_losses(path: Path, lr_log: dict[str, np.ndarray], history: Sequence[dict], steps_at_epoch_end: Sequence[int]) -> None:
@@ -185,8 +206,7 @@ def plot_losses(path: Path, lr_log: dict[str, np.ndarray], history: Sequence[dic
         ax.set_ylabel("loss")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 # TensorBoard (optional: pip install '.[tensorboard]') --------------------------------------------------------

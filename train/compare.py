@@ -95,7 +95,8 @@ def load_run(root: str | Path) -> Run:
     size = recipe.get("image_size") or [None, None]
     extra = config.get("extra") or {}
     row = {"run": root.name, "arch": config.get("arch"), "input": config.get("input", extra.get("input", "frames")),
-           "image_size": f"{size[0]}x{size[1]}", "recipe": recipe_summary(recipe), "epochs": int(len(history)),
+           "image_size": f"{size[1]}x{size[0]}",  # WIDTHxHEIGHT, the project's convention (config: [H, W])
+           "recipe": recipe_summary(recipe), "epochs": int(len(history)),
            "best_epoch": None, "images_per_s": None, "train_s": None, "wall_s": _wall_seconds(root)}
     if len(history) and "log_loss" in history:
         row["best_epoch"] = int(history["log_loss"].idxmin()) + 1  # 1-based over all stages, as best.pt was chosen

@@ -187,17 +187,16 @@ def default_out(paths: Sequence[Path], split: str) -> Path:
 
 
 def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Path, split: str = "val",
-             out: str | Path | None = None, tta: str = "none", rule: str = "mean", device: str = "auto",
+             out: str | Path | None = None, tta: str = "none", rule: str | None = None, device: str = "auto",
              batch_size: int | None = None, workers: int = 2) -> dict:
-    """Score the split with the checkpoint(s); writes metrics.json, metrics.md, roc.png, predictions.parquet and
-    video_predictions.parquet to out; returns the metrics dict."""
+    """Score the split with the checkpoint(s) (rule None: the first checkpoint's --aggregate); writes metrics.json,
+    metrics.md, roc.png, predictions.parquet and video_predictions.parquet to out; returns the metrics dict."""
+    ensemble = load_ensemble(checkpoints, device)
+    first = ensemble.configs[0]
+    rule = rule or first.get("aggregate", "mean")
     if rule not in metrics.RULES:
         raise EvaluateError(f"unknown --aggregate {rule!r}; allowed: {', '.join(metrics.RULES)}")
-    ensemble = load_ensemble(checkpoints, device)
-    if ensemble.settings["input"] != "frames":
-        raise EvaluateError(f"the checkpoints take input {ensemble.settings['input']!r}; train.evaluate scores frame "
-                            "shards only so far")
-    manifest = load_manifest(shards, manifests)
+    manifest = load_manifest(shards, manifests, ensemble.settings["input"], first.get("fake_faces", "manipulated"))
     urls = manifest.urls(split)
     if not urls:
         raise EvaluateError(f"the manifest in {manifests} lists no shards of split {split!r}")
@@ -237,8 +236,9 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: RUN/eval-SPLIT for one checkpoint, runs/ensemble-DATE-TIME for several].")
 @click.option("--tta", type=click.Choice(TTA_MODES), default="none", help="hflip: also score each mirrored frame.")
-@click.option("--aggregate", "rule", type=click.Choice(metrics.RULES), default="mean",
-              help="How frames make a video's score (confident = the DFDC winner's rule; see train.metrics).")
+@click.option("--aggregate", "rule", type=click.Choice(metrics.RULES),
+              help="How frames make a video's score (confident = the DFDC winner's rule; see train.metrics) "
+                   "[default: the first checkpoint's training setting, else mean].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Frames per forward pass [default: the recipe's].")
 @click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader worker processes.")

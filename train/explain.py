@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import tarfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -28,8 +29,11 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from pipeline.diskfull import is_full, one_line  # noqa: E402
+from pipeline.shards import read_member  # noqa: E402
 from train.augment import decode_resized, normalize, to_chw  # noqa: E402
 from train.data import CLASS_NAMES, LABELS, ValStream, load_manifest, make_loader, read_shard  # noqa: E402
+from train.artifacts import save_figure  # noqa: E402
 from train.engine import Device, predict  # noqa: E402
 from train.gradcam import grad_cam, heatmap_peak, overlay, plot_gradcam_grid, pointing_game  # noqa: E402
 from train.model import load_checkpoint  # noqa: E402
@@ -132,7 +136,8 @@ def fetch_images(urls: Iterable[str], keys: Sequence[str], size, manifests: Path
 
 
 def _images_by_offset(urls: Iterable[str], wanted: set[str], size, manifests: Path) -> dict[str, np.ndarray]:
-    """Seek straight to each frame's `.jpg` member (its header checked against the key) instead of reading shards."""
+    """Seek straight to each frame's `.jpg` member (parsed by tarfile from its recorded offset, its name checked
+    against the key) instead of reading shards."""
     path = Path(manifests) / "frames.parquet"
     local = {Path(u).name: u for u in urls if Path(u).is_file()}
     if not wanted or not local or not path.is_file():
@@ -141,12 +146,13 @@ def _images_by_offset(urls: Iterable[str], wanted: set[str], size, manifests: Pa
     found = {}
     for shard, group in rows[rows["shard"].isin(list(local))].groupby("shard"):
         with open(local[shard], "rb") as fh:
-            for key, offset, size_bytes in zip(group["key"], group["offset"], group["bytes"]):
-                fh.seek(int(offset))
-                header = fh.read(512)
-                if header[:100].rstrip(b"\0") != f"{key}.jpg".encode():
-                    continue  # not a plain header (e.g. a long-name entry): the scan finds it
-                found[key] = decode_resized(fh.read(int(size_bytes)), tuple(size))
+            for key, offset in zip(group["key"], group["offset"]):
+                try:
+                    name, data = read_member(fh, int(offset))
+                except (tarfile.TarError, EOFError):
+                    continue  # not where the manifest says: the scan finds it
+                if name == f"{key}.jpg":
+                    found[key] = decode_resized(data, tuple(size))
     return found
 
 
@@ -187,11 +193,15 @@ def box_area(box: Sequence[float]) -> float:
 
 
 def pointing(model, urls: list[str], pred: pd.DataFrame, boxes: dict, size, batch_size: int,
-             max_frames: int = POINTING_MAX_FRAMES, manifests: Path | None = None) -> tuple[dict, list]:
-    """Grad-CAM (class fake) on val fakes with a box; share whose peak is inside. Also the random-point rate."""
+             max_frames: int = POINTING_MAX_FRAMES, manifests: Path | None = None,
+             wanted: dict | None = None) -> tuple[dict, list]:
+    """Grad-CAM (class fake) on val fakes with a box; share whose peak is inside. Also the random-point rate.
+
+    `wanted` (key -> normalised box in the image) replaces the frame boxes looked up in `boxes` (face crops)."""
     fakes = pred[pred["label"] == LABELS["fake"]]
-    wanted = {k: box_at(boxes, v, s) for k, v, s in zip(fakes["key"], fakes["video_id"], fakes["second"])}
-    wanted = {k: b for k, b in wanted.items() if b is not None}
+    if wanted is None:
+        wanted = {k: box_at(boxes, v, s) for k, v, s in zip(fakes["key"], fakes["video_id"], fakes["second"])}
+        wanted = {k: b for k, b in wanted.items() if b is not None}
     if not wanted:
         raise ExplainError("--boxes: no val fake has a box in the file (video ids are the file names without "
                            f"extension; e.g. {sorted(boxes)[:3]})")
@@ -240,8 +250,7 @@ def plot_frames(path: Path, images: list[np.ndarray], titles: list[str], suptitl
         ax.set_title(title, fontsize=9)
     fig.suptitle(suptitle)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def plot_pointing(path: Path, shown: list, result: dict) -> None:
@@ -264,8 +273,7 @@ def plot_pointing(path: Path, shown: list, result: dict) -> None:
     fig.suptitle(f"pointing game {result['pointing_game']:.1%} of {result['frames']} val fakes "
                  f"(random point {result['random_point']:.1%})")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def top_loss_figures(run_dir: Path, model, urls, pred: pd.DataFrame, size, k: int,
@@ -323,9 +331,10 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     boxes = boxes or (config.get("extra") or {}).get("boxes")
     k = min(k, 4) if dev_run else k
     size = tuple(config["recipe"]["image_size"])
+    faces = config.get("input", "frames") == "faces"
     dev = Device(torch.device(device))
     model.to(dev.device)
-    manifest = load_manifest(shards, manifests)
+    manifest = load_manifest(shards, manifests, "faces" if faces else "frames")  # val: every face
     urls = manifest.urls("val")
     fps = float(read_json(manifests / "dataset.json").get("config", {}).get("fps", 1.0))
     log.info("explaining %s with %s on %d val shards", run_dir, ckpt.name, len(urls))
@@ -333,19 +342,35 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     pred = val_predictions(model, urls, size, config["recipe"]["batch_size"], config.get("workers", 0), dev)
     if pred.empty:
         raise ExplainError(f"no val frames in {len(urls)} val shards")
-    pred = attach_seconds(pred, manifests, fps)
+    if faces:
+        from train import faces as face_tools
+
+        pred = face_tools.attach_faces(pred, manifests)
+    else:
+        pred = attach_seconds(pred, manifests, fps)
     pred = pred.sort_values(["video_id", "second", "key"], kind="stable").reset_index(drop=True)
-    pred = pred[list(PREDICTION_COLUMNS)]
+    pred = pred[list(PREDICTION_COLUMNS) + (list(face_tools.FACE_COLUMNS) if faces else [])]
     pred.to_parquet(run_dir / "predictions.parquet", index=False)
-    videos = video_predictions(pred)
+    rule = config.get("aggregate", "mean")
+    videos = video_predictions(pred, rule)
     videos.to_parquet(run_dir / "video_predictions.parquet", index=False)
 
-    metrics = {"checkpoint": str(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos), "k": k,
+    metrics = {"checkpoint": str(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos, rule), "k": k,
                "image_size": list(size), "boxes": str(boxes) if boxes else None, "pointing": None}
-    metrics["top"] = top_loss_figures(run_dir, model, urls, pred, size, k, manifests)
+    if faces:
+        metrics["input"] = "faces"
+        metrics["top"] = face_tools.top_loss_figures(run_dir, model, urls, pred, size, k, shards, manifests)
+    else:
+        metrics["top"] = top_loss_figures(run_dir, model, urls, pred, size, k, manifests)
     if boxes:
+        wanted = None
+        if faces:  # the manipulated box, mapped into the crops of the val fake faces that hold it
+            margin = float(((config.get("extra") or {}).get("faces") or {}).get("margin", 0.3))
+            wanted = face_tools.face_boxes_for_pointing(pred, load_boxes(boxes), manifests, margin)
+            if not wanted:
+                raise ExplainError("--boxes: no val fake face holds a box of the file")
         result, shown = pointing(model, urls, pred, load_boxes(boxes), size, config["recipe"]["batch_size"],
-                                 manifests=manifests)
+                                 manifests=None if faces else manifests, wanted=wanted)
         plot_pointing(run_dir / "pointing.png", shown, result)
         metrics["pointing"] = result
         log.info("pointing game: %.1f%% of %d val fakes (random point %.1f%%)", 100 * result["pointing_game"],
@@ -389,6 +414,10 @@ def main(run_dir, checkpoint, boxes, k, shards, manifests, device, verbose) -> N
         metrics = run_explain(run_dir, shards, manifests, device, checkpoint=checkpoint, boxes=boxes, k=k)
     except (ExplainError, DataError, WeightsError) as err:
         raise click.ClickException(str(err)) from None
+    except OSError as err:
+        if not is_full(err):
+            raise
+        raise click.ClickException(one_line(err, "rerun the same command")) from None
     v = metrics["video"]
     click.echo(f"video log loss {v['log_loss']:.4f}  AUC {v['roc_auc']:.4f}  accuracy {v['accuracy']:.4f}  "
                f"({v['videos']} videos, {metrics['frame']['frames']} frames)")

@@ -17,10 +17,12 @@ import torch
 
 from torch.nn.parallel import DistributedDataParallel
 
+from pipeline.diskfull import is_full, one_line
 from train import artifacts, distributed
 from train.artifacts import RunFolder
 from train.augment import denormalize, normalize
-from train.config import ARCHS, BALANCES, DEVICES, RecipeError, TrainConfig, load_recipe, parse_image_size
+from train.config import (AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, DEVICES, FACE_IMAGE_SIZE, FAKE_FACES, INPUTS,
+                          RecipeError, TrainConfig, load_recipe, parse_image_size)
 from train.data import (CLASS_NAMES, DataError, Manifest, TrainStream, ValStream, is_local, load_manifest, make_loader,
                         train_batches_per_epoch, worker_seed)
 from train.engine import Device, NonFiniteLossError, evaluate, train_one_epoch
@@ -80,7 +82,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, lr, total_steps: int) -> to
 def train_loader(config: TrainConfig, manifest: Manifest, n_batches: int, stage: int, epoch: int):
     """The stream of one epoch; its randomness depends only on (seed, stage, epoch), so a resume replays it."""
     stream = TrainStream(manifest, config.image_size, config.recipe.augment, config.batch_size, n_batches,
-                         config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch))
+                         config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch),
+                         augment_impl=config.augment_impl)
     return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
 
 
@@ -203,7 +206,8 @@ def train_epoch(config, manifest, model, net, optimizer, scheduler, dev, run, pr
             run.tensorboard.lrs(rows)
     stats["train_loss"] = distributed.weighted_mean(stats["train_loss"], stats["train_images"])
     stats["images_per_s"] = distributed.weighted_mean(stats["images_per_s"], 1.0) * distributed.env_context().world_size
-    metrics = evaluate(model, val, dev, max_batches=DEV_RUN_BATCHES if config.dev_run else None)
+    metrics = evaluate(model, val, dev, max_batches=DEV_RUN_BATCHES if config.dev_run else None,
+                       rule=config.aggregate)
     metrics["val_frames"], metrics["val_videos"] = metrics.pop("frames"), metrics.pop("videos")
     progress.epoch += 1
     return {"stage": progress.stage, "epoch": progress.epoch, "step": progress.step, **stats, **metrics}
@@ -267,6 +271,21 @@ def with_pipeline_settings(config: TrainConfig) -> TrainConfig:
     return dataclasses.replace(config, extra={**config.extra, "pipeline": settings}) if settings else config
 
 
+def with_face_settings(config: TrainConfig) -> TrainConfig:
+    """--input faces: keep the faces stage's FaceSettings (dataset.json "faces"."settings") in the config, hence
+    in every checkpoint, so that train.predict detects and crops new videos' faces exactly as the shards were."""
+    if config.input != "faces":
+        return config
+    try:
+        faces = json.loads((Path(config.manifests) / "dataset.json").read_text()).get("faces") or {}
+    except (OSError, json.JSONDecodeError):
+        return config
+    settings = faces.get("settings")
+    if not settings:
+        raise DataError(f"{Path(config.manifests) / 'dataset.json'} has no faces settings; rerun the faces stage")
+    return dataclasses.replace(config, extra={**config.extra, "faces": settings})
+
+
 def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, explain: bool = True) -> Path:
     """Train as the config says; returns the run folder. Raises DataError, WeightsError, TrainError."""
     run = RunFolder(config.out)
@@ -274,8 +293,8 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
     state = None
     if resume:
         config, state = restore(config, run)
-    manifest = load_manifest(config.shards, config.manifests)
-    config = with_pipeline_settings(config)
+    manifest = load_manifest(config.shards, config.manifests, config.input, config.fake_faces)
+    config = with_face_settings(with_pipeline_settings(config))
     dev = Device.resolve(config.device, config.amp, config.channels_last)
     seed_everything(config.seed)
     model = create_model(config.arch, "none" if resume else config.weights)
@@ -349,11 +368,17 @@ def default_workers() -> int:
 
 def build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, seed,
                  lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer, stop_after_epochs,
-                 compile_model=False, tensorboard=False) -> TrainConfig:
+                 compile_model=False, augment_impl="fused", tensorboard=False, input=None,
+                 fake_faces="manipulated", aggregate="mean") -> TrainConfig:
+    """The run's config from the recipe and the command line. The input is --input, else the recipe's; a recipe
+    written for frames used on faces gets FACE_IMAGE_SIZE (224) unless --image-size says otherwise."""
     base = load_recipe(recipe)
+    input = input or base.input
     changes = {}
     if image_size is not None:
         changes["image_size"] = parse_image_size(image_size, "--image-size")
+    elif input == "faces" and base.input != "faces":
+        changes["image_size"] = (FACE_IMAGE_SIZE, FACE_IMAGE_SIZE)
     if batch_size is not None:
         changes["batch_size"] = batch_size
     shards = str(shards)
@@ -364,7 +389,8 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
         out=str(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")), recipe=dataclasses.replace(base, **changes),
         arch=arch, weights=weights, workers=workers, device=device, amp=amp, seed=seed, lr_find=lr_find_flag,
         lr_find_only=lr_find_only, dev_run=dev_run, balance=balance, shuffle_buffer=shuffle_buffer,
-        stop_after_epochs=stop_after_epochs, compile=compile_model, tensorboard=tensorboard)
+        stop_after_epochs=stop_after_epochs, compile=compile_model, augment_impl=augment_impl,
+        tensorboard=tensorboard, input=input, fake_faces=fake_faces, aggregate=aggregate)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -378,7 +404,17 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
               help=f"Backbone: {', '.join(ARCHS)} (torchvision) or any timm model name, e.g. efficientnet_b4, "
                    "tf_efficientnet_b7, xception41, convnext_tiny.")
 @click.option("--weights", default="imagenet", help="imagenet | none | PATH (state dict or checkpoint).")
-@click.option("--image-size", help="HxW (e.g. 720x1280) or N for NxN; overrides the recipe.")
+@click.option("--input", "input_", type=click.Choice(INPUTS), default=None, show_default="the recipe's, else frames",
+              help="frames: whole frames; faces: the faces stage's crops (SHARDS/faces/, faces.parquet).")
+@click.option("--fake-faces", type=click.Choice(FAKE_FACES), default="manipulated",
+              help="--input faces: manipulated drops from training the faces of fake videos that the faces stage "
+                   "found untouched (manipulated false; unknown is kept); all keeps every face.")
+@click.option("--aggregate", type=click.Choice(AGGREGATES), default="mean",
+              help="A video's score from its frames' or faces' P(fake): mean, median, or confident (the DFDC "
+                   "winner's rule: the mean of the confidently fake items when there are enough of them).")
+@click.option("--image-size", help="Model input WIDTHxHEIGHT, as the pipeline's --size (e.g. 1280x720), or N for "
+                                   "NxN; overrides the recipe (faces with a frames recipe: 224). A value narrower "
+                                   "than tall is refused.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Overrides the recipe; per process under torchrun.")
 @click.option("--workers", type=click.IntRange(min=0), default=default_workers, show_default="cores per process, max 8",
               help="DataLoader worker processes (per process under torchrun).")
@@ -390,6 +426,8 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--lr-find-only", is_flag=True, help="Run the LR finder alone and stop.")
 @click.option("--balance", type=click.Choice(BALANCES), default="mix",
               help="mix: resampled real + fake streams at 50:50; weights: class weights in the loss; none.")
+@click.option("--augment-impl", type=click.Choice(AUGMENT_IMPLS), default="fused",
+              help="fused: one warp + LUTs, written into the batch (fast); albumentations: the plain pipeline.")
 @click.option("--shuffle-buffer", type=click.IntRange(min=1), default=1000, help="Samples in the shuffle buffer.")
 @click.option("--stop-after-epochs", type=click.IntRange(min=1), help="Stop after N epochs (continue with --resume).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
@@ -402,9 +440,9 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
               help="Also log per-epoch metrics, learning rates and figures to RUN/tensorboard/ (needs the "
                    "tensorboard extra); view with: tensorboard --logdir runs")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, compile_model,
-         seed, lr_find_flag, lr_find_only, balance, shuffle_buffer, stop_after_epochs, resume, dev_run, explain, boxes,
-         tensorboard, verbose) -> None:
+def main(shards, manifests, out, recipe, arch, weights, input_, fake_faces, aggregate, image_size, batch_size, workers,
+         device, amp, compile_model, seed, lr_find_flag, lr_find_only, balance, augment_impl, shuffle_buffer,
+         stop_after_epochs, resume, dev_run, explain, boxes, tensorboard, verbose) -> None:
     """Fine-tune a ResNet on the shards with the seed's staged one-cycle recipe.
 
     Under `torchrun --nproc_per_node=N -m train.run ...` it trains with DistributedDataParallel (NCCL on GPUs,
@@ -419,11 +457,17 @@ def main(shards, manifests, out, recipe, arch, weights, image_size, batch_size, 
         distributed.init(device)
         config = build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device,
                               amp, seed, lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer,
-                              stop_after_epochs, compile_model, tensorboard)
+                              stop_after_epochs, compile_model, augment_impl, tensorboard, input_, fake_faces,
+                              aggregate)
         config = dataclasses.replace(config, out=distributed.broadcast(config.out))  # one run folder for all ranks
         root = fit(config, resume=resume, boxes=boxes, explain=explain)
     except (RecipeError, DataError, WeightsError, TrainError, artifacts.TensorBoardMissing) as err:
         raise click.ClickException(str(err)) from None
+    except OSError as err:
+        if not is_full(err):
+            raise
+        raise click.ClickException(one_line(err, "rerun with --resume: training goes on from the last checkpoint "
+                                                 "(checkpoints/last.pt)")) from None
     finally:
         distributed.shutdown()
     if ctx.main:

@@ -1,0 +1,161 @@
+"""`python -m pipeline.verify`: check shards against the checksums the manifest recorded when they were sealed.
+
+--shards: every shard listed in dataset.json exists, has its recorded size and sha256.
+--manifests: frames.parquet agrees with dataset.json (every frame's shard is listed, the counts match).
+--deep: every frame's member is where frames.parquet says, has its size and crc32, and its JPEG decodes.
+Every problem is printed on one line naming the shard (and key); the exit status is 1 if there was any.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tarfile
+import zlib
+from pathlib import Path
+
+import click
+import pyarrow.parquet as pq
+
+from .shards import UnsafeManifest, check_shard_name, read_member
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _load(manifests: Path) -> dict:
+    path = manifests / "dataset.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise click.UsageError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data.get("shards"), list):
+        raise click.UsageError(f"{path} has no 'shards' list")
+    for i, entry in enumerate(data["shards"]):
+        try:
+            check_shard_name(entry.get("name") if isinstance(entry, dict) else None, f"{path}: shards[{i}].name")
+        except UnsafeManifest as exc:
+            raise click.UsageError(str(exc)) from None
+    return data
+
+
+def check_shards(shards: Path, data: dict, problems: list[str], notes: list[str]) -> None:
+    unrecorded = 0
+    for entry in data["shards"]:
+        path = shards / entry["name"]
+        if not path.is_file():
+            problems.append(f"{entry['name']}: missing from {shards}")
+            continue
+        size = path.stat().st_size
+        if entry.get("size") is not None and size != entry["size"]:
+            problems.append(f"{entry['name']}: {size} bytes, dataset.json records {entry['size']}")
+            continue
+        if not entry.get("sha256"):
+            unrecorded += 1
+        elif sha256_file(path) != entry["sha256"]:
+            problems.append(f"{entry['name']}: sha256 differs from dataset.json's (the file changed after sealing)")
+    if unrecorded:
+        notes.append(f"no checksums recorded for {unrecorded} of {len(data['shards'])} shards (written before "
+                     "checksums existed): sizes checked only; rebuild to record them")
+
+
+def check_manifests(frames, data: dict, problems: list[str]) -> None:
+    listed = {e["name"]: e for e in data["shards"]}
+    counts = frames.groupby("shard").size().to_dict() if len(frames) else {}
+    for shard, n in counts.items():
+        if shard not in listed:
+            problems.append(f"{shard}: in frames.parquet but not listed in dataset.json")
+        elif listed[shard].get("frames") is not None and listed[shard]["frames"] != n:
+            problems.append(f"{shard}: frames.parquet has {n} frames, dataset.json {listed[shard]['frames']}")
+    for name in listed:
+        if name not in counts:
+            problems.append(f"{name}: listed in dataset.json but has no frames in frames.parquet")
+
+
+def check_frames(shards: Path, frames, problems: list[str], notes: list[str]) -> int:
+    """Every frame's member: name, size, crc32 (where recorded) and a JPEG decode. Returns frames checked."""
+    import simplejpeg
+
+    has_crc = "crc32" in frames.columns and frames["crc32"].notna().any()
+    if not has_crc:
+        notes.append("no checksums recorded in frames.parquet (an older manifest): JPEGs decoded only")
+    checked = 0
+    for shard, group in frames.groupby("shard", sort=True):
+        path = shards / shard
+        if not path.is_file():
+            continue  # reported by the shard check
+        crcs = group["crc32"] if has_crc else [None] * len(group)
+        with open(path, "rb") as fh:
+            for key, offset, nbytes, crc in zip(group["key"], group["offset"], group["bytes"], crcs):
+                checked += 1
+                try:
+                    name, jpeg = read_member(fh, int(offset))
+                except (tarfile.TarError, EOFError, OSError) as exc:
+                    problems.append(f"{shard} {key}: no readable member at byte {offset}: {exc}")
+                    continue
+                if name != f"{key}.jpg" or len(jpeg) != nbytes:
+                    problems.append(f"{shard} {key}: found {name} ({len(jpeg)} bytes) where frames.parquet puts "
+                                    f"{key}.jpg ({nbytes} bytes)")
+                    continue
+                if crc is not None and crc == crc and zlib.crc32(jpeg) != int(crc):
+                    problems.append(f"{shard} {key}: JPEG bytes differ from the recorded crc32")
+                    continue
+                try:
+                    simplejpeg.decode_jpeg(jpeg)
+                except (ValueError, RuntimeError) as exc:
+                    problems.append(f"{shard} {key}: JPEG does not decode: {exc}")
+    return checked
+
+
+def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, deep: bool) -> tuple[list, list]:
+    data = _load(manifests)
+    problems: list[str] = []
+    notes: list[str] = []
+    frames = None
+    if do_manifests or deep:
+        frames = pq.read_table(manifests / "frames.parquet").to_pandas()
+        for name in frames["shard"].unique():
+            try:
+                check_shard_name(name, f"{manifests / 'frames.parquet'}: column shard")
+            except UnsafeManifest as exc:
+                raise click.UsageError(str(exc)) from None
+    if do_shards:
+        check_shards(shards, data, problems, notes)
+    if do_manifests:
+        check_manifests(frames, data, problems)
+    if deep:
+        check_frames(shards, frames, problems, notes)
+    return problems, notes
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--shards", "shards_dir", default="shards", type=click.Path(file_okay=False, exists=True))
+@click.option("--manifests", "manifests_dir", default="manifests", type=click.Path(file_okay=False, exists=True))
+@click.option("--check-shards/--no-check-shards", "do_shards", default=True,
+              help="Each shard's size and sha256 against dataset.json.")
+@click.option("--check-manifests/--no-check-manifests", "do_manifests", default=True,
+              help="frames.parquet against dataset.json.")
+@click.option("--deep", is_flag=True, help="Also every frame: its member, size, crc32, and that the JPEG decodes.")
+def main(shards_dir, manifests_dir, do_shards, do_manifests, deep):
+    """Check shards and manifests against the checksums recorded when the shards were sealed.
+
+    Prints one line per problem (shard, and key with --deep) and exits 1 if there was any, else 0.
+    """
+    problems, notes = verify(Path(shards_dir), Path(manifests_dir), do_shards, do_manifests, deep)
+    for note in notes:
+        click.echo(f"note: {note}")
+    for problem in problems:
+        click.echo(f"BAD {problem}")
+    click.echo(f"{len(problems)} problems" if problems else "OK")
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()
