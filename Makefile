@@ -17,7 +17,7 @@ DEMO_SEED ?= 0
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards train demo test bench bench-shards bench-train bench-predict bench-gpu clean help
+.PHONY: setup shards train demo test test-fast bench bench-shards bench-train bench-predict bench-gpu clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -44,8 +44,11 @@ demo: setup  ## generate a small DFDC-shaped dataset, shard it, train on the CPU
 	$(PYTHON) -m train.run --shards "$(DEMO)/shards" --manifests "$(DEMO)/manifests" --out "$(DEMO)/runs/demo" --recipe demo --weights "$(WEIGHTS)" --boxes "$(DEMO)/videos/boxes.json" $(ARGS)
 	@echo "demo run folder: $(DEMO)/runs/demo (open $(DEMO)/runs/demo/report.html)"
 
-test: setup  ## run the test suite
-	$(PYTHON) -m pytest -q
+test: setup  ## run the whole test suite (prints the 15 slowest tests)
+	$(PYTHON) -m pytest -q --durations=15
+
+test-fast: setup  ## the test suite without the end-to-end tests marked slow
+	$(PYTHON) -m pytest -q -m "not slow" --durations=15
 
 bench: bench-shards bench-train bench-predict  ## all benchmarks
 

@@ -46,3 +46,18 @@ def test_readme_states_the_same_version():
     readme = (ROOT / "README.md").read_text()
     stated = set(re.findall(r"Python (\d+\.\d+)\+", readme))
     assert stated == {f"{major}.{minor}"}, stated
+
+
+def test_make_test_prints_durations_and_test_fast_skips_slow():
+    """Issue 11 item 10: `make test` shows the slowest tests, `make test-fast` skips the end-to-end ones."""
+    text = (ROOT / "Makefile").read_text()
+    rules = dict(re.findall(r"^([a-z-]+):.*\n\t(.*)$", text, re.M))
+    assert "--durations=15" in rules["test"] and "not slow" not in rules["test"]
+    assert '-m "not slow"' in rules["test-fast"]
+
+
+def test_test_modules_share_fixtures_through_conftest_only():
+    for path in (ROOT / "tests").glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("test_"), f"{path.name} imports from {node.module}"
