@@ -17,7 +17,7 @@ DEMO_SEED ?= 0
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards train demo test test-fast bench bench-shards bench-train bench-predict bench-gpu clean help
+.PHONY: setup shards faces train demo test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -34,6 +34,9 @@ setup: $(STAMP)  ## create .venv and install the project with its dev tools
 shards: setup  ## VIDEOS=/path/to/dfdc [SHARDS=shards MANIFESTS=manifests WORKERS=N]: decode once into shards
 	@test -n "$(VIDEOS)" || { echo "usage: make shards VIDEOS=/path/to/videos [SHARDS=shards] [MANIFESTS=manifests] [WORKERS=N]"; exit 2; }
 	$(PYTHON) -m pipeline.run --videos "$(VIDEOS)" --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --workers $(WORKERS) $(ARGS)
+
+faces: setup  ## SHARDS=... MANIFESTS=... [WORKERS=N]: MTCNN face crops of the frame shards (SHARDS/faces/, faces.parquet)
+	$(PYTHON) -m pipeline.faces --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --workers $(WORKERS) $(ARGS)
 
 train: setup  ## SHARDS=... MANIFESTS=... [RUN=runs/NAME RECIPE=seed WEIGHTS=imagenet]: train from shards
 	$(PYTHON) -m train.run --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --out "$(RUN)" --recipe "$(RECIPE)" --weights "$(WEIGHTS)" $(ARGS)
@@ -55,11 +58,17 @@ bench: bench-shards bench-train bench-predict  ## all benchmarks
 bench-shards: setup  ## pipeline time against the ffmpeg decode floor
 	$(PYTHON) benchmarks/bench_shards.py $(ARGS)
 
-bench-train: setup  ## loader throughput (real DFDC frames) and CPU step time
+bench-faces: setup  ## SHARDS=... MANIFESTS=... [WORKERS=N]: MTCNN face crops of the frame shards (SHARDS/faces/, faces.parquet)
+	$(PYTHON) -m pipeline.faces --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --workers $(WORKERS) $(ARGS)
+
+train: setup  ## loader throughput (real DFDC frames) and CPU step time
 	$(PYTHON) benchmarks/bench_train.py --videos ../shared/data/dfdc_sample --n 64 $(ARGS)
 
 bench-gpu: setup  ## resnet-18 images/s and peak memory on a GPU (AMP, channels_last; exits cleanly without CUDA)
 	$(PYTHON) benchmarks/gpu_train.py $(ARGS)
+
+bench-faces: setup  ## faces stage CPU-s per 1080p DFDC clip against the ffmpeg decode floor
+	$(PYTHON) benchmarks/bench_faces.py $(ARGS)
 
 bench-predict: setup  ## videos/s of train.predict on the CPU and the share spent decoding
 	$(PYTHON) benchmarks/bench_predict.py $(ARGS)

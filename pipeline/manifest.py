@@ -142,8 +142,19 @@ def consolidate(manifests: Path, extra: dict | None = None) -> dict:
     _write_table(manifests / "videos.parquet", videos)
     shard_stats = _write_frames(manifests, shards)
     summary = _summary(videos, shard_stats, extra or {})
+    faces = _faces_section(manifests, shard_stats)
+    if faces is not None:
+        summary["faces"] = faces
     atomic_write(manifests / "dataset.json", json.dumps(summary, indent=2).encode())
     return summary
+
+
+def _faces_section(manifests: Path, shard_stats: list[dict]) -> dict | None:
+    """If the faces stage ran here: faces.parquet and dataset.json's faces section for the shards that exist now
+    (a rerun, resplit or merge keeps them; frame shards without faces yet are listed as pending)."""
+    from .faces.manifest import section_for_manifest  # pyarrow only, no torch
+
+    return section_for_manifest(manifests, shard_stats)
 
 
 def _dedupe_videos(videos: pa.Table) -> pa.Table:

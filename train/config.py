@@ -9,9 +9,14 @@ from pathlib import Path
 from typing import Any
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-ARCHS = ("resnet18", "resnet34", "resnet50")
+ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
 BALANCES = ("mix", "weights", "none")
 DEVICES = ("auto", "cpu", "cuda")
+AUGMENT_IMPLS = ("fused", "albumentations")  # train.fused_augment (default) or the plain albumentations pipeline
+INPUTS = ("frames", "faces")          # what the model sees: whole frames or the faces stage's crops
+FAKE_FACES = ("manipulated", "all")   # faces of fake videos kept for training (see TrainConfig.fake_faces)
+AGGREGATES = ("mean", "median", "confident")  # a video's score from its frames' or faces' P(fake) (train.metrics)
+FACE_IMAGE_SIZE = 224                 # --input faces with a recipe written for frames: the model's input size
 AUGMENTS = ("blur", "median_blur", "hflip", "hsv", "crop_pad", "rotate", "zoom", "brightness", "contrast", "jpeg")
 
 
@@ -118,8 +123,11 @@ class Recipe:
     augment: Augment
     stages: tuple[Stage, ...]
     lr_find_steps: int = 100
+    input: str = "frames"  # what the recipe was written for: its image_size is for this input
 
     def __post_init__(self) -> None:
+        if self.input not in INPUTS:
+            _fail("input", f"must be one of {', '.join(INPUTS)}, got {self.input!r}")
         if isinstance(self.lr_find_steps, bool) or not isinstance(self.lr_find_steps, int) or self.lr_find_steps < 2:
             _fail("lr_find_steps", f"must be an integer >= 2, got {self.lr_find_steps!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -136,7 +144,7 @@ def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
 
 def recipe_from_dict(data: dict) -> Recipe:
     """Validate a parsed TOML document and build a Recipe; errors name the offending field."""
-    _check_keys(data, ("batch_size", "image_size", "lr_find_steps", "augment", "stage"), "")
+    _check_keys(data, ("batch_size", "image_size", "lr_find_steps", "input", "augment", "stage"), "")
     for key in ("batch_size", "image_size", "stage"):
         if key not in data:
             _fail(key, "missing")
@@ -159,7 +167,8 @@ def recipe_from_dict(data: dict) -> Recipe:
             raise RecipeError(f"stage[{i}].{err}") from None
     aug = Augment(**augment)
     return Recipe(batch_size=data["batch_size"], image_size=parse_image_size(data["image_size"]),
-                  augment=aug, stages=tuple(stages), lr_find_steps=data.get("lr_find_steps", 100))
+                  augment=aug, stages=tuple(stages), lr_find_steps=data.get("lr_find_steps", 100),
+                  input=data.get("input", "frames"))
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
@@ -205,15 +214,26 @@ class TrainConfig:
     stop_after_epochs: int | None = None
     channels_last: bool = True
     compile: bool = False
+    augment_impl: str = "fused"
+    tensorboard: bool = False
+    input: str = "frames"              # frames | faces (the faces stage's crops: shards/faces/, faces.parquet)
+    fake_faces: str = "manipulated"    # faces: drop fake videos' faces the faces stage found untouched, or keep all
+    aggregate: str = "mean"            # a video's score from its items' P(fake): mean | median | confident
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
-            _fail("arch", f"must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+            import timm
+
+            if not isinstance(self.arch, str) or not timm.is_model(self.arch):
+                _fail("arch", f"must be one of {', '.join(ARCHS)} (torchvision) or a timm model name "
+                              f"(timm.list_models()), got {self.arch!r}")
         if self.balance not in BALANCES:
             _fail("balance", f"must be one of {', '.join(BALANCES)}, got {self.balance!r}")
         if self.device not in DEVICES:
             _fail("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.augment_impl not in AUGMENT_IMPLS:
+            _fail("augment_impl", f"must be one of {', '.join(AUGMENT_IMPLS)}, got {self.augment_impl!r}")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             _fail("workers", f"must be an integer >= 0, got {self.workers!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -224,6 +244,12 @@ class TrainConfig:
             _fail("weight_decay", f"must be a number >= 0, got {self.weight_decay!r}")
         if self.stop_after_epochs is not None and self.stop_after_epochs < 1:
             _fail("stop_after_epochs", f"must be >= 1, got {self.stop_after_epochs!r}")
+        if self.input not in INPUTS:
+            _fail("input", f"must be one of {', '.join(INPUTS)}, got {self.input!r}")
+        if self.fake_faces not in FAKE_FACES:
+            _fail("fake_faces", f"must be one of {', '.join(FAKE_FACES)}, got {self.fake_faces!r}")
+        if self.aggregate not in AGGREGATES:
+            _fail("aggregate", f"must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
 
     @property
     def batch_size(self) -> int:
@@ -244,7 +270,7 @@ class TrainConfig:
         recipe = Recipe(batch_size=rec["batch_size"], image_size=tuple(rec["image_size"]),
                         augment=Augment(**rec["augment"]),
                         stages=tuple(Stage(**s) for s in rec["stages"]),
-                        lr_find_steps=rec.get("lr_find_steps", 100))
+                        lr_find_steps=rec.get("lr_find_steps", 100), input=rec.get("input", "frames"))
         return cls(recipe=recipe, **data)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -20,7 +21,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pipeline.shards import UnsafeManifest, check_shard_name, read_member
 from train.augment import decode_resized, to_chw, train_transform
-from train.config import Augment
+from train.config import AUGMENT_IMPLS, Augment
+from train.fused_augment import FusedAugment
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,10 @@ class Manifest:
 
     shards_dir: str  # a folder, a URL prefix or a `{name}` template (see shard_url)
     shards: tuple[dict, ...]
-    frames: dict
+    frames: dict           # {split: {label: n}}: frames, or faces for input "faces" (after the fake-faces filter)
     class_weights: dict
+    input: str = "frames"  # frames | faces
+    drop_untouched: bool = False  # faces: training skips faces of fake videos the faces stage found untouched
 
     def urls(self, split: str, label: str | None = None) -> list[str]:
         return [shard_url(self.shards_dir, s["name"]) for s in self.shards
@@ -150,8 +154,13 @@ def _check_shard_files(manifest: Manifest, manifests_dir: Path, splits: Sequence
                              f"byte {offset}, found {name} ({len(data)} bytes); rebuild the manifest or the shards")
 
 
-def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest:
-    """Read dataset.json and check the train and val shards it lists; raise DataError naming what is wrong."""
+def load_manifest(shards_dir: str | Path, manifests_dir: str | Path, input: str = "frames",
+                  fake_faces: str = "all") -> Manifest:
+    """Read dataset.json and check the train and val shards it lists; raise DataError naming what is wrong.
+
+    input "faces" reads its "faces" section instead (face-crop shards under SHARDS/faces/, see load_faces)."""
+    if input == "faces":
+        return load_faces(shards_dir, manifests_dir, fake_faces)
     location, manifests_dir = str(shards_dir), Path(manifests_dir)
     local = is_local(location)
     if local:
@@ -174,6 +183,68 @@ def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest
         _check_shard_files(manifest, manifests_dir, ("train", "val"))
     else:
         log.info("shards are read from %s (remote: sizes not checked before training)", location)
+    return manifest
+
+
+def untouched_fake(sample: dict) -> bool:
+    """A face of a fake video that the faces stage compared with its original and found unchanged
+    (`manipulated` False; None, unknown, is kept)."""
+    try:
+        meta = json.loads(sample["json"])
+    except (KeyError, ValueError):
+        return False  # decode_sample names the bad sample
+    return meta.get("label") == "fake" and meta.get("manipulated") is False
+
+
+def face_counts(manifests_dir: Path, drop_untouched: bool) -> dict | None:
+    """{split: {label: faces}} from faces.parquet, without the untouched fake faces when asked; None without it."""
+    path = manifests_dir / "faces.parquet"
+    if not path.is_file():
+        return None
+    faces = pd.read_parquet(path, columns=["split", "label", "manipulated"])
+    if drop_untouched:
+        faces = faces[~((faces["label"] == "fake") & (faces["manipulated"] == False))]  # noqa: E712 (null kept)
+    counts: dict = {}
+    for (split, label), n in faces.groupby(["split", "label"]).size().items():
+        counts.setdefault(split, {})[label] = int(n)
+    return counts
+
+
+def load_faces(shards_dir: str | Path, manifests_dir: str | Path, fake_faces: str = "manipulated") -> Manifest:
+    """The faces stage's output as a Manifest: dataset.json's "faces" section (face-crop shards, one per frame
+    shard, under SHARDS/faces/) and faces.parquet's counts.
+
+    fake_faces "manipulated" drops, from training, the faces of fake videos whose `manipulated` is False (the
+    faces stage compared them with the original's and found them unchanged: a DFDC fake often swaps one face of
+    two); a null `manipulated` (no original to compare with) is kept. "all" keeps every face. Validation always
+    scores every face, as train.predict does. A video without any face has no row and is skipped.
+    """
+    location, manifests_dir = str(shards_dir), Path(manifests_dir)
+    path = manifests_dir / "dataset.json"
+    _require(path.is_file(), f"manifest {path} does not exist; pass --manifests (written by `make shards`)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"manifest {path} is not valid JSON: {err}") from None
+    faces = data.get("faces")
+    _require(isinstance(faces, dict) and isinstance(faces.get("shards"), list),
+             f"manifest {path} has no faces; run the faces stage first: `make faces SHARDS=... MANIFESTS=...` "
+             "(python -m pipeline.faces)")
+    drop = fake_faces == "manipulated"
+    counts = face_counts(manifests_dir, drop) or faces.get("counts", {})
+    train = counts.get("train", {})
+    total = sum(train.get(k, 0) for k in LABELS)
+    weights = {k: total / (len(LABELS) * train[k]) for k in LABELS if train.get(k)}
+    manifest = Manifest(location, tuple(faces["shards"]), counts, weights, input="faces", drop_untouched=drop)
+    for split in ("train", "val"):
+        _require(bool(manifest.urls(split)) and manifest.n_frames(split) > 0,
+                 f"manifest {path} has no {split} faces (no {split} face shards or faces); the faces stage found "
+                 f"{faces.get('faces', 0)} faces in all")
+    if is_local(location):
+        _check_shard_files(manifest, manifests_dir, ("train", "val"))
+    log.info("faces: %s train, %s val (%s); %s videos without any face are skipped", train,
+             counts.get("val", {}), "untouched fake faces dropped from training" if drop else "all faces kept",
+             faces.get("videos_without_faces", "?"))
     return manifest
 
 
@@ -255,8 +326,9 @@ def worker_seed(*parts: int) -> int:
 
 
 def _worker() -> tuple[int, int]:
-    """(worker id, number of workers). OpenCV's thread count is left alone here: cv2.setNumThreads in a forked
-    worker, after the parent used OpenCV's pool, deadlocks (seen in test_train_data with workers=2)."""
+    """(worker id, number of workers). OpenCV's thread count is not set here: cv2.setNumThreads in a forked
+    worker, after the parent used OpenCV's pool, deadlocks (seen in test_train_data with workers=2); make_loader
+    sets it in the parent before the fork."""
     info = get_worker_info()
     return (info.id, info.num_workers) if info else (0, 1)
 
@@ -280,15 +352,45 @@ def shard_cycle(urls: Sequence[str], rng: random.Random, resample: bool) -> Iter
             yield from urls
 
 
+def batch_buffer(batch_size: int, size: tuple[int, int]) -> torch.Tensor:
+    """An empty uint8 NHWC batch; in a loader worker it is allocated in shared memory, so handing it to the main
+    process copies nothing."""
+    images = torch.empty((batch_size, size[0], size[1], 3), dtype=torch.uint8)
+    return images.share_memory_() if get_worker_info() is not None else images
+
+
+def fused_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple[int, int],
+                  augment: FusedAugment, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str], list[str]]]:
+    """Augment each decoded sample (see `decoded`) straight into its slot of the batch; yields uint8 NCHW views with
+    channels_last strides (what the model runs on), labels, keys, video ids."""
+    while True:
+        images = batch_buffer(batch_size, size)
+        slots = images.numpy()
+        labels, keys, videos = [], [], []
+        for i in range(batch_size):
+            image, label, key, video = next(items)
+            augment(image, out=slots[i])
+            labels.append(label)
+            keys.append(key)
+            videos.append(video)
+        yield images.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), keys, videos
+
+
 class TrainStream(IterableDataset):
-    """One training epoch: exactly n_batches augmented batches in total over all workers."""
+    """One training epoch: exactly n_batches augmented batches in total over all workers.
+
+    augment_impl: "fused" (train.fused_augment: one warp for the geometric augmentations, LUTs for the colour ones,
+    written straight into the batch) or "albumentations" (the plain train.augment.train_transform pipeline).
+    """
 
     def __init__(self, manifest: Manifest, size: tuple[int, int], augment: Augment, batch_size: int,
-                 n_batches: int, balance: str, shuffle_buffer: int, seed: int) -> None:
+                 n_batches: int, balance: str, shuffle_buffer: int, seed: int, augment_impl: str = "fused") -> None:
         super().__init__()
+        if augment_impl not in AUGMENT_IMPLS:
+            raise ValueError(f"augment_impl must be one of {AUGMENT_IMPLS}, got {augment_impl!r}")
         self.manifest, self.size, self.augment = manifest, size, augment
         self.batch_size, self.n_batches, self.balance = batch_size, n_batches, balance
-        self.shuffle_buffer, self.seed = shuffle_buffer, seed
+        self.shuffle_buffer, self.seed, self.augment_impl = shuffle_buffer, seed, augment_impl
 
     def _stream(self, urls: list[str], rng: random.Random, resample: bool) -> Iterator[dict]:
         shuffled_order = random.Random(self.seed)  # shared by all workers: same epoch shard permutation
@@ -310,13 +412,17 @@ class TrainStream(IterableDataset):
         quota = self.n_batches // n_workers + (1 if worker < self.n_batches % n_workers else 0)
         seed = worker_seed(self.seed, worker)
         rng = random.Random(seed)
-        transform = train_transform(self.size, self.augment, seed=seed)
-
-        def augmented():
-            for image, label, key, video in decoded(self._samples(rng), self.size):
-                yield to_chw(transform(image=image)["image"]), label, key, video
-
-        batches = batched(augmented(), self.batch_size, partial=False)
+        samples = self._samples(rng)
+        if self.manifest.drop_untouched:
+            samples = (s for s in samples if not untouched_fake(s))
+        items = decoded(samples, self.size)
+        if self.augment_impl == "fused":
+            batches = fused_batches(items, self.size, FusedAugment(self.size, self.augment, seed=seed), self.batch_size)
+        else:
+            transform = train_transform(self.size, self.augment, seed=seed)
+            augmented = ((to_chw(transform(image=image)["image"]), label, key, video)
+                         for image, label, key, video in items)
+            batches = batched(augmented, self.batch_size, partial=False)
         for _ in range(quota):
             yield next(batches)
 
@@ -336,7 +442,12 @@ class ValStream(IterableDataset):
 
 
 def make_loader(dataset: IterableDataset, workers: int, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over a stream that already yields batches."""
+    """A DataLoader over a stream that already yields batches.
+
+    With workers, OpenCV is set to one thread here, in the parent, before the workers fork (they inherit it): one
+    core per worker, no oversubscription. Calling cv2.setNumThreads inside a forked worker can deadlock."""
+    if workers:
+        cv2.setNumThreads(1)
     return DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                       prefetch_factor=4 if workers else None, persistent_workers=False)
 

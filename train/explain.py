@@ -3,8 +3,9 @@
 `python -m train.explain --run runs/NAME [--checkpoint best|last|PATH] [--boxes boxes.json] [--k N]`, and
 `run_explain(run_dir, ...)`, which `python -m train.run` calls at the end of training.
 
-Log loss is clipped as Kaggle's scorer did (P in [1e-15, 1 - 1e-15]); the video-level log loss with predictions
-clipped to [0.01, 0.99], as top DFDC submissions clipped their own scores, is reported next to it.
+Every metric comes from train.metrics: log loss clipped as Kaggle's scorer did (P in [1e-15, 1 - 1e-15]); the
+video-level log loss with predictions clipped to [0.01, 0.99], as top DFDC submissions clipped their own scores,
+is reported next to it, labelled so.
 """
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
-from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score  # noqa: E402
 
 from pipeline.diskfull import is_full, one_line  # noqa: E402
 from pipeline.shards import read_member  # noqa: E402
@@ -37,11 +37,11 @@ from train.artifacts import save_figure  # noqa: E402
 from train.engine import Device, predict  # noqa: E402
 from train.gradcam import grad_cam, heatmap_peak, overlay, plot_gradcam_grid, pointing_game  # noqa: E402
 from train.model import load_checkpoint  # noqa: E402
+from train import metrics  # noqa: E402
+from train.metrics import KAGGLE_EPS, SUBMISSION_CLIP  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-KAGGLE_EPS = 1e-15          # Kaggle's log-loss scorer clips predictions to [eps, 1 - eps]
-SUBMISSION_CLIP = 0.01      # what top DFDC entries clipped their scores to, reported alongside
 DEFAULT_K = 9               # fastai's plot_top_losses default: a 3x3 grid
 POINTING_MAX_FRAMES = 2000  # Grad-CAM over at most this many val fakes for the pointing game
 POINTING_FIGURE_N = 12
@@ -55,40 +55,27 @@ class ExplainError(RuntimeError):
 # Metrics ------------------------------------------------------------------------------------------------------
 
 
-def clipped_log_loss(labels: Sequence[int], p_fake: Sequence[float], eps: float = KAGGLE_EPS) -> float:
-    """Binary log loss with P(fake) clipped to [eps, 1 - eps] (Kaggle's DFDC scorer: eps = 1e-15)."""
-    p = np.clip(np.asarray(p_fake, dtype=np.float64), eps, 1 - eps)
-    return float(log_loss(np.asarray(labels, dtype=np.int64), p, labels=[0, 1]))
+clipped_log_loss = metrics.log_loss  # Kaggle's clipping; the one definition is train.metrics
 
 
-def score(labels: Sequence[int], p_fake: Sequence[float]) -> dict:
-    """Log loss (Kaggle clipping), ROC-AUC (NaN with one class), accuracy and balanced accuracy at 0.5."""
-    y = np.asarray(labels, dtype=np.int64)
-    p = np.asarray(p_fake, dtype=np.float64)
-    pred = (p >= 0.5).astype(np.int64)
-    two = len(np.unique(y)) == 2
-    return {"log_loss": clipped_log_loss(y, p), "roc_auc": float(roc_auc_score(y, p)) if two else math.nan,
-            "accuracy": float(np.mean(pred == y)),
-            "balanced_accuracy": float(balanced_accuracy_score(y, pred)) if two else float(np.mean(pred == y))}
-
-
-def video_predictions(frames: pd.DataFrame) -> pd.DataFrame:
-    """A row per video: label, p_fake = mean P(fake) of its frames, frames, and the video's own log loss."""
-    videos = frames.groupby("video_id", sort=True).agg(label=("label", "first"), p_fake=("p_fake", "mean"),
-                                                       frames=("p_fake", "size")).reset_index()
-    p = videos["p_fake"].clip(KAGGLE_EPS, 1 - KAGGLE_EPS)
-    videos["loss"] = -np.where(videos["label"] == 1, np.log(p), np.log1p(-p))
+def video_predictions(frames: pd.DataFrame, rule: str = "mean") -> pd.DataFrame:
+    """A row per video: label, p_fake (the aggregation rule over its frames; mean by default), frames, and the
+    video's own log loss (Kaggle's clipping)."""
+    videos = metrics.video_scores(frames, rule)
+    videos["loss"] = metrics.item_log_losses(videos["label"], videos["p_fake"])
     videos["label_name"] = [CLASS_NAMES[int(v)] for v in videos["label"]]
     return videos[["video_id", "label", "label_name", "p_fake", "frames", "loss"]]
 
 
-def run_metrics(frames: pd.DataFrame, videos: pd.DataFrame) -> dict:
+def run_metrics(frames: pd.DataFrame, videos: pd.DataFrame, rule: str = "mean") -> dict:
+    """Frame and video metrics of train.metrics.score, the mean frame loss, and (labelled as such) the video log
+    loss with scores clipped as top DFDC submissions clipped them."""
     clip = SUBMISSION_CLIP
-    video = score(videos["label"], videos["p_fake"])
-    video["log_loss_clipped"] = clipped_log_loss(videos["label"], videos["p_fake"], eps=clip)
-    frame = {"loss": float(frames["loss"].mean()), **score(frames["label"], frames["p_fake"])}
+    video = metrics.score(videos["label"], videos["p_fake"])
+    video["log_loss_clipped"] = metrics.log_loss(videos["label"], videos["p_fake"], eps=clip)
+    frame = {"loss": float(frames["loss"].mean()), **metrics.score(frames["label"], frames["p_fake"])}
     return {"frame": {"frames": int(len(frames)), **frame},
-            "video": {"videos": int(len(videos)), **video, "submission_clip": [clip, 1 - clip]},
+            "video": {"videos": int(len(videos)), **video, "aggregate": rule, "submission_clip": [clip, 1 - clip]},
             "log_loss_eps": KAGGLE_EPS}
 
 
@@ -206,11 +193,15 @@ def box_area(box: Sequence[float]) -> float:
 
 
 def pointing(model, urls: list[str], pred: pd.DataFrame, boxes: dict, size, batch_size: int,
-             max_frames: int = POINTING_MAX_FRAMES, manifests: Path | None = None) -> tuple[dict, list]:
-    """Grad-CAM (class fake) on val fakes with a box; share whose peak is inside. Also the random-point rate."""
+             max_frames: int = POINTING_MAX_FRAMES, manifests: Path | None = None,
+             wanted: dict | None = None) -> tuple[dict, list]:
+    """Grad-CAM (class fake) on val fakes with a box; share whose peak is inside. Also the random-point rate.
+
+    `wanted` (key -> normalised box in the image) replaces the frame boxes looked up in `boxes` (face crops)."""
     fakes = pred[pred["label"] == LABELS["fake"]]
-    wanted = {k: box_at(boxes, v, s) for k, v, s in zip(fakes["key"], fakes["video_id"], fakes["second"])}
-    wanted = {k: b for k, b in wanted.items() if b is not None}
+    if wanted is None:
+        wanted = {k: box_at(boxes, v, s) for k, v, s in zip(fakes["key"], fakes["video_id"], fakes["second"])}
+        wanted = {k: b for k, b in wanted.items() if b is not None}
     if not wanted:
         raise ExplainError("--boxes: no val fake has a box in the file (video ids are the file names without "
                            f"extension; e.g. {sorted(boxes)[:3]})")
@@ -340,9 +331,10 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     boxes = boxes or (config.get("extra") or {}).get("boxes")
     k = min(k, 4) if dev_run else k
     size = tuple(config["recipe"]["image_size"])
+    faces = config.get("input", "frames") == "faces"
     dev = Device(torch.device(device))
     model.to(dev.device)
-    manifest = load_manifest(shards, manifests)
+    manifest = load_manifest(shards, manifests, "faces" if faces else "frames")  # val: every face
     urls = manifest.urls("val")
     fps = float(read_json(manifests / "dataset.json").get("config", {}).get("fps", 1.0))
     log.info("explaining %s with %s on %d val shards", run_dir, ckpt.name, len(urls))
@@ -350,19 +342,35 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     pred = val_predictions(model, urls, size, config["recipe"]["batch_size"], config.get("workers", 0), dev)
     if pred.empty:
         raise ExplainError(f"no val frames in {len(urls)} val shards")
-    pred = attach_seconds(pred, manifests, fps)
+    if faces:
+        from train import faces as face_tools
+
+        pred = face_tools.attach_faces(pred, manifests)
+    else:
+        pred = attach_seconds(pred, manifests, fps)
     pred = pred.sort_values(["video_id", "second", "key"], kind="stable").reset_index(drop=True)
-    pred = pred[list(PREDICTION_COLUMNS)]
+    pred = pred[list(PREDICTION_COLUMNS) + (list(face_tools.FACE_COLUMNS) if faces else [])]
     pred.to_parquet(run_dir / "predictions.parquet", index=False)
-    videos = video_predictions(pred)
+    rule = config.get("aggregate", "mean")
+    videos = video_predictions(pred, rule)
     videos.to_parquet(run_dir / "video_predictions.parquet", index=False)
 
-    metrics = {"checkpoint": str(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos), "k": k,
+    metrics = {"checkpoint": str(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos, rule), "k": k,
                "image_size": list(size), "boxes": str(boxes) if boxes else None, "pointing": None}
-    metrics["top"] = top_loss_figures(run_dir, model, urls, pred, size, k, manifests)
+    if faces:
+        metrics["input"] = "faces"
+        metrics["top"] = face_tools.top_loss_figures(run_dir, model, urls, pred, size, k, shards, manifests)
+    else:
+        metrics["top"] = top_loss_figures(run_dir, model, urls, pred, size, k, manifests)
     if boxes:
+        wanted = None
+        if faces:  # the manipulated box, mapped into the crops of the val fake faces that hold it
+            margin = float(((config.get("extra") or {}).get("faces") or {}).get("margin", 0.3))
+            wanted = face_tools.face_boxes_for_pointing(pred, load_boxes(boxes), manifests, margin)
+            if not wanted:
+                raise ExplainError("--boxes: no val fake face holds a box of the file")
         result, shown = pointing(model, urls, pred, load_boxes(boxes), size, config["recipe"]["batch_size"],
-                                 manifests=manifests)
+                                 manifests=None if faces else manifests, wanted=wanted)
         plot_pointing(run_dir / "pointing.png", shown, result)
         metrics["pointing"] = result
         log.info("pointing game: %.1f%% of %d val fakes (random point %.1f%%)", 100 * result["pointing_game"],

@@ -1,4 +1,24 @@
-"""Frame- and video-level metrics from per-frame labels and P(fake): accuracy, balanced accuracy, AUC, log loss."""
+"""THE metrics module: frame- and video-level scores from labels and P(fake), and the video aggregation rules.
+
+Training (engine.evaluate), train.explain, train.evaluate and train.predict all call it, so one checkpoint shows
+one log loss wherever it appears.
+
+- **Log loss** clips P(fake) once, to [KAGGLE_EPS, 1 - KAGGLE_EPS] with KAGGLE_EPS = 1e-15, as Kaggle's DFDC
+  scorer did (its log-loss metric clips with eps 1e-15), in float64 (float32 would round 1 - 1e-15 to 1).
+- **Accuracy and balanced accuracy** threshold P(fake) at 0.5 (>= 0.5 is fake).
+- **ROC-AUC, average precision, EER** are NaN when the labels hold only one class.
+- **EER**: the point of the ROC curve where the false-positive rate equals the false-negative rate (1 - TPR),
+  linearly interpolated between the two ROC points where FNR - FPR changes sign (DeepfakeBench's convention).
+- **Video aggregation** `aggregate(p, rule)`: `mean` (the default, what the trainer has always reported),
+  `median`, or `confident`, the DFDC winner's rule (selimsef, `confident_strategy`):
+    1. fakes = items with p > 0.8; if fakes > n // 2.5 (Python's float floor division) and fakes > min_fakes:
+       the mean of those confident-fake items;
+    2. elif more than 0.9 * n items have p < 0.2: the mean of those confident-real items;
+    3. else the mean of all items.
+  The winner also required more than 11 confident fakes (min_fakes = 11) with 32 frames per video, where
+  n // 2.5 = 12 already implies it; at 1 fps a DFDC clip gives ~10 frames, where 11 could never be reached, so
+  min_fakes defaults to 0 here (pass 11 for the winner's literal rule).
+"""
 from __future__ import annotations
 
 import math
@@ -6,45 +26,171 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-EPS = 1e-7  # P(fake) is clipped to [EPS, 1 - EPS] for log loss, as sklearn does with float32 scores
-
-
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC-AUC, or NaN when only one class is present."""
-    return float(roc_auc_score(labels, scores)) if len(np.unique(labels)) == 2 else math.nan
-
-
-def _log_loss(labels: np.ndarray, scores: np.ndarray) -> float:
-    return float(log_loss(labels, np.clip(scores, EPS, 1 - EPS), labels=[0, 1]))
+KAGGLE_EPS = 1e-15        # Kaggle's DFDC scorer clipped P(fake) to [1e-15, 1 - 1e-15]
+SUBMISSION_CLIP = 0.01    # what top DFDC entries clipped their own scores to (reported alongside, labelled so)
+THRESHOLD = 0.5           # accuracy: P(fake) >= THRESHOLD is called fake
+RULES = ("mean", "median", "confident")
+CONFIDENT_FAKE = 0.8
+CONFIDENT_REAL = 0.2
+CONFIDENT_REAL_SHARE = 0.9
+METRIC_NAMES = ("log_loss", "roc_auc", "accuracy", "balanced_accuracy", "eer", "average_precision")
 
 
-def video_scores(video_ids: Sequence[str], labels: Sequence[int], p_fake: Sequence[float]) -> pd.DataFrame:
-    """One row per video: its label and score = mean P(fake) over its frames."""
-    frame = pd.DataFrame({"video_id": list(video_ids), "label": np.asarray(labels), "p_fake": np.asarray(p_fake)})
-    return frame.groupby("video_id", sort=True).agg(label=("label", "first"), p_fake=("p_fake", "mean"),
-                                                     frames=("p_fake", "size")).reset_index()
+def _arrays(labels: Sequence[int], p_fake: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(p_fake, dtype=np.float64)
+    if y.shape != p.shape or y.ndim != 1:
+        raise ValueError(f"labels and p_fake must be 1-d and of one length, got {y.shape} and {p.shape}")
+    return y, p
+
+
+def _two_classes(y: np.ndarray) -> bool:
+    return len(np.unique(y)) == 2
+
+
+def item_log_losses(labels: Sequence[int], p_fake: Sequence[float], eps: float = KAGGLE_EPS) -> np.ndarray:
+    """Each item's own log loss, -log P(true class), with P(fake) clipped to [eps, 1 - eps]."""
+    y, p = _arrays(labels, p_fake)
+    p = np.clip(p, eps, 1 - eps)
+    return -np.where(y == 1, np.log(p), np.log1p(-p))
+
+
+def log_loss(labels: Sequence[int], p_fake: Sequence[float], eps: float = KAGGLE_EPS) -> float:
+    """Binary log loss with P(fake) clipped to [eps, 1 - eps] (Kaggle's DFDC scorer: eps = 1e-15)."""
+    losses = item_log_losses(labels, p_fake, eps)
+    if len(losses) == 0:
+        raise ValueError("no predictions to score")
+    return float(np.mean(losses))
+
+
+def accuracy(labels: Sequence[int], p_fake: Sequence[float], threshold: float = THRESHOLD) -> float:
+    y, p = _arrays(labels, p_fake)
+    return float(np.mean((p >= threshold).astype(np.int64) == y))
+
+
+def balanced_accuracy(labels: Sequence[int], p_fake: Sequence[float], threshold: float = THRESHOLD) -> float:
+    """Mean of the per-class recalls at the threshold; plain accuracy when only one class is present."""
+    y, p = _arrays(labels, p_fake)
+    pred = (p >= threshold).astype(np.int64)
+    recalls = [float(np.mean(pred[y == c] == c)) for c in np.unique(y)]
+    return float(np.mean(recalls))
+
+
+def roc_auc(labels: Sequence[int], p_fake: Sequence[float]) -> float:
+    y, p = _arrays(labels, p_fake)
+    return float(roc_auc_score(y, p)) if _two_classes(y) else math.nan
+
+
+def average_precision(labels: Sequence[int], p_fake: Sequence[float]) -> float:
+    """Area under the precision-recall curve of class fake (sklearn's step-wise AP)."""
+    y, p = _arrays(labels, p_fake)
+    return float(average_precision_score(y, p)) if _two_classes(y) else math.nan
+
+
+def roc(labels: Sequence[int], p_fake: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) over every threshold (no points dropped), or empty arrays with one class."""
+    y, p = _arrays(labels, p_fake)
+    if not _two_classes(y):
+        return np.array([]), np.array([])
+    fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
+    return fpr, tpr
+
+
+def eer(labels: Sequence[int], p_fake: Sequence[float]) -> float:
+    """Equal error rate: where FPR = FNR on the ROC curve, interpolated linearly between its two nearest points."""
+    fpr, tpr = roc(labels, p_fake)
+    if len(fpr) == 0:
+        return math.nan
+    diff = (1 - tpr) - fpr  # from 1 at (0, 0) down to -1 at (1, 1)
+    i = int(np.argmax(diff <= 0))
+    if i == 0:
+        return float(fpr[0])
+    t = diff[i - 1] / (diff[i - 1] - diff[i])
+    return float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+
+
+def score(labels: Sequence[int], p_fake: Sequence[float]) -> dict[str, float]:
+    """Every metric of METRIC_NAMES for one level (frames or videos)."""
+    y, p = _arrays(labels, p_fake)
+    if len(y) == 0:
+        raise ValueError("no predictions to score")
+    return {"log_loss": log_loss(y, p), "roc_auc": roc_auc(y, p), "accuracy": accuracy(y, p),
+            "balanced_accuracy": balanced_accuracy(y, p), "eer": eer(y, p),
+            "average_precision": average_precision(y, p)}
+
+
+# Video aggregation ---------------------------------------------------------------------------------------------
+
+
+def _confident(p: np.ndarray, min_fakes: int) -> float:
+    n = len(p)
+    fakes = p > CONFIDENT_FAKE
+    if fakes.sum() > n // 2.5 and fakes.sum() > min_fakes:
+        return float(p[fakes].mean())
+    reals = p < CONFIDENT_REAL
+    if reals.sum() > CONFIDENT_REAL_SHARE * n:
+        return float(p[reals].mean())
+    return float(p.mean())
+
+
+def aggregate(p_fake_per_item: Sequence[float], rule: str = "mean", min_fakes: int = 0) -> float:
+    """One video's P(fake) from its items' (frames' or faces'): mean | median | confident (see the module doc)."""
+    p = np.asarray(p_fake_per_item, dtype=np.float64)
+    if rule not in RULES:
+        raise ValueError(f"unknown aggregation rule {rule!r}; allowed: {', '.join(RULES)}")
+    if len(p) == 0:
+        raise ValueError("cannot aggregate a video with no scored items")
+    if rule == "mean":
+        return float(p.mean())
+    if rule == "median":
+        return float(np.median(p))
+    return _confident(p, min_fakes)
+
+
+def video_scores(frame_df: pd.DataFrame, rule: str = "mean", by: str = "video_id") -> pd.DataFrame:
+    """One row per video (sorted by `by`): `by`, label (first of its items, when the frame has labels), p_fake
+    (the rule over its items' p_fake) and frames (item count). Rows with a NaN p_fake are left out."""
+    if rule not in RULES:
+        raise ValueError(f"unknown aggregation rule {rule!r}; allowed: {', '.join(RULES)}")
+    ok = frame_df[frame_df["p_fake"].notna()]
+    grouped = ok.groupby(by, sort=True)
+    out = pd.DataFrame({by: list(grouped.groups)})
+    if "label" in ok.columns:
+        out["label"] = grouped["label"].first().to_numpy()
+    if rule == "mean":
+        out["p_fake"] = grouped["p_fake"].mean().to_numpy()
+    elif rule == "median":
+        out["p_fake"] = grouped["p_fake"].median().to_numpy()
+    else:
+        out["p_fake"] = grouped["p_fake"].agg(lambda s: aggregate(s.to_numpy(), rule)).to_numpy().astype(np.float64)
+    out["frames"] = grouped.size().to_numpy()
+    return out
+
+
+# Both levels at once ---------------------------------------------------------------------------------------------
+
+
+def frame_and_video(frame_df: pd.DataFrame, rule: str = "mean") -> tuple[dict, dict, pd.DataFrame]:
+    """(frame metrics, video metrics, the video table) from per-item rows with video_id, label, p_fake."""
+    videos = video_scores(frame_df, rule)
+    frame = {"frames": int(len(frame_df)), **score(frame_df["label"], frame_df["p_fake"])}
+    video = {"videos": int(len(videos)), **score(videos["label"], videos["p_fake"]), "aggregate": rule}
+    return frame, video, videos
 
 
 def compute_metrics(labels: Sequence[int], p_fake: Sequence[float], video_ids: Sequence[str],
-                    losses: Sequence[float] | None = None) -> dict[str, float]:
-    """Frame-level loss, accuracy, balanced accuracy, ROC-AUC and log loss; video-level log loss and ROC-AUC."""
-    y = np.asarray(labels, dtype=np.int64)
-    p = np.asarray(p_fake, dtype=np.float64)
+                    losses: Sequence[float] | None = None, rule: str = "mean") -> dict[str, float]:
+    """The trainer's per-epoch row: val_loss (mean cross-entropy, else the log loss), every frame metric under its
+    own name, every video metric prefixed `video_` (`video_auc` is the video ROC-AUC), frames, videos."""
+    y, p = _arrays(labels, p_fake)
     if len(y) == 0:
         raise ValueError("no predictions to score")
-    pred = (p >= 0.5).astype(np.int64)
-    videos = video_scores(video_ids, y, p)
-    vy, vp = videos["label"].to_numpy(), videos["p_fake"].to_numpy()
-    return {
-        "val_loss": float(np.mean(losses)) if losses is not None else _log_loss(y, p),
-        "accuracy": float(np.mean(pred == y)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)) if len(np.unique(y)) == 2 else float(np.mean(pred == y)),
-        "roc_auc": _auc(y, p),
-        "log_loss": _log_loss(y, p),
-        "video_log_loss": _log_loss(vy, vp),
-        "video_auc": _auc(vy, vp),
-        "frames": int(len(y)),
-        "videos": int(len(videos)),
-    }
+    frame, video, _ = frame_and_video(pd.DataFrame({"video_id": list(video_ids), "label": y, "p_fake": p}), rule)
+    row = {"val_loss": float(np.mean(losses)) if losses is not None else frame["log_loss"]}
+    row.update({k: frame[k] for k in METRIC_NAMES})
+    row.update({f"video_{k}": video[k] for k in METRIC_NAMES})
+    row["video_auc"] = row.pop("video_roc_auc")
+    row.update(frames=frame["frames"], videos=video["videos"])
+    return row

@@ -106,14 +106,13 @@ def scores_section(explained: dict) -> str:
     f, v = explained["frame"], explained["video"]
     eps = explained.get("log_loss_eps")
     clip = v.get("submission_clip", [None, None])
-    rows = [{"level": "frame", "n": f["frames"], "log_loss": f["log_loss"], "roc_auc": f["roc_auc"],
-             "accuracy": f["accuracy"], "balanced_accuracy": f["balanced_accuracy"], "mean CE loss": f.get("loss")},
-            {"level": "video", "n": v["videos"], "log_loss": v["log_loss"], "roc_auc": v["roc_auc"],
-             "accuracy": v["accuracy"], "balanced_accuracy": v["balanced_accuracy"]}]
-    out = table(rows, ["level", "n", "log_loss", "roc_auc", "accuracy", "balanced_accuracy", "mean CE loss"],
-                left=("level",))
-    out += (f"<p>Checkpoint <code>{html.escape(str(explained.get('checkpoint_name')))}</code>. A video's score is the "
-            f"mean P(fake) of its frames. Log loss clips P(fake) to [{eps:g}, 1 &minus; {eps:g}] as Kaggle's DFDC "
+    names = ["log_loss", "roc_auc", "accuracy", "balanced_accuracy", "eer", "average_precision"]
+    rows = [{"level": "frame", "n": f["frames"], **{k: f.get(k) for k in names}, "mean CE loss": f.get("loss")},
+            {"level": "video", "n": v["videos"], **{k: v.get(k) for k in names}}]
+    out = table(rows, ["level", "n", *names, "mean CE loss"], left=("level",))
+    out += (f"<p>Checkpoint <code>{html.escape(str(explained.get('checkpoint_name')))}</code>. A video's score is "
+            f"its frames' P(fake) aggregated by the rule <code>{html.escape(str(v.get('aggregate', 'mean')))}</code> "
+            f"(train.metrics.aggregate). Log loss clips P(fake) to [{eps:g}, 1 &minus; {eps:g}] as Kaggle's DFDC "
             f"scorer did; with scores clipped to [{fmt(clip[0], 2)}, {fmt(clip[1], 2)}] as top submissions did, the "
             f"video log loss is {fmt(v.get('log_loss_clipped'))}. Accuracy thresholds P(fake) at 0.5.</p>")
     return out

@@ -1,0 +1,427 @@
+"""The faces stage over existing frame shards: plan per frame shard, detect/track/crop/diff in a pool, write a
+face shard and a fragment per frame shard, consolidate. Resumable: a frame shard is finished when its
+faces_parts/<stem>.done.json exists (written last) for the same settings and the same frame-shard content."""
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import dataclasses
+import json
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..shards import BLOCK, member, read_member
+from ..split import part_of
+from . import detect as detect_mod
+from . import manifest as fm
+from .api import add_crops, detections_to_rows
+from .crop import decode_jpeg, encode_jpeg
+from .detect import Face
+from .diff import align, box_diff
+from .settings import FaceSettings
+
+log = logging.getLogger(__name__)
+
+FACES = "faces"
+# 1 - SSIM (blurred grey, inside the box) at or above this marks a fake's face as manipulated. Measured on the
+# FF++ pairs in ../shared/data: NeuralTextures faces 0.048-0.13 (10th percentile 0.058), Deepfakes 0.19-0.26; random
+# background patches of the face's size 0.002-0.037 (90th percentile 0.022).
+DIFF_THRESHOLD = 0.04
+JPEG_QUALITY = 90
+CHUNK_CPU, CHUNK_GPU = 1, 8  # videos detected per batch
+
+
+class FacesError(RuntimeError):
+    """The stage cannot run as asked (nothing was written)."""
+
+
+def detect_settings(settings: FaceSettings) -> dict:
+    """What decides the detections (the cache is reused only when all of it matches)."""
+    return {"detect_size": settings.detect_size, "min_score": settings.min_score, "min_size": settings.min_size,
+            "max_faces": settings.max_faces, "thresholds": list(detect_mod.THRESHOLDS),
+            "retry_scale": detect_mod.RETRY_SCALE}
+
+
+def run_settings(settings: FaceSettings) -> dict:
+    return {**settings.asdict(), "diff_threshold": DIFF_THRESHOLD, "jpeg_quality": JPEG_QUALITY}
+
+
+@dataclasses.dataclass
+class Task:
+    shard: str
+    split: str
+    label: str
+    fingerprint: str
+    frames: list[dict]            # this shard's frames (key, video_id, second, offset, bytes, width, height, label)
+    originals: dict[str, dict]    # fake video id -> {"id": original, "frames": {second: (shard, offset)}} | {"note"}
+    cache: dict[str, tuple]       # key -> (status, faces json) from earlier detections
+
+
+# --------------------------------------------------------------------------------------------------- worker
+
+_DETECTOR = None
+
+
+def _init_worker(settings: dict, device: str, threads: int | None) -> None:
+    """Load MTCNN once per process; `threads` torch CPU threads (None: torch's default)."""
+    global _DETECTOR
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    from .detect import FaceDetector
+
+    _DETECTOR = FaceDetector(FaceSettings.from_dict(settings), device)
+
+
+def _faces_from_json(text: str) -> list[Face]:
+    return [Face(tuple(f["box"]), f["score"], None if f["landmarks"] is None else np.asarray(f["landmarks"]))
+            for f in json.loads(text)]
+
+
+def _faces_to_json(faces: list[Face]) -> str:
+    return json.dumps([{"box": [float(v) for v in f.box], "score": float(f.score),
+                        "landmarks": None if f.landmarks is None else [[float(a), float(b)] for a, b in f.landmarks]}
+                       for f in faces])
+
+
+class _Originals:
+    """Reads and caches the original's frames a fake needs (open shard files reused)."""
+
+    def __init__(self, shards: Path):
+        self.shards, self.handles = shards, {}
+
+    def image(self, shard: str, offset: int) -> np.ndarray:
+        if shard not in self.handles:
+            self.handles[shard] = open(self.shards / shard, "rb")
+        return decode_jpeg(read_member(self.handles[shard], offset)[1])
+
+    def close(self):
+        for fh in self.handles.values():
+            fh.close()
+
+
+def _diff_rows(rows: list[dict], images: list, frames: list[dict], video: str, label: str, originals: dict,
+               reader: _Originals) -> None:
+    """Fill diff / manipulated / note of one video's rows."""
+    if label == "real":
+        for r in rows:
+            r["manipulated"] = False
+        return
+    if label != "fake":
+        for r in rows:
+            r["note"] = "unlabelled video"
+        return
+    orig = originals.get(video)
+    if orig is None or "note" in orig:
+        for r in rows:
+            r["note"] = orig["note"] if orig else "no original in the dataset"
+        return
+    aligned: dict[int, tuple] = {}
+    for r in rows:
+        t = r["frame"]
+        if t not in aligned:
+            sec = round(frames[t]["second"], 3)
+            where = orig["frames"].get(sec)
+            if where is None:
+                aligned[t] = (None, f"original {orig['id']} has no frame at second {sec:g}")
+            else:
+                try:
+                    aligned[t] = align(images[t], reader.image(*where))
+                except (ValueError, OSError) as exc:
+                    aligned[t] = (None, f"original {orig['id']} frame at second {sec:g} unreadable: {exc}")
+        other, note = aligned[t]
+        if other is None:
+            r["note"] = note
+            continue
+        d = box_diff(images[t], other, (r["x0"], r["y0"], r["x1"], r["y1"]))
+        if d is None:
+            r["note"] = "box too small to compare"
+            continue
+        r["diff"] = round(d, 5)
+        r["manipulated"] = d >= DIFF_THRESHOLD
+
+
+def process_shard(task: Task, shards: str, manifests: str, settings: dict, device: str = "cpu") -> dict:
+    """Worker: one frame shard -> detections cache, face shard, fragment, done marker (in that order)."""
+    cpu0 = time.process_time()
+    shards_p, manifests_p = Path(shards), Path(manifests)
+    fs = FaceSettings.from_dict(settings)
+    stem = task.shard[:-4]
+    folder = fm.faces_dir(manifests_p)
+    out_dir = shards_p / FACES
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_video: dict[str, list[dict]] = collections.OrderedDict()
+    for f in sorted(task.frames, key=lambda f: (f["video_id"], f["second"])):
+        by_video.setdefault(f["video_id"], []).append(f)
+    stats = collections.Counter()
+    undecodable: list[str] = []
+    det_rows, face_rows = [], []
+    reader = _Originals(shards_p)
+    tmp = out_dir / f".{task.shard}.tmp"
+    size = 0
+    chunk = CHUNK_GPU if device == "cuda" else CHUNK_CPU
+    videos = list(by_video.items())
+    with open(tmp, "wb") as out, open(shards_p / task.shard, "rb") as fh:
+        for c in range(0, len(videos), chunk):
+            batch = videos[c:c + chunk]
+            images: dict[str, list] = {}
+            todo = []  # (video, index) to detect
+            dets: dict[str, list] = {}
+            for vid, frames in batch:
+                imgs, ds = [], []
+                for i, f in enumerate(frames):
+                    try:
+                        imgs.append(decode_jpeg(read_member(fh, f["offset"])[1]))
+                    except (ValueError, OSError, EOFError) as exc:
+                        log.debug("%s (%s): frame does not decode, skipped: %s", f["key"], task.shard, exc)
+                        undecodable.append(f["key"])
+                        imgs.append(None)
+                        ds.append([])
+                        det_rows.append({"key": f["key"], "status": "undecodable", "faces": "[]"})
+                        continue
+                    hit = task.cache.get(f["key"])
+                    if hit is not None and hit[0] == "ok":
+                        ds.append(_faces_from_json(hit[1]))
+                        stats["cached"] += 1
+                    else:
+                        ds.append(None)
+                        todo.append((vid, i))
+                images[vid], dets[vid] = imgs, ds
+            if todo:
+                found = _DETECTOR.detect([images[v][i] for v, i in todo])
+                stats["detected"] += len(todo)
+                for (v, i), faces in zip(todo, found):
+                    dets[v][i] = faces
+            for vid, frames in batch:
+                for f, faces, img in zip(frames, dets[vid], images[vid]):
+                    if img is not None:
+                        det_rows.append({"key": f["key"], "status": "ok", "faces": _faces_to_json(faces)})
+                rows = detections_to_rows(dets[vid], [f["second"] for f in frames], fs,
+                                          [f["key"] for f in frames], vid)
+                rows = [r for r in rows if images[vid][r["frame"]] is not None]  # no gap box in a broken frame
+                add_crops(rows, images[vid], fs)
+                _diff_rows(rows, images[vid], frames, vid, frames[0]["label"], task.originals, reader)
+                stats["videos"] += 1
+                stats["frames"] += len(frames)
+                stats["frames_with_faces"] += len({r["frame"] for r in rows})
+                stats["videos_without_faces"] += not rows
+                for r in rows:
+                    crop = r.pop("crop")
+                    r.pop("frame")
+                    r.update(split=task.split, label=frames[0]["label"], crop_shard=f"{FACES}/{task.shard}")
+                    row = {k: r.get(k) for k in fm.FACES_SCHEMA.names}
+                    data = member(f"{r['crop_key']}.jpg", encode_jpeg(crop, JPEG_QUALITY))
+                    data += member(f"{r['crop_key']}.json", json.dumps(row).encode())
+                    out.write(data)
+                    size += len(data)
+                    face_rows.append(row)
+                    stats["faces"] += 1
+                    m = row["manipulated"]
+                    stats["manipulated" if m else "not_manipulated" if m is False else "manipulated_unknown"] += 1
+        out.write(b"\0" * (2 * BLOCK))
+        out.flush()
+        os.fsync(out.fileno())
+    reader.close()
+    det_rows.sort(key=lambda r: r["key"])
+    fm.write_table(folder / f"{stem}.detections.parquet",
+                   pa.Table.from_pylist(det_rows, schema=fm.DETECTION_SCHEMA),
+                   {"detect_settings": detect_settings(fs)})
+    os.replace(tmp, out_dir / task.shard)
+    fm.write_table(folder / f"{stem}.faces.parquet", pa.Table.from_pylist(face_rows, schema=fm.FACES_SCHEMA))
+    done = {"shard": task.shard, "split": task.split, "label": task.label, "fingerprint": task.fingerprint,
+            "settings": settings_with_extras(fs), "bytes": size + 2 * BLOCK, "undecodable_keys": undecodable[:100],
+            "undecodable": len(undecodable), **{k: int(v) for k, v in stats.items()},
+            "cpu_seconds": round(time.process_time() - cpu0, 3)}  # this worker's CPU for the shard (benchmarks)
+    for k in ("frames", "frames_with_faces", "faces", "videos", "videos_without_faces", "manipulated",
+              "not_manipulated", "manipulated_unknown", "detected", "cached"):
+        done.setdefault(k, 0)
+    fm.write_json(folder / f"{stem}.done.json", done)
+    return done
+
+
+def settings_with_extras(fs: FaceSettings) -> dict:
+    return run_settings(fs)
+
+
+def _worker(task: Task, shards: str, manifests: str, settings: dict, device: str) -> dict:
+    return process_shard(task, shards, manifests, settings, device)
+
+
+# ------------------------------------------------------------------------------------------------ orchestrator
+
+def _read_manifest(manifests: Path) -> tuple[pa.Table, dict[str, dict]]:
+    try:
+        frames = pq.read_table(manifests / "frames.parquet")
+        videos = pq.read_table(manifests / "videos.parquet", columns=["video_id", "label", "original", "status"])
+    except FileNotFoundError as exc:
+        raise FacesError(f"{manifests}: no frames.parquet/videos.parquet (run pipeline.run first)") from exc
+    return frames, {v["video_id"]: v for v in videos.to_pylist()}
+
+
+def _cache(manifests: Path, settings: FaceSettings) -> dict[str, tuple]:
+    """Every earlier detection made with the same detect settings, by frame key (whatever shard it was in)."""
+    want = detect_settings(settings)
+    cache: dict[str, tuple] = {}
+    for path in sorted(fm.faces_dir(manifests).glob("*.detections.parquet")):
+        try:
+            table = pq.read_table(path)
+            meta = table.schema.metadata or {}
+            if json.loads(meta.get(b"detect_settings", b"null")) != want:
+                continue
+        except (OSError, pa.ArrowInvalid) as exc:
+            log.warning("%s: unreadable detections cache, ignored: %s", path.name, exc)
+            continue
+        for k, st, faces in zip(table["key"].to_pylist(), table["status"].to_pylist(), table["faces"].to_pylist()):
+            cache[k] = (st, faces)
+    return cache
+
+
+def plan(shards: Path, manifests: Path, settings: FaceSettings, part: tuple[int, int]) -> dict:
+    """Tasks for the frame shards of this part whose faces are not finished (nothing is written)."""
+    frames, videos = _read_manifest(manifests)
+    rows = frames.select([c for c in ("key", "video_id", "second", "split", "label", "shard", "offset", "bytes",
+                                      "width", "height") if c in frames.column_names]).to_pylist()
+    by_shard: dict[str, list[dict]] = collections.defaultdict(list)
+    by_video_second: dict[str, dict] = collections.defaultdict(dict)
+    for r in rows:
+        by_shard[r["shard"]].append(r)
+        by_video_second[r["video_id"]][round(r["second"], 3)] = (r["shard"], r["offset"])
+    k, n = part
+    names = sorted(s for s in by_shard if n == 1 or part_of(s, n) == k)
+    fingerprints = {s: fm.fingerprint(by_shard[s]) for s in by_shard}
+    want = run_settings(settings)
+    todo, finished = [], []
+    for s in names:
+        d = fm.read_done(manifests, s)
+        if (d and d.get("settings") == want and d.get("fingerprint") == fingerprints[s]
+                and (shards / FACES / s).is_file() and (fm.faces_dir(manifests) / f"{s[:-4]}.faces.parquet").is_file()):
+            finished.append(s)
+        else:
+            todo.append(s)
+    return {"by_shard": by_shard, "by_video_second": by_video_second, "videos": videos, "names": names,
+            "todo": todo, "finished": finished, "fingerprints": fingerprints, "all_shards": sorted(by_shard)}
+
+
+def _task(p: dict, shard: str, cache: dict) -> Task:
+    frames = p["by_shard"][shard]
+    originals = {}
+    for vid in sorted({f["video_id"] for f in frames}):
+        v = p["videos"].get(vid) or {}
+        if v.get("label") != "fake":
+            continue
+        orig = v.get("original")
+        if not orig:
+            originals[vid] = {"note": "no original recorded for this fake"}
+        elif orig not in p["by_video_second"]:
+            originals[vid] = {"note": f"original {orig} not in the dataset's frames"}
+        else:
+            originals[vid] = {"id": orig, "frames": p["by_video_second"][orig]}
+    split = frames[0]["split"]
+    label = frames[0]["label"] or "unlabelled"
+    return Task(shard, split, label, p["fingerprints"][shard], frames, originals,
+                {f["key"]: cache[f["key"]] for f in frames if f["key"] in cache})
+
+
+def _collect_garbage(shards: Path, manifests: Path, current: set[str]) -> None:
+    """After a complete run: remove face outputs of frame shards that no longer exist (resplit, re-pack)."""
+    folder = fm.faces_dir(manifests)
+    for path in list(folder.glob("*.done.json")) + list(folder.glob("*.faces.parquet")) + \
+            list(folder.glob("*.detections.parquet")):
+        stem = path.name.split(".")[0]
+        if f"{stem}.tar" not in current:
+            path.unlink(missing_ok=True)
+            (shards / FACES / f"{stem}.tar").unlink(missing_ok=True)
+    for tmp in (shards / FACES).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def start_pool(workers: int, settings: FaceSettings, device: str) -> cf.ProcessPoolExecutor:
+    method = "fork" if sys.platform == "linux" and device == "cpu" else "spawn"
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                                  initializer=_init_worker, initargs=(settings.asdict(), device, 1))
+
+
+def build(shards: Path, manifests: Path, settings: FaceSettings, device: str = "cpu", workers: int = 1,
+          part: tuple[int, int] = (1, 1)) -> dict:
+    """Run the stage; returns the summary stats."""
+    from tqdm import tqdm
+
+    shards, manifests = Path(shards), Path(manifests)
+    started = time.time()
+    p = plan(shards, manifests, settings, part)
+    folder = fm.faces_dir(manifests)
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = fm.run_settings(manifests)
+    want = run_settings(settings)
+    if previous is not None and previous != want:
+        log.info("face settings changed (%s): faces are made again, detections reused where the detect "
+                 "settings match", {k: v for k, v in want.items() if previous.get(k) != v})
+    fm.write_json(folder / "settings.json", want)
+    cache = _cache(manifests, settings) if p["todo"] else {}
+    stats = collections.Counter(shards_done=0, shards_skipped=len(p["finished"]), shards_failed=0)
+    n_frames = sum(len(p["by_shard"][s]) for s in p["todo"])
+    t0 = time.time()
+    with tqdm(total=n_frames, unit="frame", desc="faces", dynamic_ncols=True, disable=not n_frames) as bar:
+        def account(done: dict):
+            stats["shards_done"] += 1
+            for key in ("frames", "faces", "frames_with_faces", "videos", "videos_without_faces", "undecodable",
+                        "detected", "cached"):
+                stats[key] += done.get(key, 0)
+            for key in done.get("undecodable_keys", []):
+                log.warning("undecodable frame JPEG: %s (in %s)", key, done["shard"])
+            bar.update(done["frames"])
+            bar.set_postfix(faces=stats["faces"], fps=f"{stats['frames'] / max(time.time() - t0, 1e-6):.1f}")
+
+        def failed(shard: str, exc: BaseException):
+            stats["shards_failed"] += 1
+            log.error("%s: faces failed, the run goes on (rerun to retry): %s: %s", shard, type(exc).__name__, exc)
+
+        if p["todo"] and (workers <= 1 or device == "cuda"):
+            _init_worker(settings.asdict(), device, None if device == "cuda" else max(1, workers))
+            for shard in p["todo"]:
+                try:
+                    account(process_shard(_task(p, shard, cache), str(shards), str(manifests), settings.asdict(),
+                                          device))
+                except Exception as exc:  # a missing or truncated frame shard: reported, not fatal
+                    failed(shard, exc)
+        elif p["todo"]:
+            pool = start_pool(min(workers, len(p["todo"])), settings, device)
+            todo = iter(p["todo"])
+            running: dict[cf.Future, str] = {}
+            try:
+                while True:
+                    while len(running) < 2 * workers and (shard := next(todo, None)) is not None:
+                        task = _task(p, shard, cache)  # built when submitted: the orchestrator stays small
+                        running[pool.submit(_worker, task, str(shards), str(manifests), settings.asdict(),
+                                            device)] = shard
+                    if not running:
+                        break
+                    finished_now, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for fut in finished_now:
+                        shard = running.pop(fut)
+                        try:
+                            account(fut.result())
+                        except Exception as exc:
+                            failed(shard, exc)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+    if part == (1, 1):
+        current = set(p["all_shards"])
+        if all(fm.read_done(manifests, s) for s in current):
+            _collect_garbage(shards, manifests, current)
+        section = fm.consolidate_faces(manifests, p["all_shards"], p["fingerprints"])
+        fm.update_dataset_json(manifests, section)
+        stats["total_faces"] = section["faces"]
+        stats["total_videos_without_faces"] = section["videos_without_faces"]
+        stats["pending"] = len(section["pending_shards"])
+    stats["seconds"] = round(time.time() - started, 1)
+    return dict(stats)
