@@ -14,7 +14,8 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from . import manifest, resplit
+from . import manifest
+from .journal import recover
 from .config import PipelineConfig
 from .discover import Video, discover, identities
 from .ffmpeg import ffmpeg_version, find_ffmpeg
@@ -165,7 +166,7 @@ def build(p: Plan) -> dict:
     with manifest.lock(manifests, cfg.part_tag):
         pool = start_pool(cfg.workers, find_ffmpeg())
         shards.mkdir(parents=True, exist_ok=True)
-        resplit.recover(shards, manifests)
+        recover(shards, manifests)
         finished = _clean_unfinished(shards, manifests, cfg.part_tag)
         done = manifest.done_video_ids(manifests)
         for vid in done:

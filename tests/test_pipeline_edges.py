@@ -11,7 +11,7 @@ import pytest
 from conftest import (check_manifest_agrees, make_clip, make_dfdc_tree, pipeline_argv, read_manifest, run_module,
                       run_pipeline)
 from pipeline.ffmpeg import find_ffmpeg
-from pipeline import manifest, resplit
+from pipeline import journal as resplit_journal, manifest, resplit
 from pipeline.manifest import LockError
 
 
@@ -89,9 +89,9 @@ def test_interrupted_resplit_is_undone_or_finished(tmp_path, phase):
                "val_fraction": 0.3}
     if phase == "writing":  # a half-written new shard that must be thrown away
         (shards / ".train-real-000099.tar.tmp").write_bytes(b"partial")
-    (manifest.parts_dir(manifests) / resplit.JOURNAL).write_text(json.dumps(journal))
-    resplit.recover(shards, manifests)
-    assert not (manifest.parts_dir(manifests) / resplit.JOURNAL).exists()
+    (manifest.parts_dir(manifests) / resplit_journal.JOURNAL).write_text(json.dumps(journal))
+    resplit_journal.recover(shards, manifests)
+    assert not (manifest.parts_dir(manifests) / resplit_journal.JOURNAL).exists()
     assert not list(shards.glob(".*.tmp"))
     if phase == "writing":
         manifest.consolidate(manifests)
