@@ -120,7 +120,7 @@ def _video_members(fh, video: dict, split: str, frames: list[dict]) -> tuple[dic
             raise ResplitError(f"{video['shard']}: expected {f['key']}.jpg/.json at byte {f['offset']}, "
                                f"found {jpg_name}, {json_name}")
         sample = json.loads(raw)
-        sample["split"], sample["group"] = split, video["group"]
+        sample["split"], sample["group"] = split, video.get("group", sample.get("group"))
         crc = f.get("crc32")
         if crc is not None and zlib.crc32(jpeg) != crc:
             raise ResplitError(f"{video['shard']}: frame {f['key']} does not match its checksum (crc32); "
