@@ -157,6 +157,7 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
     fs = FaceSettings.from_dict(settings)
     stem = task.shard[:-4]
     folder = fm.faces_dir(manifests_p)
+    folder.mkdir(parents=True, exist_ok=True)
     out_dir = shards_p / FACES
     out_dir.mkdir(parents=True, exist_ok=True)
     by_video: dict[str, list[dict]] = collections.OrderedDict()
