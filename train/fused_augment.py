@@ -163,12 +163,15 @@ def brightness_contrast_lut(brightness: float | None, contrast: float | None) ->
     return None if brightness is None and contrast is None else np.ascontiguousarray(lut)
 
 
-def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
-    """albumentations' ImageCompression: cv2.imencode at `quality` (array as is), decoded again (libjpeg-turbo)."""
+def jpeg_roundtrip(image: np.ndarray, quality: int, out: np.ndarray | None = None) -> np.ndarray:
+    """albumentations' ImageCompression: cv2.imencode at `quality` (array as is), decoded again (libjpeg-turbo),
+    into `out` if given."""
     ok, data = cv2.imencode(".jpg", image, (int(cv2.IMWRITE_JPEG_QUALITY), int(quality)))
     if not ok:
         raise RuntimeError("cv2.imencode failed")
-    return simplejpeg.decode_jpeg(data.tobytes(), colorspace="BGR")  # BGR = the byte order cv2 encoded
+    # BGR: the byte order cv2 encoded, so the channels come back where they were
+    decoded = simplejpeg.decode_jpeg(data, colorspace="BGR", buffer=out)
+    return decoded if out is None else out
 
 
 def crop_pad_resize(image: np.ndarray, percent, out: np.ndarray | None = None) -> np.ndarray:
@@ -217,7 +220,7 @@ def apply(image: np.ndarray, d: Draw, out: np.ndarray | None = None) -> np.ndarr
             np.copyto(target, x)
         x = albucore.sz_lut(target, lut, inplace=True)  # stringzilla's byte translate: ~3x faster than cv2.LUT
     if d.jpeg is not None:
-        x = jpeg_roundtrip(x, d.jpeg)
+        x = jpeg_roundtrip(x, d.jpeg, out=out)
     if out is not None and x is not out:
         np.copyto(out, x)
         return out
