@@ -53,15 +53,12 @@ test: setup  ## run the whole test suite (prints the 15 slowest tests)
 test-fast: setup  ## the test suite without the end-to-end tests marked slow
 	$(PYTHON) -m pytest -q -m "not slow" --durations=15
 
-bench: bench-shards bench-train bench-predict  ## all benchmarks
+bench: bench-shards bench-train bench-predict bench-faces  ## all benchmarks
 
 bench-shards: setup  ## pipeline time against the ffmpeg decode floor
 	$(PYTHON) benchmarks/bench_shards.py $(ARGS)
 
-bench-faces: setup  ## SHARDS=... MANIFESTS=... [WORKERS=N]: MTCNN face crops of the frame shards (SHARDS/faces/, faces.parquet)
-	$(PYTHON) -m pipeline.faces --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --workers $(WORKERS) $(ARGS)
-
-train: setup  ## loader throughput (real DFDC frames) and CPU step time
+bench-train: setup  ## loader throughput (real DFDC frames) and CPU step time
 	$(PYTHON) benchmarks/bench_train.py --videos ../shared/data/dfdc_sample --n 64 $(ARGS)
 
 bench-gpu: setup  ## resnet-18 images/s and peak memory on a GPU (AMP, channels_last; exits cleanly without CUDA)
