@@ -393,7 +393,15 @@ def _render_group(ffmpeg: str, g: Group, part_dir: Path, tmp: Path, seconds: flo
         sprites.append(tmp / f"{fid}.rgba")
         _write_rgba(sprites[-1], fake_rgb, alpha)
 
-    names = [g.real_id] + list(g.fake_ids)
+    encode_overlays(ffmpeg, g, [g.real_id] + list(g.fake_ids), sprites, part_dir, seconds)
+
+
+def encode_overlays(ffmpeg: str, g, names: list[str], sprites: list[Path], part_dir: Path, seconds: float) -> None:
+    """One ffmpeg process: g's background, each RGBA sprite overlaid along g.motion, one H.264 clip per name.
+
+    `g` needs background, audio_hz, motion, sprite_w, sprite_h and real_id, fake_ids (for the error message);
+    sprites are raw RGBA files of sprite_w x sprite_h (one frame, looped by overlay's last-frame repeat).
+    """
     n = len(names)
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y",
            "-t", f"{seconds}", "-f", "lavfi", "-i", g.background]

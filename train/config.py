@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-ARCHS = ("resnet18", "resnet34", "resnet50")
+ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
 BALANCES = ("mix", "weights", "none")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENT_IMPLS = ("fused", "albumentations")  # train.fused_augment (default) or the plain albumentations pipeline
+INPUTS = ("frames", "faces")          # what the model sees: whole frames or the faces stage's crops
+FAKE_FACES = ("manipulated", "all")   # faces of fake videos kept for training (see TrainConfig.fake_faces)
+AGGREGATES = ("mean", "median", "confident")  # a video's score from its frames' or faces' P(fake) (train.metrics)
+FACE_IMAGE_SIZE = 224                 # --input faces with a recipe written for frames: the model's input size
 AUGMENTS = ("blur", "median_blur", "hflip", "hsv", "crop_pad", "rotate", "zoom", "brightness", "contrast", "jpeg")
 
 
@@ -28,21 +32,30 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+SIZE_CONVENTION = "WIDTHxHEIGHT, as the pipeline's --size and ffmpeg write it (e.g. 1280x720)"
+
+
 def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
-    """720x1280 (height x width), [720, 1280] or a single N (NxN) -> (height, width)."""
+    """'1280x720' (WIDTHxHEIGHT, the one convention of the project) or a single N (NxN) -> (height, width).
+
+    A value narrower than tall (e.g. '720x1280', HxW in the old convention) is refused rather than transposed,
+    as is a [a, b] list (which side is which?)."""
     if isinstance(value, bool):
-        _fail(name, f"expected N, 'HxW' or [H, W], got {value!r}")
+        _fail(name, f"expected N or {SIZE_CONVENTION}, got {value!r}")
     if isinstance(value, int):
         size = (value, value)
     elif isinstance(value, str) and value.strip().isdigit():
         size = (int(value), int(value))
     elif isinstance(value, str) and value.count("x") == 1 and all(p.strip().isdigit() for p in value.split("x")):
-        h, w = value.split("x")
-        size = (int(h), int(w))
-    elif isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        size = (int(value[0]), int(value[1]))
+        w, h = (int(p) for p in value.split("x"))
+        if w < h:
+            _fail(name, f"{value!r} is narrower than tall: sizes are {SIZE_CONVENTION}; for landscape frames "
+                        f"write {h}x{w} (not transposed for you: the old convention was HxW)")
+        size = (h, w)
+    elif isinstance(value, (list, tuple)):
+        _fail(name, f"got the list {list(value)!r}: write a string in {SIZE_CONVENTION}, or N for NxN")
     else:
-        _fail(name, f"expected N, 'HxW' or [H, W], got {value!r}")
+        _fail(name, f"expected N or {SIZE_CONVENTION}, got {value!r}")
     if min(size) < 32 or max(size) > 4096:
         _fail(name, f"each side must be in 32..4096, got {size[0]}x{size[1]}")
     return size
@@ -110,8 +123,11 @@ class Recipe:
     augment: Augment
     stages: tuple[Stage, ...]
     lr_find_steps: int = 100
+    input: str = "frames"  # what the recipe was written for: its image_size is for this input
 
     def __post_init__(self) -> None:
+        if self.input not in INPUTS:
+            _fail("input", f"must be one of {', '.join(INPUTS)}, got {self.input!r}")
         if isinstance(self.lr_find_steps, bool) or not isinstance(self.lr_find_steps, int) or self.lr_find_steps < 2:
             _fail("lr_find_steps", f"must be an integer >= 2, got {self.lr_find_steps!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -128,7 +144,7 @@ def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
 
 def recipe_from_dict(data: dict) -> Recipe:
     """Validate a parsed TOML document and build a Recipe; errors name the offending field."""
-    _check_keys(data, ("batch_size", "image_size", "lr_find_steps", "augment", "stage"), "")
+    _check_keys(data, ("batch_size", "image_size", "lr_find_steps", "input", "augment", "stage"), "")
     for key in ("batch_size", "image_size", "stage"):
         if key not in data:
             _fail(key, "missing")
@@ -151,7 +167,8 @@ def recipe_from_dict(data: dict) -> Recipe:
             raise RecipeError(f"stage[{i}].{err}") from None
     aug = Augment(**augment)
     return Recipe(batch_size=data["batch_size"], image_size=parse_image_size(data["image_size"]),
-                  augment=aug, stages=tuple(stages), lr_find_steps=data.get("lr_find_steps", 100))
+                  augment=aug, stages=tuple(stages), lr_find_steps=data.get("lr_find_steps", 100),
+                  input=data.get("input", "frames"))
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
@@ -198,11 +215,19 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     augment_impl: str = "fused"
+    tensorboard: bool = False
+    input: str = "frames"              # frames | faces (the faces stage's crops: shards/faces/, faces.parquet)
+    fake_faces: str = "manipulated"    # faces: drop fake videos' faces the faces stage found untouched, or keep all
+    aggregate: str = "mean"            # a video's score from its items' P(fake): mean | median | confident
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
-            _fail("arch", f"must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+            import timm
+
+            if not isinstance(self.arch, str) or not timm.is_model(self.arch):
+                _fail("arch", f"must be one of {', '.join(ARCHS)} (torchvision) or a timm model name "
+                              f"(timm.list_models()), got {self.arch!r}")
         if self.balance not in BALANCES:
             _fail("balance", f"must be one of {', '.join(BALANCES)}, got {self.balance!r}")
         if self.device not in DEVICES:
@@ -219,6 +244,12 @@ class TrainConfig:
             _fail("weight_decay", f"must be a number >= 0, got {self.weight_decay!r}")
         if self.stop_after_epochs is not None and self.stop_after_epochs < 1:
             _fail("stop_after_epochs", f"must be >= 1, got {self.stop_after_epochs!r}")
+        if self.input not in INPUTS:
+            _fail("input", f"must be one of {', '.join(INPUTS)}, got {self.input!r}")
+        if self.fake_faces not in FAKE_FACES:
+            _fail("fake_faces", f"must be one of {', '.join(FAKE_FACES)}, got {self.fake_faces!r}")
+        if self.aggregate not in AGGREGATES:
+            _fail("aggregate", f"must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
 
     @property
     def batch_size(self) -> int:
@@ -239,7 +270,7 @@ class TrainConfig:
         recipe = Recipe(batch_size=rec["batch_size"], image_size=tuple(rec["image_size"]),
                         augment=Augment(**rec["augment"]),
                         stages=tuple(Stage(**s) for s in rec["stages"]),
-                        lr_find_steps=rec.get("lr_find_steps", 100))
+                        lr_find_steps=rec.get("lr_find_steps", 100), input=rec.get("input", "frames"))
         return cls(recipe=recipe, **data)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shlex
 import tarfile
 import zlib
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import webdataset as wds
 from webdataset.gopen import gopen_schemes
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pipeline.shards import read_member
+from pipeline.shards import UnsafeManifest, check_shard_name, read_member
 from train.augment import decode_resized, to_chw, train_transform
 from train.config import AUGMENT_IMPLS, Augment
 from train.fused_augment import FusedAugment
@@ -59,8 +60,8 @@ def shard_url(location: str, name: str) -> str:
     - a URL prefix for fsspec or webdataset: `s3://bucket/shards` -> `s3://bucket/shards/train-fake-000001.tar`;
     - a template with `{name}`, e.g. `pipe:aws s3 cp s3://bucket/shards/{name} -`.
     """
-    if "{name}" in location:
-        return location.replace("{name}", name)
+    if "{name}" in location:  # names are checked (check_shard_name); quoted for `pipe:` commands all the same
+        return location.replace("{name}", shlex.quote(name) if location.startswith("pipe:") else name)
     if not is_local(location):
         return location.rstrip("/") + "/" + name
     return str(Path(location) / name)
@@ -72,8 +73,10 @@ class Manifest:
 
     shards_dir: str  # a folder, a URL prefix or a `{name}` template (see shard_url)
     shards: tuple[dict, ...]
-    frames: dict
+    frames: dict           # {split: {label: n}}: frames, or faces for input "faces" (after the fake-faces filter)
     class_weights: dict
+    input: str = "frames"  # frames | faces
+    drop_untouched: bool = False  # faces: training skips faces of fake videos the faces stage found untouched
 
     def urls(self, split: str, label: str | None = None) -> list[str]:
         return [shard_url(self.shards_dir, s["name"]) for s in self.shards
@@ -82,6 +85,30 @@ class Manifest:
     def n_frames(self, split: str, label: str | None = None) -> int:
         counts = self.frames.get(split, {})
         return int(counts.get(label, 0)) if label else int(sum(counts.get(k, 0) for k in LABELS))
+
+
+SPLITS = ("train", "val", "test")
+SHARD_LABELS = ("real", "fake", "unlabelled")
+
+
+def check_shard_entries(entries, path) -> None:
+    """dataset.json's shard list is untrusted input: each name must be a shard name (no folders, no shell
+    characters: it reaches file paths and `pipe:` commands), split and label from their sets; DataError names
+    the field otherwise."""
+    for i, entry in enumerate(entries):
+        _require(isinstance(entry, dict), f"manifest {path}: shards[{i}] is not an object")
+        try:
+            check_shard_name(entry.get("name"), f"manifest {path}: shards[{i}].name")
+        except UnsafeManifest as err:
+            raise DataError(str(err)) from None
+        _require(entry.get("split") in SPLITS, f"manifest {path}: shards[{i}].split is {entry.get('split')!r}, "
+                                               f"not one of {SPLITS}")
+        _require(entry.get("label") in SHARD_LABELS, f"manifest {path}: shards[{i}].label is "
+                                                     f"{entry.get('label')!r}, not one of {SHARD_LABELS}")
+        for field in ("size", "frames"):
+            value = entry.get(field)
+            _require(value is None or (isinstance(value, int) and value >= 0),
+                     f"manifest {path}: shards[{i}].{field} is {value!r}, not a count")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -127,8 +154,13 @@ def _check_shard_files(manifest: Manifest, manifests_dir: Path, splits: Sequence
                              f"byte {offset}, found {name} ({len(data)} bytes); rebuild the manifest or the shards")
 
 
-def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest:
-    """Read dataset.json and check the train and val shards it lists; raise DataError naming what is wrong."""
+def load_manifest(shards_dir: str | Path, manifests_dir: str | Path, input: str = "frames",
+                  fake_faces: str = "all") -> Manifest:
+    """Read dataset.json and check the train and val shards it lists; raise DataError naming what is wrong.
+
+    input "faces" reads its "faces" section instead (face-crop shards under SHARDS/faces/, see load_faces)."""
+    if input == "faces":
+        return load_faces(shards_dir, manifests_dir, fake_faces)
     location, manifests_dir = str(shards_dir), Path(manifests_dir)
     local = is_local(location)
     if local:
@@ -141,6 +173,7 @@ def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest
     except json.JSONDecodeError as err:
         raise DataError(f"manifest {path} is not valid JSON: {err}") from None
     _require(isinstance(data.get("shards"), list), f"manifest {path} has no 'shards' list")
+    check_shard_entries(data["shards"], path)
     manifest = Manifest(location, tuple(data["shards"]), data.get("frames", {}), data.get("class_weights", {}))
     for split in ("train", "val"):
         _require(bool(manifest.urls(split)) and manifest.n_frames(split) > 0,
@@ -150,6 +183,68 @@ def load_manifest(shards_dir: str | Path, manifests_dir: str | Path) -> Manifest
         _check_shard_files(manifest, manifests_dir, ("train", "val"))
     else:
         log.info("shards are read from %s (remote: sizes not checked before training)", location)
+    return manifest
+
+
+def untouched_fake(sample: dict) -> bool:
+    """A face of a fake video that the faces stage compared with its original and found unchanged
+    (`manipulated` False; None, unknown, is kept)."""
+    try:
+        meta = json.loads(sample["json"])
+    except (KeyError, ValueError):
+        return False  # decode_sample names the bad sample
+    return meta.get("label") == "fake" and meta.get("manipulated") is False
+
+
+def face_counts(manifests_dir: Path, drop_untouched: bool) -> dict | None:
+    """{split: {label: faces}} from faces.parquet, without the untouched fake faces when asked; None without it."""
+    path = manifests_dir / "faces.parquet"
+    if not path.is_file():
+        return None
+    faces = pd.read_parquet(path, columns=["split", "label", "manipulated"])
+    if drop_untouched:
+        faces = faces[~((faces["label"] == "fake") & (faces["manipulated"] == False))]  # noqa: E712 (null kept)
+    counts: dict = {}
+    for (split, label), n in faces.groupby(["split", "label"]).size().items():
+        counts.setdefault(split, {})[label] = int(n)
+    return counts
+
+
+def load_faces(shards_dir: str | Path, manifests_dir: str | Path, fake_faces: str = "manipulated") -> Manifest:
+    """The faces stage's output as a Manifest: dataset.json's "faces" section (face-crop shards, one per frame
+    shard, under SHARDS/faces/) and faces.parquet's counts.
+
+    fake_faces "manipulated" drops, from training, the faces of fake videos whose `manipulated` is False (the
+    faces stage compared them with the original's and found them unchanged: a DFDC fake often swaps one face of
+    two); a null `manipulated` (no original to compare with) is kept. "all" keeps every face. Validation always
+    scores every face, as train.predict does. A video without any face has no row and is skipped.
+    """
+    location, manifests_dir = str(shards_dir), Path(manifests_dir)
+    path = manifests_dir / "dataset.json"
+    _require(path.is_file(), f"manifest {path} does not exist; pass --manifests (written by `make shards`)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"manifest {path} is not valid JSON: {err}") from None
+    faces = data.get("faces")
+    _require(isinstance(faces, dict) and isinstance(faces.get("shards"), list),
+             f"manifest {path} has no faces; run the faces stage first: `make faces SHARDS=... MANIFESTS=...` "
+             "(python -m pipeline.faces)")
+    drop = fake_faces == "manipulated"
+    counts = face_counts(manifests_dir, drop) or faces.get("counts", {})
+    train = counts.get("train", {})
+    total = sum(train.get(k, 0) for k in LABELS)
+    weights = {k: total / (len(LABELS) * train[k]) for k in LABELS if train.get(k)}
+    manifest = Manifest(location, tuple(faces["shards"]), counts, weights, input="faces", drop_untouched=drop)
+    for split in ("train", "val"):
+        _require(bool(manifest.urls(split)) and manifest.n_frames(split) > 0,
+                 f"manifest {path} has no {split} faces (no {split} face shards or faces); the faces stage found "
+                 f"{faces.get('faces', 0)} faces in all")
+    if is_local(location):
+        _check_shard_files(manifest, manifests_dir, ("train", "val"))
+    log.info("faces: %s train, %s val (%s); %s videos without any face are skipped", train,
+             counts.get("val", {}), "untouched fake faces dropped from training" if drop else "all faces kept",
+             faces.get("videos_without_faces", "?"))
     return manifest
 
 
@@ -317,17 +412,17 @@ class TrainStream(IterableDataset):
         quota = self.n_batches // n_workers + (1 if worker < self.n_batches % n_workers else 0)
         seed = worker_seed(self.seed, worker)
         rng = random.Random(seed)
+        samples = self._samples(rng)
+        if self.manifest.drop_untouched:
+            samples = (s for s in samples if not untouched_fake(s))
+        items = decoded(samples, self.size)
         if self.augment_impl == "fused":
-            fused = FusedAugment(self.size, self.augment, seed=seed)
-            batches = fused_batches(decoded(self._samples(rng), self.size), self.size, fused, self.batch_size)
+            batches = fused_batches(items, self.size, FusedAugment(self.size, self.augment, seed=seed), self.batch_size)
         else:
             transform = train_transform(self.size, self.augment, seed=seed)
-
-            def augmented():
-                for image, label, key, video in decoded(self._samples(rng), self.size):
-                    yield to_chw(transform(image=image)["image"]), label, key, video
-
-            batches = batched(augmented(), self.batch_size, partial=False)
+            augmented = ((to_chw(transform(image=image)["image"]), label, key, video)
+                         for image, label, key, video in items)
+            batches = batched(augmented, self.batch_size, partial=False)
         for _ in range(quota):
             yield next(batches)
 

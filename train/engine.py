@@ -130,7 +130,8 @@ def predict(model: nn.Module, loader: Iterable, device: Device | torch.device | 
 
 
 def evaluate(model: nn.Module, loader: Iterable, device: Device | torch.device | str,
-             max_batches: int | None = None) -> dict:
-    """Frame- and video-level metrics (see train.metrics.compute_metrics) over the loader, across all ranks."""
+             max_batches: int | None = None, rule: str = "mean") -> dict:
+    """Frame- and video-level metrics (see train.metrics.compute_metrics) over the loader, across all ranks;
+    `rule` aggregates a video's frames (or faces) into its score."""
     frame = distributed.gather_frame(predict(model, loader, device, max_batches))
-    return compute_metrics(frame["label"], frame["p_fake"], frame["video_id"], frame["loss"])
+    return compute_metrics(frame["label"], frame["p_fake"], frame["video_id"], frame["loss"], rule=rule)

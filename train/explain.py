@@ -193,11 +193,15 @@ def box_area(box: Sequence[float]) -> float:
 
 
 def pointing(model, urls: list[str], pred: pd.DataFrame, boxes: dict, size, batch_size: int,
-             max_frames: int = POINTING_MAX_FRAMES, manifests: Path | None = None) -> tuple[dict, list]:
-    """Grad-CAM (class fake) on val fakes with a box; share whose peak is inside. Also the random-point rate."""
+             max_frames: int = POINTING_MAX_FRAMES, manifests: Path | None = None,
+             wanted: dict | None = None) -> tuple[dict, list]:
+    """Grad-CAM (class fake) on val fakes with a box; share whose peak is inside. Also the random-point rate.
+
+    `wanted` (key -> normalised box in the image) replaces the frame boxes looked up in `boxes` (face crops)."""
     fakes = pred[pred["label"] == LABELS["fake"]]
-    wanted = {k: box_at(boxes, v, s) for k, v, s in zip(fakes["key"], fakes["video_id"], fakes["second"])}
-    wanted = {k: b for k, b in wanted.items() if b is not None}
+    if wanted is None:
+        wanted = {k: box_at(boxes, v, s) for k, v, s in zip(fakes["key"], fakes["video_id"], fakes["second"])}
+        wanted = {k: b for k, b in wanted.items() if b is not None}
     if not wanted:
         raise ExplainError("--boxes: no val fake has a box in the file (video ids are the file names without "
                            f"extension; e.g. {sorted(boxes)[:3]})")
@@ -327,9 +331,10 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     boxes = boxes or (config.get("extra") or {}).get("boxes")
     k = min(k, 4) if dev_run else k
     size = tuple(config["recipe"]["image_size"])
+    faces = config.get("input", "frames") == "faces"
     dev = Device(torch.device(device))
     model.to(dev.device)
-    manifest = load_manifest(shards, manifests)
+    manifest = load_manifest(shards, manifests, "faces" if faces else "frames")  # val: every face
     urls = manifest.urls("val")
     fps = float(read_json(manifests / "dataset.json").get("config", {}).get("fps", 1.0))
     log.info("explaining %s with %s on %d val shards", run_dir, ckpt.name, len(urls))
@@ -337,19 +342,35 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     pred = val_predictions(model, urls, size, config["recipe"]["batch_size"], config.get("workers", 0), dev)
     if pred.empty:
         raise ExplainError(f"no val frames in {len(urls)} val shards")
-    pred = attach_seconds(pred, manifests, fps)
+    if faces:
+        from train import faces as face_tools
+
+        pred = face_tools.attach_faces(pred, manifests)
+    else:
+        pred = attach_seconds(pred, manifests, fps)
     pred = pred.sort_values(["video_id", "second", "key"], kind="stable").reset_index(drop=True)
-    pred = pred[list(PREDICTION_COLUMNS)]
+    pred = pred[list(PREDICTION_COLUMNS) + (list(face_tools.FACE_COLUMNS) if faces else [])]
     pred.to_parquet(run_dir / "predictions.parquet", index=False)
-    videos = video_predictions(pred)
+    rule = config.get("aggregate", "mean")
+    videos = video_predictions(pred, rule)
     videos.to_parquet(run_dir / "video_predictions.parquet", index=False)
 
-    metrics = {"checkpoint": str(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos), "k": k,
+    metrics = {"checkpoint": str(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos, rule), "k": k,
                "image_size": list(size), "boxes": str(boxes) if boxes else None, "pointing": None}
-    metrics["top"] = top_loss_figures(run_dir, model, urls, pred, size, k, manifests)
+    if faces:
+        metrics["input"] = "faces"
+        metrics["top"] = face_tools.top_loss_figures(run_dir, model, urls, pred, size, k, shards, manifests)
+    else:
+        metrics["top"] = top_loss_figures(run_dir, model, urls, pred, size, k, manifests)
     if boxes:
+        wanted = None
+        if faces:  # the manipulated box, mapped into the crops of the val fake faces that hold it
+            margin = float(((config.get("extra") or {}).get("faces") or {}).get("margin", 0.3))
+            wanted = face_tools.face_boxes_for_pointing(pred, load_boxes(boxes), manifests, margin)
+            if not wanted:
+                raise ExplainError("--boxes: no val fake face holds a box of the file")
         result, shown = pointing(model, urls, pred, load_boxes(boxes), size, config["recipe"]["batch_size"],
-                                 manifests=manifests)
+                                 manifests=None if faces else manifests, wanted=wanted)
         plot_pointing(run_dir / "pointing.png", shown, result)
         metrics["pointing"] = result
         log.info("pointing game: %.1f%% of %d val fakes (random point %.1f%%)", 100 * result["pointing_game"],
