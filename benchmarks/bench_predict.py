@@ -2,12 +2,12 @@
 
 Scores the real clips in ../shared/data/dfdc_sample with a randomly initialised resnet-18 checkpoint (the speed
 does not depend on the weights) under the pipeline's default frame settings (1 fps, fit in 1280x720, -q:v 2) and
-the seed recipe's input size (720x1280), through train.predict's own functions:
+the seed recipe's input size (1280x720, WIDTHxHEIGHT), through train.predict's own functions:
 
   1. serial (--workers 0): decode a video, then score it; decode share = decode time / wall time;
   2. pipelined (--workers N threads, one single-threaded ffmpeg each): decoding overlaps scoring.
 
-Usage: .venv/bin/python benchmarks/bench_predict.py [--clips DIR] [--image-size 720x1280] [--workers 2] [--repeat 1]
+Usage: .venv/bin/python benchmarks/bench_predict.py [--clips DIR] [--image-size 1280x720] [--workers 2] [--repeat 1]
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def measure(ckpt: Path, paths: list[Path], workers: int, batch_size: int) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=CLIPS, help="Folder of videos (searched recursively).")
-    parser.add_argument("--image-size", default="720x1280", help="Model input HxW (seed recipe: 720x1280).")
+    parser.add_argument("--image-size", default="1280x720", help="Model input WIDTHxHEIGHT (seed recipe: 1280x720).")
     parser.add_argument("--workers", type=int, default=2, help="Decode threads in the pipelined run.")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=1, help="Score the clip list this many times.")

@@ -1,12 +1,22 @@
-"""Trainer benchmarks: (a) loader images/s per worker against an ImageFolder + PIL baseline, (b) CPU step time.
+"""Trainer benchmarks: where a loader's time goes, the loader against an ImageFolder + PIL baseline, the full
+DataLoader against its workers, and the CPU step time.
 
-    python benchmarks/bench_train.py [--videos DIR | --shards DIR --manifests DIR] [--n 96] [--out bench-out/train]
+    python benchmarks/bench_train.py [--videos DIR] [--n 64] [--n-seed 192] [--workers 2] [--out bench-out/train]
 
 Frames: 720p JPEGs (ffmpeg, -q:v 2 as the pipeline writes them) from the mp4s under --videos (e.g. the DFDC
 sample), else from ffmpeg's lavfi sources (testsrc2 + mandelbrot). They are written both as a shard with a
-dataset.json (the trainer's path) and as an ImageFolder tree (the baseline's path). Each loader runs in this one
-process (workers=0, OpenCV and torch on one thread), so images/s is per worker (per core); CPU seconds are
-reported too, since a shared machine's wall clock lies.
+dataset.json (the trainer's path) and as an ImageFolder tree (the baseline's path).
+
+(1) cost table: CPU ms per image of decode, each of the ten augmentations alone (p=1; albumentations and fused),
+    to_chw + collation and normalisation, at 720x1280 and 224x224;
+(2) loaders in this one process (workers=0, OpenCV and torch on one thread: images/s is per worker, per core),
+    side by side and interleaved: TrainStream with the fused augmentations, TrainStream with the plain
+    albumentations pipeline, torchvision ImageFolder + PIL with the same albumentations pipeline; with the seed
+    recipe's probabilities and with every augmentation on (p=1). Ratios use CPU time (a shared machine's wall
+    clock lies) and wall time;
+(3) the full DataLoader (W workers, prefetch, collation; pinned memory where CUDA is there) against W times one
+    worker's standalone rate, in images/s and in images per CPU-second (parent + workers), and the workers needed
+    for 1,000 images/s at the measured per-core rate.
 """
 from __future__ import annotations
 
@@ -14,6 +24,8 @@ import argparse
 import io
 import json
 import os
+import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,13 +42,16 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from train.augment import decode_resized, to_chw, train_transform  # noqa: E402
+from train.augment import decode_resized, normalize, to_chw, train_transform  # noqa: E402
 from train.config import AUGMENTS, Augment  # noqa: E402
-from train.data import TrainStream, load_manifest, make_loader  # noqa: E402
+from train.data import TrainStream, collate, load_manifest, make_loader  # noqa: E402
+from train.fused_augment import albumentations_for, apply, sample  # noqa: E402
 from train.model import build_model  # noqa: E402
 from train.run import make_optimizer  # noqa: E402
 
 ALL_ON = Augment(**{name: 1.0 for name in AUGMENTS})  # every augmentation on every image: the worst case
+SEED = Augment()  # the seed recipe's probabilities (train/recipes/seed.toml)
+SIZES = {"720x1280": (720, 1280), "224": (224, 224)}
 
 
 def extract_frames(out: Path, videos: Path | None, n: int) -> list[Path]:
@@ -85,24 +100,33 @@ def timed(fn, n_images: int) -> dict:
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"images": n_images, "wall_s": wall, "cpu_s": cpu, "img_per_s": n_images / wall,
-            "img_per_cpu_s": n_images / cpu}
+    return {"images": n_images, "wall_s": wall, "cpu_s": cpu}
 
 
-def ours(shards: Path, manifests: Path, size: tuple[int, int], n: int, batch: int = 16) -> dict:
-    """The trainer's own TrainStream (decode small, resize, ten augmentations, mix), one process."""
+def rates(r: dict) -> dict:
+    return {**r, "img_per_s": r["images"] / r["wall_s"], "img_per_cpu_s": r["images"] / r["cpu_s"]}
+
+
+def add(a: dict | None, b: dict) -> dict:
+    return b if a is None else {k: a[k] + b[k] for k in ("images", "wall_s", "cpu_s")}
+
+
+def ours(shards: Path, manifests: Path, size: tuple[int, int], probs: Augment, n: int, impl: str,
+         batch: int = 16, seed: int = 0) -> dict:
+    """The trainer's own TrainStream (decode at size, augment, mix, batch), one process, workers=0."""
     manifest = load_manifest(shards, manifests)
     n_batches = max(1, n // batch)
-    stream = TrainStream(manifest, size, ALL_ON, batch, n_batches, "mix", shuffle_buffer=64, seed=0)
+    stream = TrainStream(manifest, size, probs, batch, n_batches, "mix", shuffle_buffer=64, seed=seed,
+                         augment_impl=impl)
     return timed(lambda: [b for b in make_loader(stream, 0)], n_batches * batch)
 
 
 class FullFrameAugment:
-    """The baseline transform: PIL image -> array -> the same ten augmentations at full size -> resize."""
+    """The baseline transform: PIL image -> array -> the albumentations pipeline at full size -> resize -> CHW."""
 
-    def __init__(self, size: tuple[int, int]) -> None:
+    def __init__(self, size: tuple[int, int], probs: Augment, seed: int = 0) -> None:
         self.size = size
-        self.aug = train_transform((720, 1280), ALL_ON, seed=0)
+        self.aug = train_transform((720, 1280), probs, seed=seed)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         array = self.aug(image=np.asarray(image.convert("RGB")))["image"]
@@ -111,33 +135,103 @@ class FullFrameAugment:
         return to_chw(array)
 
 
-def baseline(folder: Path, size: tuple[int, int], n: int, batch: int = 16) -> dict:
+def baseline(folder: Path, size: tuple[int, int], probs: Augment, n: int, batch: int = 16, seed: int = 0) -> dict:
     """torchvision ImageFolder + PIL, augmenting full frames, DataLoader with workers=0."""
-    dataset = torchvision.datasets.ImageFolder(str(folder), transform=FullFrameAugment(size))
-    n = min(n, len(dataset))
-    subset = torch.utils.data.Subset(dataset, list(range(n)))
-    loader = torch.utils.data.DataLoader(subset, batch_size=batch, shuffle=True, num_workers=0)
+    dataset = torchvision.datasets.ImageFolder(str(folder), transform=FullFrameAugment(size, probs, seed))
+    indices = [i % len(dataset) for i in range(n)]
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch, shuffle=True,
+                                         num_workers=0, generator=torch.Generator().manual_seed(seed))
     return timed(lambda: [b for b in loader], n)
 
 
-def components(frames: list[Path], n: int = 32) -> dict:
-    """Milliseconds per image of each step, on the first n frames."""
+def _ms(fn, items: list) -> float:
+    t = time.process_time()
+    for item in items:
+        fn(item)
+    return (time.process_time() - t) / len(items) * 1e3
+
+
+def cost_table(frames: list[Path], n: int = 12) -> dict:
+    """(1) CPU ms per image of each step at p=1, at 720x1280 and 224 (the same n frames)."""
     data = [p.read_bytes() for p in frames[:n]]
-    result = {}
-    import simplejpeg
-    t = time.process_time()
-    full = [simplejpeg.decode_jpeg(d) for d in data]
-    result["decode_full_ms"] = (time.process_time() - t) / n * 1e3
-    t = time.process_time()
-    small = [decode_resized(d, (224, 224)) for d in data]
-    result["decode_small+resize_224_ms"] = (time.process_time() - t) / n * 1e3
-    for name, images, size in (("augment_224_ms", small, (224, 224)), ("augment_720p_ms", full, (720, 1280))):
-        aug = train_transform(size, ALL_ON, seed=0)
-        t = time.process_time()
-        for image in images:
-            aug(image=image)
-        result[name] = (time.process_time() - t) / n * 1e3
-    return result
+    rows: dict[str, dict] = {}
+    rows["decode: PIL open + RGB array (baseline)"] = {
+        "720x1280": _ms(lambda d: np.asarray(Image.open(io.BytesIO(d)).convert("RGB")), data)}
+    rows["decode: simplejpeg at size (ours)"] = {
+        label: _ms(lambda d: decode_resized(d, size), data) for label, size in SIZES.items()}
+    images = {label: [decode_resized(d, size) for d in data] for label, size in SIZES.items()}
+    rng = random.Random(0)
+
+    def both(probs: Augment, label: str, reps: int = 1) -> dict:
+        """albumentations with the fused path's own draws fixed (same kernels, angles...) vs the fused path."""
+        size = SIZES[label]
+        pairs = [(im, sample(rng, probs, size)) for im in images[label] * reps]
+        plain = [(im, albumentations_for(d)) for im, d in pairs]
+        return {label: _ms(lambda pair: pair[1](image=pair[0]), plain), label + " fused": _ms(lambda p: apply(*p), pairs)}
+
+    for name in AUGMENTS:
+        only = Augment(**{k: (1.0 if k == name else 0.0) for k in AUGMENTS})
+        rows[f"{name} (p=1)"] = both(only, "720x1280") | both(only, "224")
+    for k in (3, 5, 7):  # median blur's kernels at 720p differ by 100x in cost
+        rows[f"  median blur k={k}"] = {"720x1280": _ms(lambda im: cv2.medianBlur(im, k), images["720x1280"])}
+    geometric = Augment(**{k: (1.0 if k in ("hflip", "crop_pad", "rotate", "zoom") else 0.0) for k in AUGMENTS})
+    rows["flip+crop_pad+rotate+zoom (fused: one warp)"] = both(geometric, "720x1280") | both(geometric, "224")
+    rows["all ten (p=1)"] = both(ALL_ON, "720x1280") | both(ALL_ON, "224")
+    rows["seed recipe probabilities (4 draws per frame)"] = both(SEED, "720x1280", 4) | both(SEED, "224", 4)
+    row = {}
+    for label, size in SIZES.items():
+        row[label] = _ms(lambda im: collate([(to_chw(im), 0, "k", "v")]), images[label])
+        slots = np.empty((1, *size, 3), np.uint8)
+        row[label + " fused"] = _ms(lambda im: np.copyto(slots[0], im), images[label])
+    rows["to CHW + collate (fused: written into the batch)"] = row
+    row = {}
+    for label, size in SIZES.items():
+        chw = [to_chw(im)[None] for im in images[label]]
+        row[label] = _ms(normalize, chw)
+    rows["normalise to float (CPU, 1 thread; on the GPU in training)"] = row
+    return rows
+
+
+def print_cost_table(rows: dict) -> None:
+    cols = ["720x1280", "720x1280 fused", "224", "224 fused"]
+    print(f"\n(1) CPU ms per image, one thread (albumentations | fused):")
+    print(f"{'step':58s} " + " ".join(f"{c:>15s}" for c in cols))
+    for name, row in rows.items():
+        print(f"{name:58s} " + " ".join(f"{row[c]:15.2f}" if c in row else f"{'':15s}" for c in cols))
+
+
+def side_by_side(shards, manifests, folder, size, probs, n, rounds: int = 2) -> dict:
+    """(2) The three loaders, interleaved over `rounds` rounds (different seeds), summed."""
+    totals: dict[str, dict | None] = {"ours fused": None, "ours albumentations": None, "ImageFolder+PIL": None}
+    for r in range(rounds):
+        totals["ours fused"] = add(totals["ours fused"], ours(shards, manifests, size, probs, n, "fused", seed=r))
+        totals["ImageFolder+PIL"] = add(totals["ImageFolder+PIL"], baseline(folder, size, probs, n, seed=r))
+        totals["ours albumentations"] = add(totals["ours albumentations"],
+                                            ours(shards, manifests, size, probs, n, "albumentations", seed=r))
+    return {k: rates(v) for k, v in totals.items()}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def full_loader(shards, manifests, size, probs, n, workers: int, batch: int = 16) -> dict:
+    """(3) TrainStream through DataLoader(workers, prefetch 4, pinned memory if CUDA), consumed as a trainer does;
+    CPU time of the parent and of the workers (collected when the loader joins them)."""
+    manifest = load_manifest(shards, manifests)
+    n_batches = max(workers, n // batch)
+    stream = TrainStream(manifest, size, probs, batch, n_batches, "mix", shuffle_buffer=64, seed=5)
+    loader = make_loader(stream, workers, pin_memory=torch.cuda.is_available())
+    children, cpu, wall = _children_cpu(), time.process_time(), time.perf_counter()
+    seen = 0
+    for images, labels, *_ in loader:
+        seen += int(images.shape[0])
+        images[:, :, 0, 0].sum()  # touch the batch as the trainer's copy would
+    del loader
+    wall = time.perf_counter() - wall
+    cpu = (time.process_time() - cpu) + (_children_cpu() - children)
+    return rates({"images": seen, "wall_s": wall, "cpu_s": cpu}) | {"workers": workers}
 
 
 def step_time(size: int = 64, batch: int = 32, steps: int = 8) -> dict:
@@ -163,39 +257,68 @@ def step_time(size: int = 64, batch: int = 32, steps: int = 8) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, help="Folder of mp4s to take 720p frames from (default: lavfi).")
-    parser.add_argument("--n", type=int, default=96, help="Images per loader measurement.")
+    parser.add_argument("--n", type=int, default=64, help="Images per loader measurement with p=1, and at 224.")
+    parser.add_argument("--n-seed", type=int, default=192,
+                        help="Images per loader measurement at 720x1280 with the seed probabilities (per round).")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="DataLoader workers for (3).")
     parser.add_argument("--out", type=Path, default=Path("bench-out/train"))
-    parser.add_argument("--skip-720p", action="store_true", help="Only the 224 px loader comparison.")
+    parser.add_argument("--skip-p1", action="store_true", help="Skip the p=1 loader rows.")
     args = parser.parse_args()
     if args.out.exists():
         shutil.rmtree(args.out)
-    frames = extract_frames(args.out / "frames", args.videos, args.n)
+    frames = extract_frames(args.out / "frames", args.videos, max(args.n, 32))
     shards, manifests, folder = write_shard_and_folder(frames, args.out)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     print(f"frames: {len(frames)} JPEGs, {np.mean([p.stat().st_size for p in frames]) / 1e3:.0f} kB mean, "
           f"source: {args.videos or 'lavfi testsrc2+mandelbrot'}; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores")
-    print("per-image costs (CPU ms):", {k: round(v, 2) for k, v in components(frames).items()})
-    rows = []
-    for label, size in (("224", (224, 224)), ("720p", (720, 1280))):
-        if label == "720p" and args.skip_720p:
-            continue
-        rows.append((f"ours {label}", ours(shards, manifests, size, args.n)))
-        rows.append((f"ImageFolder+PIL {label}", baseline(folder, size, args.n)))
-    print("\n(a) loader, one worker, all ten augmentations on every image (p=1):")
-    print(f"{'loader':26s} {'images':>7s} {'img/s':>8s} {'img/CPU-s':>10s}")
-    for name, r in rows:
-        print(f"{name:26s} {r['images']:7d} {r['img_per_s']:8.1f} {r['img_per_cpu_s']:10.1f}")
-    by = dict(rows)
-    print(f"speed-up at 224 px per core (CPU time): "
-          f"{by['ours 224']['img_per_cpu_s'] / by['ImageFolder+PIL 224']['img_per_cpu_s']:.1f}x")
+    costs = cost_table(frames)
+    print_cost_table(costs)
+
+    results: dict = {"costs": costs, "loaders": {}}
+    print("\n(2) loaders, one worker (workers=0, one thread), interleaved; img/s wall and per CPU-second:")
+    print(f"{'size':9s} {'augmentations':14s} {'loader':22s} {'images':>7s} {'img/s':>8s} {'img/CPU-s':>10s}")
+    cases = [("720x1280", "seed", SEED, args.n_seed), ("224", "seed", SEED, args.n)]
+    if not args.skip_p1:
+        cases += [("720x1280", "all (p=1)", ALL_ON, args.n // 2), ("224", "all (p=1)", ALL_ON, args.n)]
+    for label, probs_name, probs, n in cases:
+        rows = side_by_side(shards, manifests, folder, SIZES[label], probs, n)
+        results["loaders"][f"{label} {probs_name}"] = rows
+        for name, r in rows.items():
+            print(f"{label:9s} {probs_name:14s} {name:22s} {r['images']:7d} {r['img_per_s']:8.1f} "
+                  f"{r['img_per_cpu_s']:10.1f}")
+        base, fused = rows["ImageFolder+PIL"], rows["ours fused"]
+        print(f"{'':9s} {'':14s} -> fused / ImageFolder+PIL: {fused['img_per_cpu_s'] / base['img_per_cpu_s']:.2f}x "
+              f"per CPU-second, {fused['img_per_s'] / base['img_per_s']:.2f}x wall; fused / plain albumentations: "
+              f"{fused['img_per_cpu_s'] / rows['ours albumentations']['img_per_cpu_s']:.2f}x per CPU-second")
+
+    one = results["loaders"]["720x1280 seed"]["ours fused"]
+    print(f"\n(3) full DataLoader at 720x1280, seed probabilities, {args.workers} workers, prefetch 4, "
+          f"pinned memory {'on' if torch.cuda.is_available() else 'off (no CUDA)'}:")
+    alone = rates(ours(shards, manifests, SIZES["720x1280"], SEED, args.n_seed, "fused", seed=5))
+    full = full_loader(shards, manifests, SIZES["720x1280"], SEED, args.n_seed * args.workers, args.workers)
+    expected_wall = args.workers * alone["img_per_s"]
+    gap_wall = 1 - full["img_per_s"] / expected_wall
+    gap_cpu = 1 - full["img_per_cpu_s"] / alone["img_per_cpu_s"]
+    per_core = min(full["img_per_cpu_s"], alone["img_per_cpu_s"])
+    needed = int(np.ceil(1000 / per_core))
+    print(f"  one worker standalone: {alone['img_per_s']:.1f} img/s, {alone['img_per_cpu_s']:.1f} img/CPU-s")
+    print(f"  DataLoader: {full['images']} images, {full['img_per_s']:.1f} img/s delivered, "
+          f"{full['img_per_cpu_s']:.1f} img/CPU-s (parent + workers)")
+    print(f"  gap to the sum of {args.workers} standalone workers: {gap_wall:.1%} in img/s (needs {args.workers} free "
+          f"cores; load average {os.getloadavg()[0]:.1f}), {gap_cpu:.1%} in img/CPU-s (target < 10%)")
+    print(f"  workers (cores) for 1,000 img/s at 720x1280: {needed} at {per_core:.1f} img/CPU-s")
+    results["dataloader"] = {"standalone": alone, "full": full, "gap_wall": gap_wall, "gap_cpu": gap_cpu,
+                             "workers_for_1000": needed, "earlier_standalone": one}
+
     torch.set_num_threads(os.cpu_count() or 1)
     r = step_time()
     print(f"\n(b) CPU train step, resnet-18, {r['batch']}x3x{r['size']}x{r['size']}, {r['threads']} threads: "
           f"median {r['median_step_s'] * 1e3:.0f} ms wall (min {r['min_step_s'] * 1e3:.0f} ms), "
           f"{r['median_cpu_s'] * 1e3:.0f} ms CPU, {r['img_per_s']:.0f} img/s")
-    (args.out / "results.json").write_text(json.dumps({"loader": dict(rows), "step": r}, indent=1))
+    results["step"] = r
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from .discover import Video, discover, identities
 from .ffmpeg import ffmpeg_version, find_ffmpeg
 from .frames import ffmpeg_command
 from .shards import ShardWriter, Staged, parse_shard_name, read_staged, remove_staged
-from .split import assign_split, part_of
+from .split import assign_split, fraction_warning, part_of
 from .worker import Job, base_row, process_video, source_stat
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ def plan(config: PipelineConfig) -> Plan:
     pairs = [(v, assign_split(v.label, v.group, config.seed, config.val_fraction)) for v in videos
              if n == 1 or part_of(v.group, n) == k]
     selected = pairs[: config.limit] if config.limit else pairs
+    everywhere = [(v.label, assign_split(v.label, v.group, config.seed, config.val_fraction)) for v in videos
+                  if v.error is None]
+    if (warning := fraction_warning(everywhere, config.val_fraction)) is not None:
+        log.warning(warning)
     return Plan(config, layout, pairs, selected)
 
 

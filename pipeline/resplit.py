@@ -15,7 +15,7 @@ from .discover import identities, link_groups
 from .diskfull import is_full, one_line
 from .manifest import LockError, lock
 from .shards import ShardWriter, Staged, atomic_write, member, parse_shard_name, read_members
-from .split import assign_split
+from .split import assign_split, fraction_warning
 
 log = logging.getLogger(__name__)
 JOURNAL = "resplit.json"
@@ -107,6 +107,10 @@ def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float) -> di
     summary = manifest.consolidate(manifests, summary_extra)
     log.info("resplit: %d videos moved, %d shards re-packed; split ratio %s", moved, len(affected),
              summary["split_ratio"]["videos"])
+    done = pq.read_table(manifests / "videos.parquet", columns=["label", "split", "status"]).to_pylist()
+    pairs = [(v["label"], v["split"]) for v in done if v["status"] == "done"]
+    if (warning := fraction_warning(pairs, val_fraction)) is not None:
+        log.warning(warning)
     return {"moved": moved, "repacked": len(affected), "summary": summary}
 
 

@@ -40,7 +40,9 @@ def _converter(fn, name):
 @click.option("--manifests", default="manifests", help="Where videos.parquet, frames.parquet, dataset.json go.")
 @click.option("--fps", default=1.0, type=float, help="Frames sampled per second of video.")
 @click.option("--size", default="1280x720", callback=_converter(parse_size, "size"),
-              help="Fit frames inside this box (720x1280 for portrait clips); never upscaled.")
+              help="Fit frames inside this box, WIDTHxHEIGHT (the project's one size convention, also the "
+                   "trainer's --image-size); portrait clips are fitted in it turned; never upscaled. A value "
+                   "narrower than tall is refused.")
 @click.option("--quality", default=2, type=int, help="ffmpeg JPEG quality -q:v (2 is about libjpeg 90).")
 @click.option("--val-fraction", default=None, type=float,
               help="Share of labelled groups in val. [default: the dataset's own, else 0.3]")

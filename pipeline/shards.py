@@ -61,8 +61,23 @@ def shard_name(split: str, label: str, part_tag: str, index: int) -> str:
     return f"{split}-{label}{'-' + part_tag if part_tag else ''}-{index:06d}.tar"
 
 
+class UnsafeManifest(ValueError):
+    """A manifest value that would reach a path, a URL or a command is not what the pipeline writes."""
+
+
+def check_shard_name(name, field: str) -> str:
+    """A shard name from a manifest, as the pipeline writes it: `split-label[-pK of N]-NNNNNN.tar`, optionally in
+    `faces/`. Anything else (folders, `..`, spaces, quotes, shell characters) raises UnsafeManifest naming the
+    field, so that a crafted manifest can neither leave the shards folder nor reach a `pipe:` command."""
+    bare = name[len("faces/"):] if isinstance(name, str) and name.startswith("faces/") else name
+    if not isinstance(bare, str) or not SHARD_RE.fullmatch(bare):
+        raise UnsafeManifest(f"{field} is {name!r}, not a shard name (split-label-NNNNNN.tar, optionally in faces/): "
+                             "refusing a manifest that points outside the shards folder")
+    return name
+
+
 def parse_shard_name(name: str) -> tuple[str, str, str, int] | None:
-    m = SHARD_RE.match(name)
+    m = SHARD_RE.fullmatch(name)
     return (m.group(1), m.group(2), m.group(3) or "", int(m.group(4))) if m else None
 
 

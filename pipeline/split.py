@@ -17,6 +17,23 @@ def assign_split(label: str | None, group: str, seed: int, val_fraction: float) 
     return "val" if group_unit(group, seed) < val_fraction else "train"
 
 
+TOLERANCE = 0.05
+
+
+def fraction_warning(labels_and_splits, requested: float) -> str | None:
+    """A warning when the achieved share of labelled videos in val is off the requested one by more than
+    TOLERANCE (few groups: the hash split is only right on average), else None."""
+    splits = [split for label, split in labels_and_splits if label is not None]
+    if not splits:
+        return None
+    achieved = splits.count("val") / len(splits)
+    if abs(achieved - requested) <= TOLERANCE:
+        return None
+    return (f"the split put {achieved:.2f} of the {len(splits)} labelled videos in val for a requested "
+            f"{requested:.2f} (the hash split by group is exact only on average, and this dataset has few groups): "
+            "try another --seed, or change it later with `python -m pipeline.resplit --seed N`")
+
+
 def part_of(group: str, n_parts: int) -> int:
     """Which of n_parts machines (1-based) preprocesses this group: whole groups, so the split stays grouped."""
     digest = hashlib.sha256(f"part\x00{group}".encode()).digest()

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 import pyarrow.parquet as pq
 
-from .shards import parse_shard_name, read_member
+from .shards import UnsafeManifest, check_shard_name, read_member
 
 CHUNK = 1 << 20
 
@@ -38,11 +38,11 @@ def _load(manifests: Path) -> dict:
         raise click.UsageError(f"cannot read {path}: {exc}") from None
     if not isinstance(data.get("shards"), list):
         raise click.UsageError(f"{path} has no 'shards' list")
-    for entry in data["shards"]:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or parse_shard_name(name) is None:
-            raise click.UsageError(f"{path}: field shards[].name {name!r} is not a shard file name "
-                                   "(split-label-NNNNNN.tar, no folders)")
+    for i, entry in enumerate(data["shards"]):
+        try:
+            check_shard_name(entry.get("name") if isinstance(entry, dict) else None, f"{path}: shards[{i}].name")
+        except UnsafeManifest as exc:
+            raise click.UsageError(str(exc)) from None
     return data
 
 
@@ -121,6 +121,11 @@ def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, d
     frames = None
     if do_manifests or deep:
         frames = pq.read_table(manifests / "frames.parquet").to_pandas()
+        for name in frames["shard"].unique():
+            try:
+                check_shard_name(name, f"{manifests / 'frames.parquet'}: column shard")
+            except UnsafeManifest as exc:
+                raise click.UsageError(str(exc)) from None
     if do_shards:
         check_shards(shards, data, problems, notes)
     if do_manifests:

@@ -286,7 +286,7 @@ def make_patch_dataset(root: Path, n_real: int = 16, seconds: int = 2, size=(192
 
 PATCH_RECIPE = """
 batch_size = 8
-image_size = "96x160"
+image_size = "160x96"
 [augment]
 blur = 0.0
 median_blur = 0.0

@@ -185,16 +185,34 @@ def test_kill_then_rerun_equals_clean_run(ffpp, tmp_path):
     assert not list((out / "shards" / "faces").glob(".*"))
 
 
+@pytest.mark.slow
 @needs_data
 def test_parts_then_merge(ffpp, tmp_path):
     out = copy_frames(ffpp / "frames", tmp_path / "parts")
-    for k in (1, 2):
-        run_module("pipeline.faces", *faces_argv(out, "--part", f"{k}/2"))
+    run_module("pipeline.faces", *faces_argv(out, "--part", "1/2"))
     assert not (out / "manifests" / "faces.parquet").exists()
+    run_module("pipeline.merge", "--manifests", out / "manifests")
+    section = json.loads((out / "manifests" / "dataset.json").read_text())["faces"]
+    n1 = len(section["shards"])
+    assert n1 + len(section["pending_shards"]) == 4 and section["faces"] == len(faces_table(out))
+    run_module("pipeline.faces", *faces_argv(out, "--part", "2/2"))
     run_module("pipeline.merge", "--manifests", out / "manifests")
     assert faces_table(out) == faces_table(ffpp / "ref")
     section = json.loads((out / "manifests" / "dataset.json").read_text())["faces"]
     assert section["faces"] == len(faces_table(out)) and section["pending_shards"] == []
+    # a later single-machine run finds everything done
+    proc = run_module("pipeline.faces", *faces_argv(out))
+    assert "0 shards done, 4 skipped" in proc.stderr
+
+
+def test_missing_frame_shard_fails_that_shard_only(ffpp, tmp_path):
+    out = copy_frames(ffpp / "frames", tmp_path / "missing")
+    victim = sorted((out / "shards").glob("*.tar"))[0]
+    victim.unlink()
+    proc = run_module("pipeline.faces", *faces_argv(out), check=False)
+    assert proc.returncode == 1 and victim.name in proc.stderr and "3 shards done" in proc.stderr
+    section = json.loads((out / "manifests" / "dataset.json").read_text())["faces"]
+    assert section["pending_shards"] == [victim.name] and len(section["shards"]) == 3
 
 
 def test_no_faces_and_undecodable_frame(tmp_path):

@@ -128,3 +128,23 @@ def test_diff_same_box_noise_vs_change_and_alignment():
     other = rng.integers(0, 255, (100, 200, 3), dtype=np.uint8)
     got, note = align(base, other)
     assert got is None and "aspect" in note
+
+
+def test_diff_rows_notes_for_missing_originals_and_reals():
+    from pipeline.faces.stage import _diff_rows
+
+    img = np.full((60, 80, 3), 128, np.uint8)
+    frames = [{"second": 0.0}]
+    row = lambda: {"frame": 0, "x0": 10.0, "y0": 10.0, "x1": 40.0, "y1": 40.0, "diff": None,  # noqa: E731
+                   "manipulated": None, "note": None}
+    real, fake, lost, short, unl = row(), row(), row(), row(), row()
+    _diff_rows([real], [img], frames, "r", "real", {}, None)
+    assert real["manipulated"] is False and real["diff"] is None and real["note"] is None
+    _diff_rows([fake], [img], frames, "f", "fake", {"f": {"note": "original o not in the dataset's frames"}}, None)
+    assert fake["manipulated"] is None and fake["diff"] is None and "not in the dataset" in fake["note"]
+    _diff_rows([lost], [img], frames, "g", "fake", {}, None)
+    assert lost["manipulated"] is None and lost["note"] == "no original in the dataset"
+    _diff_rows([short], [img], frames, "h", "fake", {"h": {"id": "o", "frames": {}}}, None)
+    assert short["manipulated"] is None and "has no frame at second 0" in short["note"]
+    _diff_rows([unl], [img], frames, "u", None, {}, None)
+    assert unl["manipulated"] is None and unl["note"] == "unlabelled video"

@@ -183,3 +183,46 @@ def test_find_videos_and_scores(tmp_path):
     assert list(sub["filename"]) == ["x.mp4", "bad.mp4", "y.mp4"]
     assert np.allclose(sub["label"], [0.3, FAILED_SCORE, 1.0])
     assert np.allclose(video_scores(frames, clip=0.01)["label"], [0.3, FAILED_SCORE, 0.99])
+
+
+def test_video_names_unique_whatever_the_file_names(tmp_path):
+    from train.predict import video_names
+    a, b, c = (tmp_path / "Deepfakes" / "000_001.mp4", tmp_path / "FaceSwap" / "000_001.mp4",
+               tmp_path / "Deepfakes" / "002_003.mp4")
+    assert video_names([a, c], [tmp_path]) == ["000_001.mp4", "002_003.mp4"]  # unique: bare names, as Kaggle wants
+    assert video_names([a, b, c], [tmp_path]) == ["Deepfakes/000_001.mp4", "FaceSwap/000_001.mp4",
+                                                  "Deepfakes/002_003.mp4"]
+    assert video_names([a, b], [a, b]) == [str(a), str(b)]  # files given one by one: the paths as given
+
+
+@pytest.mark.slow
+def test_repeated_file_names_give_one_row_per_video(checkpoint, tmp_path):
+    """FaceForensics++: the same TTT_SSS.mp4 under every method's folder; every video keeps its own row."""
+    root = tmp_path / "ffpp"
+    for method, source in (("Deepfakes", "testsrc2"), ("FaceSwap", "mandelbrot"), ("NeuralTextures", "rgbtestsrc")):
+        make_clip(root / method / "c23" / "videos" / "000_001.mp4", (160, 90), seconds=2.0, source=source)
+    make_clip(root / "Deepfakes" / "c23" / "videos" / "002_003.mp4", (160, 90), seconds=2.0)
+    out, frames_csv = tmp_path / "submission.csv", tmp_path / "frames.csv"
+    proc = run_module("train.predict", "--checkpoint", str(checkpoint), str(root), "--out", str(out),
+                      "--frames-out", str(frames_csv), "--device", "cpu", "--workers", "0")
+    assert "4 of 4 videos scored" in proc.stdout and "share a file name" in proc.stderr
+    sub = read_submission(out)
+    assert sorted(sub["filename"]) == ["Deepfakes/c23/videos/000_001.mp4", "Deepfakes/c23/videos/002_003.mp4",
+                                       "FaceSwap/c23/videos/000_001.mp4", "NeuralTextures/c23/videos/000_001.mp4"]
+    frames = pd.read_csv(frames_csv)
+    assert frames.groupby("filename").size().to_dict() == {name: 2 for name in sub["filename"]}
+    assert frames["key"].is_unique
+    assert len(set(sub["label"].round(6))) > 1  # not one video's score copied over the others
+
+
+def test_sharded_names_stay_unique(tmp_path):
+    from train.predict import shard_samples
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "dataset.json").write_text(json.dumps({"shards": [
+        {"name": "test-unlabelled-000000.tar", "split": "test", "label": "unlabelled"}]}))
+    pd.DataFrame({"video_id": ["ffpp-Deepfakes-c23-000_001", "ffpp-FaceSwap-c23-000_001"],
+                  "path": ["/d/Deepfakes/c23/videos/000_001.mp4", "/d/FaceSwap/c23/videos/000_001.mp4"]}
+                 ).to_parquet(manifests / "videos.parquet")
+    _, names = shard_samples("pipe:cat {name}", manifests, "test")
+    assert sorted(names.values()) == ["ffpp-Deepfakes-c23-000_001.mp4", "ffpp-FaceSwap-c23-000_001.mp4"]

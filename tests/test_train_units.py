@@ -157,8 +157,13 @@ def test_recipe_file_errors_name_file_and_field(tmp_path):
 
 
 def test_image_size_forms():
-    assert parse_image_size("720x1280") == (720, 1280)
+    """One convention, WIDTHxHEIGHT (as the pipeline's --size); ambiguous values are refused, not transposed."""
+    assert parse_image_size("1280x720") == (720, 1280)  # -> (height, width) inside
     assert parse_image_size(96) == (96, 96) and parse_image_size("96") == (96, 96)
+    with pytest.raises(RecipeError, match="narrower than tall.*write 1280x720"):
+        parse_image_size("720x1280")
+    with pytest.raises(RecipeError, match="WIDTHxHEIGHT"):
+        parse_image_size([720, 1280])
 
 
 def test_valley_and_smoothing():

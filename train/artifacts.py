@@ -37,6 +37,7 @@ class RunFolder:
         self.best = self.checkpoints / "best.pt"
         self.metrics = self.root / "metrics.csv"
         self.lr = self.root / "lr.csv"
+        self.tensorboard: TensorBoardLog | None = None  # set by train.run with --tensorboard
 
     def create(self) -> None:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -206,3 +207,63 @@ def plot_losses(path: Path, lr_log: dict[str, np.ndarray], history: Sequence[dic
         ax.legend()
     fig.tight_layout()
     save_figure(fig, path, dpi=80)
+
+
+# TensorBoard (optional: pip install '.[tensorboard]') --------------------------------------------------------
+
+
+class TensorBoardMissing(RuntimeError):
+    """--tensorboard was asked for but the tensorboard package is not installed."""
+
+
+class TensorBoardLog:
+    """runs/NAME/tensorboard/: per-epoch metrics (tags train/*, val/*), per-step learning rates and Adam's beta1
+    (lr/group_N, lr/beta1) and the run's figures, written with torch's SummaryWriter (tensorboard's event format)."""
+
+    SCALARS = ("train_loss", "val_loss", "images_per_s", "seconds") + tuple(
+        c for c in METRIC_COLUMNS if c not in ("stage", "epoch", "train_loss", "val_loss", "images_per_s", "seconds"))
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:  # torch raises this when tensorboard itself is missing
+            raise TensorBoardMissing(f"--tensorboard needs the tensorboard package ({err}); install it with "
+                                     "pip install 'deepfake-toolkit[tensorboard]' (or pip install tensorboard), or "
+                                     "drop --tensorboard") from None
+        self.folder = Path(folder)
+        self.writer = SummaryWriter(log_dir=str(self.folder))
+
+    def epoch(self, row: dict, epoch_index: int) -> None:
+        """One metrics row at x = the epoch's number over all stages (1-based)."""
+        for name in self.SCALARS:
+            value = row.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+                tag = f"train/{name}" if name in ("train_loss", "images_per_s", "seconds") else f"val/{name}"
+                self.writer.add_scalar(tag, float(value), epoch_index)
+        self.writer.flush()
+
+    def lrs(self, rows: Sequence[Sequence]) -> None:
+        """lr.csv rows [step, stage, lr_0.., beta1, train_loss] -> lr/group_N, lr/beta1, train/step_loss by step."""
+        for step, _stage, *values in rows:
+            *lrs, beta1, loss = values
+            for i, lr in enumerate(lrs):
+                self.writer.add_scalar(f"lr/group_{i}", float(lr), int(step))
+            self.writer.add_scalar("lr/beta1", float(beta1), int(step))
+            self.writer.add_scalar("train/step_loss", float(loss), int(step))
+
+    def figures(self, root: Path, names: Sequence[str], step: int = 0) -> list[str]:
+        """Every PNG of names found in root as an image (figures/NAME); returns those written."""
+        import matplotlib.image as mpimg
+
+        written = []
+        for name in names:
+            path = Path(root) / name
+            if path.is_file():
+                image = mpimg.imread(path)[..., :3]
+                self.writer.add_image(f"figures/{path.stem}", image, step, dataformats="HWC")
+                written.append(name)
+        self.writer.flush()
+        return written
+
+    def close(self) -> None:
+        self.writer.close()

@@ -78,7 +78,7 @@ def normalize(batch: torch.Tensor) -> torch.Tensor:
     """uint8 (N)x3xHxW -> float, ImageNet-normalised; runs on whatever device the batch is on."""
     mean = torch.tensor(IMAGENET_MEAN, device=batch.device).view(-1, 1, 1) * 255
     std = torch.tensor(IMAGENET_STD, device=batch.device).view(-1, 1, 1) * 255
-    return (batch.float() - mean) / std
+    return batch.to(torch.float32, copy=True).sub_(mean).div_(std)  # in place on one copy (keeps the strides)
 
 
 def denormalize(batch: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-ARCHS = ("resnet18", "resnet34", "resnet50")
+ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
 BALANCES = ("mix", "weights", "none")
 DEVICES = ("auto", "cpu", "cuda")
+AUGMENT_IMPLS = ("fused", "albumentations")  # train.fused_augment (default) or the plain albumentations pipeline
 INPUTS = ("frames", "faces")          # what the model sees: whole frames or the faces stage's crops
 FAKE_FACES = ("manipulated", "all")   # faces of fake videos kept for training (see TrainConfig.fake_faces)
 AGGREGATES = ("mean", "median", "confident")  # a video's score from its frames' or faces' P(fake) (train.metrics)
@@ -31,21 +32,30 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+SIZE_CONVENTION = "WIDTHxHEIGHT, as the pipeline's --size and ffmpeg write it (e.g. 1280x720)"
+
+
 def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
-    """720x1280 (height x width), [720, 1280] or a single N (NxN) -> (height, width)."""
+    """'1280x720' (WIDTHxHEIGHT, the one convention of the project) or a single N (NxN) -> (height, width).
+
+    A value narrower than tall (e.g. '720x1280', HxW in the old convention) is refused rather than transposed,
+    as is a [a, b] list (which side is which?)."""
     if isinstance(value, bool):
-        _fail(name, f"expected N, 'HxW' or [H, W], got {value!r}")
+        _fail(name, f"expected N or {SIZE_CONVENTION}, got {value!r}")
     if isinstance(value, int):
         size = (value, value)
     elif isinstance(value, str) and value.strip().isdigit():
         size = (int(value), int(value))
     elif isinstance(value, str) and value.count("x") == 1 and all(p.strip().isdigit() for p in value.split("x")):
-        h, w = value.split("x")
-        size = (int(h), int(w))
-    elif isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        size = (int(value[0]), int(value[1]))
+        w, h = (int(p) for p in value.split("x"))
+        if w < h:
+            _fail(name, f"{value!r} is narrower than tall: sizes are {SIZE_CONVENTION}; for landscape frames "
+                        f"write {h}x{w} (not transposed for you: the old convention was HxW)")
+        size = (h, w)
+    elif isinstance(value, (list, tuple)):
+        _fail(name, f"got the list {list(value)!r}: write a string in {SIZE_CONVENTION}, or N for NxN")
     else:
-        _fail(name, f"expected N, 'HxW' or [H, W], got {value!r}")
+        _fail(name, f"expected N or {SIZE_CONVENTION}, got {value!r}")
     if min(size) < 32 or max(size) > 4096:
         _fail(name, f"each side must be in 32..4096, got {size[0]}x{size[1]}")
     return size
@@ -204,6 +214,8 @@ class TrainConfig:
     stop_after_epochs: int | None = None
     channels_last: bool = True
     compile: bool = False
+    augment_impl: str = "fused"
+    tensorboard: bool = False
     input: str = "frames"              # frames | faces (the faces stage's crops: shards/faces/, faces.parquet)
     fake_faces: str = "manipulated"    # faces: drop fake videos' faces the faces stage found untouched, or keep all
     aggregate: str = "mean"            # a video's score from its items' P(fake): mean | median | confident
@@ -211,11 +223,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
-            _fail("arch", f"must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+            import timm
+
+            if not isinstance(self.arch, str) or not timm.is_model(self.arch):
+                _fail("arch", f"must be one of {', '.join(ARCHS)} (torchvision) or a timm model name "
+                              f"(timm.list_models()), got {self.arch!r}")
         if self.balance not in BALANCES:
             _fail("balance", f"must be one of {', '.join(BALANCES)}, got {self.balance!r}")
         if self.device not in DEVICES:
             _fail("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.augment_impl not in AUGMENT_IMPLS:
+            _fail("augment_impl", f"must be one of {', '.join(AUGMENT_IMPLS)}, got {self.augment_impl!r}")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             _fail("workers", f"must be an integer >= 0, got {self.workers!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):

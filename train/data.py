@@ -4,12 +4,14 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shlex
 import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -17,9 +19,10 @@ import webdataset as wds
 from webdataset.gopen import gopen_schemes
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pipeline.shards import read_member
+from pipeline.shards import UnsafeManifest, check_shard_name, read_member
 from train.augment import decode_resized, to_chw, train_transform
-from train.config import Augment
+from train.config import AUGMENT_IMPLS, Augment
+from train.fused_augment import FusedAugment
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +60,8 @@ def shard_url(location: str, name: str) -> str:
     - a URL prefix for fsspec or webdataset: `s3://bucket/shards` -> `s3://bucket/shards/train-fake-000001.tar`;
     - a template with `{name}`, e.g. `pipe:aws s3 cp s3://bucket/shards/{name} -`.
     """
-    if "{name}" in location:
-        return location.replace("{name}", name)
+    if "{name}" in location:  # names are checked (check_shard_name); quoted for `pipe:` commands all the same
+        return location.replace("{name}", shlex.quote(name) if location.startswith("pipe:") else name)
     if not is_local(location):
         return location.rstrip("/") + "/" + name
     return str(Path(location) / name)
@@ -82,6 +85,30 @@ class Manifest:
     def n_frames(self, split: str, label: str | None = None) -> int:
         counts = self.frames.get(split, {})
         return int(counts.get(label, 0)) if label else int(sum(counts.get(k, 0) for k in LABELS))
+
+
+SPLITS = ("train", "val", "test")
+SHARD_LABELS = ("real", "fake", "unlabelled")
+
+
+def check_shard_entries(entries, path) -> None:
+    """dataset.json's shard list is untrusted input: each name must be a shard name (no folders, no shell
+    characters: it reaches file paths and `pipe:` commands), split and label from their sets; DataError names
+    the field otherwise."""
+    for i, entry in enumerate(entries):
+        _require(isinstance(entry, dict), f"manifest {path}: shards[{i}] is not an object")
+        try:
+            check_shard_name(entry.get("name"), f"manifest {path}: shards[{i}].name")
+        except UnsafeManifest as err:
+            raise DataError(str(err)) from None
+        _require(entry.get("split") in SPLITS, f"manifest {path}: shards[{i}].split is {entry.get('split')!r}, "
+                                               f"not one of {SPLITS}")
+        _require(entry.get("label") in SHARD_LABELS, f"manifest {path}: shards[{i}].label is "
+                                                     f"{entry.get('label')!r}, not one of {SHARD_LABELS}")
+        for field in ("size", "frames"):
+            value = entry.get(field)
+            _require(value is None or (isinstance(value, int) and value >= 0),
+                     f"manifest {path}: shards[{i}].{field} is {value!r}, not a count")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -146,6 +173,7 @@ def load_manifest(shards_dir: str | Path, manifests_dir: str | Path, input: str 
     except json.JSONDecodeError as err:
         raise DataError(f"manifest {path} is not valid JSON: {err}") from None
     _require(isinstance(data.get("shards"), list), f"manifest {path} has no 'shards' list")
+    check_shard_entries(data["shards"], path)
     manifest = Manifest(location, tuple(data["shards"]), data.get("frames", {}), data.get("class_weights", {}))
     for split in ("train", "val"):
         _require(bool(manifest.urls(split)) and manifest.n_frames(split) > 0,
@@ -202,6 +230,7 @@ def load_faces(shards_dir: str | Path, manifests_dir: str | Path, fake_faces: st
     _require(isinstance(faces, dict) and isinstance(faces.get("shards"), list),
              f"manifest {path} has no faces; run the faces stage first: `make faces SHARDS=... MANIFESTS=...` "
              "(python -m pipeline.faces)")
+    check_shard_entries(faces["shards"], path)
     drop = fake_faces == "manipulated"
     counts = face_counts(manifests_dir, drop) or faces.get("counts", {})
     train = counts.get("train", {})
@@ -298,8 +327,9 @@ def worker_seed(*parts: int) -> int:
 
 
 def _worker() -> tuple[int, int]:
-    """(worker id, number of workers). OpenCV's thread count is left alone here: cv2.setNumThreads in a forked
-    worker, after the parent used OpenCV's pool, deadlocks (seen in test_train_data with workers=2)."""
+    """(worker id, number of workers). OpenCV's thread count is not set here: cv2.setNumThreads in a forked
+    worker, after the parent used OpenCV's pool, deadlocks (seen in test_train_data with workers=2); make_loader
+    sets it in the parent before the fork."""
     info = get_worker_info()
     return (info.id, info.num_workers) if info else (0, 1)
 
@@ -323,15 +353,45 @@ def shard_cycle(urls: Sequence[str], rng: random.Random, resample: bool) -> Iter
             yield from urls
 
 
+def batch_buffer(batch_size: int, size: tuple[int, int]) -> torch.Tensor:
+    """An empty uint8 NHWC batch; in a loader worker it is allocated in shared memory, so handing it to the main
+    process copies nothing."""
+    images = torch.empty((batch_size, size[0], size[1], 3), dtype=torch.uint8)
+    return images.share_memory_() if get_worker_info() is not None else images
+
+
+def fused_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple[int, int],
+                  augment: FusedAugment, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str], list[str]]]:
+    """Augment each decoded sample (see `decoded`) straight into its slot of the batch; yields uint8 NCHW views with
+    channels_last strides (what the model runs on), labels, keys, video ids."""
+    while True:
+        images = batch_buffer(batch_size, size)
+        slots = images.numpy()
+        labels, keys, videos = [], [], []
+        for i in range(batch_size):
+            image, label, key, video = next(items)
+            augment(image, out=slots[i])
+            labels.append(label)
+            keys.append(key)
+            videos.append(video)
+        yield images.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), keys, videos
+
+
 class TrainStream(IterableDataset):
-    """One training epoch: exactly n_batches augmented batches in total over all workers."""
+    """One training epoch: exactly n_batches augmented batches in total over all workers.
+
+    augment_impl: "fused" (train.fused_augment: one warp for the geometric augmentations, LUTs for the colour ones,
+    written straight into the batch) or "albumentations" (the plain train.augment.train_transform pipeline).
+    """
 
     def __init__(self, manifest: Manifest, size: tuple[int, int], augment: Augment, batch_size: int,
-                 n_batches: int, balance: str, shuffle_buffer: int, seed: int) -> None:
+                 n_batches: int, balance: str, shuffle_buffer: int, seed: int, augment_impl: str = "fused") -> None:
         super().__init__()
+        if augment_impl not in AUGMENT_IMPLS:
+            raise ValueError(f"augment_impl must be one of {AUGMENT_IMPLS}, got {augment_impl!r}")
         self.manifest, self.size, self.augment = manifest, size, augment
         self.batch_size, self.n_batches, self.balance = batch_size, n_batches, balance
-        self.shuffle_buffer, self.seed = shuffle_buffer, seed
+        self.shuffle_buffer, self.seed, self.augment_impl = shuffle_buffer, seed, augment_impl
 
     def _stream(self, urls: list[str], rng: random.Random, resample: bool) -> Iterator[dict]:
         shuffled_order = random.Random(self.seed)  # shared by all workers: same epoch shard permutation
@@ -353,16 +413,17 @@ class TrainStream(IterableDataset):
         quota = self.n_batches // n_workers + (1 if worker < self.n_batches % n_workers else 0)
         seed = worker_seed(self.seed, worker)
         rng = random.Random(seed)
-        transform = train_transform(self.size, self.augment, seed=seed)
-
-        def augmented():
-            samples = self._samples(rng)
-            if self.manifest.drop_untouched:
-                samples = (s for s in samples if not untouched_fake(s))
-            for image, label, key, video in decoded(samples, self.size):
-                yield to_chw(transform(image=image)["image"]), label, key, video
-
-        batches = batched(augmented(), self.batch_size, partial=False)
+        samples = self._samples(rng)
+        if self.manifest.drop_untouched:
+            samples = (s for s in samples if not untouched_fake(s))
+        items = decoded(samples, self.size)
+        if self.augment_impl == "fused":
+            batches = fused_batches(items, self.size, FusedAugment(self.size, self.augment, seed=seed), self.batch_size)
+        else:
+            transform = train_transform(self.size, self.augment, seed=seed)
+            augmented = ((to_chw(transform(image=image)["image"]), label, key, video)
+                         for image, label, key, video in items)
+            batches = batched(augmented, self.batch_size, partial=False)
         for _ in range(quota):
             yield next(batches)
 
@@ -382,7 +443,12 @@ class ValStream(IterableDataset):
 
 
 def make_loader(dataset: IterableDataset, workers: int, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over a stream that already yields batches."""
+    """A DataLoader over a stream that already yields batches.
+
+    With workers, OpenCV is set to one thread here, in the parent, before the workers fork (they inherit it): one
+    core per worker, no oversubscription. Calling cv2.setNumThreads inside a forked worker can deadlock."""
+    if workers:
+        cv2.setNumThreads(1)
     return DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                       prefetch_factor=4 if workers else None, persistent_workers=False)
 

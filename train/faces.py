@@ -219,7 +219,7 @@ def face_rows(cropper: FaceCropper, scorer, item, base: dict) -> list[dict]:
         log.warning("%s: no face in %d frames; label 0.5", item.path, len(item.seconds))
         return [{**base, "note": NO_FACE_NOTE}]
     p_fake = scorer(crops)
-    stem = item.path.stem
+    stem = base["video_id"]
     return [{**base, "key": f"{stem}_{item.indices[r['frame']]:04d}_{r['face']}", "index": item.indices[r["frame"]],
              "second": r["second"], "p_fake": p, "face": r["face"], "track": r["track"], "x0": r["x0"],
              "y0": r["y0"], "x1": r["x1"], "y1": r["y1"], "note": None} for r, p in zip(rows, p_fake)]

@@ -96,6 +96,9 @@ def find_target_layer(model: nn.Module) -> nn.Module:
     otherwise the last ``Conv2d``-containing child, or the last block of it when that
     child is an ``nn.Sequential`` stage. Raises ``ValueError`` when nothing is found.
     """
+    for module in model.modules():  # a body that names its own layer (train.model.TimmBody: the last stage)
+        if callable(getattr(module, "gradcam_layer", None)):
+            return module.gradcam_layer()
     candidates: list[nn.Module] = []
     for attr in _BACKBONE_ATTRS:
         sub = getattr(model, attr, None)

@@ -1,4 +1,10 @@
-"""The model: torchvision ResNet body + fastai head, three layer groups, freezing, optimizer param groups."""
+"""The model: a torchvision ResNet or any timm backbone + fastai head, three layer groups, freezing, param groups.
+
+`--arch resnet18|resnet34|resnet50` is torchvision's ResNet (as the seed trained); any other name is a timm model
+(`efficientnet_b4`, `tf_efficientnet_b7`, `xception41`, `convnext_tiny`, ...) whose `forward_features` gives the
+last feature map. Every backbone gets the same head and three layer groups, stem and the first half of the stages |
+the other stages (and any final conv/norm) | head, so freezing and discriminative LRs mean the same for all.
+"""
 from __future__ import annotations
 
 import logging
@@ -19,7 +25,9 @@ BACKBONES = {
     "resnet50": (torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
 }
 N_CLASSES = 2
-BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
+BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)  # timm's BatchNormAct2d subclasses BatchNorm2d
+NORM_TYPES = (*BN_TYPES, nn.LayerNorm, nn.GroupNorm)  # no weight decay (fastai's norm_types); LayerNorm2d included
+TIMM_HEAD_PARTS = ("head", "fc_norm", "head_drop")  # timm modules forward_features never runs
 
 
 class WeightsError(RuntimeError):
@@ -51,6 +59,27 @@ def make_head(n_features: int, n_classes: int = N_CLASSES) -> nn.Sequential:
     return head
 
 
+def is_torchvision(arch: str) -> bool:
+    return arch in BACKBONES
+
+
+def check_arch(arch: str) -> None:
+    """Refuse a name that is neither one of torchvision's ResNets here nor a timm model, naming what is allowed."""
+    import timm
+
+    if not is_torchvision(arch) and not timm.is_model(arch):
+        close = timm.list_models(f"*{arch.split('.')[0][:12]}*")[:8]
+        raise ValueError(f"unknown --arch {arch!r}: use {', '.join(BACKBONES)} (torchvision) or a timm model name "
+                         f"(timm.list_models()){'; similar: ' + ', '.join(close) if close else ''}")
+
+
+def _offline_error(arch: str, err: Exception, file_hint: str) -> WeightsError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+    return WeightsError(f"could not get the ImageNet weights for {arch} ({first}); without internet pass "
+                        "--weights none (random init) or --weights PATH (a state dict or a checkpoint "
+                        f"of this trainer; {file_hint})")
+
+
 def _backbone(arch: str, pretrained: bool) -> nn.Module:
     builder, weights = BACKBONES[arch]
     if not pretrained:
@@ -58,26 +87,91 @@ def _backbone(arch: str, pretrained: bool) -> nn.Module:
     try:
         return builder(weights=weights)
     except (urllib.error.URLError, OSError, RuntimeError) as err:
-        raise WeightsError(f"could not get the ImageNet weights for {arch} ({err}); without internet pass "
-                           "--weights none (random init) or --weights PATH (a state dict or a checkpoint "
-                           f"of this trainer; torchvision's file is {weights.url.rsplit('/', 1)[-1]})") from None
+        raise _offline_error(arch, err, f"torchvision's file is {weights.url.rsplit('/', 1)[-1]}") from None
+
+
+class TimmBody(nn.Module):
+    """A timm model without its classifier: forward = forward_features (the last feature map, NCHW)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net.forward_features(x)
+        if out.ndim != 4:
+            raise ValueError(f"{self.net.__class__.__name__}.forward_features gave shape {tuple(out.shape)}; the "
+                             "fastai head needs a feature map (N, C, H, W): pick a convolutional timm model")
+        return out
+
+    @property
+    def num_features(self) -> int:
+        return int(self.net.num_features)
+
+    def gradcam_layer(self) -> nn.Module:
+        """The last feature stage (timm's feature_info), e.g. blocks.6 of an EfficientNet, stages.3 of a ConvNeXt."""
+        return self.net.get_submodule(self.net.feature_info[-1]["module"])
+
+    def split(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(stem + the first half of the stages, the rest) from timm's coarse group_matcher; a parameter no group
+        names falls into the second."""
+        from timm.models import group_parameters
+
+        named = dict(self.net.named_parameters())
+        try:
+            groups = group_parameters(self.net, self.net.group_matcher(coarse=True))
+        except (AttributeError, NotImplementedError):  # no matcher: split the parameters in order, half and half
+            names = list(named)
+            half = len(names) // 2
+            return [named[n] for n in names[:half]], [named[n] for n in names[half:]]
+        ids = sorted(groups)
+        stages = ids[1:]
+        first = {ids[0], *stages[:len(stages) // 2]}  # resnet: stem, layer1, layer2 | layer3, layer4
+        lower = {n for i in ids if i in first for n in groups[i]}
+        return [p for n, p in named.items() if n in lower], [p for n, p in named.items() if n not in lower]
+
+
+def _timm_body(arch: str, pretrained: bool) -> TimmBody:
+    import timm
+
+    try:
+        net = timm.create_model(arch, pretrained=pretrained, num_classes=0, global_pool="")
+    except (urllib.error.URLError, OSError, RuntimeError) as err:  # huggingface_hub's errors are OSErrors
+        raise _offline_error(arch, err, "timm's own pytorch_model.bin or model.safetensors for it from the Hugging "
+                                        "Face hub works") from None
+    for name in TIMM_HEAD_PARTS:  # forward_features never runs them: no parameters that never get a gradient
+        if isinstance(getattr(net, name, None), nn.Module):
+            setattr(net, name, nn.Identity())
+    return TimmBody(net)
 
 
 def build_model(arch: str = "resnet18", pretrained: bool = False) -> nn.Sequential:
-    """nn.Sequential(body, head): body = the ResNet without avgpool/fc (children 0..7), fastai's head."""
+    """nn.Sequential(body, head): body = the ResNet without avgpool/fc (children 0..7), or a TimmBody; fastai's head."""
+    if not is_torchvision(arch):
+        check_arch(arch)
+        body = _timm_body(arch, pretrained)
+        return nn.Sequential(body, make_head(body.num_features))
     net = _backbone(arch, pretrained)
     body = nn.Sequential(*list(net.children())[:-2])
     return nn.Sequential(body, make_head(net.fc.in_features))
 
 
 def layer_groups(model: nn.Sequential) -> list[list[nn.Parameter]]:
-    """fastai's resnet split: stem..layer2 | layer3..layer4 | head."""
+    """fastai's split: stem..layer2 | layer3..layer4 | head for a ResNet; stem + first half of the stages | the rest
+    | head for a timm body."""
     body, head = model[0], model[1]
+    if isinstance(body, TimmBody):
+        lower, upper = body.split()
+        return [lower, upper, list(head.parameters())]
     return [list(body[:6].parameters()), list(body[6:].parameters()), list(head.parameters())]
 
 
 def _bn_params(model: nn.Module) -> set[int]:
     return {id(p) for m in model.modules() if isinstance(m, BN_TYPES) for p in m.parameters(recurse=False)}
+
+
+def _norm_params(model: nn.Module) -> set[int]:
+    return {id(p) for m in model.modules() if isinstance(m, NORM_TYPES) for p in m.parameters(recurse=False)}
 
 
 def set_frozen(model: nn.Sequential, frozen: bool) -> None:
@@ -92,11 +186,11 @@ def set_frozen(model: nn.Sequential, frozen: bool) -> None:
 
 
 def param_groups(model: nn.Sequential, weight_decay: float) -> list[dict]:
-    """Two optimizer groups per layer group: with decay, and without (BatchNorm weights and all biases).
+    """Two optimizer groups per layer group: with decay, and without (norm layers' weights and all biases).
 
     Order: [g0 decay, g0 no-decay, g1 decay, g1 no-decay, g2 decay, g2 no-decay]; use group_lrs() for LRs.
     """
-    no_decay = _bn_params(model) | {id(p) for n, p in model.named_parameters() if n.endswith("bias")}
+    no_decay = _norm_params(model) | {id(p) for n, p in model.named_parameters() if n.endswith("bias")}
     groups = []
     for i, params in enumerate(layer_groups(model)):
         groups.append({"params": [p for p in params if id(p) not in no_decay], "weight_decay": weight_decay,
@@ -129,20 +223,25 @@ def read_state_dict(path: str | Path) -> dict:
 TORCHVISION_BODY = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 
 
-def _as_model_keys(state: dict) -> dict:
-    """Keys of a bare torchvision ResNet (conv1.weight, layer1.0...) -> this model's (0.0.weight, 0.4.0...); fc dropped."""
+def _as_model_keys(state: dict, model: nn.Sequential) -> dict:
+    """Keys of a bare backbone -> this model's: a torchvision ResNet's (conv1.weight, layer1.0...) -> 0.0.weight,
+    0.4.0...; a timm model's (conv_stem.weight, blocks.0...) -> 0.net.conv_stem.weight...; its classifier dropped."""
     if any(k.startswith(("0.", "1.")) for k in state):
         return state
+    if isinstance(model[0], TimmBody):
+        own = set(model[0].net.state_dict())
+        return {f"0.net.{k}": v for k, v in state.items() if k in own}
     return {f"0.{TORCHVISION_BODY.index(k.split('.')[0])}.{k.split('.', 1)[1]}": v
             for k, v in state.items() if k.split(".")[0] in TORCHVISION_BODY}
 
 
 def load_weights(model: nn.Sequential, path: str | Path) -> None:
-    """Initial weights from a checkpoint of this trainer, a whole-model state dict or a torchvision ResNet's.
+    """Initial weights from a checkpoint of this trainer, a whole-model state dict, or a bare torchvision ResNet's or
+    timm model's state dict (the classifier is dropped).
 
     The body must match exactly; the head is taken when present and kept fresh otherwise.
     """
-    state = _as_model_keys(read_state_dict(path))
+    state = _as_model_keys(read_state_dict(path), model)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatch, e.g. resnet50 weights for a resnet18

@@ -32,7 +32,7 @@ import simplejpeg  # noqa: E402
 
 from train import metrics  # noqa: E402
 from train.augment import decode_resized, to_chw  # noqa: E402
-from train.data import LABELS, is_local, read_shard, shard_url  # noqa: E402
+from train.data import LABELS, DataError, check_shard_entries, is_local, read_shard, shard_url  # noqa: E402
 from train.engine import Device  # noqa: E402
 from train.model import WeightsError, load_checkpoint  # noqa: E402
 
@@ -58,10 +58,25 @@ class FrameSettings:
 
 
 def _settings_from(config: dict | None, source: str) -> FrameSettings | None:
+    """Frame settings from a manifest or checkpoint config (untrusted: they reach ffmpeg's filter graph), checked
+    for type and range; PredictError names the field otherwise."""
     if not config or not all(k in config for k in ("fps", "size", "quality")):
         return None
-    return FrameSettings(float(config["fps"]), (int(config["size"][0]), int(config["size"][1])),
-                         int(config["quality"]), float(config.get("timeout") or 600.0), source)
+
+    def number(field, value, kind, low, high):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)) \
+                or not low <= value <= high:
+            raise PredictError(f"{source}: config.{field} is {value!r}, not a{'n integer' if kind is int else ' number'} "
+                               f"in [{low}, {high}]: refusing frame settings that ffmpeg would be given")
+        return kind(value)
+
+    size = config["size"]
+    if not isinstance(size, (list, tuple)) or len(size) != 2:
+        raise PredictError(f"{source}: config.size is {size!r}, not [width, height]")
+    return FrameSettings(number("fps", config["fps"], float, 0.001, 60),
+                         (number("size[0]", size[0], int, 16, 16384), number("size[1]", size[1], int, 16, 16384)),
+                         number("quality", config["quality"], int, 1, 31),
+                         number("timeout", config.get("timeout") or 600.0, float, 1, 86400), source)
 
 
 def frame_settings(checkpoint: Path, config: dict, manifests: Path | None = None) -> FrameSettings:
@@ -92,12 +107,30 @@ def find_videos(inputs: Sequence[str | Path]) -> list[Path]:
             found += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
         else:
             found.append(item)  # a missing file becomes an error row, not a crash
-    unique = list(dict.fromkeys(found))
-    names = pd.Series([p.name for p in unique])
-    if names.duplicated().any():
-        log.warning("several videos share a file name (e.g. %s); the submission's filename column cannot tell them "
-                    "apart", names[names.duplicated()].iloc[0])
-    return unique
+    return list(dict.fromkeys(found))
+
+
+def video_names(paths: Sequence[Path], inputs: Sequence) -> list[str]:
+    """The filename column: the bare file name (as Kaggle wants) when those are unique; else, with a warning, the
+    path relative to the folder given (the path as given where even that repeats), so no two videos share a row."""
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    roots = [Path(i) for i in inputs if Path(i).is_dir()]
+
+    def relative(path: Path) -> str:
+        for root in roots:
+            if path.is_relative_to(root):
+                return str(path.relative_to(root))
+        return str(path)
+
+    out = [relative(p) for p in paths]
+    if len(set(out)) < len(out):
+        out = [str(p) for p in paths]
+    repeated = pd.Series(names)[pd.Series(names).duplicated()].iloc[0]
+    log.warning("several videos share a file name (e.g. %s): the filename column holds each video's path relative "
+                "to the folder given instead", repeated)
+    return out
 
 
 @dataclass
@@ -170,16 +203,19 @@ def decoded_stream(paths: Sequence[Path], settings: FrameSettings, size, workers
 
 
 def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSettings, size, workers: int = 2,
-                   progress: bool = True, cropper=None) -> tuple[pd.DataFrame, dict]:
+                   progress: bool = True, names: Sequence[str] | None = None,
+                   cropper=None) -> tuple[pd.DataFrame, dict]:
     """Per-frame rows (error rows for videos that failed) and timings: wall, decode and model seconds.
-
-    With a `cropper` (train.faces.FaceCropper, a faces checkpoint) a row per face instead, and a row with a note
-    for a video without any face."""
+    `names`: each video's filename column (video_names); default the bare file names. With a `cropper`
+    (train.faces.FaceCropper, a faces checkpoint) a row per face instead, and a row with a note for a video
+    without any face."""
     rows, start, decode_s, failed = [], time.perf_counter(), 0.0, 0
+    names = iter(names if names is not None else [p.name for p in paths])
     bar = tqdm(total=len(paths), desc="videos", unit="video", disable=not progress, dynamic_ncols=True)
     for item in decoded_stream(paths, settings, None if cropper else size, workers):
         decode_s += item.decode_s
-        base = {"filename": item.path.name, "video_id": item.path.stem, "label": None}
+        name = next(names)
+        base = {"filename": name, "video_id": str(Path(name).with_suffix("")), "label": None}
         if item.error is not None:
             failed += 1
             log.error("%s: %s", item.path, item.error)
@@ -190,7 +226,7 @@ def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSetting
             rows += face_rows(cropper, scorer, item, base)
         else:
             p_fake = scorer(item.images)
-            rows += [{**base, "key": f"{item.path.stem}_{i:04d}", "index": i, "second": s, "p_fake": p}
+            rows += [{**base, "key": f"{base['video_id']}_{i:04d}", "index": i, "second": s, "p_fake": p}
                      for i, s, p in zip(item.indices, item.seconds, p_fake)]
         bar.update(1)
         bar.set_postfix(failed=failed)
@@ -219,8 +255,12 @@ def shard_samples(shards: str, manifests: Path, split: str, input: str = "frames
     dataset = json.loads(path.read_text())
     if input == "faces" and not dataset.get("faces"):
         raise PredictError(f"{path} has no faces: run the faces stage (make faces) before scoring faces from shards")
-    source = dataset["faces"] if input == "faces" else dataset
-    listed = [s for s in source.get("shards", []) if s.get("split") == split]
+    entries = (dataset["faces"] if input == "faces" else dataset).get("shards", [])
+    try:
+        check_shard_entries(entries, path)
+    except DataError as err:
+        raise PredictError(str(err)) from None
+    listed = [s for s in entries if s.get("split") == split]
     if not listed:
         raise PredictError(f"{path} lists no shards of split {split!r}")
     urls = [shard_url(str(shards), s["name"]) for s in listed]
@@ -229,8 +269,13 @@ def shard_samples(shards: str, manifests: Path, split: str, input: str = "frames
         raise PredictError(f"{len(missing)} {split} shards listed in {path} are missing, e.g. {missing[0]}")
     names = {}
     if (manifests / "videos.parquet").is_file():
-        videos = pd.read_parquet(manifests / "videos.parquet", columns=["video_id", "path"])
-        names = {v: Path(p).name for v, p in zip(videos["video_id"], videos["path"]) if p}
+        videos = pd.read_parquet(manifests / "videos.parquet", columns=["video_id", "path"]).dropna()
+        base = [Path(p).name for p in videos["path"]]
+        if len(set(base)) < len(base):  # e.g. FaceForensics++: the same TTT_SSS.mp4 under every method
+            log.warning("several videos share a file name (e.g. %s): the filename column holds video ids instead",
+                        pd.Series(base)[pd.Series(base).duplicated()].iloc[0])
+            base = [f"{v}{Path(p).suffix}" for v, p in zip(videos["video_id"], videos["path"])]
+        names = dict(zip(videos["video_id"], base))
     return urls, names
 
 
@@ -347,7 +392,7 @@ def main(inputs, checkpoint, out, frames_out, shards, manifests, split, workers,
             urls, names = shard_samples(shards, Path(manifests or Path(shards).parent / "manifests"), split,
                                         config.get("input", "frames"))
             frames = predict_shards(scorer, urls, names, size, progress=not quiet)
-            stats = {"videos": frames["filename"].nunique(), "failed": 0}
+            stats = {"videos": frames["video_id"].nunique(), "failed": 0}
         else:
             settings = frame_settings(checkpoint, config, manifests)
             paths = find_videos(inputs)
@@ -357,10 +402,14 @@ def main(inputs, checkpoint, out, frames_out, shards, manifests, split, workers,
                      "input %dx%d", len(paths), settings.fps, *settings.box, settings.quality, settings.source, *size)
             cropper = face_cropper(config, size, device)
             frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=not quiet,
-                                           cropper=cropper)
+                                           names=video_names(paths, inputs), cropper=cropper)
+        scores = video_scores(frames, clip, config.get("aggregate", "mean"))
+        if len(scores) != stats["videos"] or frames["filename"].nunique() != frames["video_id"].nunique():
+            raise PredictError(f"{stats['videos']} videos scored but {len(scores)} rows to write: two videos share a "
+                               "filename; nothing written")
     except (PredictError, WeightsError) as err:
         raise click.ClickException(str(err)) from None
-    write_csv(video_scores(frames, clip, config.get("aggregate", "mean")), out)
+    write_csv(scores, out)
     if frames_out:
         write_csv(frames, frames_out)
     click.echo(f"{stats['videos'] - stats['failed']} of {stats['videos']} videos scored -> {out}"

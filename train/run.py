@@ -21,8 +21,8 @@ from pipeline.diskfull import is_full, one_line
 from train import artifacts, distributed
 from train.artifacts import RunFolder
 from train.augment import denormalize, normalize
-from train.config import (AGGREGATES, ARCHS, BALANCES, DEVICES, FACE_IMAGE_SIZE, FAKE_FACES, INPUTS, RecipeError,
-                          TrainConfig, load_recipe, parse_image_size)
+from train.config import (AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, DEVICES, FACE_IMAGE_SIZE, FAKE_FACES, INPUTS,
+                          RecipeError, TrainConfig, load_recipe, parse_image_size)
 from train.data import (CLASS_NAMES, DataError, Manifest, TrainStream, ValStream, is_local, load_manifest, make_loader,
                         train_batches_per_epoch, worker_seed)
 from train.engine import Device, NonFiniteLossError, evaluate, train_one_epoch
@@ -33,9 +33,11 @@ from train.schedule import DIV_FACTOR, FINAL_DIV_FACTOR, MOMS, PCT_START, spread
 log = logging.getLogger(__name__)
 
 DEV_RUN_BATCHES = 2
+TENSORBOARD_FIGURES = ("batch.png", "lr_find.png", "lr_schedule.png", "losses.png", "top_losses.png", "best.png",
+                       "gradcam_worst.png", "gradcam_best.png", "pointing.png")
 TABLE = ("stage", "epoch", "train_loss", "val_loss", "accuracy", "balanced_accuracy", "roc_auc", "log_loss",
          "video_log_loss", "video_auc")
-RESUME_OVERRIDABLE = ("workers", "device", "stop_after_epochs")
+RESUME_OVERRIDABLE = ("workers", "device", "stop_after_epochs", "tensorboard")
 
 
 class TrainError(RuntimeError):
@@ -80,7 +82,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, lr, total_steps: int) -> to
 def train_loader(config: TrainConfig, manifest: Manifest, n_batches: int, stage: int, epoch: int):
     """The stream of one epoch; its randomness depends only on (seed, stage, epoch), so a resume replays it."""
     stream = TrainStream(manifest, config.image_size, config.recipe.augment, config.batch_size, n_batches,
-                         config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch))
+                         config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch),
+                         augment_impl=config.augment_impl)
     return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
 
 
@@ -163,6 +166,8 @@ def end_of_epoch(run: RunFolder, model, optimizer, scheduler, config: TrainConfi
     if is_best:
         artifacts.save_checkpoint(run.best, state)
     run.write_metrics(progress.history)
+    if run.tensorboard is not None:
+        run.tensorboard.epoch(row, len(progress.history))
     click.echo(format_row(row))
 
 
@@ -197,6 +202,8 @@ def train_epoch(config, manifest, model, net, optimizer, scheduler, dev, run, pr
                             on_step=lr_logger(run, optimizer, progress, rows))
     if distributed.is_main():
         run.log_lr(rows)
+        if run.tensorboard is not None:
+            run.tensorboard.lrs(rows)
     stats["train_loss"] = distributed.weighted_mean(stats["train_loss"], stats["train_images"])
     stats["images_per_s"] = distributed.weighted_mean(stats["images_per_s"], 1.0) * distributed.env_context().world_size
     metrics = evaluate(model, val, dev, max_batches=DEV_RUN_BATCHES if config.dev_run else None,
@@ -294,6 +301,8 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
     if main_rank:
         run.create()
         run.write_config(config.to_dict())
+        if config.tensorboard:
+            run.tensorboard = artifacts.TensorBoardLog(run.root / "tensorboard")
     progress = Progress()
     if state is not None:
         model.load_state_dict(state["model"])
@@ -312,6 +321,9 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
                 click.echo(f"LR finder suggests {progress.lr_find['suggestion']:.2e}"
                            if progress.lr_find["suggestion"] else "LR finder: no suggestion")
         if config.lr_find_only:
+            if run.tensorboard is not None:
+                run.tensorboard.figures(run.root, ("lr_find.png", "batch.png"))
+                run.tensorboard.close()
             return run.root
     else:
         if main_rank:
@@ -320,9 +332,13 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
         artifacts.set_rng_state(state["rng"])
     if main_rank:
         click.echo("  ".join(f"{k:>8}" for k in TABLE))
-    run_stages(config, manifest, model, optimizer, dev, run, progress, state)
-    if main_rank:
-        finish(config, run, progress, dev, boxes, explain)
+    try:
+        run_stages(config, manifest, model, optimizer, dev, run, progress, state)
+        if main_rank:
+            finish(config, run, progress, dev, boxes, explain)
+    finally:
+        if run.tensorboard is not None:
+            run.tensorboard.close()
     distributed.barrier()
     return run.root
 
@@ -338,6 +354,8 @@ def finish(config: TrainConfig, run: RunFolder, progress: Progress, dev: Device,
 
         run_explain(run.root, shards=config.shards, manifests=config.manifests, device=str(dev.device),
                     dev_run=config.dev_run, boxes=boxes)
+    if run.tensorboard is not None:
+        run.tensorboard.figures(run.root, TENSORBOARD_FIGURES, step=len(progress.history))
 
 
 # Command line ------------------------------------------------------------------------------------------------
@@ -350,7 +368,8 @@ def default_workers() -> int:
 
 def build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device, amp, seed,
                  lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer, stop_after_epochs,
-                 compile_model=False, input=None, fake_faces="manipulated", aggregate="mean") -> TrainConfig:
+                 compile_model=False, augment_impl="fused", tensorboard=False, input=None,
+                 fake_faces="manipulated", aggregate="mean") -> TrainConfig:
     """The run's config from the recipe and the command line. The input is --input, else the recipe's; a recipe
     written for frames used on faces gets FACE_IMAGE_SIZE (224) unless --image-size says otherwise."""
     base = load_recipe(recipe)
@@ -370,8 +389,8 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
         out=str(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")), recipe=dataclasses.replace(base, **changes),
         arch=arch, weights=weights, workers=workers, device=device, amp=amp, seed=seed, lr_find=lr_find_flag,
         lr_find_only=lr_find_only, dev_run=dev_run, balance=balance, shuffle_buffer=shuffle_buffer,
-        stop_after_epochs=stop_after_epochs, compile=compile_model, input=input, fake_faces=fake_faces,
-        aggregate=aggregate)
+        stop_after_epochs=stop_after_epochs, compile=compile_model, augment_impl=augment_impl,
+        tensorboard=tensorboard, input=input, fake_faces=fake_faces, aggregate=aggregate)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -381,7 +400,9 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--manifests", type=click.Path(path_type=Path), help="Folder with dataset.json [default: SHARDS/../manifests].")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder [default: runs/DATE-TIME].")
 @click.option("--recipe", default="seed", help="Built-in recipe name (seed, demo) or a TOML file.")
-@click.option("--arch", type=click.Choice(ARCHS), default="resnet18")
+@click.option("--arch", default="resnet18",
+              help=f"Backbone: {', '.join(ARCHS)} (torchvision) or any timm model name, e.g. efficientnet_b4, "
+                   "tf_efficientnet_b7, xception41, convnext_tiny.")
 @click.option("--weights", default="imagenet", help="imagenet | none | PATH (state dict or checkpoint).")
 @click.option("--input", "input_", type=click.Choice(INPUTS), default=None, show_default="the recipe's, else frames",
               help="frames: whole frames; faces: the faces stage's crops (SHARDS/faces/, faces.parquet).")
@@ -391,8 +412,9 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--aggregate", type=click.Choice(AGGREGATES), default="mean",
               help="A video's score from its frames' or faces' P(fake): mean, median, or confident (the DFDC "
                    "winner's rule: the mean of the confidently fake items when there are enough of them).")
-@click.option("--image-size", help="HxW (e.g. 720x1280) or N for NxN; overrides the recipe [faces with a frames "
-                                   "recipe: 224].")
+@click.option("--image-size", help="Model input WIDTHxHEIGHT, as the pipeline's --size (e.g. 1280x720), or N for "
+                                   "NxN; overrides the recipe (faces with a frames recipe: 224). A value narrower "
+                                   "than tall is refused.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Overrides the recipe; per process under torchrun.")
 @click.option("--workers", type=click.IntRange(min=0), default=default_workers, show_default="cores per process, max 8",
               help="DataLoader worker processes (per process under torchrun).")
@@ -404,6 +426,8 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--lr-find-only", is_flag=True, help="Run the LR finder alone and stop.")
 @click.option("--balance", type=click.Choice(BALANCES), default="mix",
               help="mix: resampled real + fake streams at 50:50; weights: class weights in the loss; none.")
+@click.option("--augment-impl", type=click.Choice(AUGMENT_IMPLS), default="fused",
+              help="fused: one warp + LUTs, written into the batch (fast); albumentations: the plain pipeline.")
 @click.option("--shuffle-buffer", type=click.IntRange(min=1), default=1000, help="Samples in the shuffle buffer.")
 @click.option("--stop-after-epochs", type=click.IntRange(min=1), help="Stop after N epochs (continue with --resume).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
@@ -412,10 +436,13 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
               help="After training, run train.explain on the run (predictions, top losses, Grad-CAM, report).")
 @click.option("--boxes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Ground-truth manipulation boxes (JSON, e.g. the demo's boxes.json) for the Grad-CAM pointing game.")
+@click.option("--tensorboard", is_flag=True,
+              help="Also log per-epoch metrics, learning rates and figures to RUN/tensorboard/ (needs the "
+                   "tensorboard extra); view with: tensorboard --logdir runs")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(shards, manifests, out, recipe, arch, weights, input_, fake_faces, aggregate, image_size, batch_size, workers,
-         device, amp, compile_model, seed, lr_find_flag, lr_find_only, balance, shuffle_buffer, stop_after_epochs, resume,
-         dev_run, explain, boxes, verbose) -> None:
+         device, amp, compile_model, seed, lr_find_flag, lr_find_only, balance, augment_impl, shuffle_buffer,
+         stop_after_epochs, resume, dev_run, explain, boxes, tensorboard, verbose) -> None:
     """Fine-tune a ResNet on the shards with the seed's staged one-cycle recipe.
 
     Under `torchrun --nproc_per_node=N -m train.run ...` it trains with DistributedDataParallel (NCCL on GPUs,
@@ -430,10 +457,11 @@ def main(shards, manifests, out, recipe, arch, weights, input_, fake_faces, aggr
         distributed.init(device)
         config = build_config(shards, manifests, out, recipe, arch, weights, image_size, batch_size, workers, device,
                               amp, seed, lr_find_flag, lr_find_only, dev_run, balance, shuffle_buffer,
-                              stop_after_epochs, compile_model, input_, fake_faces, aggregate)
+                              stop_after_epochs, compile_model, augment_impl, tensorboard, input_, fake_faces,
+                              aggregate)
         config = dataclasses.replace(config, out=distributed.broadcast(config.out))  # one run folder for all ranks
         root = fit(config, resume=resume, boxes=boxes, explain=explain)
-    except (RecipeError, DataError, WeightsError, TrainError) as err:
+    except (RecipeError, DataError, WeightsError, TrainError, artifacts.TensorBoardMissing) as err:
         raise click.ClickException(str(err)) from None
     except OSError as err:
         if not is_full(err):

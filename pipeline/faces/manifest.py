@@ -135,4 +135,9 @@ def section_for_manifest(manifests: Path, shard_stats: list[dict]) -> dict | Non
         for r in table.to_pylist():
             by[r["shard"]].append(r)
         fps = {s: fingerprint(rows) for s, rows in by.items()}
-    return consolidate_faces(manifests, names, fps)
+    section = consolidate_faces(manifests, names, fps)
+    if section["pending_shards"]:
+        log.warning("%d frame shards have no faces yet (new or re-packed shards): run `python -m pipeline.faces` "
+                    "again; detections are cached by frame key, so re-packed frames are not detected twice",
+                    len(section["pending_shards"]))
+    return section

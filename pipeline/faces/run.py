@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import click
 
@@ -70,6 +71,9 @@ def main(shards, manifests, device, workers, detect_size, min_score, min_size, m
              stats.get("faces", 0), stats.get("frames_with_faces", 0), stats.get("videos_without_faces", 0),
              stats.get("videos", 0), stats.get("undecodable", 0), stats.get("detected", 0), stats.get("cached", 0),
              stats.get("seconds", 0))
+    if stats.get("shards_failed"):
+        log.error("%d frame shards failed (see the errors above); their faces are missing", stats["shards_failed"])
+        sys.exit(1)
     if stats.get("pending"):
         log.warning("%d frame shards have no faces yet (other --part runs?)", stats["pending"])
 

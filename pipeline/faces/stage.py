@@ -70,11 +70,13 @@ class Task:
 _DETECTOR = None
 
 
-def _init_worker(settings: dict, device: str, threads: int) -> None:
+def _init_worker(settings: dict, device: str, threads: int | None) -> None:
+    """Load MTCNN once per process; `threads` torch CPU threads (None: torch's default)."""
     global _DETECTOR
     import torch
 
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     from .detect import FaceDetector
 
     _DETECTOR = FaceDetector(FaceSettings.from_dict(settings), device)
@@ -150,6 +152,7 @@ def _diff_rows(rows: list[dict], images: list, frames: list[dict], video: str, l
 
 def process_shard(task: Task, shards: str, manifests: str, settings: dict, device: str = "cpu") -> dict:
     """Worker: one frame shard -> detections cache, face shard, fragment, done marker (in that order)."""
+    cpu0 = time.process_time()
     shards_p, manifests_p = Path(shards), Path(manifests)
     fs = FaceSettings.from_dict(settings)
     stem = task.shard[:-4]
@@ -179,7 +182,7 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
                     try:
                         imgs.append(decode_jpeg(read_member(fh, f["offset"])[1]))
                     except (ValueError, OSError, EOFError) as exc:
-                        log.warning("%s (%s): frame does not decode, skipped: %s", f["key"], task.shard, exc)
+                        log.debug("%s (%s): frame does not decode, skipped: %s", f["key"], task.shard, exc)
                         undecodable.append(f["key"])
                         imgs.append(None)
                         ds.append([])
@@ -236,7 +239,8 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
     fm.write_table(folder / f"{stem}.faces.parquet", pa.Table.from_pylist(face_rows, schema=fm.FACES_SCHEMA))
     done = {"shard": task.shard, "split": task.split, "label": task.label, "fingerprint": task.fingerprint,
             "settings": settings_with_extras(fs), "bytes": size + 2 * BLOCK, "undecodable_keys": undecodable[:100],
-            "undecodable": len(undecodable), **{k: int(v) for k, v in stats.items()}}
+            "undecodable": len(undecodable), **{k: int(v) for k, v in stats.items()},
+            "cpu_seconds": round(time.process_time() - cpu0, 3)}  # this worker's CPU for the shard (benchmarks)
     for k in ("frames", "frames_with_faces", "faces", "videos", "videos_without_faces", "manipulated",
               "not_manipulated", "manipulated_unknown", "detected", "cached"):
         done.setdefault(k, 0)
@@ -363,9 +367,8 @@ def build(shards: Path, manifests: Path, settings: FaceSettings, device: str = "
                  "settings match", {k: v for k, v in want.items() if previous.get(k) != v})
     fm.write_json(folder / "settings.json", want)
     cache = _cache(manifests, settings) if p["todo"] else {}
-    stats = collections.Counter(shards_done=0, shards_skipped=len(p["finished"]))
+    stats = collections.Counter(shards_done=0, shards_skipped=len(p["finished"]), shards_failed=0)
     n_frames = sum(len(p["by_shard"][s]) for s in p["todo"])
-    tasks = [_task(p, s, cache) for s in p["todo"]]
     t0 = time.time()
     with tqdm(total=n_frames, unit="frame", desc="faces", dynamic_ncols=True, disable=not n_frames) as bar:
         def account(done: dict):
@@ -378,17 +381,37 @@ def build(shards: Path, manifests: Path, settings: FaceSettings, device: str = "
             bar.update(done["frames"])
             bar.set_postfix(faces=stats["faces"], fps=f"{stats['frames'] / max(time.time() - t0, 1e-6):.1f}")
 
-        if tasks and (workers <= 1 or device == "cuda"):
-            _init_worker(settings.asdict(), device, 0 if device == "cuda" else max(1, workers))
-            for task in tasks:
-                account(process_shard(task, str(shards), str(manifests), settings.asdict(), device))
-        elif tasks:
-            pool = start_pool(min(workers, len(tasks)), settings, device)
+        def failed(shard: str, exc: BaseException):
+            stats["shards_failed"] += 1
+            log.error("%s: faces failed, the run goes on (rerun to retry): %s: %s", shard, type(exc).__name__, exc)
+
+        if p["todo"] and (workers <= 1 or device == "cuda"):
+            _init_worker(settings.asdict(), device, None if device == "cuda" else max(1, workers))
+            for shard in p["todo"]:
+                try:
+                    account(process_shard(_task(p, shard, cache), str(shards), str(manifests), settings.asdict(),
+                                          device))
+                except Exception as exc:  # a missing or truncated frame shard: reported, not fatal
+                    failed(shard, exc)
+        elif p["todo"]:
+            pool = start_pool(min(workers, len(p["todo"])), settings, device)
+            todo = iter(p["todo"])
+            running: dict[cf.Future, str] = {}
             try:
-                futures = [pool.submit(_worker, t, str(shards), str(manifests), settings.asdict(), device)
-                           for t in tasks]
-                for fut in cf.as_completed(futures):
-                    account(fut.result())
+                while True:
+                    while len(running) < 2 * workers and (shard := next(todo, None)) is not None:
+                        task = _task(p, shard, cache)  # built when submitted: the orchestrator stays small
+                        running[pool.submit(_worker, task, str(shards), str(manifests), settings.asdict(),
+                                            device)] = shard
+                    if not running:
+                        break
+                    finished_now, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for fut in finished_now:
+                        shard = running.pop(fut)
+                        try:
+                            account(fut.result())
+                        except Exception as exc:
+                            failed(shard, exc)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
     if part == (1, 1):

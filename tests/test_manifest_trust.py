@@ -1,0 +1,81 @@
+"""Issue 11 item 14: a manifest is untrusted input. Crafted dataset.json / Parquet values that would reach a path,
+a URL or a shell command are refused with a message naming the field; nothing runs, nothing outside is read."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from train.data import DataError, load_manifest, shard_url
+from train.predict import PredictError, _settings_from, shard_samples
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def ds(tiny_dataset, tmp_path) -> dict:
+    shards, manifests = tmp_path / "shards", tmp_path / "manifests"
+    shutil.copytree(tiny_dataset["shards"], shards)
+    shutil.copytree(tiny_dataset["manifests"], manifests)
+    return {"shards": shards, "manifests": manifests, "tmp": tmp_path}
+
+
+def _craft(ds, index: int, **fields) -> None:
+    path = ds["manifests"] / "dataset.json"
+    data = json.loads(path.read_text())
+    data["shards"][index].update(fields)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "/etc/passwd", "train-real-000000.tar; touch {marker}",
+                                  "train-real-000000.tar\n", "$(touch {marker}).tar", "faces/../x.tar"])
+def test_crafted_shard_names_are_refused_naming_the_field(ds, name):
+    marker = ds["tmp"] / "pwned"
+    _craft(ds, 0, name=name.format(marker=marker))
+    with pytest.raises(DataError, match=r"shards\[0\]\.name"):
+        load_manifest(ds["shards"], ds["manifests"])
+    template = f"pipe:cat {ds['shards']}/{{name}}"
+    with pytest.raises(DataError, match=r"shards\[0\]\.name"):
+        load_manifest(template, ds["manifests"])
+    with pytest.raises(PredictError, match=r"shards\[0\]\.name"):
+        shard_samples(template, ds["manifests"], "train")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("field, value", [("split", "../train"), ("label", "real/../../x"), ("size", "1; rm -rf /")])
+def test_other_shard_fields_are_checked(ds, field, value):
+    _craft(ds, 0, **{field: value})
+    with pytest.raises(DataError, match=rf"shards\[0\]\.{field}"):
+        load_manifest(ds["shards"], ds["manifests"])
+
+
+def test_pipe_templates_quote_the_name():
+    assert shard_url("pipe:cat /x/{name}", "train-real-000000.tar") == "pipe:cat /x/train-real-000000.tar"
+    assert shard_url("pipe:cat /x/{name}", "a b") == "pipe:cat /x/'a b'"
+
+
+@pytest.mark.parametrize("config, field", [
+    ({"fps": "1,movie=/etc/passwd", "size": [128, 72], "quality": 2}, "config.fps"),
+    ({"fps": 1.0, "size": ["128:movie=/etc/passwd", 72], "quality": 2}, r"config.size\[0\]"),
+    ({"fps": 1.0, "size": [128, 72], "quality": "2 -y /tmp/x"}, "config.quality"),
+    ({"fps": float("inf"), "size": [128, 72], "quality": 2}, "config.fps"),
+])
+def test_frame_settings_from_a_manifest_are_checked(config, field):
+    with pytest.raises(PredictError, match=field):
+        _settings_from(config, "dataset.json")
+    assert _settings_from({"fps": 1, "size": [128, 72], "quality": 2}, "x").box == (128, 72)
+
+
+def test_verify_refuses_a_crafted_frames_parquet(ds):
+    path = ds["manifests"] / "frames.parquet"
+    frames = pd.read_parquet(path)
+    frames.loc[0, "shard"] = "../../../etc/passwd"
+    frames.to_parquet(path)
+    proc = subprocess.run([sys.executable, "-m", "pipeline.verify", "--shards", str(ds["shards"]), "--manifests",
+                           str(ds["manifests"]), "--deep"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "column shard" in proc.stderr and "passwd" in proc.stderr
