@@ -154,3 +154,13 @@ def test_predict_video_scores_rule_and_faceless_videos():
     assert video_scores(frames)["label"].tolist() == pytest.approx([0.7, 0.5, 0.5])
     # confident: 3 of 4 faces above 0.8 (more than 4 // 2.5 = 1): the mean of those
     assert video_scores(frames, rule="confident")["label"].tolist() == pytest.approx([0.9, 0.5, 0.5])
+
+
+def test_face_counts_keep_unknown_manipulated(tmp_path):
+    from train.data import face_counts
+
+    pd.DataFrame({"split": ["train"] * 4, "label": ["fake", "fake", "fake", "real"],
+                  "manipulated": [True, False, None, False]}).to_parquet(tmp_path / "faces.parquet")
+    assert face_counts(tmp_path, drop_untouched=True) == {"train": {"fake": 2, "real": 1}}  # null kept, reals kept
+    assert face_counts(tmp_path, drop_untouched=False) == {"train": {"fake": 3, "real": 1}}
+    assert face_counts(tmp_path / "none", drop_untouched=True) is None
