@@ -14,10 +14,12 @@ RECIPE    ?= seed
 WEIGHTS   ?= imagenet
 DEMO      ?= demo
 DEMO_SEED ?= 0
+DEMO_FACES ?= demo-faces
+DEMO_FACES_WEIGHTS ?= none
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo test bench bench-shards bench-train bench-predict bench-gpu bench-faces clean help
+.PHONY: setup shards faces train demo demo-faces test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -47,18 +49,25 @@ demo: setup  ## generate a small DFDC-shaped dataset, shard it, train on the CPU
 	$(PYTHON) -m train.run --shards "$(DEMO)/shards" --manifests "$(DEMO)/manifests" --out "$(DEMO)/runs/demo" --recipe demo --weights "$(WEIGHTS)" --boxes "$(DEMO)/videos/boxes.json" $(ARGS)
 	@echo "demo run folder: $(DEMO)/runs/demo (open $(DEMO)/runs/demo/report.html)"
 
-test: setup  ## run the test suite
-	$(PYTHON) -m pytest -q
+demo-faces: setup  ## the demo on faces: photographed faces (MTCNN finds them), shards, faces stage, train on crops [DEMO_SEED=0]
+	$(PYTHON) -m demodata.faces --out "$(DEMO_FACES)/videos" --videos 96 --seconds 3 --size 384x216 --seed $(DEMO_SEED)
+	$(MAKE) --no-print-directory shards VIDEOS="$(DEMO_FACES)/videos" SHARDS="$(DEMO_FACES)/shards" MANIFESTS="$(DEMO_FACES)/manifests" ARGS="--size 384x216 --fps 3"
+	$(MAKE) --no-print-directory faces SHARDS="$(DEMO_FACES)/shards" MANIFESTS="$(DEMO_FACES)/manifests" ARGS="--face-size 96 --min-size 30"
+	$(PYTHON) -m train.run --shards "$(DEMO_FACES)/shards" --manifests "$(DEMO_FACES)/manifests" --out "$(DEMO_FACES)/runs/faces" --recipe demo_faces --weights "$(DEMO_FACES_WEIGHTS)" --boxes "$(DEMO_FACES)/videos/boxes.json" $(ARGS)
+	@echo "demo-faces run folder: $(DEMO_FACES)/runs/faces (open $(DEMO_FACES)/runs/faces/report.html)"
 
-bench: bench-shards bench-train bench-predict  ## all benchmarks
+test: setup  ## run the whole test suite (prints the 15 slowest tests)
+	$(PYTHON) -m pytest -q --durations=15
+
+test-fast: setup  ## the test suite without the end-to-end tests marked slow
+	$(PYTHON) -m pytest -q -m "not slow" --durations=15
+
+bench: bench-shards bench-train bench-predict bench-faces  ## all benchmarks
 
 bench-shards: setup  ## pipeline time against the ffmpeg decode floor
 	$(PYTHON) benchmarks/bench_shards.py $(ARGS)
 
-bench-faces: setup  ## SHARDS=... MANIFESTS=... [WORKERS=N]: MTCNN face crops of the frame shards (SHARDS/faces/, faces.parquet)
-	$(PYTHON) -m pipeline.faces --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --workers $(WORKERS) $(ARGS)
-
-train: setup  ## loader throughput (real DFDC frames) and CPU step time
+bench-train: setup  ## loader throughput (real DFDC frames) and CPU step time
 	$(PYTHON) benchmarks/bench_train.py --videos ../shared/data/dfdc_sample --n 64 $(ARGS)
 
 bench-gpu: setup  ## resnet-18 images/s and peak memory on a GPU (AMP, channels_last; exits cleanly without CUDA)
@@ -71,4 +80,4 @@ bench-predict: setup  ## videos/s of train.predict on the CPU and the share spen
 	$(PYTHON) benchmarks/bench_predict.py $(ARGS)
 
 clean:  ## remove generated data (not the venv)
-	rm -rf $(DEMO) runs bench-out .pytest_cache
+	rm -rf $(DEMO) $(DEMO_FACES) runs bench-out .pytest_cache

@@ -142,3 +142,25 @@ def test_faces_explain_keys_figures_and_pointing(faces_run, faces_dataset):
     assert p["frames"] == int((val["label"] == "fake").sum())
     # the whole face box inside a 30%-margin crop covers (1 / 1.6)^2 .. of the crop
     assert 0.2 < p["random_point"] < 0.7
+
+
+def test_predict_video_scores_rule_and_faceless_videos():
+    from train.faces import FACE_ROW_COLUMNS, NO_FACE_NOTE
+    from train.predict import FRAME_COLUMNS, frames_frame, video_scores
+
+    rows = [{"filename": "a.mp4", "video_id": "a", "p_fake": p, "face": 0} for p in (0.9, 0.95, 0.1, 0.85)]
+    rows += [{"filename": "b.mp4", "video_id": "b", "note": NO_FACE_NOTE}, {"filename": "c.mp4", "error": "boom"}]
+    frames = frames_frame(rows, FRAME_COLUMNS + FACE_ROW_COLUMNS)
+    assert video_scores(frames)["label"].tolist() == pytest.approx([0.7, 0.5, 0.5])
+    # confident: 3 of 4 faces above 0.8 (more than 4 // 2.5 = 1): the mean of those
+    assert video_scores(frames, rule="confident")["label"].tolist() == pytest.approx([0.9, 0.5, 0.5])
+
+
+def test_face_counts_keep_unknown_manipulated(tmp_path):
+    from train.data import face_counts
+
+    pd.DataFrame({"split": ["train"] * 4, "label": ["fake", "fake", "fake", "real"],
+                  "manipulated": [True, False, None, False]}).to_parquet(tmp_path / "faces.parquet")
+    assert face_counts(tmp_path, drop_untouched=True) == {"train": {"fake": 2, "real": 1}}  # null kept, reals kept
+    assert face_counts(tmp_path, drop_untouched=False) == {"train": {"fake": 3, "real": 1}}
+    assert face_counts(tmp_path / "none", drop_untouched=True) is None

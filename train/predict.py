@@ -23,16 +23,19 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import simplejpeg  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pipeline.discover import VIDEO_EXTENSIONS  # noqa: E402
 from pipeline.frames import FrameError, extract  # noqa: E402
+
+from train import metrics  # noqa: E402
 from train.augment import decode_resized, to_chw  # noqa: E402
 from train.data import LABELS, DataError, check_shard_entries, is_local, read_shard, shard_url  # noqa: E402
 from train.engine import TTA_MODES, Device, ensemble_p_fake  # noqa: E402
 from train.evaluate import EvaluateError, load_ensemble  # noqa: E402
-from train.metrics import RULES, aggregate  # noqa: E402
+from train.metrics import RULES  # noqa: E402
 from train.model import WeightsError  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -144,12 +147,14 @@ class Decoded:
     decode_s: float = 0.0
 
 
-def decode_video(path: Path, settings: FrameSettings, size: tuple[int, int]) -> Decoded:
-    """ffmpeg via pipeline.frames.extract (the shards' own JPEGs), then decode_resized as ValStream does."""
+def decode_video(path: Path, settings: FrameSettings, size: tuple[int, int] | None) -> Decoded:
+    """ffmpeg via pipeline.frames.extract (the shards' own JPEGs), then decode_resized as ValStream does (size None:
+    the frames as the shards hold them, for the faces stage's detector)."""
     start = time.perf_counter()
     try:
         _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout)
-        images = np.stack([decode_resized(f.jpeg, size) for f in frames])
+        images = np.stack([decode_resized(f.jpeg, size) if size else simplejpeg.decode_jpeg(f.jpeg, colorspace="RGB")
+                           for f in frames])
     except FrameError as err:
         return Decoded(path, error=str(err), decode_s=time.perf_counter() - start)
     except (OSError, ValueError, RuntimeError) as err:  # unreadable file, a JPEG simplejpeg refuses
@@ -201,13 +206,16 @@ def decoded_stream(paths: Sequence[Path], settings: FrameSettings, size, workers
 
 
 def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSettings, size, workers: int = 2,
-                   progress: bool = True, names: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
+                   progress: bool = True, names: Sequence[str] | None = None,
+                   cropper=None) -> tuple[pd.DataFrame, dict]:
     """Per-frame rows (error rows for videos that failed) and timings: wall, decode and model seconds.
-    `names`: each video's filename column (video_names); default the bare file names."""
+    `names`: each video's filename column (video_names); default the bare file names. With a `cropper`
+    (train.faces.FaceCropper, a faces checkpoint) a row per face instead, and a row with a note for a video
+    without any face."""
     rows, start, decode_s, failed = [], time.perf_counter(), 0.0, 0
     names = iter(names if names is not None else [p.name for p in paths])
     bar = tqdm(total=len(paths), desc="videos", unit="video", disable=not progress, dynamic_ncols=True)
-    for item in decoded_stream(paths, settings, size, workers):
+    for item in decoded_stream(paths, settings, None if cropper else size, workers):
         decode_s += item.decode_s
         name = next(names)
         base = {"filename": name, "video_id": str(Path(name).with_suffix("")), "label": None}
@@ -215,6 +223,10 @@ def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSetting
             failed += 1
             log.error("%s: %s", item.path, item.error)
             rows.append({**base, "error": item.error})
+        elif cropper is not None:
+            from train.faces import face_rows
+
+            rows += face_rows(cropper, scorer, item, base)
         else:
             p_fake = scorer(item.images)
             rows += [{**base, "key": f"{base['video_id']}_{i:04d}", "index": i, "second": s, "p_fake": p}
@@ -222,21 +234,31 @@ def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSetting
         bar.update(1)
         bar.set_postfix(failed=failed)
     bar.close()
-    return frames_frame(rows), {"videos": len(paths), "failed": failed, "wall_s": time.perf_counter() - start,
-                                "decode_s": decode_s, "model_s": scorer.seconds}
+    stats = {"videos": len(paths), "failed": failed, "wall_s": time.perf_counter() - start, "decode_s": decode_s,
+             "model_s": scorer.seconds}
+    if cropper is None:
+        return frames_frame(rows), stats
+    from train.faces import FACE_ROW_COLUMNS, NO_FACE_NOTE
+
+    stats.update(faces_s=cropper.seconds, no_face=sum(r.get("note") == NO_FACE_NOTE for r in rows))
+    return frames_frame(rows, FRAME_COLUMNS + FACE_ROW_COLUMNS), stats
 
 
-def frames_frame(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+def frames_frame(rows: list[dict], columns: Sequence[str] = FRAME_COLUMNS) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(columns))
     return frame.astype({"index": "Int64", "second": "float64", "p_fake": "float64"})
 
 
-def shard_samples(shards: str, manifests: Path, split: str) -> tuple[list[str], dict[str, str]]:
-    """Shard locations of a split from dataset.json, and video id -> file name from videos.parquet (if present)."""
+def shard_samples(shards: str, manifests: Path, split: str, input: str = "frames") -> tuple[list[str], dict[str, str]]:
+    """Shard locations of a split from dataset.json (its face shards for input "faces"), and video id -> file name
+    from videos.parquet (if present)."""
     path = manifests / "dataset.json"
     if not path.is_file():
         raise PredictError(f"no manifest at {path}; pass --manifests (the folder `make shards` wrote)")
-    entries = json.loads(path.read_text()).get("shards", [])
+    dataset = json.loads(path.read_text())
+    if input == "faces" and not dataset.get("faces"):
+        raise PredictError(f"{path} has no faces: run the faces stage (make faces) before scoring faces from shards")
+    entries = (dataset["faces"] if input == "faces" else dataset).get("shards", [])
     try:
         check_shard_entries(entries, path)
     except DataError as err:
@@ -290,10 +312,10 @@ def predict_shards(scorer: Scorer, urls: Iterable[str], names: dict[str, str], s
 
 
 def video_scores(frames: pd.DataFrame, clip: float = 0.0, rule: str = "mean") -> pd.DataFrame:
-    """filename, label = the rule (train.metrics.aggregate: mean, median, confident) over the video's frames'
-    P(fake) (FAILED_SCORE where it failed), in input order."""
-    ok = frames[frames["error"].isna()]
-    means = ok.groupby("filename", sort=False)["p_fake"].agg(lambda p: aggregate(p.to_numpy(), rule))
+    """filename, label = the rule (train.metrics.aggregate; mean by default) over the P(fake) of the video's frames
+    or faces (FAILED_SCORE where it failed or has no face), in input order."""
+    ok = frames[frames["error"].isna() & frames["p_fake"].notna()]
+    means = ok.groupby("filename", sort=False)["p_fake"].agg(lambda p: metrics.aggregate(p.to_numpy(), rule))
     names = list(dict.fromkeys(frames["filename"]))
     scores = np.array([means.get(name, FAILED_SCORE) for name in names], dtype=np.float64)
     if clip > 0:
@@ -306,6 +328,19 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     frame.to_csv(tmp, index=False, float_format="%.6f")
     os.replace(tmp, path)
+
+
+def face_cropper(config: dict, size, device: str):
+    """The faces stage's detect-and-crop for a checkpoint trained on faces (None for a frames checkpoint)."""
+    if config.get("input", "frames") != "faces":
+        return None
+    settings = (config.get("extra") or {}).get("faces")
+    if not settings:
+        raise PredictError("the checkpoint was trained on faces but records no face settings (extra.faces)")
+    from train.faces import FaceCropper
+
+    log.info("faces checkpoint: each video's faces detected and cropped with %s", settings)
+    return FaceCropper(settings, size, device)
 
 
 def load_scorer(checkpoints: Path | Sequence[Path], device: str, batch_size: int | None,
@@ -345,8 +380,8 @@ def load_scorer(checkpoints: Path | Sequence[Path], device: str, batch_size: int
 @click.option("--clip", type=click.FloatRange(0.0, 0.5, max_open=True), default=0.0,
               help="Clip each video's label to [clip, 1 - clip] (top DFDC entries used about 0.01); 0 = raw.")
 @click.option("--tta", type=click.Choice(TTA_MODES), default="none", help="hflip: also score each mirrored frame.")
-@click.option("--aggregate", "rule", type=click.Choice(RULES), default="mean",
-              help="How frames make a video's label (confident = the DFDC winner's rule; see train.metrics).")
+@click.option("--aggregate", "rule", type=click.Choice(RULES), default=None, show_default="the checkpoint's, else mean",
+              help="How frames (or faces) make a video's label (confident = the DFDC winner's rule; see train.metrics).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers, batch_size, device, clip, tta, rule,
@@ -370,7 +405,8 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers
         if shards:
             if not manifests and not is_local(shards):
                 raise PredictError("--shards is not a local folder: pass --manifests")
-            urls, names = shard_samples(shards, Path(manifests or Path(shards).parent / "manifests"), split)
+            urls, names = shard_samples(shards, Path(manifests or Path(shards).parent / "manifests"), split,
+                                        config.get("input", "frames"))
             frames = predict_shards(scorer, urls, names, size, progress=not quiet)
             stats = {"videos": frames["video_id"].nunique(), "failed": 0}
         else:
@@ -380,9 +416,10 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers
                 raise PredictError(f"no video files in {', '.join(map(str, inputs))}")
             log.info("%d videos; frames as the pipeline made them: fps %g, box %dx%d, quality %d (from %s); model "
                      "input %dx%d", len(paths), settings.fps, *settings.box, settings.quality, settings.source, *size)
+            cropper = face_cropper(config, size, device)
             frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=not quiet,
-                                           names=video_names(paths, inputs))
-        scores = video_scores(frames, clip, rule)
+                                           names=video_names(paths, inputs), cropper=cropper)
+        scores = video_scores(frames, clip, rule or config.get("aggregate", "mean"))
         if len(scores) != stats["videos"] or frames["filename"].nunique() != frames["video_id"].nunique():
             raise PredictError(f"{stats['videos']} videos scored but {len(scores)} rows to write: two videos share a "
                                "filename; nothing written")
@@ -394,7 +431,9 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers
     click.echo(f"{stats['videos'] - stats['failed']} of {stats['videos']} videos scored -> {out}"
                + (f"; {stats['failed']} failed (label {FAILED_SCORE} in the submission"
                   + (f", errors in {frames_out})" if frames_out else "; pass --frames-out for the errors)")
-                  if stats["failed"] else ""))
+                  if stats["failed"] else "")
+               + (f"; {stats['no_face']} without any face (label {FAILED_SCORE}, noted in --frames-out)"
+                  if stats.get("no_face") else ""))
     sys.exit(1 if stats["failed"] else 0)
 
 
