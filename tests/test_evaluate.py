@@ -20,10 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, tiny_dataset) -> Path:
-    """The tiny --dev-run that tests/test_explain.py trains (shared through the session's temp folder)."""
-    from test_explain import trained_tiny_run
-    return trained_tiny_run(tmp_path_factory, tiny_dataset)
+def run_dir(tiny_run) -> Path:
+    """The tiny --dev-run with --boxes (conftest's session fixture, shared with test_explain and test_predict)."""
+    return tiny_run
 
 
 def _variant(src: Path, dst: Path, seed: int, **recipe) -> Path:
