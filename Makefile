@@ -19,7 +19,7 @@ DEMO_FACES_WEIGHTS ?= none
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo demo-faces test bench bench-shards bench-train bench-predict bench-gpu bench-faces clean help
+.PHONY: setup shards faces train demo demo-faces test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -56,18 +56,18 @@ demo-faces: setup  ## the demo on faces: photographed faces (MTCNN finds them), 
 	$(PYTHON) -m train.run --shards "$(DEMO_FACES)/shards" --manifests "$(DEMO_FACES)/manifests" --out "$(DEMO_FACES)/runs/faces" --recipe demo_faces --weights "$(DEMO_FACES_WEIGHTS)" --boxes "$(DEMO_FACES)/videos/boxes.json" $(ARGS)
 	@echo "demo-faces run folder: $(DEMO_FACES)/runs/faces (open $(DEMO_FACES)/runs/faces/report.html)"
 
-test: setup  ## run the test suite
-	$(PYTHON) -m pytest -q
+test: setup  ## run the whole test suite (prints the 15 slowest tests)
+	$(PYTHON) -m pytest -q --durations=15
 
-bench: bench-shards bench-train bench-predict  ## all benchmarks
+test-fast: setup  ## the test suite without the end-to-end tests marked slow
+	$(PYTHON) -m pytest -q -m "not slow" --durations=15
+
+bench: bench-shards bench-train bench-predict bench-faces  ## all benchmarks
 
 bench-shards: setup  ## pipeline time against the ffmpeg decode floor
 	$(PYTHON) benchmarks/bench_shards.py $(ARGS)
 
-bench-faces: setup  ## SHARDS=... MANIFESTS=... [WORKERS=N]: MTCNN face crops of the frame shards (SHARDS/faces/, faces.parquet)
-	$(PYTHON) -m pipeline.faces --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --workers $(WORKERS) $(ARGS)
-
-train: setup  ## loader throughput (real DFDC frames) and CPU step time
+bench-train: setup  ## loader throughput (real DFDC frames) and CPU step time
 	$(PYTHON) benchmarks/bench_train.py --videos ../shared/data/dfdc_sample --n 64 $(ARGS)
 
 bench-gpu: setup  ## resnet-18 images/s and peak memory on a GPU (AMP, channels_last; exits cleanly without CUDA)

@@ -174,8 +174,10 @@ def identities(source: str, label: str | None, path: str, group: str) -> tuple[s
 
 
 def link_groups(id_lists: list[tuple[str, ...]]) -> list[str]:
-    """The group of each video: the smallest id of the connected component of ids it shares with others, so that
-    one person (as a target, a source or a real video) never sits on both sides of the split."""
+    """The group of each video: the connected component of the ids it shares with others, so that one person (as a
+    target, a source or a real video) never sits on both sides of the split. A component is named by the smallest
+    of its videos' own groups (first ids), never by a source-only id: a fake whose source has no video of its own
+    keeps its target's group, and groups change only where videos really link two of them."""
     parent: dict[str, str] = {}
 
     def root(x: str) -> str:
@@ -191,7 +193,11 @@ def link_groups(id_lists: list[tuple[str, ...]]) -> list[str]:
             if a != b:
                 parent[max(a, b)] = min(a, b)
         root(ids[0])
-    return [root(ids[0]) for ids in id_lists]
+    name: dict[str, str] = {}
+    for ids in id_lists:
+        r = root(ids[0])
+        name[r] = min(name.get(r, ids[0]), ids[0])
+    return [name[root(ids[0])] for ids in id_lists]
 
 
 def discover_csv(root: Path) -> list[Video]:

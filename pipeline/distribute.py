@@ -14,12 +14,13 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from . import manifest, resplit
+from . import manifest
+from .journal import recover
 from .config import PipelineConfig
 from .discover import Video, discover, identities
 from .ffmpeg import ffmpeg_version, find_ffmpeg
 from .frames import ffmpeg_command
-from .shards import ShardWriter, Staged, parse_shard_name, read_staged, remove_staged
+from .shards import ShardWriter, Staged, parse_shard_name, read_staged, remove_staged, write_staged
 from .split import assign_split, fraction_warning, part_of
 from .worker import Job, base_row, process_video, source_stat
 
@@ -113,6 +114,12 @@ def start_pool(workers: int, binary: str) -> cf.ProcessPoolExecutor:
     return pool
 
 
+def _fresh_pool(pool: cf.ProcessPoolExecutor, workers: int) -> cf.ProcessPoolExecutor:
+    """Replace a broken pool (spawned: the orchestrator has threads by now, so no fork)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 def _ordered(jobs: list[Job], staged: dict[str, Staged], pool: cf.ProcessPoolExecutor,
              workers: int) -> Iterator[tuple[Job, dict]]:
     """Results in job order; decoding runs ahead in the pool of `workers` processes."""
@@ -130,11 +137,20 @@ def _ordered(jobs: list[Job], staged: dict[str, Staged], pool: cf.ProcessPoolExe
                 try:
                     result = result.result()
                 except cf.process.BrokenProcessPool:
-                    log.error("%s: the worker process died; recording the video as failed", job.video.path)
-                    result = {**base_row(job.video, job.split), "status": "failed",
-                              "error": "worker process died while decoding (out of memory?)", "frames": []}
-                    pool.shutdown(cancel_futures=True)
-                    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+                    # A worker died (killed, out of memory): every video in flight lost its result, and which one
+                    # killed it is unknown. Run this one alone in a fresh pool: if the pool dies again it is the
+                    # culprit (failed, recorded in staging like any failure); the others are simply resubmitted.
+                    pool = _fresh_pool(pool, workers)
+                    try:
+                        result = pool.submit(process_video, job).result()
+                    except cf.process.BrokenProcessPool:
+                        log.error("%s: the worker process died while decoding it; recording the video as failed",
+                                  job.video.path)
+                        result = {**base_row(job.video, job.split), "source_stat": source_stat(job.video.path),
+                                  "status": "failed", "frames": [],
+                                  "error": "the worker process died while decoding it (out of memory?)"}
+                        write_staged(Path(job.shards), job.video.video_id, result, None)
+                        pool = _fresh_pool(pool, workers)
                     window = collections.deque((j, pool.submit(process_video, j) if isinstance(r, cf.Future)
                                                 else r) for j, r in window)
             yield job, result
@@ -150,7 +166,7 @@ def build(p: Plan) -> dict:
     with manifest.lock(manifests, cfg.part_tag):
         pool = start_pool(cfg.workers, find_ffmpeg())
         shards.mkdir(parents=True, exist_ok=True)
-        resplit.recover(shards, manifests)
+        recover(shards, manifests)
         finished = _clean_unfinished(shards, manifests, cfg.part_tag)
         done = manifest.done_video_ids(manifests)
         for vid in done:

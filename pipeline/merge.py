@@ -22,7 +22,7 @@ def merge(manifests: Path, expect_parts: int | None = None) -> dict:
     configs = manifest.read_part_configs(manifests)
     if not configs:
         raise MergeError(f"{manifests}: no part configs found (run pipeline.run --part K/N first)")
-    keys = ("fps", "size", "quality", "seed", "val_fraction")
+    keys = ("fps", "size", "quality", "seed", "val_fraction", "grouping")
     first_name, first = next(iter(configs.items()))
     for name, cfg in configs.items():
         for key in keys:

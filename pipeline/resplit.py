@@ -10,46 +10,19 @@ import click
 import pyarrow.parquet as pq
 
 from . import manifest
-from .config import GROUPING, ConfigError
+from .config import ConfigError
 from .discover import identities, link_groups
+from .journal import JOURNAL, recover
 from .diskfull import is_full, one_line
 from .manifest import LockError, lock
 from .shards import ShardWriter, Staged, atomic_write, member, parse_shard_name, read_members
 from .split import assign_split, fraction_warning
 
 log = logging.getLogger(__name__)
-JOURNAL = "resplit.json"
 
 
 class ResplitError(RuntimeError):
     """The manifest cannot be resplit (nothing there, or parts not merged)."""
-
-
-def recover(shards: Path, manifests: Path, interrupted: bool = True) -> None:
-    """Finish or undo a resplit that was interrupted (its journal says which)."""
-    journal_path = manifest.parts_dir(manifests) / JOURNAL
-    if not journal_path.is_file():
-        return
-    journal = json.loads(journal_path.read_text())
-    if journal["phase"] == "committed":
-        if interrupted:
-            log.warning("finishing an interrupted resplit")
-        _remove_shards(shards, manifests, journal["old"])
-        _update_configs(manifests, journal["seed"], journal["val_fraction"])
-    else:
-        log.warning("undoing an interrupted resplit")
-        _remove_shards(shards, manifests, journal["new"])
-        for tmp in shards.glob(".*.tar.tmp"):
-            tmp.unlink()
-    journal_path.unlink()
-
-
-def _remove_shards(shards: Path, manifests: Path, names: list[str]) -> None:
-    folder = manifest.parts_dir(manifests)
-    for name in names:
-        for path in (folder / f"{name[:-4]}.videos.parquet", folder / f"{name[:-4]}.frames.parquet",
-                     folder / f"{name[:-4]}.shard.json", shards / name):
-            path.unlink(missing_ok=True)
 
 
 def _regroup(rows: list[dict]) -> None:
@@ -59,12 +32,6 @@ def _regroup(rows: list[dict]) -> None:
                           for r in rows])
     for r, g in zip(rows, groups):
         r["_old_group"], r["group"] = r["group"], g
-
-
-def _update_configs(manifests: Path, seed: int, val_fraction: float) -> None:
-    for name, cfg in manifest.read_part_configs(manifests).items():
-        cfg.update(seed=seed, val_fraction=val_fraction, grouping=GROUPING)
-        atomic_write(manifest.parts_dir(manifests) / name, json.dumps(cfg, indent=2).encode())
 
 
 def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float) -> dict:
@@ -153,7 +120,7 @@ def _video_members(fh, video: dict, split: str, frames: list[dict]) -> tuple[dic
             raise ResplitError(f"{video['shard']}: expected {f['key']}.jpg/.json at byte {f['offset']}, "
                                f"found {jpg_name}, {json_name}")
         sample = json.loads(raw)
-        sample["split"], sample["group"] = split, video["group"]
+        sample["split"], sample["group"] = split, video.get("group", sample.get("group"))
         crc = f.get("crc32")
         if crc is not None and zlib.crc32(jpeg) != crc:
             raise ResplitError(f"{video['shard']}: frame {f['key']} does not match its checksum (crc32); "

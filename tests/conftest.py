@@ -63,6 +63,16 @@ def run_pipeline(videos: Path, out: Path, *args: str, check: bool = True) -> sub
     return proc
 
 
+SLOW_FIXTURES = {"tiny_run", "dev_run"}  # a test that needs a trained run is an end-to-end test
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow` for every test that uses a trained run (`make test-fast` skips them)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
     return find_ffmpeg()
@@ -75,6 +85,34 @@ def tiny_dataset(tmp_path_factory) -> dict:
     videos = make_dfdc_tree(root / "videos", n_real=8, fakes_per_real=2, seconds=3.0)
     run_pipeline(videos, root, "--size", "128x72", "--shard-size", "40KB")
     return {"videos": videos, "shards": root / "shards", "manifests": root / "manifests", "root": root}
+
+
+# tests/conftest.py draws each fake's "manipulation" at x = w/4 .. w/4 + w/3, y = h/4 .. h/4 + h/3
+TINY_BOX = [0.25, 0.25, 0.25 + 1 / 3, 0.25 + 1 / 3]
+
+
+def write_tiny_boxes(tiny_dataset: dict, path: Path) -> Path:
+    """boxes.json in the demo generator's format (file name -> boxes per second) for the fixture's fakes."""
+    import pandas as pd
+
+    videos = pd.read_parquet(tiny_dataset["manifests"] / "videos.parquet")
+    fakes = videos[videos["label"] == "fake"]
+    boxes = {Path(p).name: [TINY_BOX] * 3 for p in fakes["path"]}
+    path.write_text(json.dumps(boxes))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_dataset) -> Path:
+    """A --dev-run of the real trainer at 64 px with --boxes (train.run calls run_explain), once a session; used by
+    tests/test_explain.py and tests/test_predict.py."""
+    run = tmp_path_factory.mktemp("tiny-run") / "run"
+    run.parent.mkdir(exist_ok=True)
+    boxes = write_tiny_boxes(tiny_dataset, run.parent / "boxes.json")
+    run_module("train.run", "--shards", tiny_dataset["shards"], "--manifests", tiny_dataset["manifests"],
+               "--out", run, "--dev-run", "--weights", "none", "--image-size", "64", "--batch-size", "8",
+               "--workers", "0", "--device", "cpu", "--boxes", boxes)
+    return run
 
 
 @pytest.fixture(scope="session")

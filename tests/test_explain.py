@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
+from conftest import TINY_BOX, write_tiny_boxes
+
 from train.explain import (KAGGLE_EPS, ExplainError, box_at, box_area, clipped_log_loss, fastai_title, load_boxes,
                            video_predictions)
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ("batch.png", "lr_find.png", "lr_schedule.png", "losses.png", "top_losses.png", "best.png",
            "gradcam_worst.png", "gradcam_best.png", "pointing.png")
-# tests/conftest.py draws each fake's "manipulation" at x = w/4 .. w/4 + w/3, y = h/4 .. h/4 + h/3
-TINY_BOX = [0.25, 0.25, 0.25 + 1 / 3, 0.25 + 1 / 3]
 
 
 def run_module(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -33,32 +33,9 @@ def run_module(*args: str, check: bool = True, timeout: float = 600) -> subproce
     return proc
 
 
-def write_tiny_boxes(tiny_dataset: dict, path: Path) -> Path:
-    """boxes.json in the demo generator's format (file name -> boxes per second) for the fixture's fakes."""
-    videos = pd.read_parquet(tiny_dataset["manifests"] / "videos.parquet")
-    fakes = videos[videos["label"] == "fake"]
-    boxes = {Path(p).name: [TINY_BOX] * 3 for p in fakes["path"]}
-    path.write_text(json.dumps(boxes))
-    return path
-
-
-def trained_tiny_run(tmp_path_factory, tiny_dataset: dict) -> Path:
-    """A --dev-run of the real trainer at 64 px with --boxes (train.run calls run_explain); built once a session."""
-    base = tmp_path_factory.getbasetemp() / "explain-tiny-run"
-    run = base / "run"
-    if (run / "explain.json").is_file():
-        return run
-    base.mkdir(exist_ok=True)
-    boxes = write_tiny_boxes(tiny_dataset, base / "boxes.json")
-    run_module("train.run", "--shards", str(tiny_dataset["shards"]), "--manifests", str(tiny_dataset["manifests"]),
-               "--out", str(run), "--dev-run", "--weights", "none", "--image-size", "64", "--batch-size", "8",
-               "--workers", "0", "--device", "cpu", "--boxes", str(boxes))
-    return run
-
-
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, tiny_dataset) -> Path:
-    return trained_tiny_run(tmp_path_factory, tiny_dataset)
+def run_dir(tiny_run) -> Path:
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +282,7 @@ frozen = false
 """
 
 
+@pytest.mark.slow
 def test_trained_model_points_inside_the_box_far_more_than_chance(tmp_path):
     """Train the real trainer (random init, 96x160, ~100 steps) on a demo-shaped set, explain with --boxes."""
     from conftest import run_pipeline

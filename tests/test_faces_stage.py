@@ -139,7 +139,12 @@ def test_rerun_is_fast_and_resplit_follows_without_detecting(ffpp, tmp_path):
     assert faces_table(ref) == before
     out = tmp_path / "rs"
     shutil.copytree(ref, out)
-    run_module("pipeline.resplit", "--shards", out / "shards", "--manifests", out / "manifests", "--seed", "5",
+    from pipeline.split import assign_split
+
+    videos = pq.read_table(out / "manifests" / "videos.parquet").to_pylist()
+    seed = next(s for s in range(100) if any(assign_split(v["label"], v["group"], s, 0.5) != v["split"]
+                                             for v in videos))
+    run_module("pipeline.resplit", "--shards", out / "shards", "--manifests", out / "manifests", "--seed", seed,
                "--val-fraction", "0.5")
     section = json.loads((out / "manifests" / "dataset.json").read_text())["faces"]
     assert section["pending_shards"]  # the repacked frame shards need the faces again
@@ -175,7 +180,7 @@ def test_kill_then_rerun_equals_clean_run(ffpp, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     n_done = len(list(parts.glob("*.done.json")))
-    assert 1 <= n_done < 4
+    assert 1 <= n_done < len(list((out / "shards").glob("*.tar")))
     proc = run_module("pipeline.faces", *faces_argv(out))
     assert f"{n_done} skipped" in proc.stderr
     ref = ffpp / "ref"
@@ -193,8 +198,9 @@ def test_parts_then_merge(ffpp, tmp_path):
     assert not (out / "manifests" / "faces.parquet").exists()
     run_module("pipeline.merge", "--manifests", out / "manifests")
     section = json.loads((out / "manifests" / "dataset.json").read_text())["faces"]
-    n1 = len(section["shards"])
-    assert n1 + len(section["pending_shards"]) == 4 and section["faces"] == len(faces_table(out))
+    n_shards = len(list((out / "shards").glob("*.tar")))
+    assert len(section["shards"]) + len(section["pending_shards"]) == n_shards
+    assert section["faces"] == len(faces_table(out))
     run_module("pipeline.faces", *faces_argv(out, "--part", "2/2"))
     run_module("pipeline.merge", "--manifests", out / "manifests")
     assert faces_table(out) == faces_table(ffpp / "ref")
@@ -202,17 +208,19 @@ def test_parts_then_merge(ffpp, tmp_path):
     assert section["faces"] == len(faces_table(out)) and section["pending_shards"] == []
     # a later single-machine run finds everything done
     proc = run_module("pipeline.faces", *faces_argv(out))
-    assert "0 shards done, 4 skipped" in proc.stderr
+    assert f"0 shards done, {n_shards} skipped" in proc.stderr
 
 
 def test_missing_frame_shard_fails_that_shard_only(ffpp, tmp_path):
     out = copy_frames(ffpp / "frames", tmp_path / "missing")
-    victim = sorted((out / "shards").glob("*.tar"))[0]
+    tars = sorted((out / "shards").glob("*.tar"))
+    victim = tars[0]
     victim.unlink()
     proc = run_module("pipeline.faces", *faces_argv(out), check=False)
-    assert proc.returncode == 1 and victim.name in proc.stderr and "3 shards done" in proc.stderr
+    assert proc.returncode == 1 and victim.name in proc.stderr, proc.stderr[-3000:]
+    assert f"{len(tars) - 1} shards done" in proc.stderr, proc.stderr[-3000:]
     section = json.loads((out / "manifests" / "dataset.json").read_text())["faces"]
-    assert section["pending_shards"] == [victim.name] and len(section["shards"]) == 3
+    assert section["pending_shards"] == [victim.name] and len(section["shards"]) == len(tars) - 1
 
 
 def test_no_faces_and_undecodable_frame(tmp_path):
@@ -273,3 +281,28 @@ def test_real_frames_api_reads_by_offset(tmp_path):
     assert {r["frame"] for r in rows} == set(range(len(frames)))
     assert all(r["crop"].shape == (96, 96, 3) for r in rows)
     assert len({r["track"] for r in rows if r["face"] == 0}) == 1  # one person, one track
+
+
+@needs_data
+def test_batched_gpu_path_on_cpu_matches(ffpp, tmp_path):
+    """The --device cuda code path (several videos per MTCNN call, one process) run with a CPU detector gives the
+    faces of the per-video CPU path (no GPU here; this checks the batching and bookkeeping, not CUDA)."""
+    from pipeline.faces import stage
+
+    out = copy_frames(ffpp / "frames", tmp_path / "batched")
+    settings = FaceSettings()
+    stage._init_worker(settings.asdict(), "cpu", 1)
+    p = stage.plan(out / "shards", out / "manifests", settings, (1, 1))
+    assert p["todo"] == p["all_shards"]
+    for shard in p["todo"]:
+        done = stage.process_shard(stage._task(p, shard, {}), str(out / "shards"), str(out / "manifests"),
+                                   settings.asdict(), device="cuda")
+        assert done["detected"] == done["frames"]
+    ref = faces_table(ffpp / "ref")
+    for shard in p["todo"]:
+        rows = pq.read_table(out / "manifests" / "faces_parts" / f"{shard[:-4]}.faces.parquet").to_pylist()
+        expect = [r for r in ref if r["crop_shard"] == f"faces/{shard}"]
+        assert [r["crop_key"] for r in rows] == [r["crop_key"] for r in expect]
+        for a, b in zip(rows, expect):
+            assert a["x0"] == pytest.approx(b["x0"], abs=1e-3) and a["y1"] == pytest.approx(b["y1"], abs=1e-3)
+            assert a["manipulated"] == b["manipulated"] and a["track"] == b["track"]

@@ -46,3 +46,33 @@ def test_readme_states_the_same_version():
     readme = (ROOT / "README.md").read_text()
     stated = set(re.findall(r"Python (\d+\.\d+)\+", readme))
     assert stated == {f"{major}.{minor}"}, stated
+
+
+def test_make_test_prints_durations_and_test_fast_skips_slow():
+    """Issue 11 item 10: `make test` shows the slowest tests, `make test-fast` skips the end-to-end ones."""
+    text = (ROOT / "Makefile").read_text()
+    rules = dict(re.findall(r"^([a-z-]+):.*\n\t(.*)$", text, re.M))
+    assert "--durations=15" in rules["test"] and "not slow" not in rules["test"]
+    assert '-m "not slow"' in rules["test-fast"]
+
+
+def test_test_modules_share_fixtures_through_conftest_only():
+    for path in (ROOT / "tests").glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("test_"), f"{path.name} imports from {node.module}"
+
+
+def test_shipped_schedule_holds_only_what_the_package_uses():
+    """Issue 11 item 6: test-only helpers (fastai's one-cycle curves) live in tests/, lr_find smooths with the
+    one smoother, and the run imports the resplit journal's recovery from a neutral module, not from resplit."""
+    tree = ast.parse((ROOT / "train" / "schedule.py").read_text())
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    shipped = "".join(p.read_text() for folder in ("train", "pipeline") for p in (ROOT / folder).rglob("*.py")
+                      if p.name != "schedule.py")
+    unused = {name for name in defined if not re.search(rf"\b{name}\b", shipped)}
+    assert unused == set(), f"train/schedule.py defines what only tests use: {unused}"
+    assert "1 - beta" not in (ROOT / "train" / "lr_find.py").read_text()
+    distribute = (ROOT / "pipeline" / "distribute.py").read_text()
+    assert "resplit" not in re.findall(r"^from \. import (.*)$", distribute, re.M)[0]
+    assert "from .journal import recover" in distribute

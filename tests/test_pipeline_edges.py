@@ -8,8 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import check_manifest_agrees, make_clip, make_dfdc_tree, read_manifest, run_pipeline
-from pipeline import manifest, resplit
+from conftest import (check_manifest_agrees, make_clip, make_dfdc_tree, pipeline_argv, read_manifest, run_module,
+                      run_pipeline)
+from pipeline.ffmpeg import find_ffmpeg
+from pipeline import journal as resplit_journal, manifest, resplit
 from pipeline.manifest import LockError
 
 
@@ -87,9 +89,9 @@ def test_interrupted_resplit_is_undone_or_finished(tmp_path, phase):
                "val_fraction": 0.3}
     if phase == "writing":  # a half-written new shard that must be thrown away
         (shards / ".train-real-000099.tar.tmp").write_bytes(b"partial")
-    (manifest.parts_dir(manifests) / resplit.JOURNAL).write_text(json.dumps(journal))
-    resplit.recover(shards, manifests)
-    assert not (manifest.parts_dir(manifests) / resplit.JOURNAL).exists()
+    (manifest.parts_dir(manifests) / resplit_journal.JOURNAL).write_text(json.dumps(journal))
+    resplit_journal.recover(shards, manifests)
+    assert not (manifest.parts_dir(manifests) / resplit_journal.JOURNAL).exists()
     assert not list(shards.glob(".*.tmp"))
     if phase == "writing":
         manifest.consolidate(manifests)
@@ -102,12 +104,18 @@ def test_interrupted_resplit_is_undone_or_finished(tmp_path, phase):
 
 
 def test_timeout_fails_the_video_and_keeps_the_rest(tmp_path):
+    """b hangs (an ffmpeg wrapper that sleeps for it), a does not: b fails with the timeout, a is done."""
     root = tmp_path / "videos"
     make_clip(root / "a.mp4", (96, 64), 1.0)
-    make_clip(root / "b.mp4", (1280, 720), 6.0, source="mandelbrot")
-    proc = run_pipeline(root, tmp_path, "--size", "64x36", "--timeout", "0.05", check=False)
+    make_clip(root / "b.mp4", (96, 64), 1.0, source="mandelbrot")
+    wrapper = tmp_path / "hanging-ffmpeg"
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *b.mp4*) exec sleep 120;; esac\nexec "{find_ffmpeg()}" "$@"\n')
+    wrapper.chmod(0o755)
+    proc = run_module("pipeline.run", *pipeline_argv(root, tmp_path, "--size", "64x36", "--timeout", "5"),
+                      env={"FFMPEG": str(wrapper)})
     assert proc.returncode == 0
     videos = _videos(tmp_path / "manifests")
-    assert any(v["status"] == "failed" and "longer than" in v["error"] for v in videos.values())
+    assert videos["b"]["status"] == "failed" and "longer than 5 s" in videos["b"]["error"]
+    assert videos["a"]["status"] == "done" and videos["a"]["n_frames"] == 1
     table = pq.read_table(tmp_path / "manifests" / "videos.parquet")
     assert table.num_rows == 2

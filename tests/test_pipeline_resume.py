@@ -15,6 +15,8 @@ import pytest
 from conftest import (REPO, check_manifest_agrees, decode_calls, logging_ffmpeg, make_dfdc_tree, pipeline_argv,
                       read_manifest, run_module)
 
+pytestmark = pytest.mark.slow  # kills and reruns the pipeline over a reference dataset
+
 ARGS = ("--size", "96x64", "--shard-size", "10KB")
 N_VIDEOS = 42  # 14 reals with 2 fakes each
 
@@ -112,10 +114,8 @@ def test_rerun_of_a_finished_dataset_decodes_nothing(many, reference, tmp_path):
     shutil.copytree(reference[0], out)
     before = _tar_stats(out / "shards")
     wrapper, log = logging_ffmpeg(tmp_path / "ffmpeg")
-    t0 = time.time()
     proc = run_module("pipeline.run", *pipeline_argv(videos, out, *ARGS), env={"FFMPEG": str(wrapper)})
-    assert time.time() - t0 < 15
-    assert decode_calls(log) == []
+    assert decode_calls(log) == []  # what "takes seconds" means, without a wall-clock limit on a loaded machine
     assert f"summary: 0 done, 0 failed, {N_VIDEOS} skipped" in proc.stderr
     assert _tar_stats(out / "shards") == before
     assert check_manifest_agrees(out / "shards", out / "manifests") == reference[1]

@@ -107,4 +107,4 @@ def test_verify_refuses_a_shard_name_with_a_path(ds):
     data["shards"][0]["name"] = "../../etc/passwd"
     path.write_text(json.dumps(data))
     proc = _verify(ds)
-    assert proc.returncode == 2 and "shards[].name" in proc.stderr
+    assert proc.returncode == 2 and "shards[0].name" in proc.stderr

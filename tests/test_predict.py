@@ -32,10 +32,9 @@ def run_module(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, tiny_dataset) -> Path:
-    """The tiny --dev-run that tests/test_explain.py trains (shared through the session's temp folder)."""
-    from test_explain import trained_tiny_run
-    return trained_tiny_run(tmp_path_factory, tiny_dataset)
+def run_dir(tiny_run) -> Path:
+    """The tiny --dev-run with --boxes (conftest's session fixture, shared with tests/test_explain.py)."""
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

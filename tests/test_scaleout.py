@@ -39,6 +39,7 @@ def _env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
 
 
+@pytest.mark.slow
 def test_torchrun_two_gloo_processes_one_run_folder_whole_val_set(tiny_dataset, tmp_path):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(RECIPE)
@@ -62,6 +63,7 @@ def test_torchrun_two_gloo_processes_one_run_folder_whole_val_set(tiny_dataset, 
 
 
 @pytest.mark.parametrize("template", ["pipe:cat {dir}/{{name}}", "file://{dir}"])
+@pytest.mark.slow
 def test_training_reads_shards_through_urls(tiny_dataset, tmp_path, template):
     location = template.format(dir=tiny_dataset["shards"])
     out = tmp_path / "run"

@@ -65,7 +65,7 @@ def test_missing_and_empty_shards_folder(tmp_path, tiny_dataset):
     with pytest.raises(DataError, match="does not exist"):
         load_manifest(tmp_path / "nope", tiny_dataset["manifests"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="holds no .tar shards"):
+    with pytest.raises(DataError, match="listed in dataset.json but missing"):
         load_manifest(tmp_path / "empty", tiny_dataset["manifests"])
     with pytest.raises(DataError, match="dataset.json does not exist"):
         load_manifest(tiny_dataset["shards"], tmp_path / "empty")

@@ -116,6 +116,7 @@ def _state(run: Path) -> dict:
     return torch.load(run / "checkpoints" / "last.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_resume_equals_an_uninterrupted_run(tiny_dataset, tmp_path):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(TINY_RECIPE)
@@ -137,6 +138,7 @@ def test_resume_equals_an_uninterrupted_run(tiny_dataset, tmp_path):
     pd.testing.assert_frame_equal(lr_a, lr_b)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path, monkeypatch):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(TINY_RECIPE)

@@ -12,6 +12,7 @@ import torch
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from train import schedule  # noqa: E402
+from fastai_reference import fastai_one_cycle  # noqa: E402
 from train.augment import decode_resized, eval_transform, train_transform  # noqa: E402
 from train.config import (RECIPES_DIR, Augment, RecipeError, Stage, load_recipe, parse_image_size,  # noqa: E402
                           recipe_from_dict)
@@ -43,8 +44,8 @@ def _torch_curve(stage_lr, total):
 def test_one_cycle_matches_fastai_formula(total):
     lrs, moms = _torch_curve((2e-4, 1e-2), total)
     spread = schedule.spread_lr((2e-4, 1e-2))
-    expected = np.array([[schedule.fastai_one_cycle(i / total, hi)[0] for hi in spread] for i in range(total)])
-    expected_mom = np.array([schedule.fastai_one_cycle(i / total, 1.0)[1] for i in range(total)])
+    expected = np.array([[fastai_one_cycle(i / total, hi)[0] for hi in spread] for i in range(total)])
+    expected_mom = np.array([fastai_one_cycle(i / total, 1.0)[1] for i in range(total)])
     # OneCycleLR puts the peak at step pct*N - 1 where fastai has it at pct*N: one step of phase shift at most.
     tol = 1.0 / (schedule.PCT_START * total) * math.pi
     assert np.abs(lrs - expected).max() <= tol * np.array(spread).max()
@@ -57,9 +58,9 @@ def test_one_cycle_matches_fastai_formula(total):
 
 
 def test_fastai_formula_endpoints():
-    assert schedule.fastai_one_cycle(0.0, 1.0) == pytest.approx((1 / 25, 0.95))
-    assert schedule.fastai_one_cycle(0.25, 1.0) == pytest.approx((1.0, 0.85))
-    assert schedule.fastai_one_cycle(1.0 - 1e-12, 1.0)[0] == pytest.approx(1e-5, rel=1e-3)
+    assert fastai_one_cycle(0.0, 1.0) == pytest.approx((1 / 25, 0.95))
+    assert fastai_one_cycle(0.25, 1.0) == pytest.approx((1.0, 0.85))
+    assert fastai_one_cycle(1.0 - 1e-12, 1.0)[0] == pytest.approx(1e-5, rel=1e-3)
 
 
 def test_frozen_trains_only_head_and_batchnorm():
@@ -171,7 +172,8 @@ def test_valley_and_smoothing():
     losses = [2.0] * 30 + list(np.linspace(2.0, 0.5, 40)) + list(np.linspace(0.5, 20, 30))
     suggestion = schedule.suggest_lr(lrs, losses)
     assert lrs[30] < suggestion < lrs[70]
-    smoothed = schedule.smooth_losses([1.0, 1.0, 1.0])
+    smoother = schedule.SmoothedLoss()
+    smoothed = [smoother.add(x) for x in (1.0, 1.0, 1.0)]
     assert smoothed == pytest.approx([1.0, 1.0, 1.0])  # debiased: a constant stays constant
 
 

@@ -163,9 +163,8 @@ def load_manifest(shards_dir: str | Path, manifests_dir: str | Path, input: str 
         return load_faces(shards_dir, manifests_dir, fake_faces)
     location, manifests_dir = str(shards_dir), Path(manifests_dir)
     local = is_local(location)
-    if local:
+    if local:  # the folder is never listed: dataset.json says which shards there are (checked one by one below)
         _require(Path(location).is_dir(), f"shards folder {location} does not exist; build it with `make shards`")
-        _require(any(Path(location).glob("*.tar")), f"shards folder {location} holds no .tar shards; run `make shards`")
     path = manifests_dir / "dataset.json"
     _require(path.is_file(), f"manifest {path} does not exist; pass --manifests (written by `make shards`)")
     try:
@@ -230,7 +229,7 @@ def load_faces(shards_dir: str | Path, manifests_dir: str | Path, fake_faces: st
     _require(isinstance(faces, dict) and isinstance(faces.get("shards"), list),
              f"manifest {path} has no faces; run the faces stage first: `make faces SHARDS=... MANIFESTS=...` "
              "(python -m pipeline.faces)")
-    check_shard_entries(faces["shards"], path)
+    check_shard_entries(faces["shards"], f"{path} (faces)")
     drop = fake_faces == "manipulated"
     counts = face_counts(manifests_dir, drop) or faces.get("counts", {})
     train = counts.get("train", {})

@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 import torch
@@ -127,6 +127,25 @@ def predict(model: nn.Module, loader: Iterable, device: Device | torch.device | 
         rows["key"] += list(keys)
         rows["video_id"] += list(videos)
     return pd.DataFrame(rows)
+
+
+TTA_MODES = ("none", "hflip")
+
+
+@torch.no_grad()
+def ensemble_p_fake(models: Sequence[nn.Module], images: torch.Tensor, dev: Device, tta: str = "none") -> torch.Tensor:
+    """P(fake) of a uint8 NCHW batch: the mean of the softmax probabilities over the models and, with tta="hflip",
+    over the batch and its horizontal mirror (so 2 x len(models) passes are averaged with equal weight)."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown --tta {tta!r}; allowed: {', '.join(TTA_MODES)}")
+    x = dev.inputs(images)
+    views = [x, x.flip(-1)] if tta == "hflip" else [x]
+    total = torch.zeros(len(images), device=dev.device)
+    for model in models:
+        for view in views:
+            with dev.autocast():
+                total += model(view).float().softmax(dim=1)[:, 1]
+    return total / (len(models) * len(views))
 
 
 def evaluate(model: nn.Module, loader: Iterable, device: Device | torch.device | str,

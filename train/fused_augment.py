@@ -9,14 +9,15 @@ What stays the same as the plain albumentations pipeline (`augment_impl = "album
   cv2.imencode as is), and decodes the same bytes with libjpeg-turbo (simplejpeg, ~2.5x faster than cv2.imdecode).
 
 What changes, and why it keeps the meaning:
-- flip, crop-and-pad, rotate and zoom are one affine matrix (the product of the four albumentations matrices, in
-  their order) and one `cv2.warpAffine` with bilinear interpolation and reflected borders, instead of up to three
-  resamplings (blurring the picture three times) plus a flip. Where the sequential pipeline resamples a crop whose
-  borders it then mirrors, the fused warp reads the real frame pixels beyond the crop (and mirrors only at the
-  frame's own edge), so corner fill after a crop + rotation can differ; elsewhere the two agree to a few grey
-  levels (tests/test_fused_augment.py);
+- when rotate or zoom is drawn, flip, crop-and-pad, rotate and zoom are one affine matrix (the product of the
+  albumentations matrices, in their order) and one `cv2.warpAffine` with bilinear interpolation and reflected
+  borders, instead of up to three resamplings (blurring the picture three times) plus a flip. Where the
+  sequential pipeline resamples a crop whose borders it then mirrors, the fused warp reads the real frame pixels
+  beyond the crop (and mirrors only at the frame's own edge), so corner fill after a crop + rotation can differ;
+  elsewhere the two agree within a small pixel error (tests/test_fused_augment.py). Crop-and-pad without them is
+  albumentations' own crop, pad and resize (exact, 3x cheaper than a warp at 720p); a flip alone is a flip;
 - HSV shifts are one 3-channel LUT between the two colour conversions (no split/merge); brightness and contrast
-  are composed into one LUT (exact: both are per-pixel maps of uint8);
+  are composed into one LUT (exact: both are per-pixel maps of uint8), applied in place with stringzilla;
 - the result is written straight into the batch buffer (NHWC uint8), so the batch needs no transpose or stack:
   the trainer gets an NCHW view with channels_last strides (see `train.data.TrainStream`).
 """

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from train.engine import Device, NonFiniteLossError, make_scaler, train_step
-from train.schedule import finder_lr, suggest_lr
+from train.schedule import SmoothedLoss, finder_lr, suggest_lr
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def lr_find(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer
     model.train()
     scaler = make_scaler(dev)
     weights = class_weights.to(dev.device) if class_weights is not None else None
-    lrs, losses, avg, best = [], [], 0.0, math.inf
+    lrs, losses, best, smoother = [], [], math.inf, SmoothedLoss(beta)
     try:
         for step, (images, labels, *_rest) in enumerate(loader):
             if step >= num_steps:
@@ -46,8 +46,7 @@ def lr_find(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer
                 loss = train_step(model, images, labels, optimizer, scaler, dev, weights)
             except NonFiniteLossError:
                 break
-            avg = beta * avg + (1 - beta) * loss
-            smoothed = avg / (1 - beta ** (step + 1))
+            smoothed = smoother.add(loss)
             lrs.append(lr)
             losses.append(smoothed)
             if smoothed > stop_factor * best:

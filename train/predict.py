@@ -23,18 +23,20 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import simplejpeg  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pipeline.discover import VIDEO_EXTENSIONS  # noqa: E402
 from pipeline.frames import FrameError, extract  # noqa: E402
-import simplejpeg  # noqa: E402
 
 from train import metrics  # noqa: E402
 from train.augment import decode_resized, to_chw  # noqa: E402
 from train.data import LABELS, DataError, check_shard_entries, is_local, read_shard, shard_url  # noqa: E402
-from train.engine import Device  # noqa: E402
-from train.model import WeightsError, load_checkpoint  # noqa: E402
+from train.engine import TTA_MODES, Device, ensemble_p_fake  # noqa: E402
+from train.evaluate import EvaluateError, load_ensemble  # noqa: E402
+from train.metrics import RULES  # noqa: E402
+from train.model import WeightsError  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +164,13 @@ def decode_video(path: Path, settings: FrameSettings, size: tuple[int, int] | No
 
 
 class Scorer:
-    """A checkpoint's model in eval mode on a device: uint8 NHWC frames -> P(fake) per frame."""
+    """One model or an ensemble in eval mode on a device: uint8 NHWC frames -> P(fake) per frame (the mean over the
+    models, and over each frame and its mirror with tta="hflip"; train.engine.ensemble_p_fake)."""
 
-    def __init__(self, model: torch.nn.Module, dev: Device, batch_size: int) -> None:
-        self.model, self.dev, self.batch_size = dev.prepare(model).eval(), dev, batch_size
+    def __init__(self, models: torch.nn.Module | Sequence[torch.nn.Module], dev: Device, batch_size: int,
+                 tta: str = "none") -> None:
+        models = [models] if isinstance(models, torch.nn.Module) else list(models)
+        self.models, self.dev, self.batch_size, self.tta = [dev.prepare(m).eval() for m in models], dev, batch_size, tta
         self.seconds = 0.0
 
     @torch.no_grad()
@@ -174,9 +179,7 @@ class Scorer:
         out = []
         for i in range(0, len(images), self.batch_size):
             batch = torch.stack([to_chw(image) for image in images[i:i + self.batch_size]])
-            with self.dev.autocast():
-                logits = self.model(self.dev.inputs(batch)).float()
-            out.append(logits.softmax(dim=1)[:, 1].cpu().numpy())
+            out.append(ensemble_p_fake(self.models, batch, self.dev, self.tta).cpu().numpy())
         self.seconds += time.perf_counter() - start
         return np.concatenate(out).astype(np.float64)
 
@@ -340,16 +343,24 @@ def face_cropper(config: dict, size, device: str):
     return FaceCropper(settings, size, device)
 
 
-def load_scorer(checkpoint: Path, device: str, batch_size: int | None) -> tuple[Scorer, dict]:
-    dev = Device.resolve(device, amp=True, channels_last=False)
-    model, config = load_checkpoint(checkpoint, map_location="cpu")
-    return Scorer(model, dev, batch_size or int(config["recipe"]["batch_size"])), config
+def load_scorer(checkpoints: Path | Sequence[Path], device: str, batch_size: int | None,
+                tta: str = "none") -> tuple[Scorer, dict]:
+    """A Scorer over one checkpoint or an ensemble (refused unless they take the same input) and the first config."""
+    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    try:
+        ensemble = load_ensemble(paths, device)
+    except EvaluateError as err:
+        raise PredictError(str(err)) from None
+    config = ensemble.configs[0]
+    return Scorer(ensemble.models, ensemble.dev, batch_size or int(config["recipe"]["batch_size"]), tta), config
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="A checkpoint of train.run, e.g. runs/NAME/checkpoints/best.pt.")
+@click.option("--checkpoint", "checkpoints", required=True, multiple=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A checkpoint of train.run, e.g. runs/NAME/checkpoints/best.pt; repeat for an ensemble (mean "
+                   "P(fake); the checkpoints must take the same input).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("submission.csv"),
               help="Kaggle DFDC submission: filename,label with label = P(fake) of the video.")
 @click.option("--frames-out", type=click.Path(dir_okay=False, path_type=Path),
@@ -368,14 +379,18 @@ def load_scorer(checkpoint: Path, device: str, batch_size: int | None) -> tuple[
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--clip", type=click.FloatRange(0.0, 0.5, max_open=True), default=0.0,
               help="Clip each video's label to [clip, 1 - clip] (top DFDC entries used about 0.01); 0 = raw.")
+@click.option("--tta", type=click.Choice(TTA_MODES), default="none", help="hflip: also score each mirrored frame.")
+@click.option("--aggregate", "rule", type=click.Choice(RULES), default=None, show_default="the checkpoint's, else mean",
+              help="How frames (or faces) make a video's label (confident = the DFDC winner's rule; see train.metrics).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(inputs, checkpoint, out, frames_out, shards, manifests, split, workers, batch_size, device, clip, quiet,
-         verbose) -> None:
+def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers, batch_size, device, clip, tta, rule,
+         quiet, verbose) -> None:
     """Score videos (files or folders, searched recursively) or a sharded split with a trained checkpoint.
 
     Each video is decoded exactly as the training shards were (pipeline.frames: same fps, size and JPEG quality),
-    its frames scored with the validation transform, and its label is the mean P(fake) of its frames. A video that
+    its frames scored with the validation transform (by each --checkpoint, averaged; with --tta hflip also mirrored),
+    and its label is the --aggregate rule over its frames' P(fake) (the mean by default). A video that
     cannot be read gets label 0.5 in the submission and an error row in --frames-out; the others go on.
 
     Exit status: 0 when every video was scored, 1 when any video failed, 2 on a usage error.
@@ -384,7 +399,8 @@ def main(inputs, checkpoint, out, frames_out, shards, manifests, split, workers,
     if bool(inputs) == bool(shards):
         raise click.UsageError("give either videos/folders or --shards DIR (with --split), not both nor neither")
     try:
-        scorer, config = load_scorer(checkpoint, device, batch_size)
+        scorer, config = load_scorer(checkpoints, device, batch_size, tta)
+        checkpoint = checkpoints[0]
         size = tuple(config["recipe"]["image_size"])
         if shards:
             if not manifests and not is_local(shards):
@@ -403,7 +419,7 @@ def main(inputs, checkpoint, out, frames_out, shards, manifests, split, workers,
             cropper = face_cropper(config, size, device)
             frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=not quiet,
                                            names=video_names(paths, inputs), cropper=cropper)
-        scores = video_scores(frames, clip, config.get("aggregate", "mean"))
+        scores = video_scores(frames, clip, rule or config.get("aggregate", "mean"))
         if len(scores) != stats["videos"] or frames["filename"].nunique() != frames["video_id"].nunique():
             raise PredictError(f"{stats['videos']} videos scored but {len(scores)} rows to write: two videos share a "
                                "filename; nothing written")

@@ -1,4 +1,5 @@
-"""Pure schedule math: discriminative LRs, fastai's one-cycle curves, the LR-finder sweep and its suggestion."""
+"""Pure schedule math: discriminative LRs, fastai's one-cycle settings (torch's OneCycleLR runs them), the LR-finder
+sweep, its loss smoothing and its suggestion. (fastai's own one-cycle curves, a test reference, are in tests/.)"""
 from __future__ import annotations
 
 import math
@@ -27,37 +28,21 @@ def spread_lr(lr: float | Sequence[float], n_groups: int = 3) -> list[float]:
     return [lo * step**i for i in range(n_groups)]
 
 
-def cos_anneal(start: float, end: float, pct: float) -> float:
-    """Cosine from start (pct=0) to end (pct=1), fastai's SchedCos."""
-    return start + (1 + math.cos(math.pi * (1 - pct))) * (end - start) / 2
-
-
-def fastai_one_cycle(pos: float, lr_max: float, pct_start: float = PCT_START,
-                     div: float = DIV_FACTOR, div_final: float = FINAL_DIV) -> tuple[float, float]:
-    """fastai's one-cycle (combined_cos) at training progress pos in [0, 1) -> (lr, beta1).
-
-    1. phase 1 (pos < pct_start): cosine from lr_max/div up to lr_max; beta1 from 0.95 down to 0.85.
-    2. phase 2: cosine from lr_max down to lr_max/div_final; beta1 back up to 0.95.
-    """
-    if pos < pct_start:
-        pct = pos / pct_start
-        return cos_anneal(lr_max / div, lr_max, pct), cos_anneal(MOMS[0], MOMS[1], pct)
-    pct = (pos - pct_start) / (1 - pct_start)
-    return cos_anneal(lr_max, lr_max / div_final, pct), cos_anneal(MOMS[1], MOMS[2], pct)
-
-
 def finder_lr(step: int, num_steps: int, start: float = 1e-7, end: float = 10.0) -> float:
     """The LR finder's exponential sweep (fastai SchedExp at pos = step / num_steps)."""
     return start * (end / start) ** (step / num_steps)
 
 
-def smooth_losses(losses: Sequence[float], beta: float = 0.98) -> list[float]:
-    """Exponential moving average with bias correction, as fastai's AvgSmoothLoss."""
-    out, avg = [], 0.0
-    for i, loss in enumerate(losses, 1):
-        avg = beta * avg + (1 - beta) * loss
-        out.append(avg / (1 - beta**i))
-    return out
+class SmoothedLoss:
+    """Exponential moving average with bias correction, as fastai's AvgSmoothLoss: `add(loss)` -> smoothed loss."""
+
+    def __init__(self, beta: float = 0.98) -> None:
+        self.beta, self.avg, self.n = beta, 0.0, 0
+
+    def add(self, loss: float) -> float:
+        self.n += 1
+        self.avg = self.beta * self.avg + (1 - self.beta) * loss
+        return self.avg / (1 - self.beta**self.n)
 
 
 def valley(lrs: Sequence[float], losses: Sequence[float]) -> int:

@@ -157,6 +157,7 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
     fs = FaceSettings.from_dict(settings)
     stem = task.shard[:-4]
     folder = fm.faces_dir(manifests_p)
+    folder.mkdir(parents=True, exist_ok=True)
     out_dir = shards_p / FACES
     out_dir.mkdir(parents=True, exist_ok=True)
     by_video: dict[str, list[dict]] = collections.OrderedDict()
@@ -267,37 +268,58 @@ def _read_manifest(manifests: Path) -> tuple[pa.Table, dict[str, dict]]:
     return frames, {v["video_id"]: v for v in videos.to_pylist()}
 
 
-def _cache(manifests: Path, settings: FaceSettings) -> dict[str, tuple]:
-    """Every earlier detection made with the same detect settings, by frame key (whatever shard it was in)."""
+def _cache(manifests: Path, settings: FaceSettings, keys: set[str]) -> dict[str, tuple]:
+    """Earlier detections of these frame keys made with the same detect settings (whatever shard they were in)."""
+    import pyarrow.compute as pc
+
     want = detect_settings(settings)
     cache: dict[str, tuple] = {}
-    for path in sorted(fm.faces_dir(manifests).glob("*.detections.parquet")):
+    paths = sorted(fm.faces_dir(manifests).glob("*.detections.parquet"))
+    wanted = pa.array(sorted(keys), type=pa.string()) if paths else None
+    for path in paths:
         try:
             table = pq.read_table(path)
             meta = table.schema.metadata or {}
             if json.loads(meta.get(b"detect_settings", b"null")) != want:
                 continue
-        except (OSError, pa.ArrowInvalid) as exc:
+        except (OSError, pa.ArrowInvalid, ValueError) as exc:
             log.warning("%s: unreadable detections cache, ignored: %s", path.name, exc)
             continue
+        table = table.filter(pc.is_in(table["key"], value_set=wanted))
         for k, st, faces in zip(table["key"].to_pylist(), table["status"].to_pylist(), table["faces"].to_pylist()):
             cache[k] = (st, faces)
     return cache
 
 
+FRAME_COLUMNS = ("key", "video_id", "second", "split", "label", "shard", "offset", "bytes", "width", "height")
+
+
 def plan(shards: Path, manifests: Path, settings: FaceSettings, part: tuple[int, int]) -> dict:
-    """Tasks for the frame shards of this part whose faces are not finished (nothing is written)."""
+    """Tasks for the frame shards of this part whose faces are not finished (nothing is written).
+
+    Frames stay in one Arrow table sorted by shard (a zero-copy slice per shard, turned into rows only when the
+    shard's task is built), so the orchestrator's memory stays near the manifest's size at DFDC scale.
+    """
+    import pyarrow.compute as pc
+
     frames, videos = _read_manifest(manifests)
-    rows = frames.select([c for c in ("key", "video_id", "second", "split", "label", "shard", "offset", "bytes",
-                                      "width", "height") if c in frames.column_names]).to_pylist()
-    by_shard: dict[str, list[dict]] = collections.defaultdict(list)
+    table = frames.select([c for c in FRAME_COLUMNS if c in frames.column_names])
+    table = table.sort_by([("shard", "ascending"), ("key", "ascending")])
+    by_shard: dict[str, pa.Table] = {}
+    start = 0
+    if table.num_rows:
+        runs = pc.run_end_encode(table["shard"].combine_chunks())
+        for name, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist()):
+            by_shard[name] = table.slice(start, end - start)
+            start = end
+    originals = {v["original"] for v in videos.values() if v.get("label") == "fake" and v.get("original")}
     by_video_second: dict[str, dict] = collections.defaultdict(dict)
-    for r in rows:
-        by_shard[r["shard"]].append(r)
-        by_video_second[r["video_id"]][round(r["second"], 3)] = (r["shard"], r["offset"])
+    needed = table.filter(pc.is_in(table["video_id"], value_set=pa.array(sorted(originals), type=pa.string())))
+    for vid, sec, shard, off in zip(*(needed[c].to_pylist() for c in ("video_id", "second", "shard", "offset"))):
+        by_video_second[vid][round(sec, 3)] = (shard, off)
     k, n = part
     names = sorted(s for s in by_shard if n == 1 or part_of(s, n) == k)
-    fingerprints = {s: fm.fingerprint(by_shard[s]) for s in by_shard}
+    fingerprints = {s: fm.fingerprint(t.select(["key", "offset", "bytes"]).to_pylist()) for s, t in by_shard.items()}
     want = run_settings(settings)
     todo, finished = [], []
     for s in names:
@@ -312,7 +334,7 @@ def plan(shards: Path, manifests: Path, settings: FaceSettings, part: tuple[int,
 
 
 def _task(p: dict, shard: str, cache: dict) -> Task:
-    frames = p["by_shard"][shard]
+    frames = p["by_shard"][shard].to_pylist()
     originals = {}
     for vid in sorted({f["video_id"] for f in frames}):
         v = p["videos"].get(vid) or {}
@@ -366,9 +388,11 @@ def build(shards: Path, manifests: Path, settings: FaceSettings, device: str = "
         log.info("face settings changed (%s): faces are made again, detections reused where the detect "
                  "settings match", {k: v for k, v in want.items() if previous.get(k) != v})
     fm.write_json(folder / "settings.json", want)
-    cache = _cache(manifests, settings) if p["todo"] else {}
+    todo_keys = {k for s in p["todo"] for k in p["by_shard"][s]["key"].to_pylist()}
+    cache = _cache(manifests, settings, todo_keys) if todo_keys else {}
+    del todo_keys
     stats = collections.Counter(shards_done=0, shards_skipped=len(p["finished"]), shards_failed=0)
-    n_frames = sum(len(p["by_shard"][s]) for s in p["todo"])
+    n_frames = sum(p["by_shard"][s].num_rows for s in p["todo"])
     t0 = time.time()
     with tqdm(total=n_frames, unit="frame", desc="faces", dynamic_ncols=True, disable=not n_frames) as bar:
         def account(done: dict):

@@ -1,0 +1,47 @@
+"""The resplit journal and its recovery, apart from resplit itself: every pipeline command that touches the shards
+(pipeline.run at start, pipeline.resplit) first finishes or undoes a resplit that was interrupted."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from . import manifest
+from .config import GROUPING
+from .shards import atomic_write
+
+log = logging.getLogger(__name__)
+JOURNAL = "resplit.json"
+
+
+def recover(shards: Path, manifests: Path, interrupted: bool = True) -> None:
+    """Finish or undo a resplit that was interrupted (its journal says which)."""
+    journal_path = manifest.parts_dir(manifests) / JOURNAL
+    if not journal_path.is_file():
+        return
+    journal = json.loads(journal_path.read_text())
+    if journal["phase"] == "committed":
+        if interrupted:
+            log.warning("finishing an interrupted resplit")
+        _remove_shards(shards, manifests, journal["old"])
+        _update_configs(manifests, journal["seed"], journal["val_fraction"])
+    else:
+        log.warning("undoing an interrupted resplit")
+        _remove_shards(shards, manifests, journal["new"])
+        for tmp in shards.glob(".*.tar.tmp"):
+            tmp.unlink()
+    journal_path.unlink()
+
+
+def _remove_shards(shards: Path, manifests: Path, names: list[str]) -> None:
+    folder = manifest.parts_dir(manifests)
+    for name in names:
+        for path in (folder / f"{name[:-4]}.videos.parquet", folder / f"{name[:-4]}.frames.parquet",
+                     folder / f"{name[:-4]}.shard.json", shards / name):
+            path.unlink(missing_ok=True)
+
+
+def _update_configs(manifests: Path, seed: int, val_fraction: float) -> None:
+    for name, cfg in manifest.read_part_configs(manifests).items():
+        cfg.update(seed=seed, val_fraction=val_fraction, grouping=GROUPING)
+        atomic_write(manifest.parts_dir(manifests) / name, json.dumps(cfg, indent=2).encode())
