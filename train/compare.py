@@ -28,6 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from train import metrics  # noqa: E402
 
@@ -77,8 +78,10 @@ def _read_json(path: Path) -> dict:
 
 
 def _wall_seconds(root: Path) -> float | None:
-    """From the run folder's first file write (config.json, batch.png) to its last (the report)."""
-    times = [p.stat().st_mtime for p in root.rglob("*") if p.is_file()]
+    """From the run folder's first file write (config.json, batch.png) to its last (the report); the files of the
+    run itself and its checkpoints only (not a later eval-SPLIT/ folder)."""
+    files = [*root.glob("*"), *root.glob("checkpoints/*")]
+    times = [p.stat().st_mtime for p in files if p.is_file()]
     return max(times) - min(times) if len(times) > 1 else None
 
 
@@ -146,8 +149,9 @@ def loss_figure(runs: Sequence[Run]) -> str:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("loss")
     ymax = [ax.get_ylim()[1] for ax in axes]
-    for ax in axes:  # one loss scale for all three panels
-        ax.set_ylim(0, max(ymax))
+    for ax in axes:  # one loss scale for all three panels, whole epochs on x
+        ax.set_ylim(0, 1.08 * max(ymax))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(fontsize=8)
     fig.tight_layout()
