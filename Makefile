@@ -64,10 +64,10 @@ test-fast: setup  ## the test suite without the end-to-end tests marked slow
 
 bench: bench-shards bench-train bench-predict bench-faces  ## all benchmarks
 
-bench-shards: setup  ## pipeline time against the ffmpeg decode floor
+bench-shards: setup  ## pipeline CPU-s and wall time against the ffmpeg decode floor (36 clips, generated ones cached in bench-out/cache)
 	$(PYTHON) benchmarks/bench_shards.py $(ARGS)
 
-bench-train: setup  ## loader throughput (real DFDC frames) and CPU step time
+bench-train: setup  ## cost per augmentation, fused loader vs ImageFolder+PIL, DataLoader vs its workers (real DFDC frames), CPU step time
 	$(PYTHON) benchmarks/bench_train.py --videos ../shared/data/dfdc_sample --n 64 $(ARGS)
 
 bench-gpu: setup  ## resnet-18 images/s and peak memory on a GPU (AMP, channels_last; exits cleanly without CUDA)
