@@ -9,6 +9,7 @@ VIDEOS    ?=
 SHARDS    ?= shards
 MANIFESTS ?= manifests
 WORKERS   ?= $(shell nproc 2>/dev/null || echo 2)
+TEST_WORKERS ?= $(WORKERS)
 RUN       ?= runs/seed
 RECIPE    ?= seed
 WEIGHTS   ?= imagenet
@@ -56,11 +57,11 @@ demo-faces: setup  ## the demo on faces: photographed faces (MTCNN finds them), 
 	$(PYTHON) -m train.run --shards "$(DEMO_FACES)/shards" --manifests "$(DEMO_FACES)/manifests" --out "$(DEMO_FACES)/runs/faces" --recipe demo_faces --weights "$(DEMO_FACES_WEIGHTS)" --boxes "$(DEMO_FACES)/videos/boxes.json" $(ARGS)
 	@echo "demo-faces run folder: $(DEMO_FACES)/runs/faces (open $(DEMO_FACES)/runs/faces/report.html)"
 
-test: setup  ## run the whole test suite (prints the 15 slowest tests)
-	$(PYTHON) -m pytest -q --durations=15
+test: setup  ## run the whole test suite on every core, one test module per worker (prints the 15 slowest tests)
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-fast: setup  ## the test suite without the end-to-end tests marked slow
-	$(PYTHON) -m pytest -q -m "not slow" --durations=15
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow" --durations=15
 
 bench: bench-shards bench-train bench-predict bench-faces  ## all benchmarks
 
