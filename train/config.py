@@ -214,7 +214,7 @@ class TrainConfig:
     stop_after_epochs: int | None = None
     channels_last: bool = True
     compile: bool = False
-    augment_impl: str = "fused"
+    augment_impl: str = "albumentations"  # fused is opt-in: see README (Benchmarks) for why
     tensorboard: bool = False
     input: str = "frames"              # frames | faces (the faces stage's crops: shards/faces/, faces.parquet)
     fake_faces: str = "manipulated"    # faces: drop fake videos' faces the faces stage found untouched, or keep all

@@ -384,7 +384,7 @@ class TrainStream(IterableDataset):
     """
 
     def __init__(self, manifest: Manifest, size: tuple[int, int], augment: Augment, batch_size: int,
-                 n_batches: int, balance: str, shuffle_buffer: int, seed: int, augment_impl: str = "fused") -> None:
+                 n_batches: int, balance: str, shuffle_buffer: int, seed: int, augment_impl: str = "albumentations") -> None:
         super().__init__()
         if augment_impl not in AUGMENT_IMPLS:
             raise ValueError(f"augment_impl must be one of {AUGMENT_IMPLS}, got {augment_impl!r}")
