@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from demodata.synthetic import (BACKGROUNDS, FAKES_PER_REAL, FPS, PART_NAME, Motion, SyntheticError, _background,
-                                _blocky, _boxes_per_second, _gauss_blur, _make_ids, _parse_size, encode_overlays)
+from demodata.synthetic import (FPS, PART_NAME, Motion, SyntheticError, _background, _blocky, _boxes_per_second,
+                                _gauss_blur, _parse_size, encode_overlays, plan_ids)
 from pipeline.ffmpeg import find_ffmpeg
 
 log = logging.getLogger(__name__)
@@ -211,14 +211,7 @@ class FaceGroup:
 
 def _plan(n_videos: int, seconds: float, size: tuple[int, int], seed: int, photos: list[Photo]) -> list[FaceGroup]:
     rng = random.Random(seed)
-    n_real = max(1, math.ceil(n_videos / (FAKES_PER_REAL + 1)))
-    ids = _make_ids(rng, n_videos if n_videos > n_real else n_real)
-    real_ids, fake_ids = ids[:n_real], ids[n_real:]
-    per_real: list[list[str]] = [[] for _ in range(n_real)]
-    for i, fid in enumerate(fake_ids):
-        per_real[i % n_real].append(fid)
-    kinds = BACKGROUNDS[:]
-    rng.shuffle(kinds)
+    real_ids, per_real, kinds = plan_ids(rng, n_videos)
     groups = []
     for i, rid in enumerate(real_ids):
         portrait = i % 6 == 1

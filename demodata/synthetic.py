@@ -330,17 +330,22 @@ def _make_ids(rng: random.Random, n: int) -> list[str]:
     return ids
 
 
-def _plan(n_videos: int, seconds: float, size: tuple[int, int], seed: int) -> list[Group]:
-    rng = random.Random(seed)
+def plan_ids(rng: random.Random, n_videos: int) -> tuple[list[str], list[list[str]], list[str]]:
+    """DFDC-like ids: (real ids, each real's fakes, shuffled background kinds), FAKES_PER_REAL fakes per real."""
     n_real = max(1, math.ceil(n_videos / (FAKES_PER_REAL + 1)))
-    n_fake = max(0, n_videos - n_real)
-    ids = _make_ids(rng, n_real + n_fake)
+    ids = _make_ids(rng, max(n_videos, n_real))
     real_ids, fake_ids = ids[:n_real], ids[n_real:]
     per_real: list[list[str]] = [[] for _ in range(n_real)]
     for i, fid in enumerate(fake_ids):
         per_real[i % n_real].append(fid)
     kinds = BACKGROUNDS[:]
     rng.shuffle(kinds)
+    return real_ids, per_real, kinds
+
+
+def _plan(n_videos: int, seconds: float, size: tuple[int, int], seed: int) -> list[Group]:
+    rng = random.Random(seed)
+    real_ids, per_real, kinds = plan_ids(rng, n_videos)
     groups = []
     for i, rid in enumerate(real_ids):
         portrait = i % 6 == 1
