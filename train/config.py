@@ -35,6 +35,11 @@ def _is_number(value: Any) -> bool:
 SIZE_CONVENTION = "WIDTHxHEIGHT, as the pipeline's --size and ffmpeg write it (e.g. 1280x720)"
 
 
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        _fail(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+
+
 def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
     """'1280x720' (WIDTHxHEIGHT, the one convention of the project) or a single N (NxN) -> (height, width).
 
@@ -126,8 +131,7 @@ class Recipe:
     input: str = "frames"  # what the recipe was written for: its image_size is for this input
 
     def __post_init__(self) -> None:
-        if self.input not in INPUTS:
-            _fail("input", f"must be one of {', '.join(INPUTS)}, got {self.input!r}")
+        _check_choice("input", self.input, INPUTS)
         if isinstance(self.lr_find_steps, bool) or not isinstance(self.lr_find_steps, int) or self.lr_find_steps < 2:
             _fail("lr_find_steps", f"must be an integer >= 2, got {self.lr_find_steps!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -228,12 +232,9 @@ class TrainConfig:
             if not isinstance(self.arch, str) or not timm.is_model(self.arch):
                 _fail("arch", f"must be one of {', '.join(ARCHS)} (torchvision) or a timm model name "
                               f"(timm.list_models()), got {self.arch!r}")
-        if self.balance not in BALANCES:
-            _fail("balance", f"must be one of {', '.join(BALANCES)}, got {self.balance!r}")
-        if self.device not in DEVICES:
-            _fail("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.augment_impl not in AUGMENT_IMPLS:
-            _fail("augment_impl", f"must be one of {', '.join(AUGMENT_IMPLS)}, got {self.augment_impl!r}")
+        _check_choice("balance", self.balance, BALANCES)
+        _check_choice("device", self.device, DEVICES)
+        _check_choice("augment_impl", self.augment_impl, AUGMENT_IMPLS)
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             _fail("workers", f"must be an integer >= 0, got {self.workers!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -244,12 +245,9 @@ class TrainConfig:
             _fail("weight_decay", f"must be a number >= 0, got {self.weight_decay!r}")
         if self.stop_after_epochs is not None and self.stop_after_epochs < 1:
             _fail("stop_after_epochs", f"must be >= 1, got {self.stop_after_epochs!r}")
-        if self.input not in INPUTS:
-            _fail("input", f"must be one of {', '.join(INPUTS)}, got {self.input!r}")
-        if self.fake_faces not in FAKE_FACES:
-            _fail("fake_faces", f"must be one of {', '.join(FAKE_FACES)}, got {self.fake_faces!r}")
-        if self.aggregate not in AGGREGATES:
-            _fail("aggregate", f"must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
+        _check_choice("input", self.input, INPUTS)
+        _check_choice("fake_faces", self.fake_faces, FAKE_FACES)
+        _check_choice("aggregate", self.aggregate, AGGREGATES)
 
     @property
     def batch_size(self) -> int:

@@ -165,12 +165,7 @@ def load_manifest(shards_dir: str | Path, manifests_dir: str | Path, input: str 
     local = is_local(location)
     if local:  # the folder is never listed: dataset.json says which shards there are (checked one by one below)
         _require(Path(location).is_dir(), f"shards folder {location} does not exist; build it with `make shards`")
-    path = manifests_dir / "dataset.json"
-    _require(path.is_file(), f"manifest {path} does not exist; pass --manifests (written by `make shards`)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"manifest {path} is not valid JSON: {err}") from None
+    path, data = read_dataset_json(manifests_dir)
     _require(isinstance(data.get("shards"), list), f"manifest {path} has no 'shards' list")
     check_shard_entries(data["shards"], path)
     manifest = Manifest(location, tuple(data["shards"]), data.get("frames", {}), data.get("class_weights", {}))
@@ -183,6 +178,16 @@ def load_manifest(shards_dir: str | Path, manifests_dir: str | Path, input: str 
     else:
         log.info("shards are read from %s (remote: sizes not checked before training)", location)
     return manifest
+
+
+def read_dataset_json(manifests_dir: Path) -> tuple[Path, dict]:
+    """(path, contents) of MANIFESTS/dataset.json; DataError naming the file when it is missing or not JSON."""
+    path = manifests_dir / "dataset.json"
+    _require(path.is_file(), f"manifest {path} does not exist; pass --manifests (written by `make shards`)")
+    try:
+        return path, json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"manifest {path} is not valid JSON: {err}") from None
 
 
 def untouched_fake(sample: dict) -> bool:
@@ -219,12 +224,7 @@ def load_faces(shards_dir: str | Path, manifests_dir: str | Path, fake_faces: st
     scores every face, as train.predict does. A video without any face has no row and is skipped.
     """
     location, manifests_dir = str(shards_dir), Path(manifests_dir)
-    path = manifests_dir / "dataset.json"
-    _require(path.is_file(), f"manifest {path} does not exist; pass --manifests (written by `make shards`)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"manifest {path} is not valid JSON: {err}") from None
+    path, data = read_dataset_json(manifests_dir)
     faces = data.get("faces")
     _require(isinstance(faces, dict) and isinstance(faces.get("shards"), list),
              f"manifest {path} has no faces; run the faces stage first: `make faces SHARDS=... MANIFESTS=...` "

@@ -169,15 +169,6 @@ def plot_roc(path: Path, curves: Sequence[tuple[str, pd.DataFrame, pd.DataFrame]
     plt.close(fig)
 
 
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
 
 def default_out(paths: Sequence[Path], split: str) -> Path:
     """One checkpoint: RUN/eval-SPLIT next to its checkpoints folder; an ensemble: runs/ensemble-DATE-TIME."""
@@ -220,7 +211,7 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
     videos.to_parquet(out / "video_predictions.parquet", index=False)
     name = "ensemble of " + str(len(ensemble.models)) if result["ensemble"] else ensemble.configs[0].get("arch", "model")
     plot_roc(out / "roc.png", [(name, frames, videos)])
-    (out / "metrics.json").write_text(json.dumps(_json_safe(result), indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(metrics.json_safe(result), indent=2) + "\n")
     (out / "metrics.md").write_text(markdown_table(result))
     result["out"] = str(out)
     return result

@@ -38,7 +38,7 @@ from train.engine import Device, predict  # noqa: E402
 from train.gradcam import grad_cam, heatmap_peak, overlay, plot_gradcam_grid, pointing_game  # noqa: E402
 from train.model import load_checkpoint  # noqa: E402
 from train import metrics  # noqa: E402
-from train.metrics import KAGGLE_EPS, SUBMISSION_CLIP  # noqa: E402
+from train.metrics import KAGGLE_EPS, SUBMISSION_CLIP, json_safe  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -376,22 +376,11 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
         log.info("pointing game: %.1f%% of %d val fakes (random point %.1f%%)", 100 * result["pointing_game"],
                  result["frames"], 100 * result["random_point"])
     write_pipeline_settings(run_dir, manifests)
-    (run_dir / "explain.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n")
+    (run_dir / "explain.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n")
     if report:
         from train.report import write_report
         log.info("report: %s", write_report(run_dir))
     return metrics
-
-
-def _json_safe(value):
-    """NaN -> None (JSON has no NaN), recursively."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

@@ -194,3 +194,14 @@ def compute_metrics(labels: Sequence[int], p_fake: Sequence[float], video_ids: S
     row["video_auc"] = row.pop("video_roc_auc")
     row.update(frames=frame["frames"], videos=video["videos"])
     return row
+
+
+def json_safe(value):
+    """NaN and infinities -> None (JSON has neither), recursively: metrics.json, explain.json."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
