@@ -10,8 +10,9 @@ dataset.json (the trainer's path) and as an ImageFolder tree (the baseline's pat
 (1) cost table: CPU ms per image of decode, each of the ten augmentations alone (p=1; albumentations and fused),
     to_chw + collation and normalisation, at 720x1280 and 224x224;
 (2) loaders in this one process (workers=0, OpenCV and torch on one thread: images/s is per worker, per core),
-    side by side and interleaved: TrainStream with the fused augmentations, TrainStream with the plain
-    albumentations pipeline, torchvision ImageFolder + PIL with the same albumentations pipeline; with the seed
+    side by side and interleaved: TrainStream with the fused augmentations, TrainStream with --augment-impl device
+    (the workers' share: read, decode, draw; the GPU applies the draws, measured by `make bench-gpu`), TrainStream
+    with the plain albumentations pipeline, torchvision ImageFolder + PIL with the same albumentations pipeline; with the seed
     recipe's probabilities and with every augmentation on (p=1). Ratios use CPU time (a shared machine's wall
     clock lies) and wall time;
 (3) the full DataLoader (W workers, prefetch, collation; pinned memory where CUDA is there) against W times one
@@ -213,9 +214,12 @@ def print_cost_table(rows: dict) -> None:
 
 def side_by_side(shards, manifests, folder, size, probs, n, rounds: int = 2) -> dict:
     """(2) The three loaders, interleaved over `rounds` rounds (different seeds), summed."""
-    totals: dict[str, dict | None] = {"ours fused": None, "ours albumentations": None, "ImageFolder+PIL": None}
+    totals: dict[str, dict | None] = {"ours fused": None, "ours device (CPU side)": None, "ours albumentations": None,
+                                      "ImageFolder+PIL": None}
     for r in range(rounds):
         totals["ours fused"] = add(totals["ours fused"], ours(shards, manifests, size, probs, n, "fused", seed=r))
+        totals["ours device (CPU side)"] = add(totals["ours device (CPU side)"],
+                                               ours(shards, manifests, size, probs, n, "device", seed=r))
         totals["ImageFolder+PIL"] = add(totals["ImageFolder+PIL"], baseline(folder, size, probs, n, seed=r))
         totals["ours albumentations"] = add(totals["ours albumentations"],
                                             ours(shards, manifests, size, probs, n, "albumentations", seed=r))
@@ -291,7 +295,8 @@ def main() -> None:
     print("\n(2) loaders, one worker (workers=0, one thread), interleaved over two seeds; ImageFolder+PIL applies the "
           "fused loader's own draws (same seed) with albumentations, the plain TrainStream path draws its own; "
           "img/s wall and per CPU-second:")
-    print(f"{'size':9s} {'augmentations':14s} {'loader':22s} {'images':>7s} {'img/s':>8s} {'img/CPU-s':>10s}")
+    print(f"{'size':9s} {'augmentations':14s} {'loader':22s} {'images':>7s} {'img/s':>8s} {'img/CPU-s':>10s}  "
+          "(device: what the loader workers do; the augmentations run on the GPU, see make bench-gpu)")
     cases = [("720x1280", "seed", SEED, args.n_seed), ("224", "seed", SEED, args.n)]
     if not args.skip_p1:
         cases += [("720x1280", "all (p=1)", ALL_ON, args.n // 2), ("224", "all (p=1)", ALL_ON, args.n)]
@@ -302,9 +307,11 @@ def main() -> None:
             print(f"{label:9s} {probs_name:14s} {name:22s} {r['images']:7d} {r['img_per_s']:8.1f} "
                   f"{r['img_per_cpu_s']:10.1f}")
         base, fused = rows["ImageFolder+PIL"], rows["ours fused"]
+        device = rows["ours device (CPU side)"]
         print(f"{'':9s} {'':14s} -> fused / ImageFolder+PIL: {fused['img_per_cpu_s'] / base['img_per_cpu_s']:.2f}x "
               f"per CPU-second, {fused['img_per_s'] / base['img_per_s']:.2f}x wall; fused / plain albumentations: "
-              f"{fused['img_per_cpu_s'] / rows['ours albumentations']['img_per_cpu_s']:.2f}x per CPU-second")
+              f"{fused['img_per_cpu_s'] / rows['ours albumentations']['img_per_cpu_s']:.2f}x per CPU-second; "
+              f"device (CPU side) / ImageFolder+PIL: {device['img_per_cpu_s'] / base['img_per_cpu_s']:.2f}x")
 
     one = results["loaders"]["720x1280 seed"]["ours fused"]
     print(f"\n(3) full DataLoader at 720x1280, seed probabilities, {args.workers} workers, prefetch 4, "

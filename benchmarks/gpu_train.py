@@ -1,14 +1,16 @@
 """(c) GPU training throughput: resnet-18 at 224 and 720x1280, batch 64, AMP on and off, channels_last.
 
-    python benchmarks/gpu_train.py [--steps 20] [--shards DIR --manifests DIR] [--workers N] [--augment-impl fused]
+    python benchmarks/gpu_train.py [--steps 48] [--shards DIR --manifests DIR] [--workers N]
+                                   [--loaders albumentations,fused,device:4] [--sizes 224,720x1280] [--amp on,off]
 
 For each size and AMP setting: synthetic uint8 batches already on the GPU (the GPU's own ceiling), and, with
 --shards (default: the shard `make bench-train` leaves in bench-out/train, if there), the real loader (TrainStream
-with the seed recipe's probabilities, `--workers` processes, pinned memory) feeding the same training step.
-Reported: images/s, peak allocated GPU memory, and the share of the timed wall time the step loop spent waiting
-for the next batch (data wait: time in `next(loader)`, the GPU synchronised before and after each step's wait is
-measured so queued GPU work is not counted as waiting). Exits cleanly, with a message and status 0, where CUDA is
-not available.
+with the seed recipe's probabilities, pinned memory) feeding the same training step, once per entry of --loaders
+(IMPL or IMPL:WORKERS; WORKERS defaults to --workers, all cores). Reported: images/s, peak allocated GPU memory, and the share of the timed wall
+time the GPU waited for the next batch (time in `next(loader)`; each step ends with `loss.item()`, so no GPU work
+is queued while the loop waits). With `device`, the augmentation runs on the GPU after the batch arrives: its time
+is reported apart (augment ms per batch) and is not counted as waiting. Exits cleanly, with a message and status
+0, where CUDA is not available.
 """
 from __future__ import annotations
 
@@ -36,8 +38,14 @@ def synthetic_batches(size: tuple[int, int], batch: int, device: torch.device):
         yield images, labels
 
 
-def measure(batches, dev, steps: int, batch: int, warmup: int = 3) -> dict:
-    """Train `steps` steps after `warmup`; images/s, peak allocated GPU memory, share of time waiting for data."""
+def sync(dev) -> None:
+    if dev.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(batches, dev, steps: int, batch: int, warmup: int = 3, augment=None) -> dict:
+    """Train `steps` steps after `warmup`; images/s, peak allocated GPU memory, share of time waiting for data.
+    augment: for the device implementation, (images on the GPU, draws) -> augmented images, timed apart."""
     from train.engine import make_scaler, train_step
     from train.model import build_model
     from train.run import make_optimizer
@@ -48,73 +56,179 @@ def measure(batches, dev, steps: int, batch: int, warmup: int = 3) -> dict:
     opt = make_optimizer(model, 0.01)
     scaler = make_scaler(dev)
     batches = iter(batches)
-    for _ in range(warmup):
-        images, labels, *_rest = next(batches)
-        train_step(model, images, labels, opt, scaler, dev, None)
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    waiting, start = 0.0, time.perf_counter()
-    for _ in range(steps):
+    def step() -> tuple[float, float]:
         t = time.perf_counter()
-        images, labels, *_rest = next(batches)
-        waiting += time.perf_counter() - t
+        images, labels, *rest = next(batches)
+        waited = time.perf_counter() - t
+        augmenting = 0.0
+        if augment is not None:
+            t = time.perf_counter()
+            images = augment(images.to(dev.device, non_blocking=True), rest[-1])
+            sync(dev)
+            augmenting = time.perf_counter() - t
         train_step(model, images, labels, opt, scaler, dev, None)  # .item() on the loss synchronises
-    torch.cuda.synchronize()
+        return waited, augmenting
+
+    for _ in range(warmup):
+        step()
+    sync(dev)
+    cuda = dev.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    waiting, augmenting, start = 0.0, 0.0, time.perf_counter()
+    for _ in range(steps):
+        w, a = step()
+        waiting, augmenting = waiting + w, augmenting + a
+    sync(dev)
     seconds = time.perf_counter() - start
-    return {"img_per_s": steps * batch / seconds, "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
-            "data_wait_share": waiting / seconds, "seconds": seconds}
+    return {"img_per_s": steps * batch / seconds,
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
+            "data_wait_share": waiting / seconds, "augment_ms_per_batch": augmenting / steps * 1e3,
+            "seconds": seconds}
 
 
-def real_batches(args, size: tuple[int, int], batch: int):
+def real_batches(args, size: tuple[int, int], batch: int, impl: str, workers: int):
     from train.config import Augment
     from train.data import TrainStream, load_manifest, make_loader
 
     manifest = load_manifest(args.shards, args.manifests or args.shards.parent / "manifests")
-    stream = TrainStream(manifest, size, Augment(), batch, args.steps + 5, "mix", 256, 0,
-                         augment_impl=args.augment_impl)
-    return make_loader(stream, args.workers, pin_memory=True)
+    stream = TrainStream(manifest, size, Augment(), batch, args.steps + 5, "mix", 256, 0, augment_impl=impl)
+    return make_loader(stream, workers, pin_memory=True)
+
+
+def augment_costs(device: str, size: tuple[int, int], batch: int, shards: Path | None, reps: int = 5) -> dict:
+    """GPU ms per batch of train.device_augment.augment_batch: each augmentation alone (p=1) and the seed recipe's
+    probabilities, on real frames from the shard where there is one."""
+    import random
+
+    from train.config import AUGMENTS, Augment
+    from train.device_augment import augment_batch
+    from train.fused_augment import sample
+
+    x = (_frames(shards, size, batch) if shards is not None
+         else torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8)).to(device)
+    rng = random.Random(0)
+    cases = {name: Augment(**{k: (1.0 if k == name else 0.0) for k in AUGMENTS}) for name in AUGMENTS}
+    cases["seed probabilities"] = Augment()
+    out = {}
+    for name, probs in cases.items():
+        draws = [[sample(rng, probs, size) for _ in range(batch)] for _ in range(reps + 1)]
+        augment_batch(x, draws[0])  # warm-up (cuDNN, nvJPEG, allocator)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for d in draws[1:]:
+            augment_batch(x, d)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        out[name] = (time.perf_counter() - t) / reps * 1e3
+    return out
+
+
+def cuda_vs_cpu(shards: Path | None, size=(720, 1280), batch: int = 4) -> dict:
+    """The same draws on the same frames through augment_batch on CUDA and on the CPU: max and mean |difference|
+    per augmentation alone (p=1). nvJPEG and libjpeg round differently; everything else should agree closely."""
+    import random
+
+    from train.config import AUGMENTS, Augment
+    from train.device_augment import augment_batch
+    from train.fused_augment import sample
+
+    x = next(synthetic_batches(size, batch, torch.device("cpu")))[0] if shards is None else _frames(shards, size, batch)
+    rng = random.Random(1)
+    out = {}
+    for name in AUGMENTS:
+        draws = [sample(rng, Augment(**{k: (1.0 if k == name else 0.0) for k in AUGMENTS}), size) for _ in range(batch)]
+        diff = (augment_batch(x.cuda(), draws).cpu().int() - augment_batch(x, draws).int()).abs().float()
+        out[name] = (int(diff.max()), float(diff.mean()))
+    return out
+
+
+def _frames(shards: Path, size: tuple[int, int], batch: int) -> torch.Tensor:
+    """uint8 N3HW: the first train shard's JPEGs, decoded at size, repeated to fill the batch."""
+    import tarfile
+
+    import numpy as np
+
+    from train.augment import decode_resized
+    with tarfile.open(next(iter(sorted(Path(shards).glob("train-*.tar"))))) as tar:
+        jpgs = [tar.extractfile(m).read() for m in tar.getmembers() if m.name.endswith(".jpg")][:batch]
+    frames = np.stack([decode_resized(j, size) for j in (jpgs * batch)[:batch]])
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=48)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--shards", type=Path, help=f"Shards for the real loader [default: {DEFAULT_SHARDS} if there].")
     parser.add_argument("--manifests", type=Path, help="Folder with dataset.json [default: SHARDS/../manifests].")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Loader workers [default: all cores].")
-    parser.add_argument("--augment-impl", choices=("fused", "albumentations"), default="fused")
+    parser.add_argument("--loaders", default="albumentations,fused,device",
+                        help="Comma-separated loaders to measure: IMPL[:WORKERS], IMPL one of albumentations, fused, "
+                             "device.")
+    parser.add_argument("--amp", default="on,off", help="AMP settings to measure: on, off or both.")
     parser.add_argument("--sizes", default=",".join(SIZES), help="Comma-separated subset of: " + ", ".join(SIZES))
     parser.add_argument("--out", type=Path, default=Path("bench-out/gpu_train.json"))
+    parser.add_argument("--no-costs", action="store_true",
+                        help="Skip the GPU augmentation cost table and the CUDA-against-CPU check.")
+    parser.add_argument("--smoke-cpu", action="store_true",
+                        help="Run the same code on the CPU with tiny sizes (checks the script, measures nothing).")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    if args.smoke_cpu:
+        SIZES.clear()
+        SIZES.update({"32": (32, 32), "36x64": (36, 64)})
+        args.sizes = ",".join(SIZES)
+    elif not torch.cuda.is_available():
         print("gpu_train: CUDA is not available on this machine; nothing measured (not run: run it on a GPU machine).")
         return 0
     from train.engine import Device
 
     if args.shards is None and (DEFAULT_SHARDS / "../manifests/dataset.json").resolve().is_file():
         args.shards = DEFAULT_SHARDS
-    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, batch {args.batch}, channels_last, "
+    device = "cpu" if args.smoke_cpu else "cuda"
+    print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu (smoke test)'}, torch {torch.__version__}, batch {args.batch}, channels_last, "
           f"{args.steps} timed steps; real loader: {args.shards or 'none (no --shards)'} with {args.workers} workers "
-          f"({args.augment_impl} augmentations), {os.cpu_count()} cores")
+          f"({args.loaders}; seed recipe probabilities), {os.cpu_count()} cores")
+    from train.device_augment import augment_batch
+
+    torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels (as the trainer)
     results = []
+    big = max(SIZES.values(), key=lambda s: s[0] * s[1])
+    costs = {} if args.no_costs else augment_costs(device, big, args.batch, args.shards, reps=2 if args.smoke_cpu else 5)
+    if costs:
+        print(f"GPU augmentation (train.device_augment), ms per batch of {args.batch} at {big[0]}x{big[1]}: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in costs.items()), flush=True)
+        results.append({"augment_ms_per_batch": costs, "size": f"{big[0]}x{big[1]}"})
+    if device == "cuda" and not args.no_costs:
+        agree = cuda_vs_cpu(args.shards)
+        print("augment_batch, CUDA against CPU (max, mean |difference| in grey levels, 720x1280): "
+              + ", ".join(f"{k} {m} / {a:.3f}" for k, (m, a) in agree.items()), flush=True)
+        results.append({"cuda_vs_cpu": agree})
     for name in args.sizes.split(","):
         size = SIZES[name]
-        for amp in (True, False):
-            dev = Device.resolve("cuda", amp=amp, channels_last=True)
-            sources = [("synthetic", lambda: synthetic_batches(size, args.batch, dev.device))]
-            if args.shards:
-                sources.append(("loader", lambda: real_batches(args, size, args.batch)))
-            for source, make in sources:
+        for amp in [a == "on" for a in args.amp.split(",")]:
+            dev = Device.resolve(device, amp=amp, channels_last=True)
+            sources = [("synthetic", lambda: synthetic_batches(size, args.batch, dev.device), None)]
+            for spec in (args.loaders.split(",") if args.shards else []):
+                impl, _, workers = spec.partition(":")
+                workers = int(workers or args.workers)
+                sources.append((f"{impl}, {workers} workers",
+                                lambda impl=impl, w=workers: real_batches(args, size, args.batch, impl, w),
+                                augment_batch if impl == "device" else None))
+            for source, make, augment in sources:
                 try:
-                    r = measure(make(), dev, args.steps, args.batch)
-                except torch.cuda.OutOfMemoryError:
+                    r = measure(make(), dev, args.steps, args.batch, augment=augment)
+                except torch.cuda.OutOfMemoryError:  # noqa: PERF203
                     r = {"img_per_s": float("nan"), "peak_gib": float("nan"), "data_wait_share": float("nan"),
                          "error": "out of memory"}
-                torch.cuda.empty_cache()
+                if device == "cuda":
+                    torch.cuda.empty_cache()
                 r.update(size=name, amp=str(dev.amp_dtype) if amp else "off", input=source)
                 results.append(r)
-                print(f"{name:>9s}  amp={r['amp']:<15s} {source:<9s} {r['img_per_s']:8.1f} img/s  "
-                      f"peak {r['peak_gib']:.2f} GiB  waiting for data {r['data_wait_share']:.0%}")
+                print(f"{name:>9s}  amp={r['amp']:<15s} {source:<22s} {r['img_per_s']:8.1f} img/s  "
+                      f"peak {r['peak_gib']:.2f} GiB  waiting for data {r['data_wait_share']:.0%}"
+                      + (f"  GPU augment {r['augment_ms_per_batch']:.1f} ms/batch" if augment else ""), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     return 0

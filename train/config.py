@@ -12,7 +12,9 @@ RECIPES_DIR = Path(__file__).parent / "recipes"
 ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
 BALANCES = ("mix", "weights", "none")
 DEVICES = ("auto", "cpu", "cuda")
-AUGMENT_IMPLS = ("fused", "albumentations")  # train.fused_augment (default) or the plain albumentations pipeline
+# auto (default): device on a GPU at full-frame sizes, else albumentations (train.config.resolve_augment_impl)
+AUGMENT_IMPLS = ("auto", "albumentations", "fused", "device")  # plain pipeline, train.fused_augment, train.device_augment
+DEVICE_AUGMENT_MIN_SIDE = 448  # auto picks device on CUDA when both sides are at least this (measured: 720x1280 yes, 224 no)
 INPUTS = ("frames", "faces")          # what the model sees: whole frames or the faces stage's crops
 FAKE_FACES = ("manipulated", "all")   # faces of fake videos kept for training (see TrainConfig.fake_faces)
 AGGREGATES = ("mean", "median", "confident")  # a video's score from its frames' or faces' P(fake) (train.metrics)
@@ -38,6 +40,14 @@ SIZE_CONVENTION = "WIDTHxHEIGHT, as the pipeline's --size and ffmpeg write it (e
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         _fail(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def resolve_augment_impl(impl: str, device_type: str, image_size: tuple[int, int]) -> str:
+    """`auto` -> "device" when training on CUDA at full-frame sizes (both sides >= DEVICE_AUGMENT_MIN_SIDE: there the
+    CPU augmentations starve the GPU, README "Loader speed"), else "albumentations"; any other choice as it is."""
+    if impl != "auto":
+        return impl
+    return "device" if device_type == "cuda" and min(image_size) >= DEVICE_AUGMENT_MIN_SIDE else "albumentations"
 
 
 def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
@@ -218,7 +228,7 @@ class TrainConfig:
     stop_after_epochs: int | None = None
     channels_last: bool = True
     compile: bool = False
-    augment_impl: str = "albumentations"  # fused is opt-in: see README (Benchmarks) for why
+    augment_impl: str = "auto"         # auto | albumentations | fused | device; fit() records the one it resolved to
     tensorboard: bool = False
     input: str = "frames"              # frames | faces (the faces stage's crops: shards/faces/, faces.parquet)
     fake_faces: str = "manipulated"    # faces: drop fake videos' faces the faces stage found untouched, or keep all

@@ -376,11 +376,30 @@ def fused_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple
         yield images.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), keys, videos
 
 
+def drawn_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple[int, int],
+                  augment: FusedAugment, batch_size: int) -> Iterator[tuple]:
+    """For augment_impl "device": the decoded samples, not augmented, in a NHWC batch (as fused_batches) plus each
+    image's draw (the fused path's own draws for the same seed); train.device_augment applies them on the device."""
+    while True:
+        images = batch_buffer(batch_size, size)
+        slots = images.numpy()
+        labels, keys, videos, draws = [], [], [], []
+        for i in range(batch_size):
+            image, label, key, video = next(items)
+            np.copyto(slots[i], image)
+            draws.append(augment.draw())
+            labels.append(label)
+            keys.append(key)
+            videos.append(video)
+        yield images.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), keys, videos, draws
+
+
 class TrainStream(IterableDataset):
     """One training epoch: exactly n_batches augmented batches in total over all workers.
 
-    augment_impl: "fused" (train.fused_augment: one warp for the geometric augmentations, LUTs for the colour ones,
-    written straight into the batch) or "albumentations" (the plain train.augment.train_transform pipeline).
+    augment_impl: "albumentations" (the plain train.augment.train_transform pipeline), "fused" (train.fused_augment:
+    one warp for the geometric augmentations, LUTs for the colour ones, written straight into the batch) or "device"
+    (decode only; batches carry a fifth item, each image's draw, for train.device_augment.DeviceAugmented).
     """
 
     def __init__(self, manifest: Manifest, size: tuple[int, int], augment: Augment, batch_size: int,
@@ -418,6 +437,8 @@ class TrainStream(IterableDataset):
         items = decoded(samples, self.size)
         if self.augment_impl == "fused":
             batches = fused_batches(items, self.size, FusedAugment(self.size, self.augment, seed=seed), self.batch_size)
+        elif self.augment_impl == "device":
+            batches = drawn_batches(items, self.size, FusedAugment(self.size, self.augment, seed=seed), self.batch_size)
         else:
             transform = train_transform(self.size, self.augment, seed=seed)
             augmented = ((to_chw(transform(image=image)["image"]), label, key, video)
