@@ -71,7 +71,7 @@ bench-shards: setup  ## pipeline CPU-s and wall time against the ffmpeg decode f
 bench-train: setup  ## cost per augmentation, fused loader vs ImageFolder+PIL, DataLoader vs its workers (real DFDC frames), CPU step time
 	$(PYTHON) benchmarks/bench_train.py --videos ../shared/data/dfdc_sample --n 64 $(ARGS)
 
-bench-gpu: setup  ## resnet-18 images/s and peak memory on a GPU (AMP, channels_last; exits cleanly without CUDA)
+bench-gpu: setup  ## resnet-18 images/s, peak memory, GPU data wait per loader (--augment-impl) on a GPU (exits cleanly without CUDA)
 	$(PYTHON) benchmarks/gpu_train.py $(ARGS)
 
 bench-faces: setup  ## faces stage CPU-s per 1080p DFDC clip against the ffmpeg decode floor

@@ -231,12 +231,12 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def full_loader(shards, manifests, size, probs, n, workers: int, batch: int = 16) -> dict:
+def full_loader(shards, manifests, size, probs, n, workers: int, impl: str, batch: int = 16) -> dict:
     """(3) TrainStream through DataLoader(workers, prefetch 4, pinned memory if CUDA), consumed as a trainer does;
     CPU time of the parent and of the workers (collected when the loader joins them)."""
     manifest = load_manifest(shards, manifests)
     n_batches = max(workers, n // batch)
-    stream = TrainStream(manifest, size, probs, batch, n_batches, "mix", shuffle_buffer=64, seed=5)
+    stream = TrainStream(manifest, size, probs, batch, n_batches, "mix", shuffle_buffer=64, seed=5, augment_impl=impl)
     loader = make_loader(stream, workers, pin_memory=torch.cuda.is_available())
     children, cpu, wall = _children_cpu(), time.process_time(), time.perf_counter()
     seen = 0
@@ -316,23 +316,27 @@ def main() -> None:
     one = results["loaders"]["720x1280 seed"]["ours fused"]
     print(f"\n(3) full DataLoader at 720x1280, seed probabilities, {args.workers} workers, prefetch 4, "
           f"pinned memory {'on' if torch.cuda.is_available() else 'off (no CUDA)'}:")
-    # standalone before and after the DataLoader run, so that both see the same load on a shared machine
-    alone = ours(shards, manifests, SIZES["720x1280"], SEED, args.n_seed // 2, "fused", seed=5)
-    full = full_loader(shards, manifests, SIZES["720x1280"], SEED, args.n_seed * args.workers, args.workers)
-    alone = rates(add(alone, ours(shards, manifests, SIZES["720x1280"], SEED, args.n_seed // 2, "fused", seed=6)))
-    expected_wall = args.workers * alone["img_per_s"]
-    gap_wall = 1 - full["img_per_s"] / expected_wall
-    gap_cpu = 1 - full["img_per_cpu_s"] / alone["img_per_cpu_s"]
-    per_core = min(full["img_per_cpu_s"], alone["img_per_cpu_s"])
-    needed = int(np.ceil(1000 / per_core))
-    print(f"  one worker standalone: {alone['img_per_s']:.1f} img/s, {alone['img_per_cpu_s']:.1f} img/CPU-s")
-    print(f"  DataLoader: {full['images']} images, {full['img_per_s']:.1f} img/s delivered, "
-          f"{full['img_per_cpu_s']:.1f} img/CPU-s (parent + workers)")
-    print(f"  gap to the sum of {args.workers} standalone workers: {gap_wall:.1%} in img/s (needs {args.workers} free "
-          f"cores; load average {os.getloadavg()[0]:.1f}), {gap_cpu:.1%} in img/CPU-s (target < 10%)")
-    print(f"  workers (cores) for 1,000 img/s at 720x1280: {needed} at {per_core:.1f} img/CPU-s")
-    results["dataloader"] = {"standalone": alone, "full": full, "gap_wall": gap_wall, "gap_cpu": gap_cpu,
-                             "workers_for_1000": needed, "earlier_standalone": one}
+    results["dataloader"] = {"earlier_standalone": one}
+    for impl in ("fused", "device"):
+        # standalone before and after the DataLoader run, so that both see the same load on a shared machine
+        alone = ours(shards, manifests, SIZES["720x1280"], SEED, args.n_seed // 2, impl, seed=5)
+        full = full_loader(shards, manifests, SIZES["720x1280"], SEED, args.n_seed * args.workers, args.workers, impl)
+        alone = rates(add(alone, ours(shards, manifests, SIZES["720x1280"], SEED, args.n_seed // 2, impl, seed=6)))
+        expected_wall = args.workers * alone["img_per_s"]
+        gap_wall = 1 - full["img_per_s"] / expected_wall
+        gap_cpu = 1 - full["img_per_cpu_s"] / alone["img_per_cpu_s"]
+        per_core = min(full["img_per_cpu_s"], alone["img_per_cpu_s"])
+        needed = int(np.ceil(1000 / per_core))
+        what = " (the workers' share; the GPU augments)" if impl == "device" else ""
+        print(f"  --augment-impl {impl}{what}:")
+        print(f"    one worker standalone: {alone['img_per_s']:.1f} img/s, {alone['img_per_cpu_s']:.1f} img/CPU-s")
+        print(f"    DataLoader: {full['images']} images, {full['img_per_s']:.1f} img/s delivered, "
+              f"{full['img_per_cpu_s']:.1f} img/CPU-s (parent + workers)")
+        print(f"    gap to the sum of {args.workers} standalone workers: {gap_wall:.1%} in img/s (needs {args.workers} "
+              f"free cores; load average {os.getloadavg()[0]:.1f}), {gap_cpu:.1%} in img/CPU-s (target < 10%)")
+        print(f"    workers (cores) for 1,000 img/s at 720x1280: {needed} at {per_core:.1f} img/CPU-s")
+        results["dataloader"][impl] = {"standalone": alone, "full": full, "gap_wall": gap_wall, "gap_cpu": gap_cpu,
+                                       "workers_for_1000": needed}
 
     torch.set_num_threads(os.cpu_count() or 1)
     r = step_time()

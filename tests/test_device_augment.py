@@ -164,3 +164,28 @@ def test_auto_picks_the_device_path_only_on_a_gpu_at_full_frame_sizes():
 def test_a_default_cpu_run_records_the_plain_pipeline(tiny_run):
     """A run started with the default (auto) writes the implementation it resolved to, so --resume replays it."""
     assert json.loads((tiny_run / "config.json").read_text())["augment_impl"] == "albumentations"
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_end_to_end_on_the_cpu(tiny_dataset, tmp_path):
+    """benchmarks/gpu_train.py --smoke-cpu runs the very code a GPU session runs (cost table, every loader, the
+    training step), at tiny sizes on the CPU, so device time is never spent finding a bug in the script."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_train.py"), "--smoke-cpu", "--steps", "1",
+                           "--shards", str(tiny_dataset["shards"]), "--manifests", str(tiny_dataset["manifests"]),
+                           "--loaders", "albumentations:0,fused:0,device:0", "--amp", "off", "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    costs = rows[0]["augment_ms_per_batch"]
+    assert set(costs) >= {"median_blur", "jpeg", "seed probabilities"} and all(v > 0 for v in costs.values())
+    inputs = {r["input"] for r in rows[1:]}
+    assert inputs == {"synthetic", "albumentations, 0 workers", "fused, 0 workers", "device, 0 workers"}
+    assert all(r["img_per_s"] > 0 for r in rows[1:])
+    assert all("augment_ms_per_batch" in r and (r["augment_ms_per_batch"] > 0) == r["input"].startswith("device")
+               for r in rows[1:])
