@@ -435,8 +435,9 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
 @click.option("--augment-impl", type=click.Choice(AUGMENT_IMPLS), default="auto", show_default=True,
               help="Where the ten augmentations run. albumentations: the plain pipeline in the loader workers; fused: "
                    "the same draws, one warp + LUTs (1.3x per core at 720x1280); device: the workers only decode and "
-                   "the GPU augments each batch (5x per loader core; 1.5x the images/s of fused on an H100 with 8 "
-                   "workers at 720x1280); auto: device on a GPU when both image sides are >= 448, else albumentations.")
+                   "the GPU augments each batch (5x the images per loader core; on an H100 at 720x1280 with 8 workers "
+                   "1.4x the images/s of albumentations); auto: device on a GPU when both image sides are >= 448, "
+                   "else albumentations. See docs/performance.md.")
 @click.option("--shuffle-buffer", type=click.IntRange(min=1), default=1000, help="Samples in the shuffle buffer.")
 @click.option("--stop-after-epochs", type=click.IntRange(min=1), help="Stop after N epochs (continue with --resume).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
