@@ -1,6 +1,7 @@
 """`python -m pipeline.verify`: check shards against the checksums the manifest recorded when they were sealed.
 
---shards: every shard listed in dataset.json exists, has its recorded size and sha256.
+--shards: every shard listed in dataset.json exists, has its recorded size and sha256 (the frame shards, and the face
+shards of dataset.json's faces section where the faces stage ran).
 --manifests: frames.parquet agrees with dataset.json (every frame's shard is listed, the counts match).
 --deep: every frame's member is where frames.parquet says, has its size and crc32, and its JPEG decodes.
 Every problem is printed on one line naming the shard (and key); the exit status is 1 if there was any.
@@ -66,6 +67,35 @@ def check_shards(shards: Path, data: dict, problems: list[str], notes: list[str]
                      "checksums existed): sizes checked only; rebuild to record them")
 
 
+def check_face_shards(shards: Path, data: dict, problems: list[str], notes: list[str]) -> None:
+    """The faces stage's shards (dataset.json's faces section): each exists, has its recorded bytes and sha256."""
+    section = data.get("faces")
+    if not isinstance(section, dict) or not isinstance(section.get("shards"), list):
+        return
+    unrecorded = 0
+    for i, entry in enumerate(section["shards"]):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        try:
+            check_shard_name(name, f"dataset.json: faces.shards[{i}].name")
+        except UnsafeManifest as exc:
+            problems.append(str(exc))
+            continue
+        path = shards / name
+        if not path.is_file():
+            problems.append(f"{name}: missing from {shards}")
+            continue
+        size = path.stat().st_size
+        if entry.get("bytes") is not None and size != entry["bytes"]:
+            problems.append(f"{name}: {size} bytes, dataset.json's faces section records {entry['bytes']}")
+        elif not entry.get("sha256"):
+            unrecorded += 1
+        elif sha256_file(path) != entry["sha256"]:
+            problems.append(f"{name}: sha256 differs from dataset.json's (the file changed after the faces stage)")
+    if unrecorded:
+        notes.append(f"no checksums recorded for {unrecorded} of {len(section['shards'])} face shards (made by a faces "
+                     "stage from before checksums): sizes checked only")
+
+
 def check_manifests(frames, data: dict, problems: list[str]) -> None:
     listed = {e["name"]: e for e in data["shards"]}
     counts = frames.groupby("shard").size().to_dict() if len(frames) else {}
@@ -128,6 +158,7 @@ def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, d
                 raise click.UsageError(str(exc)) from None
     if do_shards:
         check_shards(shards, data, problems, notes)
+        check_face_shards(shards, data, problems, notes)
     if do_manifests:
         check_manifests(frames, data, problems)
     if deep:
@@ -139,7 +170,8 @@ def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, d
 @click.option("--shards", "shards_dir", default="shards", type=click.Path(file_okay=False, exists=True))
 @click.option("--manifests", "manifests_dir", default="manifests", type=click.Path(file_okay=False, exists=True))
 @click.option("--check-shards/--no-check-shards", "do_shards", default=True,
-              help="Each shard's size and sha256 against dataset.json.")
+              help="Each shard's size and sha256 against dataset.json (frame shards, and face shards where the faces "
+                   "stage ran).")
 @click.option("--check-manifests/--no-check-manifests", "do_manifests", default=True,
               help="frames.parquet against dataset.json.")
 @click.option("--deep", is_flag=True, help="Also every frame: its member, size, crc32, and that the JPEG decodes.")

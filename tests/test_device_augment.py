@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_module
-from tests.test_fused_augment import picture
+from conftest import REPO, run_module
+from test_fused_augment import picture
 from train.config import AUGMENTS, Augment
 from train.data import TrainStream, load_manifest, make_loader
 from train.device_augment import DeviceAugmented, augment_batch, hsv_to_rgb, rgb_to_hsv
@@ -172,8 +172,6 @@ def test_gpu_benchmark_runs_end_to_end_on_the_cpu(tiny_dataset, tmp_path):
     training step), at tiny sizes on the CPU, so device time is never spent finding a bug in the script."""
     import subprocess
     import sys
-
-    from tests.conftest import REPO
 
     out = tmp_path / "gpu.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_train.py"), "--smoke-cpu", "--steps", "1",

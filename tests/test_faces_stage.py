@@ -306,3 +306,25 @@ def test_batched_gpu_path_on_cpu_matches(ffpp, tmp_path):
         for a, b in zip(rows, expect):
             assert a["x0"] == pytest.approx(b["x0"], abs=1e-3) and a["y1"] == pytest.approx(b["y1"], abs=1e-3)
             assert a["manipulated"] == b["manipulated"] and a["track"] == b["track"]
+
+
+def test_verify_checks_face_shards(ffpp, tmp_path):
+    """Each face shard's sha256 is recorded when it is sealed (done marker, dataset.json's faces section), and
+    pipeline.verify names a face shard whose bytes changed or that lost its tail."""
+    out = shutil.copytree(ffpp / "ref", tmp_path / "copy")
+    shards, manifests = out / "shards", out / "manifests"
+    section = json.loads((manifests / "dataset.json").read_text())["faces"]
+    assert section["shards"] and all(len(s["sha256"]) == 64 for s in section["shards"])
+    ok = run_module("pipeline.verify", "--shards", shards, "--manifests", manifests)
+    assert ok.stdout.strip().endswith("OK") and "no checksums" not in ok.stdout
+    first, second = (shards / s["name"] for s in section["shards"][:2])
+    data = bytearray(first.read_bytes())
+    data[1000] ^= 0xFF  # inside the first crop's JPEG, same size
+    first.write_bytes(bytes(data))
+    second.write_bytes(second.read_bytes()[:-1024])
+    bad = run_module("pipeline.verify", "--shards", shards, "--manifests", manifests, check=False)
+    assert bad.returncode == 1
+    lines = [line for line in bad.stdout.splitlines() if line.startswith("BAD")]
+    assert len(lines) == 2, bad.stdout
+    assert f"faces/{first.name}: sha256 differs" in lines[0] or f"faces/{first.name}: sha256 differs" in lines[1]
+    assert any(f"faces/{second.name}: " in line and "bytes" in line for line in lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import dataclasses
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -169,6 +170,7 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
     reader = _Originals(shards_p)
     tmp = out_dir / f".{task.shard}.tmp"
     size = 0
+    digest = hashlib.sha256()  # of the whole face shard, recorded in its done marker and dataset.json (pipeline.verify)
     chunk = CHUNK_GPU if device == "cuda" else CHUNK_CPU
     videos = list(by_video.items())
     with open(tmp, "wb") as out, open(shards_p / task.shard, "rb") as fh:
@@ -223,12 +225,14 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
                     data = member(f"{r['crop_key']}.jpg", encode_jpeg(crop, JPEG_QUALITY))
                     data += member(f"{r['crop_key']}.json", json.dumps(row).encode())
                     out.write(data)
+                    digest.update(data)
                     size += len(data)
                     face_rows.append(row)
                     stats["faces"] += 1
                     m = row["manipulated"]
                     stats["manipulated" if m else "not_manipulated" if m is False else "manipulated_unknown"] += 1
         out.write(b"\0" * (2 * BLOCK))
+        digest.update(b"\0" * (2 * BLOCK))
         out.flush()
         os.fsync(out.fileno())
     reader.close()
@@ -239,7 +243,8 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
     os.replace(tmp, out_dir / task.shard)
     fm.write_table(folder / f"{stem}.faces.parquet", pa.Table.from_pylist(face_rows, schema=fm.FACES_SCHEMA))
     done = {"shard": task.shard, "split": task.split, "label": task.label, "fingerprint": task.fingerprint,
-            "settings": settings_with_extras(fs), "bytes": size + 2 * BLOCK, "undecodable_keys": undecodable[:100],
+            "settings": settings_with_extras(fs), "bytes": size + 2 * BLOCK, "sha256": digest.hexdigest(),
+            "undecodable_keys": undecodable[:100],
             "undecodable": len(undecodable), **{k: int(v) for k, v in stats.items()},
             "cpu_seconds": round(time.process_time() - cpu0, 3)}  # this worker's CPU for the shard (benchmarks)
     for k in ("frames", "frames_with_faces", "faces", "videos", "videos_without_faces", "manipulated",
