@@ -119,7 +119,19 @@ def ours(shards: Path, manifests: Path, size: tuple[int, int], probs: Augment, n
     n_batches = max(1, n // batch)
     stream = TrainStream(manifest, size, probs, batch, n_batches, "mix", shuffle_buffer=64, seed=seed,
                          augment_impl=impl)
-    return timed(lambda: [b for b in make_loader(stream, 0)], n_batches * batch)
+    return timed(lambda: consume(make_loader(stream, 0), stream), n_batches * batch)
+
+
+def consume(loader, stream: TrainStream) -> int:
+    """Take every batch as the trainer does: look at it, drop it, and for --augment-impl device hand its buffer
+    back to the worker (train.device_augment.DeviceAugmented does so once the GPU has the pixels)."""
+    seen = 0
+    for images, labels, *rest in loader:
+        seen += int(images.shape[0])
+        images[:, :, 0, 0].sum()  # touch the batch as the trainer's copy would
+        if stream.pool is not None:
+            stream.pool.release(getattr(rest[-1], "token", None))
+    return seen
 
 
 class FullFrameAugment:
@@ -239,10 +251,7 @@ def full_loader(shards, manifests, size, probs, n, workers: int, impl: str, batc
     stream = TrainStream(manifest, size, probs, batch, n_batches, "mix", shuffle_buffer=64, seed=5, augment_impl=impl)
     loader = make_loader(stream, workers, pin_memory=torch.cuda.is_available())
     children, cpu, wall = _children_cpu(), time.process_time(), time.perf_counter()
-    seen = 0
-    for images, labels, *_ in loader:
-        seen += int(images.shape[0])
-        images[:, :, 0, 0].sum()  # touch the batch as the trainer's copy would
+    seen = consume(loader, stream)
     del loader
     wall = time.perf_counter() - wall
     cpu = (time.process_time() - cpu) + (_children_cpu() - children)
@@ -314,14 +323,16 @@ def main() -> None:
               f"device (CPU side) / ImageFolder+PIL: {device['img_per_cpu_s'] / base['img_per_cpu_s']:.2f}x")
 
     one = results["loaders"]["720x1280 seed"]["ours fused"]
-    print(f"\n(3) full DataLoader at 720x1280, seed probabilities, {args.workers} workers, prefetch 4, "
+    print(f"\n(3) full DataLoader at 720x1280, seed probabilities, batch 64, {args.workers} workers, prefetch 4, "
           f"pinned memory {'on' if torch.cuda.is_available() else 'off (no CUDA)'}:")
     results["dataloader"] = {"earlier_standalone": one}
-    for impl in ("fused", "device"):
+    for impl, scale in (("fused", 2), ("device", 8)):  # device: 4x the images, so that both runs last about as long
+        # and the workers' start (fork, first shuffle buffer) weighs the same; batches of 64 as the seed recipe's;
         # standalone before and after the DataLoader run, so that both see the same load on a shared machine
-        alone = ours(shards, manifests, SIZES["720x1280"], SEED, args.n_seed // 2, impl, seed=5)
-        full = full_loader(shards, manifests, SIZES["720x1280"], SEED, args.n_seed * args.workers, args.workers, impl)
-        alone = rates(add(alone, ours(shards, manifests, SIZES["720x1280"], SEED, args.n_seed // 2, impl, seed=6)))
+        n = args.n_seed * scale
+        alone = ours(shards, manifests, SIZES["720x1280"], SEED, n // 2, impl, batch=64, seed=5)
+        full = full_loader(shards, manifests, SIZES["720x1280"], SEED, n * args.workers, args.workers, impl, batch=64)
+        alone = rates(add(alone, ours(shards, manifests, SIZES["720x1280"], SEED, n // 2, impl, batch=64, seed=6)))
         expected_wall = args.workers * alone["img_per_s"]
         gap_wall = 1 - full["img_per_s"] / expected_wall
         gap_cpu = 1 - full["img_per_cpu_s"] / alone["img_per_cpu_s"]

@@ -88,12 +88,18 @@ def measure(batches, dev, steps: int, batch: int, warmup: int = 3, augment=None)
 
 
 def real_batches(args, size: tuple[int, int], batch: int, impl: str, workers: int):
+    """The trainer's loader for `impl`; for device, the batches' buffers are handed back to the workers after the
+    augmentation, as train.device_augment.DeviceAugmented does in training."""
     from train.config import Augment
     from train.data import TrainStream, load_manifest, make_loader
 
     manifest = load_manifest(args.shards, args.manifests or args.shards.parent / "manifests")
     stream = TrainStream(manifest, size, Augment(), batch, args.steps + 5, "mix", 256, 0, augment_impl=impl)
-    return make_loader(stream, workers, pin_memory=True)
+    loader = make_loader(stream, workers, pin_memory=True)
+    for images, labels, keys, videos, *draws in loader:
+        yield (images, labels, keys, videos, *draws)
+        if draws:
+            stream.pool.release(getattr(draws[0], "token", None))
 
 
 def augment_costs(device: str, size: tuple[int, int], batch: int, shards: Path | None, reps: int = 5) -> dict:

@@ -187,3 +187,50 @@ def test_gpu_benchmark_runs_end_to_end_on_the_cpu(tiny_dataset, tmp_path):
     assert all(r["img_per_s"] > 0 for r in rows[1:])
     assert all("augment_ms_per_batch" in r and (r["augment_ms_per_batch"] > 0) == r["input"].startswith("device")
                for r in rows[1:])
+
+
+def _device_stream(tiny_dataset, seed=3, n_batches=12):
+    manifest = load_manifest(tiny_dataset["shards"], tiny_dataset["manifests"])
+    return TrainStream(manifest, (48, 80), Augment(), 4, n_batches, "mix", 10, seed=seed, augment_impl="device")
+
+
+def test_workers_reuse_handed_back_buffers_and_never_overwrite_kept_ones(tiny_dataset):
+    """BufferPool: with two loader workers, a consumer that hands each batch back (as DeviceAugmented does) gets
+    the workers' buffers again (tokens repeat) and exactly the pixels of a run that allocates every batch afresh;
+    a consumer that keeps its batches and hands nothing back finds every one of them intact at the end."""
+    def run(release: bool):
+        stream = _device_stream(tiny_dataset)
+        out, tokens = [], []
+        for images, labels, keys, videos, draws in make_loader(stream, 2):
+            out.append((images.clone(), keys))
+            tokens.append(draws.token)
+            if release:
+                stream.pool.release(draws.token)
+        return out, tokens
+
+    fresh, _ = run(release=False)
+    reused, tokens = run(release=True)
+    assert len(tokens) == 12 and len(set(tokens)) < len(tokens) and None not in tokens  # buffers came back
+    for (a, ka), (b, kb) in zip(fresh, reused):
+        assert ka == kb and torch.equal(a, b)
+
+    stream = _device_stream(tiny_dataset)
+    kept = list(make_loader(stream, 2))  # nothing handed back: no buffer is ever written twice
+    assert [k for _images, _labels, k, *_rest in kept] == [k for _images, k in fresh]
+    for (images, *_rest), (ref, _keys) in zip(kept, fresh):
+        assert torch.equal(images, ref)
+    assert sum(d.token is None for *_rest, d in kept) >= 12 - 2 * stream.pool.slots  # one-off buffers past the ring
+
+
+def test_device_augmented_hands_buffers_back_and_trains_on_the_same_pixels(tiny_dataset):
+    """The trainer's wrapper returns each buffer after augmenting; the augmented batches equal a run without reuse."""
+    def run(release: bool):
+        stream = _device_stream(tiny_dataset, seed=4, n_batches=10)
+        wrapped = DeviceAugmented(make_loader(stream, 2), "cpu", release=stream.pool.release if release else None)
+        return [(x.clone(), k) for x, _labels, k, _videos in wrapped], stream
+
+    plain, _ = run(False)
+    reused, stream = run(True)
+    assert [k for _x, k in plain] == [k for _x, k in reused]
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(plain, reused))
+    assert list(stream.pool.free[:2 * stream.pool.slots]).count(1) > 0  # the parent's flags: buffers handed back

@@ -376,14 +376,73 @@ def fused_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple
         yield images.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), keys, videos
 
 
+PREFETCH = 4  # batches each loader worker prepares ahead (DataLoader's prefetch_factor)
+
+
+class Draws(list):
+    """The draws of one device batch, plus `token`: the (worker, slot) of the BufferPool buffer it came in, for
+    DeviceAugmented to hand back once it has copied the pixels away (None: a one-off buffer, nothing to return).
+    A list subclass with an attribute survives pickling between processes and DataLoader's pin_memory (which
+    copies mutable sequences with copy.copy)."""
+
+    token: tuple[int, int] | None = None
+
+
+class BufferPool:
+    """Batch buffers a loader worker reuses instead of allocating fresh shared memory for every batch.
+
+    At 720x1280 a fresh shared-memory batch costs ~3 ms per image in page faults on this project's machines, about
+    as much as reading and decoding it (bench-train (3)); the `device` workers do little else. Each worker keeps
+    `slots` buffers; a flag per buffer, in shared memory made before the workers fork, says whether the consumer
+    has handed it back (`release`). A worker reuses only a buffer handed back explicitly, else it allocates a fresh
+    one, so a consumer that never releases (keeps batches, iterates the raw loader) is always safe."""
+
+    MAX_WORKERS = 256
+
+    def __init__(self, slots: int = PREFETCH + 2) -> None:
+        import multiprocessing
+
+        self.slots = slots
+        self.free = multiprocessing.RawArray("b", self.MAX_WORKERS * slots)  # 0: in use or never made, 1: free
+        self._buffers: dict[int, torch.Tensor] = {}  # this process's buffers, by slot
+
+    def take(self, batch_size: int, size: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int] | None]:
+        """A uint8 NHWC buffer and its token: a handed-back one of this worker's if any, else a new one (kept in a
+        free slot of the ring if there is one, else one-off with token None)."""
+        worker, _ = _worker()
+        shape = (batch_size, size[0], size[1], 3)
+        if worker >= self.MAX_WORKERS:
+            return batch_buffer(batch_size, size), None
+        base = worker * self.slots
+        for slot in range(self.slots):
+            buf = self._buffers.get(slot)
+            if buf is not None and self.free[base + slot] == 1 and tuple(buf.shape) == shape:
+                self.free[base + slot] = 0
+                return buf, (worker, slot)
+        for slot in range(self.slots):
+            if slot not in self._buffers:
+                self._buffers[slot] = buf = batch_buffer(batch_size, size)
+                self.free[base + slot] = 0
+                return buf, (worker, slot)
+        return batch_buffer(batch_size, size), None
+
+    def release(self, token: tuple[int, int] | None) -> None:
+        """The consumer is done with this buffer's pixels: its worker may write the next batch into it."""
+        if token is not None:
+            worker, slot = token
+            self.free[worker * self.slots + slot] = 1
+
+
 def drawn_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple[int, int],
-                  augment: FusedAugment, batch_size: int) -> Iterator[tuple]:
+                  augment: FusedAugment, batch_size: int, pool: BufferPool | None = None) -> Iterator[tuple]:
     """For augment_impl "device": the decoded samples, not augmented, in a NHWC batch (as fused_batches) plus each
-    image's draw (the fused path's own draws for the same seed); train.device_augment applies them on the device."""
+    image's draw (the fused path's own draws for the same seed); train.device_augment applies them on the device.
+    With a pool, the batch comes in one of the worker's reused buffers (see BufferPool; the draws carry its token)."""
     while True:
-        images = batch_buffer(batch_size, size)
+        images, token = pool.take(batch_size, size) if pool is not None else (batch_buffer(batch_size, size), None)
         slots = images.numpy()
-        labels, keys, videos, draws = [], [], [], []
+        labels, keys, videos, draws = [], [], [], Draws()
+        draws.token = token
         for i in range(batch_size):
             image, label, key, video = next(items)
             np.copyto(slots[i], image)
@@ -410,6 +469,7 @@ class TrainStream(IterableDataset):
         self.manifest, self.size, self.augment = manifest, size, augment
         self.batch_size, self.n_batches, self.balance = batch_size, n_batches, balance
         self.shuffle_buffer, self.seed, self.augment_impl = shuffle_buffer, seed, augment_impl
+        self.pool = BufferPool() if augment_impl == "device" else None  # before the workers fork: shared flags
 
     def _stream(self, urls: list[str], rng: random.Random, resample: bool) -> Iterator[dict]:
         shuffled_order = random.Random(self.seed)  # shared by all workers: same epoch shard permutation
@@ -438,7 +498,8 @@ class TrainStream(IterableDataset):
         if self.augment_impl == "fused":
             batches = fused_batches(items, self.size, FusedAugment(self.size, self.augment, seed=seed), self.batch_size)
         elif self.augment_impl == "device":
-            batches = drawn_batches(items, self.size, FusedAugment(self.size, self.augment, seed=seed), self.batch_size)
+            batches = drawn_batches(items, self.size, FusedAugment(self.size, self.augment, seed=seed), self.batch_size,
+                                    self.pool)
         else:
             transform = train_transform(self.size, self.augment, seed=seed)
             augmented = ((to_chw(transform(image=image)["image"]), label, key, video)
@@ -470,7 +531,7 @@ def make_loader(dataset: IterableDataset, workers: int, pin_memory: bool = False
     if workers:
         cv2.setNumThreads(1)
     return DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                      prefetch_factor=4 if workers else None, persistent_workers=False)
+                      prefetch_factor=PREFETCH if workers else None, persistent_workers=False)
 
 
 def train_batches_per_epoch(manifest: Manifest, batch_size: int) -> int:

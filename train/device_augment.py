@@ -257,12 +257,20 @@ def augment_batch(images: torch.Tensor, draws: Sequence[Draw]) -> torch.Tensor:
 
 class DeviceAugmented:
     """Wraps a loader of (uint8 N3HW, labels, keys, videos, draws) batches: each batch is moved to `device` and
-    augmented there; yields (uint8 N3HW on the device, labels, keys, videos) like the other loaders."""
+    augmented there; yields (uint8 N3HW on the device, labels, keys, videos) like the other loaders.
 
-    def __init__(self, loader: Iterable, device: torch.device | str) -> None:
-        self.loader, self.device = loader, torch.device(device)
+    `release` (TrainStream.pool.release) hands each batch's buffer back to its loader worker once the pixels are
+    copied away: after the copy to the GPU (from pageable or pinned memory the host buffer is free when `.to`
+    returns), or on the CPU once augment_batch has written its own output."""
+
+    def __init__(self, loader: Iterable, device: torch.device | str, release=None) -> None:
+        self.loader, self.device, self.release = loader, torch.device(device), release
 
     def __iter__(self) -> Iterator:
         for images, labels, keys, videos, draws in self.loader:
             x = images.to(self.device, non_blocking=True)
-            yield augment_batch(x, draws), labels, keys, videos
+            augmented = augment_batch(x, draws)
+            del x, images
+            if self.release is not None:
+                self.release(getattr(draws, "token", None))
+            yield augmented, labels, keys, videos

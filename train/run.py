@@ -87,7 +87,8 @@ def train_loader(config: TrainConfig, manifest: Manifest, n_batches: int, stage:
                          augment_impl=config.augment_impl)
     loader = make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
     if config.augment_impl == "device":  # the workers only decode; the batch is augmented where it trains
-        return DeviceAugmented(loader, Device.resolve(config.device, config.amp, config.channels_last).device)
+        return DeviceAugmented(loader, Device.resolve(config.device, config.amp, config.channels_last).device,
+                               release=stream.pool.release)
     return loader
 
 
