@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, run_module
-from test_fused_augment import picture
+from conftest import REPO, picture, run_module
 from train.config import AUGMENTS, Augment
 from train.data import TrainStream, load_manifest, make_loader
 from train.device_augment import DeviceAugmented, augment_batch, hsv_to_rgb, rgb_to_hsv
