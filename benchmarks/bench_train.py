@@ -326,9 +326,12 @@ def main() -> None:
     print(f"\n(3) full DataLoader at 720x1280, seed probabilities, batch 64, {args.workers} workers, prefetch 4, "
           f"pinned memory {'on' if torch.cuda.is_available() else 'off (no CUDA)'}:")
     results["dataloader"] = {"earlier_standalone": one}
-    for impl, scale in (("fused", 2), ("device", 8)):  # device: 4x the images, so that both runs last about as long
-        # and the workers' start (fork, first shuffle buffer) weighs the same; batches of 64 as the seed recipe's;
-        # standalone before and after the DataLoader run, so that both see the same load on a shared machine
+    # device: 16x the images, so that its run lasts a little longer than fused's and the workers' start weighs as
+    # little (fork, first shuffle buffer, and the first PREFETCH + 2 batches, which fill BufferPool's ring with fresh
+    # shared memory before buffers come back: over 24 batches a worker that alone made the gap ~10%, over 96 ~2%);
+    # batches of 64 as the seed recipe's; standalone before and after the DataLoader run, so that both see the same
+    # load on a shared machine
+    for impl, scale in (("fused", 2), ("device", 32)):
         n = args.n_seed * scale
         alone = ours(shards, manifests, SIZES["720x1280"], SEED, n // 2, impl, batch=64, seed=5)
         full = full_loader(shards, manifests, SIZES["720x1280"], SEED, n * args.workers, args.workers, impl, batch=64)
