@@ -47,23 +47,31 @@ def _load(manifests: Path) -> dict:
     return data
 
 
-def check_shards(shards: Path, data: dict, problems: list[str], notes: list[str]) -> None:
+def _check_sealed(shards: Path, entries: list[tuple[str, dict]], size_key: str, where: str,
+                  problems: list[str]) -> int:
+    """Each named file exists with the size (entry[size_key]) and sha256 recorded in `where` when it was sealed;
+    returns how many entries recorded no sha256 (sizes checked only)."""
     unrecorded = 0
-    for entry in data["shards"]:
-        path = shards / entry["name"]
+    for name, entry in entries:
+        path = shards / name
         if not path.is_file():
-            problems.append(f"{entry['name']}: missing from {shards}")
+            problems.append(f"{name}: missing from {shards}")
             continue
         size = path.stat().st_size
-        if entry.get("size") is not None and size != entry["size"]:
-            problems.append(f"{entry['name']}: {size} bytes, dataset.json records {entry['size']}")
-            continue
-        if not entry.get("sha256"):
+        if entry.get(size_key) is not None and size != entry[size_key]:
+            problems.append(f"{name}: {size} bytes, {where} records {entry[size_key]}")
+        elif not entry.get("sha256"):
             unrecorded += 1
         elif sha256_file(path) != entry["sha256"]:
-            problems.append(f"{entry['name']}: sha256 differs from dataset.json's (the file changed after sealing)")
+            problems.append(f"{name}: sha256 differs from the one {where} recorded (the file changed after sealing)")
+    return unrecorded
+
+
+def check_shards(shards: Path, data: dict, problems: list[str], notes: list[str]) -> None:
+    entries = [(e["name"], e) for e in data["shards"]]
+    unrecorded = _check_sealed(shards, entries, "size", "dataset.json", problems)
     if unrecorded:
-        notes.append(f"no checksums recorded for {unrecorded} of {len(data['shards'])} shards (written before "
+        notes.append(f"no checksums recorded for {unrecorded} of {len(entries)} shards (written before "
                      "checksums existed): sizes checked only; rebuild to record them")
 
 
@@ -72,27 +80,16 @@ def check_face_shards(shards: Path, data: dict, problems: list[str], notes: list
     section = data.get("faces")
     if not isinstance(section, dict) or not isinstance(section.get("shards"), list):
         return
-    unrecorded = 0
+    entries = []
     for i, entry in enumerate(section["shards"]):
         name = entry.get("name") if isinstance(entry, dict) else None
         try:
-            check_shard_name(name, f"dataset.json: faces.shards[{i}].name")
+            entries.append((check_shard_name(name, f"dataset.json: faces.shards[{i}].name"), entry))
         except UnsafeManifest as exc:
             problems.append(str(exc))
-            continue
-        path = shards / name
-        if not path.is_file():
-            problems.append(f"{name}: missing from {shards}")
-            continue
-        size = path.stat().st_size
-        if entry.get("bytes") is not None and size != entry["bytes"]:
-            problems.append(f"{name}: {size} bytes, dataset.json's faces section records {entry['bytes']}")
-        elif not entry.get("sha256"):
-            unrecorded += 1
-        elif sha256_file(path) != entry["sha256"]:
-            problems.append(f"{name}: sha256 differs from dataset.json's (the file changed after the faces stage)")
+    unrecorded = _check_sealed(shards, entries, "bytes", "dataset.json's faces section", problems)
     if unrecorded:
-        notes.append(f"no checksums recorded for {unrecorded} of {len(section['shards'])} face shards (made by a faces "
+        notes.append(f"no checksums recorded for {unrecorded} of {len(entries)} face shards (made by a faces "
                      "stage from before checksums): sizes checked only")
 
 
