@@ -12,9 +12,11 @@ RECIPES_DIR = Path(__file__).parent / "recipes"
 ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
 BALANCES = ("mix", "weights", "none")
 DEVICES = ("auto", "cpu", "cuda")
-# auto (default): device on a GPU at full-frame sizes, else albumentations (train.config.resolve_augment_impl)
+# auto (default): on a GPU at full-frame sizes, device with up to 8 loader workers and fused with more; else
+# albumentations (train.config.resolve_augment_impl; measured in docs/performance.md)
 AUGMENT_IMPLS = ("auto", "albumentations", "fused", "device")  # plain pipeline, train.fused_augment, train.device_augment
-DEVICE_AUGMENT_MIN_SIDE = 448  # auto picks device on CUDA when both sides are at least this (measured: 720x1280 yes, 224 no)
+DEVICE_AUGMENT_MIN_SIDE = 448  # full-frame sizes: both sides at least this (measured: 720x1280 yes, 224 no)
+DEVICE_AUGMENT_MAX_WORKERS = 8  # beyond this many loader cores per GPU the CPU keeps up (H100: fused 635 img/s at 16)
 INPUTS = ("frames", "faces")          # what the model sees: whole frames or the faces stage's crops
 FAKE_FACES = ("manipulated", "all")   # faces of fake videos kept for training (see TrainConfig.fake_faces)
 AGGREGATES = ("mean", "median", "confident")  # a video's score from its frames' or faces' P(fake) (train.metrics)
@@ -42,12 +44,16 @@ def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         _fail(name, f"must be one of {', '.join(allowed)}, got {value!r}")
 
 
-def resolve_augment_impl(impl: str, device_type: str, image_size: tuple[int, int]) -> str:
-    """`auto` -> "device" when training on CUDA at full-frame sizes (both sides >= DEVICE_AUGMENT_MIN_SIDE: there the
-    CPU augmentations starve the GPU, README "Loader speed"), else "albumentations"; any other choice as it is."""
+def resolve_augment_impl(impl: str, device_type: str, image_size: tuple[int, int], workers: int) -> str:
+    """`auto` -> where the ten augmentations cost least, from what an H100 measured (docs/performance.md): on CUDA at
+    full-frame sizes (both sides >= DEVICE_AUGMENT_MIN_SIDE) "device" with up to DEVICE_AUGMENT_MAX_WORKERS loader
+    workers (the CPU cannot keep up: 427 against 374 images/s with 8) and "fused" with more (635 against 382 with
+    16); elsewhere "albumentations" (the CPU; 224 px crops, where the choices tie). Any other choice as it is."""
     if impl != "auto":
         return impl
-    return "device" if device_type == "cuda" and min(image_size) >= DEVICE_AUGMENT_MIN_SIDE else "albumentations"
+    if device_type != "cuda" or min(image_size) < DEVICE_AUGMENT_MIN_SIDE:
+        return "albumentations"
+    return "device" if workers <= DEVICE_AUGMENT_MAX_WORKERS else "fused"
 
 
 def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:

@@ -3,7 +3,7 @@
 At 720x1280 the augmentations cost a CPU core far more than the JPEG decode (`make bench-train`'s cost table): a
 7 px median blur alone takes ~50 ms of one core, a warp ~4-9 ms. An H100 augments a batch of 64 such frames with the
 seed recipe's probabilities in ~51 ms (docs/performance.md), so with `--augment-impl device` a loader worker does only
-what must happen on the CPU (read the tar, decode the JPEG, draw the parameters: ~5x the images per core) and hands
+what must happen on the CPU (read the tar, decode the JPEG, draw the parameters: ~7x the images per core) and hands
 the batch over with its draws; `DeviceAugmented` applies them to the uint8 batch on the device before normalisation.
 
 What stays the same as the plain albumentations pipeline:

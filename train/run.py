@@ -302,7 +302,7 @@ def fit(config: TrainConfig, resume: bool = False, boxes: Path | None = None, ex
     config = with_face_settings(with_pipeline_settings(config))
     dev = Device.resolve(config.device, config.amp, config.channels_last)
     config = dataclasses.replace(config, augment_impl=resolve_augment_impl(config.augment_impl, dev.device.type,
-                                                                           config.image_size))
+                                                                           config.image_size, config.workers))
     seed_everything(config.seed)
     model = create_model(config.arch, "none" if resume else config.weights)
     if main_rank:
@@ -435,10 +435,10 @@ def build_config(shards, manifests, out, recipe, arch, weights, image_size, batc
               help="mix: resampled real + fake streams at 50:50; weights: class weights in the loss; none.")
 @click.option("--augment-impl", type=click.Choice(AUGMENT_IMPLS), default="auto", show_default=True,
               help="Where the ten augmentations run. albumentations: the plain pipeline in the loader workers; fused: "
-                   "the same draws, one warp + LUTs (1.3x per core at 720x1280); device: the workers only decode and "
-                   "the GPU augments each batch (5x the images per loader core; on an H100 at 720x1280 with 8 workers "
-                   "1.4x the images/s of albumentations); auto: device on a GPU when both image sides are >= 448, "
-                   "else albumentations. See docs/performance.md.")
+                   "the same draws, one warp + LUTs (1.2x per core at 720x1280); device: the workers only decode and "
+                   "the GPU augments each batch (7x the images per loader core; on an H100 at 720x1280 with 8 workers "
+                   "1.4x the images/s of albumentations); auto: on a GPU with both image sides >= 448, device with "
+                   "up to 8 workers and fused with more, else albumentations. See docs/performance.md.")
 @click.option("--shuffle-buffer", type=click.IntRange(min=1), default=1000, help="Samples in the shuffle buffer.")
 @click.option("--stop-after-epochs", type=click.IntRange(min=1), help="Stop after N epochs (continue with --resume).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.pt.")
