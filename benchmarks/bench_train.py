@@ -50,7 +50,7 @@ from train.fused_augment import FusedAugment, albumentations_for, apply, sample 
 from train.model import build_model  # noqa: E402
 from train.run import make_optimizer  # noqa: E402
 
-ALL_ON = Augment(**{name: 1.0 for name in AUGMENTS})  # every augmentation on every image: the worst case
+ALL_ON = Augment.only(*AUGMENTS)  # every augmentation on every image: the worst case
 SEED = Augment()  # the seed recipe's probabilities (train/recipes/seed.toml)
 SIZES = {"720x1280": (720, 1280), "224": (224, 224)}
 
@@ -194,11 +194,11 @@ def cost_table(frames: list[Path], n: int = 12) -> dict:
         return {label: _ms(lambda pair: pair[1](image=pair[0]), plain), label + " fused": _ms(lambda p: apply(*p), pairs)}
 
     for name in AUGMENTS:
-        only = Augment(**{k: (1.0 if k == name else 0.0) for k in AUGMENTS})
+        only = Augment.only(name)
         rows[f"{name} (p=1)"] = both(only, "720x1280") | both(only, "224")
     for k in (3, 5, 7):  # median blur's kernels at 720p differ by 100x in cost
         rows[f"  median blur k={k}"] = {"720x1280": _ms(lambda im: cv2.medianBlur(im, k), images["720x1280"])}
-    geometric = Augment(**{k: (1.0 if k in ("hflip", "crop_pad", "rotate", "zoom") else 0.0) for k in AUGMENTS})
+    geometric = Augment.only("hflip", "crop_pad", "rotate", "zoom")
     rows["flip+crop_pad+rotate+zoom (fused: one warp)"] = both(geometric, "720x1280") | both(geometric, "224")
     rows["all ten (p=1)"] = both(ALL_ON, "720x1280") | both(ALL_ON, "224")
     rows["seed recipe probabilities (4 draws per frame)"] = both(SEED, "720x1280", 4) | both(SEED, "224", 4)

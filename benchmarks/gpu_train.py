@@ -38,8 +38,9 @@ def synthetic_batches(size: tuple[int, int], batch: int, device: torch.device):
         yield images, labels
 
 
-def sync(dev) -> None:
-    if dev.device.type == "cuda":
+def sync(device: torch.device | str) -> None:
+    """Wait for queued GPU work (nothing to wait for on the CPU)."""
+    if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
 
 
@@ -64,14 +65,14 @@ def measure(batches, dev, steps: int, batch: int, warmup: int = 3, augment=None)
         if augment is not None:
             t = time.perf_counter()
             images = augment(images.to(dev.device, non_blocking=True), rest[-1])
-            sync(dev)
+            sync(dev.device)
             augmenting = time.perf_counter() - t
         train_step(model, images, labels, opt, scaler, dev, None)  # .item() on the loss synchronises
         return waited, augmenting
 
     for _ in range(warmup):
         step()
-    sync(dev)
+    sync(dev.device)
     cuda = dev.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -79,7 +80,7 @@ def measure(batches, dev, steps: int, batch: int, warmup: int = 3, augment=None)
     for _ in range(steps):
         w, a = step()
         waiting, augmenting = waiting + w, augmenting + a
-    sync(dev)
+    sync(dev.device)
     seconds = time.perf_counter() - start
     return {"img_per_s": steps * batch / seconds,
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
@@ -114,19 +115,17 @@ def augment_costs(device: str, size: tuple[int, int], batch: int, shards: Path |
     x = (_frames(shards, size, batch) if shards is not None
          else torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8)).to(device)
     rng = random.Random(0)
-    cases = {name: Augment(**{k: (1.0 if k == name else 0.0) for k in AUGMENTS}) for name in AUGMENTS}
+    cases = {name: Augment.only(name) for name in AUGMENTS}
     cases["seed probabilities"] = Augment()
     out = {}
     for name, probs in cases.items():
         draws = [[sample(rng, probs, size) for _ in range(batch)] for _ in range(reps + 1)]
         augment_batch(x, draws[0])  # warm-up (cuDNN, nvJPEG, allocator)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         t = time.perf_counter()
         for d in draws[1:]:
             augment_batch(x, d)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         out[name] = (time.perf_counter() - t) / reps * 1e3
     return out
 
@@ -144,7 +143,7 @@ def cuda_vs_cpu(shards: Path | None, size=(720, 1280), batch: int = 4) -> dict:
     rng = random.Random(1)
     out = {}
     for name in AUGMENTS:
-        draws = [sample(rng, Augment(**{k: (1.0 if k == name else 0.0) for k in AUGMENTS}), size) for _ in range(batch)]
+        draws = [sample(rng, Augment.only(name), size) for _ in range(batch)]
         diff = (augment_batch(x.cuda(), draws).cpu().int() - augment_batch(x, draws).int()).abs().float()
         out[name] = (int(diff.max()), float(diff.mean()))
     return out

@@ -16,7 +16,7 @@ from train.data import TrainStream, load_manifest, make_loader
 from train.device_augment import DeviceAugmented, augment_batch, hsv_to_rgb, rgb_to_hsv
 from train.fused_augment import Draw, albumentations_for, apply, sample
 
-ALL_ON = Augment(**{name: 1.0 for name in AUGMENTS})
+ALL_ON = Augment.only(*AUGMENTS)
 
 
 def as_batch(images: list[np.ndarray]) -> torch.Tensor:
@@ -28,7 +28,7 @@ def as_images(batch: torch.Tensor) -> list[np.ndarray]:
 
 
 def only(name: str) -> Augment:
-    return Augment(**{n: (1.0 if n == name else 0.0) for n in AUGMENTS})
+    return Augment.only(name)
 
 
 # the largest difference from albumentations each augmentation may show, alone, in grey levels: (max, mean).

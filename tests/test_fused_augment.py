@@ -19,14 +19,14 @@ from conftest import picture  # noqa: E402
 from train.data import decoded, fused_batches  # noqa: E402
 from train.fused_augment import Draw, FusedAugment, albumentations_for, apply, sample  # noqa: E402
 
-ALL_ON = Augment(**{name: 1.0 for name in AUGMENTS})
+ALL_ON = Augment.only(*AUGMENTS)
 
 
 reference = albumentations_for
 
 
 def only(name: str) -> Augment:
-    return Augment(**{n: (1.0 if n == name else 0.0) for n in AUGMENTS})
+    return Augment.only(name)
 
 
 @pytest.mark.parametrize("size", [(72, 128), (120, 96)])
@@ -51,7 +51,7 @@ def test_fused_warp_equals_the_sequential_resamplings():
     size = (144, 256)
     image = picture(size, seed=1)
     rng = random.Random(3)
-    geometric = Augment(**{n: (1.0 if n in ("hflip", "crop_pad", "rotate", "zoom") else 0.0) for n in AUGMENTS})
+    geometric = Augment.only("hflip", "crop_pad", "rotate", "zoom")
     for _ in range(6):
         d = sample(rng, geometric, size)
         ours, theirs = apply(image, d), reference(d)(image=image)["image"]
@@ -77,8 +77,7 @@ def test_colour_and_jpeg_steps_compose_exactly():
     size = (96, 160)
     image = picture(size, seed=2)
     rng = random.Random(5)
-    colour = Augment(**{n: (1.0 if n in ("blur", "median_blur", "hsv", "brightness", "contrast", "jpeg") else 0.0)
-                        for n in AUGMENTS})
+    colour = Augment.only("blur", "median_blur", "hsv", "brightness", "contrast", "jpeg")
     for _ in range(6):
         d = sample(rng, colour, size)
         assert np.array_equal(apply(image, d), reference(d)(image=image)["image"]), d

@@ -134,6 +134,14 @@ class Augment:
     def none(cls) -> "Augment":
         return cls(**{name: 0.0 for name in AUGMENTS})
 
+    @classmethod
+    def only(cls, *names: str) -> "Augment":
+        """These augmentations on every image (p = 1), the others off: how benchmarks and tests isolate them."""
+        unknown = set(names) - set(AUGMENTS)
+        if unknown:
+            raise ValueError(f"unknown augmentations {sorted(unknown)}; known: {', '.join(AUGMENTS)}")
+        return cls(**{name: (1.0 if name in names else 0.0) for name in AUGMENTS})
+
 
 @dataclass(frozen=True)
 class Recipe:

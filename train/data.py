@@ -359,21 +359,31 @@ def batch_buffer(batch_size: int, size: tuple[int, int]) -> torch.Tensor:
     return images.share_memory_() if get_worker_info() is not None else images
 
 
+def _filled_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple[int, int], batch_size: int,
+                    write, take=None) -> Iterator[tuple]:
+    """Batches written straight into a uint8 NHWC buffer (from `take()` -> (buffer, token), else a fresh one): each
+    decoded sample goes through `write(image, slot)`, whose results come back in a list. Yields uint8 NCHW views with
+    channels_last strides, labels, keys, video ids, the buffer's token and the write results."""
+    while True:
+        images, token = take() if take is not None else (batch_buffer(batch_size, size), None)
+        slots = images.numpy()
+        labels, keys, videos, written = [], [], [], []
+        for i in range(batch_size):
+            image, label, key, video = next(items)
+            written.append(write(image, slots[i]))
+            labels.append(label)
+            keys.append(key)
+            videos.append(video)
+        yield images.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), keys, videos, token, written
+
+
 def fused_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple[int, int],
                   augment: FusedAugment, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str], list[str]]]:
     """Augment each decoded sample (see `decoded`) straight into its slot of the batch; yields uint8 NCHW views with
     channels_last strides (what the model runs on), labels, keys, video ids."""
-    while True:
-        images = batch_buffer(batch_size, size)
-        slots = images.numpy()
-        labels, keys, videos = [], [], []
-        for i in range(batch_size):
-            image, label, key, video = next(items)
-            augment(image, out=slots[i])
-            labels.append(label)
-            keys.append(key)
-            videos.append(video)
-        yield images.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), keys, videos
+    for images, labels, keys, videos, _token, _written in _filled_batches(
+            items, size, batch_size, lambda image, slot: augment(image, out=slot)):
+        yield images, labels, keys, videos
 
 
 PREFETCH = 4  # batches each loader worker prepares ahead (DataLoader's prefetch_factor)
@@ -438,19 +448,15 @@ def drawn_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple
     """For augment_impl "device": the decoded samples, not augmented, in a NHWC batch (as fused_batches) plus each
     image's draw (the fused path's own draws for the same seed); train.device_augment applies them on the device.
     With a pool, the batch comes in one of the worker's reused buffers (see BufferPool; the draws carry its token)."""
-    while True:
-        images, token = pool.take(batch_size, size) if pool is not None else (batch_buffer(batch_size, size), None)
-        slots = images.numpy()
-        labels, keys, videos, draws = [], [], [], Draws()
+    def write(image: np.ndarray, slot: np.ndarray):
+        np.copyto(slot, image)
+        return augment.draw()
+
+    take = (lambda: pool.take(batch_size, size)) if pool is not None else None
+    for images, labels, keys, videos, token, drawn in _filled_batches(items, size, batch_size, write, take):
+        draws = Draws(drawn)
         draws.token = token
-        for i in range(batch_size):
-            image, label, key, video = next(items)
-            np.copyto(slots[i], image)
-            draws.append(augment.draw())
-            labels.append(label)
-            keys.append(key)
-            videos.append(video)
-        yield images.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), keys, videos, draws
+        yield images, labels, keys, videos, draws
 
 
 class TrainStream(IterableDataset):
