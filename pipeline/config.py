@@ -5,13 +5,15 @@ import dataclasses
 import os
 import re
 
+from dfd.errors import UsageProblem
+
 GROUPING = "identities"  # groups are connected components of the people a video involves (issue 11 item 13)
 LAYOUTS = ("auto", "dfdc", "ffpp", "csv", "unlabelled", "mixed")
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageProblem, ValueError):
     """A setting that cannot work; the message names the setting and the allowed values."""
 
 

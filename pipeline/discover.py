@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable
 
+from dfd.errors import UsageProblem
+
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
@@ -35,7 +37,7 @@ class Video:
         return self.label or "unlabelled"
 
 
-class DiscoveryError(ValueError):
+class DiscoveryError(UsageProblem, ValueError):
     """The videos folder cannot be read as any dataset layout."""
 
 

@@ -10,9 +10,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from tqdm import tqdm
+
+from dfd.errors import UsageProblem
 
 from . import manifest
 from .journal import recover
@@ -27,7 +29,7 @@ from .worker import Job, base_row, process_video, source_stat
 log = logging.getLogger(__name__)
 
 
-class PlanError(ValueError):
+class PlanError(UsageProblem, ValueError):
     """The run cannot start as asked (nothing was written)."""
 
 
@@ -158,8 +160,9 @@ def _ordered(jobs: list[Job], staged: dict[str, Staged], pool: cf.ProcessPoolExe
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def build(p: Plan) -> dict:
-    """Process the plan: decode what is not staged, pack shards, write fragments and the manifest."""
+def build(p: Plan, sections: Mapping[str, manifest.SectionBuilder] | None = None) -> dict:
+    """Process the plan: decode what is not staged, pack shards, write fragments and the manifest (with the later
+    stages' `sections` of dataset.json, see manifest.consolidate)."""
     cfg = p.config
     shards, manifests = Path(cfg.shards), Path(cfg.manifests)
     started = time.time()
@@ -177,7 +180,7 @@ def build(p: Plan) -> dict:
         manifest.write_part_config(manifests, cfg.part_tag, {**cfg.to_dict(), "layout": p.layout})
         if cfg.part == (1, 1):
             manifest.consolidate(manifests, {"config": {**cfg.to_dict(), "layout": p.layout},
-                                             "ffmpeg": ffmpeg_version(find_ffmpeg())})
+                                             "ffmpeg": ffmpeg_version(find_ffmpeg())}, sections)
     stats.update(failed=len(failures), seconds=round(time.time() - started, 1))
     log.info("summary: %(done)d done, %(failed)d failed, %(skipped)d skipped (already in shards), "
              "%(frames)d frames, %(gb).3f GB written in %(seconds).1f s", stats)

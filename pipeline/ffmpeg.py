@@ -8,10 +8,12 @@ import re
 import shutil
 import subprocess
 
+from dfd.errors import UsageProblem
+
 log = logging.getLogger(__name__)
 
 
-class FFmpegNotFound(RuntimeError):
+class FFmpegNotFound(UsageProblem, RuntimeError):
     """No usable ffmpeg binary."""
 
 

@@ -13,6 +13,8 @@ import time
 
 import ffmpeg
 
+from dfd.errors import ToolkitError
+
 from .ffmpeg import ffmpeg_version, find_ffmpeg, passthrough_args, version_tuple
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ _PTS_TIME = re.compile(r"\bn:\s*(\d+)\s+pts:\s*-?\d+\s+pts_time:\s*(-?[\d.e+-]+)
 _LEVEL = re.compile(r"^(?:\[[^\]]*@ 0x[0-9a-f]+\] )*\[(error|fatal|panic)\] (.*)$")
 
 
-class FrameError(RuntimeError):
+class FrameError(ToolkitError, RuntimeError):
     """A video that cannot be turned into frames; the message is one line, ffmpeg's own where it has one."""
 
 

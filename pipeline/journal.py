@@ -6,9 +6,10 @@ import json
 import logging
 from pathlib import Path
 
+from dfd.files import write_bytes
+
 from . import manifest
 from .config import GROUPING
-from .shards import atomic_write
 
 log = logging.getLogger(__name__)
 JOURNAL = "resplit.json"
@@ -44,4 +45,4 @@ def _remove_shards(shards: Path, manifests: Path, names: list[str]) -> None:
 def _update_configs(manifests: Path, seed: int, val_fraction: float) -> None:
     for name, cfg in manifest.read_part_configs(manifests).items():
         cfg.update(seed=seed, val_fraction=val_fraction, grouping=GROUPING)
-        atomic_write(manifest.parts_dir(manifests) / name, json.dumps(cfg, indent=2).encode())
+        write_bytes(manifest.parts_dir(manifests) / name, json.dumps(cfg, indent=2).encode(), durable=True)

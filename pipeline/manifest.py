@@ -9,12 +9,16 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Callable, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .diskfull import writing
-from .shards import atomic_write, parse_shard_name
+from dfd.diskfull import writing
+from dfd.errors import UsageProblem
+from dfd.files import write_bytes
+
+from .shards import parse_shard_name
 from .split import class_weights
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,7 @@ FRAME_SCHEMA = pa.schema([
 ])
 
 
-class LockError(RuntimeError):
+class LockError(UsageProblem, RuntimeError):
     """Another process is writing the same manifests."""
 
 
@@ -73,8 +77,7 @@ def write_fragment(manifests: Path, shard: str, metas: list[dict], shard_bytes: 
     folder = parts_dir(manifests)
     folder.mkdir(parents=True, exist_ok=True)
     stem = shard[:-4]
-    atomic_write(folder / f"{stem}.shard.json", json.dumps({"size": shard_bytes, "sha256": sha256}).encode(),
-                 durable=False)
+    write_bytes(folder / f"{stem}.shard.json", json.dumps({"size": shard_bytes, "sha256": sha256}).encode())
     frames = [{**f, "video_id": m["video_id"], "split": m["split"], "label": m["label"], "shard": shard}
               for m in metas for f in m["frames"]]
     frame_rows = [{k: f.get(k) for k in FRAME_SCHEMA.names} for f in frames]
@@ -120,7 +123,8 @@ def read_part_configs(manifests: Path) -> dict[str, dict]:
 def write_part_config(manifests: Path, part_tag: str, config: dict) -> None:
     folder = parts_dir(manifests)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / f"config{'-' + part_tag if part_tag else ''}.json", json.dumps(config, indent=2).encode())
+    write_bytes(folder / f"config{'-' + part_tag if part_tag else ''}.json", json.dumps(config, indent=2).encode(),
+                durable=True)
 
 
 def _nested(counter: collections.Counter) -> dict:
@@ -130,8 +134,18 @@ def _nested(counter: collections.Counter) -> dict:
     return out
 
 
-def consolidate(manifests: Path, extra: dict | None = None) -> dict:
-    """Join every fragment in manifests/parts into videos.parquet, frames.parquet and dataset.json."""
+# A later stage's section of dataset.json, rebuilt from its own fragments for the frame shards that exist now:
+# (manifests, the shards' records as dataset.json lists them) -> the section, or None where the stage never ran.
+SectionBuilder = Callable[[Path, list], "dict | None"]
+
+
+def consolidate(manifests: Path, extra: dict | None = None,
+                sections: Mapping[str, SectionBuilder] | None = None) -> dict:
+    """Join every fragment in manifests/parts into videos.parquet, frames.parquet and dataset.json.
+
+    `sections`: dataset.json key -> builder, for the later stages (pipeline.stages.SECTIONS: the faces stage), so
+    that a rerun, merge or resplit keeps their sections for the shards that still exist. The pipeline core never
+    imports a later stage: the commands pass them in; without them, dataset.json has the pipeline's keys only."""
     manifests = Path(manifests)
     folder = parts_dir(manifests)
     shards = finished_shards(manifests)
@@ -142,19 +156,12 @@ def consolidate(manifests: Path, extra: dict | None = None) -> dict:
     _write_table(manifests / "videos.parquet", videos)
     shard_stats = _write_frames(manifests, shards)
     summary = _summary(videos, shard_stats, extra or {})
-    faces = _faces_section(manifests, shard_stats)
-    if faces is not None:
-        summary["faces"] = faces
-    atomic_write(manifests / "dataset.json", json.dumps(summary, indent=2).encode())
+    for key, build in (sections or {}).items():
+        section = build(manifests, shard_stats)
+        if section is not None:
+            summary[key] = section
+    write_bytes(manifests / "dataset.json", json.dumps(summary, indent=2).encode(), durable=True)
     return summary
-
-
-def _faces_section(manifests: Path, shard_stats: list[dict]) -> dict | None:
-    """If the faces stage ran here: faces.parquet and dataset.json's faces section for the shards that exist now
-    (a rerun, resplit or merge keeps them; frame shards without faces yet are listed as pending)."""
-    from .faces.manifest import section_for_manifest  # pyarrow only, no torch
-
-    return section_for_manifest(manifests, shard_stats)
 
 
 def _dedupe_videos(videos: pa.Table) -> pa.Table:

@@ -3,22 +3,29 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Mapping
 
 import click
 
+from dfd.cli import command, default, reported, setup_logging, verbose_option
+from dfd.errors import UsageProblem
+
 from . import manifest
-from .diskfull import is_full, one_line
+from .config import PipelineConfig
 from .ffmpeg import FFmpegNotFound, ffmpeg_version, find_ffmpeg
+from .stages import SECTIONS
 
 log = logging.getLogger(__name__)
 
 
-class MergeError(RuntimeError):
+class MergeError(UsageProblem, RuntimeError):
     """The parts cannot be merged: missing, or made with different settings."""
 
 
-def merge(manifests: Path, expect_parts: int | None = None) -> dict:
-    """Check that every part used the same settings (and, if asked, that all N parts are there), then join."""
+def merge(manifests: Path, expect_parts: int | None = None,
+          sections: Mapping[str, manifest.SectionBuilder] = SECTIONS) -> dict:
+    """Check that every part used the same settings (and, if asked, that all N parts are there), then join (with
+    the later stages' `sections` of dataset.json: the faces of the parts that ran the faces stage)."""
     configs = manifest.read_part_configs(manifests)
     if not configs:
         raise MergeError(f"{manifests}: no part configs found (run pipeline.run --part K/N first)")
@@ -38,26 +45,21 @@ def merge(manifests: Path, expect_parts: int | None = None) -> dict:
     except FFmpegNotFound:
         version = "unknown"
     config = {**first, "part": [1, 1], "parts": sorted(list(p) for p in parts)}
-    summary = manifest.consolidate(manifests, {"config": config, "ffmpeg": version})
+    summary = manifest.consolidate(manifests, {"config": config, "ffmpeg": version}, sections)
     log.info("merged %d parts: %d shards, videos %s", len(parts), len(summary["shards"]), summary["videos"])
     return summary
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option("--manifests", default="manifests", type=click.Path(file_okay=False, exists=True))
+@command()
+@click.option("--manifests", default=default(PipelineConfig, "manifests"),
+              type=click.Path(file_okay=False, exists=True))
 @click.option("--parts", "expect_parts", default=None, type=int, help="Fail unless all N parts have finished.")
-def main(manifests, expect_parts):
+@verbose_option
+def main(manifests, expect_parts, verbose):
     """Merge the fragments written by `pipeline.run --part K/N` on several machines into one manifest."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        with manifest.lock(Path(manifests), "merge"):
-            merge(Path(manifests), expect_parts)
-    except (MergeError, manifest.LockError) as exc:
-        raise click.UsageError(str(exc)) from exc
-    except OSError as exc:
-        if not is_full(exc):
-            raise
-        raise click.ClickException(one_line(exc, "rerun the same command")) from None
+    setup_logging(verbose)
+    with reported("rerun the same command"), manifest.lock(Path(manifests), "merge"):
+        merge(Path(manifests), expect_parts)
 
 
 if __name__ == "__main__":

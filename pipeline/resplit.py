@@ -5,23 +5,29 @@ import json
 import logging
 import zlib
 from pathlib import Path
+from typing import Mapping
 
 import click
 import pyarrow.parquet as pq
 
+from dfd.cli import command, default, reported, setup_logging, verbose_option
+from dfd.errors import UsageProblem
+from dfd.files import write_bytes
+
 from . import manifest
-from .config import ConfigError
+from .config import ConfigError, PipelineConfig
+from .dataset import read_arrow, read_members
 from .discover import identities, link_groups
 from .journal import JOURNAL, recover
-from .diskfull import is_full, one_line
-from .manifest import LockError, lock
-from .shards import ShardWriter, Staged, atomic_write, member, parse_shard_name, read_members
+from .manifest import SectionBuilder, lock
+from .shards import ShardWriter, Staged, member, parse_shard_name
 from .split import assign_split, fraction_warning
+from .stages import SECTIONS
 
 log = logging.getLogger(__name__)
 
 
-class ResplitError(RuntimeError):
+class ResplitError(UsageProblem, RuntimeError):
     """The manifest cannot be resplit (nothing there, or parts not merged)."""
 
 
@@ -34,8 +40,10 @@ def _regroup(rows: list[dict]) -> None:
         r["_old_group"], r["group"] = r["group"], g
 
 
-def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float) -> dict:
-    """Move videos whose split changes into new shards; untouched shards stay as they are."""
+def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float,
+            sections: Mapping[str, SectionBuilder] = SECTIONS) -> dict:
+    """Move videos whose split changes into new shards; untouched shards stay as they are (the later stages'
+    `sections` of dataset.json are rebuilt for the shards there are then)."""
     shards, manifests = Path(shards), Path(manifests)
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"val fraction must be in [0, 1), got {val_fraction}")
@@ -58,10 +66,10 @@ def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float) -> di
             v.pop("_old_group", None)
     journal = {"phase": "writing", "old": sorted(affected), "new": [], "seed": seed, "val_fraction": val_fraction}
     journal_path = folder / JOURNAL
-    atomic_write(journal_path, json.dumps(journal).encode())
+    write_bytes(journal_path, json.dumps(journal).encode(), durable=True)
     moved = _repack(shards, manifests, affected, finished, journal, journal_path)
     journal["phase"] = "committed"
-    atomic_write(journal_path, json.dumps(journal).encode())
+    write_bytes(journal_path, json.dumps(journal).encode(), durable=True)
     recover(shards, manifests, interrupted=False)
     for failed, rows in failed.items():
         for r in rows:
@@ -71,10 +79,10 @@ def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float) -> di
                                 if failed.name.startswith("failed-") else "", rows)
     configs = manifest.read_part_configs(manifests)
     summary_extra = {"config": next(iter(configs.values()), {})}
-    summary = manifest.consolidate(manifests, summary_extra)
+    summary = manifest.consolidate(manifests, summary_extra, sections)
     log.info("resplit: %d videos moved, %d shards re-packed; split ratio %s", moved, len(affected),
              summary["split_ratio"]["videos"])
-    done = pq.read_table(manifests / "videos.parquet", columns=["label", "split", "status"]).to_pylist()
+    done = read_arrow(manifests, "videos", ["label", "split", "status"]).to_pylist()
     pairs = [(v["label"], v["split"]) for v in done if v["status"] == "done"]
     if (warning := fraction_warning(pairs, val_fraction)) is not None:
         log.warning(warning)
@@ -91,7 +99,7 @@ def _repack(shards, manifests, affected, finished, journal, journal_path) -> int
     def sealed(name, videos, size, sha256):
         manifest.write_fragment(manifests, name, [s.meta for s in videos], size, sha256)
         journal["new"].append(name)
-        atomic_write(journal_path, json.dumps(journal).encode())
+        write_bytes(journal_path, json.dumps(journal).encode(), durable=True)
 
     writers: dict = {}
     moved = 0
@@ -131,24 +139,20 @@ def _video_members(fh, video: dict, split: str, frames: list[dict]) -> tuple[dic
     return {**video, "split": split, "frames": rows}, bytes(data)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option("--shards", default="shards", type=click.Path(file_okay=False, exists=True))
-@click.option("--manifests", default="manifests", type=click.Path(file_okay=False, exists=True))
-@click.option("--val-fraction", default=0.3, type=float, help="New share of labelled groups in val.")
-@click.option("--seed", default=0, type=int, help="New split seed.")
-def main(shards, manifests, val_fraction, seed):
+@command()
+@click.option("--shards", default=default(PipelineConfig, "shards"), type=click.Path(file_okay=False, exists=True))
+@click.option("--manifests", default=default(PipelineConfig, "manifests"),
+              type=click.Path(file_okay=False, exists=True))
+@click.option("--val-fraction", default=default(PipelineConfig, "val_fraction"), type=float,
+              help="New share of labelled groups in val.")
+@click.option("--seed", default=default(PipelineConfig, "seed"), type=int, help="New split seed.")
+@verbose_option
+def main(shards, manifests, val_fraction, seed, verbose):
     """Re-split a sharded dataset by group without decoding any video: moved videos are re-packed."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+    setup_logging(verbose)
+    with reported("rerun the same command: the interrupted resplit is undone first"):
         with lock(Path(manifests), "resplit"):
             resplit(Path(shards), Path(manifests), seed, val_fraction)
-    except (ConfigError, ResplitError, LockError) as exc:
-        raise click.UsageError(str(exc)) from exc
-    except OSError as exc:
-        if not is_full(exc):
-            raise
-        raise click.ClickException(one_line(exc, "rerun the same command: the interrupted resplit is undone "
-                                                 "first")) from None
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""Tar members for webdataset, per-video staging files, and the shard writer that packs them atomically."""
+"""Tar members for webdataset, per-video staging files, and the shard writer that packs them atomically.
+
+Reading members back at their offsets is pipeline.dataset's (read_member, read_members, MemberReader)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +13,9 @@ import re
 import tarfile
 from pathlib import Path
 
-from .diskfull import writing
+from dfd.diskfull import writing
+from dfd.errors import UsageProblem
+from dfd.files import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -29,39 +33,11 @@ def member(name: str, data: bytes) -> bytes:
     return header + data + b"\0" * (-len(data) % BLOCK)
 
 
-def read_member(fh, offset: int) -> tuple[str, bytes]:
-    """The tar member whose headers start at `offset` of an open binary shard: (name, data).
-
-    `offset` is where the member's first header block starts (for a name over 100 characters, that is the GNU
-    long-name header, not the member's own 512-byte header), as frames.parquet records it. tarfile parses
-    the headers, so no reader assumes that data starts at offset + 512.
-    """
-    fh.seek(offset)
-    with tarfile.open(fileobj=fh, mode="r:") as tar:
-        info = tar.next()
-        if info is None or not info.isfile():
-            raise tarfile.ReadError(f"no file member at byte {offset}")
-        return info.name, tar.extractfile(info).read()
-
-
-def read_members(fh, offset: int, count: int) -> list[tuple[str, bytes]]:
-    """`count` consecutive file members from `offset` (e.g. a frame's .jpg and .json), parsed by tarfile."""
-    fh.seek(offset)
-    out = []
-    with tarfile.open(fileobj=fh, mode="r:") as tar:
-        for _ in range(count):
-            info = tar.next()
-            if info is None or not info.isfile():
-                raise tarfile.ReadError(f"fewer than {count} file members from byte {offset}")
-            out.append((info.name, tar.extractfile(info).read()))
-    return out
-
-
 def shard_name(split: str, label: str, part_tag: str, index: int) -> str:
     return f"{split}-{label}{'-' + part_tag if part_tag else ''}-{index:06d}.tar"
 
 
-class UnsafeManifest(ValueError):
+class UnsafeManifest(UsageProblem, ValueError):
     """A manifest value that would reach a path, a URL or a command is not what the pipeline writes."""
 
 
@@ -79,18 +55,6 @@ def check_shard_name(name, field: str) -> str:
 def parse_shard_name(name: str) -> tuple[str, str, str, int] | None:
     m = SHARD_RE.fullmatch(name)
     return (m.group(1), m.group(2), m.group(3) or "", int(m.group(4))) if m else None
-
-
-def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write to a temp name, then rename. `durable=False` skips fsync: safe against kill -9, not power loss."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with writing(path, cleanup=tmp):
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
 
 @dataclasses.dataclass
@@ -118,8 +82,8 @@ def write_staged(shards: Path, video_id: str, meta: dict, members: bytes | None)
     folder = staging_dir(shards)
     folder.mkdir(parents=True, exist_ok=True)
     if members is not None:
-        atomic_write(folder / f"{video_id}.members", members, durable=False)
-    atomic_write(folder / f"{video_id}.json", json.dumps(meta).encode(), durable=False)
+        write_bytes(folder / f"{video_id}.members", members)
+    write_bytes(folder / f"{video_id}.json", json.dumps(meta).encode())
 
 
 def read_staged(shards: Path, video_id: str) -> Staged | None:

@@ -9,16 +9,19 @@ Every problem is printed on one line naming the shard (and key); the exit status
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import tarfile
 import zlib
 from pathlib import Path
 
 import click
-import pyarrow.parquet as pq
 
-from .shards import UnsafeManifest, check_shard_name, read_member
+from dfd.cli import command, default, reported, setup_logging, verbose_option
+from dfd.errors import UsageProblem
+
+from .config import PipelineConfig
+from .dataset import DATASET_JSON, DatasetError, MemberReader, read_dataset_json, read_table, table_path
+from .shards import UnsafeManifest, check_shard_name
 
 CHUNK = 1 << 20
 
@@ -31,20 +34,33 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+class VerifyError(UsageProblem, ValueError):
+    """The manifests cannot be checked at all (dataset.json or frames.parquet unreadable): exit 2, the file named."""
+
+
 def _load(manifests: Path) -> dict:
-    path = manifests / "dataset.json"
+    """dataset.json, its shard names checked (UnsafeManifest names the field: exit 2)."""
+    path = manifests / DATASET_JSON
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise click.UsageError(f"cannot read {path}: {exc}") from None
+        data = read_dataset_json(manifests)
+    except DatasetError as exc:
+        raise VerifyError(str(exc)) from None  # names the file: missing, not JSON, not an object
     if not isinstance(data.get("shards"), list):
-        raise click.UsageError(f"{path} has no 'shards' list")
+        raise VerifyError(f"{path} has no 'shards' list")
     for i, entry in enumerate(data["shards"]):
-        try:
-            check_shard_name(entry.get("name") if isinstance(entry, dict) else None, f"{path}: shards[{i}].name")
-        except UnsafeManifest as exc:
-            raise click.UsageError(str(exc)) from None
+        check_shard_name(entry.get("name") if isinstance(entry, dict) else None, f"{path}: shards[{i}].name")
     return data
+
+
+def _frames(manifests: Path):
+    """frames.parquet, its shard names checked (UnsafeManifest names the column: exit 2)."""
+    try:
+        frames = read_table(manifests, "frames")
+    except DatasetError as exc:
+        raise VerifyError(str(exc)) from None
+    for name in frames["shard"].unique():
+        check_shard_name(name, f"{table_path(manifests, 'frames')}: column shard")
+    return frames
 
 
 def _check_sealed(shards: Path, entries: list[tuple[str, dict]], size_key: str, where: str,
@@ -108,51 +124,48 @@ def check_manifests(frames, data: dict, problems: list[str]) -> None:
 
 def check_frames(shards: Path, frames, problems: list[str], notes: list[str]) -> int:
     """Every frame's member: name, size, crc32 (where recorded) and a JPEG decode. Returns frames checked."""
-    import simplejpeg
-
     has_crc = "crc32" in frames.columns and frames["crc32"].notna().any()
     if not has_crc:
         notes.append("no checksums recorded in frames.parquet (an older manifest): JPEGs decoded only")
     checked = 0
     for shard, group in frames.groupby("shard", sort=True):
-        path = shards / shard
-        if not path.is_file():
+        if not (shards / shard).is_file():
             continue  # reported by the shard check
         crcs = group["crc32"] if has_crc else [None] * len(group)
-        with open(path, "rb") as fh:
+        with MemberReader(shards) as reader:  # one shard open at a time
+            reader.handle(shard)
             for key, offset, nbytes, crc in zip(group["key"], group["offset"], group["bytes"], crcs):
                 checked += 1
-                try:
-                    name, jpeg = read_member(fh, int(offset))
-                except (tarfile.TarError, EOFError, OSError) as exc:
-                    problems.append(f"{shard} {key}: no readable member at byte {offset}: {exc}")
-                    continue
-                if name != f"{key}.jpg" or len(jpeg) != nbytes:
-                    problems.append(f"{shard} {key}: found {name} ({len(jpeg)} bytes) where frames.parquet puts "
-                                    f"{key}.jpg ({nbytes} bytes)")
-                    continue
-                if crc is not None and crc == crc and zlib.crc32(jpeg) != int(crc):
-                    problems.append(f"{shard} {key}: JPEG bytes differ from the recorded crc32")
-                    continue
-                try:
-                    simplejpeg.decode_jpeg(jpeg)
-                except (ValueError, RuntimeError) as exc:
-                    problems.append(f"{shard} {key}: JPEG does not decode: {exc}")
+                problem = _check_frame(reader, shard, key, offset, nbytes, crc)
+                if problem:
+                    problems.append(f"{shard} {key}: {problem}")
     return checked
+
+
+def _check_frame(reader: MemberReader, shard: str, key: str, offset, nbytes, crc) -> str | None:
+    """What is wrong with one frame's member (None: nothing)."""
+    import simplejpeg
+
+    try:
+        name, jpeg = reader.members(shard, offset)[0]
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        return f"no readable member at byte {offset}: {exc}"
+    if name != f"{key}.jpg" or len(jpeg) != nbytes:
+        return f"found {name} ({len(jpeg)} bytes) where frames.parquet puts {key}.jpg ({nbytes} bytes)"
+    if crc is not None and crc == crc and zlib.crc32(jpeg) != int(crc):
+        return "JPEG bytes differ from the recorded crc32"
+    try:
+        simplejpeg.decode_jpeg(jpeg)
+    except (ValueError, RuntimeError) as exc:
+        return f"JPEG does not decode: {exc}"
+    return None
 
 
 def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, deep: bool) -> tuple[list, list]:
     data = _load(manifests)
     problems: list[str] = []
     notes: list[str] = []
-    frames = None
-    if do_manifests or deep:
-        frames = pq.read_table(manifests / "frames.parquet").to_pandas()
-        for name in frames["shard"].unique():
-            try:
-                check_shard_name(name, f"{manifests / 'frames.parquet'}: column shard")
-            except UnsafeManifest as exc:
-                raise click.UsageError(str(exc)) from None
+    frames = _frames(manifests) if do_manifests or deep else None
     if do_shards:
         check_shards(shards, data, problems, notes)
         check_face_shards(shards, data, problems, notes)
@@ -163,21 +176,26 @@ def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, d
     return problems, notes
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option("--shards", "shards_dir", default="shards", type=click.Path(file_okay=False, exists=True))
-@click.option("--manifests", "manifests_dir", default="manifests", type=click.Path(file_okay=False, exists=True))
+@command()
+@click.option("--shards", "shards_dir", default=default(PipelineConfig, "shards"),
+              type=click.Path(file_okay=False, exists=True))
+@click.option("--manifests", "manifests_dir", default=default(PipelineConfig, "manifests"),
+              type=click.Path(file_okay=False, exists=True))
 @click.option("--check-shards/--no-check-shards", "do_shards", default=True,
               help="Each shard's size and sha256 against dataset.json (frame shards, and face shards where the faces "
                    "stage ran).")
 @click.option("--check-manifests/--no-check-manifests", "do_manifests", default=True,
               help="frames.parquet against dataset.json.")
 @click.option("--deep", is_flag=True, help="Also every frame: its member, size, crc32, and that the JPEG decodes.")
-def main(shards_dir, manifests_dir, do_shards, do_manifests, deep):
+@verbose_option
+def main(shards_dir, manifests_dir, do_shards, do_manifests, deep, verbose):
     """Check shards and manifests against the checksums recorded when the shards were sealed.
 
     Prints one line per problem (shard, and key with --deep) and exits 1 if there was any, else 0.
     """
-    problems, notes = verify(Path(shards_dir), Path(manifests_dir), do_shards, do_manifests, deep)
+    setup_logging(verbose)
+    with reported():
+        problems, notes = verify(Path(shards_dir), Path(manifests_dir), do_shards, do_manifests, deep)
     for note in notes:
         click.echo(f"note: {note}")
     for problem in problems:

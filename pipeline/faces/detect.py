@@ -7,6 +7,8 @@ import logging
 import cv2
 import numpy as np
 
+from dfd.errors import UsageProblem
+
 from .settings import FaceSettings
 
 log = logging.getLogger(__name__)
@@ -33,13 +35,17 @@ class Face:
         return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
 
 
+class DeviceError(UsageProblem, RuntimeError):
+    """The device asked for is not there."""
+
+
 def resolve_device(device: str = "auto") -> str:
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: no CUDA device available")
+        raise DeviceError("--device cuda: no CUDA device available")
     return device
 
 

@@ -1,7 +1,9 @@
 """faces_parts/ fragments -> manifests/faces.parquet and the "faces" section of dataset.json.
 
-Light imports (pyarrow only): pipeline.manifest.consolidate() calls `consolidate_faces`, so that a pipeline rerun,
-resplit or merge keeps the faces of the shards that still exist (and counts the ones that need the stage again).
+Light imports (pyarrow, no torch): the commands that consolidate the pipeline's manifest pass `section_for_manifest`
+to pipeline.manifest.consolidate() (pipeline.stages.SECTIONS), so that a pipeline rerun, resplit or merge keeps the
+faces of the shards that still exist (and counts the ones that need the stage again). The final tables and
+dataset.json are read through pipeline.dataset.
 """
 from __future__ import annotations
 
@@ -14,6 +16,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from dfd.diskfull import writing
+from dfd.files import write_text
+
+from ..dataset import DATASET_JSON, has_table, read_arrow, read_dataset_json
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +43,13 @@ def write_table(path: Path, table: pa.Table, metadata: dict | None = None) -> No
     if metadata:
         table = table.replace_schema_metadata({k: json.dumps(v) for k, v in metadata.items()})
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with writing(path, cleanup=tmp):
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
 
 
 def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def fingerprint(frames: list[dict]) -> str:
@@ -111,15 +117,10 @@ def consolidate_faces(manifests: Path, frame_shards: list[str], fingerprints: di
 
 def update_dataset_json(manifests: Path, section: dict) -> None:
     """Set dataset.json's "faces" key, leaving the pipeline's keys as they are (atomic rename)."""
-    path = Path(manifests) / "dataset.json"
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        data = {}
+    path = Path(manifests) / DATASET_JSON
+    data = read_dataset_json(manifests) if path.is_file() else {}
     data["faces"] = section
-    tmp = path.with_name(f".{path.name}.faces.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2))
 
 
 def section_for_manifest(manifests: Path, shard_stats: list[dict]) -> dict | None:
@@ -129,8 +130,8 @@ def section_for_manifest(manifests: Path, shard_stats: list[dict]) -> dict | Non
         return None
     names = [s["name"] for s in shard_stats]
     fps = {}
-    if (manifests / "frames.parquet").is_file():
-        table = pq.read_table(manifests / "frames.parquet", columns=["key", "shard", "offset", "bytes"])
+    if has_table(manifests, "frames"):
+        table = read_arrow(manifests, "frames", ["key", "shard", "offset", "bytes"])
         by: dict = collections.defaultdict(list)
         for r in table.to_pylist():
             by[r["shard"]].append(r)

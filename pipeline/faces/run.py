@@ -7,35 +7,38 @@ import sys
 
 import click
 
+from dfd.cli import command, converter, default, device_option, reported, setup_logging, verbose_option
+
+from ..config import PipelineConfig, parse_part
+from .settings import FaceSettings
+
 log = logging.getLogger("pipeline.faces")
 
 
-def _part(ctx, param, value):
-    from ..config import ConfigError, parse_part
-
-    try:
-        return parse_part(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option("--shards", default="shards", type=click.Path(file_okay=False, exists=True),
+@command()
+@click.option("--shards", default=default(PipelineConfig, "shards"), type=click.Path(file_okay=False, exists=True),
               help="The frame shards (face shards go to SHARDS/faces/).")
-@click.option("--manifests", default="manifests", type=click.Path(file_okay=False, exists=True),
+@click.option("--manifests", default=default(PipelineConfig, "manifests"),
+              type=click.Path(file_okay=False, exists=True),
               help="The pipeline's manifests (faces.parquet and dataset.json's faces section go here).")
-@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]),
-              help="auto: cuda where there is one (batched, one process), else a CPU process pool.")
+@device_option(help="auto: cuda where there is one (batched, one process), else a CPU process pool.")
 @click.option("--workers", default=os.cpu_count() or 1, type=int, help="CPU processes (one torch thread each).")
-@click.option("--detect-size", default=640, type=int, help="Long side of the copy MTCNN runs on.")
-@click.option("--min-score", default=0.7, type=float, help="Final MTCNN probability a face needs.")
-@click.option("--min-size", default=40, type=int, help="Drop faces whose box is shorter than this (frame px).")
-@click.option("--margin", default=0.3, type=float, help="Crop margin on each side, as a share of the box.")
-@click.option("--face-size", default=320, type=int, help="Crops are resized to this many pixels square.")
-@click.option("--max-faces", default=4, type=int, help="At most this many faces per frame (the largest).")
-@click.option("--part", default="1/1", callback=_part,
+@click.option("--detect-size", default=default(FaceSettings, "detect_size"), type=int,
+              help="Long side of the copy MTCNN runs on.")
+@click.option("--min-score", default=default(FaceSettings, "min_score"), type=float,
+              help="Final MTCNN probability a face needs.")
+@click.option("--min-size", default=default(FaceSettings, "min_size"), type=int,
+              help="Drop faces whose box is shorter than this (frame px).")
+@click.option("--margin", default=default(FaceSettings, "margin"), type=float,
+              help="Crop margin on each side, as a share of the box.")
+@click.option("--face-size", default=default(FaceSettings, "face_size"), type=int,
+              help="Crops are resized to this many pixels square.")
+@click.option("--max-faces", default=default(FaceSettings, "max_faces"), type=int,
+              help="At most this many faces per frame (the largest).")
+@click.option("--part", default="{}/{}".format(*default(PipelineConfig, "part")),
+              callback=converter(parse_part),
               help="Process share K of N of the frame shards; join with `python -m pipeline.merge`.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@verbose_option
 def main(shards, manifests, device, workers, detect_size, min_score, min_size, margin, face_size, max_faces,
          part, verbose):
     """Detect, track and crop the faces of every frame of the frame shards (never decoding a video again).
@@ -43,27 +46,25 @@ def main(shards, manifests, device, workers, detect_size, min_score, min_size, m
     Rerunning the same command resumes: finished frame shards are kept, new ones processed alone; after
     `pipeline.resplit` the faces are re-derived from cached detections without running the detector.
     """
-    from ..run import setup_logging
-    from ..manifest import LockError, lock
+    from ..manifest import lock
     from .detect import resolve_device
-    from .settings import FaceSettings, FaceSettingsError
-    from .stage import FacesError, build
+    from .stage import build
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     setup_logging(verbose)
-    try:
+    tag = "" if part == (1, 1) else f"p{part[0]}of{part[1]}"
+    with reported():
         settings = FaceSettings(detect_size=detect_size, min_score=min_score, min_size=min_size, margin=margin,
                                 face_size=face_size, max_faces=max_faces)
         device = resolve_device(device)
-    except (FaceSettingsError, RuntimeError) as exc:
-        raise click.UsageError(str(exc)) from exc
-    tag = "" if part == (1, 1) else f"p{part[0]}of{part[1]}"
-    log.info("%s: faces on %s, %d workers, %s", shards, device, workers, settings)
-    try:
+        log.info("%s: faces on %s, %d workers, %s", shards, device, workers, settings)
         with lock(manifests, f"faces{'-' + tag if tag else ''}"), logging_redirect_tqdm():
             stats = build(shards, manifests, settings, device, workers, part)
-    except (FacesError, LockError) as exc:
-        raise click.UsageError(str(exc)) from exc
+    _summary(stats)
+
+
+def _summary(stats: dict) -> None:
+    """The run's counts on one line; exit 1 where a frame shard failed."""
     stats.setdefault("total_faces", stats.get("faces", 0))
     log.info("summary: %d shards done, %d skipped (already done), %d frames, %d faces on %d frames, "
              "%d of %d videos without a face, %d undecodable frames, %d frames detected (%d from cache) in %.1f s",

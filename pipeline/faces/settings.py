@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from dfd.errors import UsageProblem
 
-class FaceSettingsError(ValueError):
+
+class FaceSettingsError(UsageProblem, ValueError):
     """A face setting out of range."""
 
 

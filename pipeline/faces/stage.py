@@ -14,12 +14,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..shards import BLOCK, member, read_member
+from dfd.errors import UsageProblem
+
+from ..dataset import MemberReader, has_table, read_arrow
+from ..shards import BLOCK, member
 from ..split import part_of
 from . import detect as detect_mod
 from . import manifest as fm
@@ -40,7 +44,7 @@ JPEG_QUALITY = 90
 CHUNK_CPU, CHUNK_GPU = 1, 8  # videos detected per batch
 
 
-class FacesError(RuntimeError):
+class FacesError(UsageProblem, RuntimeError):
     """The stage cannot run as asked (nothing was written)."""
 
 
@@ -94,24 +98,13 @@ def _faces_to_json(faces: list[Face]) -> str:
                        for f in faces])
 
 
-class _Originals:
-    """Reads and caches the original's frames a fake needs (open shard files reused)."""
-
-    def __init__(self, shards: Path):
-        self.shards, self.handles = shards, {}
-
-    def image(self, shard: str, offset: int) -> np.ndarray:
-        if shard not in self.handles:
-            self.handles[shard] = open(self.shards / shard, "rb")
-        return decode_jpeg(read_member(self.handles[shard], offset)[1])
-
-    def close(self):
-        for fh in self.handles.values():
-            fh.close()
+def _original_image(reader: MemberReader, shard: str, offset: int) -> np.ndarray:
+    """An original's frame a fake is compared with, read at its offset (the reader keeps the shard open)."""
+    return decode_jpeg(reader.members(shard, offset)[0][1])
 
 
 def _diff_rows(rows: list[dict], images: list, frames: list[dict], video: str, label: str, originals: dict,
-               reader: _Originals) -> None:
+               reader: MemberReader) -> None:
     """Fill diff / manipulated / note of one video's rows."""
     if label == "real":
         for r in rows:
@@ -136,7 +129,7 @@ def _diff_rows(rows: list[dict], images: list, frames: list[dict], video: str, l
                 aligned[t] = (None, f"original {orig['id']} has no frame at second {sec:g}")
             else:
                 try:
-                    aligned[t] = align(images[t], reader.image(*where))
+                    aligned[t] = align(images[t], _original_image(reader, *where))
                 except (ValueError, OSError) as exc:
                     aligned[t] = (None, f"original {orig['id']} frame at second {sec:g} unreadable: {exc}")
         other, note = aligned[t]
@@ -151,6 +144,121 @@ def _diff_rows(rows: list[dict], images: list, frames: list[dict], video: str, l
         r["manipulated"] = d >= DIFF_THRESHOLD
 
 
+@dataclasses.dataclass
+class _Output:
+    """What one frame shard's run accumulates: the face shard being written (its size and sha256, recorded in its
+    done marker and dataset.json for pipeline.verify), the detections and face rows, and the counts."""
+
+    fh: BinaryIO
+    stats: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    undecodable: list[str] = dataclasses.field(default_factory=list)
+    det_rows: list[dict] = dataclasses.field(default_factory=list)
+    face_rows: list[dict] = dataclasses.field(default_factory=list)
+    size: int = 0
+    digest: Any = dataclasses.field(default_factory=hashlib.sha256)
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+
+def _by_video(frames: list[dict]) -> list[tuple[str, list[dict]]]:
+    """A shard's frames per video, each video's in time order."""
+    by_video: dict[str, list[dict]] = collections.OrderedDict()
+    for f in sorted(frames, key=lambda f: (f["video_id"], f["second"])):
+        by_video.setdefault(f["video_id"], []).append(f)
+    return list(by_video.items())
+
+
+def _decode(task: Task, batch: list, reader: MemberReader, out: _Output) -> tuple[dict, dict, list]:
+    """A batch of videos' frames decoded, and their cached detections: (images, dets, todo), a frame that does not
+    decode being None (with no faces), a frame without cached detections listed in todo as (video, index)."""
+    images: dict[str, list] = {}
+    dets: dict[str, list] = {}
+    todo = []
+    for vid, frames in batch:
+        imgs, ds = [], []
+        for i, f in enumerate(frames):
+            try:
+                imgs.append(decode_jpeg(reader.members(task.shard, f["offset"])[0][1]))
+            except (ValueError, OSError, EOFError) as exc:
+                log.debug("%s (%s): frame does not decode, skipped: %s", f["key"], task.shard, exc)
+                out.undecodable.append(f["key"])
+                imgs.append(None)
+                ds.append([])
+                out.det_rows.append({"key": f["key"], "status": "undecodable", "faces": "[]"})
+                continue
+            hit = task.cache.get(f["key"])
+            if hit is not None and hit[0] == "ok":
+                ds.append(_faces_from_json(hit[1]))
+                out.stats["cached"] += 1
+            else:
+                ds.append(None)
+                todo.append((vid, i))
+        images[vid], dets[vid] = imgs, ds
+    return images, dets, todo
+
+
+def _detect(images: dict, dets: dict, todo: list, out: _Output) -> None:
+    """Run the detector on the frames in todo (one batch), filling their detections."""
+    if not todo:
+        return
+    found = _DETECTOR.detect([images[v][i] for v, i in todo])
+    out.stats["detected"] += len(todo)
+    for (v, i), faces in zip(todo, found):
+        dets[v][i] = faces
+
+
+def _video_faces(task: Task, vid: str, frames: list[dict], images: list, dets: list, fs: FaceSettings,
+                 reader: MemberReader, out: _Output) -> None:
+    """One video's detections -> tracked, cropped, compared faces, written to the face shard as members."""
+    for f, faces, img in zip(frames, dets, images):
+        if img is not None:
+            out.det_rows.append({"key": f["key"], "status": "ok", "faces": _faces_to_json(faces)})
+    rows = detections_to_rows(dets, [f["second"] for f in frames], fs, [f["key"] for f in frames], vid)
+    rows = [r for r in rows if images[r["frame"]] is not None]  # no gap box in a broken frame
+    add_crops(rows, images, fs)
+    _diff_rows(rows, images, frames, vid, frames[0]["label"], task.originals, reader)
+    stats = out.stats
+    stats["videos"] += 1
+    stats["frames"] += len(frames)
+    stats["frames_with_faces"] += len({r["frame"] for r in rows})
+    stats["videos_without_faces"] += not rows
+    for r in rows:
+        crop = r.pop("crop")
+        r.pop("frame")
+        r.update(split=task.split, label=frames[0]["label"], crop_shard=f"{FACES}/{task.shard}")
+        row = {k: r.get(k) for k in fm.FACES_SCHEMA.names}
+        out.write(member(f"{r['crop_key']}.jpg", encode_jpeg(crop, JPEG_QUALITY))
+                  + member(f"{r['crop_key']}.json", json.dumps(row).encode()))
+        out.face_rows.append(row)
+        stats["faces"] += 1
+        m = row["manipulated"]
+        stats["manipulated" if m else "not_manipulated" if m is False else "manipulated_unknown"] += 1
+
+
+def _write_shard(task: Task, shards: Path, fs: FaceSettings, device: str, tmp: Path) -> _Output:
+    """The face shard of one frame shard, written to `tmp` and fsynced (the frame shard is opened first: a missing
+    one fails the task before anything is written)."""
+    chunk = CHUNK_GPU if device == "cuda" else CHUNK_CPU
+    videos = _by_video(task.frames)
+    with MemberReader(shards) as reader:
+        reader.handle(task.shard)
+        with open(tmp, "wb") as fh:
+            out = _Output(fh)
+            for c in range(0, len(videos), chunk):
+                batch = videos[c:c + chunk]
+                images, dets, todo = _decode(task, batch, reader, out)
+                _detect(images, dets, todo, out)
+                for vid, frames in batch:
+                    _video_faces(task, vid, frames, images[vid], dets[vid], fs, reader, out)
+            out.write(b"\0" * (2 * BLOCK))
+            fh.flush()
+            os.fsync(fh.fileno())
+    return out
+
+
 def process_shard(task: Task, shards: str, manifests: str, settings: dict, device: str = "cpu") -> dict:
     """Worker: one frame shard -> detections cache, face shard, fragment, done marker (in that order)."""
     cpu0 = time.process_time()
@@ -161,91 +269,18 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
     folder.mkdir(parents=True, exist_ok=True)
     out_dir = shards_p / FACES
     out_dir.mkdir(parents=True, exist_ok=True)
-    by_video: dict[str, list[dict]] = collections.OrderedDict()
-    for f in sorted(task.frames, key=lambda f: (f["video_id"], f["second"])):
-        by_video.setdefault(f["video_id"], []).append(f)
-    stats = collections.Counter()
-    undecodable: list[str] = []
-    det_rows, face_rows = [], []
-    reader = _Originals(shards_p)
     tmp = out_dir / f".{task.shard}.tmp"
-    size = 0
-    digest = hashlib.sha256()  # of the whole face shard, recorded in its done marker and dataset.json (pipeline.verify)
-    chunk = CHUNK_GPU if device == "cuda" else CHUNK_CPU
-    videos = list(by_video.items())
-    with open(tmp, "wb") as out, open(shards_p / task.shard, "rb") as fh:
-        for c in range(0, len(videos), chunk):
-            batch = videos[c:c + chunk]
-            images: dict[str, list] = {}
-            todo = []  # (video, index) to detect
-            dets: dict[str, list] = {}
-            for vid, frames in batch:
-                imgs, ds = [], []
-                for i, f in enumerate(frames):
-                    try:
-                        imgs.append(decode_jpeg(read_member(fh, f["offset"])[1]))
-                    except (ValueError, OSError, EOFError) as exc:
-                        log.debug("%s (%s): frame does not decode, skipped: %s", f["key"], task.shard, exc)
-                        undecodable.append(f["key"])
-                        imgs.append(None)
-                        ds.append([])
-                        det_rows.append({"key": f["key"], "status": "undecodable", "faces": "[]"})
-                        continue
-                    hit = task.cache.get(f["key"])
-                    if hit is not None and hit[0] == "ok":
-                        ds.append(_faces_from_json(hit[1]))
-                        stats["cached"] += 1
-                    else:
-                        ds.append(None)
-                        todo.append((vid, i))
-                images[vid], dets[vid] = imgs, ds
-            if todo:
-                found = _DETECTOR.detect([images[v][i] for v, i in todo])
-                stats["detected"] += len(todo)
-                for (v, i), faces in zip(todo, found):
-                    dets[v][i] = faces
-            for vid, frames in batch:
-                for f, faces, img in zip(frames, dets[vid], images[vid]):
-                    if img is not None:
-                        det_rows.append({"key": f["key"], "status": "ok", "faces": _faces_to_json(faces)})
-                rows = detections_to_rows(dets[vid], [f["second"] for f in frames], fs,
-                                          [f["key"] for f in frames], vid)
-                rows = [r for r in rows if images[vid][r["frame"]] is not None]  # no gap box in a broken frame
-                add_crops(rows, images[vid], fs)
-                _diff_rows(rows, images[vid], frames, vid, frames[0]["label"], task.originals, reader)
-                stats["videos"] += 1
-                stats["frames"] += len(frames)
-                stats["frames_with_faces"] += len({r["frame"] for r in rows})
-                stats["videos_without_faces"] += not rows
-                for r in rows:
-                    crop = r.pop("crop")
-                    r.pop("frame")
-                    r.update(split=task.split, label=frames[0]["label"], crop_shard=f"{FACES}/{task.shard}")
-                    row = {k: r.get(k) for k in fm.FACES_SCHEMA.names}
-                    data = member(f"{r['crop_key']}.jpg", encode_jpeg(crop, JPEG_QUALITY))
-                    data += member(f"{r['crop_key']}.json", json.dumps(row).encode())
-                    out.write(data)
-                    digest.update(data)
-                    size += len(data)
-                    face_rows.append(row)
-                    stats["faces"] += 1
-                    m = row["manipulated"]
-                    stats["manipulated" if m else "not_manipulated" if m is False else "manipulated_unknown"] += 1
-        out.write(b"\0" * (2 * BLOCK))
-        digest.update(b"\0" * (2 * BLOCK))
-        out.flush()
-        os.fsync(out.fileno())
-    reader.close()
-    det_rows.sort(key=lambda r: r["key"])
+    out = _write_shard(task, shards_p, fs, device, tmp)
+    out.det_rows.sort(key=lambda r: r["key"])
     fm.write_table(folder / f"{stem}.detections.parquet",
-                   pa.Table.from_pylist(det_rows, schema=fm.DETECTION_SCHEMA),
+                   pa.Table.from_pylist(out.det_rows, schema=fm.DETECTION_SCHEMA),
                    {"detect_settings": detect_settings(fs)})
     os.replace(tmp, out_dir / task.shard)
-    fm.write_table(folder / f"{stem}.faces.parquet", pa.Table.from_pylist(face_rows, schema=fm.FACES_SCHEMA))
+    fm.write_table(folder / f"{stem}.faces.parquet", pa.Table.from_pylist(out.face_rows, schema=fm.FACES_SCHEMA))
     done = {"shard": task.shard, "split": task.split, "label": task.label, "fingerprint": task.fingerprint,
-            "settings": settings_with_extras(fs), "bytes": size + 2 * BLOCK, "sha256": digest.hexdigest(),
-            "undecodable_keys": undecodable[:100],
-            "undecodable": len(undecodable), **{k: int(v) for k, v in stats.items()},
+            "settings": settings_with_extras(fs), "bytes": out.size, "sha256": out.digest.hexdigest(),
+            "undecodable_keys": out.undecodable[:100],
+            "undecodable": len(out.undecodable), **{k: int(v) for k, v in out.stats.items()},
             "cpu_seconds": round(time.process_time() - cpu0, 3)}  # this worker's CPU for the shard (benchmarks)
     for k in ("frames", "frames_with_faces", "faces", "videos", "videos_without_faces", "manipulated",
               "not_manipulated", "manipulated_unknown", "detected", "cached"):
@@ -265,11 +300,10 @@ def _worker(task: Task, shards: str, manifests: str, settings: dict, device: str
 # ------------------------------------------------------------------------------------------------ orchestrator
 
 def _read_manifest(manifests: Path) -> tuple[pa.Table, dict[str, dict]]:
-    try:
-        frames = pq.read_table(manifests / "frames.parquet")
-        videos = pq.read_table(manifests / "videos.parquet", columns=["video_id", "label", "original", "status"])
-    except FileNotFoundError as exc:
-        raise FacesError(f"{manifests}: no frames.parquet/videos.parquet (run pipeline.run first)") from exc
+    if not (has_table(manifests, "frames") and has_table(manifests, "videos")):
+        raise FacesError(f"{manifests}: no frames.parquet/videos.parquet (run pipeline.run first)")
+    frames = read_arrow(manifests, "frames")
+    videos = read_arrow(manifests, "videos", ["video_id", "label", "original", "status"])
     return frames, {v["video_id"]: v for v in videos.to_pylist()}
 
 

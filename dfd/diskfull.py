@@ -10,10 +10,12 @@ import contextlib
 import errno
 import os
 
+from dfd.errors import ToolkitError
+
 FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-class DiskFullError(OSError):
+class DiskFullError(ToolkitError, OSError):
     """No space left while writing `what` (picklable: it crosses the decode pool)."""
 
     def __init__(self, what: str, reason: str = "No space left on device"):

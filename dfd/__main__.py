@@ -1,0 +1,4 @@
+"""`python -m dfd`: the same as the `dfd` console script."""
+from dfd.main import main
+
+main()

@@ -1,0 +1,65 @@
+"""Atomic writes of every kind of output: bytes and text, figures, CSV and Parquet tables.
+
+Each writes a temporary file beside the target and renames it when complete, inside `writing()`, so a crash or a
+full disk never leaves a half-written file in place of a good one (a full disk raises DiskFullError naming it)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dfd.diskfull import writing
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def write_bytes(path: str | Path, data: bytes, durable: bool = False) -> None:
+    """`durable` also fsyncs: safe against power loss, not only against kill -9."""
+    path = Path(path)
+    tmp = _tmp(path)
+    with writing(path, cleanup=tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def save_figure(fig, path: str | Path, dpi: int) -> None:
+    """savefig to a temporary file, then rename; the figure is closed either way."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    try:
+        with writing(path, cleanup=tmp):
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+            os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+
+
+def write_csv(frame, path: str | Path, float_format: str = "%.6f") -> None:
+    """A pandas DataFrame as CSV (parent folders made)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    with writing(path, cleanup=tmp):
+        frame.to_csv(tmp, index=False, float_format=float_format)
+        os.replace(tmp, path)
+
+
+def write_parquet(frame, path: str | Path) -> None:
+    """A pandas DataFrame as Parquet, without its index."""
+    path = Path(path)
+    tmp = _tmp(path)
+    with writing(path, cleanup=tmp):
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)

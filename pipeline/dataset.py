@@ -1,0 +1,401 @@
+"""THE read side of the on-disk format: dataset.json, the Parquet tables, the shard lists, and members at offsets.
+
+Every reader of a finished dataset goes through here (the trainer, explain, predict, evaluate, verify, resplit and
+the faces stage): `Dataset.open(shards, manifests)` checks what training needs and gives the shard lists per split
+and label, counts, class weights, the frame and face settings, the tables, and the JPEG bytes of a key. Anything
+wrong with these files raises DatasetError naming the file and what is wrong. Writers (pipeline.manifest,
+pipeline.faces.manifest) own their fragments under manifests/parts and faces_parts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shlex
+import tarfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from dfd.errors import ToolkitError
+
+from .shards import UnsafeManifest, check_shard_name
+
+log = logging.getLogger(__name__)
+
+DATASET_JSON = "dataset.json"
+TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "faces.parquet"}
+LABELS = {"real": 0, "fake": 1}
+CLASS_NAMES = ("real", "fake")
+SPLITS = ("train", "val", "test")
+SHARD_LABELS = ("real", "fake", "unlabelled")
+INPUTS = ("frames", "faces")       # what a model reads: whole frames, or the faces stage's crops
+FAKE_FACES = ("manipulated", "all")  # faces of fake videos kept for training (see Dataset.open)
+FRAME_SETTINGS = ("fps", "size", "quality", "timeout")  # dataset.json's config keys that make the frames
+TRAINING_SPLITS = ("train", "val")
+
+
+class DatasetError(ToolkitError, RuntimeError):
+    """The shards or the manifest cannot be used; the message names the file and what is wrong."""
+
+
+class ShardError(DatasetError):
+    """A shard cannot be read (missing, truncated, changed or corrupt); the message names the shard."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise DatasetError(message)
+
+
+# Files -----------------------------------------------------------------------------------------------------------
+
+
+def read_dataset_json(manifests: str | Path) -> dict:
+    """MANIFESTS/dataset.json as a dict; DatasetError naming the file when it is missing, not JSON or not an object."""
+    path = Path(manifests) / DATASET_JSON
+    _require(path.is_file(), f"manifest {path} does not exist; pass --manifests (written by `make shards`)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DatasetError(f"manifest {path} is not valid JSON: {err}") from None
+    _require(isinstance(data, dict), f"manifest {path} is not a JSON object")
+    return data
+
+
+def table_path(manifests: str | Path, name: str) -> Path:
+    return Path(manifests) / TABLES[name]
+
+
+def has_table(manifests: str | Path, name: str) -> bool:
+    return table_path(manifests, name).is_file()
+
+
+def read_table(manifests: str | Path, name: str, columns: Sequence[str] | None = None,
+               keys: Iterable[str] | None = None, key: str = "key") -> pd.DataFrame:
+    """videos | frames | faces .parquet as a DataFrame (only `columns`; only rows whose `key` column is in `keys`);
+    DatasetError naming the file when it is missing, unreadable or lacks a column."""
+    path = table_path(manifests, name)
+    _require(path.is_file(), f"{path} does not exist" + (": run the faces stage (make faces) first"
+                                                         if name == "faces" else "; pass --manifests"))
+    columns = list(columns) if columns else None
+    if keys is not None:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return _read(path, columns, None).iloc[0:0]
+        return _read(path, columns, [(key, "in", wanted)])
+    return _read(path, columns, None)
+
+
+def read_arrow(manifests: str | Path, name: str, columns: Sequence[str] | None = None):
+    """videos | frames | faces .parquet as a pyarrow Table (only `columns`), for callers that stay in Arrow (the
+    faces stage's plan at DFDC scale); DatasetError naming the file when it is missing, unreadable or lacks a
+    column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = table_path(manifests, name)
+    _require(path.is_file(), f"{path} does not exist" + (": run the faces stage (make faces) first"
+                                                         if name == "faces" else "; pass --manifests"))
+    try:
+        return pq.read_table(path, columns=list(columns) if columns else None)
+    except (OSError, ValueError, KeyError, pa.ArrowException) as err:
+        raise DatasetError(f"{path} cannot be read: {err}") from None
+
+
+def _read(path: Path, columns, filters) -> pd.DataFrame:
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path, columns=columns, filters=filters)
+    except (OSError, ValueError, KeyError, pa.ArrowException) as err:
+        raise DatasetError(f"{path} cannot be read: {err}") from None
+
+
+# Shard names and locations -----------------------------------------------------------------------------------------
+
+
+def is_local(location: str) -> bool:
+    """A plain folder, as opposed to a URL prefix or a `pipe:` template."""
+    return "{name}" not in location and "://" not in location and not location.startswith("pipe:")
+
+
+def shard_url(location: str, name: str) -> str:
+    """Where shard `name` is read from, the way webdataset takes shard locations.
+
+    - a folder: `shards/` -> `shards/train-fake-000001.tar`;
+    - a URL prefix for fsspec or webdataset: `s3://bucket/shards` -> `s3://bucket/shards/train-fake-000001.tar`;
+    - a template with `{name}`, e.g. `pipe:aws s3 cp s3://bucket/shards/{name} -`.
+    """
+    if "{name}" in location:  # names are checked (check_shard_name); quoted for `pipe:` commands all the same
+        return location.replace("{name}", shlex.quote(name) if location.startswith("pipe:") else name)
+    if not is_local(location):
+        return location.rstrip("/") + "/" + name
+    return str(Path(location) / name)
+
+
+def shard_path(shards: str | Path, name, where: str) -> Path:
+    """A local shard's path from a manifest value, checked first (check_shard_name): it cannot leave the folder."""
+    try:
+        return Path(shards) / check_shard_name(name, where)
+    except UnsafeManifest as err:
+        raise DatasetError(str(err)) from None
+
+
+def check_shard_entries(entries, where) -> None:
+    """dataset.json's shard list is untrusted input: each name must be a shard name (no folders, no shell
+    characters: it reaches file paths and `pipe:` commands), split and label from their sets, sizes counts."""
+    _require(isinstance(entries, list), f"manifest {where} has no 'shards' list")
+    for i, entry in enumerate(entries):
+        _require(isinstance(entry, dict), f"manifest {where}: shards[{i}] is not an object")
+        shard_path(".", entry.get("name"), f"manifest {where}: shards[{i}].name")
+        _require(entry.get("split") in SPLITS, f"manifest {where}: shards[{i}].split is {entry.get('split')!r}, "
+                                               f"not one of {SPLITS}")
+        _require(entry.get("label") in SHARD_LABELS, f"manifest {where}: shards[{i}].label is "
+                                                     f"{entry.get('label')!r}, not one of {SHARD_LABELS}")
+        for field in ("size", "frames", "bytes"):
+            value = entry.get(field)
+            _require(value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0),
+                     f"manifest {where}: shards[{i}].{field} is {value!r}, not a count")
+
+
+# Members at offsets ----------------------------------------------------------------------------------------------
+
+
+def read_member(fh, offset: int) -> tuple[str, bytes]:
+    """The tar member whose headers start at `offset` of an open binary shard: (name, data).
+
+    `offset` is where the member's first header block starts (for a name over 100 characters, that is the GNU
+    long-name header, not the member's own 512-byte header), as frames.parquet records it. tarfile parses
+    the headers, so no reader assumes that data starts at offset + 512.
+    """
+    return read_members(fh, offset, 1)[0]
+
+
+def read_members(fh, offset: int, count: int) -> list[tuple[str, bytes]]:
+    """`count` consecutive file members from `offset` (e.g. a frame's .jpg and .json), parsed by tarfile."""
+    fh.seek(offset)
+    out = []
+    with tarfile.open(fileobj=fh, mode="r:") as tar:
+        for _ in range(count):
+            info = tar.next()
+            if info is None or not info.isfile():
+                raise tarfile.ReadError(f"fewer than {count} file members from byte {offset}" if count > 1
+                                        else f"no file member at byte {offset}")
+            out.append((info.name, tar.extractfile(info).read()))
+    return out
+
+
+class MemberReader:
+    """Members of local shards read at their recorded offsets, each shard opened once (a context manager)."""
+
+    def __init__(self, shards: str | Path) -> None:
+        self.shards, self.handles = Path(shards), {}
+
+    def handle(self, shard: str):
+        """The shard's open binary file (opened on first use, its name checked: DatasetError; OSError where it
+        cannot be opened)."""
+        if shard not in self.handles:
+            self.handles[shard] = open(shard_path(self.shards, shard, "frames.parquet: column shard"), "rb")
+        return self.handles[shard]
+
+    def members(self, shard: str, offset: int, count: int = 1) -> list[tuple[str, bytes]]:
+        """Raises OSError, EOFError or tarfile.TarError where the shard does not hold members there."""
+        return read_members(self.handle(shard), int(offset), count)
+
+    def jpeg(self, shard: str, offset: int, key: str | None = None) -> bytes:
+        """The `.jpg` member at offset; with `key`, refused (tarfile.ReadError) unless it is `{key}.jpg`."""
+        name, data = self.members(shard, offset)[0]
+        if key is not None and name != f"{key}.jpg":
+            raise tarfile.ReadError(f"{shard} holds {name} at byte {offset}, not {key}.jpg")
+        return data
+
+    def close(self) -> None:
+        for fh in self.handles.values():
+            fh.close()
+        self.handles.clear()
+
+    def __enter__(self) -> "MemberReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def jpegs_by_offset(shards: str | Path, manifests: str | Path, keys: Iterable[str]) -> dict[str, bytes]:
+    """Frame key -> its JPEG bytes, read at the offsets frames.parquet records from local frame shards; a key not
+    found there (no such row, a missing shard, another member at that offset) is left out, for the caller to say."""
+    wanted = sorted(set(keys))
+    if not wanted or not is_local(str(shards)) or not Path(str(shards)).is_dir() or not has_table(manifests, "frames"):
+        return {}
+    rows = read_table(manifests, "frames", ["key", "shard", "offset"], keys=wanted)
+    found = {}
+    with MemberReader(str(shards)) as reader:
+        for key, shard, offset in zip(rows["key"], rows["shard"], rows["offset"]):
+            try:
+                found[key] = reader.jpeg(shard, offset, key)
+            except (OSError, EOFError, tarfile.TarError) as err:
+                log.warning("frame %s not read from %s at byte %s: %s", key, shard, offset, err)
+    return found
+
+
+# The dataset -----------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A finished dataset as its readers need it: shard locations per split and label, counts, class weights, the
+    frame (and face) settings it was made with, and its tables. `input` "faces" reads the faces stage's output
+    (dataset.json's "faces" section: face-crop shards under SHARDS/faces/, faces.parquet's counts)."""
+
+    location: str            # a folder, a URL prefix or a `{name}` template (see shard_url)
+    manifests: Path
+    shards: tuple[dict, ...]
+    counts: dict             # {split: {label: n}}: frames, or faces (after the fake-faces filter)
+    class_weights: dict
+    input: str = "frames"
+    drop_untouched: bool = False      # faces: training skips faces of fake videos found untouched
+    frame_settings: dict = dataclasses.field(default_factory=dict)  # fps, size, quality, timeout
+    ffmpeg: str | None = None
+    face_settings: dict | None = None  # the faces stage's FaceSettings, where it ran
+    faces_found: int = 0               # faces the faces stage found in all (faces input)
+
+    @classmethod
+    def open(cls, shards: str | Path, manifests: str | Path, input: str = "frames", fake_faces: str = "all",
+             need: Sequence[str] = TRAINING_SPLITS, check: Sequence[str] | None = None) -> "Dataset":
+        """Read dataset.json; each split of `need` must have shards and items, and the local shards of `check`
+        (default: `need`) must be present with their recorded size and their last frame where frames.parquet puts it.
+
+        fake_faces "manipulated" (faces only) drops, from training, the faces of fake videos whose `manipulated`
+        is False (compared with the original's and found unchanged: a DFDC fake often swaps one face of two); a
+        null `manipulated` (no original) is kept. "all" keeps every face. A video without any face has no row."""
+        _require(input in INPUTS, f"input must be one of {', '.join(INPUTS)}, got {input!r}")
+        _require(fake_faces in FAKE_FACES, f"fake_faces must be one of {', '.join(FAKE_FACES)}, got {fake_faces!r}")
+        location, manifests = str(shards), Path(manifests)
+        if is_local(location):  # never listed: dataset.json says which shards there are (checked below)
+            _require(Path(location).is_dir(), f"shards folder {location} does not exist; build it with `make shards`")
+        data = read_dataset_json(manifests)
+        config = data.get("config") if isinstance(data.get("config"), dict) else {}
+        common = {"location": location, "manifests": manifests, "ffmpeg": data.get("ffmpeg"),
+                  "frame_settings": {k: config[k] for k in FRAME_SETTINGS if k in config},
+                  "face_settings": (data.get("faces") or {}).get("settings") if isinstance(data.get("faces"), dict)
+                  else None}
+        dataset = (cls._faces(data, common, fake_faces == "manipulated") if input == "faces"
+                   else cls._frames(data, common))
+        dataset._check(need, need if check is None else check)
+        return dataset
+
+    @classmethod
+    def _frames(cls, data: dict, common: dict) -> "Dataset":
+        where = common["manifests"] / DATASET_JSON
+        check_shard_entries(data.get("shards"), where)
+        return cls(shards=tuple(data["shards"]), counts=data.get("frames", {}),
+                   class_weights=data.get("class_weights", {}), **common)
+
+    @classmethod
+    def _faces(cls, data: dict, common: dict, drop: bool) -> "Dataset":
+        where = common["manifests"] / DATASET_JSON
+        faces = data.get("faces")
+        _require(isinstance(faces, dict) and isinstance(faces.get("shards"), list),
+                 f"manifest {where} has no faces; run the faces stage first: `make faces SHARDS=... MANIFESTS=...` "
+                 "(python -m pipeline.faces)")
+        check_shard_entries(faces["shards"], f"{where} (faces)")
+        counts = face_counts(common["manifests"], drop) or faces.get("counts", {})
+        train = counts.get("train", {})
+        total = sum(train.get(k, 0) for k in LABELS)
+        weights = {k: total / (len(LABELS) * train[k]) for k in LABELS if train.get(k)}
+        log.info("faces: %s train, %s val (%s); %s videos without any face are skipped", train,
+                 counts.get("val", {}), "untouched fake faces dropped from training" if drop else "all faces kept",
+                 faces.get("videos_without_faces", "?"))
+        return cls(shards=tuple(faces["shards"]), counts=counts, class_weights=weights, input="faces",
+                   drop_untouched=drop, faces_found=int(faces.get("faces", 0) or 0), **common)
+
+    def _check(self, need: Sequence[str], check: Sequence[str]) -> None:
+        where = self.manifests / DATASET_JSON
+        for split in need:
+            if self.input == "faces":
+                message = (f"manifest {where} has no {split} faces (no {split} face shards or faces); the faces stage "
+                           f"found {self.faces_found} faces in all")
+            else:
+                message = (f"manifest {where} has no {split} split (no labelled {split} shards or frames); "
+                           "rebuild the shards with a validation fraction > 0")
+            _require(bool(self.urls(split)) and self.n_frames(split) > 0, message)
+        if is_local(self.location):
+            check_shard_files(self, check)
+        elif check:
+            log.info("shards are read from %s (remote: sizes not checked)", self.location)
+
+    def urls(self, split: str, label: str | None = None) -> list[str]:
+        return [shard_url(self.location, s["name"]) for s in self.shards
+                if s["split"] == split and (label is None or s["label"] == label)]
+
+    def n_frames(self, split: str, label: str | None = None) -> int:
+        """Items (frames, or faces) of a split, of one label or both."""
+        counts = self.counts.get(split, {})
+        return int(counts.get(label, 0)) if label else int(sum(counts.get(k, 0) for k in LABELS))
+
+    def table(self, name: str, columns: Sequence[str] | None = None, keys: Iterable[str] | None = None,
+              key: str = "key") -> pd.DataFrame:
+        return read_table(self.manifests, name, columns, keys, key)
+
+    def has_table(self, name: str) -> bool:
+        return has_table(self.manifests, name)
+
+    def frame_jpegs(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """Whole frames' JPEG bytes by key (the frame shards, read at their offsets); keys not found are left out."""
+        return jpegs_by_offset(self.location, self.manifests, keys)
+
+
+def face_counts(manifests: Path, drop_untouched: bool) -> dict | None:
+    """{split: {label: faces}} from faces.parquet, without the untouched fake faces when asked; None without it."""
+    if not has_table(manifests, "faces"):
+        return None
+    faces = read_table(manifests, "faces", ["split", "label", "manipulated"])
+    if drop_untouched:
+        faces = faces[~((faces["label"] == "fake") & (faces["manipulated"] == False))]  # noqa: E712 (null kept)
+    counts: dict = {}
+    for (split, label), n in faces.groupby(["split", "label"]).size().items():
+        counts.setdefault(split, {})[label] = int(n)
+    return counts
+
+
+def _last_frames(manifests: Path) -> dict[str, tuple[str, int, int]]:
+    """Per shard, its last frame in frames.parquet: (key, offset of the member's first header, JPEG bytes)."""
+    if not has_table(manifests, "frames"):
+        return {}
+    frames = read_table(manifests, "frames", ["key", "shard", "offset", "bytes"])
+    last = frames.loc[frames.groupby("shard")["offset"].idxmax()]
+    return {s: (k, int(o), int(b)) for s, k, o, b in zip(last["shard"], last["key"], last["offset"], last["bytes"])}
+
+
+def check_shard_files(dataset: Dataset, splits: Sequence[str]) -> None:
+    """Every listed local shard of these splits exists, has the size dataset.json records (where it does), and
+    holds the last frame frames.parquet puts in it, read from its recorded offset (long names included)."""
+    last = _last_frames(dataset.manifests)
+    with MemberReader(dataset.location) as reader:
+        for entry in dataset.shards:
+            if entry["split"] in splits:
+                _check_shard_file(reader, entry, last.get(entry["name"]))
+
+
+def _check_shard_file(reader: MemberReader, entry: dict, last: tuple[str, int, int] | None) -> None:
+    path = reader.shards / entry["name"]
+    if not path.is_file():
+        raise ShardError(f"shard {path} is listed in dataset.json but missing from the shards folder")
+    actual = path.stat().st_size
+    if entry.get("size") is not None and actual != entry["size"]:
+        state = "is truncated" if actual < entry["size"] else "was changed"
+        raise ShardError(f"shard {path} {state}: {actual} bytes on disk, but dataset.json records "
+                         f"{entry['size']}; check it with `python -m pipeline.verify`, rebuild it with `make shards`")
+    if last is None:
+        return
+    key, offset, nbytes = last
+    try:
+        name, data = reader.members(entry["name"], offset)[0]
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise ShardError(f"shard {path} is truncated or corrupt: {actual} bytes on disk, and its last frame "
+                         f"{key} (byte {offset}) cannot be read: {err}; rebuild it with `make shards`") from None
+    if name != f"{key}.jpg" or len(data) != nbytes:
+        raise ShardError(f"shard {path} does not match frames.parquet: expected {key}.jpg ({nbytes} bytes) at "
+                         f"byte {offset}, found {name} ({len(data)} bytes); rebuild the manifest or the shards")

@@ -1,0 +1,19 @@
+"""Synthetic pictures for the augmentation tests."""
+from __future__ import annotations
+
+
+def picture(size: tuple[int, int], seed: int = 0):
+    """A frame-like test image for the augmentation tests: smooth colour gradients, edges, texture and a few flat
+    grey areas (S = 0); uint8 HxWx3."""
+    import cv2
+    import numpy as np
+
+    h, w = size
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    image = np.stack([255 * x / w, 255 * y / h, 128 + 100 * np.sin(x / 9 + y / 13)], axis=-1)
+    image += rng.normal(0, 6, image.shape)
+    image = cv2.GaussianBlur(image, (0, 0), 1.2)
+    cv2.rectangle(image, (w // 5, h // 4), (w // 2, h // 2), (40, 200, 90), -1)
+    cv2.circle(image, (2 * w // 3, h // 2), min(h, w) // 6, (128, 128, 128), -1)  # grey: hue/sat edge cases
+    return np.clip(image, 0, 255).astype(np.uint8)
