@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import make_clip
+from helpers.clips import make_clip
 from demodata.faces import generate
 from demodata.synthetic import PART_NAME
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NO_FACE = "nofaceclip"
 
 
@@ -56,7 +56,7 @@ def test_faces_stage_counts_the_faceless_video_and_training_skips_it(faces_demo)
     assert NO_FACE not in set(faces["video_id"])
     config = json.loads((faces_demo["run"] / "config.json").read_text())
     assert config["input"] == "faces" and config["aggregate"] == "confident"
-    assert config["extra"]["faces"]["face_size"] == 64
+    assert config["faces"]["face_size"] == 64  # a typed field of the config (older runs: extra.faces)
     explained = json.loads((faces_demo["run"] / "explain.json").read_text())
     assert explained["video"]["aggregate"] == "confident"
     if explained["pointing"]:  # only when the val split holds fakes

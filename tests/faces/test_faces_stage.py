@@ -17,10 +17,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO, SHARED_DATA, make_dfdc_tree, pipeline_argv, run_module
+from helpers.clips import make_dfdc_tree
+from helpers.commands import pipeline_argv, run_module
+from helpers.paths import REPO, SHARED_DATA
 from pipeline.faces import FaceDetector, FaceSettings, faces_of_video
 from pipeline.faces.crop import decode_jpeg
-from pipeline.shards import read_member
+from pipeline.dataset import read_member
 
 FFPP = SHARED_DATA / "ffpp_sample"
 DFDC = SHARED_DATA / "dfdc_sample"

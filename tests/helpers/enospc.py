@@ -1,5 +1,5 @@
 """Fault injection for the full-disk tests: file writes whose path contains TARGET raise ENOSPC from the N-th
-write on (counted per process). Used as `python tests/enospc.py N TARGET MODULE [args...]`; TARGET "parquet"
+write on (counted per process). Used as `python tests/helpers/enospc.py N TARGET MODULE [args...]`; TARGET "parquet"
 makes the N-th pyarrow Parquet write fail instead."""
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def install(n: int, target: str) -> None:
         return FullFile(fh, n) if ("w" in mode or "a" in mode) and target in str(path) else fh
     import pipeline.shards
     pipeline.shards.open = fake_open  # the module's own writes (shards and staging files)
+    import dfd.files
+    dfd.files.open = fake_open  # staging files are written through dfd.files
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from train.schedule import DIV_FACTOR, FINAL_DIV, MOMS, PCT_START
+from train.fit.schedule import DIV_FACTOR, FINAL_DIV, MOMS, PCT_START
 
 
 def cos_anneal(start: float, end: float, pct: float) -> float:

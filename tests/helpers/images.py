@@ -17,3 +17,22 @@ def picture(size: tuple[int, int], seed: int = 0):
     cv2.rectangle(image, (w // 5, h // 4), (w // 2, h // 2), (40, 200, 90), -1)
     cv2.circle(image, (2 * w // 3, h // 2), min(h, w) // 6, (128, 128, 128), -1)  # grey: hue/sat edge cases
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def denormalize(tensor_chw, mean=None, std=None):
+    """Undo mean/std normalisation of a (3, H, W) tensor into a uint8 H x W x 3 image (ImageNet's by default): the
+    Grad-CAM tests' inverse of train.model.normalize, kept out of the shipped code."""
+    import numpy as np
+    import torch
+
+    from train.model import IMAGENET_MEAN, IMAGENET_STD
+
+    mean = IMAGENET_MEAN if mean is None else mean
+    std = IMAGENET_STD if std is None else std
+    arr = (tensor_chw.detach().cpu().numpy() if isinstance(tensor_chw, torch.Tensor)
+           else np.asarray(tensor_chw)).astype(np.float64)
+    if arr.ndim != 3 or arr.shape[0] != len(mean) or len(mean) != len(std):
+        raise ValueError(f"expected a ({len(mean)}, H, W) tensor, got shape {arr.shape}")
+    arr = arr * np.asarray(std, dtype=np.float64)[:, None, None] + np.asarray(mean, dtype=np.float64)[:, None, None]
+    arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr.transpose(1, 2, 0))

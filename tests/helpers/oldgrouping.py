@@ -1,5 +1,5 @@
 """Run a pipeline module as the code before identity grouping did (a FaceForensics++ fake grouped by its target
-only, no `grouping` in the config): `python tests/oldgrouping.py MODULE [args...]`, to make 'old' datasets."""
+only, no `grouping` in the config): `python tests/helpers/oldgrouping.py MODULE [args...]`, to make 'old' datasets."""
 from __future__ import annotations
 
 import runpy

@@ -13,14 +13,17 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import train.artifacts
+import dfd.files
+import train.fit.run_folder
 import train.run
-from conftest import make_dfdc_tree, run_pipeline
-from enospc import FullFile
-from pipeline.diskfull import DiskFullError
-from pipeline.shards import read_member
+from dfd.diskfull import DiskFullError
+from helpers.clips import make_dfdc_tree
+from helpers.commands import run_pipeline
+from helpers.enospc import FullFile
+from pipeline.dataset import read_member
+from train.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--size", "128x72", "--shard-size", "20KB", "--workers", "2"]
 
 
@@ -55,7 +58,7 @@ def _frames(out: Path) -> dict:
     pytest.param("parquet", 2, id="manifest", marks=pytest.mark.slow),
 ])
 def test_pipeline_full_disk_one_line_then_same_command_finishes(videos, reference, tmp_path, target, n):
-    cmd = [sys.executable, str(ROOT / "tests" / "enospc.py"), str(n), target, "pipeline.run", "--videos", str(videos),
+    cmd = [sys.executable, str(ROOT / "tests" / "helpers" / "enospc.py"), str(n), target, "pipeline.run", "--videos", str(videos),
            "--shards", str(tmp_path / "shards"), "--manifests", str(tmp_path / "manifests"), *ARGS]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 1, proc.stderr
@@ -70,11 +73,12 @@ def test_pipeline_full_disk_one_line_then_same_command_finishes(videos, referenc
 
 def test_checkpoint_write_failure_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
-    train.artifacts.save_checkpoint(path, {"epoch": 1})
+    train.fit.run_folder.save_checkpoint(path, {"epoch": 1})
     FullFile.count = 0
-    monkeypatch.setattr(train.artifacts, "open", lambda p, mode: FullFile(open(p, mode), 1), raising=False)
+    # save_checkpoint writes through dfd.files.write_bytes: its `open` is the one that fills the disk
+    monkeypatch.setattr(dfd.files, "open", lambda p, mode: FullFile(open(p, mode), 1), raising=False)
     with pytest.raises(DiskFullError, match="last.pt"):
-        train.artifacts.save_checkpoint(path, {"epoch": 2, "weights": torch.zeros(1000)})
+        train.fit.run_folder.save_checkpoint(path, {"epoch": 2, "weights": torch.zeros(1000)})
     monkeypatch.undo()
     assert torch.load(path)["epoch"] == 1 and list(tmp_path.iterdir()) == [path]
 
@@ -82,7 +86,7 @@ def test_checkpoint_write_failure_keeps_the_previous_checkpoint(tmp_path, monkey
 def test_figure_write_failure_keeps_the_previous_figure(tmp_path, monkeypatch):
     path = tmp_path / "losses.png"
     fig = plt.figure()
-    train.artifacts.save_figure(fig, path, dpi=40)
+    dfd.files.save_figure(fig, path, dpi=40)
     before = path.read_bytes()
     fig = plt.figure()
 
@@ -90,14 +94,14 @@ def test_figure_write_failure_keeps_the_previous_figure(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(fig, "savefig", full_savefig)
     with pytest.raises(DiskFullError, match="losses.png"):
-        train.artifacts.save_figure(fig, path, dpi=40)
+        dfd.files.save_figure(fig, path, dpi=40)
     assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
 
 
 def test_trainer_prints_one_line(monkeypatch, tmp_path):
-    def build_config(*args, **kwargs):  # stands in for any step of the run that writes
+    def from_recipe(*args, **kwargs):  # stands in for any step of the run that writes
         raise DiskFullError(str(tmp_path / "checkpoints" / "last.pt"))
-    monkeypatch.setattr(train.run, "build_config", build_config)
+    monkeypatch.setattr(TrainConfig, "from_recipe", from_recipe)
     result = CliRunner().invoke(train.run.main, ["--shards", str(tmp_path), "--manifests", str(tmp_path),
                                                  "--weights", "none", "--device", "cpu"])
     assert result.exit_code == 1, (result.output, result.exception)

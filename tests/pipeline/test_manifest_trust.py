@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from train.data import DataError, load_manifest, shard_url
-from train.predict import PredictError, _settings_from, shard_samples
+from pipeline.dataset import Dataset, DatasetError, shard_url
+from train.score.videos import PredictError, _settings_from, shard_samples
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -37,11 +37,11 @@ def _craft(ds, index: int, **fields) -> None:
 def test_crafted_shard_names_are_refused_naming_the_field(ds, name):
     marker = ds["tmp"] / "pwned"
     _craft(ds, 0, name=name.format(marker=marker))
-    with pytest.raises(DataError, match=r"shards\[0\]\.name"):
-        load_manifest(ds["shards"], ds["manifests"])
+    with pytest.raises(DatasetError, match=r"shards\[0\]\.name"):
+        Dataset.open(ds["shards"], ds["manifests"])
     template = f"pipe:cat {ds['shards']}/{{name}}"
-    with pytest.raises(DataError, match=r"shards\[0\]\.name"):
-        load_manifest(template, ds["manifests"])
+    with pytest.raises(DatasetError, match=r"shards\[0\]\.name"):
+        Dataset.open(template, ds["manifests"])
     with pytest.raises(PredictError, match=r"shards\[0\]\.name"):
         shard_samples(template, ds["manifests"], "train")
     assert not marker.exists()
@@ -50,8 +50,8 @@ def test_crafted_shard_names_are_refused_naming_the_field(ds, name):
 @pytest.mark.parametrize("field, value", [("split", "../train"), ("label", "real/../../x"), ("size", "1; rm -rf /")])
 def test_other_shard_fields_are_checked(ds, field, value):
     _craft(ds, 0, **{field: value})
-    with pytest.raises(DataError, match=rf"shards\[0\]\.{field}"):
-        load_manifest(ds["shards"], ds["manifests"])
+    with pytest.raises(DatasetError, match=rf"shards\[0\]\.{field}"):
+        Dataset.open(ds["shards"], ds["manifests"])
 
 
 def test_pipe_templates_quote_the_name():

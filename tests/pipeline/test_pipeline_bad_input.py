@@ -7,7 +7,10 @@ import subprocess
 
 import pytest
 
-from conftest import (SHARED_DATA, check_manifest_agrees, make_clip, pipeline_argv, read_manifest, run_module)
+from helpers.clips import make_clip
+from helpers.commands import pipeline_argv, run_module
+from helpers.manifests import check_manifest_agrees, read_manifest
+from helpers.paths import SHARED_DATA
 
 DFDC_CLIP = SHARED_DATA / "dfdc_sample" / "dfdc_train_part_0" / "lynaeydofd.mp4"
 

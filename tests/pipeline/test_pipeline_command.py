@@ -14,11 +14,12 @@ import pytest
 
 import pipeline.ffmpeg
 import pipeline.frames
-from conftest import SHARED_DATA, make_clip
+from helpers.clips import make_clip
+from helpers.paths import SHARED_DATA
 from pipeline.ffmpeg import find_ffmpeg, passthrough_args
 from pipeline.frames import ffmpeg_command
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def legacy_command(path, fps, box, quality, binary):
@@ -102,13 +103,13 @@ def _imports(folder: str) -> set[str]:
                 found |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"pipeline", "train", "demodata", "__future__"}
+    return found - set(sys.stdlib_module_names) - {"dfd", "pipeline", "train", "demodata", "__future__"}
 
 
 def test_dependencies_as_declared():
     runtime, extras = _declared()
     dists = importlib.metadata.packages_distributions()
-    imported = {_norm(d) for module in set().union(*map(_imports, ("pipeline", "train", "demodata")))
+    imported = {_norm(d) for module in set().union(*map(_imports, ("dfd", "pipeline", "train", "demodata")))
                 for d in dists.get(module, [module])}
     optional = set().union(*(v for k, v in extras.items() if k != "dev"))
     assert imported - runtime - optional == set(), "imported by the shipped packages but not declared"

@@ -8,7 +8,10 @@ import math
 
 import pytest
 
-from conftest import SHARED_DATA, check_manifest_agrees, make_clip, pipeline_argv, read_manifest, run_module
+from helpers.clips import make_clip
+from helpers.commands import pipeline_argv, run_module
+from helpers.manifests import check_manifest_agrees, read_manifest
+from helpers.paths import SHARED_DATA
 
 FFPP = SHARED_DATA / "ffpp_sample"
 DFDC = SHARED_DATA / "dfdc_sample"

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 import pipeline.frames as frames
-from conftest import SHARED_DATA, make_clip, make_dfdc_tree, run_pipeline
+from helpers.clips import make_clip, make_dfdc_tree
+from helpers.commands import run_pipeline
+from helpers.paths import SHARED_DATA
 from pipeline.ffmpeg import find_ffmpeg
 from pipeline.frames import extract, ffmpeg_command, mp4_video_duration, run_ffmpeg
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import (check_manifest_agrees, make_clip, make_dfdc_tree, pipeline_argv, read_manifest, run_module,
-                      run_pipeline)
+from helpers.clips import make_clip, make_dfdc_tree
+from helpers.commands import pipeline_argv, run_module, run_pipeline
+from helpers.manifests import check_manifest_agrees, read_manifest
 from pipeline.ffmpeg import find_ffmpeg
 from pipeline import journal as resplit_journal, manifest, resplit
 from pipeline.manifest import LockError

@@ -9,7 +9,7 @@ import pytest
 from pipeline import ffmpeg as ff
 from pipeline.frames import expected_frames, jpeg_size, split_jpegs
 
-from conftest import imageio_ffmpeg_exe
+from helpers.ffmpeg_calls import imageio_ffmpeg_exe
 
 
 @pytest.fixture

@@ -15,8 +15,10 @@ from PIL import Image
 
 from pipeline.ffmpeg import ffmpeg_version, version_tuple
 
-from conftest import (check_manifest_agrees, imageio_ffmpeg_exe, make_clip, read_manifest, run_module,
-                      pipeline_argv)
+from helpers.clips import make_clip
+from helpers.commands import run_module, pipeline_argv
+from helpers.ffmpeg_calls import imageio_ffmpeg_exe
+from helpers.manifests import check_manifest_agrees, read_manifest
 
 BOX = "128x72"
 

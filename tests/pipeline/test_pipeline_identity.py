@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from conftest import make_clip, run_pipeline
+from helpers.clips import make_clip
+from helpers.commands import run_pipeline
 from pipeline.discover import discover, identities, link_groups
 from pipeline.split import assign_split
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 YT = "original_sequences/youtube/c23/videos"
 
 
@@ -75,7 +76,7 @@ def test_resplit_moves_an_old_dataset_to_identity_groups(tmp_path):
                 != assign_split("real", "ffpp-youtube-001", s, 0.5))
     args = ["--videos", str(root), "--shards", str(tmp_path / "shards"), "--manifests", str(tmp_path / "manifests"),
             "--size", "64x36", "--seed", str(seed), "--val-fraction", "0.5", "--workers", "2"]
-    old = subprocess.run([sys.executable, str(ROOT / "tests" / "oldgrouping.py"), "pipeline.run", *args],
+    old = subprocess.run([sys.executable, str(ROOT / "tests" / "helpers" / "oldgrouping.py"), "pipeline.run", *args],
                          capture_output=True, text=True, cwd=ROOT)
     assert old.returncode == 0, old.stderr
     splits = pd.read_parquet(tmp_path / "manifests" / "videos.parquet").set_index("video_id")["split"]

@@ -13,14 +13,15 @@ import pandas as pd
 import pytest
 import simplejpeg
 
-from conftest import make_clip, run_pipeline
+from helpers.clips import make_clip
+from helpers.commands import run_pipeline
+from pipeline.dataset import Dataset, check_shard_files, read_member
 from pipeline.discover import MAX_ID, safe_id
 from pipeline.resplit import _video_members
-from pipeline.shards import member, read_member
-from train.data import Manifest, _check_shard_files
-from train.explain import _images_by_offset
+from pipeline.shards import member
+from train.report.explain import images_by_key
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LONG = "a_very_long_video_name_" + "x" * 120 + "_end"  # 146 characters
 
 
@@ -71,20 +72,22 @@ def test_readers_follow_long_name_headers(long_member_shard):
         samples = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
     assert json.loads(samples[f"{rows[1]['key']}.json"])["split"] == "val"
     manifests = path.parent.parent / "manifests"
-    manifest = Manifest(str(path.parent), ({"name": path.name, "split": "train", "label": "real"},), {}, {})
-    _check_shard_files(manifest, manifests, ("train",))  # the last frame is found past its long-name header
-    images = _images_by_offset([str(path)], {r["key"] for r in rows}, (16, 16), manifests)
+    dataset = Dataset(str(path.parent), manifests, ({"name": path.name, "split": "train", "label": "real"},), {}, {})
+    check_shard_files(dataset, ("train",))  # the last frame is found past its long-name header
+    # no shards to scan: every image is read at its frames.parquet offset
+    images = images_by_key(dataset, [], [r["key"] for r in rows], (16, 16))
     assert sorted(images) == sorted(r["key"] for r in rows)
     assert abs(int(images[rows[2]["key"]].mean()) - 80) <= 3
 
 
 def test_truncated_shard_with_long_names_is_reported(long_member_shard):
-    from train.data import ShardError
+    from pipeline.dataset import ShardError
     path, rows = long_member_shard
     path.write_bytes(path.read_bytes()[: rows[-1]["offset"] + 1024 + 100])  # inside the last JPEG
-    manifest = Manifest(str(path.parent), ({"name": path.name, "split": "train", "label": "real"},), {}, {})
+    dataset = Dataset(str(path.parent), path.parent.parent / "manifests",
+                      ({"name": path.name, "split": "train", "label": "real"},), {}, {})
     with pytest.raises(ShardError, match="truncated or corrupt"):
-        _check_shard_files(manifest, path.parent.parent / "manifests", ("train",))
+        check_shard_files(dataset, ("train",))
 
 
 @pytest.mark.slow

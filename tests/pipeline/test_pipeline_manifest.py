@@ -9,7 +9,7 @@ import tarfile
 import pyarrow.parquet as pq
 import webdataset as wds
 
-from conftest import check_manifest_agrees, read_manifest
+from helpers.manifests import check_manifest_agrees, read_manifest
 
 VIDEO_COLUMNS = ["video_id", "path", "source", "label", "original", "group", "split", "status", "error", "duration",
                  "width", "height", "fps", "n_frames", "frame_width", "frame_height", "shard"]

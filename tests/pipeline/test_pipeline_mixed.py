@@ -8,7 +8,9 @@ import os
 import shutil
 from pathlib import Path
 
-from conftest import SHARED_DATA, make_clip, run_pipeline
+from helpers.clips import make_clip
+from helpers.commands import run_pipeline
+from helpers.paths import SHARED_DATA
 from pipeline.discover import discover
 
 import pandas as pd

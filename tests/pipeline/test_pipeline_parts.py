@@ -7,7 +7,9 @@ import shutil
 
 import pytest
 
-from conftest import check_manifest_agrees, make_clip, make_dfdc_tree, pipeline_argv, read_manifest, run_module
+from helpers.clips import make_clip, make_dfdc_tree
+from helpers.commands import pipeline_argv, run_module
+from helpers.manifests import check_manifest_agrees, read_manifest
 from pipeline import manifest
 from pipeline.ffmpeg import find_ffmpeg
 from pipeline.merge import MergeError, merge

@@ -8,7 +8,9 @@ import pytest
 
 from pipeline.split import assign_split
 
-from conftest import check_manifest_agrees, make_dfdc_tree, pipeline_argv, read_manifest, run_module
+from helpers.clips import make_dfdc_tree
+from helpers.commands import pipeline_argv, run_module
+from helpers.manifests import check_manifest_agrees, read_manifest
 
 NO_FFMPEG = {"FFMPEG": "/nonexistent/ffmpeg"}
 

@@ -12,8 +12,11 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import (REPO, check_manifest_agrees, decode_calls, logging_ffmpeg, make_dfdc_tree, pipeline_argv,
-                      read_manifest, run_module)
+from helpers.clips import make_dfdc_tree
+from helpers.commands import pipeline_argv, run_module
+from helpers.ffmpeg_calls import decode_calls, logging_ffmpeg
+from helpers.manifests import check_manifest_agrees, read_manifest
+from helpers.paths import REPO
 
 pytestmark = pytest.mark.slow  # kills and reruns the pipeline over a reference dataset
 

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.split import assign_split, class_weights, group_unit, part_of
 
-from conftest import read_manifest
+from helpers.manifests import read_manifest
 
 
 def test_unlabelled_videos_go_to_test():

@@ -15,9 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import manifest as pm
-from train.data import ValStream, load_manifest, make_loader
+from pipeline.dataset import Dataset
+from train.data.streams import ValStream, make_loader
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -67,21 +68,21 @@ def test_verify_passes_a_good_dataset_and_names_a_corrupt_shard_and_key(ds):
     assert key not in proc.stdout  # the quick check names the shard only
     proc = _verify(ds, "--deep")
     assert proc.returncode == 1 and f"BAD {shard} {key}: JPEG bytes differ from the recorded crc32" in proc.stdout
-    load_manifest(ds["shards"], ds["manifests"])  # same size: the trainer's quick check still lets it through
+    Dataset.open(ds["shards"], ds["manifests"])  # same size: the trainer's quick check still lets it through
 
 
 def test_training_skips_a_corrupt_jpeg_with_a_counted_warning(ds, caplog):
     shard, key = _corrupt(ds)
-    manifest = load_manifest(ds["shards"], ds["manifests"])
-    with caplog.at_level(logging.WARNING, logger="train.data"):
-        keys = [k for b in make_loader(ValStream(manifest.urls("train"), (32, 32), 8), 0) for k in b[2]]
+    dataset = Dataset.open(ds["shards"], ds["manifests"])
+    with caplog.at_level(logging.WARNING, logger="train.data.decode"):
+        keys = [k for b in make_loader(ValStream(dataset.urls("train"), (32, 32), 8), 0) for k in b[2]]
     frames = pd.read_parquet(ds["manifests"] / "frames.parquet")
     assert sorted(keys) == sorted(set(frames.loc[frames["split"] == "train", "key"]) - {key})
     warnings = [r.getMessage() for r in caplog.records if "skipped corrupt frame" in r.getMessage()]
     assert len(warnings) == 1 and "(1 so far in this worker)" in warnings[0]
     assert key in warnings[0] and shard in warnings[0]
     # and in worker processes: no crash, the same frames
-    keys2 = [k for b in make_loader(ValStream(manifest.urls("train"), (32, 32), 8), 2) for k in b[2]]
+    keys2 = [k for b in make_loader(ValStream(dataset.urls("train"), (32, 32), 8), 2) for k in b[2]]
     assert sorted(keys2) == sorted(keys)
 
 
@@ -95,7 +96,7 @@ def test_old_manifests_without_checksums_still_load_and_verify(ds):
     frames = pd.read_parquet(ds["manifests"] / "frames.parquet")
     assert frames["crc32"].isna().all() and len(frames) > 0
     assert all("sha256" not in e for e in json.loads((ds["manifests"] / "dataset.json").read_text())["shards"])
-    load_manifest(ds["shards"], ds["manifests"])
+    Dataset.open(ds["shards"], ds["manifests"])
     proc = _verify(ds, "--deep")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no checksums recorded" in proc.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 RECIPE = """
 batch_size = 8
@@ -85,7 +85,7 @@ def test_url_shards_need_a_manifests_folder(tiny_dataset, tmp_path):
 
 
 def test_shard_url_forms():
-    from train.data import is_local, shard_url
+    from pipeline.dataset import is_local, shard_url
 
     assert shard_url("shards", "a.tar") == "shards/a.tar"
     assert shard_url("s3://bucket/shards/", "a.tar") == "s3://bucket/shards/a.tar"

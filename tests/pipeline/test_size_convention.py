@@ -11,7 +11,7 @@ import pipeline.run
 import train.run
 from train.config import load_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_states_the_convention():

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import train.run
+from pipeline.dataset import Dataset
 from train.config import Recipe
-from train.data import load_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = re.sub(r"\s+", " ", (ROOT / "README.md").read_text())
 
 
@@ -25,8 +25,8 @@ def test_the_trainer_never_lists_the_shards_folder(tiny_dataset, monkeypatch):
     for owner, name in ((pathlib.Path, "glob"), (pathlib.Path, "iterdir"), (pathlib.Path, "rglob"),
                         (os, "listdir"), (os, "scandir")):
         monkeypatch.setattr(owner, name, refuse)
-    manifest = load_manifest(tiny_dataset["shards"], tiny_dataset["manifests"])
-    assert manifest.urls("train")
+    dataset = Dataset.open(tiny_dataset["shards"], tiny_dataset["manifests"])
+    assert dataset.urls("train")
     docs = re.sub(r"\s+", " ", (ROOT / "docs" / "manifest.md").read_text())
     assert "never lists the shards folder" in docs
 
@@ -42,7 +42,8 @@ def test_readme_names_exactly_the_options_that_override_a_recipe():
 
 def test_readme_lists_every_file_the_code_writes_to_a_run_folder():
     written = set()
-    for name in ("artifacts.py", "explain.py", "report.py", "run.py"):
+    for name in ("fit/run_folder.py", "fit/loop.py", "report/explain.py", "report/figures.py", "report/page.py",
+                 "run.py"):
         written |= set(re.findall(r'"([a-z_]+\.(?:png|json|parquet|csv|html))"', (ROOT / "train" / name).read_text()))
     written -= {"dataset.json", "frames.parquet", "videos.parquet", "faces.parquet"}  # the manifests it reads
     section = README[README.index("A run folder holds"):][:900]

@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NEWER_STDLIB = {"tomllib": (3, 11)}  # stdlib modules the shipped code may import, and the Python that added them
 
 
@@ -33,7 +33,7 @@ def _unguarded_imports(path: Path) -> set[str]:
 
 def test_requires_python_covers_the_stdlib_the_code_imports():
     need = _min_python()
-    for folder in ("pipeline", "train", "demodata"):
+    for folder in ("dfd", "pipeline", "train", "demodata"):
         for path in (ROOT / folder).rglob("*.py"):
             for module in _unguarded_imports(path) & set(NEWER_STDLIB):
                 assert need >= NEWER_STDLIB[module], f"{path.relative_to(ROOT)} imports {module} (Python " \
@@ -57,7 +57,7 @@ def test_make_test_prints_durations_and_test_fast_skips_slow():
 
 
 def test_test_modules_share_fixtures_through_conftest_only():
-    for path in (ROOT / "tests").glob("test_*.py"):
+    for path in (ROOT / "tests").rglob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.startswith("test_"), f"{path.name} imports from {node.module}"
@@ -66,13 +66,13 @@ def test_test_modules_share_fixtures_through_conftest_only():
 def test_shipped_schedule_holds_only_what_the_package_uses():
     """Issue 11 item 6: test-only helpers (fastai's one-cycle curves) live in tests/, lr_find smooths with the
     one smoother, and the run imports the resplit journal's recovery from a neutral module, not from resplit."""
-    tree = ast.parse((ROOT / "train" / "schedule.py").read_text())
+    tree = ast.parse((ROOT / "train" / "fit" / "schedule.py").read_text())
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     shipped = "".join(p.read_text() for folder in ("train", "pipeline") for p in (ROOT / folder).rglob("*.py")
                       if p.name != "schedule.py")
     unused = {name for name in defined if not re.search(rf"\b{name}\b", shipped)}
-    assert unused == set(), f"train/schedule.py defines what only tests use: {unused}"
-    assert "1 - beta" not in (ROOT / "train" / "lr_find.py").read_text()
+    assert unused == set(), f"train/fit/schedule.py defines what only tests use: {unused}"
+    assert "1 - beta" not in (ROOT / "train" / "fit" / "lr_find.py").read_text()
     distribute = (ROOT / "pipeline" / "distribute.py").read_text()
     assert "resplit" not in re.findall(r"^from \. import (.*)$", distribute, re.M)[0]
     assert "from .journal import recover" in distribute

@@ -1,4 +1,4 @@
-"""train.compare: run rows, the self-contained page, sorting in headless Chromium."""
+"""train.report.compare (and `python -m train.compare`): run rows, the self-contained page, sorting in headless Chromium."""
 from __future__ import annotations
 
 import re
@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from train import metrics
-from train.compare import CompareError, compare, load_run, markdown_table, recipe_summary
+from train.score import metrics
+from train.report.compare import CompareError, compare, load_run, markdown_table, recipe_summary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium")
 
 

@@ -1,4 +1,4 @@
-"""train.device_augment (--augment-impl device): the report's ten augmentations done in torch on the training
+"""train.augment.device (--augment-impl device): the report's ten augmentations done in torch on the training
 device do to the picture what albumentations does, with the fused path's draws. Run here on the CPU (the same torch
 code runs on CUDA; benchmarks/gpu_train.py measures it there)."""
 from __future__ import annotations
@@ -10,13 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, picture, run_module
+from helpers import augment as test_augment
+from helpers.augment import albumentations_for
+from helpers.commands import run_module
+from helpers.images import picture
+from helpers.paths import REPO
+from pipeline.dataset import Dataset
+from train.augment.device import DeviceAugmented, augment_batch, hsv_to_rgb, rgb_to_hsv
+from train.augment.fused import Draw, apply, sample
 from train.config import AUGMENTS, Augment
-from train.data import TrainStream, load_manifest, make_loader
-from train.device_augment import DeviceAugmented, augment_batch, hsv_to_rgb, rgb_to_hsv
-from train.fused_augment import Draw, albumentations_for, apply, sample
+from train.data.streams import TrainStream, make_loader
 
-ALL_ON = Augment.only(*AUGMENTS)
+ALL_ON = test_augment.only(*AUGMENTS)
 
 
 def as_batch(images: list[np.ndarray]) -> torch.Tensor:
@@ -28,7 +33,7 @@ def as_images(batch: torch.Tensor) -> list[np.ndarray]:
 
 
 def only(name: str) -> Augment:
-    return Augment.only(name)
+    return test_augment.only(name)
 
 
 # the largest difference from albumentations each augmentation may show, alone, in grey levels: (max, mean).
@@ -113,11 +118,11 @@ def test_input_batch_is_not_modified_and_bad_input_is_refused():
 def test_device_stream_draws_what_the_fused_stream_draws(tiny_dataset):
     """The same seed gives the same samples and the same draws with --augment-impl device as with fused: after the
     device applies them the batches agree within the small error above; keys and labels are identical."""
-    manifest = load_manifest(tiny_dataset["shards"], tiny_dataset["manifests"])
+    dataset = Dataset.open(tiny_dataset["shards"], tiny_dataset["manifests"])
     size = (48, 80)
 
     def batches(impl):
-        stream = TrainStream(manifest, size, Augment(), 4, 3, "mix", 10, seed=2, augment_impl=impl)
+        stream = TrainStream(dataset, size, Augment(), 4, 3, "mix", 10, seed=2, augment_impl=impl)
         loader = make_loader(stream, 0)
         return list(DeviceAugmented(loader, "cpu") if impl == "device" else loader)
 
@@ -128,7 +133,7 @@ def test_device_stream_draws_what_the_fused_stream_draws(tiny_dataset):
         assert b.shape == (4, 3, *size) and b.dtype == torch.uint8
         diff = (a.contiguous().int() - b.int()).abs().float()
         assert diff.mean() < 0.6, diff.mean()
-    raw = next(iter(make_loader(TrainStream(manifest, size, Augment(), 4, 1, "mix", 10, seed=2,
+    raw = next(iter(make_loader(TrainStream(dataset, size, Augment(), 4, 1, "mix", 10, seed=2,
                                             augment_impl="device"), 0)))
     assert len(raw) == 5 and len(raw[4]) == 4 and all(isinstance(d, Draw) for d in raw[4])
 
@@ -149,7 +154,9 @@ def test_auto_picks_where_the_augmentations_cost_least():
     448 px) device with up to 8 loader workers (427 against 374 images/s for fused at 8) and fused with more (635
     against 382 at 16); the plain pipeline on the CPU and for 224 px crops (where the choices tie on that GPU); an
     explicit choice is kept as it is."""
-    from train.config import DEVICE_AUGMENT_MAX_WORKERS, DEVICE_AUGMENT_MIN_SIDE, TrainConfig, resolve_augment_impl
+    from train.augment import DEVICE_AUGMENT_MAX_WORKERS, DEVICE_AUGMENT_MIN_SIDE
+    from train.augment import resolve_impl as resolve_augment_impl
+    from train.config import TrainConfig
 
     assert resolve_augment_impl("auto", "cuda", (720, 1280), 8) == "device"
     assert resolve_augment_impl("auto", "cuda", (720, 1280), 1) == "device"
@@ -193,8 +200,8 @@ def test_gpu_benchmark_runs_end_to_end_on_the_cpu(tiny_dataset, tmp_path):
 
 
 def _device_stream(tiny_dataset, seed=3, n_batches=12):
-    manifest = load_manifest(tiny_dataset["shards"], tiny_dataset["manifests"])
-    return TrainStream(manifest, (48, 80), Augment(), 4, n_batches, "mix", 10, seed=seed, augment_impl="device")
+    dataset = Dataset.open(tiny_dataset["shards"], tiny_dataset["manifests"])
+    return TrainStream(dataset, (48, 80), Augment(), 4, n_batches, "mix", 10, seed=seed, augment_impl="device")
 
 
 def test_workers_reuse_handed_back_buffers_and_never_overwrite_kept_ones(tiny_dataset):

@@ -1,4 +1,4 @@
-"""train.evaluate: one checkpoint, an ensemble, TTA, aggregation rules, refusing mismatched inputs."""
+"""train.report.evaluation (and `python -m train.evaluate`): one checkpoint, an ensemble, TTA, aggregation rules, refusing mismatched inputs."""
 from __future__ import annotations
 
 import json
@@ -12,11 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from train import metrics
-from train.engine import Device, ensemble_p_fake
-from train.evaluate import EvaluateError, check_same_inputs, evaluate, load_ensemble, markdown_table
+from train.model import Device
+from train.report.evaluation import evaluate, markdown_table
+from train.score import metrics
+from train.score.checkpoints import CheckpointError, check_same_inputs, load_ensemble
+from train.score.predict import ensemble_p_fake
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,7 @@ def test_ensemble_is_the_mean_of_its_members(run_dir, tiny_dataset, tmp_path):
 def test_mismatched_inputs_are_refused_naming_both(run_dir, tiny_dataset, tmp_path):
     best = run_dir / "checkpoints" / "best.pt"
     bigger = _variant(best, tmp_path / "bigger.pt", seed=4, image_size=[96, 96])
-    with pytest.raises(EvaluateError, match=r"best\.pt has image_size = \[64, 64\] but .*bigger\.pt has image_size"):
+    with pytest.raises(CheckpointError, match=r"best\.pt has image_size = \[64, 64\] but .*bigger\.pt has image_size"):
         load_ensemble([best, bigger], device="cpu")
     proc = subprocess.run([sys.executable, "-m", "train.evaluate", "--checkpoint", str(best), "--checkpoint",
                            str(bigger), "--shards", str(tiny_dataset["shards"]), "--device", "cpu"],
@@ -93,7 +95,7 @@ def test_check_same_inputs_ignores_settings_an_old_run_lacks():
     a = {"input": "frames", "image_size": [64, 64], "pipeline": {"fps": 1}}
     b = {"input": "frames", "image_size": [64, 64]}
     assert check_same_inputs([("a", a), ("b", b)]) == a
-    with pytest.raises(EvaluateError, match="a has input = frames but c has input = faces"):
+    with pytest.raises(CheckpointError, match="a has input = frames but c has input = faces"):
         check_same_inputs([("a", a), ("c", {**b, "input": "faces"})])
 
 

@@ -1,4 +1,4 @@
-"""train.explain and train.report on a real tiny run: predictions, video metrics, figures, pointing game, report."""
+"""train.report (explain, pointing, figures, page) and `python -m train.explain` on a real tiny run: predictions, video metrics, figures, pointing game, report."""
 from __future__ import annotations
 
 import base64
@@ -15,12 +15,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from conftest import TINY_BOX, write_tiny_boxes
+from helpers.clips import TINY_BOX, write_tiny_boxes
 
-from train.explain import (KAGGLE_EPS, ExplainError, box_at, box_area, clipped_log_loss, fastai_title, load_boxes,
-                           video_predictions)
+from train.report.explain import video_predictions
+from train.report.figures import fastai_title
+from train.report.pointing import ExplainError, box_at, box_area, load_boxes
+from train.score.metrics import KAGGLE_EPS
+from train.score.metrics import log_loss as clipped_log_loss  # Kaggle's clipped log loss (the old alias's name)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ("batch.png", "lr_find.png", "lr_schedule.png", "losses.png", "top_losses.png", "best.png",
            "gradcam_worst.png", "gradcam_best.png", "pointing.png")
 
@@ -230,7 +233,7 @@ def make_patch_dataset(root: Path, n_real: int = 16, seconds: int = 2, size=(192
     """A demo-shaped DFDC part: each real has two fakes with a translucent red patch (the 'manipulated region') at a
     random place, and boxes.json in demodata.synthetic's format (file name -> one normalised box per second)."""
     import random
-    from conftest import SOURCES
+    from helpers.clips import SOURCES
     from pipeline.ffmpeg import find_ffmpeg
 
     w, h = size
@@ -285,7 +288,7 @@ frozen = false
 @pytest.mark.slow
 def test_trained_model_points_inside_the_box_far_more_than_chance(tmp_path):
     """Train the real trainer (random init, 96x160, ~100 steps) on a demo-shaped set, explain with --boxes."""
-    from conftest import run_pipeline
+    from helpers.commands import run_pipeline
     videos = make_patch_dataset(tmp_path / "videos")
     run_pipeline(videos, tmp_path, "--size", "192x108", "--val-fraction", "0.4")
     recipe = tmp_path / "patch.toml"

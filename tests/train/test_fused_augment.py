@@ -1,4 +1,4 @@
-"""train.fused_augment draws what the plain albumentations pipeline draws and does what it does to the picture."""
+"""train.augment.fused draws what the plain albumentations pipeline draws and does what it does to the picture."""
 from __future__ import annotations
 
 import os
@@ -12,21 +12,25 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from train.augment import (BORDER, BRIGHTNESS, CONTRAST, CROP_PAD_PERCENT, HSV_SHIFT, JPEG_QUALITY,  # noqa: E402
-                           ROTATE_DEGREES, ZOOM, blur_limit, normalize)
+from helpers import augment as test_augment  # noqa: E402
+from helpers.augment import albumentations_for  # noqa: E402
+from helpers.images import picture  # noqa: E402
+from train.augment.fused import Draw, FusedAugment, apply, sample  # noqa: E402
+from train.augment.params import (BRIGHTNESS, CONTRAST, CROP_PAD_PERCENT, HSV_SHIFT, JPEG_QUALITY,  # noqa: E402
+                                  ROTATE_DEGREES, ZOOM, blur_limit)
 from train.config import AUGMENTS, Augment  # noqa: E402
-from conftest import picture  # noqa: E402
-from train.data import decoded, fused_batches  # noqa: E402
-from train.fused_augment import Draw, FusedAugment, albumentations_for, apply, sample  # noqa: E402
+from train.data.batches import augmented_batches  # noqa: E402
+from train.data.decode import decoded  # noqa: E402
+from train.model import normalize  # noqa: E402
 
-ALL_ON = Augment.only(*AUGMENTS)
+ALL_ON = test_augment.only(*AUGMENTS)
 
 
 reference = albumentations_for
 
 
 def only(name: str) -> Augment:
-    return Augment.only(name)
+    return test_augment.only(name)
 
 
 @pytest.mark.parametrize("size", [(72, 128), (120, 96)])
@@ -51,7 +55,7 @@ def test_fused_warp_equals_the_sequential_resamplings():
     size = (144, 256)
     image = picture(size, seed=1)
     rng = random.Random(3)
-    geometric = Augment.only("hflip", "crop_pad", "rotate", "zoom")
+    geometric = test_augment.only("hflip", "crop_pad", "rotate", "zoom")
     for _ in range(6):
         d = sample(rng, geometric, size)
         ours, theirs = apply(image, d), reference(d)(image=image)["image"]
@@ -77,7 +81,7 @@ def test_colour_and_jpeg_steps_compose_exactly():
     size = (96, 160)
     image = picture(size, seed=2)
     rng = random.Random(5)
-    colour = Augment.only("blur", "median_blur", "hsv", "brightness", "contrast", "jpeg")
+    colour = test_augment.only("blur", "median_blur", "hsv", "brightness", "contrast", "jpeg")
     for _ in range(6):
         d = sample(rng, colour, size)
         assert np.array_equal(apply(image, d), reference(d)(image=image)["image"]), d
@@ -110,7 +114,7 @@ def test_share_of_images_each_augmentation_touches_matches_its_probability():
 
 def test_albumentations_pipeline_touches_the_same_shares():
     """The plain pipeline, run on images, changes each augmentation's share of them: the same probabilities."""
-    from train.augment import train_transform
+    from train.augment.reference import train_transform
 
     size, n = (32, 48), 1500
     image = picture(size, seed=3)
@@ -153,7 +157,8 @@ def test_fused_batches_are_channels_last_uint8_and_normalise_like_the_plain_path
                    "json": json.dumps({"label": "fake" if i % 2 else "real", "video_id": f"v{i}"}).encode()}
             i += 1
 
-    images, labels, keys, videos = next(fused_batches(decoded(samples(), size), size, FusedAugment(size, Augment.none()), batch))
+    images, labels, keys, videos = next(augmented_batches(decoded(samples(), size), size, batch,
+                                                          FusedAugment(size, Augment.none())))
     assert images.shape == (batch, 3, *size) and images.dtype == torch.uint8
     assert images.is_contiguous(memory_format=torch.channels_last)
     assert labels.tolist() == [0, 1, 0, 1] and keys[1] == "v1_0000" and videos[1] == "v1"
@@ -165,19 +170,20 @@ def test_fused_batches_are_channels_last_uint8_and_normalise_like_the_plain_path
 @pytest.mark.parametrize("impl", ["fused", "albumentations"])
 def test_train_stream_yields_the_same_batches_with_either_implementation(tiny_dataset, impl):
     """augment_impl switches the augmentation code only: same keys and labels, same shapes and dtypes."""
-    from train.data import TrainStream, load_manifest, make_loader
+    from pipeline.dataset import Dataset
+    from train.data.streams import TrainStream, make_loader
 
-    manifest = load_manifest(tiny_dataset["shards"], tiny_dataset["manifests"])
-    stream = TrainStream(manifest, (48, 80), Augment(), 4, 3, "mix", 10, seed=2, augment_impl=impl)
+    dataset = Dataset.open(tiny_dataset["shards"], tiny_dataset["manifests"])
+    stream = TrainStream(dataset, (48, 80), Augment(), 4, 3, "mix", 10, seed=2, augment_impl=impl)
     batches = list(make_loader(stream, 0))
-    reference = list(make_loader(TrainStream(manifest, (48, 80), Augment.none(), 4, 3, "mix", 10, seed=2,
+    reference = list(make_loader(TrainStream(dataset, (48, 80), Augment.none(), 4, 3, "mix", 10, seed=2,
                                              augment_impl="albumentations"), 0))
     assert [b[2] for b in batches] == [b[2] for b in reference]
     for (images, labels, _keys, _videos), (ref, ref_labels, *_rest) in zip(batches, reference):
         assert images.shape == ref.shape == (4, 3, 48, 80) and images.dtype == torch.uint8
         assert torch.equal(labels, ref_labels)
     with pytest.raises(ValueError, match="augment_impl"):
-        TrainStream(manifest, (48, 80), Augment(), 4, 3, "mix", 10, seed=2, augment_impl="kornia")
+        TrainStream(dataset, (48, 80), Augment(), 4, 3, "mix", 10, seed=2, augment_impl="kornia")
 
 
 def test_gpu_benchmark_exits_cleanly_without_cuda():
@@ -187,7 +193,7 @@ def test_gpu_benchmark_exits_cleanly_without_cuda():
 
     if torch.cuda.is_available():
         pytest.skip("CUDA is here: the benchmark would run")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_train.py"), "--steps", "2"],
                           capture_output=True, text=True, cwd=root, timeout=120)
     assert proc.returncode == 0, proc.stderr

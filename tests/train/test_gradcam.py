@@ -1,4 +1,4 @@
-"""Tests for train.gradcam: Grad-CAM against independent computations, hooks, helpers."""
+"""Tests for train.report.gradcam: Grad-CAM against independent computations, hooks, helpers."""
 
 import numpy as np
 import pytest
@@ -7,11 +7,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from train.gradcam import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+from helpers.images import denormalize
+from train.model import IMAGENET_MEAN, IMAGENET_STD
+from train.report.gradcam import (
     ActivationRecorder,
-    denormalize,
     find_target_layer,
     grad_cam,
     heatmap_peak,

@@ -1,4 +1,4 @@
-"""train.metrics: hand-computed values for every metric and aggregation rule."""
+"""train.score.metrics: hand-computed values for every metric and aggregation rule."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from train import metrics
-from train.metrics import KAGGLE_EPS, aggregate, compute_metrics, video_scores
+from train.score import metrics
+from train.score.metrics import KAGGLE_EPS, aggregate, compute_metrics, video_scores
 
 
 def test_log_loss_clips_once_as_kaggle():

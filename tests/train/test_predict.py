@@ -1,6 +1,8 @@
-"""train.predict: the pipeline's exact frames, real DFDC clips and generated ones, a broken file, shards, CSV format."""
+"""train.score.videos and `python -m train.predict`: the pipeline's exact frames, real DFDC clips and generated
+ones, a broken file, shards, CSV format."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -11,13 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SHARED_DATA, make_clip, run_pipeline
+from helpers.clips import make_clip
+from helpers.commands import run_pipeline
+from helpers.paths import SHARED_DATA
 from pipeline.frames import extract
-from train.data import read_shard
+from train.data.streams import read_shard
 from train.model import load_checkpoint
-from train.predict import FAILED_SCORE, PredictError, find_videos, frame_settings, video_scores
+from train.score.videos import FAILED_SCORE, PredictError, find_videos, frame_settings, video_scores
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DFDC = SHARED_DATA / "dfdc_sample" / "dfdc_train_part_0"
 DFDC_CLIPS = sorted(p.name for p in DFDC.glob("*.mp4")) if DFDC.is_dir() else []
 
@@ -33,7 +37,7 @@ def run_module(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_run) -> Path:
-    """The tiny --dev-run with --boxes (conftest's session fixture, shared with tests/test_explain.py)."""
+    """The tiny --dev-run with --boxes (conftest's session fixture, shared with tests/train/test_explain.py)."""
     return tiny_run
 
 
@@ -58,14 +62,14 @@ def test_frame_settings_are_the_shards_own(checkpoint, tiny_dataset, tmp_path):
     assert (settings.fps, list(settings.box), settings.quality) == (dataset["fps"], dataset["size"],
                                                                      dataset["quality"])
     # train.run stores them in the checkpoint's config: the checkpoint alone is enough
-    moved = dict(config, manifests=str(tmp_path / "gone"))
+    moved = dataclasses.replace(config, manifests=str(tmp_path / "gone"))
     lone = tmp_path / "ckpts" / "x" / "best.pt"
     lone.parent.mkdir(parents=True)
     shutil.copy(checkpoint, lone)
     stored = frame_settings(lone, moved)
     assert stored.source.endswith("(its config)") and (stored.fps, stored.box) == (settings.fps, settings.box)
     # an older checkpoint without them: the run folder's pipeline.json (written by train.explain), else an error
-    bare = dict(moved, extra={})
+    bare = dataclasses.replace(moved, frames={})
     assert frame_settings(checkpoint, bare).source.endswith("pipeline.json")
     with pytest.raises(PredictError, match="--manifests"):
         frame_settings(lone, bare)
@@ -185,7 +189,7 @@ def test_find_videos_and_scores(tmp_path):
 
 
 def test_video_names_unique_whatever_the_file_names(tmp_path):
-    from train.predict import video_names
+    from train.score.videos import video_names
     a, b, c = (tmp_path / "Deepfakes" / "000_001.mp4", tmp_path / "FaceSwap" / "000_001.mp4",
                tmp_path / "Deepfakes" / "002_003.mp4")
     assert video_names([a, c], [tmp_path]) == ["000_001.mp4", "002_003.mp4"]  # unique: bare names, as Kaggle wants
@@ -215,7 +219,7 @@ def test_repeated_file_names_give_one_row_per_video(checkpoint, tmp_path):
 
 
 def test_sharded_names_stay_unique(tmp_path):
-    from train.predict import shard_samples
+    from train.score.videos import shard_samples
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     (manifests / "dataset.json").write_text(json.dumps({"shards": [

@@ -12,9 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from train.artifacts import TensorBoardLog, TensorBoardMissing  # noqa: E402
+from train.fit.run_folder import TensorBoardLog, TensorBoardMissing  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _events(folder: Path):

@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from train.config import RecipeError
-from train.gradcam import find_target_layer
+from train.config import RecipeError, TrainConfig, load_recipe
 from train.model import (BN_TYPES, TimmBody, WeightsError, build_model, create_model, layer_groups, load_checkpoint,
                          param_groups, set_frozen)
+from train.report.gradcam import find_target_layer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMM_ARCHS = ("efficientnet_b0", "xception41", "convnext_tiny")
 LAST_STAGE = {"efficientnet_b0": "blocks.6", "xception41": "blocks.12", "convnext_tiny": "stages.3"}
 
@@ -73,9 +73,11 @@ def test_weights_path_takes_a_timm_state_dict_and_a_checkpoint(tmp_path):
     assert torch.equal(model[0].net.conv_stem.weight, full.conv_stem.weight)
     assert torch.equal(model[0].net.bn2.running_mean, full.bn2.running_mean)
     ckpt = tmp_path / "ckpt.pt"
-    torch.save({"model": model.state_dict(), "config": {"arch": "efficientnet_b0"}}, ckpt)
+    config = TrainConfig(shards="s", manifests="m", out=str(tmp_path), recipe=load_recipe("demo"),
+                         arch="efficientnet_b0", weights="none")  # a checkpoint holds a whole saved TrainConfig
+    torch.save({"model": model.state_dict(), "config": config.to_dict()}, ckpt)
     again, config = load_checkpoint(ckpt)
-    assert isinstance(again[0], TimmBody) and config["arch"] == "efficientnet_b0"
+    assert isinstance(again[0], TimmBody) and config.arch == "efficientnet_b0"
     assert torch.equal(again[0].net.conv_stem.weight, full.conv_stem.weight)
     with pytest.raises(WeightsError, match="does not"):
         create_model("convnext_tiny", str(path))
@@ -90,8 +92,6 @@ def test_imagenet_offline_names_the_alternatives(monkeypatch):
 
 
 def test_unknown_arch_is_refused_with_the_choices():
-    from train.config import TrainConfig, load_recipe
-
     with pytest.raises(RecipeError, match="timm model name"):
         TrainConfig(shards="s", manifests="m", out="o", recipe=load_recipe("demo"), arch="resnet_nope_99")
     with pytest.raises(ValueError, match="unknown --arch"):
@@ -109,5 +109,5 @@ def test_dev_run_at_64px_on_cpu(arch, tiny_dataset, tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     model, config = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert config["arch"] == arch and isinstance(model[0], TimmBody)
+    assert config.arch == arch and isinstance(model[0], TimmBody)
     assert isinstance(model[1][-1], nn.Linear) and model[1][-1].out_features == 2

@@ -1,5 +1,5 @@
 """Training and explaining on face crops (--input faces) end to end at 64 px, on face shards written as the faces
-contract says (tests/faces_fixtures.py stands in for the detector): the fake-faces filter, videos without faces,
+contract says (tests/helpers/faces_fixtures.py stands in for the detector): the fake-faces filter, videos without faces,
 the checkpoint's face settings, explain's frame-and-box figures and the pointing game in crop coordinates."""
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import torch
 
-from faces_fixtures import centre_box, write_faces
-from train.config import FACE_IMAGE_SIZE, Augment
-from train.data import DataError, TrainStream, load_manifest
-from train.faces import box_in_crop
-from train.run import build_config
+from helpers.faces_fixtures import centre_box, write_faces
+from pipeline.dataset import Dataset, DatasetError
+from train.config import FACE_IMAGE_SIZE, Augment, TrainConfig
+from train.data.streams import TrainStream
+from train.report.pointing import box_in_crop
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,8 @@ def faces_dataset(tiny_dataset, tmp_path_factory) -> dict:
 def test_faces_manifest_counts_and_filter(faces_dataset):
     ds = faces_dataset
     faces = ds["faces"]
-    kept = load_manifest(ds["shards"], ds["manifests"], "faces", "manipulated")
-    every = load_manifest(ds["shards"], ds["manifests"], "faces", "all")
+    kept = Dataset.open(ds["shards"], ds["manifests"], "faces", "manipulated")
+    every = Dataset.open(ds["shards"], ds["manifests"], "faces", "all")
     n_untouched = int(faces["video_id"].isin(ds["untouched"]).sum())
     assert n_untouched > 0
     assert every.n_frames("train") == int((faces["split"] == "train").sum())
@@ -54,16 +54,16 @@ def test_faces_manifest_counts_and_filter(faces_dataset):
 
 
 def test_no_faces_section_is_a_clear_error(tiny_dataset):
-    with pytest.raises(DataError, match="faces stage"):
-        load_manifest(tiny_dataset["shards"], tiny_dataset["manifests"], "faces")
+    with pytest.raises(DatasetError, match="faces stage"):
+        Dataset.open(tiny_dataset["shards"], tiny_dataset["manifests"], "faces")
 
 
 def test_training_stream_drops_untouched_fake_faces_and_skips_faceless_videos(faces_dataset):
     ds = faces_dataset
     videos = set()
     for fake_faces in ("manipulated", "all"):
-        manifest = load_manifest(ds["shards"], ds["manifests"], "faces", fake_faces)
-        stream = TrainStream(manifest, (32, 32), Augment.none(), 8, 12, "none", 10, seed=1)
+        dataset = Dataset.open(ds["shards"], ds["manifests"], "faces", fake_faces)
+        stream = TrainStream(dataset, (32, 32), Augment.none(), 8, 12, "none", 10, seed=1)
         seen = {v for batch in stream for v in batch[3]}
         videos |= seen
         if fake_faces == "manipulated":
@@ -74,14 +74,14 @@ def test_training_stream_drops_untouched_fake_faces_and_skips_faceless_videos(fa
 
 def test_face_image_size_defaults_to_224(faces_dataset):
     ds = faces_dataset
-    args = dict(shards=ds["shards"], manifests=ds["manifests"], out=None, arch="resnet18", weights="none",
-                batch_size=None, workers=0, device="cpu", amp=False, seed=0, lr_find_flag=False, lr_find_only=False,
+    args = dict(shards=str(ds["shards"]), manifests=str(ds["manifests"]), out="run", arch="resnet18", weights="none",
+                batch_size=None, workers=0, device="cpu", amp=False, seed=0, lr_find=False, lr_find_only=False,
                 dev_run=True, balance="mix", shuffle_buffer=10, stop_after_epochs=None)
-    faces = build_config(recipe="seed", image_size=None, input="faces", **args)
+    faces = TrainConfig.from_recipe(recipe="seed", image_size=None, input="faces", **args)
     assert faces.input == "faces" and faces.image_size == (FACE_IMAGE_SIZE, FACE_IMAGE_SIZE)
-    assert build_config(recipe="seed", image_size="96", input="faces", **args).image_size == (96, 96)
-    assert build_config(recipe="seed", image_size=None, input=None, **args).image_size == (720, 1280)
-    assert build_config(recipe="demo_faces", image_size=None, input=None, **args).input == "faces"
+    assert TrainConfig.from_recipe(recipe="seed", image_size="96", input="faces", **args).image_size == (96, 96)
+    assert TrainConfig.from_recipe(recipe="seed", image_size=None, input=None, **args).image_size == (720, 1280)
+    assert TrainConfig.from_recipe(recipe="demo_faces", image_size=None, input=None, **args).input == "faces"
 
 
 def test_box_in_crop_geometry():
@@ -123,7 +123,7 @@ def test_faces_run_records_input_and_face_settings(faces_run, faces_dataset):
     config = state["config"]
     assert config["input"] == "faces" and config["fake_faces"] == "manipulated"
     settings = json.loads((faces_dataset["manifests"] / "dataset.json").read_text())["faces"]["settings"]
-    assert config["extra"]["faces"] == settings
+    assert config["faces"] == settings  # a typed field of the config (older checkpoints: extra.faces)
     assert json.loads((faces_run / "config.json").read_text())["input"] == "faces"
 
 
@@ -145,8 +145,8 @@ def test_faces_explain_keys_figures_and_pointing(faces_run, faces_dataset):
 
 
 def test_predict_video_scores_rule_and_faceless_videos():
-    from train.faces import FACE_ROW_COLUMNS, NO_FACE_NOTE
-    from train.predict import FRAME_COLUMNS, frames_frame, video_scores
+    from train.score.faces import FACE_ROW_COLUMNS, NO_FACE_NOTE
+    from train.score.videos import FRAME_COLUMNS, frames_frame, video_scores
 
     rows = [{"filename": "a.mp4", "video_id": "a", "p_fake": p, "face": 0} for p in (0.9, 0.95, 0.1, 0.85)]
     rows += [{"filename": "b.mp4", "video_id": "b", "note": NO_FACE_NOTE}, {"filename": "c.mp4", "error": "boom"}]
@@ -157,7 +157,7 @@ def test_predict_video_scores_rule_and_faceless_videos():
 
 
 def test_face_counts_keep_unknown_manipulated(tmp_path):
-    from train.data import face_counts
+    from pipeline.dataset import face_counts
 
     pd.DataFrame({"split": ["train"] * 4, "label": ["fake", "fake", "fake", "real"],
                   "manipulated": [True, False, None, False]}).to_parquet(tmp_path / "faces.parquet")

@@ -11,14 +11,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import train.engine
+import train.fit.engine
 import train.model
-from train.data import ValStream, load_manifest, make_loader
-from train.engine import evaluate, predict
+from pipeline.dataset import Dataset
+from train.data.streams import ValStream, make_loader
+from train.fit.engine import evaluate
 from train.model import WeightsError, create_model, load_checkpoint
 from train.run import main
+from train.score.predict import predict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ("batch.png", "lr_find.png", "lr_schedule.png", "losses.png")
 
 TINY_RECIPE = """
@@ -72,12 +74,12 @@ def test_dev_run_writes_every_artifact(dev_run):
 
 def test_checkpoint_loads_as_model_and_predicts(dev_run, tiny_dataset):
     model, config = load_checkpoint(dev_run / "checkpoints" / "best.pt")
-    assert config["arch"] == "resnet18" and config["recipe"]["image_size"] == [64, 64]
-    manifest = load_manifest(tiny_dataset["shards"], tiny_dataset["manifests"])
-    loader = make_loader(ValStream(manifest.urls("val"), (64, 64), 16), 0)
+    assert config.arch == "resnet18" and config.image_size == (64, 64)
+    dataset = Dataset.open(tiny_dataset["shards"], tiny_dataset["manifests"])
+    loader = make_loader(ValStream(dataset.urls("val"), (64, 64), 16), 0)
     frame = predict(model, loader, "cpu")
     assert list(frame.columns) == ["key", "video_id", "label", "p_fake", "loss"]
-    assert len(frame) == manifest.n_frames("val") and frame["p_fake"].between(0, 1).all()
+    assert len(frame) == dataset.n_frames("val") and frame["p_fake"].between(0, 1).all()
     metrics = evaluate(model, loader, "cpu")
     assert metrics["frames"] == len(frame) and 0 <= metrics["accuracy"] <= 1
 
@@ -142,7 +144,7 @@ def test_resume_equals_an_uninterrupted_run(tiny_dataset, tmp_path):
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path, monkeypatch):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text(TINY_RECIPE)
-    real_ce = train.engine.F.cross_entropy
+    real_ce = train.fit.engine.F.cross_entropy
     calls = {"train": 0}
 
     class PoisonedF:
@@ -160,7 +162,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
                     return loss * float("nan")
             return loss
 
-    monkeypatch.setattr(train.engine, "F", PoisonedF())
+    monkeypatch.setattr(train.fit.engine, "F", PoisonedF())
     run = tmp_path / "nan"
     result = CliRunner().invoke(main, _args(tiny_dataset, run, "--recipe", str(recipe), "--workers", "0",
                                             "--no-lr-find", "--shuffle-buffer", "50"))

@@ -11,14 +11,16 @@ import torch
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from train import schedule  # noqa: E402
-from fastai_reference import fastai_one_cycle  # noqa: E402
-from train.augment import decode_resized, eval_transform, train_transform  # noqa: E402
+from helpers.augment import eval_transform, only  # noqa: E402
+from helpers.fastai_reference import fastai_one_cycle  # noqa: E402
+from train.augment.reference import train_transform  # noqa: E402
 from train.config import (RECIPES_DIR, Augment, RecipeError, Stage, load_recipe, parse_image_size,  # noqa: E402
                           recipe_from_dict)
-from train.metrics import compute_metrics  # noqa: E402
+from train.data.decode import decode_resized  # noqa: E402
+from train.fit import schedule  # noqa: E402
+from train.fit.loop import make_optimizer, make_scheduler  # noqa: E402
 from train.model import build_model, layer_groups, param_groups, set_frozen  # noqa: E402
-from train.run import make_optimizer, make_scheduler  # noqa: E402
+from train.score.metrics import compute_metrics  # noqa: E402
 
 
 def test_slice_spreads_geometrically_over_three_groups():
@@ -197,7 +199,7 @@ def test_augmentations_build_and_run_without_warnings(size):
     image = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # albumentations 2.x only warns about renamed or ignored arguments
-        transform = train_transform(size, Augment.only(*Augment.__dataclass_fields__), seed=0)
+        transform = train_transform(size, only(*Augment.__dataclass_fields__), seed=0)
         out = transform(image=image)["image"]
     assert out.shape == image.shape and out.dtype == np.uint8
     assert not np.array_equal(out, image)
