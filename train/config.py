@@ -1,30 +1,36 @@
-"""Training configuration: Stage, Augment, Recipe (TOML) and TrainConfig, frozen dataclasses that validate themselves."""
+"""Training configuration: Stage, Augment, Recipe (TOML) and TrainConfig, frozen dataclasses that validate themselves.
+
+TrainConfig is saved as config.json in the run folder and in every checkpoint; `TrainConfig.from_checkpoint` is the
+one reader of a saved config (older checkpoints included)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dfd.cli import DEVICES
+from dfd.errors import ToolkitError
+from pipeline.config import ConfigError, parse_size
+from pipeline.dataset import FAKE_FACES, INPUTS
+
+log = logging.getLogger(__name__)
+
 RECIPES_DIR = Path(__file__).parent / "recipes"
 ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
 BALANCES = ("mix", "weights", "none")
-DEVICES = ("auto", "cpu", "cuda")
 # auto (default): on a GPU at full-frame sizes, device with up to 8 loader workers and fused with more; else
-# albumentations (train.config.resolve_augment_impl; measured in docs/performance.md)
-AUGMENT_IMPLS = ("auto", "albumentations", "fused", "device")  # plain pipeline, train.fused_augment, train.device_augment
-DEVICE_AUGMENT_MIN_SIDE = 448  # full-frame sizes: both sides at least this (measured: 720x1280 yes, 224 no)
-DEVICE_AUGMENT_MAX_WORKERS = 8  # beyond this many loader cores per GPU the CPU keeps up (H100: fused 635 img/s at 16)
-INPUTS = ("frames", "faces")          # what the model sees: whole frames or the faces stage's crops
-FAKE_FACES = ("manipulated", "all")   # faces of fake videos kept for training (see TrainConfig.fake_faces)
-AGGREGATES = ("mean", "median", "confident")  # a video's score from its frames' or faces' P(fake) (train.metrics)
+# albumentations (train.augment.resolve_impl; measured in docs/performance.md)
+AUGMENT_IMPLS = ("auto", "albumentations", "fused", "device")  # train.augment.reference, .fused, .device
+AGGREGATES = ("mean", "median", "confident")  # a video's score from its frames' or faces' P(fake) (train.score.metrics)
 FACE_IMAGE_SIZE = 224                 # --input faces with a recipe written for frames: the model's input size
 AUGMENTS = ("blur", "median_blur", "hflip", "hsv", "crop_pad", "rotate", "zoom", "brightness", "contrast", "jpeg")
 
 
-class RecipeError(ValueError):
+class RecipeError(ToolkitError, ValueError):
     """A recipe or configuration value is invalid; the message names the field."""
 
 
@@ -44,18 +50,6 @@ def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         _fail(name, f"must be one of {', '.join(allowed)}, got {value!r}")
 
 
-def resolve_augment_impl(impl: str, device_type: str, image_size: tuple[int, int], workers: int) -> str:
-    """`auto` -> where the ten augmentations cost least, from what an H100 measured (docs/performance.md): on CUDA at
-    full-frame sizes (both sides >= DEVICE_AUGMENT_MIN_SIDE) "device" with up to DEVICE_AUGMENT_MAX_WORKERS loader
-    workers (the CPU cannot keep up: 427 against 374 images/s with 8) and "fused" with more (635 against 382 with
-    16); elsewhere "albumentations" (the CPU; 224 px crops, where the choices tie). Any other choice as it is."""
-    if impl != "auto":
-        return impl
-    if device_type != "cuda" or min(image_size) < DEVICE_AUGMENT_MIN_SIDE:
-        return "albumentations"
-    return "device" if workers <= DEVICE_AUGMENT_MAX_WORKERS else "fused"
-
-
 def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
     """'1280x720' (WIDTHxHEIGHT, the one convention of the project) or a single N (NxN) -> (height, width).
 
@@ -67,8 +61,11 @@ def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
         size = (value, value)
     elif isinstance(value, str) and value.strip().isdigit():
         size = (int(value), int(value))
-    elif isinstance(value, str) and value.count("x") == 1 and all(p.strip().isdigit() for p in value.split("x")):
-        w, h = (int(p) for p in value.split("x"))
+    elif isinstance(value, str):
+        try:
+            w, h = parse_size(value)
+        except ConfigError:
+            _fail(name, f"expected N or {SIZE_CONVENTION}, got {value!r}")
         if w < h:
             _fail(name, f"{value!r} is narrower than tall: sizes are {SIZE_CONVENTION}; for landscape frames "
                         f"write {h}x{w} (not transposed for you: the old convention was HxW)")
@@ -133,14 +130,6 @@ class Augment:
     @classmethod
     def none(cls) -> "Augment":
         return cls(**{name: 0.0 for name in AUGMENTS})
-
-    @classmethod
-    def only(cls, *names: str) -> "Augment":
-        """These augmentations on every image (p = 1), the others off: how benchmarks and tests isolate them."""
-        unknown = set(names) - set(AUGMENTS)
-        if unknown:
-            raise ValueError(f"unknown augmentations {sorted(unknown)}; known: {', '.join(AUGMENTS)}")
-        return cls(**{name: (1.0 if name in names else 0.0) for name in AUGMENTS})
 
 
 @dataclass(frozen=True)
@@ -247,7 +236,9 @@ class TrainConfig:
     input: str = "frames"              # frames | faces (the faces stage's crops: shards/faces/, faces.parquet)
     fake_faces: str = "manipulated"    # faces: drop fake videos' faces the faces stage found untouched, or keep all
     aggregate: str = "mean"            # a video's score from its items' P(fake): mean | median | confident
-    extra: dict = field(default_factory=dict)
+    frames: dict = field(default_factory=dict)  # dataset.json's frame settings (fps, size, quality, timeout)
+    faces: dict | None = None          # input faces: the faces stage's settings (pipeline.faces.FaceSettings + its
+    #                                    diff threshold and JPEG quality), so prediction crops as training did
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -286,14 +277,45 @@ class TrainConfig:
         return json_ready(dataclasses.asdict(self))
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_recipe(cls, recipe: str | Path, image_size: str | None = None, batch_size: int | None = None,
+                    input: str | None = None, **fields) -> "TrainConfig":
+        """A new run's config: the recipe (a built-in name or a TOML file) with the command line's overrides. The
+        input is `input`, else the recipe's; a recipe written for frames used on faces gets FACE_IMAGE_SIZE (224)
+        unless image_size says otherwise."""
+        base = load_recipe(recipe)
+        input = input or base.input
+        changes: dict = {}
+        if image_size is not None:
+            changes["image_size"] = parse_image_size(image_size, "--image-size")
+        elif input == "faces" and base.input != "faces":
+            changes["image_size"] = (FACE_IMAGE_SIZE, FACE_IMAGE_SIZE)
+        if batch_size is not None:
+            changes["batch_size"] = batch_size
+        return cls(recipe=dataclasses.replace(base, **changes), input=input, **fields)
+
+    @classmethod
+    def from_checkpoint(cls, data: dict) -> "TrainConfig":
+        """The config a run saved (config.json, a checkpoint's "config"), also one written before the frame and face
+        settings were typed fields (they were `extra.pipeline` / `extra.faces`); keys no field holds are dropped
+        with a warning. Values are validated as on the command line (RecipeError names the field)."""
+        if not isinstance(data, dict) or not isinstance(data.get("recipe"), dict):
+            raise RecipeError("config: not a saved training config (no recipe table)")
         data = dict(data)
+        extra = data.pop("extra", None) or {}
+        data.setdefault("frames", extra.get("pipeline") or {})
+        data.setdefault("faces", extra.get("faces") or data.pop("face_settings", None))
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            log.warning("config: ignoring fields this version does not know: %s", ", ".join(unknown))
         rec = data.pop("recipe")
-        recipe = Recipe(batch_size=rec["batch_size"], image_size=tuple(rec["image_size"]),
-                        augment=Augment(**rec["augment"]),
-                        stages=tuple(Stage(**s) for s in rec["stages"]),
-                        lr_find_steps=rec.get("lr_find_steps", 100), input=rec.get("input", "frames"))
-        return cls(recipe=recipe, **data)
+        try:
+            recipe = Recipe(batch_size=rec["batch_size"], image_size=tuple(rec["image_size"]),
+                            augment=Augment(**rec["augment"]), stages=tuple(Stage(**s) for s in rec["stages"]),
+                            lr_find_steps=rec.get("lr_find_steps", 100), input=rec.get("input", "frames"))
+        except (KeyError, TypeError) as err:
+            raise RecipeError(f"config: the saved recipe is incomplete ({err})") from None
+        return cls(recipe=recipe, **{k: v for k, v in data.items() if k in names})
 
 
 def json_ready(value: Any) -> Any:

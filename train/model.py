@@ -1,4 +1,5 @@
-"""The model: a torchvision ResNet or any timm backbone + fastai head, three layer groups, freezing, param groups.
+"""The model: a torchvision ResNet or any timm backbone + fastai head, three layer groups, freezing, param groups;
+its input convention (ImageNet normalisation) and where it runs (Device); checkpoints back to a model and config.
 
 `--arch resnet18|resnet34|resnet50` is torchvision's ResNet (as the seed trained); any other name is a timm model
 (`efficientnet_b4`, `tf_efficientnet_b7`, `xception41`, `convnext_tiny`, ...) whose `forward_features` gives the
@@ -7,17 +8,25 @@ the other stages (and any final conv/norm) | head, so freezing and discriminativ
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import urllib.error
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
+from dfd.errors import ToolkitError, UsageProblem
+from train.config import RecipeError, TrainConfig
+
 log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what the pretrained backbones were trained on: every input is normalised so
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 BACKBONES = {
     "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights.IMAGENET1K_V1),
@@ -30,8 +39,12 @@ NORM_TYPES = (*BN_TYPES, nn.LayerNorm, nn.GroupNorm)  # no weight decay (fastai'
 TIMM_HEAD_PARTS = ("head", "fc_norm", "head_drop")  # timm modules forward_features never runs
 
 
-class WeightsError(RuntimeError):
+class WeightsError(ToolkitError, RuntimeError):
     """Initial weights could not be obtained or loaded; the message says what to pass instead."""
+
+
+class DeviceError(UsageProblem, RuntimeError):
+    """The device asked for is not there."""
 
 
 class AdaptiveConcatPool2d(nn.Module):
@@ -263,15 +276,74 @@ def create_model(arch: str, weights: str) -> nn.Sequential:
     return model
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Sequential, dict]:
-    """A checkpoint of this trainer -> (model in eval mode with its weights, the run's config dict)."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Sequential, TrainConfig]:
+    """A checkpoint of this trainer -> (model in eval mode with its weights, the run's TrainConfig)."""
     try:
         data = torch.load(Path(path), map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise WeightsError(f"{path}: not a checkpoint of this trainer ({err.__class__.__name__})") from None
     if not isinstance(data, dict) or "model" not in data or "config" not in data:
         raise WeightsError(f"{path}: not a checkpoint of this trainer (needs 'model' and 'config')")
-    model = build_model(data["config"]["arch"], pretrained=False)
+    try:
+        config = TrainConfig.from_checkpoint(data["config"])
+    except RecipeError as err:
+        raise WeightsError(f"{path}: {err}") from None
+    model = build_model(config.arch, pretrained=False)
     model.load_state_dict(data["model"])
     model.eval()
-    return model, data["config"]
+    return model, config
+
+
+# Input convention and device ---------------------------------------------------------------------------------
+
+
+def normalize(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (N)x3xHxW -> float, ImageNet-normalised; runs on whatever device the batch is on."""
+    mean = torch.tensor(IMAGENET_MEAN, device=batch.device).view(-1, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=batch.device).view(-1, 1, 1) * 255
+    return batch.to(torch.float32, copy=True).sub_(mean).div_(std)  # in place on one copy (keeps the strides)
+
+
+def denormalize(batch: torch.Tensor) -> torch.Tensor:
+    """Inverse of normalize, clamped to uint8 (for figures)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=batch.device).view(-1, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=batch.device).view(-1, 1, 1) * 255
+    return (batch.float() * std + mean).clamp(0, 255).to(torch.uint8)
+
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where and how to compute: the torch device, autocast dtype (None = fp32) and memory format."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+
+    @classmethod
+    def resolve(cls, name: str = "auto", amp: bool = True, channels_last: bool = True) -> "Device":
+        """auto -> cuda when available; AMP and channels_last only on CUDA (bf16 where supported, else fp16)."""
+        if name == "cuda" and not torch.cuda.is_available():
+            raise DeviceError("--device cuda was asked for but CUDA is not available; use --device cpu or auto")
+        device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else name if name != "auto" else "cpu")
+        if device.type != "cuda":
+            return cls(device)
+        device = torch.device("cuda", torch.cuda.current_device())  # torchrun: this process's GPU (LOCAL_RANK)
+        torch.backends.cudnn.benchmark = True  # one input size per run: cuDNN times its kernels once, keeps the fastest
+        dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if amp else None
+        return cls(device, dtype, channels_last)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 NCHW batch -> normalised float on the device, channels_last on CUDA."""
+        x = normalize(images.to(self.device, non_blocking=True))
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+

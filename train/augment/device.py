@@ -7,8 +7,8 @@ what must happen on the CPU (read the tar, decode the JPEG, draw the parameters:
 the batch over with its draws; `DeviceAugmented` applies them to the uint8 batch on the device before normalisation.
 
 What stays the same as the plain albumentations pipeline:
-- the draws: `train.fused_augment.sample`, the very probabilities, parameter ranges and order;
-- the geometry: flip, crop-and-pad, rotate and zoom are the fused path's one affine matrix (`fused_augment.geometry`),
+- the draws: `train.augment.fused.sample`, the very probabilities, parameter ranges and order;
+- the geometry: flip, crop-and-pad, rotate and zoom are the fused path's one affine matrix (`fused.geometry`),
   here resampled with `grid_sample` (bilinear, mirrored borders about the edge pixels as OpenCV's REFLECT_101);
 - HSV, brightness and contrast use the fused path's lookup tables (albucore's own arithmetic); the colour
   conversions follow OpenCV's 8-bit RGB<->HSV formulas (H in 0..179), so a pixel lands within one level;
@@ -17,7 +17,7 @@ What stays the same as the plain albumentations pipeline:
 - the JPEG round trip encodes and decodes at the drawn quality (torchvision: nvJPEG on CUDA, libjpeg on the CPU),
   with the channels reversed around it because albumentations hands the RGB array to cv2.imencode, which reads it
   as BGR: the same chroma planes, so the same artefacts; the encoders differ in rounding (within a few levels).
-tests/test_device_augment.py checks each augmentation against albumentations for fixed parameters.
+tests/train/test_device_augment.py checks each augmentation against albumentations for fixed parameters.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.fused_augment import Draw, brightness_contrast_lut, geometry, hsv_lut
+from train.augment.fused import Draw, FusedAugment, brightness_contrast_lut, geometry, hsv_lut
 
 log = logging.getLogger(__name__)
 
@@ -255,11 +255,26 @@ def augment_batch(images: torch.Tensor, draws: Sequence[Draw]) -> torch.Tensor:
     return x
 
 
+class DeferredAugment:
+    """The loader workers' half (a batch writer for train.data.batches.augmented_batches): the decoded image into
+    its slot as it is, and the fused path's draw for it, which DeviceAugmented applies on the device."""
+
+    deferred = True
+    contiguous = False
+
+    def __init__(self, size: tuple[int, int], probs, seed: int) -> None:
+        self.fused = FusedAugment(size, probs, seed=seed)
+
+    def __call__(self, image: np.ndarray, slot: np.ndarray) -> Draw:
+        np.copyto(slot, image)
+        return self.fused.draw()
+
+
 class DeviceAugmented:
     """Wraps a loader of (uint8 N3HW, labels, keys, videos, draws) batches: each batch is moved to `device` and
     augmented there; yields (uint8 N3HW on the device, labels, keys, videos) like the other loaders.
 
-    `release` (TrainStream.pool.release) hands each batch's buffer back to its loader worker once the pixels are
+    `release` (the stream's BufferPool.release) hands each batch's buffer back to its loader worker once the pixels are
     copied away: after the copy to the GPU (from pageable or pinned memory the host buffer is free when `.to`
     returns), or on the CPU once augment_batch has written its own output."""
 

@@ -1,8 +1,8 @@
-"""The report's ten augmentations, fused: the same draws as `train.augment.train_transform`, done with fewer passes.
+"""The report's ten augmentations, fused: the same draws as `train.augment.reference`, done with fewer passes.
 
 What stays the same as the plain albumentations pipeline (`augment_impl = "albumentations"`):
 - each augmentation is drawn independently with its recipe probability, in the same order, with the same parameter
-  ranges (`train.augment` holds the magnitudes);
+  ranges (`train.augment.params` holds the magnitudes);
 - blur and median blur are the same OpenCV calls with the same odd kernels; HSV, brightness and contrast compute
   their lookup tables with albucore, the very functions albumentations calls, so a pixel maps to the same value;
 - the JPEG round trip encodes with OpenCV at the drawn quality exactly like albumentations (an RGB array handed to
@@ -14,29 +14,26 @@ What changes, and why it keeps the meaning:
   borders, instead of up to three resamplings (blurring the picture three times) plus a flip. Where the
   sequential pipeline resamples a crop whose borders it then mirrors, the fused warp reads the real frame pixels
   beyond the crop (and mirrors only at the frame's own edge), so corner fill after a crop + rotation can differ;
-  elsewhere the two agree within a small pixel error (tests/test_fused_augment.py). Crop-and-pad without them is
+  elsewhere the two agree within a small pixel error (tests/train/test_fused_augment.py). Crop-and-pad without them is
   albumentations' own crop, pad and resize (exact, 3x cheaper than a warp at 720p); a flip alone is a flip;
 - HSV shifts are one 3-channel LUT between the two colour conversions (no split/merge); brightness and contrast
   are composed into one LUT (exact: both are per-pixel maps of uint8), applied in place with stringzilla;
 - the result is written straight into the batch buffer (NHWC uint8), so the batch needs no transpose or stack:
-  the trainer gets an NCHW view with channels_last strides (see `train.data.TrainStream`).
+  the trainer gets an NCHW view with channels_last strides (see `train.data.batches.augmented_batches`).
 """
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albucore
+import cv2
+import numpy as np
+import simplejpeg
 
-import albucore  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import simplejpeg  # noqa: E402
-
-from train.augment import (BORDER, BRIGHTNESS, CONTRAST, CROP_PAD_PERCENT, HSV_SHIFT, JPEG_QUALITY,  # noqa: E402
-                           ROTATE_DEGREES, ZOOM, blur_limit)
-from train.config import AUGMENT_IMPLS, AUGMENTS, Augment  # noqa: E402, F401 (AUGMENT_IMPLS re-exported)
+from train.augment.params import (BORDER, BRIGHTNESS, CONTRAST, CROP_PAD_PERCENT, HSV_SHIFT, JPEG_QUALITY,
+                                  ROTATE_DEGREES, ZOOM, blur_limit)
+from train.config import AUGMENTS, Augment
 _ARANGE = np.arange(256, dtype=np.uint8).reshape(1, 256)
 
 
@@ -228,37 +225,12 @@ def apply(image: np.ndarray, d: Draw, out: np.ndarray | None = None) -> np.ndarr
     return x if x is not image else image.copy()
 
 
-def albumentations_for(d: Draw):
-    """The plain albumentations pipeline with this draw's parameters fixed (degenerate ranges, p=1): the reference
-    the fused path is tested and benchmarked against."""
-    import albumentations as A
-
-    t = []
-    if d.blur:
-        t.append(A.Blur(blur_limit=(d.blur, d.blur), p=1))
-    if d.median_blur:
-        t.append(A.MedianBlur(blur_limit=(d.median_blur, d.median_blur), p=1))
-    if d.hflip:
-        t.append(A.HorizontalFlip(p=1))
-    if d.hsv:
-        t.append(A.HueSaturationValue(*[(v, v) for v in d.hsv], p=1))
-    if d.crop_pad:
-        t.append(A.CropAndPad(percent=tuple((v, v) for v in d.crop_pad), keep_size=True, border_mode=BORDER, p=1))
-    if d.rotate is not None:
-        t.append(A.Rotate(limit=(d.rotate, d.rotate), border_mode=BORDER, p=1))
-    if d.zoom is not None:
-        t.append(A.Affine(scale=(d.zoom, d.zoom), keep_ratio=True, border_mode=BORDER, p=1))
-    if d.brightness is not None:
-        t.append(A.RandomBrightnessContrast(brightness_limit=(d.brightness, d.brightness), contrast_limit=0, p=1))
-    if d.contrast is not None:
-        t.append(A.RandomBrightnessContrast(brightness_limit=0, contrast_limit=(d.contrast, d.contrast), p=1))
-    if d.jpeg:
-        t.append(A.ImageCompression(quality_range=(d.jpeg, d.jpeg), p=1))
-    return A.Compose(t, strict=True)
-
-
 class FusedAugment:
-    """Callable: uint8 HxWx3 RGB at `size` -> augmented uint8 HxWx3 RGB (written into `out` when given)."""
+    """Callable: uint8 HxWx3 RGB at `size` -> augmented uint8 HxWx3 RGB (written into `out` when given); as a batch
+    writer (train.data.batches.augmented_batches) it keeps the batch's channels_last strides."""
+
+    deferred = False
+    contiguous = False
 
     def __init__(self, size: tuple[int, int], probs: Augment, seed: int | None = None) -> None:
         self.size, self.probs = tuple(size), probs

@@ -10,8 +10,9 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from train.engine import Device, NonFiniteLossError, make_scaler, train_step
-from train.schedule import SmoothedLoss, finder_lr, suggest_lr
+from train.fit.engine import NonFiniteLossError, make_scaler, train_step
+from train.model import Device
+from train.fit.schedule import SmoothedLoss, finder_lr, suggest_lr
 
 log = logging.getLogger(__name__)
 

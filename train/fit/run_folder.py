@@ -1,23 +1,19 @@
-"""The run folder: config.json, metrics.csv, lr.csv, atomic checkpoints and the report's figures."""
+"""The run folder: config.json, metrics.csv, lr.csv, atomic checkpoints, RNG states and TensorBoard."""
 from __future__ import annotations
 
 import csv
 import io
 import json
 import logging
-import os
 import random
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from pipeline.diskfull import writing  # noqa: E402
+from dfd.errors import ToolkitError
+from dfd.files import write_bytes, write_text
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +33,7 @@ class RunFolder:
         self.best = self.checkpoints / "best.pt"
         self.metrics = self.root / "metrics.csv"
         self.lr = self.root / "lr.csv"
-        self.tensorboard: TensorBoardLog | None = None  # set by train.run with --tensorboard
+        self.tensorboard: TensorBoardLog | None = None  # set by fit() with --tensorboard
 
     def create(self) -> None:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -46,13 +42,13 @@ class RunFolder:
         return self.root / name
 
     def write_config(self, config: dict) -> None:
-        atomic_write_text(self.root / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_text(self.root / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     def write_metrics(self, history: Sequence[dict]) -> None:
         """Rewrite metrics.csv from the run's history (kept in the checkpoint, so a resume rewrites it exactly)."""
         lines = [",".join(METRIC_COLUMNS)]
         lines += [",".join(_fmt(row.get(c)) for c in METRIC_COLUMNS) for row in history]
-        atomic_write_text(self.metrics, "\n".join(lines) + "\n")
+        write_text(self.metrics, "\n".join(lines) + "\n")
 
     def start_lr_log(self, n_groups: int, keep_steps: int) -> None:
         """Create lr.csv, or keep its first keep_steps rows when resuming."""
@@ -82,13 +78,6 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with writing(path, cleanup=tmp):
-        tmp.write_text(text)
-        os.replace(tmp, path)
-
-
 def rng_state() -> dict:
     """Torch, NumPy and Python RNG states in a form torch.load(weights_only=True) accepts."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -109,110 +98,24 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Serialize in memory, write a temporary file, then os.replace: a crash or a full disk never leaves a
-    half-written checkpoint (the previous one stays; a full disk raises DiskFullError naming the checkpoint).
+    """Serialize in memory, then write atomically (dfd.files): a crash or a full disk never leaves a half-written
+    checkpoint (the previous one stays; a full disk raises DiskFullError naming the checkpoint).
 
     Not torch.save(path): its C++ writer reports a full disk as a RuntimeError without the errno.
     """
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    tmp = path.with_name(path.name + ".tmp")
-    with writing(path, cleanup=tmp):
-        with open(tmp, "wb") as fh:
-            fh.write(buffer.getbuffer())
-        os.replace(tmp, path)
-
-
-def save_figure(fig, path: Path, dpi: int) -> None:
-    """savefig to a temporary file, then rename (a full disk keeps the previous figure), and close the figure."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with writing(path, cleanup=tmp):
-            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
-            os.replace(tmp, path)
-    finally:
-        plt.close(fig)
+    write_bytes(path, buffer.getvalue())
 
 
 def load_state(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-# Figures ----------------------------------------------------------------------------------------------------
-
-
-def plot_batch(path: Path, images: torch.Tensor, labels: Sequence[int], names: Sequence[str], n: int = 16) -> None:
-    """A grid of augmented training images (uint8 NCHW) with their labels."""
-    n = min(n, len(images))
-    cols = min(4, n)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows * images.shape[2] / images.shape[3] + 0.3),
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(n):
-        ax = axes.flat[i]
-        ax.imshow(images[i].permute(1, 2, 0).numpy())
-        ax.set_title(names[int(labels[i])], fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=80)
-
-
-def plot_lr_find(path: Path, lrs: Sequence[float], losses: Sequence[float], suggestion: float | None) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(lrs, losses)
-    if suggestion is not None:
-        ax.axvline(suggestion, color="red", linestyle="--", label=f"valley {suggestion:.2e}")
-        ax.legend()
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate (log)")
-    ax.set_ylabel("smoothed loss")
-    fig.tight_layout()
-    save_figure(fig, path, dpi=80)
-
-
-def plot_lr_schedule(path: Path, lr_log: dict[str, np.ndarray]) -> None:
-    """LR of each layer group and beta1 over the steps: one cycle per stage."""
-    fig, (ax_lr, ax_mom) = plt.subplots(1, 2, figsize=(11, 4))
-    steps = lr_log.get("step", np.array([]))
-    for key in sorted(k for k in lr_log if k.startswith("lr_")):
-        ax_lr.plot(steps, lr_log[key], label=f"group {key[3:]}")
-    ax_lr.set_yscale("log")
-    ax_lr.set_xlabel("step")
-    ax_lr.set_ylabel("learning rate")
-    ax_lr.legend()
-    if "beta1" in lr_log:
-        ax_mom.plot(steps, lr_log["beta1"])
-    ax_mom.set_xlabel("step")
-    ax_mom.set_ylabel("Adam beta1")
-    fig.tight_layout()
-    save_figure(fig, path, dpi=80)
-
-
-def plot_losses(path: Path, lr_log: dict[str, np.ndarray], history: Sequence[dict], steps_at_epoch_end: Sequence[int]) -> None:
-    """Train loss per batch and val loss per epoch, one panel per stage, as the report's figure 4."""
-    stages = sorted({int(s) for s in lr_log.get("stage", [])}) or [1]
-    fig, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 4), squeeze=False)
-    for ax, stage in zip(axes[0], stages):
-        mask = lr_log["stage"] == stage if "stage" in lr_log else np.array([], dtype=bool)
-        if mask.any():
-            ax.plot(lr_log["step"][mask], lr_log["train_loss"][mask], label="train", alpha=0.7)
-        points = [(s, row["val_loss"]) for s, row in zip(steps_at_epoch_end, history) if row["stage"] == stage]
-        if points:
-            ax.plot(*zip(*points), "o-", label="val")
-        ax.set_title(f"stage {stage}")
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.legend()
-    fig.tight_layout()
-    save_figure(fig, path, dpi=80)
-
-
 # TensorBoard (optional: pip install '.[tensorboard]') --------------------------------------------------------
 
 
-class TensorBoardMissing(RuntimeError):
+class TensorBoardMissing(ToolkitError, RuntimeError):
     """--tensorboard was asked for but the tensorboard package is not installed."""
 
 

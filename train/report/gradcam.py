@@ -12,10 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-logger = logging.getLogger(__name__)
+from dfd.files import save_figure
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+logger = logging.getLogger(__name__)
 
 # Attributes under which our models (and common third-party ones) keep their backbone.
 _BACKBONE_ATTRS = ("body", "backbone", "encoder", "features")
@@ -239,16 +238,6 @@ def _to_numpy(array) -> np.ndarray:
     return np.asarray(array)
 
 
-def denormalize(tensor_chw: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
-    """Undo mean/std normalisation of a (3, H, W) tensor into a uint8 H x W x 3 image."""
-    arr = _to_numpy(tensor_chw).astype(np.float64)
-    if arr.ndim != 3 or arr.shape[0] != len(mean) or len(mean) != len(std):
-        raise ValueError(f"expected a ({len(mean)}, H, W) tensor, got shape {arr.shape}")
-    arr = arr * np.asarray(std, dtype=np.float64)[:, None, None] + np.asarray(mean, dtype=np.float64)[:, None, None]
-    arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(arr.transpose(1, 2, 0))
-
-
 def overlay(image_uint8_hwc: np.ndarray, heatmap_hw, alpha: float = 0.5) -> np.ndarray:
     """Blend a [0, 1] heatmap, coloured with matplotlib's jet map, over a uint8 H x W x 3 image."""
     from matplotlib import colormaps
@@ -333,10 +322,6 @@ def plot_gradcam_grid(images_uint8, heatmaps, titles, path, ncols: int = 4, alph
         ax.imshow(overlay(image, heat, alpha=alpha))
         ax.set_title(str(title), fontsize=9)
     fig.tight_layout()
-    path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
+    save_figure(fig, path, dpi=100)
     logger.info("Saved Grad-CAM grid of %d images to %s", len(images), path)
-    return path
+    return os.fspath(path)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dfd.files import write_text
+
 # (file, caption) in the report's order; a figure the run lacks is listed as missing, not silently dropped.
 FIGURES = (
     ("batch.png", "An augmented training batch, as the model sees it."),
@@ -177,7 +179,5 @@ def write_report(run_dir: str | Path) -> Path:
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Run {name}</title>'
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
     out = run_dir / "report.html"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    write_text(out, page)
     return out

@@ -1,6 +1,6 @@
 """THE metrics module: frame- and video-level scores from labels and P(fake), and the video aggregation rules.
 
-Training (engine.evaluate), train.explain, train.evaluate and train.predict all call it, so one checkpoint shows
+Training (train.fit.engine.evaluate), explain, evaluate and predict all call it, so one checkpoint shows
 one log loss wherever it appears.
 
 - **Log loss** clips P(fake) once, to [KAGGLE_EPS, 1 - KAGGLE_EPS] with KAGGLE_EPS = 1e-15, as Kaggle's DFDC
@@ -28,10 +28,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from train.config import AGGREGATES
+
 KAGGLE_EPS = 1e-15        # Kaggle's DFDC scorer clipped P(fake) to [1e-15, 1 - 1e-15]
 SUBMISSION_CLIP = 0.01    # what top DFDC entries clipped their own scores to (reported alongside, labelled so)
 THRESHOLD = 0.5           # accuracy: P(fake) >= THRESHOLD is called fake
-RULES = ("mean", "median", "confident")
+RULES = AGGREGATES
 CONFIDENT_FAKE = 0.8
 CONFIDENT_REAL = 0.2
 CONFIDENT_REAL_SHARE = 0.9

@@ -1,0 +1,1 @@
+"""The trainer's data: shards -> samples -> decoded pixels -> batches (streams, decode, batches)."""

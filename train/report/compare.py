@@ -1,0 +1,301 @@
+"""Runs side by side: one self-contained HTML page with a sortable table, loss curves and ROC curves.
+
+`dfd compare runs/A runs/B ... [--out compare.html]` (train.compare).
+
+Per run (a folder of train.run): architecture, input, image size, recipe, epochs, best epoch, frame- and video-level
+metrics of the explained checkpoint (recomputed with train.metrics from its predictions.parquet, so every run is
+scored by the same code (train.score.metrics) whatever version wrote it; explain.json where the predictions are missing), training
+images/s and time. Figures are base64 PNGs and the sorting script is inline: the page opens from disk, no server.
+Click a column header to sort by it (again to reverse); `compare.html#sort=COLUMN` (or `#sort=-COLUMN`) opens sorted.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+from dfd.errors import ToolkitError
+from dfd.files import write_text
+from train.config import RecipeError, TrainConfig
+from train.report.tables import markdown_table as table_of
+from train.score import metrics
+
+log = logging.getLogger(__name__)
+
+METRICS = ("log_loss", "roc_auc", "accuracy", "balanced_accuracy", "eer", "average_precision")
+LOWER_IS_BETTER = {"log_loss", "eer"}
+# (key, header, kind): kind "text" sorts as text, "num" as a number
+COLUMNS = (("run", "run", "text"), ("arch", "arch", "text"), ("input", "input", "text"),
+           ("image_size", "image size", "text"), ("recipe", "recipe", "text"), ("epochs", "epochs", "num"),
+           ("best_epoch", "best epoch", "num"),
+           *((f"video_{m}", f"video {m.replace('_', ' ')}", "num") for m in METRICS),
+           *((f"frame_{m}", f"frame {m.replace('_', ' ')}", "num") for m in METRICS),
+           ("images_per_s", "train images/s", "num"), ("train_s", "train time (s)", "num"),
+           ("wall_s", "wall time (s)", "num"))
+
+
+class CompareError(ToolkitError, RuntimeError):
+    """A folder is not a run of train.run (no config.json or metrics.csv); the message names it."""
+
+
+@dataclass
+class Run:
+    """What the page shows of one run folder."""
+
+    root: Path
+    name: str
+    row: dict
+    history: pd.DataFrame
+    frames: pd.DataFrame | None = None
+    videos: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def recipe_summary(recipe: dict) -> str:
+    """Stages as `epochs x lr` (`lo..hi` for a slice, `frozen` where frozen), joined by ' + '."""
+    parts = []
+    for stage in recipe.get("stages", []):
+        lr = stage.get("lr")
+        lr_text = f"{lr[0]:g}..{lr[1]:g}" if isinstance(lr, (list, tuple)) else f"{lr:g}"
+        parts.append(f"{stage.get('epochs')}x{lr_text}{' frozen' if stage.get('frozen') else ''}")
+    return " + ".join(parts) + f", batch {recipe.get('batch_size')}"
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _wall_seconds(root: Path) -> float | None:
+    """From the run folder's first file write (config.json, batch.png) to its last (the report); the files of the
+    run itself and its checkpoints only (not a later eval-SPLIT/ folder)."""
+    files = [*root.glob("*"), *root.glob("checkpoints/*")]
+    times = [p.stat().st_mtime for p in files if p.is_file()]
+    return max(times) - min(times) if len(times) > 1 else None
+
+
+def load_run(root: str | Path) -> Run:
+    """Read a run folder: config.json, metrics.csv, explain.json, predictions.parquet, video_predictions.parquet."""
+    root = Path(root)
+    saved = _read_json(root / "config.json")
+    if not saved or not (root / "metrics.csv").is_file():
+        raise CompareError(f"{root} is not a run folder of train.run (needs config.json and metrics.csv)")
+    try:
+        config = TrainConfig.from_checkpoint(saved)
+    except RecipeError as err:
+        raise CompareError(f"{root / 'config.json'}: {err}") from None
+    with (root / "metrics.csv").open() as f:
+        history = pd.DataFrame(list(csv.DictReader(f))).apply(pd.to_numeric, errors="coerce")
+    explained = _read_json(root / "explain.json")
+    size = config.image_size
+    row = {"run": root.name, "arch": config.arch, "input": config.input,
+           "image_size": f"{size[1]}x{size[0]}",  # WIDTHxHEIGHT, the project's convention (config: (H, W))
+           "recipe": recipe_summary(config.to_dict()["recipe"]), "epochs": int(len(history)),
+           "best_epoch": None, "images_per_s": None, "train_s": None, "wall_s": _wall_seconds(root)}
+    if len(history) and "log_loss" in history:
+        row["best_epoch"] = int(history["log_loss"].idxmin()) + 1  # 1-based over all stages, as best.pt was chosen
+    if "images_per_s" in history and history["images_per_s"].notna().any():
+        row["images_per_s"] = float(history["images_per_s"].mean())
+    if "seconds" in history and history["seconds"].notna().any():
+        row["train_s"] = float(history["seconds"].sum())
+    run = Run(root, root.name, row, history)
+    if (root / "predictions.parquet").is_file():
+        run.frames = pd.read_parquet(root / "predictions.parquet")
+        run.videos = metrics.video_scores(run.frames, explained.get("video", {}).get("aggregate", "mean"))
+        for level, table in (("frame", run.frames), ("video", run.videos)):
+            for name, value in metrics.score(table["label"], table["p_fake"]).items():
+                row[f"{level}_{name}"] = value
+    elif explained:
+        run.notes.append("no predictions.parquet: metrics from explain.json, no ROC curve")
+        for level in ("frame", "video"):
+            for name in METRICS:
+                row[f"{level}_{name}"] = explained.get(level, {}).get(name)
+    else:
+        run.notes.append("not explained yet (no explain.json): no checkpoint metrics")
+    return run
+
+
+# Figures -------------------------------------------------------------------------------------------------------
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def loss_figure(runs: Sequence[Run]) -> str:
+    """Train and val loss per epoch (epochs counted over all stages), every run on the same axes."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharex=True)
+    panels = (("train_loss", "train loss"), ("val_loss", "val loss (mean cross-entropy)"),
+              ("video_log_loss", "val video log loss"))
+    for ax, (column, title) in zip(axes, panels):
+        for i, run in enumerate(runs):
+            if column in run.history and run.history[column].notna().any():
+                epochs = range(1, len(run.history) + 1)
+                ax.plot(epochs, run.history[column], "o-", color=f"C{i}", label=run.name, markersize=4)
+        ax.set_title(title)
+        ax.set_xlabel("epoch (all stages)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("loss")
+    ymax = [ax.get_ylim()[1] for ax in axes]
+    for ax in axes:  # one loss scale for all three panels, whole epochs on x
+        ax.set_ylim(0, 1.08 * max(ymax))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def roc_figure(runs: Sequence[Run]) -> str | None:
+    """Frame- and video-level ROC curves of every run with predictions, AUC in the legend."""
+    with_curves = [r for r in runs if r.frames is not None and r.frames["label"].nunique() == 2]
+    if not with_curves:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    for ax, level in zip(axes, ("frame", "video")):
+        for i, run in enumerate(with_curves):
+            table = run.frames if level == "frame" else run.videos
+            fpr, tpr = metrics.roc(table["label"], table["p_fake"])
+            if len(fpr):
+                auc = metrics.roc_auc(table["label"], table["p_fake"])
+                ax.plot(fpr, tpr, color=f"C{runs.index(run)}", label=f"{run.name} (AUC {auc:.3f})")
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate (reals called fake)",
+               ylabel="true positive rate (fakes caught)", title=f"{level} level")
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# The page --------------------------------------------------------------------------------------------------------
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1500px;color:#222;
+padding:0 1em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
+th{background:#f3f3f3;cursor:pointer;user-select:none;position:sticky;top:0} th:hover{background:#e4e4ff}
+th.sorted-asc::after{content:" \\25B2"} th.sorted-desc::after{content:" \\25BC"}
+td.text,th.text{text-align:left} td.best{font-weight:bold;background:#eaf7ea} .wrap{overflow-x:auto}
+img{max-width:100%;border:1px solid #eee} .note{color:#555;font-size:14px}
+"""
+
+SCRIPT = """
+(function(){
+  var table = document.getElementById('runs');
+  function key(td){ var v = td.getAttribute('data-value'); return v === null ? td.textContent : v; }
+  function sortBy(col, desc){
+    var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+    var th = table.tHead.rows[0].cells[col], num = th.getAttribute('data-kind') === 'num';
+    rows.sort(function(a, b){
+      var x = key(a.cells[col]), y = key(b.cells[col]);
+      if (num){ x = x === '' ? NaN : parseFloat(x); y = y === '' ? NaN : parseFloat(y);
+        if (isNaN(x) && isNaN(y)) return 0; if (isNaN(x)) return 1; if (isNaN(y)) return -1;
+        return desc ? y - x : x - y; }
+      return desc ? String(y).localeCompare(String(x)) : String(x).localeCompare(String(y));
+    });
+    rows.forEach(function(r){ body.appendChild(r); });
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function(c){ c.classList.remove('sorted-asc', 'sorted-desc'); });
+    th.classList.add(desc ? 'sorted-desc' : 'sorted-asc');
+    table.setAttribute('data-sorted', th.getAttribute('data-key') + (desc ? ':desc' : ':asc'));
+  }
+  Array.prototype.forEach.call(table.tHead.rows[0].cells, function(th, col){
+    th.addEventListener('click', function(){ sortBy(col, th.classList.contains('sorted-asc')); });
+  });
+  var m = /sort=(-?)([\\w]+)/.exec(location.hash);
+  if (m){ Array.prototype.forEach.call(table.tHead.rows[0].cells, function(th, col){
+    if (th.getAttribute('data-key') === m[2]) sortBy(col, m[1] === '-'); }); }
+})();
+"""
+
+
+def _cell(value, kind: str, best: bool) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return f'<td class="{kind}" data-value="">n/a</td>'
+    if isinstance(value, float):
+        shown = f"{value:.1f}" if abs(value) >= 100 else f"{value:.4f}"
+        return f'<td class="{"best " if best else ""}{kind}" data-value="{value!r}">{shown}</td>'
+    text = html.escape(str(value))
+    return f'<td class="{kind}" data-value="{text}">{text}</td>'
+
+
+def _best_values(runs: Sequence[Run]) -> dict[str, float]:
+    best = {}
+    for level in ("frame", "video"):
+        for name in METRICS:
+            key = f"{level}_{name}"
+            values = [r.row.get(key) for r in runs if isinstance(r.row.get(key), float) and math.isfinite(r.row[key])]
+            if len(values) > 1:
+                best[key] = min(values) if name in LOWER_IS_BETTER else max(values)
+    return best
+
+
+def runs_table(runs: Sequence[Run]) -> str:
+    best = _best_values(runs)
+    head = "".join(f'<th class="{kind}" data-key="{key}" data-kind="{kind}">{html.escape(title)}</th>'
+                   for key, title, kind in COLUMNS)
+    body = "".join("<tr>" + "".join(_cell(r.row.get(key), kind, key in best and r.row.get(key) == best[key])
+                                    for key, _, kind in COLUMNS) + "</tr>" for r in runs)
+    return f'<div class="wrap"><table id="runs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def markdown_table(runs: Sequence[Run], columns: Sequence[str] = ("run", "arch", "image_size", "epochs", "best_epoch",
+                                                                  "video_log_loss", "video_roc_auc", "video_eer",
+                                                                  "frame_log_loss", "frame_roc_auc", "images_per_s",
+                                                                  "train_s")) -> str:
+    """The same rows as the page's table, as markdown (for notes and READMEs)."""
+    return table_of(columns, [[r.row.get(c) for c in columns] for r in runs])
+
+
+def write_page(runs: Sequence[Run], out: Path) -> Path:
+    """compare.html: the table, loss curves on shared axes, ROC curves, and notes; one file, no server needed."""
+    roc = roc_figure(runs)
+    notes = "".join(f"<li><b>{html.escape(r.name)}</b> ({html.escape(str(r.root))}): {html.escape(n)}</li>"
+                    for r in runs for n in r.notes)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Run comparison: {html.escape(', '.join(r.name for r in runs))}</title>
+<style>{STYLE}</style></head><body>
+<h1>Run comparison</h1>
+<p class="note">{len(runs)} runs, written {time.strftime('%Y-%m-%d %H:%M:%S')} by <code>dfd compare</code>.
+Metrics are the explained checkpoint's (best.pt) on the val split, computed by <code>train.score.metrics</code>: log loss
+clips P(fake) to [{metrics.KAGGLE_EPS:g}, 1 &minus; {metrics.KAGGLE_EPS:g}] as Kaggle's DFDC scorer did; accuracy
+thresholds at 0.5; a video's score aggregates its frames as the run's explain did (mean unless it said otherwise).
+Best epoch counts epochs over all stages (the lowest val frame log loss, as best.pt was chosen). Train images/s is
+the mean over epochs; train time sums the epochs; wall time spans the run folder's first and last writes. Click a
+column header to sort; the best value of each metric column is bold.</p>
+<h2 id="table">Runs</h2>
+{runs_table(runs)}
+{f'<ul class="note">{notes}</ul>' if notes else ''}
+<h2 id="losses">Loss curves (shared axes)</h2>
+<img alt="loss curves" src="{loss_figure(runs)}">
+<h2 id="roc">ROC curves (val)</h2>
+{f'<img alt="ROC curves" src="{roc}">' if roc else '<p class="note">No run has val predictions with both classes.</p>'}
+<script>{SCRIPT}</script>
+</body></html>
+"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, page)
+    return out
+
+
+def compare(run_dirs: Sequence[str | Path], out: str | Path = "compare.html") -> tuple[Path, list[Run]]:
+    runs = [load_run(d) for d in run_dirs]
+    names = [r.name for r in runs]
+    for run in runs:  # two runs/NAME from different parents: tell them apart
+        if names.count(run.name) > 1:
+            run.name = run.row["run"] = f"{run.root.parent.name}/{run.name}"
+    return write_page(runs, Path(out)), runs

@@ -1,0 +1,89 @@
+"""Benchmark-grade evaluation of one checkpoint or an ensemble on a sharded split: metrics.json, a table, ROC curves.
+
+Frame- and video-level ROC-AUC, accuracy, balanced accuracy, EER, average precision and log loss (Kaggle's clipping),
+all from train.score.metrics, the module training, explain and predict use. Several checkpoints form an ensemble:
+the mean of their P(fake) per frame (and over the mirrored frame with --tta hflip); they must share their input
+settings.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from dfd.files import write_parquet, write_text
+from pipeline.dataset import Dataset
+from train.data.streams import ValStream, make_loader
+from train.report.figures import plot_roc
+from train.report.tables import markdown_table as table_of
+from train.score import metrics
+from train.score.checkpoints import CheckpointError, Ensemble, load_ensemble
+from train.score.predict import predict_loader
+
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = ("n", "log_loss", "roc_auc", "accuracy", "balanced_accuracy", "eer", "average_precision")
+
+
+def markdown_table(result: dict) -> str:
+    """The frame and video rows of an evaluation as a GitHub markdown table."""
+    rows = [[level, *({**result[level], "n": result[level][key]}.get(c) for c in TABLE_COLUMNS)]
+            for level, key in (("frame", "frames"), ("video", "videos"))]
+    return table_of(("level", *TABLE_COLUMNS), rows)
+
+
+def default_out(paths: Sequence[Path], split: str) -> Path:
+    """One checkpoint: RUN/eval-SPLIT next to its checkpoints folder; an ensemble: runs/ensemble-DATE-TIME."""
+    if len(paths) == 1 and paths[0].parent.name == "checkpoints":
+        return paths[0].parent.parent / f"eval-{split}"
+    return Path("runs") / f"ensemble-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def predict_split(ensemble: Ensemble, urls: Sequence[str], batch_size: int, workers: int,
+                  tta: str = "none") -> pd.DataFrame:
+    """Per-frame rows (key, video_id, label, p_fake) over every sample of the shards, decoded once for all models."""
+    loader = make_loader(ValStream(list(urls), ensemble.image_size, batch_size), min(workers, len(urls)))
+    return predict_loader(ensemble.models, loader, ensemble.dev, tta)
+
+
+def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Path, split: str = "val",
+             out: str | Path | None = None, tta: str = "none", rule: str | None = None, device: str = "auto",
+             batch_size: int | None = None, workers: int = 2) -> dict:
+    """Score the split with the checkpoint(s) (rule None: the first checkpoint's --aggregate); writes metrics.json,
+    metrics.md, roc.png, predictions.parquet and video_predictions.parquet to out; returns the metrics dict."""
+    ensemble = load_ensemble(checkpoints, device)
+    first = ensemble.config
+    rule = rule or first.aggregate
+    if rule not in metrics.RULES:
+        raise CheckpointError(f"unknown --aggregate {rule!r}; allowed: {', '.join(metrics.RULES)}")
+    dataset = Dataset.open(shards, manifests, ensemble.settings["input"], first.fake_faces, need=(), check=(split,))
+    urls = dataset.urls(split)
+    if not urls:
+        raise CheckpointError(f"the manifest in {manifests} lists no shards of split {split!r}")
+    start = time.perf_counter()
+    frames = predict_split(ensemble, urls, batch_size or first.batch_size, workers, tta)
+    seconds = time.perf_counter() - start
+    if frames.empty:
+        raise CheckpointError(f"no frames in the {len(urls)} {split} shards")
+    if frames["label"].nunique() < 2:
+        log.warning("the %s split holds one class only: ROC-AUC, EER and AP are undefined (n/a)", split)
+    frame, video, videos = metrics.frame_and_video(frames, rule)
+    videos["loss"] = metrics.item_log_losses(videos["label"], videos["p_fake"])
+    result = {"checkpoints": ensemble.describe(), "ensemble": len(ensemble.models) > 1, "split": split,
+              "tta": tta, "aggregate": rule, "input": ensemble.settings, "log_loss_eps": metrics.KAGGLE_EPS,
+              "frame": frame, "video": video, "seconds": seconds,
+              "images_per_s": len(frames) / seconds if seconds else None}
+    out = Path(out) if out else default_out(ensemble.paths, split)
+    out.mkdir(parents=True, exist_ok=True)
+    write_parquet(frames, out / "predictions.parquet")
+    write_parquet(videos, out / "video_predictions.parquet")
+    name = f"ensemble of {len(ensemble.models)}" if result["ensemble"] else first.arch
+    plot_roc(out / "roc.png", [(name, frames, videos)])
+    write_text(out / "metrics.json", json.dumps(metrics.json_safe(result), indent=2) + "\n")
+    write_text(out / "metrics.md", markdown_table(result))
+    result["out"] = str(out)
+    return result

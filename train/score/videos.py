@@ -1,0 +1,340 @@
+"""Videos scored from files (or a sharded split): the pipeline's own frames, the val transform, a score per video.
+
+Frames come from `pipeline.frames.extract` with the settings the training shards were made with (fps, size box,
+JPEG quality), then go through `decode_resized` at the model's input size and ImageNet normalisation, exactly as
+`train.data.streams.ValStream` feeds validation; a faces checkpoint's videos go through the faces stage's own
+detect-and-crop first (train.score.faces).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import simplejpeg
+from tqdm import tqdm
+
+from dfd.errors import ToolkitError
+from pipeline.dataset import LABELS, Dataset, DatasetError, is_local, read_dataset_json
+from pipeline.discover import VIDEO_EXTENSIONS
+from pipeline.frames import FrameError, extract
+from train.config import TrainConfig
+from train.data.decode import decode_resized
+from train.data.streams import read_shard
+from train.score import metrics
+from train.score.checkpoints import CheckpointError, load_ensemble
+from train.score.faces import FACE_ROW_COLUMNS, NO_FACE_NOTE, FaceCropper, face_rows
+from train.score.predict import Scorer
+
+log = logging.getLogger(__name__)
+
+FAILED_SCORE = 0.5  # the submission row of a video that could not be read: the uninformed prior
+FRAME_COLUMNS = ("filename", "video_id", "key", "index", "second", "label", "p_fake", "error")
+
+
+class PredictError(ToolkitError, RuntimeError):
+    """Prediction cannot start (no frame settings, no videos, no shards of the split); the message says why."""
+
+
+@dataclass(frozen=True)
+class FrameSettings:
+    """What `pipeline.frames.extract` needs to reproduce the training frames, and where it was read from."""
+
+    fps: float
+    box: tuple[int, int]
+    quality: int
+    timeout: float = 600.0
+    source: str = ""
+
+
+def _settings_from(config: dict | None, source: str) -> FrameSettings | None:
+    """Frame settings from a manifest or checkpoint config (untrusted: they reach ffmpeg's filter graph), checked
+    for type and range; PredictError names the field otherwise."""
+    if not config or not all(k in config for k in ("fps", "size", "quality")):
+        return None
+
+    def number(field, value, kind, low, high):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)) \
+                or not low <= value <= high:
+            raise PredictError(f"{source}: config.{field} is {value!r}, not a{'n integer' if kind is int else ' number'} "
+                               f"in [{low}, {high}]: refusing frame settings that ffmpeg would be given")
+        return kind(value)
+
+    size = config["size"]
+    if not isinstance(size, (list, tuple)) or len(size) != 2:
+        raise PredictError(f"{source}: config.size is {size!r}, not [width, height]")
+    return FrameSettings(number("fps", config["fps"], float, 0.001, 60),
+                         (number("size[0]", size[0], int, 16, 16384), number("size[1]", size[1], int, 16, 16384)),
+                         number("quality", config["quality"], int, 1, 31),
+                         number("timeout", config.get("timeout") or 600.0, float, 1, 86400), source)
+
+
+def frame_settings(checkpoint: Path, config: TrainConfig, manifests: Path | None = None) -> FrameSettings:
+    """The pipeline settings the model was trained on, from (first found): --manifests' dataset.json, the
+    checkpoint's own config (training stores them), the run folder's pipeline.json, the config's manifests."""
+    candidates = []
+    if manifests is not None:
+        candidates.append(Path(manifests) / "dataset.json")
+    elif (stored := _settings_from(config.frames, f"{checkpoint} (its config)")):
+        return stored
+    candidates.append(checkpoint.resolve().parent.parent / "pipeline.json")
+    if config.manifests:
+        candidates.append(Path(config.manifests) / "dataset.json")
+    for path in candidates:
+        if path.is_file():
+            settings = _settings_from(_saved_config(path), str(path))
+            if settings is not None:
+                return settings
+    raise PredictError("cannot find the pipeline settings (fps, size, JPEG quality) the model was trained on; looked "
+                       f"at {', '.join(map(str, candidates))}. Pass --manifests DIR (the folder with dataset.json)")
+
+
+def _saved_config(path: Path) -> dict | None:
+    """The "config" of a dataset.json (read by pipeline.dataset) or of a run folder's pipeline.json."""
+    try:
+        data = read_dataset_json(path.parent) if path.name == "dataset.json" else json.loads(path.read_text())
+    except (DatasetError, OSError, ValueError) as err:
+        raise PredictError(f"{path}: {err}") from None
+    return data.get("config") if isinstance(data, dict) else None
+
+
+def find_videos(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files as given (whatever their extension), folders searched recursively for video files; sorted, unique."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        else:
+            found.append(item)  # a missing file becomes an error row, not a crash
+    return list(dict.fromkeys(found))
+
+
+def video_names(paths: Sequence[Path], inputs: Sequence) -> list[str]:
+    """The filename column: the bare file name (as Kaggle wants) when those are unique; else, with a warning, the
+    path relative to the folder given (the path as given where even that repeats), so no two videos share a row."""
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    roots = [Path(i) for i in inputs if Path(i).is_dir()]
+
+    def relative(path: Path) -> str:
+        for root in roots:
+            if path.is_relative_to(root):
+                return str(path.relative_to(root))
+        return str(path)
+
+    out = [relative(p) for p in paths]
+    if len(set(out)) < len(out):
+        out = [str(p) for p in paths]
+    repeated = pd.Series(names)[pd.Series(names).duplicated()].iloc[0]
+    log.warning("several videos share a file name (e.g. %s): the filename column holds each video's path relative "
+                "to the folder given instead", repeated)
+    return out
+
+
+@dataclass
+class Decoded:
+    """One video's frames at the model's input size (uint8 NHWC), or the reason it has none."""
+
+    path: Path
+    images: np.ndarray | None = None
+    indices: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    error: str | None = None
+    decode_s: float = 0.0
+
+
+def decode_video(path: Path, settings: FrameSettings, size: tuple[int, int] | None) -> Decoded:
+    """ffmpeg via pipeline.frames.extract (the shards' own JPEGs), then decode_resized as ValStream does (size None:
+    the frames as the shards hold them, for the faces stage's detector)."""
+    start = time.perf_counter()
+    try:
+        _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout)
+        images = np.stack([decode_resized(f.jpeg, size) if size else simplejpeg.decode_jpeg(f.jpeg, colorspace="RGB")
+                           for f in frames])
+    except FrameError as err:
+        return Decoded(path, error=str(err), decode_s=time.perf_counter() - start)
+    except (OSError, ValueError, RuntimeError) as err:  # unreadable file, a JPEG simplejpeg refuses
+        return Decoded(path, error=f"{err.__class__.__name__}: {err}", decode_s=time.perf_counter() - start)
+    return Decoded(path, images, [f.index for f in frames], [f.second for f in frames],
+                   decode_s=time.perf_counter() - start)
+
+
+def decoded_stream(paths: Sequence[Path], settings: FrameSettings, size, workers: int) -> Iterator[Decoded]:
+    """Decoded videos in input order; with workers > 0, ffmpeg runs for the next videos while the model scores."""
+    if workers <= 0:
+        for path in paths:
+            yield decode_video(path, settings, size)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending: list[Future] = []
+        queue = iter(paths)
+        for path in queue:
+            pending.append(pool.submit(decode_video, path, settings, size))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done = pending.pop(0).result()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append(pool.submit(decode_video, nxt, settings, size))
+            yield done
+
+
+def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSettings, size, workers: int = 2,
+                   progress: bool = True, names: Sequence[str] | None = None,
+                   cropper=None) -> tuple[pd.DataFrame, dict]:
+    """Per-frame rows (error rows for videos that failed) and timings: wall, decode and model seconds.
+    `names`: each video's filename column (video_names); default the bare file names. With a `cropper`
+    (train.score.faces.FaceCropper, a faces checkpoint) a row per face instead, and a row with a note for a video
+    without any face."""
+    rows, start, decode_s, failed = [], time.perf_counter(), 0.0, 0
+    names = iter(names if names is not None else [p.name for p in paths])
+    bar = tqdm(total=len(paths), desc="videos", unit="video", disable=not progress, dynamic_ncols=True)
+    for item in decoded_stream(paths, settings, None if cropper else size, workers):
+        decode_s += item.decode_s
+        name = next(names)
+        base = {"filename": name, "video_id": str(Path(name).with_suffix("")), "label": None}
+        if item.error is not None:
+            failed += 1
+            log.error("%s: %s", item.path, item.error)
+            rows.append({**base, "error": item.error})
+        elif cropper is not None:
+            rows += face_rows(cropper, scorer, item, base)
+        else:
+            p_fake = scorer(item.images)
+            rows += [{**base, "key": f"{base['video_id']}_{i:04d}", "index": i, "second": s, "p_fake": p}
+                     for i, s, p in zip(item.indices, item.seconds, p_fake)]
+        bar.update(1)
+        bar.set_postfix(failed=failed)
+    bar.close()
+    stats = {"videos": len(paths), "failed": failed, "wall_s": time.perf_counter() - start, "decode_s": decode_s,
+             "model_s": scorer.seconds}
+    if cropper is None:
+        return frames_frame(rows), stats
+    stats.update(faces_s=cropper.seconds, no_face=sum(r.get("note") == NO_FACE_NOTE for r in rows))
+    return frames_frame(rows, FRAME_COLUMNS + FACE_ROW_COLUMNS), stats
+
+
+def frames_frame(rows: list[dict], columns: Sequence[str] = FRAME_COLUMNS) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(columns))
+    return frame.astype({"index": "Int64", "second": "float64", "p_fake": "float64"})
+
+
+def shard_samples(shards: str, manifests: Path, split: str, input: str = "frames") -> tuple[list[str], dict[str, str]]:
+    """Shard locations of a split (its face shards for input "faces"), checked as training checks them, and video
+    id -> file name from videos.parquet (if present)."""
+    try:
+        dataset = Dataset.open(shards, manifests, input, need=(), check=(split,))
+    except DatasetError as err:
+        raise PredictError(str(err)) from None
+    urls = dataset.urls(split)
+    if not urls:
+        raise PredictError(f"{Path(manifests) / 'dataset.json'} lists no shards of split {split!r}")
+    names = {}
+    if dataset.has_table("videos"):
+        videos = dataset.table("videos", ["video_id", "path"]).dropna()
+        base = [Path(p).name for p in videos["path"]]
+        if len(set(base)) < len(base):  # e.g. FaceForensics++: the same TTT_SSS.mp4 under every method
+            log.warning("several videos share a file name (e.g. %s): the filename column holds video ids instead",
+                        pd.Series(base)[pd.Series(base).duplicated()].iloc[0])
+            base = [f"{v}{Path(p).suffix}" for v, p in zip(videos["video_id"], videos["path"])]
+        names = dict(zip(videos["video_id"], base))
+    return urls, names
+
+
+def predict_shards(scorer: Scorer, urls: Iterable[str], names: dict[str, str], size,
+                   progress: bool = True) -> pd.DataFrame:
+    """Per-frame rows for every sample of the shards (labels kept where the split has them)."""
+    rows: list[dict] = []
+    batch: list[tuple[dict, np.ndarray]] = []
+
+    def flush() -> None:
+        p_fake = scorer(np.stack([image for _, image in batch]))
+        rows.extend({**meta, "p_fake": p} for (meta, _), p in zip(batch, p_fake))
+        batch.clear()
+
+    bar = tqdm(desc="frames", unit="frame", disable=not progress, dynamic_ncols=True)
+    for url in urls:
+        for sample in read_shard(url):
+            meta = json.loads(sample["json"])
+            video = meta.get("video_id") or sample["__key__"].rsplit("_", 1)[0]
+            batch.append(({"filename": names.get(video, f"{video}.mp4"), "video_id": video, "key": sample["__key__"],
+                           "index": meta.get("index"), "second": meta.get("second"),
+                           "label": LABELS.get(meta.get("label")), "error": None},
+                          decode_resized(sample["jpg"], size)))
+            if len(batch) >= scorer.batch_size:
+                flush()
+            bar.update(1)
+    if batch:
+        flush()
+    bar.close()
+    return frames_frame(rows)
+
+
+def video_scores(frames: pd.DataFrame, clip: float = 0.0, rule: str = "mean") -> pd.DataFrame:
+    """filename, label = the rule over the P(fake) of the video's frames or faces (train.score.metrics.video_scores,
+    the one per-video scoring; FAILED_SCORE where it failed or has no face), in input order."""
+    ok = frames[frames["error"].isna() & frames["p_fake"].notna()]
+    scored = metrics.video_scores(ok, rule, by="filename").set_index("filename")["p_fake"]
+    names = list(dict.fromkeys(frames["filename"]))
+    scores = np.array([scored.get(name, FAILED_SCORE) for name in names], dtype=np.float64)
+    if clip > 0:
+        scores = np.clip(scores, clip, 1 - clip)
+    return pd.DataFrame({"filename": names, "label": scores})
+
+
+def face_cropper(config: TrainConfig, size, device: str) -> FaceCropper | None:
+    """The faces stage's detect-and-crop for a checkpoint trained on faces (None for a frames checkpoint)."""
+    if config.input != "faces":
+        return None
+    if not config.faces:
+        raise PredictError("the checkpoint was trained on faces but records no face settings")
+    log.info("faces checkpoint: each video's faces detected and cropped with %s", config.faces)
+    return FaceCropper(config.faces, size, device)
+
+
+def load_scorer(checkpoints: Path | Sequence[Path], device: str, batch_size: int | None,
+                tta: str = "none") -> tuple[Scorer, TrainConfig]:
+    """A Scorer over one checkpoint or an ensemble (refused unless they take the same input) and the first config."""
+    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    try:
+        ensemble = load_ensemble(paths, device)
+    except CheckpointError as err:
+        raise PredictError(str(err)) from None
+    return Scorer(ensemble.models, ensemble.dev, batch_size or ensemble.config.batch_size, tta), ensemble.config
+
+
+def predict_inputs(inputs: Sequence[Path], checkpoints: Sequence[Path], shards: str | None, manifests: Path | None,
+                   split: str, workers: int, batch_size: int | None, device: str, clip: float, tta: str,
+                   rule: str | None, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Per-frame (or per-face) rows, the per-video submission and counts, for videos (files or folders) or, with
+    `shards`, a sharded split. Nothing is written here: two videos sharing a file name raise PredictError first."""
+    scorer, config = load_scorer(checkpoints, device, batch_size, tta)
+    size = config.image_size
+    if shards:
+        if not manifests and not is_local(shards):
+            raise PredictError("--shards is not a local folder: pass --manifests")
+        urls, names = shard_samples(shards, Path(manifests or Path(shards).parent / "manifests"), split, config.input)
+        frames = predict_shards(scorer, urls, names, size, progress=progress)
+        stats = {"videos": frames["video_id"].nunique(), "failed": 0}
+    else:
+        settings = frame_settings(Path(checkpoints[0]), config, manifests)
+        paths = find_videos(inputs)
+        if not paths:
+            raise PredictError(f"no video files in {', '.join(map(str, inputs))}")
+        log.info("%d videos; frames as the pipeline made them: fps %g, box %dx%d, quality %d (from %s); model "
+                 "input %dx%d", len(paths), settings.fps, *settings.box, settings.quality, settings.source, *size)
+        frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=progress,
+                                       names=video_names(paths, inputs), cropper=face_cropper(config, size, device))
+    scores = video_scores(frames, clip, rule or config.aggregate)
+    if len(scores) != stats["videos"] or frames["filename"].nunique() != frames["video_id"].nunique():
+        raise PredictError(f"{stats['videos']} videos scored but {len(scores)} rows to write: two videos share a "
+                           "filename; nothing written")
+    return frames, scores, stats
