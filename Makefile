@@ -36,32 +36,34 @@ setup: $(STAMP)  ## create .venv and install the project with its dev tools
 
 shards: setup  ## VIDEOS=/path/to/dfdc [SHARDS=shards MANIFESTS=manifests WORKERS=N]: decode once into shards
 	@test -n "$(VIDEOS)" || { echo "usage: make shards VIDEOS=/path/to/videos [SHARDS=shards] [MANIFESTS=manifests] [WORKERS=N]"; exit 2; }
-	$(PYTHON) -m pipeline.run --videos "$(VIDEOS)" --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --workers $(WORKERS) $(ARGS)
+	$(BIN)/dfd shards --videos "$(VIDEOS)" --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --workers $(WORKERS) $(ARGS)
 
 faces: setup  ## SHARDS=... MANIFESTS=... [WORKERS=N]: MTCNN face crops of the frame shards (SHARDS/faces/, faces.parquet)
-	$(PYTHON) -m pipeline.faces --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --workers $(WORKERS) $(ARGS)
+	$(BIN)/dfd faces --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --workers $(WORKERS) $(ARGS)
 
 train: setup  ## SHARDS=... MANIFESTS=... [RUN=runs/NAME RECIPE=seed WEIGHTS=imagenet]: train from shards
-	$(PYTHON) -m train.run --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --out "$(RUN)" --recipe "$(RECIPE)" --weights "$(WEIGHTS)" $(ARGS)
+	$(BIN)/dfd train --shards "$(SHARDS)" --manifests "$(MANIFESTS)" --out "$(RUN)" --recipe "$(RECIPE)" --weights "$(WEIGHTS)" $(ARGS)
 
 demo: setup  ## generate a small DFDC-shaped dataset, shard it, train on the CPU (WEIGHTS=none offline) [DEMO_SEED=0]
 	$(PYTHON) -m demodata.synthetic --out "$(DEMO)/videos" --videos 128 --seconds 3 --size 384x216 --seed $(DEMO_SEED)
 	$(MAKE) --no-print-directory shards VIDEOS="$(DEMO)/videos" SHARDS="$(DEMO)/shards" MANIFESTS="$(DEMO)/manifests" ARGS="--size 256x144 --fps 4"
-	$(PYTHON) -m train.run --shards "$(DEMO)/shards" --manifests "$(DEMO)/manifests" --out "$(DEMO)/runs/demo" --recipe demo --weights "$(WEIGHTS)" --boxes "$(DEMO)/videos/boxes.json" $(ARGS)
+	$(BIN)/dfd train --shards "$(DEMO)/shards" --manifests "$(DEMO)/manifests" --out "$(DEMO)/runs/demo" --recipe demo --weights "$(WEIGHTS)" --boxes "$(DEMO)/videos/boxes.json" $(ARGS)
 	@echo "demo run folder: $(DEMO)/runs/demo (open $(DEMO)/runs/demo/report.html)"
 
 demo-faces: setup  ## the demo on faces: photographed faces (MTCNN finds them), shards, faces stage, train on crops [DEMO_SEED=0]
 	$(PYTHON) -m demodata.faces --out "$(DEMO_FACES)/videos" --videos 96 --seconds 3 --size 384x216 --seed $(DEMO_SEED)
 	$(MAKE) --no-print-directory shards VIDEOS="$(DEMO_FACES)/videos" SHARDS="$(DEMO_FACES)/shards" MANIFESTS="$(DEMO_FACES)/manifests" ARGS="--size 384x216 --fps 3"
 	$(MAKE) --no-print-directory faces SHARDS="$(DEMO_FACES)/shards" MANIFESTS="$(DEMO_FACES)/manifests" ARGS="--face-size 96 --min-size 30"
-	$(PYTHON) -m train.run --shards "$(DEMO_FACES)/shards" --manifests "$(DEMO_FACES)/manifests" --out "$(DEMO_FACES)/runs/faces" --recipe demo_faces --weights "$(DEMO_FACES_WEIGHTS)" --boxes "$(DEMO_FACES)/videos/boxes.json" $(ARGS)
+	$(BIN)/dfd train --shards "$(DEMO_FACES)/shards" --manifests "$(DEMO_FACES)/manifests" --out "$(DEMO_FACES)/runs/faces" --recipe demo_faces --weights "$(DEMO_FACES_WEIGHTS)" --boxes "$(DEMO_FACES)/videos/boxes.json" $(ARGS)
 	@echo "demo-faces run folder: $(DEMO_FACES)/runs/faces (open $(DEMO_FACES)/runs/faces/report.html)"
 
-test: setup  ## run the whole test suite on every core, one test module per worker (prints the 15 slowest tests)
+test: setup  ## the whole test suite on every core, one module per worker (15 slowest shown), then the import layers
 	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/lint-imports
 
-test-fast: setup  ## the test suite without the end-to-end tests marked slow
+test-fast: setup  ## the test suite without the end-to-end tests marked slow, then the import layers
 	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow" --durations=15
+	$(BIN)/lint-imports
 
 bench: bench-shards bench-train bench-predict bench-faces  ## all benchmarks
 

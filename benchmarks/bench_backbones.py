@@ -21,8 +21,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
 
-from train.engine import Device, make_scaler, train_step  # noqa: E402
-from train.model import build_model, param_groups, set_frozen  # noqa: E402
+from train.fit.engine import make_scaler, train_step  # noqa: E402
+from train.model import Device, build_model, param_groups, set_frozen  # noqa: E402
 
 DEFAULT_ARCHS = "resnet18,efficientnet_b0,xception41,convnext_tiny"
 

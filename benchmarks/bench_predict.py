@@ -12,6 +12,7 @@ Usage: .venv/bin/python benchmarks/bench_predict.py [--clips DIR] [--image-size 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -26,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from pipeline.ffmpeg import find_ffmpeg  # noqa: E402
-from train.config import load_recipe, parse_image_size  # noqa: E402
+from train.config import TrainConfig, load_recipe, parse_image_size  # noqa: E402
 from train.model import build_model  # noqa: E402
-from train.predict import find_videos, frame_settings, load_scorer, predict_videos  # noqa: E402
+from train.score.videos import find_videos, frame_settings, load_scorer, predict_videos  # noqa: E402
 
 CLIPS = ROOT.parent / "shared" / "data" / "dfdc_sample"
 
@@ -36,11 +37,9 @@ CLIPS = ROOT.parent / "shared" / "data" / "dfdc_sample"
 def make_run(folder: Path, image_size: tuple[int, int], batch_size: int) -> Path:
     """A run folder with a random resnet-18 checkpoint and the pipeline's default frame settings."""
     (folder / "checkpoints").mkdir(parents=True)
-    recipe = load_recipe("seed")
-    config = {"arch": "resnet18", "manifests": str(folder / "none"),
-              "recipe": {"batch_size": batch_size, "image_size": list(image_size),
-                         "augment": {}, "stages": [{"epochs": s.epochs, "lr": s.lr, "frozen": s.frozen}
-                                                   for s in recipe.stages]}}
+    recipe = dataclasses.replace(load_recipe("seed"), batch_size=batch_size, image_size=tuple(image_size))
+    config = TrainConfig(shards=str(folder / "none"), manifests=str(folder / "none"), out=str(folder),
+                         recipe=recipe, arch="resnet18", weights="none").to_dict()  # what train.run saves
     torch.manual_seed(0)
     ckpt = folder / "checkpoints" / "best.pt"
     torch.save({"model": build_model("resnet18").state_dict(), "config": config}, ckpt)
@@ -51,8 +50,7 @@ def make_run(folder: Path, image_size: tuple[int, int], batch_size: int) -> Path
 def measure(ckpt: Path, paths: list[Path], workers: int, batch_size: int) -> dict:
     scorer, config = load_scorer(ckpt, "cpu", batch_size)
     settings = frame_settings(ckpt, config)
-    frames, stats = predict_videos(scorer, paths, settings, tuple(config["recipe"]["image_size"]), workers,
-                                   progress=False)
+    frames, stats = predict_videos(scorer, paths, settings, config.image_size, workers, progress=False)
     if stats["failed"]:
         raise SystemExit(f"{stats['failed']} clips failed to decode: {frames['error'].dropna().tolist()}")
     stats["frames"] = int(frames["p_fake"].notna().sum())

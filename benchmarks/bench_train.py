@@ -36,6 +36,7 @@ from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # helpers.augment: test-only, not shipped
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -43,14 +44,18 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from train.augment import decode_resized, normalize, to_chw, train_transform  # noqa: E402
+from helpers.augment import albumentations_for, only  # noqa: E402
+from pipeline.dataset import Dataset  # noqa: E402
+from train.augment.fused import FusedAugment, apply, sample  # noqa: E402
+from train.augment.reference import train_transform  # noqa: E402
 from train.config import AUGMENTS, Augment  # noqa: E402
-from train.data import TrainStream, collate, load_manifest, make_loader, worker_seed  # noqa: E402
-from train.fused_augment import FusedAugment, albumentations_for, apply, sample  # noqa: E402
-from train.model import build_model  # noqa: E402
-from train.run import make_optimizer  # noqa: E402
+from train.data.batches import collate  # noqa: E402
+from train.data.decode import decode_resized, to_chw  # noqa: E402
+from train.data.streams import TrainStream, make_loader, worker_seed  # noqa: E402
+from train.fit.loop import make_optimizer  # noqa: E402
+from train.model import build_model, normalize  # noqa: E402
 
-ALL_ON = Augment.only(*AUGMENTS)  # every augmentation on every image: the worst case
+ALL_ON = only(*AUGMENTS)  # every augmentation on every image: the worst case
 SEED = Augment()  # the seed recipe's probabilities (train/recipes/seed.toml)
 SIZES = {"720x1280": (720, 1280), "224": (224, 224)}
 
@@ -115,9 +120,9 @@ def add(a: dict | None, b: dict) -> dict:
 def ours(shards: Path, manifests: Path, size: tuple[int, int], probs: Augment, n: int, impl: str,
          batch: int = 16, seed: int = 0) -> dict:
     """The trainer's own TrainStream (decode at size, augment, mix, batch), one process, workers=0."""
-    manifest = load_manifest(shards, manifests)
+    dataset = Dataset.open(shards, manifests)
     n_batches = max(1, n // batch)
-    stream = TrainStream(manifest, size, probs, batch, n_batches, "mix", shuffle_buffer=64, seed=seed,
+    stream = TrainStream(dataset, size, probs, batch, n_batches, "mix", shuffle_buffer=64, seed=seed,
                          augment_impl=impl)
     return timed(lambda: consume(make_loader(stream, 0), stream), n_batches * batch)
 
@@ -194,11 +199,11 @@ def cost_table(frames: list[Path], n: int = 12) -> dict:
         return {label: _ms(lambda pair: pair[1](image=pair[0]), plain), label + " fused": _ms(lambda p: apply(*p), pairs)}
 
     for name in AUGMENTS:
-        only = Augment.only(name)
-        rows[f"{name} (p=1)"] = both(only, "720x1280") | both(only, "224")
+        alone = only(name)
+        rows[f"{name} (p=1)"] = both(alone, "720x1280") | both(alone, "224")
     for k in (3, 5, 7):  # median blur's kernels at 720p differ by 100x in cost
         rows[f"  median blur k={k}"] = {"720x1280": _ms(lambda im: cv2.medianBlur(im, k), images["720x1280"])}
-    geometric = Augment.only("hflip", "crop_pad", "rotate", "zoom")
+    geometric = only("hflip", "crop_pad", "rotate", "zoom")
     rows["flip+crop_pad+rotate+zoom (fused: one warp)"] = both(geometric, "720x1280") | both(geometric, "224")
     rows["all ten (p=1)"] = both(ALL_ON, "720x1280") | both(ALL_ON, "224")
     rows["seed recipe probabilities (4 draws per frame)"] = both(SEED, "720x1280", 4) | both(SEED, "224", 4)
@@ -246,9 +251,9 @@ def _children_cpu() -> float:
 def full_loader(shards, manifests, size, probs, n, workers: int, impl: str, batch: int = 16) -> dict:
     """(3) TrainStream through DataLoader(workers, prefetch 4, pinned memory if CUDA), consumed as a trainer does;
     CPU time of the parent and of the workers (collected when the loader joins them)."""
-    manifest = load_manifest(shards, manifests)
+    dataset = Dataset.open(shards, manifests)
     n_batches = max(workers, n // batch)
-    stream = TrainStream(manifest, size, probs, batch, n_batches, "mix", shuffle_buffer=64, seed=5, augment_impl=impl)
+    stream = TrainStream(dataset, size, probs, batch, n_batches, "mix", shuffle_buffer=64, seed=5, augment_impl=impl)
     loader = make_loader(stream, workers, pin_memory=torch.cuda.is_available())
     children, cpu, wall = _children_cpu(), time.process_time(), time.perf_counter()
     seen = consume(loader, stream)

@@ -24,6 +24,7 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # helpers.augment.only: test- and benchmark-only, not shipped
 
 import torch  # noqa: E402
 
@@ -47,9 +48,9 @@ def sync(device: torch.device | str) -> None:
 def measure(batches, dev, steps: int, batch: int, warmup: int = 3, augment=None) -> dict:
     """Train `steps` steps after `warmup`; images/s, peak allocated GPU memory, share of time waiting for data.
     augment: for the device implementation, (images on the GPU, draws) -> augmented images, timed apart."""
-    from train.engine import make_scaler, train_step
+    from train.fit.engine import make_scaler, train_step
+    from train.fit.loop import make_optimizer
     from train.model import build_model
-    from train.run import make_optimizer
 
     torch.manual_seed(0)
     model = dev.prepare(build_model("resnet18"))
@@ -90,12 +91,13 @@ def measure(batches, dev, steps: int, batch: int, warmup: int = 3, augment=None)
 
 def real_batches(args, size: tuple[int, int], batch: int, impl: str, workers: int):
     """The trainer's loader for `impl`; for device, the batches' buffers are handed back to the workers after the
-    augmentation, as train.device_augment.DeviceAugmented does in training."""
+    augmentation, as train.augment.device.DeviceAugmented does in training."""
+    from pipeline.dataset import Dataset
     from train.config import Augment
-    from train.data import TrainStream, load_manifest, make_loader
+    from train.data.streams import TrainStream, make_loader
 
-    manifest = load_manifest(args.shards, args.manifests or args.shards.parent / "manifests")
-    stream = TrainStream(manifest, size, Augment(), batch, args.steps + 5, "mix", 256, 0, augment_impl=impl)
+    dataset = Dataset.open(args.shards, args.manifests or args.shards.parent / "manifests")
+    stream = TrainStream(dataset, size, Augment(), batch, args.steps + 5, "mix", 256, 0, augment_impl=impl)
     loader = make_loader(stream, workers, pin_memory=True)
     for images, labels, keys, videos, *draws in loader:
         yield (images, labels, keys, videos, *draws)
@@ -104,18 +106,19 @@ def real_batches(args, size: tuple[int, int], batch: int, impl: str, workers: in
 
 
 def augment_costs(device: str, size: tuple[int, int], batch: int, shards: Path | None, reps: int = 5) -> dict:
-    """GPU ms per batch of train.device_augment.augment_batch: each augmentation alone (p=1) and the seed recipe's
+    """GPU ms per batch of train.augment.device.augment_batch: each augmentation alone (p=1) and the seed recipe's
     probabilities, on real frames from the shard where there is one."""
     import random
 
+    from helpers.augment import only
+    from train.augment.device import augment_batch
+    from train.augment.fused import sample
     from train.config import AUGMENTS, Augment
-    from train.device_augment import augment_batch
-    from train.fused_augment import sample
 
     x = (_frames(shards, size, batch) if shards is not None
          else torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8)).to(device)
     rng = random.Random(0)
-    cases = {name: Augment.only(name) for name in AUGMENTS}
+    cases = {name: only(name) for name in AUGMENTS}
     cases["seed probabilities"] = Augment()
     out = {}
     for name, probs in cases.items():
@@ -135,15 +138,16 @@ def cuda_vs_cpu(shards: Path | None, size=(720, 1280), batch: int = 4) -> dict:
     per augmentation alone (p=1). nvJPEG and libjpeg round differently; everything else should agree closely."""
     import random
 
-    from train.config import AUGMENTS, Augment
-    from train.device_augment import augment_batch
-    from train.fused_augment import sample
+    from helpers.augment import only
+    from train.augment.device import augment_batch
+    from train.augment.fused import sample
+    from train.config import AUGMENTS
 
     x = next(synthetic_batches(size, batch, torch.device("cpu")))[0] if shards is None else _frames(shards, size, batch)
     rng = random.Random(1)
     out = {}
     for name in AUGMENTS:
-        draws = [sample(rng, Augment.only(name), size) for _ in range(batch)]
+        draws = [sample(rng, only(name), size) for _ in range(batch)]
         diff = (augment_batch(x.cuda(), draws).cpu().int() - augment_batch(x, draws).int()).abs().float()
         out[name] = (int(diff.max()), float(diff.mean()))
     return out
@@ -155,7 +159,7 @@ def _frames(shards: Path, size: tuple[int, int], batch: int) -> torch.Tensor:
 
     import numpy as np
 
-    from train.augment import decode_resized
+    from train.data.decode import decode_resized
     with tarfile.open(next(iter(sorted(Path(shards).glob("train-*.tar"))))) as tar:
         jpgs = [tar.extractfile(m).read() for m in tar.getmembers() if m.name.endswith(".jpg")][:batch]
     frames = np.stack([decode_resized(j, size) for j in (jpgs * batch)[:batch]])
@@ -187,7 +191,7 @@ def main() -> int:
     elif not torch.cuda.is_available():
         print("gpu_train: CUDA is not available on this machine; nothing measured (not run: run it on a GPU machine).")
         return 0
-    from train.engine import Device
+    from train.model import Device
 
     if args.shards is None and (DEFAULT_SHARDS / "../manifests/dataset.json").resolve().is_file():
         args.shards = DEFAULT_SHARDS
@@ -195,14 +199,14 @@ def main() -> int:
     print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu (smoke test)'}, torch {torch.__version__}, batch {args.batch}, channels_last, "
           f"{args.steps} timed steps; real loader: {args.shards or 'none (no --shards)'} with {args.workers} workers "
           f"({args.loaders}; seed recipe probabilities), {os.cpu_count()} cores")
-    from train.device_augment import augment_batch
+    from train.augment.device import augment_batch
 
     torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels (as the trainer)
     results = []
     big = max(SIZES.values(), key=lambda s: s[0] * s[1])
     costs = {} if args.no_costs else augment_costs(device, big, args.batch, args.shards, reps=2 if args.smoke_cpu else 5)
     if costs:
-        print(f"GPU augmentation (train.device_augment), ms per batch of {args.batch} at {big[0]}x{big[1]}: "
+        print(f"GPU augmentation (train.augment.device), ms per batch of {args.batch} at {big[0]}x{big[1]}: "
               + ", ".join(f"{k} {v:.1f}" for k, v in costs.items()), flush=True)
         results.append({"augment_ms_per_batch": costs, "size": f"{big[0]}x{big[1]}"})
     if device == "cuda" and not args.no_costs:

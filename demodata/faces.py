@@ -26,8 +26,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from demodata.synthetic import (FPS, PART_NAME, Motion, SyntheticError, _background, _blocky, _boxes_per_second,
-                                _gauss_blur, _parse_size, encode_overlays, plan_ids)
+from demodata.synthetic import (FPS, PART_NAME, Motion, SettingsError, SyntheticError, _background, _blocky,
+                                _boxes_per_second, _gauss_blur, _parse_size, encode_overlays, plan_ids)
+from dfd.cli import reported, setup_logging
 from pipeline.ffmpeg import find_ffmpeg
 
 log = logging.getLogger(__name__)
@@ -260,12 +261,12 @@ def generate(out_dir: str | os.PathLike, n_videos: int = 64, seconds: float = 3.
     boxes.json gives, per whole second, a normalised [x0, y0, x1, y1] box around the swapped region.
     """
     if n_videos < 1:
-        raise ValueError("n_videos must be >= 1")
+        raise SettingsError("n_videos must be >= 1")
     if seconds <= 0:
-        raise ValueError("seconds must be > 0")
+        raise SettingsError("seconds must be > 0")
     w, h = size
     if w < 64 or h < 64 or w % 2 or h % 2:
-        raise ValueError(f"size must be even and at least 64x64 (MTCNN needs faces of 20 px and more), got {w}x{h}")
+        raise SettingsError(f"size must be even and at least 64x64 (MTCNN needs faces of 20 px and more), got {w}x{h}")
     photos = available_photos()
     heads = [p.load() for p in photos]
     out = Path(out_dir)
@@ -357,12 +358,9 @@ def detection_rate(out_dir: str | os.PathLike, fps: float = 1.0, max_videos: int
 def main(out_dir: str, n_videos: int, seconds: float, size: tuple[int, int], seed: int, workers: int, check: bool,
          verbose: bool) -> None:
     """Generate a small DFDC-shaped dataset of real photographed faces (metadata.json, mp4 clips, boxes.json)."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+    setup_logging(verbose)
+    with reported():
         generate(out_dir, n_videos=n_videos, seconds=seconds, size=size, seed=seed, workers=workers)
-    except (SyntheticError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
     if check:
         r = detection_rate(out_dir)
         click.echo(f"MTCNN found a face in {r['with_face']} of {r['frames']} frames ({r['rate']:.1%}) of "

@@ -18,6 +18,8 @@ import click
 import numpy as np
 from tqdm import tqdm
 
+from dfd.cli import reported, setup_logging
+from dfd.errors import ToolkitError
 from pipeline.ffmpeg import find_ffmpeg
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,11 @@ HAIR_COLOURS = [(30, 22, 18), (70, 45, 25), (120, 80, 40), (200, 170, 110), (90,
 IRIS_COLOURS = [(60, 40, 25), (70, 110, 160), (80, 120, 70), (110, 80, 40)]
 
 
-class SyntheticError(RuntimeError):
+class SettingsError(ToolkitError, ValueError):
+    """A generator setting out of range (video count, length, size)."""
+
+
+class SyntheticError(ToolkitError, RuntimeError):
     """ffmpeg failed while writing a synthetic clip."""
 
 
@@ -452,12 +458,12 @@ def generate(out_dir: str | os.PathLike, n_videos: int = 64, seconds: float = 4.
     (with its fakes) is portrait and 1 in 3 has no audio.
     """
     if n_videos < 1:
-        raise ValueError("n_videos must be >= 1")
+        raise SettingsError("n_videos must be >= 1")
     if seconds <= 0:
-        raise ValueError("seconds must be > 0")
+        raise SettingsError("seconds must be > 0")
     w, h = size
     if w < 32 or h < 32 or w % 2 or h % 2:
-        raise ValueError(f"size must be even and at least 32x32, got {w}x{h}")
+        raise SettingsError(f"size must be even and at least 32x32, got {w}x{h}")
     out = Path(out_dir)
     part_dir = out / PART_NAME
     part_dir.mkdir(parents=True, exist_ok=True)
@@ -515,12 +521,9 @@ def _parse_size(ctx, param, value: str) -> tuple[int, int]:
 def main(out_dir: str, n_videos: int, seconds: float, size: tuple[int, int], seed: int, workers: int,
          verbose: bool) -> None:
     """Generate a small synthetic DFDC-shaped dataset (metadata.json, mp4 clips, boxes.json)."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+    setup_logging(verbose)
+    with reported():
         generate(out_dir, n_videos=n_videos, seconds=seconds, size=size, seed=seed, workers=workers)
-    except (SyntheticError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 if __name__ == "__main__":
