@@ -1,4 +1,5 @@
-"""train.report.compare (and `python -m train.compare`): run rows, the self-contained page, sorting in headless Chromium."""
+"""train.report.compare (and `python -m train.compare`): run rows, the self-contained page, sorting in headless
+Chromium."""
 from __future__ import annotations
 
 import re

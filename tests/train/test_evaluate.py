@@ -1,4 +1,5 @@
-"""train.report.evaluation (and `python -m train.evaluate`): one checkpoint, an ensemble, TTA, aggregation rules, refusing mismatched inputs."""
+"""train.report.evaluation (and `python -m train.evaluate`): one checkpoint, an ensemble, TTA, aggregation rules,
+refusing mismatched inputs."""
 from __future__ import annotations
 
 import json

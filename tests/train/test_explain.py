@@ -1,4 +1,5 @@
-"""train.report (explain, pointing, figures, page) and `python -m train.explain` on a real tiny run: predictions, video metrics, figures, pointing game, report."""
+"""train.report (explain, pointing, figures, page) and `python -m train.explain` on a real tiny run: predictions,
+video metrics, figures, pointing game, report."""
 from __future__ import annotations
 
 import base64
