@@ -315,7 +315,10 @@ class TrainConfig:
                             lr_find_steps=rec.get("lr_find_steps", 100), input=rec.get("input", "frames"))
         except (KeyError, TypeError) as err:
             raise RecipeError(f"config: the saved recipe is incomplete ({err})") from None
-        return cls(recipe=recipe, **{k: v for k, v in data.items() if k in names})
+        try:
+            return cls(recipe=recipe, **{k: v for k, v in data.items() if k in names})
+        except TypeError as err:  # a field without a default is missing (shards, manifests, out)
+            raise RecipeError(f"config: {err}") from None
 
 
 def json_ready(value: Any) -> Any:

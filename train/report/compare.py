@@ -3,7 +3,7 @@
 `dfd compare runs/A runs/B ... [--out compare.html]` (train.compare).
 
 Per run (a folder of train.run): architecture, input, image size, recipe, epochs, best epoch, frame- and video-level
-metrics of the explained checkpoint (recomputed with train.metrics from its predictions.parquet, so every run is
+metrics of the explained checkpoint (recomputed with train.score.metrics from its predictions.parquet, so every run is
 scored by the same code (train.score.metrics) whatever version wrote it; explain.json where the predictions are missing), training
 images/s and time. Figures are base64 PNGs and the sorting script is inline: the page opens from disk, no server.
 Click a column header to sort by it (again to reverse); `compare.html#sort=COLUMN` (or `#sort=-COLUMN`) opens sorted.

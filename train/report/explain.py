@@ -50,7 +50,7 @@ def video_predictions(frames: pd.DataFrame, rule: str = "mean") -> pd.DataFrame:
 
 
 def run_metrics(frames: pd.DataFrame, videos: pd.DataFrame, rule: str = "mean") -> dict:
-    """Frame and video metrics of train.metrics.score, the mean frame loss, and (labelled as such) the video log
+    """Frame and video metrics of train.score.metrics.score, the mean frame loss, and (labelled as such) the video log
     loss with scores clipped as top DFDC submissions clipped them."""
     clip = SUBMISSION_CLIP
     video = metrics.score(videos["label"], videos["p_fake"])

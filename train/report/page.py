@@ -114,7 +114,7 @@ def scores_section(explained: dict) -> str:
     out = table(rows, ["level", "n", *names, "mean CE loss"], left=("level",))
     out += (f"<p>Checkpoint <code>{html.escape(str(explained.get('checkpoint_name')))}</code>. A video's score is "
             f"its frames' P(fake) aggregated by the rule <code>{html.escape(str(v.get('aggregate', 'mean')))}</code> "
-            f"(train.metrics.aggregate). Log loss clips P(fake) to [{eps:g}, 1 &minus; {eps:g}] as Kaggle's DFDC "
+            f"(train.score.metrics.aggregate). Log loss clips P(fake) to [{eps:g}, 1 &minus; {eps:g}] as Kaggle's DFDC "
             f"scorer did; with scores clipped to [{fmt(clip[0], 2)}, {fmt(clip[1], 2)}] as top submissions did, the "
             f"video log loss is {fmt(v.get('log_loss_clipped'))}. Accuracy thresholds P(fake) at 0.5.</p>")
     return out
