@@ -80,12 +80,15 @@ def read_table(manifests: str | Path, name: str, columns: Sequence[str] | None =
     _require(path.is_file(), f"{path} does not exist" + (": run the faces stage (make faces) first"
                                                          if name == "faces" else "; pass --manifests"))
     columns = list(columns) if columns else None
-    if keys is not None:
-        wanted = sorted(set(keys))
-        if not wanted:
-            return _read(path, columns, None).iloc[0:0]
-        return _read(path, columns, [(key, "in", wanted)])
-    return _read(path, columns, None)
+    if keys is None:
+        return _read(path, columns, None)
+    wanted = sorted(set(keys))
+    if not wanted:  # no rows asked for: the columns only, from the schema (the file is not read)
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        return schema.empty_table().select(columns or schema.names).to_pandas()
+    return _read(path, columns, [(key, "in", wanted)])
 
 
 def read_arrow(manifests: str | Path, name: str, columns: Sequence[str] | None = None):
@@ -149,7 +152,10 @@ def check_shard_entries(entries, where) -> None:
     _require(isinstance(entries, list), f"manifest {where} has no 'shards' list")
     for i, entry in enumerate(entries):
         _require(isinstance(entry, dict), f"manifest {where}: shards[{i}] is not an object")
-        shard_path(".", entry.get("name"), f"manifest {where}: shards[{i}].name")
+        try:
+            check_shard_name(entry.get("name"), f"manifest {where}: shards[{i}].name")
+        except UnsafeManifest as err:
+            raise DatasetError(str(err)) from None
         _require(entry.get("split") in SPLITS, f"manifest {where}: shards[{i}].split is {entry.get('split')!r}, "
                                                f"not one of {SPLITS}")
         _require(entry.get("label") in SHARD_LABELS, f"manifest {where}: shards[{i}].label is "
@@ -277,10 +283,10 @@ class Dataset:
             _require(Path(location).is_dir(), f"shards folder {location} does not exist; build it with `make shards`")
         data = read_dataset_json(manifests)
         config = data.get("config") if isinstance(data.get("config"), dict) else {}
+        faces = data.get("faces") if isinstance(data.get("faces"), dict) else {}
         common = {"location": location, "manifests": manifests, "ffmpeg": data.get("ffmpeg"),
                   "frame_settings": {k: config[k] for k in FRAME_SETTINGS if k in config},
-                  "face_settings": (data.get("faces") or {}).get("settings") if isinstance(data.get("faces"), dict)
-                  else None}
+                  "face_settings": faces.get("settings")}
         dataset = (cls._faces(data, common, fake_faces == "manipulated") if input == "faces"
                    else cls._frames(data, common))
         dataset._check(need, need if check is None else check)

@@ -297,17 +297,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 # Input convention and device ---------------------------------------------------------------------------------
 
 
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ImageNet mean and std in uint8 units, shaped to broadcast over (N)x3xHxW."""
+    return (torch.tensor(IMAGENET_MEAN, device=device).view(-1, 1, 1) * 255,
+            torch.tensor(IMAGENET_STD, device=device).view(-1, 1, 1) * 255)
+
+
 def normalize(batch: torch.Tensor) -> torch.Tensor:
     """uint8 (N)x3xHxW -> float, ImageNet-normalised; runs on whatever device the batch is on."""
-    mean = torch.tensor(IMAGENET_MEAN, device=batch.device).view(-1, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=batch.device).view(-1, 1, 1) * 255
+    mean, std = _mean_std(batch.device)
     return batch.to(torch.float32, copy=True).sub_(mean).div_(std)  # in place on one copy (keeps the strides)
 
 
 def denormalize(batch: torch.Tensor) -> torch.Tensor:
     """Inverse of normalize, clamped to uint8 (for figures)."""
-    mean = torch.tensor(IMAGENET_MEAN, device=batch.device).view(-1, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=batch.device).view(-1, 1, 1) * 255
+    mean, std = _mean_std(batch.device)
     return (batch.float() * std + mean).clamp(0, 255).to(torch.uint8)
 
 

@@ -1,4 +1,4 @@
-"""Synthetic pictures for the augmentation tests."""
+"""Synthetic pictures for the augmentation tests; image helpers only tests use (denormalize, a Grad-CAM grid)."""
 from __future__ import annotations
 
 
@@ -36,3 +36,38 @@ def denormalize(tensor_chw, mean=None, std=None):
     arr = arr * np.asarray(std, dtype=np.float64)[:, None, None] + np.asarray(mean, dtype=np.float64)[:, None, None]
     arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(arr.transpose(1, 2, 0))
+
+
+def plot_gradcam_grid(images_uint8, heatmaps, titles, path, ncols: int = 4, alpha: float = 0.5,
+                      cell_inches: float = 3.0) -> str:
+    """Save a grid PNG of Grad-CAM overlays with one title per image; returns the path."""
+    import os
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from dfd.files import save_figure
+    from train.report.gradcam import overlay
+
+    images = list(images_uint8)
+    maps = list(heatmaps)
+    titles = list(titles)
+    if not images:
+        raise ValueError("plot_gradcam_grid needs at least one image")
+    if not len(images) == len(maps) == len(titles):
+        raise ValueError(f"got {len(images)} images, {len(maps)} heatmaps and {len(titles)} titles")
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    ncols = min(ncols, len(images))
+    nrows = -(-len(images) // ncols)
+    fig = Figure(figsize=(cell_inches * ncols, cell_inches * nrows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, heat, title in zip(axes.flat, images, maps, titles):
+        ax.imshow(overlay(image, heat, alpha=alpha))
+        ax.set_title(str(title), fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+    return os.fspath(path)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from helpers.images import denormalize
+from helpers.images import denormalize, plot_gradcam_grid
 from train.model import IMAGENET_MEAN, IMAGENET_STD
 from train.report.gradcam import (
     ActivationRecorder,
@@ -15,7 +15,6 @@ from train.report.gradcam import (
     grad_cam,
     heatmap_peak,
     overlay,
-    plot_gradcam_grid,
     pointing_game,
 )
 

@@ -128,9 +128,9 @@ def augmented_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: t
     unless `augment.contiguous` asks for plain NCHW."""
     take = (lambda: pool.take(batch_size, size)) if pool is not None else None
     for images, labels, keys, videos, token, drawn in _filled_batches(items, size, batch_size, augment, take):
-        if getattr(augment, "contiguous", False):
+        if augment.contiguous:
             images = images.contiguous()
-        if not getattr(augment, "deferred", False):
+        if not augment.deferred:
             yield images, labels, keys, videos
             continue
         draws = Draws(drawn)

@@ -1,9 +1,8 @@
-"""Grad-CAM heatmaps for image classifiers, plus overlay, plotting and pointing-game helpers."""
+"""Grad-CAM heatmaps for image classifiers, plus overlay and pointing-game helpers (the grids: train.report.figures)."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Union
 
@@ -12,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfd.files import save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -294,34 +292,3 @@ def pointing_game(heatmaps, boxes) -> float:
         cy, cx = (y + 0.5) / heat.shape[0], (x + 0.5) / heat.shape[1]
         hits += int(x0 <= cx <= x1 and y0 <= cy <= y1)
     return hits / len(maps)
-
-
-def plot_gradcam_grid(images_uint8, heatmaps, titles, path, ncols: int = 4, alpha: float = 0.5,
-                      cell_inches: float = 3.0) -> str:
-    """Save a grid PNG of Grad-CAM overlays with one title per image; returns the path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    images = list(images_uint8)
-    maps = list(heatmaps)
-    titles = list(titles)
-    if not images:
-        raise ValueError("plot_gradcam_grid needs at least one image")
-    if not len(images) == len(maps) == len(titles):
-        raise ValueError(f"got {len(images)} images, {len(maps)} heatmaps and {len(titles)} titles")
-    if ncols < 1:
-        raise ValueError(f"ncols must be >= 1, got {ncols}")
-    ncols = min(ncols, len(images))
-    nrows = -(-len(images) // ncols)
-    fig = Figure(figsize=(cell_inches * ncols, cell_inches * nrows))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, heat, title in zip(axes.flat, images, maps, titles):
-        ax.imshow(overlay(image, heat, alpha=alpha))
-        ax.set_title(str(title), fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-    logger.info("Saved Grad-CAM grid of %d images to %s", len(images), path)
-    return os.fspath(path)
