@@ -9,6 +9,11 @@ from dfd.errors import UsageProblem
 
 GROUPING = "identities"  # groups are connected components of the people a video involves (issue 11 item 13)
 LAYOUTS = ("auto", "dfdc", "ffpp", "csv", "unlabelled", "mixed")
+# Which frames the decoder may skip: "noref" drops frames nothing refers to (ffmpeg -skip_frame noref; a kept second
+# then starts at its first decoded frame, a frame or so later where the first is a B-frame), "none" decodes them all.
+SKIP_FRAMES = ("noref", "none")
+SKIP_FRAMES_BEFORE = "none"  # what a dataset.json or checkpoint without the setting was made with
+SETTINGS_BEFORE = {"skip_frames": SKIP_FRAMES_BEFORE}  # a part config written before a setting existed meant these
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
@@ -67,6 +72,7 @@ class PipelineConfig:
     timeout: float = 600.0
     retry_failed: bool = False
     grouping: str = GROUPING
+    skip_frames: str = "noref"  # ~0.6x the CPU of decoding every frame on DFDC (docs/performance.md)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -90,6 +96,8 @@ class PipelineConfig:
             raise ConfigError(f"limit must be at least 1, got {self.limit}")
         if self.layout not in LAYOUTS:
             raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.skip_frames not in SKIP_FRAMES:
+            raise ConfigError(f"skip frames must be one of {', '.join(SKIP_FRAMES)}, got {self.skip_frames!r}")
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be positive, got {self.timeout}")
 
@@ -101,7 +109,7 @@ class PipelineConfig:
 
     def frame_settings(self) -> dict:
         """The settings that change the frames themselves: they must match across reruns and parts."""
-        return {"fps": self.fps, "size": list(self.size), "quality": self.quality}
+        return {"fps": self.fps, "size": list(self.size), "quality": self.quality, "skip_frames": self.skip_frames}
 
     def split_settings(self) -> dict:
         return {"seed": self.seed, "val_fraction": self.val_fraction, "grouping": self.grouping}

@@ -20,6 +20,7 @@ import pandas as pd
 
 from dfd.errors import ToolkitError
 
+from .config import SETTINGS_BEFORE
 from .shards import UnsafeManifest, check_shard_name
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ SPLITS = ("train", "val", "test")
 SHARD_LABELS = ("real", "fake", "unlabelled")
 INPUTS = ("frames", "faces")       # what a model reads: whole frames, or the faces stage's crops
 FAKE_FACES = ("manipulated", "all")  # faces of fake videos kept for training (see Dataset.open)
-FRAME_SETTINGS = ("fps", "size", "quality", "timeout")  # dataset.json's config keys that make the frames
+FRAME_SETTINGS = ("fps", "size", "quality", "timeout", "skip_frames")  # dataset.json's config keys that make the frames
 TRAINING_SPLITS = ("train", "val")
 
 
@@ -42,6 +43,13 @@ class DatasetError(ToolkitError, RuntimeError):
 
 class ShardError(DatasetError):
     """A shard cannot be read (missing, truncated, changed or corrupt); the message names the shard."""
+
+
+def frame_settings(config: dict) -> dict:
+    """dataset.json's settings that made the frames; a dataset made before a setting existed gets its old meaning
+    (skip_frames "none": every frame decoded)."""
+    found = {k: config[k] for k in FRAME_SETTINGS if k in config}
+    return {**SETTINGS_BEFORE, **found} if found else {}
 
 
 def _require(condition: bool, message: str) -> None:
@@ -262,7 +270,7 @@ class Dataset:
     class_weights: dict
     input: str = "frames"
     drop_untouched: bool = False      # faces: training skips faces of fake videos found untouched
-    frame_settings: dict = dataclasses.field(default_factory=dict)  # fps, size, quality, timeout
+    frame_settings: dict = dataclasses.field(default_factory=dict)  # fps, size, quality, timeout, skip_frames
     ffmpeg: str | None = None
     face_settings: dict | None = None  # the faces stage's FaceSettings, where it ran
     faces_found: int = 0               # faces the faces stage found in all (faces input)
@@ -285,7 +293,7 @@ class Dataset:
         config = data.get("config") if isinstance(data.get("config"), dict) else {}
         faces = data.get("faces") if isinstance(data.get("faces"), dict) else {}
         common = {"location": location, "manifests": manifests, "ffmpeg": data.get("ffmpeg"),
-                  "frame_settings": {k: config[k] for k in FRAME_SETTINGS if k in config},
+                  "frame_settings": frame_settings(config),
                   "face_settings": faces.get("settings")}
         dataset = (cls._faces(data, common, fake_faces == "manipulated") if input == "faces"
                    else cls._frames(data, common))

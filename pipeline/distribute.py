@@ -18,7 +18,7 @@ from dfd.errors import UsageProblem
 
 from . import manifest
 from .journal import recover
-from .config import PipelineConfig
+from .config import SETTINGS_BEFORE, PipelineConfig
 from .discover import Video, discover, identities
 from .ffmpeg import ffmpeg_version, find_ffmpeg
 from .frames import ffmpeg_command
@@ -67,8 +67,8 @@ def _check_previous(config: PipelineConfig, videos: list[Video]) -> None:
                             "pipeline.resplit` (same --seed and --val-fraction), then rerun")
         previous = {**previous, "grouping": previous.get("grouping") or config.grouping}
         for key, value in config.frame_settings().items():
-            if previous.get(key) != value:
-                raise PlanError(f"{config.manifests} holds frames made with {key}={previous.get(key)} "
+            if (made := previous.get(key, SETTINGS_BEFORE.get(key))) != value:
+                raise PlanError(f"{config.manifests} holds frames made with {key}={made} "
                                 f"({name}); this run asks for {value}: use the same setting or new folders")
         for key, value in config.split_settings().items():
             if previous.get(key) != value:
@@ -196,7 +196,8 @@ def _run(p: Plan, shards: Path, manifests: Path, done: set[str], finished: set[s
     pending = [(v, s) for v, s in p.selected if v.error is None and v.video_id not in done]
     staged = {v.video_id: st for v, s in pending
               if _reusable(st := read_staged(shards, v.video_id), v, cfg.retry_failed)}
-    jobs = [Job(v, s, str(shards), cfg.fps, cfg.size, cfg.quality, cfg.timeout, binary) for v, s in pending]
+    jobs = [Job(v, s, str(shards), cfg.fps, cfg.size, cfg.quality, cfg.timeout, binary, cfg.skip_frames)
+            for v, s in pending]
     nxt = _next_indices(finished, cfg.part_tag)
 
     def sealed(name, videos, size, sha256):

@@ -15,6 +15,7 @@ import ffmpeg
 
 from dfd.errors import ToolkitError
 
+from .config import SKIP_FRAMES_BEFORE
 from .ffmpeg import ffmpeg_version, find_ffmpeg, passthrough_args, version_tuple
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ class FrameError(ToolkitError, RuntimeError):
     """A video that cannot be turned into frames; the message is one line, ffmpeg's own where it has one."""
 
 
+class FrameTimeout(FrameError):
+    """ffmpeg ran past the timeout (not retried with every frame decoded: it would only time out again)."""
+
+
 @dataclasses.dataclass
 class VideoInfo:
     duration: float | None = None
@@ -40,6 +45,7 @@ class VideoInfo:
     rotation: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
     pts_times: list[float] = dataclasses.field(default_factory=list)
+    skip_frames: str = SKIP_FRAMES_BEFORE  # what the decode that stands skipped ("noref" or "none")
 
 
 @dataclasses.dataclass
@@ -51,11 +57,15 @@ class Frame:
     height: int
 
 
-def frame_graph(path: str, fps: float, box: tuple[int, int], quality: int, binary: str):
+def frame_graph(path: str, fps: float, box: tuple[int, int], quality: int, binary: str,
+                skip_frames: str = SKIP_FRAMES_BEFORE):
     """The ffmpeg-python graph: first frame of every 1/fps interval, then fit inside the box (turned for portrait),
-    never upscaled, each kept frame's time logged by showinfo, JPEGs to stdout."""
+    never upscaled, each kept frame's time logged by showinfo, JPEGs to stdout. skip_frames "noref": the video
+    decoder skips the frames no other frame refers to (-skip_frame:v noref, an input option), so an interval's first
+    decoded frame is kept; "none": every frame is decoded."""
     long_side, short_side = box
-    stream = ffmpeg.input(path, threads=1)["V:0"]  # the first real video stream (no cover art)
+    skip = {"skip_frame:v": "noref"} if skip_frames == "noref" else {}
+    stream = ffmpeg.input(path, threads=1, **skip)["V:0"]  # the first real video stream (no cover art)
     stream = stream.filter("setpts", "PTS-STARTPTS")
     stream = stream.filter("select", f"isnan(prev_selected_t)+gt(floor(t*{fps}),floor(prev_selected_t*{fps}))")
     # swscale's bilinear filter widens with the scale factor when shrinking (antialiased, like an area filter),
@@ -70,10 +80,11 @@ def frame_graph(path: str, fps: float, box: tuple[int, int], quality: int, binar
                                       passthrough[0].lstrip("-"): passthrough[1]})
 
 
-def ffmpeg_command(path: str, fps: float, box: tuple[int, int], quality: int, binary: str | None = None) -> list[str]:
+def ffmpeg_command(path: str, fps: float, box: tuple[int, int], quality: int, binary: str | None = None,
+                   skip_frames: str = SKIP_FRAMES_BEFORE) -> list[str]:
     """The frame command: frame_graph compiled with our binary (one decode and one filter thread per video)."""
     binary = binary or find_ffmpeg()
-    return frame_graph(path, fps, box, quality, binary).compile(cmd=[
+    return frame_graph(path, fps, box, quality, binary, skip_frames).compile(cmd=[
         binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-filter_complex_threads", "1"])
 
 
@@ -262,7 +273,7 @@ def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = Tr
             while sel.get_map():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise FrameError(f"ffmpeg took longer than {timeout:g} s")
+                    raise FrameTimeout(f"ffmpeg took longer than {timeout:g} s")
                 for key, _ in sel.select(remaining):
                     chunk = os.read(key.fd, 1 << 16)
                     if not chunk:
@@ -291,14 +302,56 @@ def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = Tr
 
 
 def extract(path: str, fps: float, box: tuple[int, int], quality: int, timeout: float = 600.0,
-            binary: str | None = None) -> tuple[VideoInfo, list[Frame]]:
-    """Decode the video once and return its sampled frames. Raises FrameError with a one-line reason."""
+            binary: str | None = None, skip_frames: str = SKIP_FRAMES_BEFORE) -> tuple[VideoInfo, list[Frame]]:
+    """Decode the video once and return its sampled frames. Raises FrameError with a one-line reason.
+
+    skip_frames "noref" skips the frames nothing refers to; where that is not safe or not faithful (ffmpeg reported
+    an error, a sampled interval came out empty, or a kept frame lies more than MAX_LAG of its interval past its
+    start) the video is decoded again with every frame, and that result stands (info.skip_frames says which)."""
     if not os.path.isfile(path):
         raise FrameError("file not found")
     if os.path.getsize(path) == 0:
         raise FrameError("empty file (0 bytes)")
-    cmd = ffmpeg_command(path, fps, box, quality, binary)
     video_duration = mp4_video_duration(path) if EARLY_STOP else None
+    if skip_frames == "noref":
+        try:
+            info, jpegs = _decode(path, ffmpeg_command(path, fps, box, quality, binary, "noref"), fps, timeout,
+                                  video_duration)
+            frames = _frames(jpegs, info, fps)
+            problem = "ffmpeg: " + one_line(info.errors) if info.errors else skip_problem(frames, info, fps)
+        except FrameTimeout:
+            raise
+        except FrameError as err:
+            problem = str(err)
+        if problem is None:
+            info.skip_frames = "noref"
+            return info, frames
+        log.info("%s: skipping non-reference frames is not faithful here (%s); decoding every frame", path, problem)
+    info, jpegs = _decode(path, ffmpeg_command(path, fps, box, quality, binary, "none"), fps, timeout,
+                          video_duration)
+    return info, _frames(jpegs, info, fps)
+
+
+# A kept frame may lie at most this fraction of its sampling interval past the interval's start when non-reference
+# frames are skipped (250 ms at 1 fps; DFDC's H.264 lags one frame, 33 ms, where a second starts on a B-frame).
+MAX_LAG = 0.25
+
+
+def skip_problem(frames: list[Frame], info: VideoInfo, fps: float) -> str | None:
+    """Why a decode that skipped non-reference frames does not stand for the full one, or None: every interval from
+    the first on has its frame (full decodes of constant-rate video never leave one out), each within MAX_LAG."""
+    expected = expected_frames(info.duration, info.fps, fps)
+    if [f.index for f in frames] != list(range(len(frames))) or (expected and len(frames) < expected - 1):
+        return "a sampled interval has no decoded frame"
+    worst = max(f.second - f.index / fps for f in frames)
+    if worst > MAX_LAG / fps + 1e-6:
+        return f"a kept frame lies {worst * 1000:.0f} ms past its interval's start"
+    return None
+
+
+def _decode(path: str, cmd: list[str], fps: float, timeout: float,
+            video_duration: float | None) -> tuple[VideoInfo, list[bytes]]:
+    """Run the frame command (stopping early where it can); the video's info and its JPEGs, or FrameError."""
     stdout, stderr, returncode, stopped = run_ffmpeg(cmd, fps, timeout, EARLY_STOP, video_duration)
     info = parse_stderr(stderr.decode("utf-8", "replace"))
     if stopped:  # every frame the select filter can pass is out: the rest of the decode was skipped
@@ -318,7 +371,7 @@ def extract(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     if partial or (info.errors and expected and len(jpegs) < expected - 1):
         raise FrameError(f"truncated or corrupt: {len(jpegs)} of {expected} frames; "
                          f"ffmpeg: {one_line(partial or info.errors)}")
-    return info, _frames(jpegs, info, fps)
+    return info, jpegs
 
 
 def _frames(jpegs: list[bytes], info: VideoInfo, fps: float) -> list[Frame]:

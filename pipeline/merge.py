@@ -11,7 +11,7 @@ from dfd.cli import command, default, reported, setup_logging, verbose_option
 from dfd.errors import UsageProblem
 
 from . import manifest
-from .config import PipelineConfig
+from .config import SETTINGS_BEFORE, PipelineConfig
 from .ffmpeg import FFmpegNotFound, ffmpeg_version, find_ffmpeg
 from .stages import SECTIONS
 
@@ -29,7 +29,8 @@ def merge(manifests: Path, expect_parts: int | None = None,
     configs = manifest.read_part_configs(manifests)
     if not configs:
         raise MergeError(f"{manifests}: no part configs found (run pipeline.run --part K/N first)")
-    keys = ("fps", "size", "quality", "seed", "val_fraction", "grouping")
+    keys = ("fps", "size", "quality", "skip_frames", "seed", "val_fraction", "grouping")
+    configs = {name: {**SETTINGS_BEFORE, **cfg} for name, cfg in configs.items()}
     first_name, first = next(iter(configs.items()))
     for name, cfg in configs.items():
         for key in keys:

@@ -9,7 +9,7 @@ import click
 
 from dfd.cli import command, converter, default, reported, setup_logging, verbose_option
 
-from .config import LAYOUTS, PipelineConfig, parse_bytes, parse_part, parse_size
+from .config import LAYOUTS, SETTINGS_BEFORE, SKIP_FRAMES, PipelineConfig, parse_bytes, parse_part, parse_size
 from .ffmpeg import find_ffmpeg
 
 log = logging.getLogger("pipeline")
@@ -18,6 +18,7 @@ SIZE = "{}x{}".format(*default(PipelineConfig, "size"))      # the option's text
 PART = "{}/{}".format(*default(PipelineConfig, "part"))
 SHARD_SIZE = f"{default(PipelineConfig, 'shard_size') // 10**6}MB"
 VAL_FRACTION, SEED = default(PipelineConfig, "val_fraction"), default(PipelineConfig, "seed")
+SKIP = default(PipelineConfig, "skip_frames")
 
 
 @command()
@@ -48,11 +49,15 @@ VAL_FRACTION, SEED = default(PipelineConfig, "val_fraction"), default(PipelineCo
               help="Process share K of N (machines sharing --shards and --manifests); merge with pipeline.merge.")
 @click.option("--timeout", default=default(PipelineConfig, "timeout"), type=float,
               help="Seconds one video may take before it is failed.")
+@click.option("--skip-frames", default=None, type=click.Choice(SKIP_FRAMES),
+              help="Frames the decoder may skip: noref skips frames no other frame refers to (~0.6x the CPU on "
+                   "DFDC's H.264; a sampled second may start a frame or two late), none decodes every frame. "
+                   f"[default: the dataset's own, else {SKIP}]")
 @click.option("--retry-failed", is_flag=True, help="Decode videos that failed before again.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any video failed.")
 @verbose_option
 def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, workers, shard_size, limit, layout,
-         part, timeout, retry_failed, strict, verbose):
+         part, timeout, skip_frames, retry_failed, strict, verbose):
     """Decode every video once with ffmpeg into JPEG frames in webdataset shards, split 70:30 by group.
 
     Rerunning the same command resumes: finished shards are kept, videos added since are processed alone.
@@ -66,7 +71,7 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
         raise click.BadParameter(f"{videos}: no such folder", param_hint="--videos")
     with reported("rerun the same command: it resumes where it stopped"):
         find_ffmpeg()
-        split = _split_defaults(manifests, val_fraction, seed)
+        split = _split_defaults(manifests, val_fraction, seed, skip_frames)
         config = PipelineConfig(videos=videos, shards=shards, manifests=manifests, fps=fps, size=size,
                                 quality=quality, workers=workers, shard_size=shard_size, limit=limit,
                                 layout=layout, part=part, timeout=timeout, retry_failed=retry_failed, **split)
@@ -80,13 +85,16 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
         sys.exit(1)
 
 
-def _split_defaults(manifests: str, val_fraction: float | None, seed: int | None) -> dict:
-    """Unset split settings follow the dataset's earlier runs (or resplit), else the config's defaults."""
+def _split_defaults(manifests: str, val_fraction: float | None, seed: int | None, skip_frames: str | None) -> dict:
+    """Unset split settings and --skip-frames follow the dataset's earlier runs (or resplit; a dataset made before
+    --skip-frames existed decoded every frame), else the config's defaults."""
     from .manifest import read_part_configs
 
-    previous = next(iter(read_part_configs(manifests).values()), {})
+    previous = next(iter(read_part_configs(manifests).values()), None)
+    skip = ({**SETTINGS_BEFORE, **previous}["skip_frames"] if previous else SKIP) if skip_frames is None else skip_frames
+    previous = previous or {}
     return {"val_fraction": previous.get("val_fraction", VAL_FRACTION) if val_fraction is None else val_fraction,
-            "seed": previous.get("seed", SEED) if seed is None else seed}
+            "seed": previous.get("seed", SEED) if seed is None else seed, "skip_frames": skip}
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ class Job:
     quality: int
     timeout: float
     ffmpeg: str
+    skip_frames: str = "none"
 
 
 def base_row(video: Video, split: str) -> dict:
@@ -42,7 +43,8 @@ def process_video(job: Job) -> dict:
     video = job.video
     row = {**base_row(video, job.split), "source_stat": source_stat(video.path)}
     try:
-        info, frames = extract(video.path, job.fps, job.size, job.quality, job.timeout, job.ffmpeg)
+        info, frames = extract(video.path, job.fps, job.size, job.quality, job.timeout, job.ffmpeg,
+                               job.skip_frames)
     except FrameError as exc:
         meta = {**row, "status": "failed", "error": str(exc), "frames": []}
         write_staged(Path(job.shards), video.video_id, meta, None)

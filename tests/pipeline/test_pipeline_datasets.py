@@ -98,7 +98,11 @@ def test_dfdc_sample(dfdc):
     per_video = collections.Counter(f["video_id"] for f in m["frames"])
     assert set(per_video.values()) == {10}
     seconds = sorted(f["second"] for f in m["frames"] if f["video_id"] == "lynaeydofd")
-    assert seconds == pytest.approx([k * 1.001 for k in range(10)], abs=2e-3)  # frame 30k of a 29.97 fps clip
+    # non-reference frames skipped (the default): each second keeps frame 30k of the 29.97 fps clip, or where that
+    # is a B-frame nothing refers to, the next one (33 ms later), never two
+    late = [round((s - k * 1.001) * 29.97, 3) for k, s in enumerate(seconds)]
+    assert set(late) <= {0, 1} and 0 in late and 1 in late, late
+    assert m["dataset"]["config"]["skip_frames"] == "noref"
     assert m["dataset"]["frames"]["train"]["real"] == 10  # lynaeydofd is its own group; 0.3 of groups in val
     assert "summary: 4 done, 0 failed, 0 skipped" in proc.stderr
 

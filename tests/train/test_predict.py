@@ -83,7 +83,7 @@ def test_extract_with_those_settings_gives_the_shard_jpegs(checkpoint, tiny_data
     video = videos[videos["split"] == "val"].iloc[0]
     shard_jpegs = {x["__key__"]: x["jpg"] for x in read_shard(str(tiny_dataset["shards"] / video["shard"]))
                    if x["__key__"].startswith(video["video_id"] + "_")}
-    _, frames = extract(video["path"], s.fps, s.box, s.quality)
+    _, frames = extract(video["path"], s.fps, s.box, s.quality, skip_frames=s.skip_frames)
     assert {f"{video['video_id']}_{f.index:04d}": f.jpeg for f in frames} == shard_jpegs
 
 

@@ -128,7 +128,7 @@ def source_frames(dataset: Dataset, keys: Sequence[str]) -> dict[str, np.ndarray
 def write_pipeline_settings(run_dir: Path, dataset: Dataset) -> None:
     """Copy the pipeline's frame settings next to the checkpoints, so that prediction finds them with the run."""
     if dataset.frame_settings:
-        keep = {k: dataset.frame_settings.get(k) for k in ("fps", "size", "quality", "timeout")}
+        keep = {k: dataset.frame_settings.get(k) for k in ("fps", "size", "quality", "timeout", "skip_frames")}
         write_text(run_dir / "pipeline.json", json.dumps({"config": keep, "ffmpeg": dataset.ffmpeg}, indent=2) + "\n")
 
 

@@ -21,6 +21,7 @@ import simplejpeg
 from tqdm import tqdm
 
 from dfd.errors import ToolkitError
+from pipeline.config import SETTINGS_BEFORE, SKIP_FRAMES
 from pipeline.dataset import LABELS, Dataset, DatasetError, is_local, read_dataset_json
 from pipeline.discover import VIDEO_EXTENSIONS
 from pipeline.frames import FrameError, extract
@@ -51,6 +52,7 @@ class FrameSettings:
     quality: int
     timeout: float = 600.0
     source: str = ""
+    skip_frames: str = SETTINGS_BEFORE["skip_frames"]  # decode as the shards were made: settings without it, "none"
 
 
 def _settings_from(config: dict | None, source: str) -> FrameSettings | None:
@@ -69,10 +71,13 @@ def _settings_from(config: dict | None, source: str) -> FrameSettings | None:
     size = config["size"]
     if not isinstance(size, (list, tuple)) or len(size) != 2:
         raise PredictError(f"{source}: config.size is {size!r}, not [width, height]")
+    skip = config.get("skip_frames", SETTINGS_BEFORE["skip_frames"])
+    if skip not in SKIP_FRAMES:
+        raise PredictError(f"{source}: config.skip_frames is {skip!r}, not one of {', '.join(SKIP_FRAMES)}")
     return FrameSettings(number("fps", config["fps"], float, 0.001, 60),
                          (number("size[0]", size[0], int, 16, 16384), number("size[1]", size[1], int, 16, 16384)),
                          number("quality", config["quality"], int, 1, 31),
-                         number("timeout", config.get("timeout") or 600.0, float, 1, 86400), source)
+                         number("timeout", config.get("timeout") or 600.0, float, 1, 86400), source, skip)
 
 
 def frame_settings(checkpoint: Path, config: TrainConfig, manifests: Path | None = None) -> FrameSettings:
@@ -155,7 +160,8 @@ def decode_video(path: Path, settings: FrameSettings, size: tuple[int, int] | No
     the frames as the shards hold them, for the faces stage's detector)."""
     start = time.perf_counter()
     try:
-        _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout)
+        _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout,
+                            skip_frames=settings.skip_frames)
         images = np.stack([decode_resized(f.jpeg, size) if size else simplejpeg.decode_jpeg(f.jpeg, colorspace="RGB")
                            for f in frames])
     except FrameError as err:
@@ -329,8 +335,9 @@ def predict_inputs(inputs: Sequence[Path], checkpoints: Sequence[Path], shards: 
         paths = find_videos(inputs)
         if not paths:
             raise PredictError(f"no video files in {', '.join(map(str, inputs))}")
-        log.info("%d videos; frames as the pipeline made them: fps %g, box %dx%d, quality %d (from %s); model "
-                 "input %dx%d", len(paths), settings.fps, *settings.box, settings.quality, settings.source, *size)
+        log.info("%d videos; frames as the pipeline made them: fps %g, box %dx%d, quality %d, skip frames %s (from "
+                 "%s); model input %dx%d", len(paths), settings.fps, *settings.box, settings.quality,
+                 settings.skip_frames, settings.source, *size)
         frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=progress,
                                        names=video_names(paths, inputs), cropper=face_cropper(config, size, device))
     scores = video_scores(frames, clip, rule or config.aggregate)
