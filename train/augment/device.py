@@ -115,24 +115,47 @@ def _median_fn(k: int, device: torch.device):
     return _COMPILED[k]
 
 
+# Bytes a median blur's chunk may take: the unfolded k x k windows (the CPU's and the sort fallback's memory), or
+# the network's wires where torch.compile cannot fuse them.
+MEDIAN_CHUNK_BYTES = 1 << 30
+MEDIAN_MAX_CHUNK = 64  # at most 7 chunk shapes (64, 32, ..., 1) per kernel and size: torch.compile caches 8
+
+
+def median_chunks(n: int, k: int, shape: tuple[int, int]) -> list[int]:
+    """How many images each call takes: powers of two (a few compiled shapes, each call whole) no larger than
+    MEDIAN_CHUNK_BYTES allows, largest first, summing to n."""
+    per_image = 3 * (shape[0] + k) * (shape[1] + k) * k * k
+    cap = min(MEDIAN_MAX_CHUNK, max(1, MEDIAN_CHUNK_BYTES // per_image))
+    cap = 1 << (cap.bit_length() - 1)
+    sizes = [cap] * (n // cap)
+    rest = n % cap
+    sizes += [1 << b for b in reversed(range(rest.bit_length())) if rest >> b & 1]
+    return sizes
+
+
 def median_blur(x: torch.Tensor, k: int) -> torch.Tensor:
-    """cv2.medianBlur(k) of uint8 N3HW images (replicated borders), one image at a time (bounded memory, one
-    compiled shape). CUDA: the compiled median network; CPU: torch.median over the unfolded windows."""
+    """cv2.medianBlur(k) of uint8 N3HW images (replicated borders), batched: the images go in chunks of
+    median_chunks (memory-bounded, powers of two), not one by one. CUDA: the compiled median network; CPU: the
+    median of the unfolded windows."""
     p = k // 2
     out = torch.empty_like(x)
     fn = _median_fn(k, x.device)
-    for i in range(x.shape[0]):
-        padded = F.pad(x[i:i + 1].float(), (p, p, p, p), mode="replicate").to(torch.uint8)[0]
+    start = 0
+    for n in median_chunks(x.shape[0], k, tuple(x.shape[2:])):
+        padded = F.pad(x[start:start + n].float(), (p, p, p, p), mode="replicate").to(torch.uint8)
         if fn is not None:
             try:
-                out[i] = fn(padded)
+                out[start:start + n] = fn(padded)
+                start += n
                 continue
             except Exception as err:  # noqa: BLE001 (no Triton or no compiler: any failure to compile)
                 log.warning("median blur: torch.compile failed (%s); using a segmented sort on the GPU", err)
                 _COMPILED[k] = fn = None
-        windows = padded.unfold(1, k, 1).unfold(2, k, 1)  # 3, H, W, k, k (a view)
-        windows = windows.reshape(*windows.shape[:3], k * k)
-        out[i] = windows.sort(dim=-1).values[..., k * k // 2] if x.is_cuda else windows.median(dim=-1).values
+        windows = padded.unfold(2, k, 1).unfold(3, k, 1)  # n, 3, H, W, k, k (a view)
+        windows = windows.reshape(*windows.shape[:4], k * k)
+        out[start:start + n] = windows.sort(dim=-1).values[..., k * k // 2] if x.is_cuda else \
+            windows.median(dim=-1).values
+        start += n
     return out
 
 
@@ -200,8 +223,19 @@ def warp(x: torch.Tensor, matrices: Sequence[np.ndarray]) -> torch.Tensor:
     return _to_u8(F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=True))
 
 
+# The JPEG round trip's qualities in bins of this width (60, 65, ..., 95): one batched encode and decode per bin
+# (nvJPEG takes one quality per call), at most 8 calls per batch; a drawn quality moves by at most 2 levels.
+JPEG_QUALITY_BIN = 5
+
+
+def quality_bin(quality: int) -> int:
+    """The bin's quality a drawn one is encoded at (rounded to the nearest multiple of JPEG_QUALITY_BIN)."""
+    return int(JPEG_QUALITY_BIN * round(quality / JPEG_QUALITY_BIN))
+
+
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
-    """A JPEG round trip at `quality` of each uint8 N3HW image (nvJPEG on CUDA, libjpeg on the CPU)."""
+    """A JPEG round trip at `quality` of each uint8 N3HW image, the whole batch in one encode and one decode call
+    (nvJPEG on CUDA, libjpeg on the CPU)."""
     from torchvision.io import decode_jpeg, encode_jpeg
 
     # channels reversed, as albumentations' cv2.imencode reads an RGB array as BGR: the same chroma planes
@@ -209,14 +243,42 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     try:
         with warnings.catch_warnings():  # torchvision 0.29 announces torchcodec; its JPEG codecs still work
             warnings.simplefilter("ignore", DeprecationWarning)
-            encoded = [e.cpu() for e in encode_jpeg(images, quality=int(quality))]  # nvJPEG's bytes come back
-            decoded = decode_jpeg(encoded, device=x.device)  # on the GPU; decode_jpeg reads them from host memory
-    except (RuntimeError, ValueError) as err:  # a torchvision without nvJPEG: do these few on the CPU
+            decoded = decode_jpeg(_to_host(encode_jpeg(images, quality=int(quality))), device=x.device)
+    except (RuntimeError, ValueError) as err:  # a torchvision without nvJPEG: do these on the CPU
         if x.device.type == "cpu":
             raise
         log.debug("JPEG round trip on the CPU (%s)", err)
-        decoded = [t.to(x.device) for t in decode_jpeg(encode_jpeg([t.cpu() for t in images], quality=int(quality)))]
+        decoded = decode_jpeg(encode_jpeg(list(x.flip(1).cpu().contiguous().unbind(0)), quality=int(quality)))
+        decoded = [t.to(x.device) for t in decoded]
     return torch.stack(decoded).flip(1)
+
+
+def _to_host(encoded: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Encoded files (nvJPEG's on the GPU) as host tensors, which decode_jpeg reads: one copy for the batch."""
+    if not encoded or encoded[0].device.type == "cpu":
+        return list(encoded)
+    return list(torch.cat(encoded).cpu().split([int(e.numel()) for e in encoded]))
+
+
+def decode_batch(jpegs, size: tuple[int, int], device: torch.device | str) -> torch.Tensor:
+    """A JpegBatch (train.data.batches: the files one after the other, and their lengths) -> uint8 N3HW at
+    size=(h, w) on `device`: one batched decode (nvJPEG on CUDA; libjpeg on the CPU), then each group of images that
+    share a decoded shape resized in one call (bilinear, antialiased when shrinking, as the CPU's INTER_AREA)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    files = list(jpegs.data.split([int(n) for n in jpegs.lengths]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        images = decode_jpeg(files, mode=ImageReadMode.RGB, device=device)
+    out = torch.empty((len(images), 3, *size), dtype=torch.uint8, device=device)
+    for shape, idx in _groups([tuple(im.shape[1:]) for im in images]).items():
+        batch = torch.stack([images[i] for i in idx])
+        if shape != tuple(size):
+            shrink = shape[0] >= size[0] and shape[1] >= size[1]
+            batch = _to_u8(F.interpolate(batch.float(), size=tuple(size), mode="bilinear", align_corners=False,
+                                         antialias=shrink))
+        out[torch.tensor(idx, device=out.device)] = batch
+    return out
 
 
 def augment_batch(images: torch.Tensor, draws: Sequence[Draw]) -> torch.Tensor:
@@ -251,13 +313,13 @@ def augment_batch(images: torch.Tensor, draws: Sequence[Draw]) -> torch.Tensor:
     if lit:
         sel = torch.tensor(lit, device=x.device)
         x[sel] = _luts(x[sel], [luts[i] for i in lit]).to(torch.uint8)
-    each(_groups([d.jpeg for d in draws]), jpeg)
+    each(_groups([None if d.jpeg is None else quality_bin(d.jpeg) for d in draws]), jpeg)
     return x
 
 
 class DeferredAugment:
-    """The loader workers' half (a batch writer for train.data.batches.augmented_batches): the decoded image into
-    its slot as it is, and the fused path's draw for it, which DeviceAugmented applies on the device."""
+    """The loader workers' half: the fused path's draw for each image (train.data.batches.jpeg_batches calls
+    `draw()`), which DeviceAugmented applies on the device once it has decoded the batch there."""
 
     deferred = True
     contiguous = False
@@ -265,27 +327,18 @@ class DeferredAugment:
     def __init__(self, size: tuple[int, int], probs, seed: int) -> None:
         self.fused = FusedAugment(size, probs, seed=seed)
 
-    def __call__(self, image: np.ndarray, slot: np.ndarray) -> Draw:
-        np.copyto(slot, image)
+    def draw(self) -> Draw:
         return self.fused.draw()
 
 
 class DeviceAugmented:
-    """Wraps a loader of (uint8 N3HW, labels, keys, videos, draws) batches: each batch is moved to `device` and
-    augmented there; yields (uint8 N3HW on the device, labels, keys, videos) like the other loaders.
+    """Wraps a loader of (JpegBatch, labels, keys, videos, draws) batches: each batch's JPEGs are decoded on `device`
+    at `size` (decode_batch) and augmented there (augment_batch); yields (uint8 N3HW on the device, labels, keys,
+    videos) like the other loaders."""
 
-    `release` (the stream's BufferPool.release) hands each batch's buffer back to its loader worker once the pixels are
-    copied away: after the copy to the GPU (from pageable or pinned memory the host buffer is free when `.to`
-    returns), or on the CPU once augment_batch has written its own output."""
-
-    def __init__(self, loader: Iterable, device: torch.device | str, release=None) -> None:
-        self.loader, self.device, self.release = loader, torch.device(device), release
+    def __init__(self, loader: Iterable, device: torch.device | str, size: tuple[int, int]) -> None:
+        self.loader, self.device, self.size = loader, torch.device(device), tuple(size)
 
     def __iter__(self) -> Iterator:
-        for images, labels, keys, videos, draws in self.loader:
-            x = images.to(self.device, non_blocking=True)
-            augmented = augment_batch(x, draws)
-            del x, images
-            if self.release is not None:
-                self.release(getattr(draws, "token", None))
-            yield augmented, labels, keys, videos
+        for jpegs, labels, keys, videos, draws in self.loader:
+            yield augment_batch(decode_batch(jpegs, self.size, self.device), draws), labels, keys, videos

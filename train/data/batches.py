@@ -1,8 +1,8 @@
-"""Batches: collated items, uint8 NHWC buffers filled in place (shared memory in loader workers, reused through
-BufferPool), and the training batches each augmentation implementation writes into them."""
+"""Batches: collated items, uint8 NHWC buffers filled in place (shared memory in loader workers), the training
+batches each CPU augmentation implementation writes into them, and the device path's batches of JPEG bytes."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -43,12 +43,12 @@ def batch_buffer(batch_size: int, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _filled_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple[int, int], batch_size: int,
-                    write, take=None) -> Iterator[tuple]:
-    """Batches written straight into a uint8 NHWC buffer (from `take()` -> (buffer, token), else a fresh one): each
-    decoded sample goes through `write(image, slot)`, whose results come back in a list. Yields uint8 NCHW views with
-    channels_last strides, labels, keys, video ids, the buffer's token and the write results."""
+                    write) -> Iterator[tuple]:
+    """Batches written straight into a fresh uint8 NHWC buffer: each decoded sample goes through `write(image,
+    slot)`, whose results come back in a list. Yields uint8 NCHW views with channels_last strides, labels, keys,
+    video ids and the write results."""
     while True:
-        images, token = take() if take is not None else (batch_buffer(batch_size, size), None)
+        images = batch_buffer(batch_size, size)
         slots = images.numpy()
         labels, keys, videos, written = [], [], [], []
         for i in range(batch_size):
@@ -57,82 +57,45 @@ def _filled_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tup
             labels.append(label)
             keys.append(key)
             videos.append(video)
-        yield images.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), keys, videos, token, written
+        yield images.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), keys, videos, written
 
 
 PREFETCH = 4  # batches each loader worker prepares ahead (DataLoader's prefetch_factor)
 
 
-class Draws(list):
-    """The draws of one device batch, plus `token`: the (worker, slot) of the BufferPool buffer it came in, for
-    DeviceAugmented to hand back once it has copied the pixels away (None: a one-off buffer, nothing to return).
-    A list subclass with an attribute survives pickling between processes and DataLoader's pin_memory (which
-    copies mutable sequences with copy.copy)."""
+class JpegBatch(NamedTuple):
+    """A batch's JPEG files as the shards hold them, for the device to decode (train.augment.device.decode_batch):
+    one uint8 tensor with the files one after the other (one shared-memory hand-over from a loader worker) and
+    each file's length."""
 
-    token: tuple[int, int] | None = None
+    data: torch.Tensor     # uint8, 1-D
+    lengths: torch.Tensor  # int64, one per image
 
 
-class BufferPool:
-    """Batch buffers a loader worker reuses instead of allocating fresh shared memory for every batch.
-
-    At 720x1280 a fresh shared-memory batch costs ~3 ms per image in page faults on this project's machines, about
-    as much as reading and decoding it (bench-train (3)); the `device` workers do little else. Each worker keeps
-    `slots` buffers; a flag per buffer, in shared memory made before the workers fork, says whether the consumer
-    has handed it back (`release`). A worker reuses only a buffer handed back explicitly, else it allocates a fresh
-    one, so a consumer that never releases (keeps batches, iterates the raw loader) is always safe."""
-
-    MAX_WORKERS = 256
-
-    def __init__(self, slots: int = PREFETCH + 2) -> None:
-        import multiprocessing
-
-        self.slots = slots
-        self.free = multiprocessing.RawArray("b", self.MAX_WORKERS * slots)  # 0: in use or never made, 1: free
-        self._buffers: dict[int, torch.Tensor] = {}  # this process's buffers, by slot
-
-    def take(self, batch_size: int, size: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int] | None]:
-        """A uint8 NHWC buffer and its token: a handed-back one of this worker's if any, else a new one (kept in a
-        free slot of the ring if there is one, else one-off with token None)."""
-        worker, _ = worker_index()
-        shape = (batch_size, size[0], size[1], 3)
-        if worker >= self.MAX_WORKERS:
-            return batch_buffer(batch_size, size), None
-        base = worker * self.slots
-        for slot in range(self.slots):
-            buf = self._buffers.get(slot)
-            if buf is not None and self.free[base + slot] == 1 and tuple(buf.shape) == shape:
-                self.free[base + slot] = 0
-                return buf, (worker, slot)
-        for slot in range(self.slots):
-            if slot not in self._buffers:
-                self._buffers[slot] = buf = batch_buffer(batch_size, size)
-                self.free[base + slot] = 0
-                return buf, (worker, slot)
-        return batch_buffer(batch_size, size), None
-
-    def release(self, token: tuple[int, int] | None) -> None:
-        """The consumer is done with this buffer's pixels: its worker may write the next batch into it."""
-        if token is not None:
-            worker, slot = token
-            self.free[worker * self.slots + slot] = 1
+def jpeg_batches(items: Iterator[tuple[bytes, int, str, str]], batch_size: int, augment) -> Iterator[tuple]:
+    """The device path's training batches (train.data.decode.checked items: JPEG bytes, not pixels): (JpegBatch,
+    labels, keys, video ids, draws), each image's draw from `augment.draw()` (train.augment.device.DeferredAugment).
+    A loader worker only reads the tar, checks each frame's crc32 and draws."""
+    while True:
+        jpegs, labels, keys, videos, draws = [], [], [], [], []
+        for _ in range(batch_size):
+            jpeg, label, key, video = next(items)
+            jpegs.append(jpeg)
+            labels.append(label)
+            keys.append(key)
+            videos.append(video)
+            draws.append(augment.draw())
+        data = torch.frombuffer(bytearray(b"".join(jpegs)), dtype=torch.uint8)
+        lengths = torch.tensor([len(j) for j in jpegs], dtype=torch.int64)
+        yield JpegBatch(data, lengths), torch.tensor(labels, dtype=torch.int64), keys, videos, draws
 
 
 def augmented_batches(items: Iterator[tuple[np.ndarray, int, str, str]], size: tuple[int, int], batch_size: int,
-                      augment, pool: BufferPool | None = None) -> Iterator[tuple]:
+                      augment) -> Iterator[tuple]:
     """Training batches: each decoded sample (see train.data.decode.decoded) goes through `augment(image, slot)`
     (train.augment.for_impl), which writes it into its slot of a uint8 NHWC buffer.
 
-    Yields (uint8 NCHW images, labels, keys, video ids), plus the draws when `augment.deferred` (the batch is
-    augmented on the device: train.augment.device.DeviceAugmented; with a pool, the buffer is one of the worker's
-    reused ones and the draws carry its token). The images keep channels_last strides (what the model runs on)
-    unless `augment.contiguous` asks for plain NCHW."""
-    take = (lambda: pool.take(batch_size, size)) if pool is not None else None
-    for images, labels, keys, videos, token, drawn in _filled_batches(items, size, batch_size, augment, take):
-        if augment.contiguous:
-            images = images.contiguous()
-        if not augment.deferred:
-            yield images, labels, keys, videos
-            continue
-        draws = Draws(drawn)
-        draws.token = token
-        yield images, labels, keys, videos, draws
+    Yields (uint8 NCHW images, labels, keys, video ids). The images keep channels_last strides (what the model runs
+    on) unless `augment.contiguous` asks for plain NCHW. The device path's batches are jpeg_batches."""
+    for images, labels, keys, videos, _written in _filled_batches(items, size, batch_size, augment):
+        yield (images.contiguous() if augment.contiguous else images), labels, keys, videos

@@ -48,12 +48,10 @@ class CorruptSample(ShardError):
     """A frame whose JPEG does not match its recorded crc32 or does not decode: skipped with a warning."""
 
 
-def decode_sample(sample: dict, size: tuple[int, int]) -> tuple[np.ndarray, int, str, str]:
-    """Raw sample -> (uint8 HxWx3 at size, label 0/1, key, video id).
-
-    A JPEG that differs from the crc32 in its json member (shards written since checksums exist) or fails to
-    decode raises CorruptSample; a missing member or a bad label raises ShardError (the shard is unusable).
-    """
+def checked_sample(sample: dict) -> tuple[bytes, int, str, str]:
+    """Raw sample -> (its JPEG bytes, label 0/1, key, video id), not decoded: a JPEG that differs from the crc32 in
+    its json member (shards written since checksums exist) raises CorruptSample; a missing member or a bad label
+    raises ShardError (the shard is unusable)."""
     key = sample["__key__"]
     try:
         meta = json.loads(sample["json"])
@@ -63,14 +61,33 @@ def decode_sample(sample: dict, size: tuple[int, int]) -> tuple[np.ndarray, int,
     crc = meta.get("crc32")
     if crc is not None and zlib.crc32(jpeg) != crc:
         raise CorruptSample(f"sample {key} in shard {sample.get('__url__')}: JPEG bytes differ from its crc32")
+    if meta.get("label") not in LABELS:
+        raise ShardError(f"sample {key} in shard {sample.get('__url__')} has label {meta.get('label')!r}; "
+                         f"training needs one of {sorted(LABELS)}")
+    return jpeg, LABELS[meta["label"]], key, meta.get("video_id", key.rsplit("_", 1)[0])
+
+
+def checked(samples: Iterator[dict]) -> Iterator[tuple[bytes, int, str, str]]:
+    """checked_sample over a stream (the device path's loader workers: the JPEGs are decoded on the device); a frame
+    whose bytes differ from its crc32 is skipped with a warning, as `decoded` does."""
+    skipped = 0
+    for sample in samples:
+        try:
+            yield checked_sample(sample)
+        except CorruptSample as err:
+            skipped += 1
+            log.warning("skipped corrupt frame (%d so far in this worker): %s", skipped, err)
+
+
+def decode_sample(sample: dict, size: tuple[int, int]) -> tuple[np.ndarray, int, str, str]:
+    """Raw sample -> (uint8 HxWx3 at size, label 0/1, key, video id): checked_sample's checks, then a JPEG that
+    fails to decode raises CorruptSample too."""
+    jpeg, label, key, video = checked_sample(sample)
     try:
         image = decode_resized(jpeg, size)
     except (ValueError, RuntimeError, OSError) as err:
         raise CorruptSample(f"sample {key} in shard {sample.get('__url__')}: JPEG does not decode: {err}") from None
-    if meta.get("label") not in LABELS:
-        raise ShardError(f"sample {key} in shard {sample.get('__url__')} has label {meta.get('label')!r}; "
-                         f"training needs one of {sorted(LABELS)}")
-    return image, LABELS[meta["label"]], key, meta.get("video_id", key.rsplit("_", 1)[0])
+    return image, label, key, video
 
 
 def decoded(samples: Iterator[dict], size: tuple[int, int]) -> Iterator[tuple[np.ndarray, int, str, str]]:

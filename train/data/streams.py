@@ -16,8 +16,8 @@ from webdataset.gopen import gopen_schemes
 from pipeline.dataset import Dataset, ShardError
 from train.augment import for_impl, is_deferred
 from train.config import Augment
-from train.data.batches import PREFETCH, BufferPool, augmented_batches, batched, worker_index
-from train.data.decode import decoded, to_chw, untouched_fake
+from train.data.batches import PREFETCH, augmented_batches, batched, jpeg_batches, worker_index
+from train.data.decode import checked, decoded, to_chw, untouched_fake
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ def shard_cycle(urls: Sequence[str], rng: random.Random, resample: bool) -> Iter
 class TrainStream(IterableDataset):
     """One training epoch: exactly n_batches augmented batches in total over all workers.
 
-    augment_impl: one of train.augment.IMPLS (resolved: not "auto"); a deferred one ("device") only decodes, and
-    its batches carry a fifth item, each image's draw, for train.augment.device.DeviceAugmented.
+    augment_impl: one of train.augment.IMPLS (resolved: not "auto"); with a deferred one ("device") the workers only
+    read and check the JPEG bytes and draw: its batches are (JpegBatch, labels, keys, videos, draws), decoded and
+    augmented on the device by train.augment.device.DeviceAugmented.
     """
 
     def __init__(self, dataset: Dataset, size: tuple[int, int], augment: Augment, batch_size: int,
@@ -80,8 +81,7 @@ class TrainStream(IterableDataset):
         self.dataset, self.size, self.augment = dataset, size, augment
         self.batch_size, self.n_batches, self.balance = batch_size, n_batches, balance
         self.shuffle_buffer, self.seed, self.augment_impl = shuffle_buffer, seed, augment_impl
-        deferred = is_deferred(augment_impl)  # raises naming the allowed ones
-        self.pool = BufferPool() if deferred else None  # before the workers fork: shared flags
+        self.deferred = is_deferred(augment_impl)  # raises naming the allowed ones
 
     def _stream(self, urls: list[str], rng: random.Random, resample: bool) -> Iterator[dict]:
         shuffled_order = random.Random(self.seed)  # shared by all workers: same epoch shard permutation
@@ -106,7 +106,8 @@ class TrainStream(IterableDataset):
         if self.dataset.drop_untouched:
             samples = (s for s in samples if not untouched_fake(s))
         augment = for_impl(self.augment_impl, self.size, self.augment, seed)
-        batches = augmented_batches(decoded(samples, self.size), self.size, self.batch_size, augment, self.pool)
+        batches = (jpeg_batches(checked(samples), self.batch_size, augment) if self.deferred
+                   else augmented_batches(decoded(samples, self.size), self.size, self.batch_size, augment))
         for _ in range(quota):
             yield next(batches)
 

@@ -83,9 +83,9 @@ def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: i
                          config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch),
                          augment_impl=config.augment_impl)
     loader = make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
-    if is_deferred(config.augment_impl):  # the workers only decode; the batch is augmented where it trains
+    if is_deferred(config.augment_impl):  # the workers only read JPEG bytes; decoded and augmented where it trains
         return DeviceAugmented(loader, Device.resolve(config.device, config.amp, config.channels_last).device,
-                               release=stream.pool.release)
+                               config.image_size)
     return loader
 
 
