@@ -67,19 +67,19 @@ test-fast: setup  ## the test suite without the end-to-end tests marked slow, th
 
 bench: bench-shards bench-train bench-predict bench-faces  ## all benchmarks
 
-bench-shards: setup  ## pipeline CPU-s and wall time against the ffmpeg decode floor (36 clips, generated ones cached in bench-out/cache)
+bench-shards: setup  ## pipeline CPU-s and wall time against the ffmpeg decode floor, with and without skipping non-reference frames (36 clips, generated ones cached in bench-out/cache)
 	$(PYTHON) benchmarks/bench_shards.py $(ARGS)
 
 bench-train: setup  ## cost per augmentation, fused loader vs ImageFolder+PIL, DataLoader vs its workers (real DFDC frames), CPU step time
 	$(PYTHON) benchmarks/bench_train.py --videos ../shared/data/dfdc_sample --n 64 $(ARGS)
 
-bench-gpu: setup  ## resnet-18 images/s, peak memory, GPU data wait per loader (--augment-impl) on a GPU (exits cleanly without CUDA)
+bench-gpu: setup  ## resnet-18 images/s, peak memory, GPU data wait, share of the synthetic ceiling per loader (--augment-impl; device: GPU JPEG decode) on a GPU (exits cleanly without CUDA)
 	$(PYTHON) benchmarks/gpu_train.py $(ARGS)
 
 bench-faces: setup  ## faces stage CPU-s per 1080p DFDC clip against the ffmpeg decode floor
 	$(PYTHON) benchmarks/bench_faces.py $(ARGS)
 
-bench-predict: setup  ## videos/s of train.predict on the CPU and the share spent decoding
+bench-predict: setup  ## videos/s of train.predict, frames and faces: decode / detection / scoring, projected hours for 5,000 and 4,000 clips
 	$(PYTHON) benchmarks/bench_predict.py $(ARGS)
 
 clean:  ## remove generated data (not the venv)

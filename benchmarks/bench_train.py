@@ -128,15 +128,34 @@ def ours(shards: Path, manifests: Path, size: tuple[int, int], probs: Augment, n
 
 
 def consume(loader, stream: TrainStream) -> int:
-    """Take every batch as the trainer does: look at it, drop it, and for --augment-impl device hand its buffer
-    back to the worker (train.device_augment.DeviceAugmented does so once the GPU has the pixels)."""
+    """Take every batch as the trainer does: look at it and drop it (--augment-impl device: its JPEG bytes, which
+    train.augment.device.DeviceAugmented decodes and augments on the GPU; not measured here)."""
     seen = 0
     for images, labels, *rest in loader:
-        seen += int(images.shape[0])
-        images[:, :, 0, 0].sum()  # touch the batch as the trainer's copy would
-        if stream.pool is not None:
-            stream.pool.release(getattr(rest[-1], "token", None))
+        if stream.deferred:
+            seen += int(images.lengths.numel())
+            images.data[:: 4096].sum()  # touch the bytes as the copy to the GPU would
+        else:
+            seen += int(images.shape[0])
+            images[:, :, 0, 0].sum()  # touch the batch as the trainer's copy would
     return seen
+
+
+def decode_and_draw(shards: Path, manifests: Path, size: tuple[int, int], probs: Augment, n: int,
+                    seed: int = 0) -> dict:
+    """What a `device` loader worker did before issue 20 (decode each JPEG at size on the CPU, then draw), for the
+    comparison with what it does now (read the bytes, check the crc32, draw): one process, the same samples."""
+    from train.augment.device import DeferredAugment
+    from train.data.decode import decoded
+
+    stream = TrainStream(Dataset.open(shards, manifests), size, probs, 16, 1, "mix", shuffle_buffer=64, seed=seed)
+    samples, draw = stream._samples(random.Random(seed)), DeferredAugment(size, probs, seed)
+
+    def run() -> None:
+        for _, (image, *_rest) in zip(range(n), decoded(samples, size)):
+            image[0, 0].sum()
+            draw.draw()
+    return timed(run, n)
 
 
 class FullFrameAugment:
@@ -231,12 +250,15 @@ def print_cost_table(rows: dict) -> None:
 
 def side_by_side(shards, manifests, folder, size, probs, n, rounds: int = 2) -> dict:
     """(2) The three loaders, interleaved over `rounds` rounds (different seeds), summed."""
-    totals: dict[str, dict | None] = {"ours fused": None, "ours device (CPU side)": None, "ours albumentations": None,
+    totals: dict[str, dict | None] = {"ours fused": None, "ours device (CPU side)": None,
+                                      "device before (CPU decode)": None, "ours albumentations": None,
                                       "ImageFolder+PIL": None}
     for r in range(rounds):
         totals["ours fused"] = add(totals["ours fused"], ours(shards, manifests, size, probs, n, "fused", seed=r))
         totals["ours device (CPU side)"] = add(totals["ours device (CPU side)"],
                                                ours(shards, manifests, size, probs, n, "device", seed=r))
+        totals["device before (CPU decode)"] = add(totals["device before (CPU decode)"],
+                                                   decode_and_draw(shards, manifests, size, probs, n, seed=r))
         totals["ImageFolder+PIL"] = add(totals["ImageFolder+PIL"], baseline(folder, size, probs, n, seed=r))
         totals["ours albumentations"] = add(totals["ours albumentations"],
                                             ours(shards, manifests, size, probs, n, "albumentations", seed=r))
@@ -325,17 +347,17 @@ def main() -> None:
         print(f"{'':9s} {'':14s} -> fused / ImageFolder+PIL: {fused['img_per_cpu_s'] / base['img_per_cpu_s']:.2f}x "
               f"per CPU-second, {fused['img_per_s'] / base['img_per_s']:.2f}x wall; fused / plain albumentations: "
               f"{fused['img_per_cpu_s'] / rows['ours albumentations']['img_per_cpu_s']:.2f}x per CPU-second; "
-              f"device (CPU side) / ImageFolder+PIL: {device['img_per_cpu_s'] / base['img_per_cpu_s']:.2f}x")
+              f"device (CPU side) / ImageFolder+PIL: {device['img_per_cpu_s'] / base['img_per_cpu_s']:.2f}x; "
+              f"device workers now (JPEG bytes) / before (CPU decode): "
+              f"{device['img_per_cpu_s'] / rows['device before (CPU decode)']['img_per_cpu_s']:.1f}x per CPU-second")
 
     one = results["loaders"]["720x1280 seed"]["ours fused"]
     print(f"\n(3) full DataLoader at 720x1280, seed probabilities, batch 64, {args.workers} workers, prefetch 4, "
           f"pinned memory {'on' if torch.cuda.is_available() else 'off (no CUDA)'}:")
     results["dataloader"] = {"earlier_standalone": one}
-    # device: 16x the images, so that its run lasts a little longer than fused's and the workers' start weighs as
-    # little (fork, first shuffle buffer, and the first PREFETCH + 2 batches, which fill BufferPool's ring with fresh
-    # shared memory before buffers come back: over 24 batches a worker that alone made the gap ~10%, over 96 ~2%);
-    # batches of 64 as the seed recipe's; standalone before and after the DataLoader run, so that both see the same
-    # load on a shared machine
+    # device: 32x the images, so that its run (reading JPEG bytes only) lasts a little longer than fused's and the
+    # workers' start (fork, first shuffle buffer) weighs little; batches of 64 as the seed recipe's; standalone
+    # before and after the DataLoader run, so that both see the same load on a shared machine
     for impl, scale in (("fused", 2), ("device", 32)):
         n = args.n_seed * scale
         alone = ours(shards, manifests, SIZES["720x1280"], SEED, n // 2, impl, batch=64, seed=5)
@@ -346,7 +368,7 @@ def main() -> None:
         gap_cpu = 1 - full["img_per_cpu_s"] / alone["img_per_cpu_s"]
         per_core = min(full["img_per_cpu_s"], alone["img_per_cpu_s"])
         needed = int(np.ceil(1000 / per_core))
-        what = " (the workers' share; the GPU augments)" if impl == "device" else ""
+        what = " (the workers' share: JPEG bytes and draws; the GPU decodes and augments)" if impl == "device" else ""
         print(f"  --augment-impl {impl}{what}:")
         print(f"    one worker standalone: {alone['img_per_s']:.1f} img/s, {alone['img_per_cpu_s']:.1f} img/CPU-s")
         print(f"    DataLoader: {full['images']} images, {full['img_per_s']:.1f} img/s delivered, "

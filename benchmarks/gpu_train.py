@@ -93,6 +93,22 @@ def measure(batches, dev, steps: int, batch: int, warmup: int = 3, augment=None)
             "seconds": seconds}
 
 
+def default_shards() -> Path | None:
+    """bench-train's shard (bench-out/train), made here from the DFDC sample's 720p frames if it is not there yet,
+    so that `make bench-gpu` alone measures the real loaders (None without the sample: synthetic only)."""
+    if (DEFAULT_SHARDS / "../manifests/dataset.json").resolve().is_file():
+        return DEFAULT_SHARDS
+    videos = ROOT.parent / "shared" / "data" / "dfdc_sample"
+    if not videos.is_dir():
+        return None
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_train import extract_frames, write_shard_and_folder
+
+    root = DEFAULT_SHARDS.parent
+    write_shard_and_folder(extract_frames(root / "frames", videos, 64), root)
+    return DEFAULT_SHARDS
+
+
 def real_batches(args, size: tuple[int, int], batch: int, impl: str, workers: int):
     """The trainer's loader for `impl` (for device: JPEG bytes and draws; device_step decodes and augments)."""
     from pipeline.dataset import Dataset
@@ -199,8 +215,8 @@ def main() -> int:
         return 0
     from train.model import Device
 
-    if args.shards is None and (DEFAULT_SHARDS / "../manifests/dataset.json").resolve().is_file():
-        args.shards = DEFAULT_SHARDS
+    if args.shards is None:
+        args.shards = default_shards()
     device = "cpu" if args.smoke_cpu else "cuda"
     print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu (smoke test)'}, torch {torch.__version__}, batch {args.batch}, channels_last, "
           f"{args.steps} timed steps; real loader: {args.shards or 'none (no --shards)'} with {args.workers} workers "
