@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from helpers.clips import make_dfdc_tree
@@ -18,7 +19,7 @@ from helpers.commands import run_pipeline
 from pipeline.dataset import Dataset
 from pipeline.ffmpeg import find_ffmpeg
 from pipeline.frames import MAX_LAG, FrameError, extract, ffmpeg_command
-from train.score.videos import _settings_from
+from train.score.videos import FrameSettings, _settings_from, decode_video
 
 SRC = "testsrc2=size=128x72:rate=25"
 CODECS = {  # name -> (file, encoder arguments)
@@ -70,6 +71,17 @@ def test_each_second_keeps_its_first_decoded_frame(clips, codec):
         assert moved >= 2
     else:
         assert moved == 0
+
+
+def test_predict_decodes_as_the_shards_were_made(clips):
+    """train.predict's decode follows the recorded choice: the same seconds as the pipeline's frames either way."""
+    clip = clips["h264-bframes"]
+    for skip in ("noref", "none"):
+        decoded = decode_video(Path(clip), FrameSettings(1.0, (1280, 720), 2, skip_frames=skip), None)
+        assert decoded.error is None
+        assert decoded.seconds == [f.second for f in extract(clip, 1.0, (1280, 720), 2, skip_frames=skip)[1]]
+    assert decoded.seconds == [0.0, 1.0, 2.0, 3.0]  # none: each second's exact first frame
+    assert FrameSettings(1.0, (1280, 720), 2).skip_frames == "none"  # settings from before the option
 
 
 def test_too_late_a_frame_falls_back_to_every_frame(clips):
