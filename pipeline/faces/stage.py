@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dfd.children import die_with_parent
 from dfd.errors import UsageProblem
 
 from ..dataset import MemberReader, has_table, read_arrow
@@ -75,9 +76,12 @@ class Task:
 _DETECTOR = None
 
 
-def _init_worker(settings: dict, device: str, threads: int | None) -> None:
-    """Load MTCNN once per process; `threads` torch CPU threads (None: torch's default)."""
+def _init_worker(settings: dict, device: str, threads: int | None, parent: int | None = None) -> None:
+    """Load MTCNN once per process; `threads` torch CPU threads (None: torch's default). In a pool worker
+    (`parent` given) the process first makes sure it dies with the orchestrator (dfd.children)."""
     global _DETECTOR
+    if parent is not None:
+        die_with_parent(parent)
     import torch
 
     if threads:
@@ -408,7 +412,7 @@ def _collect_garbage(shards: Path, manifests: Path, current: set[str]) -> None:
 def start_pool(workers: int, settings: FaceSettings, device: str) -> cf.ProcessPoolExecutor:
     method = "fork" if sys.platform == "linux" and device == "cpu" else "spawn"
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                                  initializer=_init_worker, initargs=(settings.asdict(), device, 1))
+                                  initializer=_init_worker, initargs=(settings.asdict(), device, 1, os.getpid()))
 
 
 def build(shards: Path, manifests: Path, settings: FaceSettings, device: str = "cpu", workers: int = 1,
