@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 DATASET_JSON = "dataset.json"
 TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "faces.parquet"}
+SHARD_COLUMNS = ("shard", "crop_shard")  # the tables' columns that name shards (checked on every read)
 LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = ("real", "fake")
 SPLITS = ("train", "val", "test")
@@ -102,18 +103,27 @@ def read_arrow(manifests: str | Path, name: str, columns: Sequence[str] | None =
     _require(path.is_file(), f"{path} does not exist" + (": run the faces stage (make faces) first"
                                                          if name == "faces" else "; pass --manifests"))
     try:
-        return pq.read_table(path, columns=list(columns) if columns else None)
+        table = pq.read_table(path, columns=list(columns) if columns else None)
     except (OSError, ValueError, KeyError, pa.ArrowException) as err:
         raise DatasetError(f"{path} cannot be read: {err}") from None
+    for column in SHARD_COLUMNS:
+        if column in table.column_names:
+            check_shard_column(table[column].unique().to_pylist(), f"{path}: column {column}", name == "videos")
+    return table
 
 
 def _read(path: Path, columns, filters) -> pd.DataFrame:
     import pyarrow as pa
 
     try:
-        return pd.read_parquet(path, columns=columns, filters=filters)
+        frame = pd.read_parquet(path, columns=columns, filters=filters)
     except (OSError, ValueError, KeyError, pa.ArrowException) as err:
         raise DatasetError(f"{path} cannot be read: {err}") from None
+    for column in SHARD_COLUMNS:
+        if column in frame.columns:
+            check_shard_column(frame[column].unique().tolist(), f"{path}: column {column}",
+                               path.name == TABLES["videos"])
+    return frame
 
 
 # Shard names and locations -----------------------------------------------------------------------------------------
@@ -144,6 +154,20 @@ def shard_path(shards: str | Path, name, where: str) -> Path:
         return Path(shards) / check_shard_name(name, where)
     except UnsafeManifest as err:
         raise DatasetError(str(err)) from None
+
+
+def check_shard_column(names: Iterable, where: str, nulls: bool = False) -> None:
+    """A table's shard column (frames/videos `shard`, faces `crop_shard`) is untrusted input like dataset.json:
+    every value must be a shard name (check_shard_name), so that no reader builds a path outside the shards folder
+    from it; `nulls`: a missing value is allowed (a failed video has no shard)."""
+    for name in names:
+        if name is None or (isinstance(name, float) and name != name):
+            _require(nulls, f"{where} has an empty value")
+            continue
+        try:
+            check_shard_name(name, where)
+        except UnsafeManifest as err:
+            raise DatasetError(str(err)) from None
 
 
 def check_shard_entries(entries, where) -> None:
