@@ -331,6 +331,8 @@ class Dataset:
                  f"manifest {where} has no faces; run the faces stage first: `make faces SHARDS=... MANIFESTS=...` "
                  "(python -m pipeline.faces)")
         check_shard_entries(faces["shards"], f"{where} (faces)")
+        # a face shard's file size is its "bytes" (manifests before issue 21 have no "size"): checked before training
+        entries = tuple({**e, "size": e.get("size", e.get("bytes"))} for e in faces["shards"])
         counts = face_counts(common["manifests"], drop) or faces.get("counts", {})
         train = counts.get("train", {})
         total = sum(train.get(k, 0) for k in LABELS)
@@ -338,7 +340,7 @@ class Dataset:
         log.info("faces: %s train, %s val (%s); %s videos without any face are skipped", train,
                  counts.get("val", {}), "untouched fake faces dropped from training" if drop else "all faces kept",
                  faces.get("videos_without_faces", "?"))
-        return cls(shards=tuple(faces["shards"]), counts=counts, class_weights=weights, input="faces",
+        return cls(shards=entries, counts=counts, class_weights=weights, input="faces",
                    drop_untouched=drop, faces_found=int(faces.get("faces", 0) or 0), **common)
 
     def _check(self, need: Sequence[str], check: Sequence[str]) -> None:
