@@ -331,6 +331,8 @@ class Dataset:
                  f"manifest {where} has no faces; run the faces stage first: `make faces SHARDS=... MANIFESTS=...` "
                  "(python -m pipeline.faces)")
         check_shard_entries(faces["shards"], f"{where} (faces)")
+        _require(has_table(common["manifests"], "faces"), f"{table_path(common['manifests'], 'faces')} does not "
+                 f"exist, but {where} has a faces section: rerun the faces stage (python -m pipeline.faces)")
         # a face shard's file size is its "bytes" (manifests before issue 21 have no "size"): checked before training
         entries = tuple({**e, "size": e.get("size", e.get("bytes"))} for e in faces["shards"])
         counts = face_counts(common["manifests"], drop) or faces.get("counts", {})

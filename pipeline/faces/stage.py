@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from dfd.children import die_with_parent
 from dfd.errors import UsageProblem
 
-from ..dataset import MemberReader, has_table, read_arrow
+from ..dataset import MemberReader, has_table, read_arrow, read_dataset_json
 from ..shards import BLOCK, member
 from ..split import part_of
 from . import detect as detect_mod
@@ -306,6 +306,7 @@ def _worker(task: Task, shards: str, manifests: str, settings: dict, device: str
 def _read_manifest(manifests: Path) -> tuple[pa.Table, dict[str, dict]]:
     if not (has_table(manifests, "frames") and has_table(manifests, "videos")):
         raise FacesError(f"{manifests}: no frames.parquet/videos.parquet (run pipeline.run first)")
+    read_dataset_json(manifests)  # its faces section is written last: a broken one stops the run before any work
     frames = read_arrow(manifests, "frames")
     videos = read_arrow(manifests, "videos", ["video_id", "label", "original", "status"])
     return frames, {v["video_id"]: v for v in videos.to_pylist()}

@@ -102,3 +102,14 @@ def test_faces_stage_refuses_a_crafted_frames_parquet(ds):
     assert "summary" not in proc.stderr  # refused before any shard was planned
     new = [p for p in ds["tmp"].rglob("*") if p not in before and p.name != ".lock-faces"]
     assert new == [], new
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 2, b"[1, 2]"])
+def test_faces_stage_stops_at_once_on_a_broken_dataset_json(ds, content):
+    """Issue 21 item 7: random bytes or a JSON array: one line naming the file, before any face is detected."""
+    (ds["manifests"] / "dataset.json").write_bytes(content)
+    proc = subprocess.run([sys.executable, "-m", "pipeline.faces", "--shards", str(ds["shards"]), "--manifests",
+                           str(ds["manifests"]), "--device", "cpu", "--workers", "1"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and "dataset.json is not" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (ds["shards"] / "faces").exists(), "work was done before the manifest was read"

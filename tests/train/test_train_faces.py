@@ -179,3 +179,17 @@ def test_truncated_face_shard_stops_before_training(faces_dataset, tmp_path):
                            "--dev-run", "--weights", "none", "--workers", "0", "--device", "cpu"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 1 and "is truncated" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_deleted_faces_parquet_is_caught_by_verify_and_explain(faces_dataset, tmp_path):
+    """Issue 21 item 7: a faces section without its faces.parquet fails pipeline.verify and stops the readers
+    with one line naming the file."""
+    shutil.copytree(faces_dataset["shards"], tmp_path / "shards")
+    shutil.copytree(faces_dataset["manifests"], tmp_path / "manifests")
+    (tmp_path / "manifests" / "faces.parquet").unlink()
+    proc = subprocess.run([sys.executable, "-m", "pipeline.verify", "--shards", str(tmp_path / "shards"),
+                           "--manifests", str(tmp_path / "manifests"), "--deep"], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 1 and "faces.parquet: missing" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    with pytest.raises(DatasetError, match="faces.parquet does not exist"):
+        Dataset.open(tmp_path / "shards", tmp_path / "manifests", "faces")
