@@ -67,6 +67,7 @@ class PipelineConfig:
     timeout: float = 600.0
     retry_failed: bool = False
     grouping: str = GROUPING
+    allow_outside_paths: bool = False  # labels.csv / metadata.json may name files outside --videos
 
     def __post_init__(self) -> None:
         self.validate()

@@ -44,7 +44,7 @@ class Plan:
 
 def plan(config: PipelineConfig) -> Plan:
     """Discover, split and check against earlier runs. Writes nothing; raises PlanError for bad requests."""
-    layout, videos = discover(config.videos, config.layout)
+    layout, videos = discover(config.videos, config.layout, config.allow_outside_paths)
     if not videos:
         raise PlanError(f"{config.videos}: no videos found (layout {layout})")
     _check_previous(config, videos)
