@@ -20,7 +20,7 @@ DEMO_FACES_WEIGHTS ?= none
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo demo-faces test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory clean help
+.PHONY: setup shards faces train demo demo-faces test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -81,6 +81,9 @@ bench-faces: setup  ## faces stage CPU-s per 1080p DFDC clip against the ffmpeg 
 
 bench-faces-memory: setup  ## faces stage peak RSS per clip length (a 1080p DFDC clip looped), main against this checkout
 	$(PYTHON) benchmarks/bench_faces_memory.py $(ARGS)
+
+measure-diff: setup  ## the faces stage's diff per FF++ method (whole box, local SSIM, mouth) against background patches
+	$(PYTHON) benchmarks/measure_diff.py $(ARGS)
 
 bench-predict: setup  ## videos/s of train.predict on the CPU and the share spent decoding
 	$(PYTHON) benchmarks/bench_predict.py $(ARGS)
