@@ -20,7 +20,7 @@ DEMO_FACES_WEIGHTS ?= none
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo demo-faces test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces clean help
+.PHONY: setup shards faces train demo demo-faces test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -78,6 +78,12 @@ bench-gpu: setup  ## resnet-18 images/s, peak memory, GPU data wait, share of th
 
 bench-faces: setup  ## faces stage CPU-s per 1080p DFDC clip against the ffmpeg decode floor
 	$(PYTHON) benchmarks/bench_faces.py $(ARGS)
+
+bench-faces-memory: setup  ## faces stage peak RSS per clip length (a 1080p DFDC clip looped), main against this checkout
+	$(PYTHON) benchmarks/bench_faces_memory.py $(ARGS)
+
+measure-diff: setup  ## the faces stage's diff per FF++ method (whole box, local SSIM, mouth) against background patches
+	$(PYTHON) benchmarks/measure_diff.py $(ARGS)
 
 bench-predict: setup  ## videos/s of train.predict, frames and faces: decode / detection / scoring, projected hours for 5,000 and 4,000 clips
 	$(PYTHON) benchmarks/bench_predict.py $(ARGS)

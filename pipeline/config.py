@@ -73,6 +73,7 @@ class PipelineConfig:
     retry_failed: bool = False
     grouping: str = GROUPING
     skip_frames: str = "noref"  # ~0.6x the CPU of decoding every frame on DFDC (docs/performance.md)
+    allow_outside_paths: bool = False  # labels.csv / metadata.json may name files outside --videos
 
     def __post_init__(self) -> None:
         self.validate()

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DATASET_JSON = "dataset.json"
 TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "faces.parquet"}
+SHARD_COLUMNS = ("shard", "crop_shard")  # the tables' columns that name shards (checked on every read)
 LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = ("real", "fake")
 SPLITS = ("train", "val", "test")
@@ -110,18 +111,27 @@ def read_arrow(manifests: str | Path, name: str, columns: Sequence[str] | None =
     _require(path.is_file(), f"{path} does not exist" + (": run the faces stage (make faces) first"
                                                          if name == "faces" else "; pass --manifests"))
     try:
-        return pq.read_table(path, columns=list(columns) if columns else None)
+        table = pq.read_table(path, columns=list(columns) if columns else None)
     except (OSError, ValueError, KeyError, pa.ArrowException) as err:
         raise DatasetError(f"{path} cannot be read: {err}") from None
+    for column in SHARD_COLUMNS:
+        if column in table.column_names:
+            check_shard_column(table[column].unique().to_pylist(), f"{path}: column {column}", name == "videos")
+    return table
 
 
 def _read(path: Path, columns, filters) -> pd.DataFrame:
     import pyarrow as pa
 
     try:
-        return pd.read_parquet(path, columns=columns, filters=filters)
+        frame = pd.read_parquet(path, columns=columns, filters=filters)
     except (OSError, ValueError, KeyError, pa.ArrowException) as err:
         raise DatasetError(f"{path} cannot be read: {err}") from None
+    for column in SHARD_COLUMNS:
+        if column in frame.columns:
+            check_shard_column(frame[column].unique().tolist(), f"{path}: column {column}",
+                               path.name == TABLES["videos"])
+    return frame
 
 
 # Shard names and locations -----------------------------------------------------------------------------------------
@@ -152,6 +162,20 @@ def shard_path(shards: str | Path, name, where: str) -> Path:
         return Path(shards) / check_shard_name(name, where)
     except UnsafeManifest as err:
         raise DatasetError(str(err)) from None
+
+
+def check_shard_column(names: Iterable, where: str, nulls: bool = False) -> None:
+    """A table's shard column (frames/videos `shard`, faces `crop_shard`) is untrusted input like dataset.json:
+    every value must be a shard name (check_shard_name), so that no reader builds a path outside the shards folder
+    from it; `nulls`: a missing value is allowed (a failed video has no shard)."""
+    for name in names:
+        if name is None or (isinstance(name, float) and name != name):
+            _require(nulls, f"{where} has an empty value")
+            continue
+        try:
+            check_shard_name(name, where)
+        except UnsafeManifest as err:
+            raise DatasetError(str(err)) from None
 
 
 def check_shard_entries(entries, where) -> None:
@@ -315,6 +339,10 @@ class Dataset:
                  f"manifest {where} has no faces; run the faces stage first: `make faces SHARDS=... MANIFESTS=...` "
                  "(python -m pipeline.faces)")
         check_shard_entries(faces["shards"], f"{where} (faces)")
+        _require(has_table(common["manifests"], "faces"), f"{table_path(common['manifests'], 'faces')} does not "
+                 f"exist, but {where} has a faces section: rerun the faces stage (python -m pipeline.faces)")
+        # a face shard's file size is its "bytes" (manifests before issue 21 have no "size"): checked before training
+        entries = tuple({**e, "size": e.get("size", e.get("bytes"))} for e in faces["shards"])
         counts = face_counts(common["manifests"], drop) or faces.get("counts", {})
         train = counts.get("train", {})
         total = sum(train.get(k, 0) for k in LABELS)
@@ -322,7 +350,7 @@ class Dataset:
         log.info("faces: %s train, %s val (%s); %s videos without any face are skipped", train,
                  counts.get("val", {}), "untouched fake faces dropped from training" if drop else "all faces kept",
                  faces.get("videos_without_faces", "?"))
-        return cls(shards=tuple(faces["shards"]), counts=counts, class_weights=weights, input="faces",
+        return cls(shards=entries, counts=counts, class_weights=weights, input="faces",
                    drop_untouched=drop, faces_found=int(faces.get("faces", 0) or 0), **common)
 
     def _check(self, need: Sequence[str], check: Sequence[str]) -> None:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -48,13 +49,32 @@ def safe_id(text: str) -> str:
     """A video id webdataset can carry in a key: only [A-Za-z0-9_-], at most MAX_ID characters.
 
     A longer id is cut and given an 8-hex suffix from the sha1 of the full text (stable across runs and
-    machines), so two long names that share a prefix stay apart; the original name stays in `path`.
+    machines), so two long names that share a prefix stay apart; the original name stays in `path`. A name with
+    any non-ASCII character keeps what folds to ASCII (`été` -> `ete`) and always gets the suffix (of its NFC
+    form, so a macOS-decomposed name gives the same id): `名前` and `日本` stay two videos.
     """
-    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "video"
-    if len(clean) <= MAX_ID:
+    text = unicodedata.normalize("NFC", text)
+    folded = text if text.isascii() else unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", folded).strip("-") or "video"
+    if len(clean) <= MAX_ID and text.isascii():
         return clean
     digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{clean[:MAX_ID - 9].rstrip('-_')}-{digest}"
+
+
+class OutsidePath(DiscoveryError):
+    """A labels.csv or metadata.json entry names a file outside the videos folder."""
+
+
+def inside(root: Path, rel: str, where: str, allow_outside: bool) -> Path:
+    """`rel` from a labels file, joined to `root`: an absolute path or one that leaves the folder (`..`) raises
+    OutsidePath naming the entry, unless the user allowed it (--allow-outside-paths). Checked on the path as
+    written (symlinks inside the folder are the user's own and are followed)."""
+    path = Path(os.path.normpath(root / rel))
+    if not allow_outside and (os.path.isabs(rel) or not path.is_relative_to(Path(os.path.normpath(root)))):
+        raise OutsidePath(f"{where}: {rel!r} is outside the videos folder {root}; labels files are data and may "
+                          "not point elsewhere (pass --allow-outside-paths if you mean it)")
+    return path
 
 
 def _label(raw, where: str) -> tuple[str | None, str | None]:
@@ -68,13 +88,26 @@ def _is_video(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
 
 
-def _walk(root: Path) -> Iterable[tuple[Path, list[str]]]:
-    for dirpath, dirnames, filenames in os.walk(root):
+def _tree(root: Path) -> Iterable[tuple[str, list[str], list[str]]]:
+    """os.walk in sorted order, hidden folders skipped, symlinked folders followed (a dataset assembled from links
+    is common), each real folder visited once (no loop through a link to a parent)."""
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        yield dirpath, dirnames, filenames
+
+
+def _walk(root: Path) -> Iterable[tuple[Path, list[str]]]:
+    for dirpath, _, filenames in _tree(root):
         yield Path(dirpath), sorted(filenames)
 
 
-def discover_dfdc(root: Path) -> list[Video]:
+def discover_dfdc(root: Path, allow_outside: bool = False) -> list[Video]:
     """Every folder with a metadata.json is a DFDC part; videos in folders without one are unlabelled."""
     videos: list[Video] = []
     for folder, files in _walk(root):
@@ -90,7 +123,7 @@ def discover_dfdc(root: Path) -> list[Video]:
         listed = set()
         for name, entry in sorted(meta.items()):
             listed.add(name)
-            videos.append(_dfdc_video(folder, name, entry, meta_path))
+            videos.append(_dfdc_video(folder, name, entry, meta_path, allow_outside))
         extra = [f for f in files if _is_video(f) and f not in listed]
         if extra:
             log.warning("%s: %d videos not listed in metadata.json are taken as unlabelled", folder, len(extra))
@@ -108,9 +141,9 @@ def _read_metadata(meta_path: Path) -> dict:
     return meta
 
 
-def _dfdc_video(folder: Path, name: str, entry, meta_path: Path) -> Video:
+def _dfdc_video(folder: Path, name: str, entry, meta_path: Path, allow_outside: bool = False) -> Video:
     vid = safe_id(Path(name).stem)
-    path = folder / name
+    path = inside(folder, name, f"{meta_path} entry {name!r}", allow_outside)
     entry = entry if isinstance(entry, dict) else {}
     label, error = _label(entry.get("label"), f"{meta_path} for {name}")
     original = entry.get("original")
@@ -126,7 +159,7 @@ def _unlabelled(root: Path, path: Path, source: str) -> Video:
     return Video(vid, str(path), None, None, vid, source)
 
 
-def discover_ffpp(root: Path) -> list[Video]:
+def discover_ffpp(root: Path, allow_outside: bool = False) -> list[Video]:
     """FaceForensics++: original_sequences/<src>/<comp>/videos are real, manipulated_sequences/<method>/... fake."""
     videos: list[Video] = []
     for kind in ("original_sequences", "manipulated_sequences"):
@@ -202,7 +235,7 @@ def link_groups(id_lists: list[tuple[str, ...]]) -> list[str]:
     return [name[root(ids[0])] for ids in id_lists]
 
 
-def discover_csv(root: Path) -> list[Video]:
+def discover_csv(root: Path, allow_outside: bool = False) -> list[Video]:
     """labels.csv with columns path,label[,original]; paths relative to the csv's folder."""
     csv_path = root / "labels.csv"
     videos: list[Video] = []
@@ -212,7 +245,7 @@ def discover_csv(root: Path) -> list[Video]:
             raise DiscoveryError(f"{csv_path}: needs the columns path,label[,original], got {reader.fieldnames}")
         for line, row in enumerate(reader, start=2):
             rel = (row.get("path") or "").strip()
-            path = (root / rel).resolve() if rel else root
+            path = inside(root, rel, f"{csv_path} line {line}", allow_outside) if rel else root
             vid = safe_id(str(Path(rel).with_suffix("")))
             label, error = _label(row.get("label"), f"{csv_path} line {line}")
             original = (row.get("original") or "").strip()
@@ -224,13 +257,13 @@ def discover_csv(root: Path) -> list[Video]:
     return videos
 
 
-def discover_unlabelled(root: Path) -> list[Video]:
+def discover_unlabelled(root: Path, allow_outside: bool = False) -> list[Video]:
     """Any tree of videos without labels (e.g. DFDC test_videos/): split test, label null."""
     return [_unlabelled(root, folder / f, "unlabelled") for folder, files in _walk(root) for f in files
             if _is_video(f)]
 
 
-LAYOUT_FUNCS: dict[str, Callable[[Path], list[Video]]] = {
+LAYOUT_FUNCS: dict[str, Callable[[Path, bool], list[Video]]] = {
     "dfdc": discover_dfdc, "ffpp": discover_ffpp, "csv": discover_csv, "unlabelled": discover_unlabelled,
 }
 
@@ -240,8 +273,7 @@ def find_datasets(root: Path) -> list[tuple[str, Path]]:
     original_sequences/ or manipulated_sequences/ (ffpp; not searched further), a folder with metadata.json (a
     DFDC part). Videos outside all of them are unlabelled."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    for dirpath, dirnames, filenames in _tree(root):
         folder = Path(dirpath)
         if "labels.csv" in filenames:
             found.append(("csv", folder))
@@ -268,7 +300,7 @@ def detect_layout(root: Path) -> str:
     return "mixed"
 
 
-def discover_mixed(root: Path) -> list[Video]:
+def discover_mixed(root: Path, allow_outside: bool = False) -> list[Video]:
     """Each dataset tree with its own layout, then the videos outside them as unlabelled; all ids kept unique
     (FaceForensics++ ids carry their `ffpp-` prefix; csv and unlabelled ids are relative to this root)."""
     found = find_datasets(root)
@@ -280,9 +312,9 @@ def discover_mixed(root: Path) -> list[Video]:
             part = discover_ffpp(folder)
         elif layout == "csv":
             prefix = safe_id(str(folder.relative_to(root))) if folder != root else ""
-            part = [_prefixed(v, prefix) for v in discover_csv(folder)]
+            part = [_prefixed(v, prefix) for v in discover_csv(folder, allow_outside)]
         else:
-            part = [_dfdc_video(folder, name, entry, folder / "metadata.json")
+            part = [_dfdc_video(folder, name, entry, folder / "metadata.json", allow_outside)
                     for name, entry in sorted(_read_metadata(folder / "metadata.json").items())]
         counts[layout] += len(part)
         videos += part
@@ -307,13 +339,14 @@ def _prefixed(video: Video, prefix: str) -> Video:
 LAYOUT_FUNCS["mixed"] = discover_mixed
 
 
-def discover(root: str | Path, layout: str = "auto") -> tuple[str, list[Video]]:
-    """(layout used, videos sorted by id). Duplicate ids after the first become error rows."""
+def discover(root: str | Path, layout: str = "auto", allow_outside: bool = False) -> tuple[str, list[Video]]:
+    """(layout used, videos sorted by id). Duplicate ids after the first become error rows. A labels.csv or
+    metadata.json entry outside the folder raises OutsidePath unless `allow_outside`."""
     root = Path(root)
     if not root.is_dir():
         raise DiscoveryError(f"{root}: no such folder")
     layout = detect_layout(root) if layout == "auto" else layout
-    videos = sorted(LAYOUT_FUNCS[layout](root), key=lambda v: (v.video_id, v.path))
+    videos = sorted(LAYOUT_FUNCS[layout](root, allow_outside), key=lambda v: (v.video_id, v.path))
     groups = link_groups([identities(v.source, v.label, v.path, v.group) for v in videos])
     videos = [dataclasses.replace(v, group=g) if g != v.group else v for v, g in zip(videos, groups)]
     return layout, _mark_duplicates(videos)

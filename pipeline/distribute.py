@@ -14,6 +14,7 @@ from typing import Iterator, Mapping
 
 from tqdm import tqdm
 
+from dfd.children import die_with_parent
 from dfd.errors import UsageProblem
 
 from . import manifest
@@ -43,7 +44,7 @@ class Plan:
 
 def plan(config: PipelineConfig) -> Plan:
     """Discover, split and check against earlier runs. Writes nothing; raises PlanError for bad requests."""
-    layout, videos = discover(config.videos, config.layout)
+    layout, videos = discover(config.videos, config.layout, config.allow_outside_paths)
     if not videos:
         raise PlanError(f"{config.videos}: no videos found (layout {layout})")
     _check_previous(config, videos)
@@ -110,7 +111,8 @@ def start_pool(workers: int, binary: str) -> cf.ProcessPoolExecutor:
     with ffmpeg's version checks already cached, so a worker's first video starts at once."""
     ffmpeg_command("probe", 1.0, (16, 16), 2, binary)  # fills the lru caches the workers inherit
     method = "fork" if sys.platform == "linux" else "spawn"
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                                  initializer=die_with_parent, initargs=(os.getpid(),))
     for future in [pool.submit(os.getpid) for _ in range(workers)]:
         future.result()
     return pool
@@ -119,7 +121,8 @@ def start_pool(workers: int, binary: str) -> cf.ProcessPoolExecutor:
 def _fresh_pool(pool: cf.ProcessPoolExecutor, workers: int) -> cf.ProcessPoolExecutor:
     """Replace a broken pool (spawned: the orchestrator has threads by now, so no fork)."""
     pool.shutdown(wait=False, cancel_futures=True)
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def _ordered(jobs: list[Job], staged: dict[str, Staged], pool: cf.ProcessPoolExecutor,

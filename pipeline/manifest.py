@@ -14,6 +14,7 @@ from typing import Callable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dfd.children import hold_lock, release_lock
 from dfd.diskfull import writing
 from dfd.errors import UsageProblem
 from dfd.files import write_bytes
@@ -53,7 +54,11 @@ def lock(manifests: Path, tag: str = ""):
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise LockError(f"another process is writing {manifests} ({tag or 'part 1/1'})") from exc
-        yield
+        hold_lock(fh.fileno())  # never inherited by a forked worker (dfd.children)
+        try:
+            yield
+        finally:
+            release_lock(fh.fileno())
 
 
 def parts_dir(manifests: Path) -> Path:

@@ -122,6 +122,27 @@ def check_manifests(frames, data: dict, problems: list[str]) -> None:
             problems.append(f"{name}: listed in dataset.json but has no frames in frames.parquet")
 
 
+def check_faces_manifest(manifests: Path, data: dict, problems: list[str]) -> None:
+    """Where dataset.json has a faces section: faces.parquet exists, holds the faces the section counts, and each
+    of its crops is in a face shard the section lists."""
+    section = data.get("faces")
+    if not isinstance(section, dict) or not isinstance(section.get("shards"), list):
+        return
+    path = table_path(manifests, "faces")
+    if not path.is_file():
+        problems.append(f"{path}: missing, but dataset.json has a faces section (rerun `python -m pipeline.faces`)")
+        return
+    try:
+        faces = read_table(manifests, "faces", ["crop_shard"])
+    except DatasetError as exc:
+        raise VerifyError(str(exc)) from None
+    if section.get("faces") is not None and len(faces) != section["faces"]:
+        problems.append(f"{path}: {len(faces)} faces, dataset.json's faces section {section['faces']}")
+    listed = {e.get("name") for e in section["shards"] if isinstance(e, dict)}
+    for name in sorted(set(faces["crop_shard"]) - listed):
+        problems.append(f"{path}: crops in {name}, a face shard dataset.json does not list")
+
+
 def check_frames(shards: Path, frames, problems: list[str], notes: list[str]) -> int:
     """Every frame's member: name, size, crc32 (where recorded) and a JPEG decode. Returns frames checked."""
     has_crc = "crc32" in frames.columns and frames["crc32"].notna().any()
@@ -171,6 +192,7 @@ def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, d
         check_face_shards(shards, data, problems, notes)
     if do_manifests:
         check_manifests(frames, data, problems)
+        check_faces_manifest(manifests, data, problems)
     if deep:
         check_frames(shards, frames, problems, notes)
     return problems, notes

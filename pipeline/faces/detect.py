@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 THRESHOLDS = (0.5, 0.6, 0.6)
 # Frames in which nothing is found are detected once more at this multiple of detect_size (small or dark faces).
 RETRY_SCALE = 2.0
+# Images MTCNN sees at once: bounds its memory (about 60 MB of pyramid per 640 px image) whatever the clip's length,
+# and is large enough for a GPU's batch to stay efficient.
+DETECT_BATCH = 16
 
 
 @dataclasses.dataclass
@@ -106,8 +109,16 @@ class FaceDetector:
         return kept[: self.settings.max_faces]
 
     def detect(self, images: list[np.ndarray]) -> list[list[Face]]:
-        """Faces of each RGB uint8 HxWx3 image, largest first. A second pass at RETRY_SCALE x detect_size runs
-        only on the images where the first found nothing (dark or small faces)."""
+        """Faces of each RGB uint8 HxWx3 image, largest first, in batches of at most DETECT_BATCH images (MTCNN's
+        pyramid of a batch takes memory in proportion to it: a whole clip at once grew with its length)."""
+        out: list[list[Face]] = []
+        for start in range(0, len(images), DETECT_BATCH):
+            out += self._detect(images[start:start + DETECT_BATCH])
+        return out
+
+    def _detect(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """A second pass at RETRY_SCALE x detect_size runs only on the images where the first found nothing (dark
+        or small faces)."""
         if not images:
             return []
         size = self.settings.detect_size

@@ -102,7 +102,8 @@ def consolidate_faces(manifests: Path, frame_shards: list[str], fingerprints: di
                       "manipulated", "not_manipulated", "manipulated_unknown"):
                 totals[k] += d.get(k, 0)
             shard_rows.append({"name": f"faces/{shard}", "split": d["split"], "label": d["label"],
-                               "faces": d["faces"], "bytes": d["bytes"], "sha256": d.get("sha256")})
+                               "faces": d["faces"], "bytes": d["bytes"], "size": d["bytes"],
+                               "sha256": d.get("sha256")})
     os.replace(tmp, manifests / "faces.parquet")
     nested: dict = {}
     for (split, label), n in sorted(counts.items()):

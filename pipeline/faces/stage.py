@@ -7,6 +7,7 @@ import collections
 import concurrent.futures as cf
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
@@ -20,9 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dfd.children import die_with_parent
 from dfd.errors import UsageProblem
 
-from ..dataset import MemberReader, has_table, read_arrow
+from ..dataset import MemberReader, has_table, read_arrow, read_dataset_json
 from ..shards import BLOCK, member
 from ..split import part_of
 from . import detect as detect_mod
@@ -75,9 +77,12 @@ class Task:
 _DETECTOR = None
 
 
-def _init_worker(settings: dict, device: str, threads: int | None) -> None:
-    """Load MTCNN once per process; `threads` torch CPU threads (None: torch's default)."""
+def _init_worker(settings: dict, device: str, threads: int | None, parent: int | None = None) -> None:
+    """Load MTCNN once per process; `threads` torch CPU threads (None: torch's default). In a pool worker
+    (`parent` given) the process first makes sure it dies with the orchestrator (dfd.children)."""
     global _DETECTOR
+    if parent is not None:
+        die_with_parent(parent)
     import torch
 
     if threads:
@@ -103,7 +108,7 @@ def _original_image(reader: MemberReader, shard: str, offset: int) -> np.ndarray
     return decode_jpeg(reader.members(shard, offset)[0][1])
 
 
-def _diff_rows(rows: list[dict], images: list, frames: list[dict], video: str, label: str, originals: dict,
+def _diff_rows(rows: list[dict], images, frames: list[dict], video: str, label: str, originals: dict,
                reader: MemberReader) -> None:
     """Fill diff / manipulated / note of one video's rows."""
     if label == "real":
@@ -171,71 +176,96 @@ def _by_video(frames: list[dict]) -> list[tuple[str, list[dict]]]:
     return list(by_video.items())
 
 
-def _decode(task: Task, batch: list, reader: MemberReader, out: _Output) -> tuple[dict, dict, list]:
-    """A batch of videos' frames decoded, and their cached detections: (images, dets, todo), a frame that does not
-    decode being None (with no faces), a frame without cached detections listed in todo as (video, index)."""
-    images: dict[str, list] = {}
-    dets: dict[str, list] = {}
-    todo = []
-    for vid, frames in batch:
-        imgs, ds = [], []
-        for i, f in enumerate(frames):
+@dataclasses.dataclass
+class _Video:
+    """One video between the two passes: its frames (time order), their detections, the frames that do not
+    decode. No image is kept: memory does not depend on the clip's length."""
+
+    vid: str
+    frames: list[dict]
+    dets: list
+    broken: set = dataclasses.field(default_factory=set)
+
+
+def _read_frame(task: Task, f: dict, reader: MemberReader) -> np.ndarray:
+    return decode_jpeg(reader.members(task.shard, f["offset"])[0][1])
+
+
+def _detections(task: Task, batch: list, reader: MemberReader, out: _Output) -> list[_Video]:
+    """Pass 1 over a batch of videos: each frame decoded, its cached detections reused or the frame detected in
+    batches of at most DETECT_BATCH, then released. A frame that does not decode has no faces (and is counted)."""
+    videos = [_Video(vid, frames, [None] * len(frames)) for vid, frames in batch]
+    pending: list[tuple[_Video, int, np.ndarray]] = []
+    for v in videos:
+        for i, f in enumerate(v.frames):
             try:
-                imgs.append(decode_jpeg(reader.members(task.shard, f["offset"])[0][1]))
+                image = _read_frame(task, f, reader)
             except (ValueError, OSError, EOFError) as exc:
                 log.debug("%s (%s): frame does not decode, skipped: %s", f["key"], task.shard, exc)
                 out.undecodable.append(f["key"])
-                imgs.append(None)
-                ds.append([])
                 out.det_rows.append({"key": f["key"], "status": "undecodable", "faces": "[]"})
+                v.broken.add(i)
+                v.dets[i] = []
                 continue
             hit = task.cache.get(f["key"])
             if hit is not None and hit[0] == "ok":
-                ds.append(_faces_from_json(hit[1]))
+                v.dets[i] = _faces_from_json(hit[1])
                 out.stats["cached"] += 1
-            else:
-                ds.append(None)
-                todo.append((vid, i))
-        images[vid], dets[vid] = imgs, ds
-    return images, dets, todo
+                continue
+            pending.append((v, i, image))
+            if len(pending) >= detect_mod.DETECT_BATCH:
+                _detect(pending, out)
+    _detect(pending, out)
+    return videos
 
 
-def _detect(images: dict, dets: dict, todo: list, out: _Output) -> None:
-    """Run the detector on the frames in todo (one batch), filling their detections."""
-    if not todo:
+def _detect(pending: list, out: _Output) -> None:
+    """Run the detector on the pending frames (one bounded batch), fill their detections, release the images."""
+    if not pending:
         return
-    found = _DETECTOR.detect([images[v][i] for v, i in todo])
-    out.stats["detected"] += len(todo)
-    for (v, i), faces in zip(todo, found):
-        dets[v][i] = faces
+    found = _DETECTOR.detect([image for _, _, image in pending])
+    out.stats["detected"] += len(pending)
+    for (v, i, _), faces in zip(pending, found):
+        v.dets[i] = faces
+    pending.clear()
 
 
-def _video_faces(task: Task, vid: str, frames: list[dict], images: list, dets: list, fs: FaceSettings,
-                 reader: MemberReader, out: _Output) -> None:
-    """One video's detections -> tracked, cropped, compared faces, written to the face shard as members."""
-    for f, faces, img in zip(frames, dets, images):
-        if img is not None:
+def _video_faces(task: Task, v: _Video, fs: FaceSettings, reader: MemberReader, out: _Output) -> None:
+    """Pass 2, one video: detections -> tracked rows; then frame by frame (decoded again, released when done) the
+    crops and the comparison with the original, written to the face shard as members."""
+    frames = v.frames
+    for i, (f, faces) in enumerate(zip(frames, v.dets)):
+        if i not in v.broken:
             out.det_rows.append({"key": f["key"], "status": "ok", "faces": _faces_to_json(faces)})
-    rows = detections_to_rows(dets, [f["second"] for f in frames], fs, [f["key"] for f in frames], vid)
-    rows = [r for r in rows if images[r["frame"]] is not None]  # no gap box in a broken frame
-    add_crops(rows, images, fs)
-    _diff_rows(rows, images, frames, vid, frames[0]["label"], task.originals, reader)
+    rows = detections_to_rows(v.dets, [f["second"] for f in frames], fs, [f["key"] for f in frames], v.vid)
+    rows = [r for r in rows if r["frame"] not in v.broken]  # no gap box in a broken frame
+    label = frames[0]["label"]
     stats = out.stats
     stats["videos"] += 1
     stats["frames"] += len(frames)
     stats["frames_with_faces"] += len({r["frame"] for r in rows})
     stats["videos_without_faces"] += not rows
-    for r in rows:
-        crop = r.pop("crop")
-        r.pop("frame")
-        r.update(split=task.split, label=frames[0]["label"], crop_shard=f"{FACES}/{task.shard}")
-        row = {k: r.get(k) for k in fm.FACES_SCHEMA.names}
-        out.write(member(f"{r['crop_key']}.jpg", encode_jpeg(crop, JPEG_QUALITY))
-                  + member(f"{r['crop_key']}.json", json.dumps(row).encode()))
-        out.face_rows.append(row)
-        stats["faces"] += 1
-        m = row["manipulated"]
-        stats["manipulated" if m else "not_manipulated" if m is False else "manipulated_unknown"] += 1
+    for t, group in itertools.groupby(rows, key=lambda r: r["frame"]):  # rows come in frame order
+        group = list(group)
+        images = {t: _read_frame(task, frames[t], reader)}
+        add_crops(group, images, fs)
+        _diff_rows(group, images, frames, v.vid, label, task.originals, reader)
+        del images
+        for r in group:
+            _write_face(task, r, label, out)
+
+
+def _write_face(task: Task, r: dict, label: str, out: _Output) -> None:
+    crop = r.pop("crop")
+    r.pop("frame")
+    r.update(split=task.split, label=label, crop_shard=f"{FACES}/{task.shard}")
+    row = {k: r.get(k) for k in fm.FACES_SCHEMA.names}
+    out.write(member(f"{r['crop_key']}.jpg", encode_jpeg(crop, JPEG_QUALITY))
+              + member(f"{r['crop_key']}.json", json.dumps(row).encode()))
+    out.face_rows.append(row)
+    out.stats["faces"] += 1
+    m = row["manipulated"]
+    out.stats["manipulated" if m else "not_manipulated" if m is False else "manipulated_unknown"] += 1
 
 
 def _write_shard(task: Task, shards: Path, fs: FaceSettings, device: str, tmp: Path) -> _Output:
@@ -248,11 +278,8 @@ def _write_shard(task: Task, shards: Path, fs: FaceSettings, device: str, tmp: P
         with open(tmp, "wb") as fh:
             out = _Output(fh)
             for c in range(0, len(videos), chunk):
-                batch = videos[c:c + chunk]
-                images, dets, todo = _decode(task, batch, reader, out)
-                _detect(images, dets, todo, out)
-                for vid, frames in batch:
-                    _video_faces(task, vid, frames, images[vid], dets[vid], fs, reader, out)
+                for v in _detections(task, videos[c:c + chunk], reader, out):
+                    _video_faces(task, v, fs, reader, out)
             out.write(b"\0" * (2 * BLOCK))
             fh.flush()
             os.fsync(fh.fileno())
@@ -302,6 +329,7 @@ def _worker(task: Task, shards: str, manifests: str, settings: dict, device: str
 def _read_manifest(manifests: Path) -> tuple[pa.Table, dict[str, dict]]:
     if not (has_table(manifests, "frames") and has_table(manifests, "videos")):
         raise FacesError(f"{manifests}: no frames.parquet/videos.parquet (run pipeline.run first)")
+    read_dataset_json(manifests)  # its faces section is written last: a broken one stops the run before any work
     frames = read_arrow(manifests, "frames")
     videos = read_arrow(manifests, "videos", ["video_id", "label", "original", "status"])
     return frames, {v["video_id"]: v for v in videos.to_pylist()}
@@ -408,7 +436,7 @@ def _collect_garbage(shards: Path, manifests: Path, current: set[str]) -> None:
 def start_pool(workers: int, settings: FaceSettings, device: str) -> cf.ProcessPoolExecutor:
     method = "fork" if sys.platform == "linux" and device == "cpu" else "spawn"
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                                  initializer=_init_worker, initargs=(settings.asdict(), device, 1))
+                                  initializer=_init_worker, initargs=(settings.asdict(), device, 1, os.getpid()))
 
 
 def build(shards: Path, manifests: Path, settings: FaceSettings, device: str = "cpu", workers: int = 1,

@@ -192,6 +192,63 @@ def test_kill_then_rerun_equals_clean_run(ffpp, tmp_path):
     assert not list((out / "shards" / "faces").glob(".*"))
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@needs_data
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the workers")
+def test_kill_parent_only_workers_die_and_rerun_at_once(ffpp, tmp_path):
+    """SIGKILL of the orchestrator alone (as the OOM killer does) while its 2 pool workers are busy: the workers
+    die with it, none keeps the stage's lock, and the same command rerun at once completes like a clean run."""
+    out = copy_frames(ffpp / "frames", tmp_path / "orphans")
+    cmd = [sys.executable, "-m", "pipeline.faces", *faces_argv(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline, workers = time.time() + 120, []
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            workers = [p for p in _children(proc.pid) if _alive(p)]
+            if len(workers) >= 2 and (out / "shards" / "faces").is_dir():  # a worker is writing a face shard
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None and len(workers) >= 2, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)  # the parent only
+        proc.wait()
+        rerun = run_module("pipeline.faces", *faces_argv(out), check=False)  # at once
+        gone = time.time() + 10
+        while time.time() < gone and any(_alive(p) for p in workers):
+            time.sleep(0.05)
+        orphans = [p for p in workers if _alive(p)]
+    finally:
+        for p in workers:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+    assert not orphans, f"pool workers outlived their parent: {orphans}"
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    ref = ffpp / "ref"
+    assert faces_table(out) == faces_table(ref)
+    for tar in (ref / "shards" / "faces").glob("*.tar"):
+        assert (out / "shards" / "faces" / tar.name).read_bytes() == tar.read_bytes()
+
+
 @pytest.mark.slow
 @needs_data
 def test_parts_then_merge(ffpp, tmp_path):

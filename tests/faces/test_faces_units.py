@@ -148,3 +148,32 @@ def test_diff_rows_notes_for_missing_originals_and_reals():
     assert short["manipulated"] is None and "has no frame at second 0" in short["note"]
     _diff_rows([unl], [img], frames, "u", None, {}, None)
     assert unl["manipulated"] is None and unl["note"] == "unlabelled video"
+
+
+def test_detect_runs_in_bounded_batches_with_the_same_faces(monkeypatch):
+    """Issue 21 item 5: MTCNN sees at most DETECT_BATCH images at once (its memory grew with the clip), and the
+    faces found do not depend on the batching."""
+    from pathlib import Path
+
+    import cv2
+    import matplotlib
+
+    from pipeline.faces import FaceDetector
+    from pipeline.faces import detect as detect_mod
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    images = [img, img[:, ::-1].copy(), np.roll(img, 40, axis=1), img[20:, 10:].copy(), np.zeros_like(img)]
+    detector = FaceDetector(FaceSettings(detect_size=320, face_size=64), "cpu")
+    whole = detector.detect(images)
+    sizes = []
+    raw = detector.mtcnn.detect
+    monkeypatch.setattr(detector.mtcnn, "detect", lambda batch, **kw: sizes.append(len(batch)) or raw(batch, **kw))
+    monkeypatch.setattr(detect_mod, "DETECT_BATCH", 2)
+    bounded = detector.detect(images)
+    assert sizes and max(sizes) <= 2
+    assert [len(f) for f in bounded] == [len(f) for f in whole]
+    for a, b in zip(bounded, whole):  # equal up to float noise (oneDNN may sum in another order per batch size)
+        for fa, fb in zip(a, b):
+            assert np.allclose(fa.box, fb.box, atol=0.05) and abs(fa.score - fb.score) < 1e-4
+    assert sum(map(len, whole)) >= 4

@@ -79,3 +79,37 @@ def test_verify_refuses_a_crafted_frames_parquet(ds):
     proc = subprocess.run([sys.executable, "-m", "pipeline.verify", "--shards", str(ds["shards"]), "--manifests",
                            str(ds["manifests"]), "--deep"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "column shard" in proc.stderr and "passwd" in proc.stderr
+
+
+def test_faces_stage_refuses_a_crafted_frames_parquet(ds):
+    """Issue 21 item 2: frames.parquet's shard column reaches the faces stage's paths (the frame shard read, the
+    face shard, the fragments and done marker written): one check on the read side refuses it before anything."""
+    path = ds["manifests"] / "frames.parquet"
+    frames = pd.read_parquet(path)
+    victim = frames["shard"].iloc[0]
+    outside = ds["tmp"] / "outside"
+    outside.mkdir()
+    shutil.copy(ds["shards"] / victim, outside / victim)  # readable, so only the check stops it
+    crafted = f"./../../outside/{victim}"
+    frames.loc[frames["shard"] == victim, "shard"] = crafted
+    frames.to_parquet(path)
+    before = sorted(p for p in ds["tmp"].rglob("*"))
+    proc = subprocess.run([sys.executable, "-m", "pipeline.faces", "--shards", str(ds["shards"]), "--manifests",
+                           str(ds["manifests"]), "--device", "cpu", "--workers", "1"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "frames.parquet: column shard" in proc.stderr and crafted in proc.stderr
+    assert "summary" not in proc.stderr  # refused before any shard was planned
+    new = [p for p in ds["tmp"].rglob("*") if p not in before and p.name != ".lock-faces"]
+    assert new == [], new
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 2, b"[1, 2]"])
+def test_faces_stage_stops_at_once_on_a_broken_dataset_json(ds, content):
+    """Issue 21 item 7: random bytes or a JSON array: one line naming the file, before any face is detected."""
+    (ds["manifests"] / "dataset.json").write_bytes(content)
+    proc = subprocess.run([sys.executable, "-m", "pipeline.faces", "--shards", str(ds["shards"]), "--manifests",
+                           str(ds["manifests"]), "--device", "cpu", "--workers", "1"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and "dataset.json is not" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (ds["shards"] / "faces").exists(), "work was done before the manifest was read"

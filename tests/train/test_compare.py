@@ -121,3 +121,12 @@ def test_page_renders_and_sorts_in_headless_chromium(two_runs, tmp_path):
         assert names == [r.name for r in expected], (fragment, names)
         assert f'data-sorted="frame_log_loss:{"desc" if fragment[6] == "-" else "asc"}"' in dom
     assert np.isfinite(by_loss[0].row["frame_log_loss"])
+
+
+@pytest.mark.parametrize("name", ["run$x^$", "a$\\frac{1}{$b", "$5 and $6"])
+def test_run_names_with_dollars_are_text(two_runs, tmp_path, name):
+    """Issue 21 item 9: a run folder named with `$...$` is a label, not mathtext (which crashed or rendered)."""
+    odd = tmp_path / name
+    shutil.copytree(two_runs[1], odd)
+    page, runs = compare([two_runs[0], odd], tmp_path / "c.html")
+    assert name in page.read_text()

@@ -306,3 +306,24 @@ def test_trained_model_points_inside_the_box_far_more_than_chance(tmp_path):
     assert p["random_point"] == pytest.approx(1 / 6, rel=0.1)  # (w/3 x h/2) boxes
     assert explained["video"]["roc_auc"] > 0.8, "the model did not learn; the pointing game would mean nothing"
     assert p["pointing_game"] >= 2.5 * p["random_point"]
+
+
+def test_explain_skips_a_corrupt_val_jpeg(run_dir, tiny_dataset, tmp_path):
+    """Issue 21 item 12: a val frame whose JPEG is broken inside its shard is skipped with a warning naming it;
+    explain finishes on the others (pipeline.verify --deep finds it)."""
+    shards, manifests = tmp_path / "shards", tmp_path / "manifests"
+    shutil.copytree(tiny_dataset["shards"], shards)
+    shutil.copytree(tiny_dataset["manifests"], manifests)
+    frames = pd.read_parquet(manifests / "frames.parquet")
+    victim = frames[frames["split"] == "val"].sort_values("key").iloc[0]
+    with open(shards / victim["shard"], "r+b") as fh:
+        fh.seek(int(victim["offset"]) + 512)
+        fh.write(b"\0" * 64)  # no JPEG start marker any more (and a crc32 mismatch)
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    proc = run_module("train.explain", "--run", str(run), "--shards", str(shards), "--manifests", str(manifests),
+                      "--k", "2", check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipped corrupt frame" in proc.stderr and victim["key"] in proc.stderr
+    pred = pd.read_parquet(run / "predictions.parquet")
+    assert victim["key"] not in set(pred["key"]) and len(pred) == int((frames["split"] == "val").sum()) - 1

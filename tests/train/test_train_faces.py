@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from helpers.faces_fixtures import centre_box, write_faces
-from pipeline.dataset import Dataset, DatasetError
+from pipeline.dataset import Dataset, DatasetError, ShardError
 from train.config import FACE_IMAGE_SIZE, Augment, TrainConfig
 from train.data.streams import TrainStream
 from train.report.pointing import box_in_crop
@@ -164,3 +164,32 @@ def test_face_counts_keep_unknown_manipulated(tmp_path):
     assert face_counts(tmp_path, drop_untouched=True) == {"train": {"fake": 2, "real": 1}}  # null kept, reals kept
     assert face_counts(tmp_path, drop_untouched=False) == {"train": {"fake": 3, "real": 1}}
     assert face_counts(tmp_path / "none", drop_untouched=True) is None
+
+
+def test_truncated_face_shard_stops_before_training(faces_dataset, tmp_path):
+    """Issue 21 item 6: a face entry records its file size as `bytes`; the pre-training check reads it."""
+    shutil.copytree(faces_dataset["shards"], tmp_path / "shards")
+    shutil.copytree(faces_dataset["manifests"], tmp_path / "manifests")
+    victim = sorted((tmp_path / "shards" / "faces").glob("train-*.tar"))[0]
+    victim.write_bytes(victim.read_bytes()[:-1536])
+    with pytest.raises(ShardError, match=rf"{victim.name} is truncated"):
+        Dataset.open(tmp_path / "shards", tmp_path / "manifests", "faces")
+    proc = subprocess.run([sys.executable, "-m", "train.run", "--shards", str(tmp_path / "shards"), "--manifests",
+                           str(tmp_path / "manifests"), "--input", "faces", "--out", str(tmp_path / "run"),
+                           "--dev-run", "--weights", "none", "--workers", "0", "--device", "cpu"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and "is truncated" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_deleted_faces_parquet_is_caught_by_verify_and_explain(faces_dataset, tmp_path):
+    """Issue 21 item 7: a faces section without its faces.parquet fails pipeline.verify and stops the readers
+    with one line naming the file."""
+    shutil.copytree(faces_dataset["shards"], tmp_path / "shards")
+    shutil.copytree(faces_dataset["manifests"], tmp_path / "manifests")
+    (tmp_path / "manifests" / "faces.parquet").unlink()
+    proc = subprocess.run([sys.executable, "-m", "pipeline.verify", "--shards", str(tmp_path / "shards"),
+                           "--manifests", str(tmp_path / "manifests"), "--deep"], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 1 and "faces.parquet: missing" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    with pytest.raises(DatasetError, match="faces.parquet does not exist"):
+        Dataset.open(tmp_path / "shards", tmp_path / "manifests", "faces")

@@ -170,3 +170,46 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert "training loss became nan in stage 1, epoch 2" in result.output and "last good checkpoint" in result.output
     state = _state(run)
     assert state["progress"]["epoch"] == 1 and len(pd.read_csv(run / "metrics.csv")) == 1
+
+
+@pytest.mark.parametrize("content", ["truncated", "foreign", "garbage"])
+def test_resume_from_a_bad_last_pt_names_the_file(tmp_path, tiny_dataset, content):
+    """Issue 21 item 8: a truncated or foreign checkpoints/last.pt: one line naming the file, no traceback."""
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    last.parent.mkdir(parents=True)
+    if content == "garbage":
+        last.write_bytes(bytes(range(256)) * 4)
+    else:
+        torch.save({"weights": torch.zeros(64, 64)} if content == "foreign" else
+                   {"model": {"w": torch.zeros(64, 64)}, "config": {}}, last)
+        if content == "truncated":
+            last.write_bytes(last.read_bytes()[:-300])
+    proc = subprocess.run([sys.executable, "-m", "train.run", *_args(tiny_dataset, tmp_path / "run", "--resume",
+                                                                     "--workers", "0")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 1 and str(last) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 3, proc.stderr
+
+
+@pytest.mark.slow
+def test_resume_follows_moved_shards(tiny_dataset, tmp_path):
+    """Issue 21 item 8: --resume with --shards/--manifests at a new location uses them (and says so)."""
+    import shutil
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_RECIPE)
+    before = {"shards": tmp_path / "a" / "shards", "manifests": tmp_path / "a" / "manifests"}
+    shutil.copytree(tiny_dataset["shards"], before["shards"])
+    shutil.copytree(tiny_dataset["manifests"], before["manifests"])
+    run = tmp_path / "run"
+    common = ["--recipe", str(recipe), "--workers", "0", "--no-lr-find", "--shuffle-buffer", "50"]
+    assert _invoke(_args(before, run, *common, "--stop-after-epochs", "1")).exit_code == 0
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    after = {"shards": tmp_path / "b" / "shards", "manifests": tmp_path / "b" / "manifests"}
+    proc = subprocess.run([sys.executable, "-m", "train.run", *_args(after, run, "--resume", "--workers", "0",
+                                                                     "--stop-after-epochs", "1")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"--resume: shards {after['shards']} (the run was started with {before['shards']})" in proc.stderr
+    assert _state(run)["config"]["shards"] == str(after["shards"])
+    assert len(pd.read_csv(run / "metrics.csv")) == 2

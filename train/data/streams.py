@@ -2,7 +2,9 @@
 batches; the training epoch, the validation pass and the DataLoader over them."""
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import random
 import tarfile
 from typing import Iterator, Sequence
@@ -13,6 +15,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 from webdataset.gopen import gopen_schemes
 
+from dfd.children import dataloader_worker_init
 from pipeline.dataset import Dataset, ShardError
 from train.augment import for_impl, is_deferred
 from train.config import Augment
@@ -134,7 +137,8 @@ def make_loader(dataset: IterableDataset, workers: int, pin_memory: bool = False
     if workers:
         cv2.setNumThreads(1)
     return DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                      prefetch_factor=PREFETCH if workers else None, persistent_workers=False)
+                      prefetch_factor=PREFETCH if workers else None, persistent_workers=False,
+                      worker_init_fn=functools.partial(dataloader_worker_init, os.getpid()) if workers else None)
 
 
 def train_batches_per_epoch(dataset: Dataset, batch_size: int) -> int:

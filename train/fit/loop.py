@@ -253,12 +253,28 @@ def run_stages(config, dataset, model, optimizer, dev, run, progress: Progress, 
 
 
 def restore(config: TrainConfig, run: RunFolder) -> tuple[TrainConfig, dict]:
-    """--resume: the saved config (with workers/device/stop_after_epochs from the command line) and state."""
+    """--resume: the saved config (with workers/device/stop_after_epochs from the command line) and state. The
+    shards and manifests are the command line's (the dataset may have moved since): a different location is said."""
     if not run.last.is_file():
         raise TrainError(f"--resume: no checkpoint at {run.last}")
-    state = artifacts.load_state(run.last)
-    saved = TrainConfig.from_checkpoint(state["config"])
+    try:
+        state = artifacts.load_state(run.last)
+    except Exception as err:  # torch.load raises many types (UnpicklingError, RuntimeError, EOFError, zip errors)
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise TrainError(f"--resume: {run.last} is not a checkpoint of this trainer (truncated or foreign: "
+                         f"{type(err).__name__}: {first[:200]}); start a new run, or restore the file") from None
+    if not isinstance(state, dict) or not {"config", "model"} <= set(state):
+        raise TrainError(f"--resume: {run.last} is not a checkpoint of this trainer (no config and model)")
+    try:
+        saved = TrainConfig.from_checkpoint(state["config"])
+    except ToolkitError as err:
+        raise TrainError(f"--resume: {run.last}: {err}") from None
     overrides = {k: getattr(config, k) for k in RESUME_OVERRIDABLE}
+    for key in ("shards", "manifests"):
+        if str(getattr(config, key)) != str(getattr(saved, key)):
+            log.warning("--resume: %s %s (the run was started with %s)", key, getattr(config, key),
+                        getattr(saved, key))
+        overrides[key] = getattr(config, key)
     return dataclasses.replace(saved, **overrides), state
 
 

@@ -145,7 +145,7 @@ def loss_figure(runs: Sequence[Run]) -> str:
         for i, run in enumerate(runs):
             if column in run.history and run.history[column].notna().any():
                 epochs = range(1, len(run.history) + 1)
-                ax.plot(epochs, run.history[column], "o-", color=f"C{i}", label=run.name, markersize=4)
+                ax.plot(epochs, run.history[column], "o-", color=f"C{i}", label=as_text(run.name), markersize=4)
         ax.set_title(title)
         ax.set_xlabel("epoch (all stages)")
         ax.grid(alpha=0.3)
@@ -160,6 +160,11 @@ def loss_figure(runs: Sequence[Run]) -> str:
     return _png(fig)
 
 
+def as_text(name: str) -> str:
+    """A run name as matplotlib text, never markup: `$...$` would be rendered (or fail) as mathtext."""
+    return name.replace("$", r"\$")
+
+
 def roc_figure(runs: Sequence[Run]) -> str | None:
     """Frame- and video-level ROC curves of every run with predictions, AUC in the legend."""
     with_curves = [r for r in runs if r.frames is not None and r.frames["label"].nunique() == 2]
@@ -172,7 +177,7 @@ def roc_figure(runs: Sequence[Run]) -> str | None:
             fpr, tpr = metrics.roc(table["label"], table["p_fake"])
             if len(fpr):
                 auc = metrics.roc_auc(table["label"], table["p_fake"])
-                ax.plot(fpr, tpr, color=f"C{runs.index(run)}", label=f"{run.name} (AUC {auc:.3f})")
+                ax.plot(fpr, tpr, color=f"C{runs.index(run)}", label=f"{as_text(run.name)} (AUC {auc:.3f})")
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate (reals called fake)",
                ylabel="true positive rate (fakes caught)", title=f"{level} level")
