@@ -67,6 +67,8 @@ class PipelineConfig:
     timeout: float = 600.0
     retry_failed: bool = False
     grouping: str = GROUPING
+    audio: bool = True               # keep each video's sound (mono WAV) in SHARDS/audio/, from the same ffmpeg run
+    audio_rate: int = 16000          # Hz; speech detectors and the bispectral features work at 16 kHz
 
     def __post_init__(self) -> None:
         self.validate()
@@ -92,6 +94,8 @@ class PipelineConfig:
             raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be positive, got {self.timeout}")
+        if not 4000 <= self.audio_rate <= 192000:
+            raise ConfigError(f"audio rate must be between 4000 and 192000 Hz, got {self.audio_rate}")
 
     @property
     def part_tag(self) -> str:
@@ -102,6 +106,11 @@ class PipelineConfig:
     def frame_settings(self) -> dict:
         """The settings that change the frames themselves: they must match across reruns and parts."""
         return {"fps": self.fps, "size": list(self.size), "quality": self.quality}
+
+    def audio_settings(self) -> dict:
+        """The settings that decide the sound kept: they must match across reruns and parts (a manifest made
+        before sound was kept reads as audio=False)."""
+        return {"audio": self.audio, "audio_rate": self.audio_rate if self.audio else None}
 
     def split_settings(self) -> dict:
         return {"seed": self.seed, "val_fraction": self.val_fraction, "grouping": self.grouping}

@@ -25,7 +25,7 @@ from .shards import UnsafeManifest, check_shard_name
 log = logging.getLogger(__name__)
 
 DATASET_JSON = "dataset.json"
-TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "faces.parquet"}
+TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "faces.parquet", "audio": "audio.parquet"}
 LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = ("real", "fake")
 SPLITS = ("train", "val", "test")

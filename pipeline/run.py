@@ -48,11 +48,16 @@ VAL_FRACTION, SEED = default(PipelineConfig, "val_fraction"), default(PipelineCo
               help="Process share K of N (machines sharing --shards and --manifests); merge with pipeline.merge.")
 @click.option("--timeout", default=default(PipelineConfig, "timeout"), type=float,
               help="Seconds one video may take before it is failed.")
+@click.option("--audio/--no-audio", default=default(PipelineConfig, "audio"),
+              help="Keep each video's sound (mono 16-bit WAV in SHARDS/audio/, manifests/audio.parquet), from the "
+                   "same ffmpeg run as the frames.")
+@click.option("--audio-rate", default=default(PipelineConfig, "audio_rate"), type=int,
+              help="Sample rate the sound is kept at (Hz).")
 @click.option("--retry-failed", is_flag=True, help="Decode videos that failed before again.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any video failed.")
 @verbose_option
 def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, workers, shard_size, limit, layout,
-         part, timeout, retry_failed, strict, verbose):
+         part, timeout, audio, audio_rate, retry_failed, strict, verbose):
     """Decode every video once with ffmpeg into JPEG frames in webdataset shards, split 70:30 by group.
 
     Rerunning the same command resumes: finished shards are kept, videos added since are processed alone.
@@ -69,7 +74,8 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
         split = _split_defaults(manifests, val_fraction, seed)
         config = PipelineConfig(videos=videos, shards=shards, manifests=manifests, fps=fps, size=size,
                                 quality=quality, workers=workers, shard_size=shard_size, limit=limit,
-                                layout=layout, part=part, timeout=timeout, retry_failed=retry_failed, **split)
+                                layout=layout, part=part, timeout=timeout, retry_failed=retry_failed, audio=audio,
+                                audio_rate=audio_rate, **split)
         the_plan = plan(config)
         log.info("%s: layout %s, %d videos (%d in this run), %d workers, ffmpeg %s", videos, the_plan.layout,
                  len(the_plan.videos), len(the_plan.selected), config.workers, find_ffmpeg())
