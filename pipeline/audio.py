@@ -66,12 +66,14 @@ def parse_stream(stderr: str) -> tuple[str | None, int | None, int | None]:
 
 def audio_messages(stderr: str, codec: str | None) -> tuple[list[str], list[str]]:
     """(errors, warnings) ffmpeg logged about the sound: lines from its decoder (named by codec), the resampler or
-    the PCM output. The picture's lines are left to pipeline.frames."""
+    the PCM output, and ffmpeg's own about input #1 (only its sound is decoded). The picture's lines are left to
+    pipeline.frames."""
     names = {n for n in (codec, "aresample", "SWR", "pcm_s16le", "s16le", "pipe:3") if n}
     errors, warnings = [], []
     for line in stderr.splitlines():
         m = _LEVEL.match(line.strip())
-        if not m or not any(f"[{n} @" in m.group(1) or f"[{n}]" in m.group(1) for n in names):
+        if not m or not (any(f"[{n} @" in m.group(1) or f"[{n}]" in m.group(1) for n in names)
+                         or re.search(r"stream #1:\d", m.group(3))):
             continue
         (warnings if m.group(2) == "warning" else errors).append(m.group(3).strip())
     return errors, warnings

@@ -363,19 +363,18 @@ def extract(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     except FrameError as exc:
         if not want_audio:
             raise
-        # the sound's part of the command failed the whole run (no audio stream in a file without headers we read,
-        # a codec ffmpeg cannot decode ...): the picture alone, and the reason for the sound
+        # the sound's part of the command failed the whole run (no audio stream in a file whose headers we do not
+        # read, a codec ffmpeg cannot decode ...): the picture alone, and the reason for the sound
         info, jpegs = _decode(path, fps, box, quality, timeout, binary, None, tracks)
-        info.audio = _audio_after_failure(str(exc), audio_rate)
+        info.audio = (AudioTrack(sample_rate=audio_rate) if isinstance(exc, _NoSoundStream) else
+                      AudioTrack(status="failed", has_audio=True, sample_rate=audio_rate, error=str(exc)))
     if audio_rate and info.audio is None:
         info.audio = AudioTrack(sample_rate=audio_rate)  # no audio stream
     return info, _frames(jpegs, info, fps)
 
 
-def _audio_after_failure(reason: str, rate: int) -> AudioTrack:
-    if "matches no streams" in reason or "does not contain any stream" in reason:
-        return AudioTrack(sample_rate=rate)
-    return AudioTrack(status="failed", has_audio=True, sample_rate=rate, error=reason)
+class _NoSoundStream(FrameError):
+    """The sound's output found no audio stream (ffmpeg refuses the whole command then)."""
 
 
 def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: float, binary: str | None,
@@ -399,6 +398,8 @@ def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     if audio_rate:
         info.audio, audio_errors = _track(text, pcm, audio_rate)
         info.errors = [e for e in info.errors if e not in audio_errors]  # the sound's errors do not fail frames
+    if returncode != 0 and audio_rate and "Stream map '1:a:0' matches no streams" in text:
+        raise _NoSoundStream("no audio stream")
     if returncode != 0:
         raise FrameError(f"ffmpeg: {one_line(info.errors)} (exit {returncode})")
     jpegs = split_jpegs(stdout)
