@@ -72,4 +72,7 @@ def run_audio(shards: str, manifests: str, out: str | Path, fake_audio: str = "m
         metrics["explain"] = explain_windows(audio, val_meta, spec, out)
     write_text(out / "metrics.json", json.dumps(json_safe(metrics), indent=2))
     write_report(out, json_safe(metrics))
+    alone = next(c for c in comparison if c["model"].startswith("logistic, bispectral only"))
+    log.info("held-out clip-level AUC %.3f (%s); bispectral features alone %.3f; %d val videos", row["video_auc"],
+             name, alone["video_auc"], len(val_rows))
     return out
