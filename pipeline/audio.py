@@ -20,7 +20,7 @@ from dfd.errors import ToolkitError
 AUDIO_INPUT_OFFSET = -1000
 AUDIO_FD = 3  # ffmpeg writes the PCM to this pipe (pipe:3)
 
-_STREAM = re.compile(r"Stream #1:\d+.*?: Audio: (\w+)[^,]*, (\d+) Hz, ([^,]+)")
+_STREAM = r"Stream #{}:\d+.*?: Audio: (\w+)[^,]*, (\d+) Hz, ([^,]+)"
 _LEVEL = re.compile(r"^((?:\[[^\]]*@ 0x[0-9a-f]+\] )*)\[(error|fatal|panic|warning)\] (.*)$")
 _LAYOUTS = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "quad": 4, "4.0": 4, "4.1": 5, "5.0": 5, "5.1": 6,
             "6.0": 6, "6.1": 7, "7.0": 7, "7.1": 8, "downmix": 2}
@@ -50,12 +50,13 @@ class AudioTrack:
         return len(self.pcm) / 2 / self.sample_rate if self.has_audio and self.sample_rate else None
 
 
-def parse_stream(stderr: str) -> tuple[str | None, int | None, int | None]:
-    """(codec, sample rate, channels) of the first audio stream of ffmpeg's input #1, from its log."""
+def parse_stream(stderr: str, input_index: int = 1) -> tuple[str | None, int | None, int | None]:
+    """(codec, sample rate, channels) of the first audio stream of ffmpeg's input #input_index, from its log."""
+    pattern = re.compile(_STREAM.format(input_index))
     for line in stderr.splitlines():
         if "Output #0" in line:
             break
-        if m := _STREAM.search(line):
+        if m := pattern.search(line):
             layout = m.group(3).strip()
             channels = _LAYOUTS.get(layout.split("(")[0])
             if channels is None and (n := re.match(r"(\d+) channels", layout)):
@@ -64,7 +65,7 @@ def parse_stream(stderr: str) -> tuple[str | None, int | None, int | None]:
     return None, None, None
 
 
-def audio_messages(stderr: str, codec: str | None) -> tuple[list[str], list[str]]:
+def audio_messages(stderr: str, codec: str | None, input_index: int = 1) -> tuple[list[str], list[str]]:
     """(errors, warnings) ffmpeg logged about the sound: lines from its decoder (named by codec), the resampler or
     the PCM output, and ffmpeg's own about input #1 (only its sound is decoded). The picture's lines are left to
     pipeline.frames."""
@@ -73,7 +74,7 @@ def audio_messages(stderr: str, codec: str | None) -> tuple[list[str], list[str]
     for line in stderr.splitlines():
         m = _LEVEL.match(line.strip())
         if not m or not (any(f"[{n} @" in m.group(1) or f"[{n}]" in m.group(1) for n in names)
-                         or re.search(r"stream #1:\d", m.group(3))):
+                         or re.search(rf"stream #{input_index}:\d", m.group(3))):
             continue
         (warnings if m.group(2) == "warning" else errors).append(m.group(3).strip())
     return errors, warnings

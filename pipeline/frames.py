@@ -413,6 +413,30 @@ def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     return info, jpegs
 
 
+def extract_sound(path: str, rate: int, timeout: float = 600.0, binary: str | None = None) -> AudioTrack:
+    """A video's sound alone, as the decode-once pass keeps it (mono s16le at `rate`, ffmpeg's resampler), its
+    picture not decoded (-vn): for prediction from video files with an audio checkpoint."""
+    if not os.path.isfile(path):
+        raise FrameError("file not found")
+    cmd = [binary or find_ffmpeg(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-threads",
+           "1", "-vn", "-i", path, "-map", "0:a:0?", "-c:a", "pcm_s16le", "-ac", "1", "-ar", str(rate), "-f", "s16le",
+           "-threads", "1", "pipe:1"]
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FrameError(f"ffmpeg took longer than {timeout:g} s") from None
+    text = proc.stderr.decode("utf-8", "replace")
+    codec, source_rate, channels = parse_stream(text, 0)
+    if codec is None:
+        return AudioTrack(sample_rate=rate)
+    errors, warnings = audio_messages(text, codec, 0)
+    track = AudioTrack(has_audio=True, pcm=proc.stdout, sample_rate=rate, codec=codec, source_rate=source_rate,
+                       channels=channels, warning=(errors or warnings or [None])[0])
+    if not proc.stdout:
+        track.status, track.error = "failed", f"no sound decoded{': ' + errors[0] if errors else ''}"
+    return track
+
+
 def _sound_complete(pcm: bytearray | None, rate: int | None, tracks: dict | None) -> bool:
     """After an early stop: the sound is as long as the MP4 header says its track is (to 0.1 s)."""
     if pcm is None:

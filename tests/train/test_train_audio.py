@@ -11,6 +11,7 @@ from demodata.audio import griffin_lim, make
 from helpers.commands import pipeline_argv, run_module
 from helpers.sound import dfdc_clips
 from train.audio.features import AudioFeatures, bicoherence, window_features, windows
+from train.audio.fuse import NO_SOUND, fuse, fused_scores
 from train.audio.model import AudioCheckpointError, load
 
 RATE = 16000
@@ -69,11 +70,17 @@ def audio_demo(tmp_path_factory):
     return root
 
 
-def test_train_audio_run_folder_and_checkpoint(audio_demo, tmp_path):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def audio_run(audio_demo):
+    run = audio_demo / "run"
     proc = run_module("train.run", "--input", "audio", "--fake-audio", "all", "--shards", audio_demo / "shards",
                       "--manifests", audio_demo / "manifests", "--out", run)
     assert "held-out clip-level AUC" in proc.stderr
+    return run
+
+
+def test_train_audio_run_folder_and_checkpoint(audio_run):
+    run = audio_run
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["val_videos"] > 0 and metrics["train_windows"] > 0
     models = {c["model"]: c for c in metrics["comparison"]}
@@ -99,3 +106,48 @@ def test_not_an_audio_checkpoint(tmp_path):
     bad.write_bytes(b"nope")
     with pytest.raises(AudioCheckpointError, match="x.pt"):
         load(bad)
+
+
+def test_fusion_rule_a_fake_picture_or_a_fake_voice_makes_a_fake_video():
+    assert fuse(0.9, 0.1) == pytest.approx(0.91) and fuse(0.1, 0.9) == pytest.approx(0.91)
+    assert fuse(0.5, 0.5) == pytest.approx(0.75) and fuse(0.5, 0.5, "max") == pytest.approx(0.5)
+    assert fuse(0.0, 0.0) == 0.0 and fuse(0.3, float("nan")) == pytest.approx(0.3)  # no sound: the picture
+    with pytest.raises(ValueError, match="noisy-or"):
+        fuse(0.1, 0.2, "mean")
+    import pandas as pd
+    scores = pd.DataFrame({"filename": ["a.mp4", "b.mp4", "c.mp4"], "label": [0.2, 0.5, 0.1]})
+    sound = pd.DataFrame({"filename": ["a.mp4", "b.mp4", "c.mp4"], "sound": [0.5, 0.9, np.nan],
+                          "note": [None, None, NO_SOUND]})
+    out = fused_scores(scores, sound, failed={"b.mp4"}).set_index("filename")
+    assert out.loc["a.mp4", "label"] == pytest.approx(0.6) and out.loc["c.mp4", "label"] == pytest.approx(0.1)
+    assert out.loc["b.mp4", "label"] == 0.5  # the picture failed: the failed score stays
+    assert out.loc["c.mp4", "note"] == NO_SOUND and pd.isna(out.loc["a.mp4", "note"])
+
+
+def test_predict_fuses_picture_and_sound(audio_demo, audio_run, tiny_run, tmp_path):
+    import pandas as pd
+
+    from helpers.sound import av_clip
+
+    part = audio_demo / "videos" / "dfdc_train_part_0"
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("realr0s00.mp4", "faker0s00.mp4"):
+        (videos / name).symlink_to(part / name)
+    av_clip(videos / "mute.mp4", None, 2.0)
+    out, frames_out = tmp_path / "sub.csv", tmp_path / "frames.csv"
+    run_module("train.predict", videos, "--checkpoint", tiny_run / "checkpoints" / "best.pt", "--audio-checkpoint",
+               audio_run, "--out", out, "--frames-out", frames_out, "--device", "cpu", "--workers", "0", "-q")
+    sub = pd.read_csv(out)
+    assert list(sub.columns) == ["filename", "label"] and len(sub) == 3
+    verdicts = pd.read_csv(tmp_path / "sub.verdicts.csv").set_index("filename")
+    mute = verdicts.loc["mute.mp4"]
+    assert mute["note"] == NO_SOUND and mute["label"] == pytest.approx(mute["picture"]) and np.isnan(mute["sound"])
+    for name in ("realr0s00.mp4", "faker0s00.mp4"):
+        v = verdicts.loc[name]
+        assert v["label"] == pytest.approx(1 - (1 - v["picture"]) * (1 - v["sound"]))
+    windows = pd.read_csv(frames_out)
+    windows = windows[windows["audio_p_fake"].notna()]
+    assert set(windows["filename"]) == {"realr0s00.mp4", "faker0s00.mp4"}
+    assert windows.groupby("filename")["audio_p_fake"].mean().to_dict() == pytest.approx(
+        verdicts.loc[["realr0s00.mp4", "faker0s00.mp4"], "sound"].to_dict())
