@@ -17,10 +17,11 @@ DEMO      ?= demo
 DEMO_SEED ?= 0
 DEMO_FACES ?= demo-faces
 DEMO_FACES_WEIGHTS ?= none
+DEMO_AUDIO ?= demo-audio
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo demo-faces test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff clean help
+.PHONY: setup shards faces train demo demo-faces demo-audio test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -56,6 +57,12 @@ demo-faces: setup  ## the demo on faces: photographed faces (MTCNN finds them), 
 	$(MAKE) --no-print-directory faces SHARDS="$(DEMO_FACES)/shards" MANIFESTS="$(DEMO_FACES)/manifests" ARGS="--face-size 96 --min-size 30"
 	$(BIN)/dfd train --shards "$(DEMO_FACES)/shards" --manifests "$(DEMO_FACES)/manifests" --out "$(DEMO_FACES)/runs/faces" --recipe demo_faces --weights "$(DEMO_FACES_WEIGHTS)" --boxes "$(DEMO_FACES)/videos/boxes.json" $(ARGS)
 	@echo "demo-faces run folder: $(DEMO_FACES)/runs/faces (open $(DEMO_FACES)/runs/faces/report.html)"
+
+demo-audio: setup  ## fake speech from the DFDC sample's real speech (Griffin-Lim), shards, train --input audio, held-out AUC
+	$(PYTHON) -m demodata.audio --out "$(DEMO_AUDIO)/videos" --seed $(DEMO_SEED)
+	$(MAKE) --no-print-directory shards VIDEOS="$(DEMO_AUDIO)/videos" SHARDS="$(DEMO_AUDIO)/shards" MANIFESTS="$(DEMO_AUDIO)/manifests" ARGS="--size 96x64"
+	$(BIN)/dfd train --input audio --fake-audio all --shards "$(DEMO_AUDIO)/shards" --manifests "$(DEMO_AUDIO)/manifests" --out "$(DEMO_AUDIO)/runs/audio" $(ARGS)
+	@echo "demo-audio run folder: $(DEMO_AUDIO)/runs/audio (open $(DEMO_AUDIO)/runs/audio/report.html)"
 
 test: setup  ## the whole test suite on every core, one module per worker (15 slowest shown), then the import layers
 	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15

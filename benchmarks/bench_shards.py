@@ -11,6 +11,8 @@ alternately R times:
   (with --compare-full) the pipeline with PIPELINE_FULL_DECODE=1: every clip decoded to its end, no early stop;
   (with --compare-skip) the pipeline with --skip-frames none: every frame decoded (the default skips the frames
             no other frame refers to, -skip_frame:v noref).
+  (with --compare-audio) the pipeline with --no-audio: the sound's cost is the default run's CPU over this one's
+            (target: within 3%; the sound is a second output of the same ffmpeg process, see pipeline.audio).
 
 The CPU-seconds ratio (pipeline / floor, orchestrator and workers included) is the figure that a loaded machine
 does not distort; its target is 0.70x with non-reference frames skipped (issue 20), 1.05x without. Then, per
@@ -54,6 +56,7 @@ TARGET_RATIO = 1.10
 TARGET_CPU_RATIO = 1.05
 TARGET_SKIP_CPU_RATIO = 0.70
 TARGET_RSS_MB = 300
+TARGET_AUDIO_OVERHEAD = 0.03
 
 # Sources with motion and detail everywhere (temporal noise keeps x264 at its bitrate cap, as camera noise does).
 SOURCES = [
@@ -290,6 +293,8 @@ def median(values: list[float]) -> float:
 @click.option("--compare-skip/--no-compare-skip", default=True,
               help="Also run the pipeline with --skip-frames none (every frame decoded), alternating, same set; "
                    "then per-clip CPU-s with and without the skip and what it changed.")
+@click.option("--compare-audio/--no-compare-audio", default=True,
+              help="Also run the pipeline with --no-audio, alternating, same set: the CPU the sound costs.")
 @click.option("--workers", default=os.cpu_count() or 1, type=int,
               help="Pipeline workers, and parallel ffmpeg processes for the floor.")
 @click.option("--repeats", default=3, type=int, help="Alternating floor/pipeline runs; medians are reported.")
@@ -298,8 +303,8 @@ def median(values: list[float]) -> float:
 @click.option("--scale-entries", default=120_000, type=int,
               help="Entries of the fake DFDC tree for the memory scale test (0: skip it).")
 @click.option("--no-double", is_flag=True, help="Skip the memory run on twice the generated clips.")
-def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, workers: int, repeats: int, out: Path,
-         scale_entries: int, no_double: bool) -> None:
+def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, compare_audio: bool, workers: int,
+         repeats: int, out: Path, scale_entries: int, no_double: bool) -> None:
     """Pipeline wall time against the ffmpeg decode floor, frames/s, orchestrator memory, DFDC projection."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -323,7 +328,7 @@ def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, work
         p.read_bytes()
     log.info("%d clips (%d real DFDC, %d generated)", len(paths), n_real, len(paths) - n_real)
 
-    floors, pipes, fulls, noskips, loads = [], [], [], [], []
+    floors, pipes, fulls, noskips, silent, loads = [], [], [], [], [], []
     for r in range(repeats):
         loads.append(load_average())
         floors.append(run_floor(ffmpeg, paths, workers))
@@ -332,6 +337,11 @@ def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, work
             noskips.append(run_pipeline(videos, out / "run-noskip", workers, ["--skip-frames", "none"]))
             log.info("repeat %d/%d: pipeline decoding every frame %.2f s, %.1f CPU-s", r + 1, repeats,
                      noskips[-1]["wall"], noskips[-1]["cpu"])
+        if compare_audio:
+            silent.append(run_pipeline(videos, out / "run-no-audio", workers, ["--no-audio"]))
+            log.info("repeat %d/%d: pipeline --no-audio %.2f s, %.1f CPU-s; with the sound %.1f CPU-s (%+.1f%%)",
+                     r + 1, repeats, silent[-1]["wall"], silent[-1]["cpu"], pipes[-1]["cpu"],
+                     100 * (pipes[-1]["cpu"] / silent[-1]["cpu"] - 1))
         if compare_full:
             fulls.append(run_pipeline(videos, out / "run-full", workers, full_decode=True))
             log.info("repeat %d/%d: pipeline without the early stop %.2f s, %.1f CPU-s", r + 1, repeats,
@@ -382,6 +392,11 @@ def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, work
         "per_clip_cpu_s": clips_cpu, "skip_changes": changes,
         "cpu_ratio_full_decode": median([p["cpu"] for p in fulls]) / floor_cpu if fulls else None,
         "ratio_full_decode": median([p["wall"] for p in fulls]) / floor_wall if fulls else None,
+        # the sound's CPU: medians of the runs with and without it, and of the per-repeat ratios (side by side)
+        "cpu_s_per_clip_no_audio": median([p["cpu"] for p in silent]) / n if silent else None,
+        "audio_cpu_overhead": pipe_cpu / median([p["cpu"] for p in silent]) - 1 if silent else None,
+        "audio_cpu_overhead_per_repeat": [p["cpu"] / q["cpu"] - 1 for p, q in zip(pipes, silent)],
+        "target_audio_overhead": TARGET_AUDIO_OVERHEAD,
         "floor_runs_s": [f["wall"] for f in floors], "pipeline_runs_s": [p["wall"] for p in pipes],
         "floor_cpu_s_per_clip": floor_cpu / n, "floor_cpu_s_per_real_dfdc_clip": real_floor_cpu,
         "pipeline_cpu_s_per_clip": pipe_cpu_clip,
@@ -420,6 +435,11 @@ def print_table(r: dict) -> None:
         ("same, without the early stop", "not run" if r["cpu_ratio_full_decode"] is None else
          f"{r['cpu_ratio_full_decode']:.3f}x CPU-seconds, {r['ratio_full_decode']:.3f}x wall "
          "(PIPELINE_FULL_DECODE=1: every frame decoded)"),
+        ("the sound's CPU (vs --no-audio)", "not run" if r["audio_cpu_overhead"] is None else
+         f"{100 * r['audio_cpu_overhead']:+.1f}%  ({r['cpu_s_per_clip_no_audio']:.3f} CPU-s/clip without it; per "
+         f"repeat {', '.join(f'{100 * x:+.1f}%' for x in r['audio_cpu_overhead_per_repeat'])}; target <= "
+         f"{100 * r['target_audio_overhead']:.0f}%: "
+         f"{'ok' if r['audio_cpu_overhead'] <= r['target_audio_overhead'] else 'ABOVE TARGET'})"),
         ("sampled frames/s (JPEGs)", f"{r['sampled_frames_per_s']:.1f}  ({r['sampled_frames']} frames)"),
         ("decoded frames/s pipeline | floor",
          f"{r['decoded_frames_per_s_pipeline']:.0f} | {r['decoded_frames_per_s_floor']:.0f}"

@@ -74,6 +74,8 @@ class PipelineConfig:
     grouping: str = GROUPING
     skip_frames: str = "noref"  # ~0.6x the CPU of decoding every frame on DFDC (docs/performance.md)
     allow_outside_paths: bool = False  # labels.csv / metadata.json may name files outside --videos
+    audio: bool = True               # keep each video's sound (mono WAV) in SHARDS/audio/, from the same ffmpeg run
+    audio_rate: int = 16000          # Hz; speech detectors and the bispectral features work at 16 kHz
 
     def __post_init__(self) -> None:
         self.validate()
@@ -101,6 +103,8 @@ class PipelineConfig:
             raise ConfigError(f"skip frames must be one of {', '.join(SKIP_FRAMES)}, got {self.skip_frames!r}")
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be positive, got {self.timeout}")
+        if not 4000 <= self.audio_rate <= 192000:
+            raise ConfigError(f"audio rate must be between 4000 and 192000 Hz, got {self.audio_rate}")
 
     @property
     def part_tag(self) -> str:
@@ -111,6 +115,11 @@ class PipelineConfig:
     def frame_settings(self) -> dict:
         """The settings that change the frames themselves: they must match across reruns and parts."""
         return {"fps": self.fps, "size": list(self.size), "quality": self.quality, "skip_frames": self.skip_frames}
+
+    def audio_settings(self) -> dict:
+        """The settings that decide the sound kept: they must match across reruns and parts (a manifest made
+        before sound was kept reads as audio=False)."""
+        return {"audio": self.audio, "audio_rate": self.audio_rate if self.audio else None}
 
     def split_settings(self) -> dict:
         return {"seed": self.seed, "val_fraction": self.val_fraction, "grouping": self.grouping}

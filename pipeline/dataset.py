@@ -26,7 +26,7 @@ from .shards import UnsafeManifest, check_shard_name
 log = logging.getLogger(__name__)
 
 DATASET_JSON = "dataset.json"
-TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "faces.parquet"}
+TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "faces.parquet", "audio": "audio.parquet"}
 SHARD_COLUMNS = ("shard", "crop_shard")  # the tables' columns that name shards (checked on every read)
 LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = ("real", "fake")

@@ -23,7 +23,7 @@ from .config import SETTINGS_BEFORE, PipelineConfig
 from .discover import Video, discover, identities
 from .ffmpeg import ffmpeg_version, find_ffmpeg
 from .frames import ffmpeg_command
-from .shards import ShardWriter, Staged, parse_shard_name, read_staged, remove_staged, write_staged
+from .shards import AUDIO_DIR, ShardWriter, Staged, parse_shard_name, read_staged, remove_staged, write_staged
 from .split import assign_split, fraction_warning, part_of
 from .worker import Job, base_row, process_video, source_stat
 
@@ -71,6 +71,11 @@ def _check_previous(config: PipelineConfig, videos: list[Video]) -> None:
             if (made := previous.get(key, SETTINGS_BEFORE.get(key))) != value:
                 raise PlanError(f"{config.manifests} holds frames made with {key}={made} "
                                 f"({name}); this run asks for {value}: use the same setting or new folders")
+        for key, value in config.audio_settings().items():
+            if previous.get(key, False if key == "audio" else None) != value:
+                raise PlanError(f"{config.manifests} was made with {key}={previous.get(key)} ({name}); this run asks "
+                                f"for {value}: pass {'--audio' if previous.get('audio') else '--no-audio'} "
+                                "to match it, or use new folders")
         for key, value in config.split_settings().items():
             if previous.get(key) != value:
                 raise PlanError(f"{config.manifests} was split with {key}={previous.get(key)}; this run asks "
@@ -80,7 +85,7 @@ def _check_previous(config: PipelineConfig, videos: list[Video]) -> None:
 def _clean_unfinished(shards: Path, manifests: Path, part_tag: str) -> set[str]:
     """Remove half-written tars of this part (temp files, and tars whose fragment is missing)."""
     finished = set(manifest.finished_shards(manifests))
-    for path in shards.glob("*.tar*"):
+    for path in [*shards.glob("*.tar*"), *(shards / AUDIO_DIR).glob("*.tar*")]:
         name = path.name.lstrip(".").removesuffix(".tmp")
         parsed = parse_shard_name(name)
         if parsed and parsed[2] == part_tag and (path.name.endswith(".tmp") or name not in finished):
@@ -199,12 +204,12 @@ def _run(p: Plan, shards: Path, manifests: Path, done: set[str], finished: set[s
     pending = [(v, s) for v, s in p.selected if v.error is None and v.video_id not in done]
     staged = {v.video_id: st for v, s in pending
               if _reusable(st := read_staged(shards, v.video_id), v, cfg.retry_failed)}
-    jobs = [Job(v, s, str(shards), cfg.fps, cfg.size, cfg.quality, cfg.timeout, binary, cfg.skip_frames)
-            for v, s in pending]
+    jobs = [Job(v, s, str(shards), cfg.fps, cfg.size, cfg.quality, cfg.timeout, binary, cfg.skip_frames,
+                cfg.audio_rate if cfg.audio else None) for v, s in pending]
     nxt = _next_indices(finished, cfg.part_tag)
 
-    def sealed(name, videos, size, sha256):
-        manifest.write_fragment(manifests, name, [s.meta for s in videos], size, sha256)
+    def sealed(name, videos, size, sha256, audio=None):
+        manifest.write_fragment(manifests, name, [s.meta for s in videos], size, sha256, audio)
 
     writers: dict[tuple[str, str], ShardWriter] = {}
     skipped = sum(v.error is None and v.video_id in done for v, s in p.selected)  # not the discovery failures

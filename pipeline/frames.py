@@ -16,6 +16,7 @@ import ffmpeg
 from dfd.errors import ToolkitError
 
 from .config import SKIP_FRAMES_BEFORE
+from .audio import AUDIO_FD, AUDIO_INPUT_OFFSET, AudioTrack, audio_messages, parse_stream
 from .ffmpeg import ffmpeg_version, find_ffmpeg, passthrough_args, version_tuple
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class VideoInfo:
     errors: list[str] = dataclasses.field(default_factory=list)
     pts_times: list[float] = dataclasses.field(default_factory=list)
     skip_frames: str = SKIP_FRAMES_BEFORE  # what the decode that stands skipped ("noref" or "none")
+    audio: AudioTrack | None = None  # the sound, where extract was asked for it
 
 
 @dataclasses.dataclass
@@ -80,11 +82,25 @@ def frame_graph(path: str, fps: float, box: tuple[int, int], quality: int, binar
                                       passthrough[0].lstrip("-"): passthrough[1]})
 
 
+def audio_output(path: str, rate: int):
+    """The sound as a second output of the same ffmpeg process: a second opening of the file whose video is
+    discarded (-vn: its packets are read, never decoded), its first audio stream to mono s16le at `rate` on
+    pipe:3. Its timestamps are moved back by AUDIO_INPUT_OFFSET so that all of it is out before the picture's
+    early stop (see pipeline.audio)."""
+    stream = ffmpeg.input(path, threads=1, itsoffset=AUDIO_INPUT_OFFSET, vn=None)["a:0"]
+    return stream.output(f"pipe:{AUDIO_FD}", **{"c:a": "pcm_s16le", "ac": 1, "ar": rate, "f": "s16le",
+                                                "threads": 1})
+
+
 def ffmpeg_command(path: str, fps: float, box: tuple[int, int], quality: int, binary: str | None = None,
-                   skip_frames: str = SKIP_FRAMES_BEFORE) -> list[str]:
-    """The frame command: frame_graph compiled with our binary (one decode and one filter thread per video)."""
+                   skip_frames: str = SKIP_FRAMES_BEFORE, audio_rate: int | None = None) -> list[str]:
+    """The frame command: frame_graph compiled with our binary (one decode and one filter thread per video); with
+    `audio_rate`, the sound as a second output of the same process (audio_output)."""
     binary = binary or find_ffmpeg()
-    return frame_graph(path, fps, box, quality, binary, skip_frames).compile(cmd=[
+    graph = frame_graph(path, fps, box, quality, binary, skip_frames)
+    if audio_rate:
+        graph = ffmpeg.merge_outputs(graph, audio_output(path, audio_rate))
+    return graph.compile(cmd=[
         binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-filter_complex_threads", "1"])
 
 
@@ -196,52 +212,63 @@ def _complete_jpegs(data: bytearray, start: int) -> tuple[int, int]:
 def mp4_video_duration(path: str) -> float | None:
     """Seconds of the first video track's media (mdhd) in an MP4/MOV, read from the box headers; None if the file
     is not one or the track says nothing (fragmented, unusual or damaged files: the caller then decodes it all)."""
-    def boxes(f, start: int, end: int):
-        pos = start
-        while pos + 8 <= end:
-            f.seek(pos)
-            head = f.read(16)
-            if len(head) < 8:
-                return
-            size, kind = int.from_bytes(head[:4], "big"), head[4:8]
-            body = pos + 8
-            if size == 1 and len(head) == 16:
-                size, body = int.from_bytes(head[8:16], "big"), pos + 16
-            elif size == 0:
-                size = end - pos
-            if size < body - pos or pos + size > end:
-                return
-            yield kind, body, pos + size
-            pos += size
+    return (mp4_tracks(path) or {}).get("vide")
 
+
+def _boxes(f, start: int, end: int):
+    pos = start
+    while pos + 8 <= end:
+        f.seek(pos)
+        head = f.read(16)
+        if len(head) < 8:
+            return
+        size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+        body = pos + 8
+        if size == 1 and len(head) == 16:
+            size, body = int.from_bytes(head[8:16], "big"), pos + 16
+        elif size == 0:
+            size = end - pos
+        if size < body - pos or pos + size > end:
+            return
+        yield kind, body, pos + size
+        pos += size
+
+
+def mp4_tracks(path: str) -> dict[str, float | None] | None:
+    """{handler ('vide', 'soun', ...): seconds of the first track of that kind (None where its mdhd says
+    nothing)} of an MP4/MOV from its box headers; None if the file is not one (or is damaged before its moov)."""
     try:
         with open(path, "rb") as f:
             end = os.fstat(f.fileno()).st_size
-            moov = next(((b, e) for k, b, e in boxes(f, 0, end) if k == b"moov"), None)
+            moov = next(((b, e) for k, b, e in _boxes(f, 0, end) if k == b"moov"), None)
             if moov is None:
                 return None
-            for kind, body, stop in boxes(f, *moov):
-                if kind != b"trak":
-                    continue
-                mdia = next(((b, e) for k, b, e in boxes(f, body, stop) if k == b"mdia"), None)
+            tracks: dict[str, float | None] = {}
+            for kind, body, stop in _boxes(f, *moov):
+                mdia = next(((b, e) for k, b, e in _boxes(f, body, stop) if k == b"mdia"), None) \
+                    if kind == b"trak" else None
                 if mdia is None:
                     continue
-                found = {k: b for k, b, _ in boxes(f, *mdia) if k in (b"hdlr", b"mdhd")}
+                found = {k: b for k, b, _ in _boxes(f, *mdia) if k in (b"hdlr", b"mdhd")}
                 if b"hdlr" not in found or b"mdhd" not in found:
                     continue
                 f.seek(found[b"hdlr"] + 8)
-                if f.read(4) != b"vide":
-                    continue
-                f.seek(found[b"mdhd"])
-                version = f.read(4)[0]
-                f.seek(found[b"mdhd"] + (20 if version == 1 else 12))
-                scale_and_duration = f.read(12 if version == 1 else 8)
-                timescale = int.from_bytes(scale_and_duration[:4], "big")
-                duration = int.from_bytes(scale_and_duration[4:], "big")
-                return duration / timescale if timescale and 0 < duration < 2 ** (63 if version else 31) else None
+                handler = f.read(4).decode("latin-1")
+                if handler not in tracks:
+                    tracks[handler] = _mdhd_seconds(f, found[b"mdhd"])
+            return tracks
     except (OSError, IndexError, ValueError):
         return None
-    return None
+
+
+def _mdhd_seconds(f, mdhd: int) -> float | None:
+    f.seek(mdhd)
+    version = f.read(4)[0]
+    f.seek(mdhd + (20 if version == 1 else 12))
+    scale_and_duration = f.read(12 if version == 1 else 8)
+    timescale = int.from_bytes(scale_and_duration[:4], "big")
+    duration = int.from_bytes(scale_and_duration[4:], "big")
+    return duration / timescale if timescale and 0 < duration < 2 ** (63 if version else 31) else None
 
 
 def last_frame_is_out(info: VideoInfo, n_frames: int, fps: float, video_duration: float | None = None) -> bool:
@@ -258,17 +285,30 @@ def last_frame_is_out(info: VideoInfo, n_frames: int, fps: float, video_duration
 
 
 def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = True,
-               video_duration: float | None = None) -> tuple[bytes, bytes, int, bool]:
-    """Run the frame command; (stdout, stderr, exit status, stopped early). With early_stop, ffmpeg is killed as
+               video_duration: float | None = None,
+               audio: bytearray | None = None) -> tuple[bytes, bytes, int, bool]:
+    """Run the frame command; (stdout, stderr, exit status, stopped early). With early_stop, ffmpeg is stopped as
     soon as `last_frame_is_out`: the frames and their times are then all there, and nothing after them could be
-    selected (JPEG bytes identical to a full run: tests/test_pipeline_early_stop.py)."""
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    selected (JPEG bytes identical to a full run: tests/test_pipeline_early_stop.py). With `audio`, the command
+    has the sound output (pipe:3) and its bytes are appended to it; the stop is then a SIGTERM, on which ffmpeg
+    flushes and closes that output (the sound is all out by then: audio_output) instead of a SIGKILL."""
+    read_fd = write_fd = None
+    if audio is not None:
+        read_fd, write_fd = os.pipe()
+    try:
+        proc = _start(cmd, write_fd)
+    except BaseException:
+        if read_fd is not None:
+            os.close(read_fd)
+        raise
     out, err = bytearray(), bytearray()
     deadline = time.monotonic() + timeout
     frames, start, stopped = 0, 0, False
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ, out)
         sel.register(proc.stderr, selectors.EVENT_READ, err)
+        if read_fd is not None:
+            sel.register(read_fd, selectors.EVENT_READ, audio)
         try:
             while sel.get_map():
                 remaining = deadline - time.monotonic()
@@ -282,7 +322,7 @@ def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = Tr
                     if stopped and key.data is out:
                         continue  # bytes of a frame that could not be selected: dropped
                     key.data.extend(chunk)
-                    if not early_stop or stopped:
+                    if not early_stop or stopped or key.data is audio:
                         continue
                     if key.data is out:
                         found, start = _complete_jpegs(out, start)
@@ -290,33 +330,51 @@ def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = Tr
                     # the frame's showinfo line (stderr) and its JPEG (stdout) may come in either order
                     info = parse_stderr(err.decode("utf-8", "replace")) if frames else None
                     if frames and last_frame_is_out(info, frames, fps, video_duration):
-                        proc.send_signal(signal.SIGKILL)
+                        proc.send_signal(signal.SIGKILL if audio is None else signal.SIGTERM)
                         stopped = True
                         del out[start:]
         except BaseException:
             proc.kill()
             proc.wait()
             raise
+        finally:
+            if read_fd is not None:
+                os.close(read_fd)
     returncode = proc.wait()
     return bytes(out), bytes(err), 0 if stopped else returncode, stopped
 
 
+def _start(cmd: list[str], write_fd: int | None) -> subprocess.Popen:
+    """ffmpeg with stdout and stderr piped and, where there is one, the write end of the sound's pipe passed on
+    under its own number (the command's pipe:3 names it)."""
+    if write_fd is None:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cmd = [f"pipe:{write_fd}" if arg == f"pipe:{AUDIO_FD}" else arg for arg in cmd]
+    try:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                pass_fds=(write_fd,))
+    finally:
+        os.close(write_fd)
+
+
 def extract(path: str, fps: float, box: tuple[int, int], quality: int, timeout: float = 600.0,
-            binary: str | None = None, skip_frames: str = SKIP_FRAMES_BEFORE) -> tuple[VideoInfo, list[Frame]]:
+            binary: str | None = None, skip_frames: str = SKIP_FRAMES_BEFORE,
+            audio_rate: int | None = None) -> tuple[VideoInfo, list[Frame]]:
     """Decode the video once and return its sampled frames. Raises FrameError with a one-line reason.
 
     skip_frames "noref" skips the frames nothing refers to; where that is not safe or not faithful (ffmpeg reported
     an error, a sampled interval came out empty, or a kept frame lies more than MAX_LAG of its interval past its
-    start) the video is decoded again with every frame, and that result stands (info.skip_frames says which)."""
+    start) the video is decoded again with every frame, and that result stands (info.skip_frames says which).
+    With `audio_rate`, the same ffmpeg process also gives the sound (info.audio): a track that cannot be decoded
+    is an AudioTrack with status failed, never a reason to lose the frames."""
     if not os.path.isfile(path):
         raise FrameError("file not found")
     if os.path.getsize(path) == 0:
         raise FrameError("empty file (0 bytes)")
-    video_duration = mp4_video_duration(path) if EARLY_STOP else None
+    tracks = mp4_tracks(path)
     if skip_frames == "noref":
         try:
-            info, jpegs = _decode(path, ffmpeg_command(path, fps, box, quality, binary, "noref"), fps, timeout,
-                                  video_duration)
+            info, jpegs = _decode_with_sound(path, fps, box, quality, timeout, binary, "noref", audio_rate, tracks)
             frames = _frames(jpegs, info, fps)
             problem = "ffmpeg: " + one_line(info.errors) if info.errors else skip_problem(frames, info, fps)
         except FrameTimeout:
@@ -327,9 +385,32 @@ def extract(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
             info.skip_frames = "noref"
             return info, frames
         log.info("%s: skipping non-reference frames is not faithful here (%s); decoding every frame", path, problem)
-    info, jpegs = _decode(path, ffmpeg_command(path, fps, box, quality, binary, "none"), fps, timeout,
-                          video_duration)
+    info, jpegs = _decode_with_sound(path, fps, box, quality, timeout, binary, "none", audio_rate, tracks)
     return info, _frames(jpegs, info, fps)
+
+
+def _decode_with_sound(path: str, fps: float, box: tuple[int, int], quality: int, timeout: float,
+                       binary: str | None, skip_frames: str, audio_rate: int | None,
+                       tracks: dict | None) -> tuple[VideoInfo, list[bytes]]:
+    """One decode (_decode), the sound with it where asked for and present; where the sound's part fails the whole
+    command, the picture alone again and the sound's reason in info.audio."""
+    want_audio = bool(audio_rate) and (tracks is None or "soun" in tracks)
+    try:
+        info, jpegs = _decode(path, fps, box, quality, timeout, binary, skip_frames,
+                              audio_rate if want_audio else None, tracks)
+    except FrameTimeout:
+        raise
+    except FrameError as exc:
+        if not want_audio:
+            raise
+        # the sound's part of the command failed the whole run (no audio stream in a file whose headers we do not
+        # read, a codec ffmpeg cannot decode ...): the picture alone, and the reason for the sound
+        info, jpegs = _decode(path, fps, box, quality, timeout, binary, skip_frames, None, tracks)
+        info.audio = (AudioTrack(sample_rate=audio_rate) if isinstance(exc, _NoSoundStream) else
+                      AudioTrack(status="failed", has_audio=True, sample_rate=audio_rate, error=str(exc)))
+    if audio_rate and info.audio is None:
+        info.audio = AudioTrack(sample_rate=audio_rate)  # no audio stream
+    return info, jpegs
 
 
 # A kept frame may lie at most this fraction of its sampling interval past the interval's start when non-reference
@@ -349,18 +430,33 @@ def skip_problem(frames: list[Frame], info: VideoInfo, fps: float) -> str | None
     return None
 
 
-def _decode(path: str, cmd: list[str], fps: float, timeout: float,
-            video_duration: float | None) -> tuple[VideoInfo, list[bytes]]:
-    """Run the frame command (stopping early where it can); the video's info and its JPEGs, or FrameError."""
-    stdout, stderr, returncode, stopped = run_ffmpeg(cmd, fps, timeout, EARLY_STOP, video_duration)
-    info = parse_stderr(stderr.decode("utf-8", "replace"))
-    if stopped:  # every frame the select filter can pass is out: the rest of the decode was skipped
-        jpegs = split_jpegs(stdout)
-        if len(jpegs) != len(info.pts_times):  # cannot happen if the stop was right: decode it all instead
-            log.warning("%s: early stop saw %d frames and %d times; decoding it all", path, len(jpegs),
-                        len(info.pts_times))
-            stdout, stderr, returncode, _ = run_ffmpeg(cmd, fps, timeout, early_stop=False)
-            info = parse_stderr(stderr.decode("utf-8", "replace"))
+class _NoSoundStream(FrameError):
+    """The sound's output found no audio stream (ffmpeg refuses the whole command then)."""
+
+
+def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: float, binary: str | None,
+            skip_frames: str, audio_rate: int | None, tracks: dict | None) -> tuple[VideoInfo, list[bytes]]:
+    """One run of the frame command (with the sound where audio_rate is given); FrameError if the frames fail."""
+    cmd = ffmpeg_command(path, fps, box, quality, binary, skip_frames, audio_rate)
+    video_duration = (tracks or {}).get("vide") if EARLY_STOP else None
+    # with the sound, stop early only where the MP4 header tells the sound's length (checked afterwards)
+    early = EARLY_STOP and (not audio_rate or bool(tracks and tracks.get("soun")))
+    pcm = bytearray() if audio_rate else None
+    stdout, stderr, returncode, stopped = run_ffmpeg(cmd, fps, timeout, early, video_duration, pcm)
+    text = stderr.decode("utf-8", "replace")
+    info = parse_stderr(text)
+    if stopped and (len(split_jpegs(stdout)) != len(info.pts_times) or not _sound_complete(pcm, audio_rate, tracks)):
+        # cannot happen if the stop was right: decode it all instead
+        log.warning("%s: the early stop left frames or sound incomplete; decoding it all", path)
+        pcm = bytearray() if audio_rate else None
+        stdout, stderr, returncode, _ = run_ffmpeg(cmd, fps, timeout, early_stop=False, audio=pcm)
+        text = stderr.decode("utf-8", "replace")
+        info = parse_stderr(text)
+    if audio_rate:
+        info.audio, audio_errors = _track(text, pcm, audio_rate)
+        info.errors = [e for e in info.errors if e not in audio_errors]  # the sound's errors do not fail frames
+    if returncode != 0 and audio_rate and "Stream map '1:a:0' matches no streams" in text:
+        raise _NoSoundStream("no audio stream")
     if returncode != 0:
         raise FrameError(f"ffmpeg: {one_line(info.errors)} (exit {returncode})")
     jpegs = split_jpegs(stdout)
@@ -372,6 +468,49 @@ def _decode(path: str, cmd: list[str], fps: float, timeout: float,
         raise FrameError(f"truncated or corrupt: {len(jpegs)} of {expected} frames; "
                          f"ffmpeg: {one_line(partial or info.errors)}")
     return info, jpegs
+
+
+def extract_sound(path: str, rate: int, timeout: float = 600.0, binary: str | None = None) -> AudioTrack:
+    """A video's sound alone, as the decode-once pass keeps it (mono s16le at `rate`, ffmpeg's resampler), its
+    picture not decoded (-vn): for prediction from video files with an audio checkpoint."""
+    if not os.path.isfile(path):
+        raise FrameError("file not found")
+    cmd = [binary or find_ffmpeg(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-threads",
+           "1", "-vn", "-i", path, "-map", "0:a:0?", "-c:a", "pcm_s16le", "-ac", "1", "-ar", str(rate), "-f", "s16le",
+           "-threads", "1", "pipe:1"]
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FrameError(f"ffmpeg took longer than {timeout:g} s") from None
+    text = proc.stderr.decode("utf-8", "replace")
+    codec, source_rate, channels = parse_stream(text, 0)
+    if codec is None:
+        return AudioTrack(sample_rate=rate)
+    errors, warnings = audio_messages(text, codec, 0)
+    track = AudioTrack(has_audio=True, pcm=proc.stdout, sample_rate=rate, codec=codec, source_rate=source_rate,
+                       channels=channels, warning=(errors or warnings or [None])[0])
+    if not proc.stdout:
+        track.status, track.error = "failed", f"no sound decoded{': ' + errors[0] if errors else ''}"
+    return track
+
+
+def _sound_complete(pcm: bytearray | None, rate: int | None, tracks: dict | None) -> bool:
+    """After an early stop: the sound is as long as the MP4 header says its track is (to 0.1 s)."""
+    if pcm is None:
+        return True
+    expected = (tracks or {}).get("soun")
+    return expected is not None and len(pcm) / 2 / rate >= expected - 0.1
+
+
+def _track(stderr: str, pcm: bytearray, rate: int) -> tuple[AudioTrack, list[str]]:
+    """The sound of one run: what the log says about the track, its PCM; and ffmpeg's errors about it."""
+    codec, source_rate, channels = parse_stream(stderr)
+    errors, warnings = audio_messages(stderr, codec)
+    track = AudioTrack(has_audio=codec is not None or bool(pcm), pcm=bytes(pcm), sample_rate=rate, codec=codec,
+                       source_rate=source_rate, channels=channels, warning=(errors or warnings or [None])[0])
+    if track.has_audio and not pcm:
+        track.status, track.error = "failed", f"no sound decoded{': ' + errors[0] if errors else ''}"
+    return track, errors
 
 
 def _frames(jpegs: list[bytes], info: VideoInfo, fps: float) -> list[Frame]:

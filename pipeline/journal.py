@@ -10,6 +10,7 @@ from dfd.files import write_bytes
 
 from . import manifest
 from .config import GROUPING
+from .shards import AUDIO_DIR, audio_shard_name
 
 log = logging.getLogger(__name__)
 JOURNAL = "resplit.json"
@@ -29,7 +30,7 @@ def recover(shards: Path, manifests: Path, interrupted: bool = True) -> None:
     else:
         log.warning("undoing an interrupted resplit")
         _remove_shards(shards, manifests, journal["new"])
-        for tmp in shards.glob(".*.tar.tmp"):
+        for tmp in [*shards.glob(".*.tar.tmp"), *shards.glob(f"{AUDIO_DIR}/.*.tar.tmp")]:
             tmp.unlink()
     journal_path.unlink()
 
@@ -38,7 +39,8 @@ def _remove_shards(shards: Path, manifests: Path, names: list[str]) -> None:
     folder = manifest.parts_dir(manifests)
     for name in names:
         for path in (folder / f"{name[:-4]}.videos.parquet", folder / f"{name[:-4]}.frames.parquet",
-                     folder / f"{name[:-4]}.shard.json", shards / name):
+                     folder / f"{name[:-4]}.audio.parquet", folder / f"{name[:-4]}.shard.json", shards / name,
+                     shards / audio_shard_name(name)):
             path.unlink(missing_ok=True)
 
 

@@ -19,7 +19,8 @@ from dfd.diskfull import writing
 from dfd.errors import UsageProblem
 from dfd.files import write_bytes
 
-from .shards import parse_shard_name
+from .audio_manifest import consolidate_audio, write_fragment as write_audio_fragment
+from .shards import audio_shard_name, parse_shard_name
 from .split import class_weights
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,16 @@ def video_table(rows: list[dict]) -> pa.Table:
 
 
 def write_fragment(manifests: Path, shard: str, metas: list[dict], shard_bytes: int,
-                   sha256: str | None = None) -> None:
-    """Shard size and checksum, frames, then videos last: a shard is finished when its videos fragment exists."""
+                   sha256: str | None = None, audio: dict | None = None) -> None:
+    """Shard size and checksum (and its audio shard's), the sound's rows, frames, then videos last: a shard is
+    finished when its videos fragment exists."""
     folder = parts_dir(manifests)
     folder.mkdir(parents=True, exist_ok=True)
     stem = shard[:-4]
-    write_bytes(folder / f"{stem}.shard.json", json.dumps({"size": shard_bytes, "sha256": sha256}).encode())
+    record = {"size": shard_bytes, "sha256": sha256, **({"audio": audio} if audio else {})}
+    write_bytes(folder / f"{stem}.shard.json", json.dumps(record).encode())
+    if any(m.get("audio") for m in metas):
+        write_audio_fragment(folder / f"{stem}.audio.parquet", metas, audio_shard_name(shard) if audio else None)
     frames = [{**f, "video_id": m["video_id"], "split": m["split"], "label": m["label"], "shard": shard}
               for m in metas for f in m["frames"]]
     frame_rows = [{k: f.get(k) for k in FRAME_SCHEMA.names} for f in frames]
@@ -161,6 +166,10 @@ def consolidate(manifests: Path, extra: dict | None = None,
     _write_table(manifests / "videos.parquet", videos)
     shard_stats = _write_frames(manifests, shards)
     summary = _summary(videos, shard_stats, extra or {})
+    audio_records = {s["name"]: {"name": audio_shard_name(s["name"]), **s.pop("audio")}
+                     for s in shard_stats if s.get("audio")}
+    if (audio := consolidate_audio(folder, manifests, shard_stats, audio_records)) is not None:
+        summary["audio"] = audio
     for key, build in (sections or {}).items():
         section = build(manifests, shard_stats)
         if section is not None:
@@ -208,7 +217,8 @@ def _shard_record(folder: Path, shard: str) -> dict:
         record = json.loads((folder / f"{shard[:-4]}.shard.json").read_text())
     except FileNotFoundError:
         return {}
-    return {"size": int(record["size"]), "sha256": record.get("sha256")}
+    return {"size": int(record["size"]), "sha256": record.get("sha256"),
+            **({"audio": record["audio"]} if record.get("audio") else {})}
 
 
 def _summary(videos: pa.Table, shard_stats: list[dict], extra: dict) -> dict:

@@ -29,12 +29,12 @@ def merge(manifests: Path, expect_parts: int | None = None,
     configs = manifest.read_part_configs(manifests)
     if not configs:
         raise MergeError(f"{manifests}: no part configs found (run pipeline.run --part K/N first)")
-    keys = ("fps", "size", "quality", "skip_frames", "seed", "val_fraction", "grouping")
+    keys = ("fps", "size", "quality", "skip_frames", "seed", "val_fraction", "grouping", "audio", "audio_rate")
     configs = {name: {**SETTINGS_BEFORE, **cfg} for name, cfg in configs.items()}
     first_name, first = next(iter(configs.items()))
     for name, cfg in configs.items():
         for key in keys:
-            if cfg.get(key) != first.get(key):
+            if cfg.get(key, False if key == "audio" else None) != first.get(key, False if key == "audio" else None):
                 raise MergeError(f"{name} has {key}={cfg.get(key)} but {first_name} has {first.get(key)}")
     parts = {tuple(c["part"]) for c in configs.values()}
     n = expect_parts or max(p[1] for p in parts)

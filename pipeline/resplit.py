@@ -96,8 +96,8 @@ def _repack(shards, manifests, affected, finished, journal, journal_path) -> int
         nxt[(split, label, tag)] = max(nxt.get((split, label, tag), 0), index + 1)
     shard_size = max((shards / n).stat().st_size for n in finished)
 
-    def sealed(name, videos, size, sha256):
-        manifest.write_fragment(manifests, name, [s.meta for s in videos], size, sha256)
+    def sealed(name, videos, size, sha256, audio=None):
+        manifest.write_fragment(manifests, name, [s.meta for s in videos], size, sha256, audio)
         journal["new"].append(name)
         write_bytes(journal_path, json.dumps(journal).encode(), durable=True)
 
@@ -106,17 +106,42 @@ def _repack(shards, manifests, affected, finished, journal, journal_path) -> int
     for name, (videos, new_splits) in sorted(affected.items()):
         _, label, tag, _ = parse_shard_name(name)
         frames = pq.read_table(manifest.parts_dir(manifests) / f"{name[:-4]}.frames.parquet").to_pylist()
+        sounds = _audio_rows(manifests, name)
         with open(shards / name, "rb") as fh:
             for video, split in zip(videos, new_splits):
                 moved += split != video["split"]
                 meta, data = _video_members(fh, video, split, [f for f in frames if f["video_id"] == video["video_id"]])
+                meta["audio"], audio = _video_audio(shards, sounds.get(video["video_id"]), split)
                 key = (split, label, tag)
                 if key not in writers:
                     writers[key] = ShardWriter(shards, split, label, tag, nxt.get(key, 0), shard_size, sealed)
-                writers[key].append(Staged(video["video_id"], meta), data)
+                writers[key].append(Staged(video["video_id"], meta), data, audio)
     for writer in writers.values():
         writer.seal()
     return moved
+
+
+def _audio_rows(manifests: Path, shard: str) -> dict[str, dict]:
+    """A frame shard's audio fragment rows by video ({} where it kept no sound)."""
+    path = manifest.parts_dir(manifests) / f"{shard[:-4]}.audio.parquet"
+    return {r["video_id"]: r for r in pq.read_table(path).to_pylist()} if path.is_file() else {}
+
+
+def _video_audio(shards: Path, row: dict | None, split: str) -> tuple[dict | None, bytes | None]:
+    """A video's audio row with its new split, and its WAV and json members read from its old audio shard."""
+    if row is None:
+        return None, None
+    row = {**row, "split": split, "rel": None}
+    if row.get("shard") is None or row.get("offset") is None:
+        return row, None
+    with open(shards / row["shard"], "rb") as fh:
+        (wav_name, wav), (json_name, raw) = read_members(fh, row["offset"], 2)
+    if wav_name != f"{row['video_id']}.wav" or (row.get("crc32") is not None and zlib.crc32(wav) != row["crc32"]):
+        raise ResplitError(f"{row['shard']}: the sound of {row['video_id']} is not at byte {row['offset']} or does "
+                           "not match its checksum (crc32); check the shards with `python -m pipeline.verify --deep`")
+    sample = {**json.loads(raw), "split": split}
+    row["rel"] = 0
+    return row, member(wav_name, wav) + member(json_name, json.dumps(sample).encode())
 
 
 def _video_members(fh, video: dict, split: str, frames: list[dict]) -> tuple[dict, bytes]:

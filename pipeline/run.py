@@ -53,13 +53,18 @@ SKIP = default(PipelineConfig, "skip_frames")
               help="Frames the decoder may skip: noref skips frames no other frame refers to (~0.6x the CPU on "
                    "DFDC's H.264; a sampled second may start a frame or two late), none decodes every frame. "
                    f"[default: the dataset's own, else {SKIP}]")
+@click.option("--audio/--no-audio", default=default(PipelineConfig, "audio"),
+              help="Keep each video's sound (mono 16-bit WAV in SHARDS/audio/, manifests/audio.parquet), from the "
+                   "same ffmpeg run as the frames.")
+@click.option("--audio-rate", default=default(PipelineConfig, "audio_rate"), type=int,
+              help="Sample rate the sound is kept at (Hz).")
 @click.option("--retry-failed", is_flag=True, help="Decode videos that failed before again.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any video failed.")
 @click.option("--allow-outside-paths", is_flag=True,
               help="Accept labels.csv / metadata.json entries naming files outside --videos (refused by default).")
 @verbose_option
 def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, workers, shard_size, limit, layout,
-         part, timeout, skip_frames, retry_failed, strict, allow_outside_paths, verbose):
+         part, timeout, skip_frames, audio, audio_rate, retry_failed, strict, allow_outside_paths, verbose):
     """Decode every video once with ffmpeg into JPEG frames in webdataset shards, split 70:30 by group.
 
     Rerunning the same command resumes: finished shards are kept, videos added since are processed alone.
@@ -76,8 +81,8 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
         split = _split_defaults(manifests, val_fraction, seed, skip_frames)
         config = PipelineConfig(videos=videos, shards=shards, manifests=manifests, fps=fps, size=size,
                                 quality=quality, workers=workers, shard_size=shard_size, limit=limit,
-                                layout=layout, part=part, timeout=timeout, retry_failed=retry_failed,
-                                allow_outside_paths=allow_outside_paths, **split)
+                                layout=layout, part=part, timeout=timeout, retry_failed=retry_failed, audio=audio,
+                                audio_rate=audio_rate, allow_outside_paths=allow_outside_paths, **split)
         the_plan = plan(config)
         log.info("%s: layout %s, %d videos (%d in this run), %d workers, ffmpeg %s", videos, the_plan.layout,
                  len(the_plan.videos), len(the_plan.selected), config.workers, find_ffmpeg())

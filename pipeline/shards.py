@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 BLOCK = 512
 STAGING = ".staging"
+AUDIO_DIR = "audio"  # SHARDS/audio/NAME.tar: the sound of the videos of frame shard NAME.tar
 SHARD_RE = re.compile(r"^(train|val|test)-(real|fake|unlabelled)(?:-(p\d+of\d+))?-(\d{6})\.tar$")
 _MTIME = 1577836800  # fixed member time (2020-01-01) so that shards are byte-reproducible
 
@@ -43,11 +44,15 @@ class UnsafeManifest(UsageProblem, ValueError):
 
 def check_shard_name(name, field: str) -> str:
     """A shard name from a manifest, as the pipeline writes it: `split-label[-pK of N]-NNNNNN.tar`, optionally in
-    `faces/`. Anything else (folders, `..`, spaces, quotes, shell characters) raises UnsafeManifest naming the
-    field, so that a crafted manifest can neither leave the shards folder nor reach a `pipe:` command."""
-    bare = name[len("faces/"):] if isinstance(name, str) and name.startswith("faces/") else name
+    `faces/` or `audio/`. Anything else (folders, `..`, spaces, quotes, shell characters) raises UnsafeManifest
+    naming the field, so that a crafted manifest can neither leave the shards folder nor reach a `pipe:` command."""
+    bare = name
+    for folder in ("faces/", f"{AUDIO_DIR}/"):
+        if isinstance(name, str) and name.startswith(folder):
+            bare = name[len(folder):]
     if not isinstance(bare, str) or not SHARD_RE.fullmatch(bare):
-        raise UnsafeManifest(f"{field} is {name!r}, not a shard name (split-label-NNNNNN.tar, optionally in faces/): "
+        raise UnsafeManifest(f"{field} is {name!r}, not a shard name (split-label-NNNNNN.tar, optionally in faces/ "
+                             "or audio/): "
                              "refusing a manifest that points outside the shards folder")
     return name
 
@@ -73,8 +78,18 @@ def staging_dir(shards: Path) -> Path:
     return Path(shards) / STAGING
 
 
-def write_staged(shards: Path, video_id: str, meta: dict, members: bytes | None) -> None:
-    """Members first, then the meta json: the meta's presence means the video is completely staged.
+def audio_shard_name(frame_shard: str) -> str:
+    """The audio shard beside a frame shard (same split, label, part and number)."""
+    return f"{AUDIO_DIR}/{frame_shard}"
+
+
+def has_sound(meta: dict) -> bool:
+    """True if a staged video's meta says it has sound members (a WAV and a json)."""
+    return bool(meta.get("audio")) and meta["audio"].get("rel") is not None
+
+
+def write_staged(shards: Path, video_id: str, meta: dict, members: bytes | None, audio: bytes | None = None) -> None:
+    """Members (and the sound's) first, then the meta json: the meta's presence means the video is staged.
 
     No fsync here (a killed run keeps what the kernel has; sealed shards are fsynced): it would stall the
     worker between two ffmpeg runs.
@@ -83,6 +98,8 @@ def write_staged(shards: Path, video_id: str, meta: dict, members: bytes | None)
     folder.mkdir(parents=True, exist_ok=True)
     if members is not None:
         write_bytes(folder / f"{video_id}.members", members)
+    if audio is not None:
+        write_bytes(folder / f"{video_id}.audio", audio)
     write_bytes(folder / f"{video_id}.json", json.dumps(meta).encode())
 
 
@@ -97,11 +114,13 @@ def read_staged(shards: Path, video_id: str) -> Staged | None:
         return None
     if meta.get("status") == "done" and not (folder / f"{video_id}.members").is_file():
         return None
+    if has_sound(meta) and not (folder / f"{video_id}.audio").is_file():
+        return None
     return Staged(video_id, meta)
 
 
 def remove_staged(shards: Path, video_id: str) -> None:
-    for suffix in (".members", ".json"):
+    for suffix in (".members", ".audio", ".json"):
         try:
             os.remove(staging_dir(shards) / f"{video_id}{suffix}")
         except FileNotFoundError:
@@ -111,9 +130,10 @@ def remove_staged(shards: Path, video_id: str) -> None:
 class ShardWriter:
     """Appends staged videos to `.NAME.tmp`; at `shard_size` bytes (or close) it seals the tar and renames it.
 
-    `on_sealed(name, videos, size, sha256)` is called after the rename (size in bytes and the sha256 of the whole
+    `on_sealed(name, videos, size, sha256, audio_record)` is called after the rename (size in bytes and the sha256 of the whole
     tar, hashed as it was written); it writes the manifest fragment, which marks the shard as finished. Only then
-    are the videos' staging files removed.
+    are the videos' staging files removed. The videos' sound goes the same way into the audio shard beside it
+    (AUDIO_DIR/NAME), sealed first; audio_record is its size and sha256 (None: no sound in this shard).
     """
 
     def __init__(self, shards: Path, split: str, label: str, part_tag: str, next_index: int,
@@ -124,6 +144,7 @@ class ShardWriter:
         self.videos: list[Staged] = []
         self.size = 0
         self.sha256 = hashlib.sha256()
+        self.audio = _TarFile(self.shards / AUDIO_DIR)
 
     @property
     def name(self) -> str:
@@ -132,10 +153,18 @@ class ShardWriter:
     def add(self, staged: Staged) -> None:
         """Append a video from the staging area."""
         with open(staging_dir(self.shards) / f"{staged.video_id}.members", "rb") as fh:
-            self.append(staged, fh.read())
+            data = fh.read()
+        audio = None
+        if has_sound(staged.meta):
+            with open(staging_dir(self.shards) / f"{staged.video_id}.audio", "rb") as fh:
+                audio = fh.read()
+        self.append(staged, data, audio)
 
-    def append(self, staged: Staged, data: bytes) -> None:
-        """Append a video's tar members (its frames' `rel` offsets are relative to `data`)."""
+    def append(self, staged: Staged, data: bytes, audio: bytes | None = None) -> None:
+        """Append a video's tar members (its frames' `rel` offsets are relative to `data`), and its sound's
+        (meta['audio']['rel'] relative to `audio`)."""
+        if audio is not None:
+            staged.meta["audio"]["offset"] = self.audio.append(self.name, audio) + staged.meta["audio"]["rel"]
         with writing(self.shards / self.name):
             if self.fh is None:
                 self.fh = open(self.shards / f".{self.name}.tmp", "wb")
@@ -161,8 +190,45 @@ class ShardWriter:
             self.fh.close()
             self.fh = None
             os.replace(self.shards / f".{self.name}.tmp", self.shards / self.name)
-        self.on_sealed(self.name, self.videos, self.size + 2 * BLOCK, self.sha256.hexdigest())
+        audio_record = self.audio.seal(self.name)
+        self.on_sealed(self.name, self.videos, self.size + 2 * BLOCK, self.sha256.hexdigest(), audio_record)
         for staged in self.videos:
             remove_staged(self.shards, staged.video_id)
         self.videos = []
         self.index += 1
+
+
+class _TarFile:
+    """One tar being written as `.NAME.tmp` in `folder`, renamed to NAME when sealed (the audio shards)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.fh: io.BufferedWriter | None = None
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def append(self, name: str, data: bytes) -> int:
+        """Append members; returns the offset they start at."""
+        with writing(self.folder / name):
+            if self.fh is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self.fh = open(self.folder / f".{name}.tmp", "wb")
+                self.size, self.sha256 = 0, hashlib.sha256()
+            self.fh.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.size - len(data)
+
+    def seal(self, name: str) -> dict | None:
+        """End the tar, fsync, rename; {'size', 'sha256'} (None where nothing was appended)."""
+        if self.fh is None:
+            return None
+        self.sha256.update(b"\0" * (2 * BLOCK))
+        with writing(self.folder / name):
+            self.fh.write(b"\0" * (2 * BLOCK))
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            self.fh = None
+            os.replace(self.folder / f".{name}.tmp", self.folder / name)
+        return {"size": self.size + 2 * BLOCK, "sha256": self.sha256.hexdigest()}

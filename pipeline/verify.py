@@ -1,9 +1,11 @@
 """`python -m pipeline.verify`: check shards against the checksums the manifest recorded when they were sealed.
 
---shards: every shard listed in dataset.json exists, has its recorded size and sha256 (the frame shards, and the face
-shards of dataset.json's faces section where the faces stage ran).
+--shards: every shard listed in dataset.json exists, has its recorded size and sha256 (the frame shards, the audio
+shards of its audio section where the sound was kept, and the face shards of its faces section where the faces stage
+ran).
 --manifests: frames.parquet agrees with dataset.json (every frame's shard is listed, the counts match).
---deep: every frame's member is where frames.parquet says, has its size and crc32, and its JPEG decodes.
+--deep: every frame's member is where frames.parquet says, has its size and crc32, and its JPEG decodes; every
+sound's WAV is where audio.parquet says, has its size and crc32, and reads as 16-bit mono.
 Every problem is printed on one line naming the shard (and key); the exit status is 1 if there was any.
 """
 from __future__ import annotations
@@ -20,7 +22,8 @@ from dfd.cli import command, default, reported, setup_logging, verbose_option
 from dfd.errors import UsageProblem
 
 from .config import PipelineConfig
-from .dataset import DATASET_JSON, DatasetError, MemberReader, read_dataset_json, read_table, table_path
+from .dataset import (DATASET_JSON, DatasetError, MemberReader, has_table, read_dataset_json, read_table,
+                      table_path)
 from .shards import UnsafeManifest, check_shard_name
 
 CHUNK = 1 << 20
@@ -109,6 +112,55 @@ def check_face_shards(shards: Path, data: dict, problems: list[str], notes: list
                      "stage from before checksums): sizes checked only")
 
 
+def check_audio_shards(shards: Path, data: dict, problems: list[str]) -> None:
+    """The audio shards of dataset.json's audio section: each exists, has its recorded size and sha256."""
+    section = data.get("audio")
+    if not isinstance(section, dict) or not isinstance(section.get("shards"), list):
+        return
+    entries = []
+    for i, entry in enumerate(section["shards"]):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        try:
+            entries.append((check_shard_name(name, f"dataset.json: audio.shards[{i}].name"), entry))
+        except UnsafeManifest as exc:
+            problems.append(str(exc))
+    _check_sealed(shards, entries, "size", "dataset.json's audio section", problems)
+
+
+def check_sounds(shards: Path, manifests: Path, problems: list[str]) -> int:
+    """Every kept sound's WAV member: name, size, crc32, and that it reads back. Returns sounds checked."""
+    from .audio import AudioError, read_wav
+
+    if not has_table(manifests, "audio"):
+        return 0
+    audio = read_table(manifests, "audio", ["video_id", "shard", "offset", "bytes", "crc32"])
+    audio = audio[audio["shard"].notna()]
+    checked = 0
+    with MemberReader(shards) as reader:
+        for vid, shard, offset, nbytes, crc in zip(audio["video_id"], audio["shard"], audio["offset"],
+                                                   audio["bytes"], audio["crc32"]):
+            check_shard_name(shard, f"{table_path(manifests, 'audio')}: column shard")
+            if not (shards / shard).is_file():
+                continue  # reported by the shard check
+            checked += 1
+            try:
+                name, wav = reader.members(shard, int(offset))[0]
+            except (tarfile.TarError, EOFError, OSError) as exc:
+                problems.append(f"{shard} {vid}: no readable member at byte {offset}: {exc}")
+                continue
+            if name != f"{vid}.wav" or len(wav) != nbytes:
+                problems.append(f"{shard} {vid}: found {name} ({len(wav)} bytes) where audio.parquet puts {vid}.wav "
+                                f"({nbytes} bytes)")
+            elif zlib.crc32(wav) != int(crc):
+                problems.append(f"{shard} {vid}: WAV bytes differ from the recorded crc32")
+            else:
+                try:
+                    read_wav(wav)
+                except AudioError as exc:
+                    problems.append(f"{shard} {vid}: {exc}")
+    return checked
+
+
 def check_manifests(frames, data: dict, problems: list[str]) -> None:
     listed = {e["name"]: e for e in data["shards"]}
     counts = frames.groupby("shard").size().to_dict() if len(frames) else {}
@@ -190,11 +242,13 @@ def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, d
     if do_shards:
         check_shards(shards, data, problems, notes)
         check_face_shards(shards, data, problems, notes)
+        check_audio_shards(shards, data, problems)
     if do_manifests:
         check_manifests(frames, data, problems)
         check_faces_manifest(manifests, data, problems)
     if deep:
         check_frames(shards, frames, problems, notes)
+        check_sounds(shards, manifests, problems)
     return problems, notes
 
 

@@ -1,12 +1,14 @@
 """The worker side of the pool: decode one video into the staging area. Light imports: no pyarrow, no tqdm."""
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
 import zlib
 from pathlib import Path
 
+from .audio import AudioTrack, fingerprint, rms_dbfs, wav_bytes
 from .discover import Video
 from .frames import FrameError, extract
 from .shards import member, write_staged
@@ -23,6 +25,7 @@ class Job:
     timeout: float
     ffmpeg: str
     skip_frames: str = "none"
+    audio_rate: int | None = None  # keep the sound at this rate (None: --no-audio)
 
 
 def base_row(video: Video, split: str) -> dict:
@@ -44,7 +47,7 @@ def process_video(job: Job) -> dict:
     row = {**base_row(video, job.split), "source_stat": source_stat(video.path)}
     try:
         info, frames = extract(video.path, job.fps, job.size, job.quality, job.timeout, job.ffmpeg,
-                               job.skip_frames)
+                               job.skip_frames, job.audio_rate)
     except FrameError as exc:
         meta = {**row, "status": "failed", "error": str(exc), "frames": []}
         write_staged(Path(job.shards), video.video_id, meta, None)
@@ -63,5 +66,29 @@ def process_video(job: Job) -> dict:
             "duration": info.duration, "width": info.width, "height": info.height, "fps": info.fps,
             "rotation": info.rotation, "n_frames": len(frames), "frame_width": frames[0].width,
             "frame_height": frames[0].height, "bytes": sum(r["bytes"] for r in frame_rows), "frames": frame_rows}
-    write_staged(Path(job.shards), video.video_id, meta, bytes(members))
+    audio = None
+    if info.audio is not None:
+        meta["audio"], audio = audio_row(video, job.split, info.audio)
+    write_staged(Path(job.shards), video.video_id, meta, bytes(members), audio)
     return meta
+
+
+def audio_row(video: Video, split: str, track: AudioTrack) -> tuple[dict, bytes | None]:
+    """A video's row of audio.parquet (its fingerprint in base64 while it is staged) and its tar members (a WAV
+    and a json) where there is sound; `rel` is the WAV member's offset in them."""
+    row = {"video_id": video.video_id, "split": split, "label": video.label, "has_audio": track.has_audio,
+           "status": track.status, "error": track.error, "warning": track.warning, "codec": track.codec,
+           "source_rate": track.source_rate, "channels": track.channels, "sample_rate": track.sample_rate,
+           "duration": track.duration, "rms": None, "bytes": None, "crc32": None, "fingerprint": None, "rel": None}
+    if not (track.has_audio and track.status == "done"):
+        return row, None
+    wav = wav_bytes(track.pcm, track.sample_rate)
+    rms = rms_dbfs(track.pcm)
+    row.update(rms=None if rms == float("-inf") else rms, bytes=len(wav), crc32=zlib.crc32(wav), rel=0,
+               fingerprint=base64.b64encode(fingerprint(track.pcm, track.sample_rate)).decode())
+    if rms == float("-inf"):
+        row["warning"] = row["warning"] or "digital silence"
+    sample = {"key": video.video_id, "video_id": video.video_id, "label": video.label, "split": split,
+              "source": video.source, "original": video.original, "group": video.group,
+              "sample_rate": track.sample_rate, "duration": track.duration, "crc32": row["crc32"]}
+    return row, member(f"{video.video_id}.wav", wav) + member(f"{video.video_id}.json", json.dumps(sample).encode())

@@ -12,7 +12,7 @@ from dfd.cli import command, device_option, reported, setup_logging, verbose_opt
 from dfd.files import write_csv
 from train.score.metrics import RULES
 from train.score.predict import TTA_MODES
-from train.score.videos import FAILED_SCORE, predict_inputs
+from train.score.videos import FAILED_SCORE, find_videos, predict_inputs, video_names
 
 
 @command()
@@ -41,10 +41,18 @@ from train.score.videos import FAILED_SCORE, predict_inputs
 @click.option("--tta", type=click.Choice(TTA_MODES), default="none", help="hflip: also score each mirrored frame.")
 @click.option("--aggregate", "rule", type=click.Choice(RULES), default=None, show_default="the checkpoint's, else mean",
               help="How frames (or faces) make a video's label (confident = the DFDC winner's rule; see train.score.metrics).")
+@click.option("--audio-checkpoint", type=click.Path(exists=True, path_type=Path),
+              help="An audio detector (train.run --input audio: its run folder or checkpoints/audio.pt): each video's "
+                   "sound is scored too and fused with its picture's (--fuse); a video without sound is scored on "
+                   "its picture alone. OUT then has the fused label; OUT.verdicts.csv the picture's, the sound's and a "
+                   "note; --frames-out also a row per window of sound (start, audio_p_fake).")
+@click.option("--fuse", "fuse_rule", type=click.Choice(("noisy-or", "max")), default="noisy-or", show_default=True,
+              help="How the two verdicts make one: noisy-or 1-(1-p_picture)(1-p_sound), or max (either fake part "
+                   "makes a fake video).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @verbose_option
 def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers, batch_size, device, clip, tta, rule,
-         quiet, verbose) -> None:
+         audio_checkpoint, fuse_rule, quiet, verbose) -> None:
     """Score videos (files or folders, searched recursively) or a sharded split with a trained checkpoint.
 
     Each video is decoded exactly as the training shards were (pipeline.frames: same fps, size and JPEG quality),
@@ -57,9 +65,13 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers
     setup_logging(verbose)
     if bool(inputs) == bool(shards):
         raise click.UsageError("give either videos/folders or --shards DIR (with --split), not both nor neither")
+    if audio_checkpoint and shards:
+        raise click.UsageError("--audio-checkpoint scores video files (not --shards) in this version")
     with reported():
         frames, scores, stats = predict_inputs(inputs, checkpoints, shards, manifests, split, workers, batch_size,
                                                device, clip, tta, rule, progress=not quiet)
+        if audio_checkpoint:
+            frames, scores = _with_sound(inputs, audio_checkpoint, frames, scores, fuse_rule, out)
         write_csv(scores, out)
         if frames_out:
             write_csv(frames, frames_out)
@@ -70,6 +82,21 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers
                + (f"; {stats['no_face']} without any face (label {FAILED_SCORE}, noted in --frames-out)"
                   if stats.get("no_face") else ""))
     sys.exit(1 if stats["failed"] else 0)
+
+
+def _with_sound(inputs, audio_checkpoint: Path, frames, scores, rule: str, out: Path):
+    """The sound's verdicts fused into the submission; OUT.verdicts.csv; the windows added to the frame rows."""
+    import pandas as pd
+
+    from train.audio.fuse import fused_scores
+    from train.audio.model import load
+    from train.audio.predict import score_sounds
+
+    paths = find_videos(inputs)
+    sound, windows = score_sounds(load(audio_checkpoint), paths, video_names(paths, inputs))
+    verdicts = fused_scores(scores, sound, rule, set(frames.loc[frames["error"].notna(), "filename"]))
+    write_csv(verdicts, out.with_name(out.stem + ".verdicts.csv"))
+    return pd.concat([frames, windows], ignore_index=True), verdicts[["filename", "label"]]
 
 
 if __name__ == "__main__":

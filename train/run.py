@@ -10,6 +10,7 @@ import click
 
 from dfd.cli import DEVICES, command, default, reported, setup_logging, verbose_option
 from pipeline.dataset import FAKE_FACES, INPUTS, DatasetError, is_local
+from train.audio.data import FAKE_AUDIO
 from train.config import AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, TrainConfig
 from train.fit import distributed
 from train.fit.loop import fit
@@ -36,8 +37,14 @@ def default_workers() -> int:
               help=f"Backbone: {', '.join(ARCHS)} (torchvision) or any timm model name, e.g. efficientnet_b4, "
                    "tf_efficientnet_b7, xception41, convnext_tiny.")
 @click.option("--weights", default=d("weights"), help="imagenet | none | PATH (state dict or checkpoint).")
-@click.option("--input", "input_", type=click.Choice(INPUTS), default=None, show_default="the recipe's, else frames",
-              help="frames: whole frames; faces: the faces stage's crops (SHARDS/faces/, faces.parquet).")
+@click.option("--input", "input_", type=click.Choice((*INPUTS, "audio")), default=None,
+              show_default="the recipe's, else frames",
+              help="frames: whole frames; faces: the faces stage's crops (SHARDS/faces/, faces.parquet); audio: the "
+                   "sound (SHARDS/audio/, audio.parquet): bispectral and log-mel features of its windows and a small "
+                   "network (train.audio; the image options do not apply).")
+@click.option("--fake-audio", type=click.Choice(FAKE_AUDIO), default="manipulated", show_default=True,
+              help="--input audio: manipulated leaves out the fakes whose sound is their original's "
+                   "(audio_manipulated false; unknown is kept); all keeps every fake video's sound.")
 @click.option("--fake-faces", type=click.Choice(FAKE_FACES), default=d("fake_faces"),
               help="--input faces: manipulated drops from training the faces of fake videos that the faces stage "
                    "found untouched (manipulated false; unknown is kept); all keeps every face.")
@@ -78,7 +85,7 @@ def default_workers() -> int:
                    "tensorboard extra); view with: tensorboard --logdir runs")
 @verbose_option
 def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile_model, lr_find_flag, resume,
-         explain, boxes, verbose, **options) -> None:
+         explain, boxes, verbose, fake_audio, **options) -> None:
     """Fine-tune a ResNet (or any timm backbone) on the shards with the seed's staged one-cycle recipe.
 
     Under `torchrun --nproc_per_node=N -m train.run ...` it trains with DistributedDataParallel (NCCL on GPUs,
@@ -86,6 +93,9 @@ def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile
     """
     ctx = distributed.env_context()
     setup_logging(verbose, rank=ctx.rank)
+    if input_ == "audio":
+        _train_audio(shards, manifests, out, fake_audio, options["seed"], options["dev_run"], explain)
+        return
     if resume and out is None:
         raise click.UsageError("--resume needs --out, the run folder to continue")
     try:
@@ -106,6 +116,16 @@ def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile
         distributed.shutdown()
     if ctx.main:
         click.echo(f"run folder: {root}")
+
+
+def _train_audio(shards, manifests, out, fake_audio: str, seed: int, dev_run: bool, explain: bool) -> None:
+    from train.audio.run import run_audio
+
+    with reported("rerun the same command"):
+        root = run_audio(str(shards), str(manifests or Path(shards).parent / "manifests"),
+                         out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), fake_audio,
+                         epochs=20 if dev_run else 300, seed=seed, explain=explain)
+    click.echo(f"run folder: {root}")
 
 
 def _explainer(config: TrainConfig, boxes: Path | None):

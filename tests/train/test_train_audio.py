@@ -1,0 +1,153 @@
+"""Issue 18 items 3 and 5: bispectral features, the audio detector on real and resynthesised DFDC speech."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from demodata.audio import griffin_lim, make
+from helpers.commands import pipeline_argv, run_module
+from helpers.sound import dfdc_clips
+from train.audio.features import AudioFeatures, bicoherence, window_features, windows
+from train.audio.fuse import NO_SOUND, fuse, fused_scores
+from train.audio.model import AudioCheckpointError, load
+
+RATE = 16000
+
+
+def test_bicoherence_sees_quadratic_phase_coupling():
+    """Three tones where the third's phase is the sum of the first two (coupled) against free phases: the
+    coupled signal's bicoherence at (f1, f2) is near 1, the uncoupled one's near 0 (the method's premise)."""
+    rng = np.random.default_rng(0)
+    n, seg = 256, 256
+    t = np.arange(n * 64) / RATE
+    f1, f2 = 20 * RATE / seg, 31 * RATE / seg  # on FFT bins 20 and 31
+    def signal(coupled: bool):
+        out = []
+        for s in range(64):  # a fresh random phase per segment, so only coupling survives the average
+            a, b = rng.uniform(0, 2 * np.pi, 2)
+            c = a + b if coupled else rng.uniform(0, 2 * np.pi)
+            ts = t[s * n:(s + 1) * n]
+            out.append(np.cos(2 * np.pi * f1 * ts + a) + np.cos(2 * np.pi * f2 * ts + b)
+                       + np.cos(2 * np.pi * (f1 + f2) * ts + c))
+        return np.concatenate(out) + 0.01 * rng.standard_normal(n * 64)
+    coupled = np.abs(bicoherence(signal(True), seg, 64))
+    free = np.abs(bicoherence(signal(False), seg, 64))
+    f = np.arange(64)
+    i1, i2 = np.meshgrid(f, f, indexing="ij")
+    k = np.flatnonzero(((i1 == 20) & (i2 == 31))[i1 + i2 < seg // 2])[0]  # (20, 31) in bicoherence's order
+    assert coupled[k] > 0.9 and free[k] < 0.4
+
+
+def test_windows_skip_silence_and_features_are_finite():
+    spec = AudioFeatures()
+    x = np.concatenate([np.zeros(RATE * 3), 0.1 * np.random.default_rng(1).standard_normal(RATE * 3)])
+    got = windows(x.astype(np.float32), RATE, spec)
+    assert [s for s, _ in got] == [2.0, 3.0, 4.0]  # the windows that reach into the noise
+    feats = window_features(got[0][1], RATE, spec)
+    assert feats.shape == (len(spec.names),) and np.isfinite(feats).all()
+
+
+def test_griffin_lim_keeps_the_spectrogram_and_changes_the_phases():
+    rng = np.random.default_rng(0)
+    t = np.arange(RATE) / RATE
+    x = np.sin(2 * np.pi * 200 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(RATE)
+    y = griffin_lim(x, 16, rng)
+    assert abs(np.sqrt(np.mean(y ** 2)) - np.sqrt(np.mean(x ** 2))) < 1e-6
+    assert abs(np.corrcoef(x, y)[0, 1]) < 0.9  # not the same waveform
+
+
+@pytest.fixture(scope="module")
+def audio_demo(tmp_path_factory):
+    clips = dfdc_clips()
+    if not clips:
+        pytest.skip("no real DFDC sample here")
+    root = tmp_path_factory.mktemp("audio-demo")
+    make(root / "videos", clips[:2], seconds=2.5, iterations=16, seed=0)
+    run_module("pipeline.run", *pipeline_argv(root / "videos", root, "--size", "64x48"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def audio_run(audio_demo):
+    run = audio_demo / "run"
+    proc = run_module("train.run", "--input", "audio", "--fake-audio", "all", "--shards", audio_demo / "shards",
+                      "--manifests", audio_demo / "manifests", "--out", run)
+    assert "held-out clip-level AUC" in proc.stderr
+    return run
+
+
+def test_train_audio_run_folder_and_checkpoint(audio_run):
+    run = audio_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["val_videos"] > 0 and metrics["train_windows"] > 0
+    models = {c["model"]: c for c in metrics["comparison"]}
+    assert {"logistic, bispectral only", "mlp-64, log-mel only"} <= set(models)
+    # the fakes keep the real speech's spectrogram: the bispectral features tell them apart far better
+    assert models["logistic, bispectral only"]["video_auc"] > 0.7
+    for name in ("report.html", "top_windows.png", "bottom_windows.png", "val_windows.csv", "history.csv"):
+        assert (run / name).is_file(), name
+    model = load(run)
+    assert model.spec == AudioFeatures() and len(model.columns) == len(model.spec.names)
+
+
+def test_fake_audio_manipulated_needs_changed_sound(audio_demo, tmp_path):
+    """The demo's fakes keep their original's spectrogram: audio_diff finds them unchanged, so --fake-audio
+    manipulated leaves no fake sound to learn from, and says so."""
+    proc = run_module("train.run", "--input", "audio", "--shards", audio_demo / "shards", "--manifests",
+                      audio_demo / "manifests", "--out", tmp_path / "run", check=False)
+    assert proc.returncode != 0 and "needs real and fake sound" in proc.stderr
+
+
+def test_not_an_audio_checkpoint(tmp_path):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"nope")
+    with pytest.raises(AudioCheckpointError, match="x.pt"):
+        load(bad)
+
+
+def test_fusion_rule_a_fake_picture_or_a_fake_voice_makes_a_fake_video():
+    assert fuse(0.9, 0.1) == pytest.approx(0.91) and fuse(0.1, 0.9) == pytest.approx(0.91)
+    assert fuse(0.5, 0.5) == pytest.approx(0.75) and fuse(0.5, 0.5, "max") == pytest.approx(0.5)
+    assert fuse(0.0, 0.0) == 0.0 and fuse(0.3, float("nan")) == pytest.approx(0.3)  # no sound: the picture
+    with pytest.raises(ValueError, match="noisy-or"):
+        fuse(0.1, 0.2, "mean")
+    import pandas as pd
+    scores = pd.DataFrame({"filename": ["a.mp4", "b.mp4", "c.mp4"], "label": [0.2, 0.5, 0.1]})
+    sound = pd.DataFrame({"filename": ["a.mp4", "b.mp4", "c.mp4"], "sound": [0.5, 0.9, np.nan],
+                          "note": [None, None, NO_SOUND]})
+    out = fused_scores(scores, sound, failed={"b.mp4"}).set_index("filename")
+    assert out.loc["a.mp4", "label"] == pytest.approx(0.6) and out.loc["c.mp4", "label"] == pytest.approx(0.1)
+    assert out.loc["b.mp4", "label"] == 0.5  # the picture failed: the failed score stays
+    assert out.loc["c.mp4", "note"] == NO_SOUND and pd.isna(out.loc["a.mp4", "note"])
+
+
+def test_predict_fuses_picture_and_sound(audio_demo, audio_run, tiny_run, tmp_path):
+    import pandas as pd
+
+    from helpers.sound import av_clip
+
+    part = audio_demo / "videos" / "dfdc_train_part_0"
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("realr0s00.mp4", "faker0s00.mp4"):
+        (videos / name).symlink_to(part / name)
+    av_clip(videos / "mute.mp4", None, 2.0)
+    out, frames_out = tmp_path / "sub.csv", tmp_path / "frames.csv"
+    run_module("train.predict", videos, "--checkpoint", tiny_run / "checkpoints" / "best.pt", "--audio-checkpoint",
+               audio_run, "--out", out, "--frames-out", frames_out, "--device", "cpu", "--workers", "0", "-q")
+    sub = pd.read_csv(out)
+    assert list(sub.columns) == ["filename", "label"] and len(sub) == 3
+    verdicts = pd.read_csv(tmp_path / "sub.verdicts.csv").set_index("filename")
+    mute = verdicts.loc["mute.mp4"]
+    assert mute["note"] == NO_SOUND and mute["label"] == pytest.approx(mute["picture"]) and np.isnan(mute["sound"])
+    for name in ("realr0s00.mp4", "faker0s00.mp4"):
+        v = verdicts.loc[name]
+        assert v["label"] == pytest.approx(1 - (1 - v["picture"]) * (1 - v["sound"]))
+    windows = pd.read_csv(frames_out)
+    windows = windows[windows["audio_p_fake"].notna()]
+    assert set(windows["filename"]) == {"realr0s00.mp4", "faker0s00.mp4"}
+    assert windows.groupby("filename")["audio_p_fake"].mean().to_dict() == pytest.approx(
+        verdicts.loc[["realr0s00.mp4", "faker0s00.mp4"], "sound"].to_dict())

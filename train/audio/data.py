@@ -1,0 +1,83 @@
+"""The sound of a dataset's videos, read through pipeline.dataset: which videos train and validate, their WAVs."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.audio import read_wav
+from pipeline.dataset import MemberReader, DatasetError, has_table, read_dataset_json, read_table
+
+log = logging.getLogger(__name__)
+
+FAKE_AUDIO = ("manipulated", "all")
+COLUMNS = ["video_id", "split", "label", "has_audio", "status", "shard", "offset", "crc32", "audio_manipulated"]
+
+
+@dataclasses.dataclass
+class AudioSet:
+    """The videos with sound of one dataset: a table (video_id, split, label, y, shard, offset, crc32)."""
+
+    shards: Path
+    manifests: Path
+    videos: pd.DataFrame
+    fake_audio: str
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.videos[self.videos["split"] == name]
+
+    def sounds(self, rows: pd.DataFrame):
+        """(row, float samples, rate) of each row, its WAV read at its offset (shards opened once each)."""
+        with MemberReader(self.shards) as reader:
+            for row in rows.itertuples(index=False):
+                name, wav = reader.members(row.shard, int(row.offset))[0]
+                if name != f"{row.video_id}.wav":
+                    raise DatasetError(f"{self.shards / row.shard}: {name} at byte {row.offset}, where audio.parquet "
+                                       f"puts {row.video_id}.wav")
+                samples, rate = read_wav(wav)
+                yield row, samples, rate
+
+
+def open_audio(shards: str | Path, manifests: str | Path, fake_audio: str = "manipulated") -> AudioSet:
+    """The dataset's sound; fake_audio 'manipulated' leaves out the fakes whose sound was found to be their
+    original's (audio_manipulated false: a real voice under a fake picture; unknown is kept), 'all' keeps them."""
+    if fake_audio not in FAKE_AUDIO:
+        raise DatasetError(f"fake_audio must be one of {', '.join(FAKE_AUDIO)}, got {fake_audio!r}")
+    manifests = Path(manifests)
+    data = read_dataset_json(manifests)
+    if not isinstance(data.get("audio"), dict) or not has_table(manifests, "audio"):
+        raise DatasetError(f"{manifests} has no sound (no audio section in dataset.json, or no audio.parquet): "
+                           "make the shards again without --no-audio")
+    table = read_table(manifests, "audio", COLUMNS)
+    table = table[table["has_audio"].fillna(False).astype(bool) & (table["status"] == "done")
+                  & table["label"].isin(["real", "fake"])].copy()
+    untouched = (table["label"] == "fake") & (table["audio_manipulated"] == False)  # noqa: E712 (null kept)
+    if fake_audio == "manipulated":
+        log.info("audio: %d fakes keep their original's sound and are left out (--fake-audio manipulated)",
+                 int(untouched.sum()))
+        table = table[~untouched]
+    table["y"] = (table["label"] == "fake").astype(int)
+    table = table.sort_values("video_id").reset_index(drop=True)
+    for split in ("train", "val"):
+        counts = table[table["split"] == split]["label"].value_counts().to_dict()
+        if counts.get("real", 0) == 0 or counts.get("fake", 0) == 0:
+            raise DatasetError(f"{manifests}: the {split} split has sound of {counts or 'no videos'}; the audio "
+                               "detector needs real and fake sound in train and val")
+    return AudioSet(Path(shards), manifests, table, fake_audio)
+
+
+def window_table(audio: AudioSet, rows: pd.DataFrame, spec, features) -> tuple[pd.DataFrame, np.ndarray]:
+    """(a row per window: video_id, label, start; the windows' feature matrix) of the given videos."""
+    from .features import windows
+
+    meta, feats = [], []
+    for row, samples, rate in audio.sounds(rows):
+        for start, w in windows(samples, rate, spec):
+            meta.append({"video_id": row.video_id, "label": int(row.y), "start": start})
+            feats.append(features(w, rate, spec))
+    if not feats:
+        raise DatasetError(f"{audio.manifests}: no window of sound above {spec.min_rms_db} dBFS")
+    return pd.DataFrame(meta), np.stack(feats)

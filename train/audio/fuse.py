@@ -1,0 +1,50 @@
+"""Two verdicts, one video: the picture's P(fake) and the voice's, fused by a stated rule.
+
+A video is fake if its picture or its sound was manipulated. noisy-or (the default) reads the two scores as
+independent chances that each part is fake: P(fake) = 1 - (1 - p_picture) (1 - p_sound), so either one alone can
+make the video fake and two middling scores add up; max takes the more suspicious of the two. A video without sound
+(or whose sound could not be decoded) is scored on its picture alone, with a note saying so."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .features import windows
+from .model import AudioModel
+
+FUSE_RULES = ("noisy-or", "max")
+NO_SOUND = "no sound: scored on the picture alone"
+
+
+def fuse(p_picture, p_sound, rule: str = "noisy-or"):
+    """The video's P(fake) from its picture's and its sound's (arrays or floats; NaN sound: the picture's)."""
+    if rule not in FUSE_RULES:
+        raise ValueError(f"unknown fusion rule {rule!r}; allowed: {', '.join(FUSE_RULES)}")
+    a, b = np.asarray(p_picture, dtype=np.float64), np.asarray(p_sound, dtype=np.float64)
+    fused = 1 - (1 - a) * (1 - b) if rule == "noisy-or" else np.maximum(a, b)
+    return np.where(np.isnan(b), a, fused)
+
+
+def sound_windows(model: AudioModel, samples: np.ndarray, rate: int) -> pd.DataFrame:
+    """start, p_fake of each window of a sound that is not silence (empty: nothing to score)."""
+    from .features import window_features
+
+    cut = windows(samples, rate, model.spec)
+    if not cut:
+        return pd.DataFrame({"start": [], "p_fake": []})
+    x = np.stack([window_features(w, rate, model.spec) for _, w in cut])
+    return pd.DataFrame({"start": [s for s, _ in cut], "p_fake": model.predict(x)})
+
+
+def fused_scores(scores: pd.DataFrame, sound: pd.DataFrame, rule: str = "noisy-or",
+                 failed: set[str] = frozenset()) -> pd.DataFrame:
+    """The submission (filename, label) with the sound's verdict fused in: columns picture, sound, label, note.
+    `sound` has filename, sound (P(fake) of the sound, NaN where there is none) and note. A video in `failed`
+    (its picture could not be scored) keeps its submission label."""
+    out = scores.rename(columns={"label": "picture"}).merge(sound[["filename", "sound", "note"]], on="filename",
+                                                             how="left")
+    out["label"] = fuse(out["picture"], out["sound"], rule)
+    bad = out["filename"].isin(failed)
+    out.loc[bad, "label"] = out.loc[bad, "picture"]
+    out["note"] = out["note"].where(out["sound"].notna(), out["note"].fillna(NO_SOUND))
+    return out[["filename", "label", "picture", "sound", "note"]]

@@ -1,0 +1,46 @@
+"""Scoring the sound of video files with an audio checkpoint (train.predict --audio-checkpoint): each video's sound
+as the pipeline keeps it (pipeline.frames.extract_sound, its picture not decoded), its windows' P(fake) and the
+video's (their mean)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipeline.audio import AudioError, read_wav, wav_bytes
+from pipeline.frames import FrameError, extract_sound
+
+from .fuse import NO_SOUND, sound_windows
+from .model import AudioModel
+
+RATE = 16000  # the pipeline's default; a checkpoint's windows are in seconds, so any rate works
+
+
+def score_sounds(model: AudioModel, paths: Sequence[Path], names: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(a row per video: filename, sound, note; a row per window: filename, start, audio_p_fake)."""
+    videos, windows = [], []
+    for path, name in zip(paths, names):
+        try:
+            track = extract_sound(str(path), RATE)
+        except FrameError as exc:
+            videos.append({"filename": name, "sound": np.nan, "note": f"sound unreadable ({exc}): picture alone"})
+            continue
+        if not track.has_audio or track.status != "done":
+            note = NO_SOUND if not track.has_audio else f"sound not decoded ({track.error}): picture alone"
+            videos.append({"filename": name, "sound": np.nan, "note": note})
+            continue
+        try:
+            samples, rate = read_wav(wav_bytes(track.pcm, RATE))
+        except AudioError as exc:
+            videos.append({"filename": name, "sound": np.nan, "note": f"{exc}: picture alone"})
+            continue
+        w = sound_windows(model, samples, rate)
+        if w.empty:
+            videos.append({"filename": name, "sound": np.nan, "note": "silent sound: scored on the picture alone"})
+            continue
+        videos.append({"filename": name, "sound": float(w["p_fake"].mean()), "note": None})
+        windows += [{"filename": name, "start": s, "audio_p_fake": p} for s, p in zip(w["start"], w["p_fake"])]
+    return pd.DataFrame(videos, columns=["filename", "sound", "note"]), pd.DataFrame(
+        windows, columns=["filename", "start", "audio_p_fake"])
