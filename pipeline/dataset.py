@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 DATASET_JSON = "dataset.json"
 TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "faces.parquet", "audio": "audio.parquet"}
 SHARD_COLUMNS = ("shard", "crop_shard")  # the tables' columns that name shards (checked on every read)
+SHARDLESS_ROWS = ("videos", "audio")  # tables whose rows may have no shard (a failed video, a video without sound)
 LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = ("real", "fake")
 SPLITS = ("train", "val", "test")
@@ -116,7 +117,7 @@ def read_arrow(manifests: str | Path, name: str, columns: Sequence[str] | None =
         raise DatasetError(f"{path} cannot be read: {err}") from None
     for column in SHARD_COLUMNS:
         if column in table.column_names:
-            check_shard_column(table[column].unique().to_pylist(), f"{path}: column {column}", name == "videos")
+            check_shard_column(table[column].unique().to_pylist(), f"{path}: column {column}", name in SHARDLESS_ROWS)
     return table
 
 
@@ -130,7 +131,7 @@ def _read(path: Path, columns, filters) -> pd.DataFrame:
     for column in SHARD_COLUMNS:
         if column in frame.columns:
             check_shard_column(frame[column].unique().tolist(), f"{path}: column {column}",
-                               path.name == TABLES["videos"])
+                               path.name in {TABLES[t] for t in SHARDLESS_ROWS})
     return frame
 
 
