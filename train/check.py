@@ -34,7 +34,7 @@ def page_path(name: str, out: Path) -> Path:
     return out / (name.replace("/", "__").rsplit(".", 1)[0] + ".html")
 
 
-def settings_of(ensemble, settings, threshold: dict, device: str) -> dict:
+def settings_of(ensemble, settings, threshold: dict) -> dict:
     """What the page's settings table shows."""
     config = ensemble.config
     rows = {"models": ", ".join(map(str, ensemble.paths)), "input": config.input,
@@ -85,7 +85,7 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
         scorer = Scorer(ensemble.models, ensemble.dev, batch_size or config.batch_size)
         threshold = decision_threshold(ensemble.paths, ensemble.thresholds, config.aggregate)
         log.info("threshold %.4f (%s)", threshold["value"], describe(threshold))
-        shown = settings_of(ensemble, settings, threshold, device)
+        shown = settings_of(ensemble, settings, threshold)
         described = [{"name": str(p), "arch": c.arch, "input": c.input} for p, c in zip(ensemble.paths, ensemble.configs)]
         failed = 0
         for path, name in zip(paths, video_names(paths, videos)):
