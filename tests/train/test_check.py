@@ -137,10 +137,16 @@ def test_threshold_at_eer_and_at_a_target_fpr():
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     p = np.array([0.1, 0.2, 0.3, 0.7, 0.4, 0.8, 0.9, 0.95])
     eer = metrics.choose_threshold(y, p)
-    assert eer["rule"] == "eer" and eer["value"] == 0.7 and eer["fpr"] == 0.25 and eer["tpr"] == 0.75
+    # EER at score 0.7 (FPR = FNR = 0.25); the threshold sits midway to the next lower score, 0.4
+    assert eer["rule"] == "eer" and eer["value"] == pytest.approx(0.55) and eer["fpr"] == 0.25 and eer["tpr"] == 0.75
     strict = metrics.choose_threshold(y, p, at_fpr=0.0)
-    assert strict["value"] == 0.8 and strict["fpr"] == 0.0 and strict["tpr"] == 0.75
+    assert strict["value"] == pytest.approx(0.75) and strict["fpr"] == 0.0 and strict["tpr"] == 0.75
     loose = metrics.choose_threshold(y, p, at_fpr=0.3)
-    assert loose["fpr"] <= 0.3 and loose["value"] == 0.4 and loose["tpr"] == 1.0
+    assert loose["fpr"] <= 0.3 and loose["value"] == pytest.approx(0.35) and loose["tpr"] == 1.0
+    for chosen in (eer, strict, loose):  # the threshold calls on val exactly what its FPR and TPR say
+        assert ((p >= chosen["value"]) & (y == 0)).sum() / 4 == chosen["fpr"]
+        assert ((p >= chosen["value"]) & (y == 1)).sum() / 4 == chosen["tpr"]
+    separated = metrics.choose_threshold([0, 0, 1, 1], [0.1, 0.2, 1.0, 1.0])
+    assert separated["value"] == pytest.approx(0.6) and separated["fpr"] == 0.0 and separated["tpr"] == 1.0
     with pytest.raises(ValueError, match="real and fake"):
         metrics.choose_threshold([1, 1], [0.2, 0.3])

@@ -132,7 +132,9 @@ def choose_threshold(labels: Sequence[int], p_fake: Sequence[float], at_fpr: flo
     """The P(fake) threshold (a score >= it is called fake) chosen on labelled scores (a validation split's videos):
     by default the EER point, the ROC threshold where |FPR - FNR| is smallest (the first, i.e. highest, of ties);
     with `at_fpr`, the lowest threshold whose false-positive rate is still <= at_fpr (the most fakes caught at that
-    cost). Returns value, rule ("eer" | "fpr"), target_fpr, the achieved fpr and tpr, and the counts. ValueError with
+    cost). The value is the midpoint between that ROC point's score and the next lower score, so the same
+    validation videos are called fake but a score just under the lowest fake's is not (a perfectly separated
+    split would otherwise get the lowest fake's score itself, often 1.0). Returns value, rule ("eer" | "fpr"), target_fpr, the achieved fpr and tpr, and the counts. ValueError with
     one class only (no ROC curve, no threshold)."""
     y, p = _arrays(labels, p_fake)
     if not _two_classes(y):
@@ -143,10 +145,19 @@ def choose_threshold(labels: Sequence[int], p_fake: Sequence[float], at_fpr: flo
         i = int(np.argmin(np.abs((1 - tpr) - fpr)))
     else:
         i = int(np.flatnonzero(fpr <= at_fpr)[-1])  # fpr[0] == 0: never empty
-    value = float(min(thresholds[i], 1.0))  # sklearn's first threshold is +inf (nothing called fake)
+    value = _between(thresholds, i)
     return {"value": value, "rule": "eer" if at_fpr is None else "fpr", "target_fpr": at_fpr,
             "fpr": float(fpr[i]), "tpr": float(tpr[i]), "n": int(len(y)), "real": int((y == 0).sum()),
             "fake": int((y == 1).sum())}
+
+
+def _between(thresholds: np.ndarray, i: int) -> float:
+    """Midway from ROC threshold i to the next lower one (sklearn's thresholds fall; the first is +inf)."""
+    if i + 1 >= len(thresholds):
+        return float(thresholds[i])
+    if not math.isfinite(thresholds[i]):  # nothing called fake: just above the highest score
+        return float(min(1.0, np.nextafter(thresholds[i + 1], np.inf)))
+    return float((thresholds[i] + thresholds[i + 1]) / 2)
 
 
 # Video aggregation ---------------------------------------------------------------------------------------------
