@@ -124,12 +124,15 @@ def test_evidence_is_the_strongest_track_and_its_seconds_above_the_threshold():
     crop = np.zeros((8, 8, 3), np.uint8)
     items = [Item(s, float(s), p, crop, track=0) for s, p in enumerate([0.1, 0.2, 0.1, 0.1])]
     items += [Item(s, float(s), p, crop, track=1) for s, p in enumerate([0.3, 0.9, 0.95, 0.2])]
-    verdict = Verdict(Path("v.mp4"), "faces", {"value": 0.6}, "mean", items, [b""] * 4, [0.0, 1.0, 2.0, 3.0])
+    verdict = Verdict(Path("v.mp4"), "faces", {"value": 0.7}, "mean", items, [b""] * 4, [0.0, 1.0, 2.0, 3.0])
     assert verdict.p_fake == pytest.approx(np.mean([0.1, 0.2, 0.1, 0.1, 0.3, 0.9, 0.95, 0.2]))
-    assert verdict.label == "REAL"  # the mean over both people is under 0.6 ...
+    assert evidence_text(verdict) == "face track 1 (of 2) at 1-2 s, peak P(fake) 0.950"
+    verdict.items += [Item(0, 0.0, 0.99, crop, track=2)]  # a one-frame false detection scoring high
+    assert verdict.tracks()[0]["track"] == 2 and verdict.evidence()["track"] == 1
+    assert verdict.label == "REAL"  # the mean over all faces (0.65) is under 0.7 ...
     ev = verdict.evidence()
     assert ev["track"] == 1 and ev["seconds"] == [1.0, 2.0] and ev["above_threshold"]  # ... but person 1 is not
-    assert evidence_text(verdict) == "face track 1 (of 2) at 1-2 s, peak P(fake) 0.950"
+    assert evidence_text(verdict) == "face track 1 (of 3) at 1-2 s, peak P(fake) 0.950"
     assert Verdict(Path("n.mp4"), "faces", {"value": 0.5}, "mean", [], [b""], [0.0]).label == "NO FACE"
 
 

@@ -64,11 +64,14 @@ class Verdict:
         return sorted(out, key=lambda t: -t["p_fake"])
 
     def evidence(self) -> dict | None:
-        """The strongest track and the seconds where its P(fake) reaches the threshold (else its top three)."""
+        """The strongest track and the seconds where its P(fake) reaches the threshold (else its top three). Only
+        tracks seen more than a quarter as often as the longest compete: a one-frame false detection (a vase, a
+        poster) is not the person the video is about, however high it scores."""
         tracks = self.tracks()
         if not tracks:
             return None
-        top = tracks[0]
+        longest = max(t["faces"] for t in tracks)
+        top = next(t for t in tracks if 4 * t["faces"] > longest)
         items = sorted((i for i in self.items if i.track == top["track"]), key=lambda i: -i.p_fake)
         above = sorted({i.second for i in items if i.p_fake >= self.threshold["value"]})
         return {"track": top["track"], "track_p_fake": top["p_fake"], "max": top["max"],
