@@ -18,10 +18,14 @@ DEMO_SEED ?= 0
 DEMO_FACES ?= demo-faces
 DEMO_FACES_WEIGHTS ?= none
 DEMO_AUDIO ?= demo-audio
+VIDEO     ?=
+MODEL     ?=
+CHECK_OUT ?= check
+DEMO_PACKAGE ?= $(DEMO_FACES)/package
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo demo-faces demo-audio test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff clean help
+.PHONY: setup shards faces train demo demo-faces demo-audio check test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff bench-check clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -64,6 +68,18 @@ demo-audio: setup  ## fake speech from the DFDC sample's real speech (Griffin-Li
 	$(BIN)/dfd train --input audio --fake-audio all --shards "$(DEMO_AUDIO)/shards" --manifests "$(DEMO_AUDIO)/manifests" --out "$(DEMO_AUDIO)/runs/audio" $(ARGS)
 	@echo "demo-audio run folder: $(DEMO_AUDIO)/runs/audio (open $(DEMO_AUDIO)/runs/audio/report.html)"
 
+check: setup  ## VIDEO="a.mp4 [b.mp4 ...]" [MODEL=package|run|.pt|hf://OWNER/NAME]: a verdict and a page per video (no MODEL: the demo-faces model, exported to DEMO_PACKAGE; made first when missing)
+	@test -n "$(VIDEO)" || { echo "usage: make check VIDEO=path/to/video.mp4 [MODEL=package-folder] [CHECK_OUT=check]"; exit 2; }
+	@model="$(MODEL)"; \
+	if [ -z "$$model" ]; then \
+	  model="$(DEMO_PACKAGE)"; \
+	  if [ ! -f "$$model/config.json" ]; then \
+	    if [ ! -d "$(DEMO_FACES)/runs/faces/checkpoints" ]; then echo "no MODEL and no demo model: making it (make demo-faces, a few minutes)"; $(MAKE) --no-print-directory demo-faces || exit 1; fi; \
+	    $(BIN)/dfd export --checkpoint "$(DEMO_FACES)/runs/faces" --out "$$model" || exit 1; \
+	  fi; \
+	fi; \
+	$(BIN)/dfd check $(VIDEO) --model "$$model" --out "$(CHECK_OUT)" $(ARGS)
+
 test: setup  ## the whole test suite on every core, one module per worker (15 slowest shown), then the import layers
 	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 	$(BIN)/lint-imports
@@ -72,7 +88,7 @@ test-fast: setup  ## the test suite without the end-to-end tests marked slow, th
 	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow" --durations=15
 	$(BIN)/lint-imports
 
-bench: bench-shards bench-train bench-predict bench-faces  ## all benchmarks
+bench: bench-shards bench-train bench-predict bench-faces bench-check  ## all benchmarks
 
 bench-shards: setup  ## pipeline CPU-s and wall time against the ffmpeg decode floor, with and without skipping non-reference frames (36 clips, generated ones cached in bench-out/cache)
 	$(PYTHON) benchmarks/bench_shards.py $(ARGS)
@@ -95,5 +111,8 @@ measure-diff: setup  ## the faces stage's diff per FF++ method (whole box, local
 bench-predict: setup  ## videos/s of train.predict, frames and faces: decode / detection / scoring, projected hours for 5,000 and 4,000 clips
 	$(PYTHON) benchmarks/bench_predict.py $(ARGS)
 
+bench-check: setup  ## dfd check s per 10-s 1080p DFDC clip, faces and frames paths: decode, detection, scoring, page; wall and CPU-s
+	$(PYTHON) benchmarks/bench_check.py $(ARGS)
+
 clean:  ## remove generated data (not the venv)
-	rm -rf $(DEMO) $(DEMO_FACES) runs bench-out .pytest_cache
+	rm -rf $(DEMO) $(DEMO_FACES) $(CHECK_OUT) runs bench-out .pytest_cache

@@ -21,6 +21,8 @@ COMMANDS = {
     "evaluate": ("train.evaluate", "Metrics of a checkpoint or an ensemble on a sharded split."),
     "predict": ("train.predict", "Score videos or a sharded split; writes a Kaggle submission."),
     "compare": ("train.compare", "One page comparing runs: metrics, losses, ROC curves."),
+    "export": ("train.export", "Package a checkpoint: safetensors weights, config.json, a model card."),
+    "check": ("train.check", "One verdict per video, with a page that shows why."),
 }
 
 

@@ -14,7 +14,8 @@ from train.score.predict import TTA_MODES
 
 @command()
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True,
-              help="A checkpoint (.pt) or a run folder (its best.pt); repeat for an ensemble (mean P(fake)).")
+              help="A checkpoint (.pt), a run folder (its best.pt), a model package folder (dfd export) or "
+                   "hf://OWNER/NAME; repeat for an ensemble (mean P(fake)).")
 @click.option("--shards", required=True, help="Shards folder, URL prefix or {name} template.")
 @click.option("--manifests", type=click.Path(file_okay=False, path_type=Path),
               help="Folder with dataset.json [default: SHARDS/../manifests].")

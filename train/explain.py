@@ -13,7 +13,7 @@ from train.report.explain import DEFAULT_K, run_explain
 @command()
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Run folder (runs/NAME) with checkpoints/.")
-@click.option("--checkpoint", default="best", help="best | last | PATH to a checkpoint of this trainer.")
+@click.option("--checkpoint", default="best", help="best | last | PATH to a checkpoint of this trainer | a model package folder (dfd export).")
 @click.option("--boxes", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Manipulated regions of the fakes (the demo's videos/boxes.json): runs the pointing game.")
 @click.option("--k", type=click.IntRange(min=1), default=DEFAULT_K, help="Frames in the top-loss and best grids.")

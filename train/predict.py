@@ -18,9 +18,9 @@ from train.score.videos import FAILED_SCORE, find_videos, predict_inputs, video_
 @command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--checkpoint", "checkpoints", required=True, multiple=True,
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="A checkpoint of train.run, e.g. runs/NAME/checkpoints/best.pt; repeat for an ensemble (mean "
-                   "P(fake); the checkpoints must take the same input).")
+              help="A checkpoint of train.run (runs/NAME/checkpoints/best.pt), a run folder, a model package folder "
+                   "(dfd export) or hf://OWNER/NAME; repeat for an ensemble (mean P(fake); the checkpoints must take "
+                   "the same input).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("submission.csv"),
               help="Kaggle DFDC submission: filename,label with label = P(fake) of the video.")
 @click.option("--frames-out", type=click.Path(dir_okay=False, path_type=Path),

@@ -87,3 +87,30 @@ def test_predict_scores_every_face_and_gives_faceless_videos_half(faces_demo, tm
     common = faced[faced["key"].isin(stage.index)]
     assert len(common) > 0
     assert (common["x0"].to_numpy() - stage.loc[common["key"], "x0"].to_numpy()).__abs__().max() < 1.0
+
+
+@pytest.mark.slow
+def test_export_then_check_with_the_package_gives_predicts_scores(faces_demo, tmp_path):
+    """The README's path: train (the fixture), export the run, check clips with the exported folder."""
+    package = tmp_path / "package"
+    proc = _run("train.export", "--checkpoint", str(faces_demo["run"]), "--out", str(package))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    config = json.loads((package / "config.json").read_text())
+    assert config["input"] == "faces" and config["faces"]["face_size"] == 64 and config["aggregate"] == "confident"
+    assert config["threshold"]["rule"] == "eer" and 0 <= config["threshold"]["value"] <= 1
+    assert "MTCNN" in (package / "README.md").read_text()
+    part = faces_demo["videos"] / PART_NAME
+    picks = sorted(p for p in part.glob("*.mp4") if p.stem != NO_FACE)[:2] + [part / f"{NO_FACE}.mp4"]
+    proc = _run("train.check", *map(str, picks), "--model", str(package), "--json", "--out", str(tmp_path / "pages"),
+                "--device", "cpu")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert [r["verdict"] for r in rows][-1] == "NO FACE" and all(r["page"] for r in rows)
+    out = tmp_path / "sub.csv"
+    _run("train.predict", "--checkpoint", str(faces_demo["run"]), *map(str, picks[:2]),
+         "--out", str(out), "--device", "cpu", "-q")
+    labels = pd.read_csv(out).set_index("filename")["label"]
+    for row in rows[:2]:
+        assert row["p_fake"] == pytest.approx(labels[row["video"]], abs=1e-6)
+        assert row["threshold"] == config["threshold"]["value"]
+        assert row["verdict"] == ("FAKE" if row["p_fake"] >= row["threshold"] else "REAL")

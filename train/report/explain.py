@@ -24,12 +24,12 @@ from pipeline.dataset import CLASS_NAMES, Dataset
 from train.config import TrainConfig
 from train.data.decode import decode_resized
 from train.data.streams import ValStream, make_loader, read_shard
-from train.model import Device, load_checkpoint
+from train.model import Device
 from train.report.figures import plot_pointing, top_loss_figures
 from train.report.page import write_report
 from train.report.pointing import ExplainError, face_boxes_for_pointing, load_boxes, pointing
 from train.score import metrics
-from train.score.checkpoints import CheckpointError, resolve_checkpoint
+from train.score.checkpoints import CheckpointError, load_model, resolve_checkpoint
 from train.score.metrics import KAGGLE_EPS, SUBMISSION_CLIP, json_safe
 from train.score.predict import predict
 
@@ -144,7 +144,7 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
         ckpt = resolve_checkpoint(checkpoint, run_dir)
     except CheckpointError as err:
         raise ExplainError(str(err)) from None
-    model, config = load_checkpoint(ckpt, map_location=device)
+    model, config = load_model(ckpt, map_location=device)
     dataset = Dataset.open(str(shards or config.shards), Path(manifests or config.manifests), config.input)
     dev = Device(torch.device(device))
     model.to(dev.device)

@@ -1,9 +1,10 @@
-"""Checkpoints to models: which file a name means (best | last | a run folder | a path), and ensembles, loaded
-together only when they take the same input."""
+"""Checkpoints to models: which file a name means (best | last | a run folder | a model package folder | hf://OWNER/NAME |
+a path), and ensembles, loaded together only when they take the same input. A package (train.score.package) is
+loaded from safetensors and JSON, never unpickled."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -12,6 +13,7 @@ from torch import nn
 from dfd.errors import ToolkitError
 from train.config import TrainConfig
 from train.model import Device, load_checkpoint
+from train.score.package import HUB_PREFIX, download, is_package, load_package, threshold_of
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +25,11 @@ class CheckpointError(ToolkitError, RuntimeError):
 
 
 def resolve_checkpoint(checkpoint: str | Path, run_dir: str | Path | None = None) -> Path:
-    """The checkpoint file meant by: best | last (in `run_dir`; best falls back to last, saying so), a run folder
-    (its checkpoints/best.pt, else last.pt), or a file."""
+    """The checkpoint file meant by: best | last (in `run_dir`; best falls back to last, saying so), a model package
+    folder (itself), hf://OWNER/NAME (downloaded, then its folder), a run folder (its checkpoints/best.pt, else
+    last.pt), or a file."""
+    if str(checkpoint).startswith(HUB_PREFIX):
+        return download(str(checkpoint))
     if str(checkpoint) in NAMES and run_dir is not None:
         folder = Path(run_dir) / "checkpoints"
         path = folder / f"{checkpoint}.pt"
@@ -36,15 +41,32 @@ def resolve_checkpoint(checkpoint: str | Path, run_dir: str | Path | None = None
                                   "trainer")
         return path
     path = Path(checkpoint)
+    if is_package(path):
+        return path
     if path.is_dir():
         for name in NAMES:
             if (path / "checkpoints" / f"{name}.pt").is_file():
                 return path / "checkpoints" / f"{name}.pt"
-        raise CheckpointError(f"{path} is a folder without checkpoints/best.pt or last.pt")
+        raise CheckpointError(f"{path} is a folder without checkpoints/best.pt or last.pt, nor a model package "
+                              "(config.json and model.safetensors)")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; pass --checkpoint best, last, a run folder or a .pt file "
                               "of this trainer")
     return path
+
+
+def load_model(path: str | Path, map_location: str = "cpu") -> tuple[nn.Sequential, TrainConfig]:
+    """A resolved checkpoint (resolve_checkpoint) -> (model in eval mode, config): a package folder from safetensors,
+    a .pt with torch.load(weights_only=True)."""
+    if is_package(path):
+        model, config, _ = load_package(path)
+        return model.to(map_location), config
+    return load_checkpoint(path, map_location=map_location)
+
+
+def stored_threshold(path: str | Path) -> dict | None:
+    """The decision threshold a package stores (chosen on its validation split); None for a .pt checkpoint."""
+    return threshold_of(path) if is_package(path) else None
 
 
 def input_settings(config: TrainConfig) -> dict:
@@ -80,6 +102,7 @@ class Ensemble:
     configs: list[TrainConfig]
     settings: dict
     dev: Device
+    thresholds: list[dict | None] = field(default_factory=list)
 
     @property
     def config(self) -> TrainConfig:
@@ -102,8 +125,8 @@ def load_ensemble(checkpoints: Sequence[str | Path], device: str = "auto") -> En
     paths = [resolve_checkpoint(c) for c in checkpoints]
     models, configs = [], []
     for path in paths:
-        model, config = load_checkpoint(path, map_location="cpu")
+        model, config = load_model(path, map_location="cpu")
         models.append(dev.prepare(model).eval())
         configs.append(config)
     settings = check_same_inputs([(str(p), input_settings(c)) for p, c in zip(paths, configs)])
-    return Ensemble(models, paths, configs, settings, dev)
+    return Ensemble(models, paths, configs, settings, dev, [stored_threshold(p) for p in paths])

@@ -9,6 +9,8 @@ one log loss wherever it appears.
 - **ROC-AUC, average precision, EER** are NaN when the labels hold only one class.
 - **EER**: the point of the ROC curve where the false-positive rate equals the false-negative rate (1 - TPR),
   linearly interpolated between the two ROC points where FNR - FPR changes sign (DeepfakeBench's convention).
+- **Decision threshold** `choose_threshold`: picked on labelled validation scores, at the EER point (default) or
+  at a target false-positive rate; `dfd check` and model packages use it instead of 0.5.
 - **Video aggregation** `aggregate(p, rule)`: `mean` (the default, what the trainer has always reported),
   `median`, or `confident`, the DFDC winner's rule (selimsef, `confident_strategy`):
     1. fakes = items with p > 0.8; if fakes > n // 2.5 (Python's float floor division) and fakes > min_fakes:
@@ -121,6 +123,41 @@ def score(labels: Sequence[int], p_fake: Sequence[float]) -> dict[str, float]:
     return {"log_loss": log_loss(y, p), "roc_auc": roc_auc(y, p), "accuracy": accuracy(y, p),
             "balanced_accuracy": balanced_accuracy(y, p), "eer": eer(y, p),
             "average_precision": average_precision(y, p)}
+
+
+# Decision thresholds ------------------------------------------------------------------------------------------
+
+
+def choose_threshold(labels: Sequence[int], p_fake: Sequence[float], at_fpr: float | None = None) -> dict:
+    """The P(fake) threshold (a score >= it is called fake) chosen on labelled scores (a validation split's videos):
+    by default the EER point, the ROC threshold where |FPR - FNR| is smallest (the first, i.e. highest, of ties);
+    with `at_fpr`, the lowest threshold whose false-positive rate is still <= at_fpr (the most fakes caught at that
+    cost). The value is the midpoint between that ROC point's score and the next lower score, so the same
+    validation videos are called fake but a score just under the lowest fake's is not (a perfectly separated
+    split would otherwise get the lowest fake's score itself, often 1.0). Returns value, rule ("eer" | "fpr"), target_fpr, the achieved fpr and tpr, and the counts. ValueError with
+    one class only (no ROC curve, no threshold)."""
+    y, p = _arrays(labels, p_fake)
+    if not _two_classes(y):
+        raise ValueError(f"a threshold needs real and fake examples; got {int((y == 0).sum())} real and "
+                         f"{int((y == 1).sum())} fake")
+    fpr, tpr, thresholds = roc_curve(y, p, drop_intermediate=False)
+    if at_fpr is None:
+        i = int(np.argmin(np.abs((1 - tpr) - fpr)))
+    else:
+        i = int(np.flatnonzero(fpr <= at_fpr)[-1])  # fpr[0] == 0: never empty
+    value = _between(thresholds, i)
+    return {"value": value, "rule": "eer" if at_fpr is None else "fpr", "target_fpr": at_fpr,
+            "fpr": float(fpr[i]), "tpr": float(tpr[i]), "n": int(len(y)), "real": int((y == 0).sum()),
+            "fake": int((y == 1).sum())}
+
+
+def _between(thresholds: np.ndarray, i: int) -> float:
+    """Midway from ROC threshold i to the next lower one (sklearn's thresholds fall; the first is +inf)."""
+    if i + 1 >= len(thresholds):
+        return float(thresholds[i])
+    if not math.isfinite(thresholds[i]):  # nothing called fake: just above the highest score
+        return float(min(1.0, np.nextafter(thresholds[i + 1], np.inf)))
+    return float((thresholds[i] + thresholds[i + 1]) / 2)
 
 
 # Video aggregation ---------------------------------------------------------------------------------------------

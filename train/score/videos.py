@@ -29,7 +29,7 @@ from train.config import TrainConfig
 from train.data.decode import decode_resized
 from train.data.streams import read_shard
 from train.score import metrics
-from train.score.checkpoints import CheckpointError, load_ensemble
+from train.score.checkpoints import CheckpointError, load_ensemble, resolve_checkpoint
 from train.score.faces import FACE_ROW_COLUMNS, NO_FACE_NOTE, FaceCropper, face_rows
 from train.score.predict import Scorer
 
@@ -331,7 +331,7 @@ def predict_inputs(inputs: Sequence[Path], checkpoints: Sequence[Path], shards: 
         frames = predict_shards(scorer, urls, names, size, progress=progress)
         stats = {"videos": frames["video_id"].nunique(), "failed": 0}
     else:
-        settings = frame_settings(Path(checkpoints[0]), config, manifests)
+        settings = frame_settings(resolve_checkpoint(checkpoints[0]), config, manifests)
         paths = find_videos(inputs)
         if not paths:
             raise PredictError(f"no video files in {', '.join(map(str, inputs))}")

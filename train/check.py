@@ -1,0 +1,105 @@
+"""`dfd check` (`python -m train.check`): one verdict per video, with a page that shows why.
+
+Each video is decoded with the pipeline's own frame code at the model's settings, its faces found and cropped as the
+faces stage does (a faces model), every face (or frame) scored, and one line printed: the verdict at the model's
+decision threshold, P(fake) and the strongest evidence. The work is train.score.check (scoring) and
+train.report.verdict (the page)."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from dfd.cli import command, device_option, reported, setup_logging, verbose_option
+from dfd.errors import UsageProblem
+from train.report.verdict import write_page
+from train.score.check import check_video
+from train.score.checkpoints import load_ensemble
+from train.score.predict import Scorer
+from train.score.threshold import decision_threshold, describe
+from train.score.verdict import FAILED, as_json, line
+from train.score.videos import face_cropper, find_videos, frame_settings, video_names
+
+log = logging.getLogger(__name__)
+
+
+class CheckError(UsageProblem):
+    """check cannot start as asked (no videos, --html with several videos)."""
+
+
+def page_path(name: str, out: Path) -> Path:
+    return out / (name.replace("/", "__").rsplit(".", 1)[0] + ".html")
+
+
+def settings_of(ensemble, settings, threshold: dict) -> dict:
+    """What the page's settings table shows."""
+    config = ensemble.config
+    rows = {"models": ", ".join(map(str, ensemble.paths)), "input": config.input,
+            "image size (h, w)": list(config.image_size), "aggregate": config.aggregate,
+            "threshold": f"{threshold['value']:.4f}: {describe(threshold)}",
+            "frames": f"fps {settings.fps:g}, inside {settings.box[0]}x{settings.box[1]}, JPEG quality "
+                      f"{settings.quality} (from {settings.source})", "device": str(ensemble.dev.device)}
+    if config.faces:
+        rows["faces"] = json.dumps(config.faces, sort_keys=True)
+    if len(ensemble.models) > 1:
+        rows["Grad-CAM"] = f"of the first model ({ensemble.paths[0]})"
+    # audio: when an audio model can be given (--audio-model), its settings and score over time join here
+    return rows
+
+
+@command()
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "--checkpoint", "models", required=True, multiple=True,
+              help="A model package folder (dfd export), hf://OWNER/NAME, a run folder or a checkpoint (.pt); repeat "
+                   "for an ensemble (mean P(fake); threshold 0.5).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("check"),
+              help="Folder for the pages: one VIDEO-NAME.html per video.")
+@click.option("--html", "page", type=click.Path(dir_okay=False, path_type=Path),
+              help="The page's path (one video only) [default: OUT/VIDEO-NAME.html].")
+@click.option("--no-html", is_flag=True, help="Print the verdicts only, write no page.")
+@click.option("--json", "as_json_lines", is_flag=True, help="Print one JSON object per video instead of a line.")
+@click.option("--manifests", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder with dataset.json: the frame settings, for an old checkpoint that does not store them.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Faces per forward pass [default: the recipe's].")
+@device_option()
+@verbose_option
+def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_size, device, verbose) -> None:
+    """Check videos (files, or folders searched recursively): P(fake), the verdict at the model's threshold and the
+    strongest evidence (which face track, which seconds), one line per video, and a self-contained HTML page.
+
+    A video without a face says so (no verdict); a file that is not a video gets one line saying so, and the others
+    are still checked. Exit status: 0 when every file was checked, 1 when any could not be read, 2 on a usage error.
+    """
+    setup_logging(verbose)
+    with reported():
+        paths = find_videos(videos)
+        if page and len(paths) != 1:
+            raise CheckError(f"--html names one page but {len(paths)} videos were given; use --out DIR")
+        ensemble = load_ensemble(models, device)
+        config = ensemble.config
+        settings = frame_settings(ensemble.paths[0], config, manifests)
+        cropper = face_cropper(config, ensemble.image_size, device)
+        scorer = Scorer(ensemble.models, ensemble.dev, batch_size or config.batch_size)
+        threshold = decision_threshold(ensemble.paths, ensemble.thresholds, config.aggregate)
+        log.info("threshold %.4f (%s)", threshold["value"], describe(threshold))
+        shown = settings_of(ensemble, settings, threshold)
+        described = [{"name": str(p), "arch": c.arch, "input": c.input} for p, c in zip(ensemble.paths, ensemble.configs)]
+        failed = 0
+        for path, name in zip(paths, video_names(paths, videos)):
+            verdict = check_video(path, scorer, settings, ensemble.image_size, cropper, threshold, config.aggregate)
+            failed += verdict.label == FAILED
+            written = None
+            if verdict.label != FAILED and not no_html:
+                written = write_page(verdict, name, page or page_path(name, out), ensemble.models[0], described, shown)
+            if as_json_lines:
+                click.echo(json.dumps({**as_json(verdict, name), "page": str(written) if written else None}))
+            else:
+                click.echo(line(verdict, name) + (f" -> {written}" if written else ""))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""`dfd export` (`python -m train.export`): a checkpoint -> a model package in the Hugging Face Hub's layout
+(model.safetensors, config.json, README.md: the model card), with a decision threshold chosen on the validation
+split. The work is train.report.card; the package format is train.score.package."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from dfd.cli import command, device_option, reported, setup_logging, verbose_option
+from train.model import load_checkpoint
+from train.report.card import export
+from train.score.checkpoints import resolve_checkpoint
+from train.score.package import CARD, CONFIG, WEIGHTS
+from train.score.threshold import describe
+from train.score.videos import frame_settings
+
+
+@command()
+@click.option("--checkpoint", required=True, help="A checkpoint (.pt) or a run folder (its best.pt).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The package folder to write (made if missing; its three files are replaced).")
+@click.option("--threshold-at-fpr", "at_fpr", type=click.FloatRange(0.0, 1.0),
+              help="Choose the threshold as the lowest whose validation false-positive rate is at most this "
+                   "(e.g. 0.01) [default: the EER point].")
+@click.option("--shards", help="The val shards, when the run folder has no val scores of this checkpoint "
+                               "[default: the training config's].")
+@click.option("--manifests", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder with dataset.json [default: the training config's].")
+@device_option("cpu")
+@verbose_option
+def main(checkpoint, out, at_fpr, shards, manifests, device, verbose) -> None:
+    """Package a trained model to be shared without pickle: the weights as safetensors, everything prediction needs
+    in config.json, and a model card (data, counts, split, recipe, validation metrics, threshold, benchmark, intended
+    use and limits) as README.md. Every command that takes --checkpoint (and `dfd check --model`) takes the folder."""
+    setup_logging(verbose)
+    with reported():
+        path = resolve_checkpoint(checkpoint)
+        _, config = load_checkpoint(path)
+        frames = dataclasses.asdict(frame_settings(path, config, manifests))
+        frames = {"fps": frames["fps"], "size": list(frames["box"]), "quality": frames["quality"],
+                  "timeout": frames["timeout"]}
+        package = export(path, out, frames, at_fpr, shards, manifests, device)
+    threshold = package["threshold"]
+    click.echo(f"{out}: {WEIGHTS}, {CONFIG}, {CARD}; threshold {threshold['value']:.4f} ({describe(threshold)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""`dfd export`'s work: a checkpoint of a run -> a model package (train.score.package) with a model card generated
+from the run: training data (datasets, counts, split), recipe, validation metrics, the decision threshold and how
+it was chosen, the benchmark table when there is one, intended use and limits.
+
+The threshold is chosen on the validation split's video scores: the run folder's (explain's
+video_predictions.parquet, when explain scored this very checkpoint), else the val shards scored now.
+A benchmark table is read from RUN/benchmark/benchmark.json (`python -m train.benchmark`), shaped
+{"tests": {NAME: {"frame_auc": .., "video_auc": .., ...}}}; every numeric field becomes a column.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from pipeline.dataset import Dataset, DatasetError, read_dataset_json
+from train.config import TrainConfig
+from train.data.streams import ValStream, make_loader
+from train.model import Device, load_checkpoint
+from train.report.tables import markdown_table
+from train.score import metrics
+from train.score.package import PackageError, is_package, package_config, write_package
+from train.score.predict import predict_loader
+from train.score.threshold import describe, from_videos, run_videos
+
+log = logging.getLogger(__name__)
+
+BENCHMARK = Path("benchmark") / "benchmark.json"
+METRIC_COLUMNS = ("n", "log_loss", "roc_auc", "accuracy", "balanced_accuracy", "eer", "average_precision")
+
+
+def run_folder(checkpoint: Path) -> Path | None:
+    """RUN for RUN/checkpoints/NAME.pt, else None."""
+    return checkpoint.resolve().parent.parent if checkpoint.resolve().parent.name == "checkpoints" else None
+
+
+def score_val(checkpoint: Path, config: TrainConfig, shards: str | None, manifests: Path | None,
+              device: str) -> pd.DataFrame:
+    """Per-item val rows (video_id, label, p_fake) of this checkpoint from the val shards."""
+    shards, manifests = shards or config.shards, Path(manifests or config.manifests)
+    try:
+        dataset = Dataset.open(shards, manifests, config.input, config.fake_faces, need=("val",), check=("val",))
+    except DatasetError as err:
+        raise PackageError(f"{checkpoint}: the threshold is chosen on the validation split, but {err}; pass --shards "
+                           "and --manifests of the data it was trained on (or run `dfd explain` on the run)") from None
+    model, _ = load_checkpoint(checkpoint)
+    dev = Device.resolve(device, amp=False, channels_last=False)
+    loader = make_loader(ValStream(dataset.urls("val"), config.image_size, config.batch_size), 0)
+    log.info("scoring the val split (%d shards) for the threshold", len(dataset.urls("val")))
+    return predict_loader([dev.prepare(model).eval()], loader, dev)
+
+
+def validation(checkpoint: Path, config: TrainConfig, shards, manifests, device, at_fpr) -> tuple[dict, dict]:
+    """(threshold, validation metrics {"frame": .., "video": .., "source": ..})."""
+    videos = run_videos(checkpoint)
+    if videos is not None:
+        source = str(run_folder(checkpoint) / "video_predictions.parquet")
+        explained = json.loads((run_folder(checkpoint) / "explain.json").read_text())
+        scores = {"frame": explained.get("frame"), "video": explained.get("video"), "source": source}
+    else:
+        items = score_val(checkpoint, config, shards, manifests, device)
+        frame, video, videos = metrics.frame_and_video(items, config.aggregate)
+        source = f"the val split of {shards or config.shards} scored at export"
+        scores = {"frame": frame, "video": video, "source": source}
+    try:
+        threshold = from_videos(videos, at_fpr, source, config.aggregate)
+    except ValueError as err:
+        raise PackageError(f"{checkpoint}: cannot choose a threshold on the validation split: {err}") from None
+    return threshold, scores
+
+
+def data_section(config: TrainConfig) -> str:
+    """Datasets, counts and split from the manifests the run trained on (when they are still there)."""
+    try:
+        data = read_dataset_json(config.manifests)
+    except DatasetError as err:
+        return f"The training manifests are not available here ({err}).\n"
+    rows = [[split, level, *(data.get(level, {}).get(split, {}).get(label, 0) for label in ("real", "fake"))]
+            for split in ("train", "val") for level in ("videos", "frames")]
+    faces = data.get("faces") if isinstance(data.get("faces"), dict) else {}
+    if config.input == "faces" and isinstance(faces.get("counts"), dict):
+        rows += [[split, "faces", *(faces["counts"].get(split, {}).get(label, 0) for label in ("real", "fake"))]
+                 for split in ("train", "val")]
+    text = markdown_table(("split", "count", "real", "fake"), rows)
+    sources = _sources(config.manifests)
+    source = data.get("config", {}).get("videos")
+    return (f"Videos from `{source}`{f' ({sources})' if sources else ''}, decoded by the pipeline "
+            f"(manifests `{config.manifests}`, split ratio {data.get('split_ratio', {}).get('videos')}; fakes are "
+            "split with their originals, so no person is on both sides).\n\n" + text)
+
+
+def _sources(manifests: str) -> str:
+    try:
+        dataset = Dataset.open(Path(manifests).parent / "shards", manifests, need=(), check=())
+        if not dataset.has_table("videos"):
+            return ""
+        videos = dataset.table("videos", ["source"])
+    except (DatasetError, KeyError, ValueError):
+        return ""
+    return ", ".join(f"{name}: {n} videos" for name, n in videos["source"].value_counts().items())
+
+
+def recipe_section(config: TrainConfig, run: Path | None) -> str:
+    recipe = config.recipe
+    stages = "; ".join(f"{s.epochs} epochs at lr {s.lr}{' (frozen)' if s.frozen else ''}" for s in recipe.stages)
+    epochs = ""
+    if run is not None and (run / "metrics.csv").is_file():
+        with (run / "metrics.csv").open() as fh:
+            epochs = f" {len(list(csv.DictReader(fh)))} epochs were trained."
+    return (f"- backbone `{config.arch}` (initial weights: {config.weights}) with fastai's head, input {config.input} "
+            f"at {recipe.image_size[1]}x{recipe.image_size[0]} (WxH), batch {recipe.batch_size}\n"
+            f"- one-cycle stages: {stages}.{epochs}\n- augmentation probabilities: "
+            f"{json.dumps(dataclasses.asdict(recipe.augment))}\n- class balance: {config.balance}; fake faces: "
+            f"{config.fake_faces}; video score: the `{config.aggregate}` of its {config.input}; seed {config.seed}"
+            f"{'; dev run (a smoke test, not a model)' if config.dev_run else ''}\n")
+
+
+def metrics_section(scores: dict) -> str:
+    rows = []
+    for level, n in (("frame", "frames"), ("video", "videos")):
+        values = scores.get(level) or {}
+        rows.append([level, *({**values, "n": values.get(n)}.get(c) for c in METRIC_COLUMNS)])
+    return (markdown_table(("level", *METRIC_COLUMNS), rows)
+            + f"\nFrom {scores['source']}. Accuracy here thresholds at 0.5; log loss clips as Kaggle's DFDC scorer.\n")
+
+
+def benchmark_section(run: Path | None) -> str:
+    path = run / BENCHMARK if run is not None else None
+    if path is None or not path.is_file():
+        return "No benchmark: there is no `benchmark/benchmark.json` in the run folder (`python -m train.benchmark`).\n"
+    try:
+        tests = json.loads(path.read_text())["tests"]
+        columns = sorted({k for v in tests.values() for k, x in v.items() if isinstance(x, (int, float))})
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as err:
+        return f"The benchmark file `{path}` could not be read ({err.__class__.__name__}).\n"
+    return (markdown_table(("test set", *columns), [[name, *(row.get(c) for c in columns)]
+                                                     for name, row in sorted(tests.items())])
+            + f"\nFrom `{path}`.\n")
+
+
+INTENDED = """## Intended use
+
+A second opinion on whether a video's {what} were manipulated, for people who must decide whether to trust a clip:
+`dfd check VIDEO --model THIS_FOLDER` prints P(fake), the verdict at the threshold above and the strongest evidence
+(which face track, which seconds), and writes a page with the faces, their scores over time and Grad-CAM on the most
+suspicious ones. Read the page, not only the verdict.
+
+## Limits
+
+- It knows the manipulations of its training data only. Detectors trained on one dataset lose much of their accuracy
+  on another (cross-dataset AUC drops of 10 to 30 points are common in the literature): a REAL verdict on a video
+  unlike the training data means little.
+- The threshold was chosen on the validation split above; at another base rate of fakes, or on other data, the
+  false-positive rate will differ.
+- {faces_limit}
+- Sound is not judged. Re-encoding, heavy compression, tiny or dark faces and faces turned away all lower accuracy.
+- It is not evidence on its own: do not use it to accuse anyone without other evidence.
+"""
+
+
+def card_text(name: str, config: TrainConfig, threshold: dict, scores: dict, run: Path | None, source: dict) -> str:
+    """README.md: Hub front matter, then the card's sections."""
+    what = "faces" if config.input == "faces" else "frames"
+    faces_limit = ("Faces are found by MTCNN with the settings in config.json: a face it misses is not judged, and "
+                   "a video without any face gets no verdict." if config.input == "faces" else
+                   "It scores whole frames, so a small manipulated face weighs little against the background.")
+    front = ("---\nlibrary_name: pytorch\ntags:\n- deepfake-detection\n- video\n- image-classification\n"
+             "pipeline_tag: image-classification\n---\n")
+    how = describe(threshold)
+    return (f"{front}# {name}\n\nA deepfake detector for videos: `{config.arch}` scoring {what} at "
+            f"{config.image_size[1]}x{config.image_size[0]}, exported by `dfd export` from `{source['checkpoint']}`"
+            f"{f' (run `{run}`)' if run else ''}. Classes: 0 real, 1 fake; a video's P(fake) is the "
+            f"`{config.aggregate}` of its {what}' P(fake).\n\n"
+            f"## Decision threshold\n\nP(fake) >= **{threshold['value']:.4f}** is called fake: chosen at {how} "
+            f"(FPR {threshold['fpr']:.3f}, TPR {threshold['tpr']:.3f} there; {threshold['real']} real and "
+            f"{threshold['fake']} fake videos, each scored by the `{threshold['aggregate']}` of its {what}). "
+            "`dfd export --threshold-at-fpr F` chooses instead the lowest threshold whose validation false-positive "
+            "rate is at most F.\n\n"
+            f"## Training data\n\n{data_section(config)}\n## Recipe\n\n{recipe_section(config, run)}\n"
+            f"## Validation metrics\n\n{metrics_section(scores)}\n## Benchmark\n\n{benchmark_section(run)}\n"
+            + INTENDED.format(what=what, faces_limit=faces_limit)
+            + "\n## Files\n\n- `model.safetensors`: the weights only (no pickle)\n- `config.json`: everything "
+              "prediction needs (architecture, input, image size, normalisation, class order, frame and face "
+              "settings, aggregation rule, threshold) and the training config\n")
+
+
+def export(checkpoint: Path, out: Path, frames: dict, at_fpr: float | None = None, shards: str | None = None,
+           manifests: Path | None = None, device: str = "cpu") -> dict:
+    """Write the package of a .pt checkpoint into `out`; returns its config.json. `frames`: the frame settings the
+    model was trained on (train.score.videos.frame_settings), stored when the checkpoint lacks them."""
+    if is_package(checkpoint):
+        raise PackageError(f"{checkpoint} is already a model package; copy the folder instead")
+    model, config = load_checkpoint(checkpoint)
+    config = dataclasses.replace(config, frames=config.frames or frames)
+    threshold, scores = validation(checkpoint, config, shards, manifests, device, at_fpr)
+    run = run_folder(checkpoint)
+    source = {"checkpoint": str(checkpoint), "run": str(run) if run else None, "sha256": _sha256(checkpoint),
+              "validation": metrics.json_safe(scores)}
+    package = package_config(config, metrics.json_safe(threshold), source)
+    name = out.resolve().name
+    write_package(out, model, package, card_text(name, config, threshold, scores, run, source))
+    return package
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

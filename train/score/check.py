@@ -1,0 +1,69 @@
+"""One video checked: the pipeline's own frames at the model's frame settings (pipeline.frames.extract, as
+train.score.videos decodes for predict), the faces stage's detect-and-crop for a faces model (FaceCropper), every
+face (or frame) scored, into a Verdict (train.score.verdict) that keeps what the page shows."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import simplejpeg
+
+from pipeline.frames import FrameError, extract
+from train.data.decode import decode_resized
+from train.score.faces import FaceCropper
+from train.score.predict import Scorer
+from train.score.verdict import Item, Verdict
+from train.score.videos import FrameSettings
+
+log = logging.getLogger(__name__)
+
+
+def _decode(path: Path, settings: FrameSettings) -> tuple[list, str | None]:
+    if not path.is_file():
+        return [], "no such file" if not path.exists() else "not a file"
+    try:
+        _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout)
+    except FrameError as err:
+        return [], f"not a readable video ({str(err).strip().splitlines()[0] if str(err).strip() else 'ffmpeg failed'})"
+    except OSError as err:
+        return [], f"cannot be read ({err.__class__.__name__}: {err})"
+    if not frames:
+        return [], "not a readable video (ffmpeg gave no frames)"
+    return frames, None
+
+
+def _face_items(frames: list, cropper: FaceCropper) -> list[Item]:
+    images = [simplejpeg.decode_jpeg(f.jpeg, colorspace="RGB") for f in frames]
+    rows, crops = cropper(images, [f.second for f in frames])
+    return [Item(r["frame"], r["second"], 0.0, crop, r["track"], r["face"], (r["x0"], r["y0"], r["x1"], r["y1"]))
+            for r, crop in zip(rows, crops)]
+
+
+def check_video(path: Path, scorer: Scorer, settings: FrameSettings, size: tuple[int, int], cropper: FaceCropper | None,
+                threshold: dict, aggregate: str) -> Verdict:
+    """Decode, (detect and crop,) score; a file that is not a video gives a Verdict with its error, never raises."""
+    verdict = Verdict(Path(path), "faces" if cropper else "frames", threshold, aggregate)
+    start = time.perf_counter()
+    frames, verdict.error = _decode(Path(path), settings)
+    verdict.timings["decode_s"] = time.perf_counter() - start
+    if verdict.error:
+        return verdict
+    verdict.jpegs, verdict.seconds = [f.jpeg for f in frames], [f.second for f in frames]
+    verdict.size = (frames[0].width, frames[0].height)
+    start = time.perf_counter()
+    if cropper is not None:
+        items = _face_items(frames, cropper)
+    else:
+        items = [Item(i, f.second, 0.0, decode_resized(f.jpeg, size)) for i, f in enumerate(frames)]
+    verdict.timings["detect_s" if cropper else "resize_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    if items:
+        for item, p in zip(items, scorer(np.stack([i.crop for i in items]))):
+            item.p_fake = float(p)
+    verdict.timings["score_s"] = time.perf_counter() - start
+    verdict.items = items
+    if not items:
+        log.warning("%s: no face in %d sampled frames", path, len(frames))
+    return verdict

@@ -1,0 +1,150 @@
+"""Model packages: a folder in the Hugging Face Hub's layout that holds a trained model without any pickle.
+
+    model.safetensors   the weights only (safetensors: a JSON header and raw tensors; loading executes nothing)
+    config.json         everything prediction needs: architecture, input kind, image size, normalisation, class
+                        order, frame and face settings, aggregation rule, the decision threshold and how it was
+                        chosen, and the run's full training config (read back by TrainConfig.from_checkpoint)
+    README.md           the model card (written by train.report.card)
+
+`hf://OWNER/NAME[@REVISION]` names a package on the Hub, downloaded with huggingface_hub.snapshot_download (its
+cache; only those three files). Loading a package reads JSON and safetensors, never torch.load.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import safetensors.torch
+from safetensors import SafetensorError
+from torch import nn
+
+from dfd.errors import ToolkitError
+from dfd.files import write_bytes, write_text
+from train.config import RecipeError, TrainConfig
+from train.model import IMAGENET_MEAN, IMAGENET_STD, build_model, is_torchvision
+
+log = logging.getLogger(__name__)
+
+FORMAT = "dfd-model-package"
+FORMAT_VERSION = 1
+WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
+CLASSES = ("real", "fake")  # the model's output order: index 1 is P(fake), label 1 is fake (pipeline.dataset)
+HUB_PREFIX = "hf://"
+# the top-level fields that must agree with the training config (a hand edit of one but not the other is refused)
+CHECKED = ("architecture", "input", "image_size", "aggregate")
+
+
+class PackageError(ToolkitError, RuntimeError):
+    """A model package that cannot be read or written (missing file, bad JSON, weights that do not fit)."""
+
+
+def is_package(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / CONFIG).is_file() and (path / WEIGHTS).is_file()
+
+
+def package_config(config: TrainConfig, threshold: dict, source: dict) -> dict:
+    """config.json: the prediction settings at the top, the training config whole under "training"."""
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "architecture": config.arch, "library": "torchvision" if is_torchvision(config.arch) else "timm",
+        "head": "fastai (concat pool, BN, dropout, linear 512, ReLU, BN, dropout, linear 2)",
+        "classes": list(CLASSES),
+        "input": config.input, "image_size": list(config.image_size), "image_size_order": "height, width",
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "scale": 255,
+                          "note": "RGB uint8 / 255, minus mean, over std (ImageNet)"},
+        "frames": config.frames, "faces": config.faces,
+        "aggregate": config.aggregate, "threshold": threshold,
+        "source": source, "training": config.to_dict(),
+    }
+
+
+def write_package(out: str | Path, model: nn.Module, config: dict, card: str) -> Path:
+    """The three files (each written atomically) into `out`; returns it."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_bytes(out / WEIGHTS, safetensors.torch.save(state, metadata={"format": "pt"}))
+    write_text(out / CONFIG, json.dumps(config, indent=2) + "\n")
+    write_text(out / CARD, card)
+    return out
+
+
+def read_config(folder: str | Path) -> dict:
+    """A package's config.json, checked to be one (format, a training config, a threshold)."""
+    path = Path(folder) / CONFIG
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise PackageError(f"{path}: not readable JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise PackageError(f"{path}: not a model package of this toolkit (format is not {FORMAT!r})")
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise PackageError(f"{path}: format_version {data.get('format_version')} is newer than this toolkit reads "
+                           f"({FORMAT_VERSION}); upgrade the toolkit")
+    if not isinstance(data.get("training"), dict):
+        raise PackageError(f"{path}: has no training config")
+    return data
+
+
+def _check_agrees(path: Path, data: dict, config: TrainConfig) -> None:
+    have = {"architecture": config.arch, "input": config.input, "image_size": list(config.image_size),
+            "aggregate": config.aggregate}
+    for key in CHECKED:
+        if key in data and data[key] != have[key]:
+            raise PackageError(f"{path}: {key} is {data[key]!r} but the training config says {have[key]!r}; "
+                               "edit neither by hand (export again)")
+
+
+def load_package(folder: str | Path) -> tuple[nn.Sequential, TrainConfig, dict]:
+    """A package folder -> (model in eval mode on the CPU, its TrainConfig, config.json); no unpickling."""
+    folder = Path(folder)
+    data = read_config(folder)
+    try:
+        config = TrainConfig.from_checkpoint(data["training"])
+    except RecipeError as err:
+        raise PackageError(f"{folder / CONFIG}: {err}") from None
+    _check_agrees(folder / CONFIG, data, config)
+    try:
+        state = safetensors.torch.load_file(str(folder / WEIGHTS), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise PackageError(f"{folder / WEIGHTS}: not a safetensors file ({err})") from None
+    model = build_model(config.arch, pretrained=False)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise PackageError(f"{folder / WEIGHTS}: the weights do not fit a {config.arch} "
+                           f"({str(err).splitlines()[0]})") from None
+    model.eval()
+    return model, config, data
+
+
+def threshold_of(folder: str | Path) -> dict | None:
+    """The stored decision threshold of a package (None for a package without one)."""
+    threshold = read_config(folder).get("threshold")
+    return threshold if isinstance(threshold, dict) and isinstance(threshold.get("value"), (int, float)) else None
+
+
+def download(spec: str) -> Path:
+    """hf://OWNER/NAME[@REVISION] -> the local snapshot folder of its package files (huggingface_hub's cache).
+
+    Not exercised by the tests (no internet here); the folder it returns is loaded as any package folder."""
+    repo = spec[len(HUB_PREFIX):]
+    repo, _, revision = repo.partition("@")
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise PackageError(f"{spec}: write hf://OWNER/NAME (optionally @REVISION)")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        folder = snapshot_download(repo_id=repo, revision=revision or None, allow_patterns=[CONFIG, WEIGHTS, CARD])
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+        raise PackageError(f"{spec}: could not download the package from the Hugging Face Hub ({first}); without "
+                           "internet, copy the folder (config.json, model.safetensors) here and pass its path") from None
+    if not is_package(folder):
+        raise PackageError(f"{spec}: the Hub repository has no {CONFIG} and {WEIGHTS} of a model package")
+    log.info("%s: downloaded to %s", spec, folder)
+    return Path(folder)
+
