@@ -18,6 +18,7 @@ from train.augment import for_impl, is_deferred
 from train.config import Augment
 from train.data.batches import PREFETCH, BufferPool, augmented_batches, batched, worker_index
 from train.data.decode import decoded, to_chw, untouched_fake
+from train.data.synthetic import Synthetic
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,10 @@ class TrainStream(IterableDataset):
     """
 
     def __init__(self, dataset: Dataset, size: tuple[int, int], augment: Augment, batch_size: int,
-                 n_batches: int, balance: str, shuffle_buffer: int, seed: int, augment_impl: str = "albumentations") -> None:
+                 n_batches: int, balance: str, shuffle_buffer: int, seed: int, augment_impl: str = "albumentations",
+                 synthetic: Synthetic | None = None) -> None:
         super().__init__()
+        self.synthetic = synthetic  # self-blended fakes from real faces (train.data.synthetic)
         self.dataset, self.size, self.augment = dataset, size, augment
         self.batch_size, self.n_batches, self.balance = batch_size, n_batches, balance
         self.shuffle_buffer, self.seed, self.augment_impl = shuffle_buffer, seed, augment_impl
@@ -91,6 +94,8 @@ class TrainStream(IterableDataset):
 
     def _samples(self, rng: random.Random) -> Iterator[dict]:
         m = self.dataset
+        if self.synthetic is not None and self.synthetic.real_only:
+            return self._stream(m.urls("train", "real"), rng, resample=False)
         if self.balance == "mix":
             real = self._stream(m.urls("train", "real"), random.Random(rng.random()), resample=True)
             fake = self._stream(m.urls("train", "fake"), random.Random(rng.random()), resample=True)
@@ -106,7 +111,9 @@ class TrainStream(IterableDataset):
         if self.dataset.drop_untouched:
             samples = (s for s in samples if not untouched_fake(s))
         augment = for_impl(self.augment_impl, self.size, self.augment, seed)
-        batches = augmented_batches(decoded(samples, self.size), self.size, self.batch_size, augment, self.pool)
+        items = (decoded(samples, self.size) if self.synthetic is None
+                 else self.synthetic.items(samples, self.size, worker_seed(seed, 1)))
+        batches = augmented_batches(items, self.size, self.batch_size, augment, self.pool)
         for _ in range(quota):
             yield next(batches)
 
@@ -136,6 +143,6 @@ def make_loader(dataset: IterableDataset, workers: int, pin_memory: bool = False
                       prefetch_factor=PREFETCH if workers else None, persistent_workers=False)
 
 
-def train_batches_per_epoch(dataset: Dataset, batch_size: int) -> int:
-    """Epoch length from the manifest's counts: as many full batches as there are train frames."""
-    return max(1, dataset.n_frames("train") // batch_size)
+def train_batches_per_epoch(dataset: Dataset, batch_size: int, real_only: bool = False) -> int:
+    """Epoch length from the manifest's counts: as many full batches as there are train frames (real ones only)."""
+    return max(1, dataset.n_frames("train", "real" if real_only else None) // batch_size)

@@ -20,6 +20,7 @@ from train.augment import is_deferred, resolve_impl
 from train.augment.device import DeviceAugmented
 from train.config import TrainConfig
 from train.data.streams import TrainStream, ValStream, make_loader, train_batches_per_epoch, worker_seed
+from train.data.synthetic import Synthetic
 from train.fit import distributed, plots
 from train.fit import run_folder as artifacts
 from train.fit.engine import NonFiniteLossError, evaluate, train_one_epoch
@@ -81,7 +82,7 @@ def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: i
     """The stream of one epoch; its randomness depends only on (seed, stage, epoch), so a resume replays it."""
     stream = TrainStream(dataset, config.image_size, config.recipe.augment, config.batch_size, n_batches,
                          config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch),
-                         augment_impl=config.augment_impl)
+                         augment_impl=config.augment_impl, synthetic=Synthetic.of(config, dataset))
     loader = make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
     if is_deferred(config.augment_impl):  # the workers only decode; the batch is augmented where it trains
         return DeviceAugmented(loader, Device.resolve(config.device, config.amp, config.channels_last).device,
@@ -108,7 +109,7 @@ def batches_per_epoch(config: TrainConfig, dataset: Dataset) -> int:
     if config.dev_run:
         return DEV_RUN_BATCHES
     world = distributed.env_context().world_size
-    return max(1, train_batches_per_epoch(dataset, config.batch_size) // world)
+    return max(1, train_batches_per_epoch(dataset, config.batch_size, config.real_only) // world)
 
 
 def for_training(model: torch.nn.Module, config: TrainConfig, dev: Device) -> torch.nn.Module:
@@ -130,7 +131,7 @@ def stage_epochs(config: TrainConfig, stage) -> int:
 def run_lr_finder(config: TrainConfig, dataset: Dataset, model, dev: Device, run: RunFolder,
                   weights: torch.Tensor | None) -> dict:
     """The range test before the first stage, in that stage's freeze state, with its own optimizer."""
-    set_frozen(model, config.recipe.stages[0].frozen)
+    set_frozen(model, config.recipe.stages[0].frozen, config.tune)
     steps = DEV_RUN_BATCHES if config.dev_run else config.recipe.lr_find_steps
     optimizer = make_optimizer(model, config.weight_decay, beta1=0.9)
     result = lr_find(model, train_loader(config, dataset, steps, 0, 0), optimizer, dev, num_steps=steps,
@@ -177,9 +178,9 @@ def format_row(row: dict) -> str:
     return "  ".join(f"{row[k]:>8}" if isinstance(row[k], int) else f"{row[k]:8.4f}" for k in TABLE)
 
 
-def enter_stage(model, optimizer, stage, progress: Progress) -> None:
+def enter_stage(model, optimizer, stage, progress: Progress, tune: str = "full") -> None:
     """Apply the stage's freeze state; changing it clears the optimizer's moments, as fastai's freeze_to does."""
-    set_frozen(model, stage.frozen)
+    set_frozen(model, stage.frozen, tune)
     if stage.frozen != progress.frozen:
         optimizer.state = collections.defaultdict(dict)
         progress.frozen = stage.frozen
@@ -226,7 +227,7 @@ def run_stages(config, dataset, model, optimizer, dev, run, progress: Progress, 
         if progress.epoch >= epochs:  # the checkpoint closed this stage
             progress.stage, progress.epoch = index + 1, 0
             continue
-        enter_stage(model, optimizer, stage, progress)
+        enter_stage(model, optimizer, stage, progress, config.tune)
         net = for_training(model, config, dev)  # once per stage: freezing changes which parameters train
         scheduler = make_scheduler(optimizer, stage.lr, epochs * batches_per_epoch(config, dataset))
         if resume_state is not None and progress.epoch > 0:
