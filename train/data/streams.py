@@ -18,6 +18,7 @@ from train.augment import for_impl, is_deferred
 from train.config import Augment
 from train.data.batches import PREFETCH, BufferPool, augmented_batches, batched, worker_index
 from train.data.decode import decoded, to_chw, untouched_fake
+from train.data.sampling import LossSampler
 from train.data.synthetic import Synthetic
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,10 @@ class TrainStream(IterableDataset):
 
     def __init__(self, dataset: Dataset, size: tuple[int, int], augment: Augment, batch_size: int,
                  n_batches: int, balance: str, shuffle_buffer: int, seed: int, augment_impl: str = "albumentations",
-                 synthetic: Synthetic | None = None) -> None:
+                 synthetic: Synthetic | None = None, sampler: LossSampler | None = None) -> None:
         super().__init__()
         self.synthetic = synthetic  # self-blended fakes from real faces (train.data.synthetic)
+        self.sampler = sampler      # --sample-by loss: items kept by their last loss (train.data.sampling)
         self.dataset, self.size, self.augment = dataset, size, augment
         self.batch_size, self.n_batches, self.balance = batch_size, n_batches, balance
         self.shuffle_buffer, self.seed, self.augment_impl = shuffle_buffer, seed, augment_impl
@@ -110,6 +112,8 @@ class TrainStream(IterableDataset):
         samples = self._samples(random.Random(seed))
         if self.dataset.drop_untouched:
             samples = (s for s in samples if not untouched_fake(s))
+        if self.sampler is not None:
+            samples = self.sampler.filter(samples, random.Random(worker_seed(seed, 2)))
         augment = for_impl(self.augment_impl, self.size, self.augment, seed)
         items = (decoded(samples, self.size) if self.synthetic is None
                  else self.synthetic.items(samples, self.size, worker_seed(seed, 1)))
