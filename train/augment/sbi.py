@@ -78,16 +78,22 @@ def hull_mask(shape: tuple[int, int], outline: np.ndarray) -> np.ndarray:
     return mask.astype(np.float32)
 
 
+def _lut(values: np.ndarray) -> np.ndarray:
+    """Per-channel lookup tables (3, 256) of float values -> cv2.LUT's (1, 256, 3) uint8 table, rounded and clipped."""
+    return np.clip(np.round(values), 0, 255).astype(np.uint8).T[None].copy()
+
+
 def _colour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """RGB shift, hue/saturation/value, brightness and contrast, then a downscale or a sharpen (SBI's source
-    transforms)."""
-    out = image.astype(np.float32) + rng.uniform(-20, 20, 3).astype(np.float32)
-    hsv = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
-    hsv += np.array([rng.uniform(-5, 5), rng.uniform(-25, 25), rng.uniform(-25, 25)], np.float32)
-    hsv[..., 0] %= 180
-    out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
-    out = (out - 127.5) * (1 + rng.uniform(-0.1, 0.1)) + 127.5 + 255 * rng.uniform(-0.1, 0.1)
-    out = np.clip(out, 0, 255).astype(np.uint8)
+    """RGB shift, hue/saturation/value, brightness and contrast (each a per-channel lookup table), then a downscale
+    or a sharpen (SBI's source transforms)."""
+    levels = np.arange(256, dtype=np.float64)
+    out = cv2.LUT(image, _lut(levels[None] + rng.uniform(-20, 20, (3, 1))))
+    dh, ds, dv = rng.uniform(-5, 5), rng.uniform(-25, 25), rng.uniform(-25, 25)
+    hue = np.where(levels < 180, np.round(levels + dh) % 180, levels)  # OpenCV's 8-bit hue is 0..179
+    hsv = cv2.LUT(cv2.cvtColor(out, cv2.COLOR_RGB2HSV), _lut(np.stack([hue, levels + ds, levels + dv])))
+    contrast, brightness = 1 + rng.uniform(-0.1, 0.1), 255 * rng.uniform(-0.1, 0.1)
+    ramp = (levels - 127.5) * contrast + 127.5 + brightness
+    out = cv2.LUT(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), _lut(np.stack([ramp] * 3)))
     h, w = out.shape[:2]
     if rng.random() < 0.5:
         factor = rng.uniform(2, 4)
@@ -108,14 +114,22 @@ def _affine(source: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> t
             cv2.warpAffine(mask, m, flags=cv2.INTER_LINEAR, **warp))
 
 
+ELASTIC_STEP = 4  # the displacement fields are drawn on a grid this much coarser and resized up (they are smooth)
+
+
 def _elastic(mask: np.ndarray, rng: np.random.Generator, alpha: float = 50, sigma: float = 7) -> np.ndarray:
-    """An elastic deformation (random displacement fields smoothed by a Gaussian), scaled from SBI's 256 px."""
+    """An elastic deformation (random displacement fields smoothed by a Gaussian of sigma px), scaled from SBI's
+    256 px; the fields are drawn at 1/ELASTIC_STEP of the size (4x less blurred noise: the same displacements)."""
     h, w = mask.shape
     k = max(h, w) / 256
-    dx, dy = (cv2.GaussianBlur(rng.uniform(-1, 1, (h, w)).astype(np.float32), (0, 0), sigma * k) * alpha * k
-              for _ in range(2))
+    small = (max(1, h // ELASTIC_STEP), max(1, w // ELASTIC_STEP))
+    fields = []
+    for _ in range(2):
+        noise = cv2.GaussianBlur(rng.uniform(-1, 1, small).astype(np.float32), (0, 0), sigma * k / ELASTIC_STEP)
+        fields.append(cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR) * (alpha * k / ELASTIC_STEP))
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(mask, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.remap(mask, gx + fields[0], gy + fields[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=0)
 
 
 def _blurred(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -150,6 +164,6 @@ def self_blend(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) 
     source, mask = _affine(source, mask, rng)
     mask = _blurred(_elastic(mask, rng), rng)
     ratio = float(rng.choice(BLEND_RATIOS))
-    weight = (mask * ratio)[..., None]
-    blended = source.astype(np.float32) * weight + target.astype(np.float32) * (1 - weight)
-    return SelfBlend(np.clip(blended + 0.5, 0, 255).astype(np.uint8), mask, ratio, source_changed)
+    weight = np.ascontiguousarray(mask * np.float32(ratio))
+    blended = cv2.blendLinear(source, target, weight, 1 - weight)  # source * w + target * (1 - w), rounded
+    return SelfBlend(blended, mask, ratio, source_changed)
