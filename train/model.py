@@ -5,6 +5,10 @@ its input convention (ImageNet normalisation) and where it runs (Device); checkp
 (`efficientnet_b4`, `tf_efficientnet_b7`, `xception41`, `convnext_tiny`, ...) whose `forward_features` gives the
 last feature map. Every backbone gets the same head and three layer groups, stem and the first half of the stages |
 the other stages (and any final conv/norm) | head, so freezing and discriminative LRs mean the same for all.
+A vision transformer (`vit_base_patch16_clip_224.openai`, `vit_small_patch14_dinov2.lvd142m`, ...) gives its patch
+tokens laid back on the patch grid (TokenGrid: prefix tokens dropped), so the same head and Grad-CAM apply; its
+groups are patch embedding and the first half of the blocks | the rest | head; `--tune` (set_frozen) picks what
+trains.
 """
 from __future__ import annotations
 
