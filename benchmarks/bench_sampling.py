@@ -30,7 +30,7 @@ def run(args, mode: str, seed: int, extra: list[str]) -> dict:
            "--no-lr-find", *(["--manifests", str(args.manifests)] if args.manifests else []), *extra]
     subprocess.run(cmd, check=True, cwd=ROOT)
     last = pd.read_csv(out / "metrics.csv").iloc[-1]
-    return {"mode": mode, "seed": seed, "steps": int(last.get("step", 0) or 0),
+    return {"mode": mode, "seed": seed, "epochs": len(pd.read_csv(out / "metrics.csv")),
             **{m: float(last[m]) for m in METRICS}}
 
 
