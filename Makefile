@@ -25,7 +25,7 @@ DEMO_PACKAGE ?= $(DEMO_FACES)/package
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo demo-faces demo-audio check test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff bench-check clean help
+.PHONY: setup shards faces train demo demo-faces demo-audio check test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff bench-check bench-vit bench-sampling sbi-figure clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -98,6 +98,15 @@ bench-train: setup  ## cost per augmentation, fused loader vs ImageFolder+PIL, D
 
 bench-gpu: setup  ## resnet-18 images/s, peak memory, GPU data wait, share of the synthetic ceiling per loader (--augment-impl; device: GPU JPEG decode) on a GPU (exits cleanly without CUDA)
 	$(PYTHON) benchmarks/gpu_train.py $(ARGS)
+
+bench-vit: setup  ## CLIP ViT-B/16 and ViT-L/14 at 224: images/s, trainable parameters, peak memory, --tune full against norm (needs CUDA)
+	$(PYTHON) benchmarks/bench_backbones.py --archs vit_base_patch16_clip_224.openai,vit_large_patch14_clip_224.openai --tunes full,norm --size 224 --batch 32 --steps 10 --rounds 2 --device cuda $(ARGS)
+
+bench-sampling: setup  ## --sample-by loss against uniform at equal steps, three seeds, on make demo-faces's data (val AUC, log loss)
+	$(PYTHON) benchmarks/bench_sampling.py --shards "$(DEMO_FACES)/shards" --recipe demo_faces $(ARGS)
+
+sbi-figure: setup  ## docs/figures/sbi_masks.png: self-blended fakes and their masks on MTCNN faces of ../shared/data
+	$(PYTHON) benchmarks/sbi_figure.py $(ARGS)
 
 bench-faces: setup  ## faces stage CPU-s per 1080p DFDC clip against the ffmpeg decode floor
 	$(PYTHON) benchmarks/bench_faces.py $(ARGS)

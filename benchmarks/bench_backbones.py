@@ -1,7 +1,11 @@
 """Training-step throughput (images/s) of each backbone at one size: the trainer's own train_step on random frames.
 
-`python benchmarks/bench_backbones.py [--archs resnet18,efficientnet_b0,...] [--size 128] [--batch 16] [--steps 4]
-[--rounds 2] [--device cpu]`
+`python benchmarks/bench_backbones.py [--archs resnet18,efficientnet_b0,...] [--tunes full,norm] [--size 128]
+[--batch 16] [--steps 4] [--rounds 2] [--device cpu]`
+
+`--tunes` times each backbone with each --tune (full: everything trains; frozen: head and BatchNorm; norm: head and
+every norm layer, GenD's recipe for CLIP/DINOv2 ViTs), and reports the trainable parameters and, on CUDA, the peak
+allocated memory of its timed steps (`make bench-vit`: CLIP ViT-B/16 and ViT-L/14 at 224, full against norm).
 
 Backbones are timed in turns (round-robin), so on a shared machine they see the same load; the best round of each
 is reported (the least disturbed). Random init, random uint8 frames, AdamW over the trainer's param groups, fp32 on
@@ -27,32 +31,36 @@ from train.model import Device, build_model, param_groups, set_frozen  # noqa: E
 DEFAULT_ARCHS = "resnet18,efficientnet_b0,xception41,convnext_tiny"
 
 
-def bench(arch: str, dev: Device, size: int, batch: int) -> tuple:
+def bench(arch: str, dev: Device, size: int, batch: int, tune: str = "full") -> tuple:
     model = dev.prepare(build_model(arch))
-    set_frozen(model, False)
+    set_frozen(model, False, tune)
     model.train()
     optimizer = torch.optim.AdamW(param_groups(model, 0.01), lr=1e-4, betas=(0.9, 0.99), eps=1e-5)
     scaler = make_scaler(dev)
     images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
     labels = torch.randint(0, 2, (batch,))
-    params = sum(p.numel() for p in model.parameters())
+    params = (sum(p.numel() for p in model.parameters()), sum(p.numel() for p in model.parameters() if p.requires_grad))
 
     def steps(n: int) -> float:
         if dev.device.type == "cuda":
             torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         for _ in range(n):
             train_step(model, images, labels, optimizer, scaler, dev, None)
         if dev.device.type == "cuda":
             torch.cuda.synchronize()
+            peak[0] = max(peak[0], torch.cuda.max_memory_allocated() / 2**30)
         return time.perf_counter() - start
 
-    return steps, params
+    peak = [0.0]  # GiB, the most any timed call of this runner allocated
+    return steps, params, peak
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default=DEFAULT_ARCHS)
+    parser.add_argument("--tunes", default="full", help="Comma-separated --tune modes: full, frozen, norm.")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=4)
@@ -60,24 +68,26 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     dev = Device.resolve(args.device)
-    archs = args.archs.split(",")
+    cases = [(arch, tune) for arch in args.archs.split(",") for tune in args.tunes.split(",")]
     runners = {}
-    for arch in archs:
-        run, params = bench(arch, dev, args.size, args.batch)
+    for case in cases:
+        run, params, peak = bench(case[0], dev, args.size, args.batch, case[1])
         run(1)  # warm-up: allocator, first-call overheads
-        runners[arch] = (run, params)
-    best = {arch: float("inf") for arch in archs}
+        runners[case] = (run, params, peak)
+    best = {case: float("inf") for case in cases}
     for _ in range(args.rounds):
-        for arch in archs:
-            best[arch] = min(best[arch], runners[arch][0](args.steps))
-    rows = [{"arch": a, "params_M": round(runners[a][1] / 1e6, 2),
-             "images_per_s": round(args.steps * args.batch / best[a], 2),
-             "step_s": round(best[a] / args.steps, 3)} for a in archs]
+        for case in cases:
+            best[case] = min(best[case], runners[case][0](args.steps))
+    rows = [{"arch": a, "tune": t, "params_M": round(runners[a, t][1][0] / 1e6, 2),
+             "trainable_M": round(runners[a, t][1][1] / 1e6, 3),
+             "images_per_s": round(args.steps * args.batch / best[a, t], 2), "step_s": round(best[a, t] / args.steps, 3),
+             "peak_GiB": round(runners[a, t][2][0], 2) if dev.device.type == "cuda" else None} for a, t in cases]
     print(f"train step, batch {args.batch}, {args.size}x{args.size}, {dev.device}, torch threads "
           f"{torch.get_num_threads()}, best of {args.rounds} rounds of {args.steps} steps")
-    print("| arch | params (M) | images/s | s/step |\n|---|---|---|---|")
+    print("| arch | tune | params (M) | trainable (M) | images/s | s/step | peak GiB |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['arch']} | {r['params_M']} | {r['images_per_s']} | {r['step_s']} |")
+        print(f"| {r['arch']} | {r['tune']} | {r['params_M']} | {r['trainable_M']} | {r['images_per_s']} | "
+              f"{r['step_s']} | {r['peak_GiB'] if r['peak_GiB'] is not None else '-'} |")
     print(json.dumps(rows))
 
 

@@ -17,7 +17,9 @@ dataset.json (the trainer's path) and as an ImageFolder tree (the baseline's pat
     clock lies) and wall time;
 (3) the full DataLoader (W workers, prefetch, collation; pinned memory where CUDA is there) against W times one
     worker's standalone rate, in images/s and in images per CPU-second (parent + workers), and the workers needed
-    for 1,000 images/s at the measured per-core rate.
+    for 1,000 images/s at the measured per-core rate;
+(4) self-blended fakes (--synthetic-fakes sbi): CPU ms per face of the generator at 224 and 380 px, one thread,
+    on MTCNN faces of the real clips in ../shared/data (tests/helpers/real_faces.py), beside the face's decode.
 """
 from __future__ import annotations
 
@@ -240,6 +242,35 @@ def cost_table(frames: list[Path], n: int = 12) -> dict:
     return rows
 
 
+def sbi_cost(reps: int = 4) -> dict:
+    """(4) CPU ms per face of train.augment.sbi.self_blend at 224 and 380 px, and of decoding that face's JPEG."""
+    import simplejpeg
+
+    from helpers.real_faces import MARGIN, real_faces
+    from train.augment.sbi import landmarks_in_crop, self_blend
+
+    faces = real_faces(380, seconds=(1.0, 3.0, 5.0))
+    rows: dict = {"faces": len(faces)}
+    for size in (224, 380):
+        crops = [(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), landmarks_in_crop(row, MARGIN))
+                 for crop, row in faces] * reps
+        rng = np.random.default_rng(0)
+        jpegs = [simplejpeg.encode_jpeg(c, quality=90, colorspace="RGB") for c, _ in crops]
+        rows[str(size)] = {"sbi_ms": _ms(lambda item: self_blend(item[0], item[1], rng), crops),
+                           "decode_ms": _ms(lambda d: decode_resized(d, (size, size)), jpegs)}
+    return rows
+
+
+def report_sbi() -> dict:
+    sbi = sbi_cost()
+    print(f"\n(4) self-blended fakes (train.augment.sbi), CPU ms per face, one thread, {sbi['faces']} MTCNN faces of "
+          "the real clips in ../shared/data:")
+    for size in ("224", "380"):
+        print(f"  {size} px: self_blend {sbi[size]['sbi_ms']:.2f} ms, decoding the face JPEG {sbi[size]['decode_ms']:.2f} "
+              f"ms ({sbi[size]['sbi_ms'] / sbi[size]['decode_ms']:.1f}x)")
+    return sbi
+
+
 def print_cost_table(rows: dict) -> None:
     cols = ["720x1280", "720x1280 fused", "224", "224 fused"]
     print(f"\n(1) CPU ms per image, one thread (albumentations | fused):")
@@ -314,7 +345,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="DataLoader workers for (3).")
     parser.add_argument("--out", type=Path, default=Path("bench-out/train"))
     parser.add_argument("--skip-p1", action="store_true", help="Skip the p=1 loader rows.")
+    parser.add_argument("--sbi-only", action="store_true", help="Only (4), the self-blended fakes' cost.")
     args = parser.parse_args()
+    if args.sbi_only:
+        cv2.setNumThreads(1)
+        report_sbi()
+        return
     if args.out.exists():
         shutil.rmtree(args.out)
     frames = extract_frames(args.out / "frames", args.videos, max(args.n, 32))
@@ -379,6 +415,7 @@ def main() -> None:
         results["dataloader"][impl] = {"standalone": alone, "full": full, "gap_wall": gap_wall, "gap_cpu": gap_cpu,
                                        "workers_for_1000": needed}
 
+    results["sbi"] = report_sbi()
     torch.set_num_threads(os.cpu_count() or 1)
     r = step_time()
     print(f"\n(b) CPU train step, resnet-18, {r['batch']}x3x{r['size']}x{r['size']}, {r['threads']} threads: "

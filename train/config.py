@@ -27,6 +27,11 @@ BALANCES = ("mix", "weights", "none")
 AUGMENT_IMPLS = ("auto", "albumentations", "fused", "device")  # train.augment.reference, .fused, .device
 AGGREGATES = ("mean", "median", "confident")  # a video's score from its frames' or faces' P(fake) (train.score.metrics)
 FACE_IMAGE_SIZE = 224                 # --input faces with a recipe written for frames: the model's input size
+TUNES = ("full", "frozen", "norm")    # full: the stages' freeze state; frozen: head + norms always; norm: LayerNorm-only
+SAMPLE_BY = ("uniform", "loss")       # loss: faces or frames drawn by their last epoch's loss (train.data.sampling)
+SYNTHETIC_FAKES = ("sbi",)            # self-blended fakes from real faces (train.augment.sbi)
+# A recipe's [train] table: TrainConfig defaults a recipe may set (the command line's value wins)
+RECIPE_TRAIN_KEYS = ("arch", "synthetic_fakes", "synthetic_share", "real_only", "tune", "sample_by")
 AUGMENTS = ("blur", "median_blur", "hflip", "hsv", "crop_pad", "rotate", "zoom", "brightness", "contrast", "jpeg")
 
 
@@ -142,9 +147,12 @@ class Recipe:
     stages: tuple[Stage, ...]
     lr_find_steps: int = 100
     input: str = "frames"  # what the recipe was written for: its image_size is for this input
+    train: dict = field(default_factory=dict)  # [train]: TrainConfig defaults (RECIPE_TRAIN_KEYS)
+    source: dict = field(default_factory=dict)  # [source]: where the recipe comes from (title, url, reported)
 
     def __post_init__(self) -> None:
         _check_choice("input", self.input, INPUTS)
+        _check_keys(self.train, RECIPE_TRAIN_KEYS, "train.")
         if isinstance(self.lr_find_steps, bool) or not isinstance(self.lr_find_steps, int) or self.lr_find_steps < 2:
             _fail("lr_find_steps", f"must be an integer >= 2, got {self.lr_find_steps!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -161,7 +169,10 @@ def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
 
 def recipe_from_dict(data: dict) -> Recipe:
     """Validate a parsed TOML document and build a Recipe; errors name the offending field."""
-    _check_keys(data, ("batch_size", "image_size", "lr_find_steps", "input", "augment", "stage"), "")
+    _check_keys(data, ("batch_size", "image_size", "lr_find_steps", "input", "augment", "stage", "train", "source"), "")
+    for key in ("train", "source"):
+        if not isinstance(data.get(key, {}), dict):
+            _fail(key, "must be a table")
     for key in ("batch_size", "image_size", "stage"):
         if key not in data:
             _fail(key, "missing")
@@ -185,7 +196,7 @@ def recipe_from_dict(data: dict) -> Recipe:
     aug = Augment(**augment)
     return Recipe(batch_size=data["batch_size"], image_size=parse_image_size(data["image_size"]),
                   augment=aug, stages=tuple(stages), lr_find_steps=data.get("lr_find_steps", 100),
-                  input=data.get("input", "frames"))
+                  input=data.get("input", "frames"), train=data.get("train", {}), source=data.get("source", {}))
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
@@ -239,8 +250,14 @@ class TrainConfig:
     frames: dict = field(default_factory=dict)  # dataset.json's frame settings (fps, size, quality, timeout)
     faces: dict | None = None          # input faces: the faces stage's settings (pipeline.faces.FaceSettings + its
     #                                    diff threshold and JPEG quality), so prediction crops as training did
+    synthetic_fakes: str | None = None  # faces: sbi turns real faces into self-blended fakes in the train stream
+    synthetic_share: float = 0.5       # the share of real faces turned into synthetic fakes
+    real_only: bool = False            # train on real videos only (their synthetic fakes are the fakes)
+    tune: str = "full"                 # full | frozen | norm (train.model.set_frozen)
+    sample_by: str = "uniform"         # uniform | loss (train.data.sampling)
 
     def __post_init__(self) -> None:
+        self._check_generalisation()
         if self.arch not in ARCHS:
             import timm
 
@@ -263,6 +280,24 @@ class TrainConfig:
         _check_choice("input", self.input, INPUTS)
         _check_choice("fake_faces", self.fake_faces, FAKE_FACES)
         _check_choice("aggregate", self.aggregate, AGGREGATES)
+
+    def _check_generalisation(self) -> None:
+        """synthetic fakes, real-only, tune and sample-by: their values and the combinations that make sense."""
+        if self.synthetic_fakes is not None:
+            _check_choice("synthetic_fakes", self.synthetic_fakes, SYNTHETIC_FAKES)
+            if self.input != "faces":
+                _fail("synthetic_fakes", "needs --input faces (the blend mask comes from the faces' landmarks)")
+            if self.augment_impl == "device":
+                _fail("synthetic_fakes", "blends decoded faces in the loader workers: use --augment-impl "
+                                         "albumentations, fused or auto, not device (whose workers only read bytes)")
+        if not _is_number(self.synthetic_share) or not 0 < self.synthetic_share <= 1:
+            _fail("synthetic_share", f"must be in (0, 1], got {self.synthetic_share!r}")
+        if not isinstance(self.real_only, bool):
+            _fail("real_only", f"must be true or false, got {self.real_only!r}")
+        if self.real_only and self.synthetic_fakes is None:
+            _fail("real_only", "trains without fake videos: it needs --synthetic-fakes (e.g. sbi) for its fakes")
+        _check_choice("tune", self.tune, TUNES)
+        _check_choice("sample_by", self.sample_by, SAMPLE_BY)
 
     @property
     def batch_size(self) -> int:
@@ -291,7 +326,8 @@ class TrainConfig:
             changes["image_size"] = (FACE_IMAGE_SIZE, FACE_IMAGE_SIZE)
         if batch_size is not None:
             changes["batch_size"] = batch_size
-        return cls(recipe=dataclasses.replace(base, **changes), input=input, **fields)
+        given = {k: v for k, v in fields.items() if not (v is None and k in RECIPE_TRAIN_KEYS)}  # None: not given
+        return cls(recipe=dataclasses.replace(base, **changes), input=input, **{**base.train, **given})
 
     @classmethod
     def from_checkpoint(cls, data: dict) -> "TrainConfig":
@@ -312,7 +348,8 @@ class TrainConfig:
         try:
             recipe = Recipe(batch_size=rec["batch_size"], image_size=tuple(rec["image_size"]),
                             augment=Augment(**rec["augment"]), stages=tuple(Stage(**s) for s in rec["stages"]),
-                            lr_find_steps=rec.get("lr_find_steps", 100), input=rec.get("input", "frames"))
+                            lr_find_steps=rec.get("lr_find_steps", 100), input=rec.get("input", "frames"),
+                            train=rec.get("train", {}), source=rec.get("source", {}))
         except (KeyError, TypeError) as err:
             raise RecipeError(f"config: the saved recipe is incomplete ({err})") from None
         try:

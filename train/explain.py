@@ -20,12 +20,16 @@ from train.report.explain import DEFAULT_K, run_explain
 @click.option("--shards", help="Shards folder, URL prefix or {name} template [default: the run's config].")
 @click.option("--manifests", type=click.Path(path_type=Path), help="Manifests folder [default: the run's config].")
 @click.option("--device", default="cpu", help="cpu, cuda, cuda:N.")
+@click.option("--blend-pointing/--no-blend-pointing", "blend", default=None, show_default="on for runs trained "
+              "with --synthetic-fakes", help="--input faces: the pointing game against the blend masks of "
+              "self-blended val real faces (pointing_blend.png).")
 @verbose_option
-def main(run_dir, checkpoint, boxes, k, shards, manifests, device, verbose) -> None:
+def main(run_dir, checkpoint, boxes, k, shards, manifests, device, blend, verbose) -> None:
     """Predictions on the val split, video-level metrics, top losses, Grad-CAM and report.html of a run."""
     setup_logging(verbose)
     with reported():
-        metrics = run_explain(run_dir, shards, manifests, device, checkpoint=checkpoint, boxes=boxes, k=k)
+        metrics = run_explain(run_dir, shards, manifests, device, checkpoint=checkpoint, boxes=boxes, k=k,
+                              blend=blend)
     v = metrics["video"]
     click.echo(f"video log loss {v['log_loss']:.4f}  AUC {v['roc_auc']:.4f}  accuracy {v['accuracy']:.4f}  "
                f"({v['videos']} videos, {metrics['frame']['frames']} frames)")
@@ -33,6 +37,10 @@ def main(run_dir, checkpoint, boxes, k, shards, manifests, device, verbose) -> N
         p = metrics["pointing"]
         click.echo(f"pointing game {p['pointing_game']:.3f} over {p['frames']} val fakes "
                    f"(random point {p['random_point']:.3f})")
+    if metrics.get("pointing_blend"):
+        p = metrics["pointing_blend"]
+        click.echo(f"pointing game against the blend mask {p['pointing_game']:.3f} over {p['faces']} self-blended "
+                   f"val real faces (random point {p['random_point']:.3f})")
     click.echo(f"report: {run_dir / 'report.html'}")
 
 

@@ -5,6 +5,10 @@ its input convention (ImageNet normalisation) and where it runs (Device); checkp
 (`efficientnet_b4`, `tf_efficientnet_b7`, `xception41`, `convnext_tiny`, ...) whose `forward_features` gives the
 last feature map. Every backbone gets the same head and three layer groups, stem and the first half of the stages |
 the other stages (and any final conv/norm) | head, so freezing and discriminative LRs mean the same for all.
+A vision transformer (`vit_base_patch16_clip_224.openai`, `vit_small_patch14_dinov2.lvd142m`, ...) gives its patch
+tokens laid back on the patch grid (TokenGrid: prefix tokens dropped), so the same head and Grad-CAM apply; its
+groups are patch embedding and the first half of the blocks | the rest | head; `--tune` (set_frozen) picks what
+trains.
 """
 from __future__ import annotations
 
@@ -103,18 +107,41 @@ def _backbone(arch: str, pretrained: bool) -> nn.Module:
         raise _offline_error(arch, err, f"torchvision's file is {weights.url.rsplit('/', 1)[-1]}") from None
 
 
+class TokenGrid(nn.Module):
+    """A transformer's tokens (N, prefix + h*w, C) -> the patch tokens as a feature map (N, C, h, w): the prefix
+    (class, register) tokens dropped, the rest laid back on the patch grid. Grad-CAM hooks its output."""
+
+    def __init__(self, prefix_tokens: int, patch: tuple[int, int]) -> None:
+        super().__init__()
+        self.prefix_tokens, self.patch = int(prefix_tokens), tuple(int(p) for p in patch)
+
+    def forward(self, tokens: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
+        h, w = image_hw[0] // self.patch[0], image_hw[1] // self.patch[1]
+        patches = tokens[:, self.prefix_tokens:]
+        if patches.shape[1] != h * w:
+            raise ValueError(f"{patches.shape[1]} patch tokens do not make the {h}x{w} grid of a "
+                             f"{image_hw[0]}x{image_hw[1]} input with {self.patch} patches")
+        return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], h, w)
+
+
 class TimmBody(nn.Module):
-    """A timm model without its classifier: forward = forward_features (the last feature map, NCHW)."""
+    """A timm model without its classifier: forward = forward_features, the last feature map (NCHW); for a vision
+    transformer (CLIP, DINOv2, ...) its patch tokens on their grid (TokenGrid)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
+        patch = getattr(getattr(net, "patch_embed", None), "patch_size", None)
+        self.grid = TokenGrid(getattr(net, "num_prefix_tokens", 0), patch) if patch is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net.forward_features(x)
+        if out.ndim == 3 and self.grid is not None:
+            return self.grid(out, x.shape[-2:])
         if out.ndim != 4:
             raise ValueError(f"{self.net.__class__.__name__}.forward_features gave shape {tuple(out.shape)}; the "
-                             "fastai head needs a feature map (N, C, H, W): pick a convolutional timm model")
+                             "fastai head needs a feature map (N, C, H, W): pick a convolutional timm model or a "
+                             "vision transformer with a patch grid")
         return out
 
     @property
@@ -122,7 +149,10 @@ class TimmBody(nn.Module):
         return int(self.net.num_features)
 
     def gradcam_layer(self) -> nn.Module:
-        """The last feature stage (timm's feature_info), e.g. blocks.6 of an EfficientNet, stages.3 of a ConvNeXt."""
+        """The last feature stage (timm's feature_info), e.g. blocks.6 of an EfficientNet, stages.3 of a ConvNeXt;
+        for a transformer the patch-token grid after the last block and norm."""
+        if self.grid is not None:
+            return self.grid
         return self.net.get_submodule(self.net.feature_info[-1]["module"])
 
     def split(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -148,7 +178,10 @@ def _timm_body(arch: str, pretrained: bool) -> TimmBody:
     import timm
 
     try:
-        net = timm.create_model(arch, pretrained=pretrained, num_classes=0, global_pool="")
+        try:  # a vision transformer takes any input size that is a multiple of its patch (position embeddings resampled)
+            net = timm.create_model(arch, pretrained=pretrained, num_classes=0, global_pool="", dynamic_img_size=True)
+        except TypeError:  # a convolutional model has no such argument
+            net = timm.create_model(arch, pretrained=pretrained, num_classes=0, global_pool="")
     except (urllib.error.URLError, OSError, RuntimeError) as err:  # huggingface_hub's errors are OSErrors
         raise _offline_error(arch, err, "timm's own pytorch_model.bin or model.safetensors for it from the Hugging "
                                         "Face hub works") from None
@@ -187,13 +220,18 @@ def _norm_params(model: nn.Module) -> set[int]:
     return {id(p) for m in model.modules() if isinstance(m, NORM_TYPES) for p in m.parameters(recurse=False)}
 
 
-def set_frozen(model: nn.Sequential, frozen: bool) -> None:
-    """frozen: only the last group (head) and every BatchNorm train (fastai's freeze with train_bn); else all train."""
-    bn = _bn_params(model)
+def set_frozen(model: nn.Sequential, frozen: bool, tune: str = "full") -> None:
+    """frozen: only the last group (head) and every BatchNorm train (fastai's freeze with train_bn); else all train.
+
+    tune (--tune) "frozen" keeps that state in every stage (a ViT, without BatchNorm: the head alone, a linear
+    probe); "norm" trains the head and every norm layer's affine parameters (LayerNorm, GroupNorm, BatchNorm) in
+    every stage, the GenD recipe for foundation ViTs; "full" follows the stages' `frozen`."""
+    trainable = _norm_params(model) if tune == "norm" else _bn_params(model)
+    frozen = frozen or tune != "full"
     groups = layer_groups(model)
     for group in groups[:-1]:
         for p in group:
-            p.requires_grad_(not frozen or id(p) in bn)
+            p.requires_grad_(not frozen or id(p) in trainable)
     for p in groups[-1]:
         p.requires_grad_(True)
 

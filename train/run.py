@@ -11,7 +11,7 @@ import click
 from dfd.cli import DEVICES, command, default, reported, setup_logging, verbose_option
 from pipeline.dataset import FAKE_FACES, INPUTS, DatasetError, is_local
 from train.audio.data import FAKE_AUDIO
-from train.config import AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, TrainConfig
+from train.config import AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, SAMPLE_BY, SYNTHETIC_FAKES, TUNES, TrainConfig
 from train.fit import distributed
 from train.fit.loop import fit
 from train.report.explain import run_explain
@@ -19,6 +19,32 @@ from train.report.explain import run_explain
 
 def d(name: str):
     return default(TrainConfig, name)
+
+
+def generalisation_options(f):
+    """--synthetic-fakes, --synthetic-share, --real-only, --tune, --sample-by: None when not given, so a recipe's
+    [train] table can set them (TrainConfig.from_recipe)."""
+    recipe_or = "the recipe's, else {}".format
+    options = [
+        click.option("--synthetic-fakes", type=click.Choice(SYNTHETIC_FAKES), default=None,
+                     help="--input faces: turn real faces into synthetic fakes in the train stream; sbi: "
+                          "self-blended images (a face blended with a changed copy of itself through a deformed "
+                          "mask from its landmarks, Shiohara & Yamasaki 2022)."),
+        click.option("--synthetic-share", type=click.FloatRange(0, 1, min_open=True), default=None,
+                     show_default=recipe_or(d("synthetic_share")), help="Share of real faces made synthetic fakes."),
+        click.option("--real-only/--with-fake-videos", default=None, show_default=recipe_or("with fake videos"),
+                     help="Train on the real videos only; the synthetic fakes are the fakes (the SBI setting)."),
+        click.option("--tune", type=click.Choice(TUNES), default=None, show_default=recipe_or(d("tune")),
+                     help="full: the recipe's stages (frozen or not); frozen: head and BatchNorm in every stage "
+                          "(a ViT: the head alone); norm: the head and every LayerNorm/norm layer (GenD), for "
+                          "CLIP/DINOv2 ViTs."),
+        click.option("--sample-by", type=click.Choice(SAMPLE_BY), default=None, show_default=recipe_or(d("sample_by")),
+                     help="uniform, or loss: draw train items with a probability growing with their last epoch's "
+                          "loss, with a floor (train.data.sampling)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 def default_workers() -> int:
@@ -33,9 +59,10 @@ def default_workers() -> int:
 @click.option("--manifests", type=click.Path(path_type=Path), help="Folder with dataset.json [default: SHARDS/../manifests].")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder [default: runs/DATE-TIME].")
 @click.option("--recipe", default="seed", help="Built-in recipe name (seed, demo) or a TOML file.")
-@click.option("--arch", default=d("arch"),
+@click.option("--arch", default=None, show_default=f"the recipe's, else {d('arch')}",
               help=f"Backbone: {', '.join(ARCHS)} (torchvision) or any timm model name, e.g. efficientnet_b4, "
-                   "tf_efficientnet_b7, xception41, convnext_tiny.")
+                   "tf_efficientnet_b7, xception41, convnext_tiny, or a ViT: vit_base_patch16_clip_224.openai, "
+                   "vit_large_patch14_clip_224.openai, vit_small_patch14_dinov2.lvd142m.")
 @click.option("--weights", default=d("weights"), help="imagenet | none | PATH (state dict or checkpoint).")
 @click.option("--input", "input_", type=click.Choice((*INPUTS, "audio")), default=None,
               show_default="the recipe's, else frames",
@@ -83,6 +110,7 @@ def default_workers() -> int:
 @click.option("--tensorboard", is_flag=True,
               help="Also log per-epoch metrics, learning rates and figures to RUN/tensorboard/ (needs the "
                    "tensorboard extra); view with: tensorboard --logdir runs")
+@generalisation_options
 @verbose_option
 def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile_model, lr_find_flag, resume,
          explain, boxes, verbose, fake_audio, **options) -> None:

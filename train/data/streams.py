@@ -21,6 +21,8 @@ from train.augment import for_impl, is_deferred
 from train.config import Augment
 from train.data.batches import PREFETCH, augmented_batches, batched, jpeg_batches, worker_index
 from train.data.decode import checked, decoded, to_chw, untouched_fake
+from train.data.sampling import LossSampler
+from train.data.synthetic import Synthetic
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +81,11 @@ class TrainStream(IterableDataset):
     """
 
     def __init__(self, dataset: Dataset, size: tuple[int, int], augment: Augment, batch_size: int,
-                 n_batches: int, balance: str, shuffle_buffer: int, seed: int, augment_impl: str = "albumentations") -> None:
+                 n_batches: int, balance: str, shuffle_buffer: int, seed: int, augment_impl: str = "albumentations",
+                 synthetic: Synthetic | None = None, sampler: LossSampler | None = None) -> None:
         super().__init__()
+        self.synthetic = synthetic  # self-blended fakes from real faces (train.data.synthetic)
+        self.sampler = sampler      # --sample-by loss: items kept by their last loss (train.data.sampling)
         self.dataset, self.size, self.augment = dataset, size, augment
         self.batch_size, self.n_batches, self.balance = batch_size, n_batches, balance
         self.shuffle_buffer, self.seed, self.augment_impl = shuffle_buffer, seed, augment_impl
@@ -94,6 +99,8 @@ class TrainStream(IterableDataset):
 
     def _samples(self, rng: random.Random) -> Iterator[dict]:
         m = self.dataset
+        if self.synthetic is not None and self.synthetic.real_only:
+            return self._stream(m.urls("train", "real"), rng, resample=False)
         if self.balance == "mix":
             real = self._stream(m.urls("train", "real"), random.Random(rng.random()), resample=True)
             fake = self._stream(m.urls("train", "fake"), random.Random(rng.random()), resample=True)
@@ -108,9 +115,15 @@ class TrainStream(IterableDataset):
         samples = self._samples(random.Random(seed))
         if self.dataset.drop_untouched:
             samples = (s for s in samples if not untouched_fake(s))
+        if self.sampler is not None:
+            samples = self.sampler.filter(samples, random.Random(worker_seed(seed, 2)))
         augment = for_impl(self.augment_impl, self.size, self.augment, seed)
-        batches = (jpeg_batches(checked(samples), self.batch_size, augment) if self.deferred
-                   else augmented_batches(decoded(samples, self.size), self.size, self.batch_size, augment))
+        if self.deferred:  # (no synthetic fakes here: TrainConfig refuses them with the device path)
+            batches = jpeg_batches(checked(samples), self.batch_size, augment)
+        else:
+            items = (decoded(samples, self.size) if self.synthetic is None
+                     else self.synthetic.items(samples, self.size, worker_seed(seed, 1)))
+            batches = augmented_batches(items, self.size, self.batch_size, augment)
         for _ in range(quota):
             yield next(batches)
 
@@ -141,6 +154,6 @@ def make_loader(dataset: IterableDataset, workers: int, pin_memory: bool = False
                       worker_init_fn=functools.partial(dataloader_worker_init, os.getpid()) if workers else None)
 
 
-def train_batches_per_epoch(dataset: Dataset, batch_size: int) -> int:
-    """Epoch length from the manifest's counts: as many full batches as there are train frames."""
-    return max(1, dataset.n_frames("train") // batch_size)
+def train_batches_per_epoch(dataset: Dataset, batch_size: int, real_only: bool = False) -> int:
+    """Epoch length from the manifest's counts: as many full batches as there are train frames (real ones only)."""
+    return max(1, dataset.n_frames("train", "real" if real_only else None) // batch_size)

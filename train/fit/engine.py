@@ -29,12 +29,16 @@ def make_scaler(dev: Device) -> torch.amp.GradScaler:
 
 
 def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, dev: Device, class_weights: torch.Tensor | None) -> float:
-    """Forward, loss, backward, optimizer step; raises NonFiniteLossError before stepping on a NaN loss."""
+               scaler: torch.amp.GradScaler, dev: Device, class_weights: torch.Tensor | None,
+               per_item: list | None = None) -> float:
+    """Forward, loss, backward, optimizer step; raises NonFiniteLossError before stepping on a NaN loss. With
+    `per_item`, each image's own loss (unweighted) is appended to it (--sample-by loss)."""
     x, y = dev.inputs(images), labels.to(dev.device, non_blocking=True)
     with dev.autocast():
         logits = model(x)
     loss = F.cross_entropy(logits.float(), y, weight=class_weights)
+    if per_item is not None:
+        per_item.append(F.cross_entropy(logits.detach().float(), y, reduction="none").cpu())
     value = loss.item()
     if not math.isfinite(value):
         raise NonFiniteLossError(f"training loss became {value}")
@@ -48,17 +52,22 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, opt
 def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler | None, dev: Device, n_batches: int,
                     class_weights: torch.Tensor | None = None, desc: str = "train",
-                    on_step: Callable[[float], None] | None = None) -> dict:
-    """Train on n_batches batches, stepping the scheduler after each; returns mean loss and images/s."""
+                    on_step: Callable[[float], None] | None = None,
+                    on_losses: Callable[[list, torch.Tensor], None] | None = None) -> dict:
+    """Train on n_batches batches, stepping the scheduler after each; returns mean loss and images/s.
+    `on_losses(keys, losses)` gets each batch's item keys and their own losses (--sample-by loss)."""
     model.train()
     scaler = make_scaler(dev)
     weights = class_weights.to(dev.device) if class_weights is not None else None
     total, seen, start = 0.0, 0, time.perf_counter()
     bar = tqdm(total=n_batches, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0)
-    for i, (images, labels, *_rest) in enumerate(loader):
+    for i, (images, labels, *rest) in enumerate(loader):
         if i >= n_batches:
             break
-        loss = train_step(model, images, labels, optimizer, scaler, dev, weights)
+        per_item: list | None = [] if on_losses is not None else None
+        loss = train_step(model, images, labels, optimizer, scaler, dev, weights, per_item)
+        if on_losses is not None:
+            on_losses(rest[0], per_item[0])
         if on_step is not None:
             on_step(loss)  # before scheduler.step(): the optimizer still holds this step's LR and beta1
         if scheduler is not None:

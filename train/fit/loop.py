@@ -20,6 +20,8 @@ from train.augment import is_deferred, resolve_impl
 from train.augment.device import DeviceAugmented
 from train.config import TrainConfig
 from train.data.streams import TrainStream, ValStream, make_loader, train_batches_per_epoch, worker_seed
+from train.data.sampling import LossTable
+from train.data.synthetic import Synthetic
 from train.fit import distributed, plots
 from train.fit import run_folder as artifacts
 from train.fit.engine import NonFiniteLossError, evaluate, train_one_epoch
@@ -77,11 +79,14 @@ def make_scheduler(optimizer: torch.optim.Optimizer, lr, total_steps: int) -> to
         base_momentum=MOMS[1], max_momentum=MOMS[0])
 
 
-def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: int, epoch: int):
-    """The stream of one epoch; its randomness depends only on (seed, stage, epoch), so a resume replays it."""
+def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: int, epoch: int,
+                 losses: LossTable | None = None):
+    """The stream of one epoch; its randomness depends only on (seed, stage, epoch) (and with --sample-by loss
+    the losses recorded so far), so a resume replays it."""
+    sampler = losses.sampler() if losses is not None and config.sample_by == "loss" else None
     stream = TrainStream(dataset, config.image_size, config.recipe.augment, config.batch_size, n_batches,
                          config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch),
-                         augment_impl=config.augment_impl)
+                         augment_impl=config.augment_impl, synthetic=Synthetic.of(config, dataset), sampler=sampler)
     loader = make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
     if is_deferred(config.augment_impl):  # the workers only read JPEG bytes; decoded and augmented where it trains
         return DeviceAugmented(loader, Device.resolve(config.device, config.amp, config.channels_last).device,
@@ -108,7 +113,7 @@ def batches_per_epoch(config: TrainConfig, dataset: Dataset) -> int:
     if config.dev_run:
         return DEV_RUN_BATCHES
     world = distributed.env_context().world_size
-    return max(1, train_batches_per_epoch(dataset, config.batch_size) // world)
+    return max(1, train_batches_per_epoch(dataset, config.batch_size, config.real_only) // world)
 
 
 def for_training(model: torch.nn.Module, config: TrainConfig, dev: Device) -> torch.nn.Module:
@@ -130,7 +135,7 @@ def stage_epochs(config: TrainConfig, stage) -> int:
 def run_lr_finder(config: TrainConfig, dataset: Dataset, model, dev: Device, run: RunFolder,
                   weights: torch.Tensor | None) -> dict:
     """The range test before the first stage, in that stage's freeze state, with its own optimizer."""
-    set_frozen(model, config.recipe.stages[0].frozen)
+    set_frozen(model, config.recipe.stages[0].frozen, config.tune)
     steps = DEV_RUN_BATCHES if config.dev_run else config.recipe.lr_find_steps
     optimizer = make_optimizer(model, config.weight_decay, beta1=0.9)
     result = lr_find(model, train_loader(config, dataset, steps, 0, 0), optimizer, dev, num_steps=steps,
@@ -177,9 +182,9 @@ def format_row(row: dict) -> str:
     return "  ".join(f"{row[k]:>8}" if isinstance(row[k], int) else f"{row[k]:8.4f}" for k in TABLE)
 
 
-def enter_stage(model, optimizer, stage, progress: Progress) -> None:
+def enter_stage(model, optimizer, stage, progress: Progress, tune: str = "full") -> None:
     """Apply the stage's freeze state; changing it clears the optimizer's moments, as fastai's freeze_to does."""
-    set_frozen(model, stage.frozen)
+    set_frozen(model, stage.frozen, tune)
     if stage.frozen != progress.frozen:
         optimizer.state = collections.defaultdict(dict)
         progress.frozen = stage.frozen
@@ -193,15 +198,17 @@ def lr_logger(run: RunFolder, optimizer, progress: Progress, rows: list):
     return on_step
 
 
-def train_epoch(config, dataset, model, net, optimizer, scheduler, dev, run, progress, weights, val) -> dict:
+def train_epoch(config, dataset, model, net, optimizer, scheduler, dev, run, progress, weights, val,
+                losses: LossTable | None = None) -> dict:
     """One epoch of the current stage: train `net` (the model, or its DDP/compiled wrapper), evaluate the model,
-    return the metrics row."""
+    return the metrics row. `losses` (--sample-by loss) draws this epoch's items and records their losses."""
     n_batches = batches_per_epoch(config, dataset)
     rows: list = []
-    stats = train_one_epoch(net, train_loader(config, dataset, n_batches, progress.stage, progress.epoch + 1),
-                            optimizer, scheduler, dev, n_batches, weights,
+    loader = train_loader(config, dataset, n_batches, progress.stage, progress.epoch + 1, losses)
+    stats = train_one_epoch(net, loader, optimizer, scheduler, dev, n_batches, weights,
                             desc=f"stage {progress.stage} epoch {progress.epoch + 1}",
-                            on_step=lr_logger(run, optimizer, progress, rows))
+                            on_step=lr_logger(run, optimizer, progress, rows),
+                            on_losses=losses.record if losses is not None else None)
     if distributed.is_main():
         run.log_lr(rows)
         if run.tensorboard is not None:
@@ -218,6 +225,7 @@ def train_epoch(config, dataset, model, net, optimizer, scheduler, dev, run, pro
 def run_stages(config, dataset, model, optimizer, dev, run, progress: Progress, resume_state: dict | None) -> None:
     weights = class_weights(config, dataset)
     val = val_loader(config, dataset)
+    losses = LossTable() if config.sample_by == "loss" else None  # in memory: a resumed run starts it afresh
     epochs_done_now = 0
     for index, stage in enumerate(config.recipe.stages, 1):
         if index < progress.stage:
@@ -226,7 +234,7 @@ def run_stages(config, dataset, model, optimizer, dev, run, progress: Progress, 
         if progress.epoch >= epochs:  # the checkpoint closed this stage
             progress.stage, progress.epoch = index + 1, 0
             continue
-        enter_stage(model, optimizer, stage, progress)
+        enter_stage(model, optimizer, stage, progress, config.tune)
         net = for_training(model, config, dev)  # once per stage: freezing changes which parameters train
         scheduler = make_scheduler(optimizer, stage.lr, epochs * batches_per_epoch(config, dataset))
         if resume_state is not None and progress.epoch > 0:
@@ -239,7 +247,7 @@ def run_stages(config, dataset, model, optimizer, dev, run, progress: Progress, 
                 return
             try:
                 row = train_epoch(config, dataset, model, net, optimizer, scheduler, dev, run, progress, weights,
-                                  val)
+                                  val, losses)
             except NonFiniteLossError as err:
                 raise TrainError(f"{err} in stage {progress.stage}, epoch {progress.epoch + 1}, step {progress.step}; "
                                  f"stopped. The last good checkpoint is {run.last} (if any epoch finished); "

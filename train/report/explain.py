@@ -21,13 +21,15 @@ import torch
 
 from dfd.files import write_text
 from pipeline.dataset import CLASS_NAMES, Dataset
+from train.augment.sbi import landmarks_in_crop
 from train.config import TrainConfig
 from train.data.decode import decode_resized
 from train.data.streams import ValStream, make_loader, read_shard
 from train.model import Device
 from train.report.figures import plot_pointing, top_loss_figures
 from train.report.page import write_report
-from train.report.pointing import ExplainError, face_boxes_for_pointing, load_boxes, pointing
+from train.report.pointing import (BLEND_POINTING_MAX, ExplainError, blend_pointing, face_boxes_for_pointing,
+                                   load_boxes, pointing)
 from train.score import metrics
 from train.score.checkpoints import CheckpointError, load_model, resolve_checkpoint
 from train.score.metrics import KAGGLE_EPS, SUBMISSION_CLIP, json_safe
@@ -134,11 +136,13 @@ def write_pipeline_settings(run_dir: Path, dataset: Dataset) -> None:
 
 def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests: str | Path | None = None,
                 device: str = "cpu", dev_run: bool = False, checkpoint: str | Path = "best",
-                boxes: str | Path | None = None, k: int = DEFAULT_K, report: bool = True) -> dict:
+                boxes: str | Path | None = None, k: int = DEFAULT_K, report: bool = True,
+                blend: bool | None = None) -> dict:
     """Explain a run folder; writes predictions, video scores, explain.json, figures and report.html.
 
-    shards/manifests default to the run's config. dev_run keeps everything but shrinks k to 4. Returns the
-    metrics written to explain.json."""
+    shards/manifests default to the run's config. dev_run keeps everything but shrinks k to 4. blend: the pointing
+    game against self-blended val real faces' blend masks (None: for runs trained with synthetic fakes). Returns
+    the metrics written to explain.json."""
     run_dir = Path(run_dir)
     try:
         ckpt = resolve_checkpoint(checkpoint, run_dir)
@@ -163,6 +167,9 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     metrics["top"] = top_loss_figures(run_dir, model, pred, k, images_of, sources_of)
     if boxes:
         metrics["pointing"] = pointing_figure(run_dir, model, config, dataset, pred, load_boxes(boxes), images_of)
+    if config.input == "faces" and (blend if blend is not None else config.synthetic_fakes is not None):
+        metrics["pointing_blend"] = blend_pointing_figure(run_dir, model, config, dataset, pred, images_of,
+                                                          16 if dev_run else BLEND_POINTING_MAX)
     write_pipeline_settings(run_dir, dataset)
     write_text(run_dir / "explain.json", json.dumps(json_safe(metrics), indent=2) + "\n")
     if report:
@@ -180,6 +187,22 @@ def explained_predictions(model, config: TrainConfig, dataset: Dataset, dev: Dev
     pred = attach_faces(pred, dataset) if faces else attach_seconds(pred, dataset)
     pred = pred.sort_values(["video_id", "second", "key"], kind="stable").reset_index(drop=True)
     return pred[list(PREDICTION_COLUMNS) + (list(FACE_COLUMNS) if faces else [])]
+
+
+def blend_pointing_figure(run_dir: Path, model, config: TrainConfig, dataset: Dataset, pred: pd.DataFrame,
+                          images_of, limit: int) -> dict:
+    """The pointing game against the blend masks of self-blended val real faces, and pointing_blend.png."""
+    reals = sorted(pred.loc[pred["label"] == 0, "key"])
+    keys = [reals[i] for i in np.unique(np.linspace(0, len(reals) - 1, min(limit, len(reals))).astype(int))]
+    rows = dataset.table("faces", ["crop_key", "x0", "y0", "x1", "y1", "landmarks"], keys=keys, key="crop_key")
+    margin = float((config.faces or dataset.face_settings or {}).get("margin", 0.3))
+    points = {r["crop_key"]: landmarks_in_crop(r, margin) for r in rows.to_dict("records")}
+    images = images_of([k for k in keys if k in points])
+    result, shown = blend_pointing(model, images, points, config.batch_size, seed=config.seed)
+    plot_pointing(run_dir / "pointing_blend.png", shown, result, "self-blended val real faces (box: blend mask)")
+    log.info("pointing game against the blend mask: %.1f%% of %d self-blended val real faces (random point %.1f%%)",
+             100 * result["pointing_game"], result["faces"], 100 * result["random_point"])
+    return result
 
 
 def pointing_figure(run_dir: Path, model, config: TrainConfig, dataset: Dataset, pred: pd.DataFrame, boxes: dict,

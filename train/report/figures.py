@@ -94,7 +94,7 @@ def top_loss_figures(run_dir: Path, model, pred: pd.DataFrame, k: int,
     return written
 
 
-def plot_pointing(path: Path, shown: list, result: dict) -> None:
+def plot_pointing(path: Path, shown: list, result: dict, what: str = "val fakes") -> None:
     """Grad-CAM (class fake) over val fakes, the known manipulated box in white, the heatmap peak as a cross."""
     ncols = min(4, len(shown))
     nrows = -(-len(shown) // ncols)
@@ -111,7 +111,7 @@ def plot_pointing(path: Path, shown: list, result: dict) -> None:
         inside = x0 <= (px + 0.5) / w <= x1 and y0 <= (py + 0.5) / h <= y1
         ax.plot([px], [py], marker="x", color="lime" if inside else "red", markersize=10, mew=2.5)
         ax.set_title(f"{key} {'hit' if inside else 'miss'}", fontsize=8)
-    fig.suptitle(f"pointing game {result['pointing_game']:.1%} of {result['frames']} val fakes "
+    fig.suptitle(f"pointing game {result['pointing_game']:.1%} of {result['frames']} {what} "
                  f"(random point {result['random_point']:.1%})")
     fig.tight_layout()
     save_figure(fig, path, dpi=90)
