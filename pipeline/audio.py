@@ -65,16 +65,16 @@ def parse_stream(stderr: str, input_index: int = 1) -> tuple[str | None, int | N
     return None, None, None
 
 
-def audio_messages(stderr: str, codec: str | None, input_index: int = 1) -> tuple[list[str], list[str]]:
+def audio_messages(stderr: str, codec: str | None, input_index: int | None = 1) -> tuple[list[str], list[str]]:
     """(errors, warnings) ffmpeg logged about the sound: lines from its decoder (named by codec), the resampler or
-    the PCM output, and ffmpeg's own about input #1 (only its sound is decoded). The picture's lines are left to
-    pipeline.frames."""
+    the PCM output, and ffmpeg's own about input #`input_index` (only its sound is decoded; None: no input's).
+    The picture's lines are left to pipeline.frames."""
     names = {n for n in (codec, "aresample", "SWR", "pcm_s16le", "s16le", "pipe:3") if n}
     errors, warnings = [], []
     for line in stderr.splitlines():
         m = _LEVEL.match(line.strip())
         if not m or not (any(f"[{n} @" in m.group(1) or f"[{n}]" in m.group(1) for n in names)
-                         or re.search(rf"stream #{input_index}:\d", m.group(3))):
+                         or (input_index is not None and re.search(rf"stream #{input_index}:\d", m.group(3)))):
             continue
         (warnings if m.group(2) == "warning" else errors).append(m.group(3).strip())
     return errors, warnings

@@ -405,7 +405,7 @@ def _decode_with_sound(path: str, fps: float, box: tuple[int, int], quality: int
             raise
         # the sound's part of the command failed the whole run (no audio stream in a file whose headers we do not
         # read, a codec ffmpeg cannot decode ...): the picture alone, and the reason for the sound
-        info, jpegs = _decode(path, fps, box, quality, timeout, binary, skip_frames, None, tracks)
+        info, jpegs = _decode(path, fps, box, quality, timeout, binary, skip_frames, None, tracks, quiet_sound=True)
         info.audio = (AudioTrack(sample_rate=audio_rate) if isinstance(exc, _NoSoundStream) else
                       AudioTrack(status="failed", has_audio=True, sample_rate=audio_rate, error=str(exc)))
     if audio_rate and info.audio is None:
@@ -435,8 +435,11 @@ class _NoSoundStream(FrameError):
 
 
 def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: float, binary: str | None,
-            skip_frames: str, audio_rate: int | None, tracks: dict | None) -> tuple[VideoInfo, list[bytes]]:
-    """One run of the frame command (with the sound where audio_rate is given); FrameError if the frames fail."""
+            skip_frames: str, audio_rate: int | None, tracks: dict | None,
+            quiet_sound: bool = False) -> tuple[VideoInfo, list[bytes]]:
+    """One run of the frame command (with the sound where audio_rate is given); FrameError if the frames fail.
+    `quiet_sound`: the picture alone after the sound failed the command: what ffmpeg's stream probe logged about
+    the sound's decoder is the sound's reason (already given), not the picture's."""
     cmd = ffmpeg_command(path, fps, box, quality, binary, skip_frames, audio_rate)
     video_duration = (tracks or {}).get("vide") if EARLY_STOP else None
     # with the sound, stop early only where the MP4 header tells the sound's length (checked afterwards)
@@ -455,6 +458,9 @@ def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     if audio_rate:
         info.audio, audio_errors = _track(text, pcm, audio_rate)
         info.errors = [e for e in info.errors if e not in audio_errors]  # the sound's errors do not fail frames
+    elif quiet_sound:
+        sound_errors = audio_messages(text, parse_stream(text, 0)[0], None)[0]
+        info.errors = [e for e in info.errors if e not in sound_errors]
     if returncode != 0 and audio_rate and "Stream map '1:a:0' matches no streams" in text:
         raise _NoSoundStream("no audio stream")
     if returncode != 0:
