@@ -8,7 +8,7 @@ import re
 from dfd.errors import UsageProblem
 
 GROUPING = "identities"  # groups are connected components of the people a video involves (issue 11 item 13)
-LAYOUTS = ("auto", "dfdc", "ffpp", "csv", "unlabelled", "mixed")
+LAYOUTS = ("auto", "dfdc", "ffpp", "celebdf", "csv", "unlabelled", "mixed")
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
@@ -67,6 +67,7 @@ class PipelineConfig:
     timeout: float = 600.0
     retry_failed: bool = False
     grouping: str = GROUPING
+    split_files: tuple[str, ...] = ()  # 'SPLIT=/abs/FILE' each: official splits and test lists (pipeline.splitfiles)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -104,10 +105,12 @@ class PipelineConfig:
         return {"fps": self.fps, "size": list(self.size), "quality": self.quality}
 
     def split_settings(self) -> dict:
-        return {"seed": self.seed, "val_fraction": self.val_fraction, "grouping": self.grouping}
+        return {"seed": self.seed, "val_fraction": self.val_fraction, "grouping": self.grouping,
+                "split_files": list(self.split_files)}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["size"] = list(self.size)
         d["part"] = list(self.part)
+        d["split_files"] = list(self.split_files)
         return d

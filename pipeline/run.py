@@ -37,6 +37,11 @@ VAL_FRACTION, SEED = default(PipelineConfig, "val_fraction"), default(PipelineCo
 @click.option("--val-fraction", default=None, type=float,
               help=f"Share of labelled groups in val. [default: the dataset's own, else {VAL_FRACTION}]")
 @click.option("--seed", default=None, type=int, help=f"Split seed. [default: the dataset's own, else {SEED}]")
+@click.option("--split-file", "split_files", multiple=True, metavar="[SPLIT=]FILE",
+              help="An official split or test list whose assignment wins over the hash split; repeatable. "
+                   "FaceForensics++'s train.json / val.json / test.json (split from the name), Celeb-DF-v2's "
+                   "List_of_testing_videos.txt, a DFDC-style labels.csv (filename,label): test unless SPLIT= says. "
+                   "[default: the files of the dataset's earlier runs]")
 @click.option("--workers", default=default(PipelineConfig, "workers"), type=int, help="Parallel ffmpeg processes.")
 @click.option("--shard-size", default=SHARD_SIZE, callback=converter(parse_bytes), help="Target tar size, e.g. 300MB.")
 @click.option("--limit", default=default(PipelineConfig, "limit"), type=int,
@@ -51,8 +56,8 @@ VAL_FRACTION, SEED = default(PipelineConfig, "val_fraction"), default(PipelineCo
 @click.option("--retry-failed", is_flag=True, help="Decode videos that failed before again.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any video failed.")
 @verbose_option
-def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, workers, shard_size, limit, layout,
-         part, timeout, retry_failed, strict, verbose):
+def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, split_files, workers, shard_size, limit,
+         layout, part, timeout, retry_failed, strict, verbose):
     """Decode every video once with ffmpeg into JPEG frames in webdataset shards, split 70:30 by group.
 
     Rerunning the same command resumes: finished shards are kept, videos added since are processed alone.
@@ -66,7 +71,7 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
         raise click.BadParameter(f"{videos}: no such folder", param_hint="--videos")
     with reported("rerun the same command: it resumes where it stopped"):
         find_ffmpeg()
-        split = _split_defaults(manifests, val_fraction, seed)
+        split = _split_defaults(manifests, val_fraction, seed, split_files)
         config = PipelineConfig(videos=videos, shards=shards, manifests=manifests, fps=fps, size=size,
                                 quality=quality, workers=workers, shard_size=shard_size, limit=limit,
                                 layout=layout, part=part, timeout=timeout, retry_failed=retry_failed, **split)
@@ -80,13 +85,16 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
         sys.exit(1)
 
 
-def _split_defaults(manifests: str, val_fraction: float | None, seed: int | None) -> dict:
-    """Unset split settings follow the dataset's earlier runs (or resplit), else the config's defaults."""
+def _split_defaults(manifests: str, val_fraction: float | None, seed: int | None, split_files: tuple) -> dict:
+    """Unset split settings follow the dataset's earlier runs (or resplit), else the config's defaults; split files
+    are read here (a bad one fails before anything is written) and kept as 'SPLIT=/absolute/path'."""
     from .manifest import read_part_configs
+    from .splitfiles import normalised
 
     previous = next(iter(read_part_configs(manifests).values()), {})
     return {"val_fraction": previous.get("val_fraction", VAL_FRACTION) if val_fraction is None else val_fraction,
-            "seed": previous.get("seed", SEED) if seed is None else seed}
+            "seed": previous.get("seed", SEED) if seed is None else seed,
+            "split_files": normalised(split_files) if split_files else tuple(previous.get("split_files", ()))}
 
 
 if __name__ == "__main__":
