@@ -132,9 +132,50 @@ class Augment:
         return cls(**{name: 0.0 for name in AUGMENTS})
 
 
+SOURCE_KEYS = ("title", "url", "reported", "note")
+FACE_KEYS = ("margin", "face_size")  # the faces stage's settings a recipe may expect (pipeline.faces FaceSettings)
+
+
+def check_source(source: Any) -> dict:
+    """A recipe's `[source]` table: title and url (strings), reported = a table of figure name -> number or text
+    (the figures the source reports, e.g. `"DFDC private LB log loss" = 0.42798`), an optional note."""
+    if not isinstance(source, dict):
+        _fail("source", "must be a table with title, url and reported")
+    _check_keys(source, SOURCE_KEYS, "source.")
+    if not source:
+        return {}
+    for key in ("title", "url"):
+        if not isinstance(source.get(key), str) or not source[key].strip():
+            _fail(f"source.{key}", "missing (a non-empty string)")
+    reported = source.get("reported", {})
+    if not isinstance(reported, dict):
+        _fail("source.reported", "must be a table of figure name -> value")
+    for name, value in reported.items():
+        if not (_is_number(value) or isinstance(value, str)):
+            _fail(f"source.reported.{name}", f"must be a number or a string, got {value!r}")
+    if not isinstance(source.get("note", ""), str):
+        _fail("source.note", "must be a string")
+    return {**source, "reported": dict(reported)}
+
+
+def check_faces(faces: Any) -> dict:
+    """A recipe's `[faces]` table: the faces stage settings it was written for (margin, face_size); training warns
+    when the face shards were cropped otherwise."""
+    if not isinstance(faces, dict):
+        _fail("faces", f"must be a table with {', '.join(FACE_KEYS)}")
+    _check_keys(faces, FACE_KEYS, "faces.")
+    if "margin" in faces and not (_is_number(faces["margin"]) and 0 <= faces["margin"] <= 2):
+        _fail("faces.margin", f"must be a share of the box in [0, 2], got {faces['margin']!r}")
+    if "face_size" in faces and not (isinstance(faces["face_size"], int) and faces["face_size"] >= 16):
+        _fail("faces.face_size", f"must be an integer >= 16, got {faces['face_size']!r}")
+    return dict(faces)
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """What a recipe TOML holds: batch size, image size, augmentation probabilities and stages."""
+    """What a recipe TOML holds: batch size, image size, augmentation probabilities and stages; optionally the
+    backbone and aggregation rule it was written for, the face crops it expects, and its source with the figures
+    the source reports."""
 
     batch_size: int
     image_size: tuple[int, int]
@@ -142,9 +183,19 @@ class Recipe:
     stages: tuple[Stage, ...]
     lr_find_steps: int = 100
     input: str = "frames"  # what the recipe was written for: its image_size is for this input
+    arch: str | None = None       # the backbone the recipe names (--arch overrides); None: TrainConfig's default
+    aggregate: str | None = None  # the video rule it names (--aggregate overrides); None: TrainConfig's default
+    faces: dict = field(default_factory=dict)   # [faces]: margin, face_size the crops should have
+    source: dict = field(default_factory=dict)  # [source]: title, url, reported = {figure: value}, note
 
     def __post_init__(self) -> None:
         _check_choice("input", self.input, INPUTS)
+        if self.aggregate is not None:
+            _check_choice("aggregate", self.aggregate, AGGREGATES)
+        if self.arch is not None and not (isinstance(self.arch, str) and self.arch):
+            _fail("arch", f"must be a backbone name, got {self.arch!r}")
+        object.__setattr__(self, "faces", check_faces(self.faces))
+        object.__setattr__(self, "source", check_source(self.source))
         if isinstance(self.lr_find_steps, bool) or not isinstance(self.lr_find_steps, int) or self.lr_find_steps < 2:
             _fail("lr_find_steps", f"must be an integer >= 2, got {self.lr_find_steps!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -161,7 +212,8 @@ def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
 
 def recipe_from_dict(data: dict) -> Recipe:
     """Validate a parsed TOML document and build a Recipe; errors name the offending field."""
-    _check_keys(data, ("batch_size", "image_size", "lr_find_steps", "input", "augment", "stage"), "")
+    _check_keys(data, ("batch_size", "image_size", "lr_find_steps", "input", "arch", "aggregate", "augment",
+                       "stage", "faces", "source"), "")
     for key in ("batch_size", "image_size", "stage"):
         if key not in data:
             _fail(key, "missing")
@@ -185,7 +237,8 @@ def recipe_from_dict(data: dict) -> Recipe:
     aug = Augment(**augment)
     return Recipe(batch_size=data["batch_size"], image_size=parse_image_size(data["image_size"]),
                   augment=aug, stages=tuple(stages), lr_find_steps=data.get("lr_find_steps", 100),
-                  input=data.get("input", "frames"))
+                  input=data.get("input", "frames"), arch=data.get("arch"), aggregate=data.get("aggregate"),
+                  faces=data.get("faces", {}), source=data.get("source", {}))
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
@@ -284,6 +337,11 @@ class TrainConfig:
         unless image_size says otherwise."""
         base = load_recipe(recipe)
         input = input or base.input
+        for key in ("arch", "aggregate"):  # the command line's, else the recipe's, else the field's default
+            if fields.get(key) is None:
+                fields.pop(key, None)
+                if getattr(base, key) is not None:
+                    fields[key] = getattr(base, key)
         changes: dict = {}
         if image_size is not None:
             changes["image_size"] = parse_image_size(image_size, "--image-size")
@@ -312,7 +370,9 @@ class TrainConfig:
         try:
             recipe = Recipe(batch_size=rec["batch_size"], image_size=tuple(rec["image_size"]),
                             augment=Augment(**rec["augment"]), stages=tuple(Stage(**s) for s in rec["stages"]),
-                            lr_find_steps=rec.get("lr_find_steps", 100), input=rec.get("input", "frames"))
+                            lr_find_steps=rec.get("lr_find_steps", 100), input=rec.get("input", "frames"),
+                            arch=rec.get("arch"), aggregate=rec.get("aggregate"), faces=rec.get("faces") or {},
+                            source=rec.get("source") or {})
         except (KeyError, TypeError) as err:
             raise RecipeError(f"config: the saved recipe is incomplete ({err})") from None
         try:

@@ -32,7 +32,7 @@ def default_workers() -> int:
 @click.option("--manifests", type=click.Path(path_type=Path), help="Folder with dataset.json [default: SHARDS/../manifests].")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder [default: runs/DATE-TIME].")
 @click.option("--recipe", default="seed", help="Built-in recipe name (seed, demo) or a TOML file.")
-@click.option("--arch", default=d("arch"),
+@click.option("--arch", default=None, show_default=f"the recipe's, else {d('arch')}",
               help=f"Backbone: {', '.join(ARCHS)} (torchvision) or any timm model name, e.g. efficientnet_b4, "
                    "tf_efficientnet_b7, xception41, convnext_tiny.")
 @click.option("--weights", default=d("weights"), help="imagenet | none | PATH (state dict or checkpoint).")
@@ -41,7 +41,8 @@ def default_workers() -> int:
 @click.option("--fake-faces", type=click.Choice(FAKE_FACES), default=d("fake_faces"),
               help="--input faces: manipulated drops from training the faces of fake videos that the faces stage "
                    "found untouched (manipulated false; unknown is kept); all keeps every face.")
-@click.option("--aggregate", type=click.Choice(AGGREGATES), default=d("aggregate"),
+@click.option("--aggregate", type=click.Choice(AGGREGATES), default=None,
+              show_default=f"the recipe's, else {d('aggregate')}",
               help="A video's score from its frames' or faces' P(fake): mean, median, or confident (the DFDC "
                    "winner's rule: the mean of the confidently fake items when there are enough of them).")
 @click.option("--image-size", help="Model input WIDTHxHEIGHT, as the pipeline's --size (e.g. 1280x720), or N for "
