@@ -29,12 +29,13 @@ def merge(manifests: Path, expect_parts: int | None = None,
     configs = manifest.read_part_configs(manifests)
     if not configs:
         raise MergeError(f"{manifests}: no part configs found (run pipeline.run --part K/N first)")
-    keys = ("fps", "size", "quality", "seed", "val_fraction", "grouping")
+    keys = ("fps", "size", "quality", "seed", "val_fraction", "grouping", "split_files")
     first_name, first = next(iter(configs.items()))
+    value = lambda cfg, key: cfg.get(key, [] if key == "split_files" else None)  # noqa: E731 (older parts: none)
     for name, cfg in configs.items():
         for key in keys:
-            if cfg.get(key) != first.get(key):
-                raise MergeError(f"{name} has {key}={cfg.get(key)} but {first_name} has {first.get(key)}")
+            if value(cfg, key) != value(first, key):
+                raise MergeError(f"{name} has {key}={value(cfg, key)} but {first_name} has {value(first, key)}")
     parts = {tuple(c["part"]) for c in configs.values()}
     n = expect_parts or max(p[1] for p in parts)
     missing = sorted({(k, n) for k in range(1, n + 1)} - parts)

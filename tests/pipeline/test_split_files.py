@@ -3,6 +3,7 @@ discovery knows Celeb-DF-v2 and FaceForensics++'s DeepFakeDetection folders."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -112,8 +113,6 @@ def test_a_rerun_keeps_the_split_files_and_refuses_others(ffpp_run, tmp_path):
 
 
 def test_resplit_applies_a_split_file_without_decoding(ffpp_run, tmp_path):
-    import shutil
-
     tree, files, out, _ = ffpp_run
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
@@ -172,3 +171,23 @@ def test_dfdc_style_labels_csv_labels_a_test_folder(tmp_path):
     layout, found = discover(videos / "test_videos")
     assert layout == "csv" and {v.video_id: v.label for v in found if v.error is None} == {"aaaa": "fake",
                                                                                            "bbbb": "real"}
+
+
+def test_parts_with_the_same_split_files_merge_and_others_are_refused(ffpp_run, tmp_path):
+    tree, files, _, _ = ffpp_run
+    out = tmp_path / "parts"
+    specs = [a for f in files.values() for a in ("--split-file", str(f))]
+    for part in ("1/2", "2/2"):
+        run_module("pipeline.run", *pipeline_argv(tree, out, "--size", "64x36", "--part", part, *specs))
+    run_module("pipeline.merge", "--manifests", out / "manifests", "--parts", "2")
+    split = {v["video_id"]: v["split"] for v in read_manifest(out / "manifests")["videos"]}
+    assert split["ffpp-youtube-c23-953"] == split["ffpp-Deepfakes-c23-974_953"] == "test"
+    assert split["ffpp-youtube-c23-720"] == "val" and split["ffpp-youtube-c23-071"] == "train"
+    # part 2 on another machine without the files (its own folders, copied over afterwards): merge refuses
+    other, elsewhere = tmp_path / "other", tmp_path / "elsewhere"
+    run_module("pipeline.run", *pipeline_argv(tree, other, "--size", "64x36", "--part", "1/2", *specs))
+    run_module("pipeline.run", *pipeline_argv(tree, elsewhere, "--size", "64x36", "--part", "2/2"))
+    shutil.copytree(elsewhere / "shards", other / "shards", dirs_exist_ok=True)
+    shutil.copytree(elsewhere / "manifests" / "parts", other / "manifests" / "parts", dirs_exist_ok=True)
+    refused = run_module("pipeline.merge", "--manifests", other / "manifests", "--parts", "2", check=False)
+    assert refused.returncode != 0 and "split_files" in refused.stderr
