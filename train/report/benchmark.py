@@ -4,7 +4,9 @@ column per test set, frame AUC and video AUC, and their average over the test se
 Each (checkpoint, test set) is one `train.report.evaluation.evaluate` call (so every number comes from
 train.score.metrics, as evaluate, explain and training report them); its predictions, ROC and metrics stay in
 OUT/cells/DETECTOR/TEST/. `benchmark.json` holds the detail and nothing that changes between two runs of the same
-checkpoints on the same shards (no times, no output paths): the same inputs give the same bytes.
+checkpoints on the same shards (no times, no output paths): the same command gives the same bytes. (Another
+--workers or --batch-size changes which frames share a batch, and CPU convolutions then differ in the last digits,
+~1e-9 in a log loss, as measured; the AUCs did not move.)
 
 benchmark.json:
     {"version": 1, "columns": [TEST, ...],
