@@ -20,6 +20,7 @@ COMMANDS = {
     "explain": ("train.explain", "Val predictions, top losses, Grad-CAM and the report of a run."),
     "evaluate": ("train.evaluate", "Metrics of a checkpoint or an ensemble on a sharded split."),
     "predict": ("train.predict", "Score videos or a sharded split; writes a Kaggle submission."),
+    "benchmark": ("train.benchmark", "Every checkpoint on every test set: the cross-dataset AUC table."),
     "compare": ("train.compare", "One page comparing runs: metrics, losses, ROC curves."),
     "export": ("train.export", "Package a checkpoint: safetensors weights, config.json, a model card."),
     "check": ("train.check", "One verdict per video, with a page that shows why."),

@@ -8,7 +8,7 @@ import re
 from dfd.errors import UsageProblem
 
 GROUPING = "identities"  # groups are connected components of the people a video involves (issue 11 item 13)
-LAYOUTS = ("auto", "dfdc", "ffpp", "csv", "unlabelled", "mixed")
+LAYOUTS = ("auto", "dfdc", "ffpp", "celebdf", "csv", "unlabelled", "mixed")
 # Which frames the decoder may skip: "noref" drops frames nothing refers to (ffmpeg -skip_frame noref; a kept second
 # then starts at its first decoded frame, a frame or so later where the first is a B-frame), "none" decodes them all.
 SKIP_FRAMES = ("noref", "none")
@@ -76,6 +76,7 @@ class PipelineConfig:
     allow_outside_paths: bool = False  # labels.csv / metadata.json may name files outside --videos
     audio: bool = True               # keep each video's sound (mono WAV) in SHARDS/audio/, from the same ffmpeg run
     audio_rate: int = 16000          # Hz; speech detectors and the bispectral features work at 16 kHz
+    split_files: tuple[str, ...] = ()  # 'SPLIT=/abs/FILE' each: official splits and test lists (pipeline.splitfiles)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -122,10 +123,12 @@ class PipelineConfig:
         return {"audio": self.audio, "audio_rate": self.audio_rate if self.audio else None}
 
     def split_settings(self) -> dict:
-        return {"seed": self.seed, "val_fraction": self.val_fraction, "grouping": self.grouping}
+        return {"seed": self.seed, "val_fraction": self.val_fraction, "grouping": self.grouping,
+                "split_files": list(self.split_files)}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["size"] = list(self.size)
         d["part"] = list(self.part)
+        d["split_files"] = list(self.split_files)
         return d

@@ -159,10 +159,19 @@ def _unlabelled(root: Path, path: Path, source: str) -> Video:
     return Video(vid, str(path), None, None, vid, source)
 
 
+FFPP_DIRS = ("original_sequences", "manipulated_sequences")
+# The DeepFakeDetection (Google/Jigsaw) part as often shared on its own, flat: originals of the actors and their fakes
+DFD_DIRS = {"DFD_original sequences": "original_sequences", "DFD_original_sequences": "original_sequences",
+            "DFD_manipulated_sequences": "manipulated_sequences"}
+COMPRESSIONS = ("raw", "c23", "c40")
+
+
 def discover_ffpp(root: Path, allow_outside: bool = False) -> list[Video]:
-    """FaceForensics++: original_sequences/<src>/<comp>/videos are real, manipulated_sequences/<method>/... fake."""
+    """FaceForensics++: original_sequences/<src>/<comp>/videos are real, manipulated_sequences/<method>/... fake;
+    the DeepFakeDetection folders `DFD_original sequences/` (actors) and `DFD_manipulated_sequences/` too, flat or
+    not (compression from a raw/c23/c40 folder in the path, else c23, the form they are shared in)."""
     videos: list[Video] = []
-    for kind in ("original_sequences", "manipulated_sequences"):
+    for kind in FFPP_DIRS:
         base = root / kind
         if not base.is_dir():
             continue
@@ -173,6 +182,13 @@ def discover_ffpp(root: Path, allow_outside: bool = False) -> list[Video]:
             for name in files:
                 if _is_video(name):
                     videos.append(_ffpp_video(folder / name, kind, rel[0], rel[1]))
+    for name, kind in DFD_DIRS.items():
+        if (root / name).is_dir():
+            family = "actors" if kind == "original_sequences" else "DeepFakeDetection"
+            for folder, files in _walk(root / name):
+                rel = folder.relative_to(root / name).parts
+                compression = next((p for p in rel if p in COMPRESSIONS), "c23")
+                videos += [_ffpp_video(folder / f, kind, family, compression) for f in files if _is_video(f)]
     return videos
 
 
@@ -194,10 +210,42 @@ def _ffpp_video(path: Path, kind: str, family: str, compression: str) -> Video:
     return Video(vid, str(path), "fake", original, group, f"ffpp/{family}")
 
 
+CELEBDF_DIRS = ("Celeb-real", "YouTube-real", "Celeb-synthesis")
+
+
+def discover_celebdf(root: Path, allow_outside: bool = False) -> list[Video]:
+    """Celeb-DF (v1, v2): Celeb-real/idA_NNNN and YouTube-real/NNNNN are real, Celeb-synthesis/idA_idB_NNNN fake
+    (idA's video NNNN with idB's face, original Celeb-real/idA_NNNN). Groups by identity: a celebrity's real and
+    fake videos join idA (and idB through identities()); a YouTube video is its own group."""
+    videos: list[Video] = []
+    for family in CELEBDF_DIRS:
+        for folder, files in _walk(root / family) if (root / family).is_dir() else ():
+            videos += [_celebdf_video(folder / f, family) for f in files if _is_video(f)]
+    return videos
+
+
+def _celebdf_video(path: Path, family: str) -> Video:
+    stem = path.stem
+    source = f"celebdf/{family}"
+    if family == "YouTube-real":
+        vid = safe_id(f"celebdf-yt-{stem}")
+        return Video(vid, str(path), "real", None, vid, source)
+    vid = safe_id(f"celebdf-{stem}")
+    ids = stem.split("_")
+    group = safe_id(f"celebdf-{ids[0]}")
+    if family == "Celeb-real":
+        return Video(vid, str(path), "real", None, group, source)
+    original = safe_id(f"celebdf-{ids[0]}_{ids[-1]}") if len(ids) >= 3 else None
+    return Video(vid, str(path), "fake", original, group, source)
+
+
 def identities(source: str, label: str | None, path: str, group: str) -> tuple[str, ...]:
     """Every person id a video involves, the first being its own group before linking: a FaceForensics++ fake
-    `TTT_SSS` (or DeepFakeDetection `TT_SS__scene__hash`) involves its target TTT and its source SSS; other
-    videos only their group (DFDC and labels.csv give only `original`)."""
+    `TTT_SSS` (or DeepFakeDetection `TT_SS__scene__hash`) involves its target TTT and its source SSS, a Celeb-DF
+    fake `idA_idB_NNNN` idA and idB; other videos only their group (DFDC and labels.csv give only `original`)."""
+    if source == "celebdf/Celeb-synthesis":
+        ids = Path(path).stem.split("_")
+        return (group, *(safe_id(f"celebdf-{i}") for i in ids[1:-1]))
     if not source.startswith("ffpp/"):
         return (group,)
     family, stem = source.split("/", 1)[1], Path(path).stem
@@ -236,15 +284,19 @@ def link_groups(id_lists: list[tuple[str, ...]]) -> list[str]:
 
 
 def discover_csv(root: Path, allow_outside: bool = False) -> list[Video]:
-    """labels.csv with columns path,label[,original]; paths relative to the csv's folder."""
+    """labels.csv with columns path,label[,original] (or DFDC's test labels, filename,label with 1 = fake); paths
+    relative to the csv's folder."""
     csv_path = root / "labels.csv"
     videos: list[Video] = []
     with open(csv_path, newline="") as fh:
         reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise DiscoveryError(f"{csv_path}: needs the columns path,label[,original], got {reader.fieldnames}")
+        fields = set(reader.fieldnames or ())
+        column = "path" if "path" in fields else "filename"
+        if not {column, "label"} <= fields:
+            raise DiscoveryError(f"{csv_path}: needs the columns path,label[,original] (or filename,label), got "
+                                 f"{reader.fieldnames}")
         for line, row in enumerate(reader, start=2):
-            rel = (row.get("path") or "").strip()
+            rel = (row.get(column) or "").strip()
             path = inside(root, rel, f"{csv_path} line {line}", allow_outside) if rel else root
             vid = safe_id(str(Path(rel).with_suffix("")))
             label, error = _label(row.get("label"), f"{csv_path} line {line}")
@@ -264,22 +316,27 @@ def discover_unlabelled(root: Path, allow_outside: bool = False) -> list[Video]:
 
 
 LAYOUT_FUNCS: dict[str, Callable[[Path, bool], list[Video]]] = {
-    "dfdc": discover_dfdc, "ffpp": discover_ffpp, "csv": discover_csv, "unlabelled": discover_unlabelled,
+    "dfdc": discover_dfdc, "ffpp": discover_ffpp, "celebdf": discover_celebdf, "csv": discover_csv,
+    "unlabelled": discover_unlabelled,
 }
 
 
 def find_datasets(root: Path) -> list[tuple[str, Path]]:
     """Every dataset tree under root, as (layout, folder): a folder with labels.csv (csv), one holding
-    original_sequences/ or manipulated_sequences/ (ffpp; not searched further), a folder with metadata.json (a
-    DFDC part). Videos outside all of them are unlabelled."""
+    original_sequences/ or manipulated_sequences/ or the DeepFakeDetection folders (ffpp; not searched further),
+    one holding Celeb-real/, YouTube-real/ or Celeb-synthesis/ (celebdf; not searched further), a folder with
+    metadata.json (a DFDC part). Videos outside all of them are unlabelled."""
     found = []
     for dirpath, dirnames, filenames in _tree(root):
         folder = Path(dirpath)
         if "labels.csv" in filenames:
             found.append(("csv", folder))
             dirnames[:] = []
-        elif {"original_sequences", "manipulated_sequences"} & set(dirnames):
+        elif {*FFPP_DIRS, *DFD_DIRS} & set(dirnames):
             found.append(("ffpp", folder))
+            dirnames[:] = []
+        elif set(CELEBDF_DIRS) & set(dirnames):
+            found.append(("celebdf", folder))
             dirnames[:] = []
         elif "metadata.json" in filenames:
             found.append(("dfdc", folder))
@@ -308,8 +365,8 @@ def discover_mixed(root: Path, allow_outside: bool = False) -> list[Video]:
     videos: list[Video] = []
     counts: collections.Counter = collections.Counter()
     for layout, folder in found:
-        if layout == "ffpp":
-            part = discover_ffpp(folder)
+        if layout in ("ffpp", "celebdf"):
+            part = LAYOUT_FUNCS[layout](folder)
         elif layout == "csv":
             prefix = safe_id(str(folder.relative_to(root))) if folder != root else ""
             part = [_prefixed(v, prefix) for v in discover_csv(folder, allow_outside)]

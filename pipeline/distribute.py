@@ -24,7 +24,8 @@ from .discover import Video, discover, identities
 from .ffmpeg import ffmpeg_version, find_ffmpeg
 from .frames import ffmpeg_command
 from .shards import AUDIO_DIR, ShardWriter, Staged, parse_shard_name, read_staged, remove_staged, write_staged
-from .split import assign_split, fraction_warning, part_of
+from . import splitfiles
+from .split import fraction_warning, part_of
 from .worker import Job, base_row, process_video, source_stat
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,12 @@ def plan(config: PipelineConfig) -> Plan:
         raise PlanError(f"{config.videos}: no videos found (layout {layout})")
     _check_previous(config, videos)
     k, n = config.part
-    pairs = [(v, assign_split(v.label, v.group, config.seed, config.val_fraction)) for v in videos
-             if n == 1 or part_of(v.group, n) == k]
+    files = splitfiles.read_split_files(config.split_files)
+    everywhere = splitfiles.apply(files, videos, config.seed, config.val_fraction)
+    pairs = [(v, split) for v, split in everywhere if n == 1 or part_of(v.group, n) == k]
     selected = pairs[: config.limit] if config.limit else pairs
-    everywhere = [(v.label, assign_split(v.label, v.group, config.seed, config.val_fraction)) for v in videos
-                  if v.error is None]
-    if (warning := fraction_warning(everywhere, config.val_fraction)) is not None:
+    hashed = [(v.label, split) for v, split in everywhere if v.error is None and not files]
+    if (warning := fraction_warning(hashed, config.val_fraction)) is not None:
         log.warning(warning)
     return Plan(config, layout, pairs, selected)
 
@@ -77,7 +78,7 @@ def _check_previous(config: PipelineConfig, videos: list[Video]) -> None:
                                 f"for {value}: pass {'--audio' if previous.get('audio') else '--no-audio'} "
                                 "to match it, or use new folders")
         for key, value in config.split_settings().items():
-            if previous.get(key) != value:
+            if previous.get(key, [] if key == "split_files" else None) != value:
                 raise PlanError(f"{config.manifests} was split with {key}={previous.get(key)}; this run asks "
                                 f"for {value}: pass the same value, or change it with `python -m pipeline.resplit`")
 

@@ -26,7 +26,7 @@ def recover(shards: Path, manifests: Path, interrupted: bool = True) -> None:
         if interrupted:
             log.warning("finishing an interrupted resplit")
         _remove_shards(shards, manifests, journal["old"])
-        _update_configs(manifests, journal["seed"], journal["val_fraction"])
+        _update_configs(manifests, journal["seed"], journal["val_fraction"], journal.get("split_files", []))
     else:
         log.warning("undoing an interrupted resplit")
         _remove_shards(shards, manifests, journal["new"])
@@ -44,7 +44,7 @@ def _remove_shards(shards: Path, manifests: Path, names: list[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _update_configs(manifests: Path, seed: int, val_fraction: float) -> None:
+def _update_configs(manifests: Path, seed: int, val_fraction: float, split_files: list) -> None:
     for name, cfg in manifest.read_part_configs(manifests).items():
-        cfg.update(seed=seed, val_fraction=val_fraction, grouping=GROUPING)
+        cfg.update(seed=seed, val_fraction=val_fraction, grouping=GROUPING, split_files=split_files)
         write_bytes(manifest.parts_dir(manifests) / name, json.dumps(cfg, indent=2).encode(), durable=True)

@@ -228,8 +228,10 @@ def _summary(videos: pa.Table, shard_stats: list[dict], extra: dict) -> dict:
     n_frames: collections.Counter = collections.Counter()
     for s in shard_stats:
         n_frames[(s["split"], s["label"])] += s["frames"]
-    labelled_v = {sp: sum(n for (s, lab), n in n_videos.items() if s == sp) for sp in ("train", "val")}
-    labelled_f = {sp: sum(n for (s, lab), n in n_frames.items() if s == sp) for sp in ("train", "val")}
+    labelled = ("train", "val", *(["test"] if any(s == "test" and lab != "unlabelled" for s, lab in n_videos)
+                                  else []))
+    labelled_v = {sp: sum(n for (s, lab), n in n_videos.items() if s == sp and lab != "unlabelled") for sp in labelled}
+    labelled_f = {sp: sum(n for (s, lab), n in n_frames.items() if s == sp and lab != "unlabelled") for sp in labelled}
     return {
         "version": 1,
         "videos": _nested(n_videos),

@@ -29,13 +29,16 @@ def merge(manifests: Path, expect_parts: int | None = None,
     configs = manifest.read_part_configs(manifests)
     if not configs:
         raise MergeError(f"{manifests}: no part configs found (run pipeline.run --part K/N first)")
-    keys = ("fps", "size", "quality", "skip_frames", "seed", "val_fraction", "grouping", "audio", "audio_rate")
+    keys = ("fps", "size", "quality", "skip_frames", "seed", "val_fraction", "grouping", "audio", "audio_rate",
+            "split_files")
     configs = {name: {**SETTINGS_BEFORE, **cfg} for name, cfg in configs.items()}
     first_name, first = next(iter(configs.items()))
+    older = {"split_files": [], "audio": False}  # what a part written before a setting existed meant
+    value = lambda cfg, key: cfg.get(key, older.get(key))  # noqa: E731
     for name, cfg in configs.items():
         for key in keys:
-            if cfg.get(key, False if key == "audio" else None) != first.get(key, False if key == "audio" else None):
-                raise MergeError(f"{name} has {key}={cfg.get(key)} but {first_name} has {first.get(key)}")
+            if value(cfg, key) != value(first, key):
+                raise MergeError(f"{name} has {key}={value(cfg, key)} but {first_name} has {value(first, key)}")
     parts = {tuple(c["part"]) for c in configs.values()}
     n = expect_parts or max(p[1] for p in parts)
     missing = sorted({(k, n) for k in range(1, n + 1)} - parts)

@@ -5,7 +5,7 @@ import json
 import logging
 import zlib
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import click
 import pyarrow.parquet as pq
@@ -17,11 +17,12 @@ from dfd.files import write_bytes
 from . import manifest
 from .config import ConfigError, PipelineConfig
 from .dataset import read_arrow, read_members
-from .discover import identities, link_groups
+from . import splitfiles
+from .discover import Video, identities, link_groups
 from .journal import JOURNAL, recover
 from .manifest import SectionBuilder, lock
 from .shards import ShardWriter, Staged, member, parse_shard_name
-from .split import assign_split, fraction_warning
+from .split import fraction_warning
 from .stages import SECTIONS
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,26 @@ def _regroup(rows: list[dict]) -> None:
         r["_old_group"], r["group"] = r["group"], g
 
 
+def _new_splits(rows: list[dict], files: Sequence[str], seed: int, val_fraction: float) -> dict[str, str]:
+    """video id -> its split now: the split files' where they place it (pipeline.splitfiles), else the hash split.
+    A label a file gives an unlabelled video is not applied here (its frames would change shards of label too):
+    rerun pipeline.run with the file for that."""
+    videos = [Video(r["video_id"], r["path"] or "", r["label"], r.get("original"), r["group"] or r["video_id"],
+                    r["source"] or "") for r in rows]
+    parsed = splitfiles.read_split_files(files)
+    pairs = splitfiles.apply(parsed, videos, seed, val_fraction)
+    return {v.video_id: split if row["label"] is not None else "test" for (v, split), row in zip(pairs, rows)}
+
+
 def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float,
-            sections: Mapping[str, SectionBuilder] = SECTIONS) -> dict:
+            sections: Mapping[str, SectionBuilder] = SECTIONS, split_files: Sequence[str] = ()) -> dict:
     """Move videos whose split changes into new shards; untouched shards stay as they are (the later stages'
-    `sections` of dataset.json are rebuilt for the shards there are then)."""
+    `sections` of dataset.json are rebuilt for the shards there are then). `split_files` ('[SPLIT=]FILE' each)
+    win over the hash split, as in pipeline.run."""
     shards, manifests = Path(shards), Path(manifests)
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"val fraction must be in [0, 1), got {val_fraction}")
+    split_files = splitfiles.normalised(split_files)
     recover(shards, manifests)
     finished = manifest.finished_shards(manifests)
     if not finished:
@@ -54,17 +68,20 @@ def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float,
     folder = manifest.parts_dir(manifests)
     tables = {name: pq.read_table(folder / f"{name[:-4]}.videos.parquet").to_pylist() for name in finished}
     failed = {p: pq.read_table(p).to_pylist() for p in sorted(folder.glob("failed*.videos.parquet"))}
-    _regroup([v for rows in [*tables.values(), *failed.values()] for v in rows])
+    every = [v for rows in [*tables.values(), *failed.values()] for v in rows]
+    _regroup(every)
+    split_of = _new_splits(every, split_files, seed, val_fraction)
     affected = {}
     for name, videos in tables.items():
-        new = [assign_split(v["label"], v["group"], seed, val_fraction) for v in videos]
+        new = [split_of[v["video_id"]] for v in videos]
         if any(n != v["split"] for n, v in zip(new, videos)):
             affected[name] = (videos, new)
         elif any(v["group"] != v.pop("_old_group") for v in videos):  # same split, group renamed: rows only
             manifest.write_videos_fragment(manifests, name, videos)
         for v in videos:
             v.pop("_old_group", None)
-    journal = {"phase": "writing", "old": sorted(affected), "new": [], "seed": seed, "val_fraction": val_fraction}
+    journal = {"phase": "writing", "old": sorted(affected), "new": [], "seed": seed, "val_fraction": val_fraction,
+               "split_files": list(split_files)}
     journal_path = folder / JOURNAL
     write_bytes(journal_path, json.dumps(journal).encode(), durable=True)
     moved = _repack(shards, manifests, affected, finished, journal, journal_path)
@@ -74,7 +91,7 @@ def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float,
     for failed, rows in failed.items():
         for r in rows:
             r.pop("_old_group", None)
-            r["split"] = assign_split(r["label"], r["group"] or r["video_id"], seed, val_fraction)
+            r["split"] = split_of[r["video_id"]]
         manifest.write_failures(manifests, failed.name[len("failed-"):-len(".videos.parquet")]
                                 if failed.name.startswith("failed-") else "", rows)
     configs = manifest.read_part_configs(manifests)
@@ -84,7 +101,7 @@ def resplit(shards: Path, manifests: Path, seed: int, val_fraction: float,
              summary["split_ratio"]["videos"])
     done = read_arrow(manifests, "videos", ["label", "split", "status"]).to_pylist()
     pairs = [(v["label"], v["split"]) for v in done if v["status"] == "done"]
-    if (warning := fraction_warning(pairs, val_fraction)) is not None:
+    if not split_files and (warning := fraction_warning(pairs, val_fraction)) is not None:
         log.warning(warning)
     return {"moved": moved, "repacked": len(affected), "summary": summary}
 
@@ -171,13 +188,16 @@ def _video_members(fh, video: dict, split: str, frames: list[dict]) -> tuple[dic
 @click.option("--val-fraction", default=default(PipelineConfig, "val_fraction"), type=float,
               help="New share of labelled groups in val.")
 @click.option("--seed", default=default(PipelineConfig, "seed"), type=int, help="New split seed.")
+@click.option("--split-file", "split_files", multiple=True, metavar="[SPLIT=]FILE",
+              help="An official split or test list that wins over the hash split, as pipeline.run's; repeatable. "
+                   "Without it the split is the hash split alone (earlier split files are dropped).")
 @verbose_option
-def main(shards, manifests, val_fraction, seed, verbose):
+def main(shards, manifests, val_fraction, seed, split_files, verbose):
     """Re-split a sharded dataset by group without decoding any video: moved videos are re-packed."""
     setup_logging(verbose)
     with reported("rerun the same command: the interrupted resplit is undone first"):
         with lock(Path(manifests), "resplit"):
-            resplit(Path(shards), Path(manifests), seed, val_fraction)
+            resplit(Path(shards), Path(manifests), seed, val_fraction, split_files=split_files)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,11 @@ SKIP = default(PipelineConfig, "skip_frames")
 @click.option("--val-fraction", default=None, type=float,
               help=f"Share of labelled groups in val. [default: the dataset's own, else {VAL_FRACTION}]")
 @click.option("--seed", default=None, type=int, help=f"Split seed. [default: the dataset's own, else {SEED}]")
+@click.option("--split-file", "split_files", multiple=True, metavar="[SPLIT=]FILE",
+              help="An official split or test list whose assignment wins over the hash split; repeatable. "
+                   "FaceForensics++'s train.json / val.json / test.json (split from the name), Celeb-DF-v2's "
+                   "List_of_testing_videos.txt, a DFDC-style labels.csv (filename,label): test unless SPLIT= says. "
+                   "[default: the files of the dataset's earlier runs]")
 @click.option("--workers", default=default(PipelineConfig, "workers"), type=int, help="Parallel ffmpeg processes.")
 @click.option("--shard-size", default=SHARD_SIZE, callback=converter(parse_bytes), help="Target tar size, e.g. 300MB.")
 @click.option("--limit", default=default(PipelineConfig, "limit"), type=int,
@@ -63,8 +68,8 @@ SKIP = default(PipelineConfig, "skip_frames")
 @click.option("--allow-outside-paths", is_flag=True,
               help="Accept labels.csv / metadata.json entries naming files outside --videos (refused by default).")
 @verbose_option
-def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, workers, shard_size, limit, layout,
-         part, timeout, skip_frames, audio, audio_rate, retry_failed, strict, allow_outside_paths, verbose):
+def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, split_files, workers, shard_size, limit,
+         layout, part, timeout, skip_frames, audio, audio_rate, retry_failed, strict, allow_outside_paths, verbose):
     """Decode every video once with ffmpeg into JPEG frames in webdataset shards, split 70:30 by group.
 
     Rerunning the same command resumes: finished shards are kept, videos added since are processed alone.
@@ -78,7 +83,7 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
         raise click.BadParameter(f"{videos}: no such folder", param_hint="--videos")
     with reported("rerun the same command: it resumes where it stopped"):
         find_ffmpeg()
-        split = _split_defaults(manifests, val_fraction, seed, skip_frames)
+        split = _split_defaults(manifests, val_fraction, seed, skip_frames, split_files)
         config = PipelineConfig(videos=videos, shards=shards, manifests=manifests, fps=fps, size=size,
                                 quality=quality, workers=workers, shard_size=shard_size, limit=limit,
                                 layout=layout, part=part, timeout=timeout, retry_failed=retry_failed, audio=audio,
@@ -93,16 +98,20 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, work
         sys.exit(1)
 
 
-def _split_defaults(manifests: str, val_fraction: float | None, seed: int | None, skip_frames: str | None) -> dict:
+def _split_defaults(manifests: str, val_fraction: float | None, seed: int | None, skip_frames: str | None,
+                    split_files: tuple) -> dict:
     """Unset split settings and --skip-frames follow the dataset's earlier runs (or resplit; a dataset made before
-    --skip-frames existed decoded every frame), else the config's defaults."""
+    --skip-frames existed decoded every frame), else the config's defaults; split files are read here (a bad one
+    fails before anything is written) and kept as 'SPLIT=/absolute/path'."""
     from .manifest import read_part_configs
+    from .splitfiles import normalised
 
     previous = next(iter(read_part_configs(manifests).values()), None)
     skip = ({**SETTINGS_BEFORE, **previous}["skip_frames"] if previous else SKIP) if skip_frames is None else skip_frames
     previous = previous or {}
     return {"val_fraction": previous.get("val_fraction", VAL_FRACTION) if val_fraction is None else val_fraction,
-            "seed": previous.get("seed", SEED) if seed is None else seed, "skip_frames": skip}
+            "seed": previous.get("seed", SEED) if seed is None else seed, "skip_frames": skip,
+            "split_files": normalised(split_files) if split_files else tuple(previous.get("split_files", ()))}
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ TOLERANCE = 0.05
 
 
 def fraction_warning(labels_and_splits, requested: float) -> str | None:
-    """A warning when the achieved share of labelled videos in val is off the requested one by more than
+    """A warning when the achieved share of labelled train+val videos in val is off the requested one by more than
     TOLERANCE (few groups: the hash split is only right on average), else None."""
-    splits = [split for label, split in labels_and_splits if label is not None]
+    splits = [split for label, split in labels_and_splits if label is not None and split in ("train", "val")]
     if not splits:
         return None
     achieved = splits.count("val") / len(splits)

@@ -15,11 +15,13 @@ from train.report.compare import compare, markdown_table
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("compare.html"),
               help="The HTML page to write.")
 @click.option("--markdown", is_flag=True, help="Also print the table as markdown.")
-def main(runs, out, markdown) -> None:
+@click.option("--benchmark", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A benchmark.json of train.benchmark: its cross-dataset table goes on the page too.")
+def main(runs, out, markdown, benchmark) -> None:
     """Put runs of train.run side by side in one self-contained HTML page (table, loss curves, ROC curves)."""
     setup_logging()
     with reported():
-        path, loaded = compare(runs, out)
+        path, loaded = compare(runs, out, benchmark)
     if markdown:
         click.echo(markdown_table(loaded), nl=False)
     click.echo(f"comparison of {len(loaded)} runs: {path}")

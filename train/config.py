@@ -31,7 +31,7 @@ TUNES = ("full", "frozen", "norm")    # full: the stages' freeze state; frozen: 
 SAMPLE_BY = ("uniform", "loss")       # loss: faces or frames drawn by their last epoch's loss (train.data.sampling)
 SYNTHETIC_FAKES = ("sbi",)            # self-blended fakes from real faces (train.augment.sbi)
 # A recipe's [train] table: TrainConfig defaults a recipe may set (the command line's value wins)
-RECIPE_TRAIN_KEYS = ("arch", "synthetic_fakes", "synthetic_share", "real_only", "tune", "sample_by")
+RECIPE_TRAIN_KEYS = ("arch", "aggregate", "synthetic_fakes", "synthetic_share", "real_only", "tune", "sample_by")
 AUGMENTS = ("blur", "median_blur", "hflip", "hsv", "crop_pad", "rotate", "zoom", "brightness", "contrast", "jpeg")
 
 
@@ -137,9 +137,50 @@ class Augment:
         return cls(**{name: 0.0 for name in AUGMENTS})
 
 
+SOURCE_KEYS = ("title", "url", "reported", "note")
+FACE_KEYS = ("margin", "face_size")  # the faces stage's settings a recipe may expect (pipeline.faces FaceSettings)
+
+
+def check_source(source: Any) -> dict:
+    """A recipe's `[source]` table: title and url (strings), reported = a table of figure name -> number or text
+    (the figures the source reports, e.g. `"DFDC private LB log loss" = 0.42798`), an optional note."""
+    if not isinstance(source, dict):
+        _fail("source", "must be a table with title, url and reported")
+    _check_keys(source, SOURCE_KEYS, "source.")
+    if not source:
+        return {}
+    for key in ("title", "url"):
+        if not isinstance(source.get(key), str) or not source[key].strip():
+            _fail(f"source.{key}", "missing (a non-empty string)")
+    reported = source.get("reported", {})
+    if not isinstance(reported, dict):
+        _fail("source.reported", "must be a table of figure name -> value")
+    for name, value in reported.items():
+        if not (_is_number(value) or isinstance(value, str)):
+            _fail(f"source.reported.{name}", f"must be a number or a string, got {value!r}")
+    if not isinstance(source.get("note", ""), str):
+        _fail("source.note", "must be a string")
+    return {**source, "reported": dict(reported)}
+
+
+def check_faces(faces: Any) -> dict:
+    """A recipe's `[faces]` table: the faces stage settings it was written for (margin, face_size); training warns
+    when the face shards were cropped otherwise."""
+    if not isinstance(faces, dict):
+        _fail("faces", f"must be a table with {', '.join(FACE_KEYS)}")
+    _check_keys(faces, FACE_KEYS, "faces.")
+    if "margin" in faces and not (_is_number(faces["margin"]) and 0 <= faces["margin"] <= 2):
+        _fail("faces.margin", f"must be a share of the box in [0, 2], got {faces['margin']!r}")
+    if "face_size" in faces and not (isinstance(faces["face_size"], int) and faces["face_size"] >= 16):
+        _fail("faces.face_size", f"must be an integer >= 16, got {faces['face_size']!r}")
+    return dict(faces)
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """What a recipe TOML holds: batch size, image size, augmentation probabilities and stages."""
+    """What a recipe TOML holds: batch size, image size, augmentation probabilities and stages; optionally the
+    backbone and aggregation rule it was written for, the face crops it expects, and its source with the figures
+    the source reports."""
 
     batch_size: int
     image_size: tuple[int, int]
@@ -148,11 +189,14 @@ class Recipe:
     lr_find_steps: int = 100
     input: str = "frames"  # what the recipe was written for: its image_size is for this input
     train: dict = field(default_factory=dict)  # [train]: TrainConfig defaults (RECIPE_TRAIN_KEYS)
-    source: dict = field(default_factory=dict)  # [source]: where the recipe comes from (title, url, reported)
+    faces: dict = field(default_factory=dict)   # [faces]: margin, face_size the crops should have
+    source: dict = field(default_factory=dict)  # [source]: title, url, reported = {figure: value}, note
 
     def __post_init__(self) -> None:
         _check_choice("input", self.input, INPUTS)
         _check_keys(self.train, RECIPE_TRAIN_KEYS, "train.")
+        object.__setattr__(self, "faces", check_faces(self.faces))
+        object.__setattr__(self, "source", check_source(self.source))
         if isinstance(self.lr_find_steps, bool) or not isinstance(self.lr_find_steps, int) or self.lr_find_steps < 2:
             _fail("lr_find_steps", f"must be an integer >= 2, got {self.lr_find_steps!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -169,8 +213,9 @@ def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
 
 def recipe_from_dict(data: dict) -> Recipe:
     """Validate a parsed TOML document and build a Recipe; errors name the offending field."""
-    _check_keys(data, ("batch_size", "image_size", "lr_find_steps", "input", "augment", "stage", "train", "source"), "")
-    for key in ("train", "source"):
+    _check_keys(data, ("batch_size", "image_size", "lr_find_steps", "input", "augment", "stage", "train", "faces",
+                       "source"), "")
+    for key in ("train", "faces", "source"):
         if not isinstance(data.get(key, {}), dict):
             _fail(key, "must be a table")
     for key in ("batch_size", "image_size", "stage"):
@@ -196,7 +241,8 @@ def recipe_from_dict(data: dict) -> Recipe:
     aug = Augment(**augment)
     return Recipe(batch_size=data["batch_size"], image_size=parse_image_size(data["image_size"]),
                   augment=aug, stages=tuple(stages), lr_find_steps=data.get("lr_find_steps", 100),
-                  input=data.get("input", "frames"), train=data.get("train", {}), source=data.get("source", {}))
+                  input=data.get("input", "frames"), train=data.get("train", {}), faces=data.get("faces", {}),
+                  source=data.get("source", {}))
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
@@ -349,7 +395,8 @@ class TrainConfig:
             recipe = Recipe(batch_size=rec["batch_size"], image_size=tuple(rec["image_size"]),
                             augment=Augment(**rec["augment"]), stages=tuple(Stage(**s) for s in rec["stages"]),
                             lr_find_steps=rec.get("lr_find_steps", 100), input=rec.get("input", "frames"),
-                            train=rec.get("train", {}), source=rec.get("source", {}))
+                            train=rec.get("train") or {}, faces=rec.get("faces") or {},
+                            source=rec.get("source") or {})
         except (KeyError, TypeError) as err:
             raise RecipeError(f"config: the saved recipe is incomplete ({err})") from None
         try:

@@ -75,7 +75,8 @@ def default_workers() -> int:
 @click.option("--fake-faces", type=click.Choice(FAKE_FACES), default=d("fake_faces"),
               help="--input faces: manipulated drops from training the faces of fake videos that the faces stage "
                    "found untouched (manipulated false; unknown is kept); all keeps every face.")
-@click.option("--aggregate", type=click.Choice(AGGREGATES), default=d("aggregate"),
+@click.option("--aggregate", type=click.Choice(AGGREGATES), default=None,
+              show_default=f"the recipe's, else {d('aggregate')}",
               help="A video's score from its frames' or faces' P(fake): mean, median, or confident (the DFDC "
                    "winner's rule: the mean of the confidently fake items when there are enough of them).")
 @click.option("--image-size", help="Model input WIDTHxHEIGHT, as the pipeline's --size (e.g. 1280x720), or N for "

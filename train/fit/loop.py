@@ -295,6 +295,12 @@ def with_dataset_settings(config: TrainConfig, dataset: Dataset) -> TrainConfig:
         if not dataset.face_settings:
             raise DatasetError(f"{dataset.manifests / 'dataset.json'} has no faces settings; rerun the faces stage")
         faces = dataset.face_settings
+        differ = {k: (v, faces.get(k)) for k, v in config.recipe.faces.items() if faces.get(k) != v}
+        if differ:
+            log.warning("the recipe expects faces cropped with %s, but %s has %s: rerun the faces stage with %s to "
+                        "follow it", ", ".join(f"{k}={v}" for k, (v, _) in differ.items()), dataset.manifests,
+                        ", ".join(f"{k}={got}" for k, (_, got) in differ.items()),
+                        " ".join(f"--{k.replace('_', '-')} {v}" for k, (v, _) in differ.items()))
     return dataclasses.replace(config, frames=dataset.frame_settings or config.frames, faces=faces or config.faces)
 
 

@@ -200,8 +200,9 @@ img{max-width:100%;border:1px solid #eee} .note{color:#555;font-size:14px}
 """
 
 SCRIPT = """
-(function(){
-  var table = document.getElementById('runs');
+['runs', 'benchmark'].forEach(function(id){
+  var table = document.getElementById(id);
+  if (!table) return;
   function key(td){ var v = td.getAttribute('data-value'); return v === null ? td.textContent : v; }
   function sortBy(col, desc){
     var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
@@ -221,10 +222,10 @@ SCRIPT = """
   Array.prototype.forEach.call(table.tHead.rows[0].cells, function(th, col){
     th.addEventListener('click', function(){ sortBy(col, th.classList.contains('sorted-asc')); });
   });
-  var m = /sort=(-?)([\\w]+)/.exec(location.hash);
+  var m = /sort=(-?)([\\w:.+-]+)/.exec(location.hash);
   if (m){ Array.prototype.forEach.call(table.tHead.rows[0].cells, function(th, col){
     if (th.getAttribute('data-key') === m[2]) sortBy(col, m[1] === '-'); }); }
-})();
+});
 """
 
 
@@ -266,7 +267,68 @@ def markdown_table(runs: Sequence[Run], columns: Sequence[str] = ("run", "arch",
     return table_of(columns, [[r.row.get(c) for c in columns] for r in runs])
 
 
-def write_page(runs: Sequence[Run], out: Path) -> Path:
+# The cross-dataset table (train.report.benchmark's benchmark.json) -------------------------------------------------
+
+
+def benchmark_columns(bench: dict) -> list[tuple[str, str, str]]:
+    """(key, header, kind) of the cross-dataset table: detector, arch, then per test set frame and video AUC, then
+    the averages: the order DeepfakeBench prints."""
+    tests = [(f"{t}:{level}_auc", f"{t} {level} AUC", "num") for t in bench["columns"] for level in ("frame", "video")]
+    return [("detector", "detector", "text"), ("arch", "arch", "text"), *tests,
+            ("avg:frame_auc", "avg frame AUC", "num"), ("avg:video_auc", "avg video AUC", "num")]
+
+
+def _benchmark_value(det: dict, key: str):
+    if ":" not in key:
+        return det["name"] if key == "detector" else det.get(key)
+    test, name = key.split(":", 1)
+    return (det["average"] if test == "avg" else det["tests"][test]).get(name)
+
+
+def benchmark_table(bench: dict, table_id: str = "runs") -> str:
+    """The sortable HTML table of a benchmark (the best value of each AUC column bold), as the runs table."""
+    columns = benchmark_columns(bench)
+    best = {}
+    for key, _, kind in columns:
+        values = [v for d in bench["detectors"] if isinstance(v := _benchmark_value(d, key), float)]
+        if kind == "num" and len(values) > 1:
+            best[key] = max(values)
+    head = "".join(f'<th class="{kind}" data-key="{html.escape(key)}" data-kind="{kind}">{html.escape(title)}</th>'
+                   for key, title, kind in columns)
+    body = "".join("<tr>" + "".join(_cell(v := _benchmark_value(d, key), kind, key in best and v == best[key])
+                                    for key, _, kind in columns) + "</tr>" for d in bench["detectors"])
+    return f'<div class="wrap"><table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def benchmark_section(bench: dict, table_id: str = "runs") -> str:
+    tests = ", ".join(f"<b>{html.escape(n)}</b>: {html.escape(t['split'])} split of {html.escape(t['shards'])}"
+                      for n, t in bench["tests"].items())
+    return f"""<h2 id="cross-dataset">Cross-dataset table</h2>
+<p class="note">Each detector on each test set ({tests}). Frame AUC is the ROC-AUC over all frames (or faces);
+video AUC over videos, a video's score aggregating its frames by the rule each cell records in benchmark.json
+(mean unless the checkpoint or the command said otherwise). The average is over the test sets where the AUC is
+defined. EER, average precision, log loss and counts are in benchmark.json.</p>
+{benchmark_table(bench, table_id)}"""
+
+
+def write_benchmark_page(bench: dict, out: Path) -> Path:
+    """benchmark.html: the cross-dataset table alone, sortable; one file, no server needed."""
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Benchmark: {html.escape(', '.join(bench['columns']))}</title>
+<style>{STYLE}</style></head><body>
+<h1>Benchmark</h1>
+<p class="note">{len(bench['detectors'])} detectors on {len(bench['columns'])} test sets, by
+<code>dfd benchmark</code>. Click a column header to sort; the best value of each column is bold.</p>
+{benchmark_section(bench)}
+<script>{SCRIPT}</script>
+</body></html>
+"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, page)
+    return out
+
+
+def write_page(runs: Sequence[Run], out: Path, bench: dict | None = None) -> Path:
     """compare.html: the table, loss curves on shared axes, ROC curves, and notes; one file, no server needed."""
     roc = roc_figure(runs)
     notes = "".join(f"<li><b>{html.escape(r.name)}</b> ({html.escape(str(r.root))}): {html.escape(n)}</li>"
@@ -289,6 +351,7 @@ column header to sort; the best value of each metric column is bold.</p>
 <img alt="loss curves" src="{loss_figure(runs)}">
 <h2 id="roc">ROC curves (val)</h2>
 {f'<img alt="ROC curves" src="{roc}">' if roc else '<p class="note">No run has val predictions with both classes.</p>'}
+{benchmark_section(bench, "benchmark") if bench else ''}
 <script>{SCRIPT}</script>
 </body></html>
 """
@@ -297,10 +360,24 @@ column header to sort; the best value of each metric column is bold.</p>
     return out
 
 
-def compare(run_dirs: Sequence[str | Path], out: str | Path = "compare.html") -> tuple[Path, list[Run]]:
+def read_benchmark(path: str | Path) -> dict:
+    """A benchmark.json of train.benchmark (CompareError naming the file otherwise)."""
+    try:
+        bench = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CompareError(f"--benchmark {path}: cannot read it ({err})") from None
+    if not isinstance(bench, dict) or not {"columns", "detectors", "tests"} <= set(bench):
+        raise CompareError(f"--benchmark {path}: not a benchmark.json of train.benchmark")
+    return bench
+
+
+def compare(run_dirs: Sequence[str | Path], out: str | Path = "compare.html",
+            benchmark: str | Path | None = None) -> tuple[Path, list[Run]]:
+    """compare.html of the runs; with `benchmark` (a benchmark.json), its cross-dataset table too."""
+    bench = read_benchmark(benchmark) if benchmark else None
     runs = [load_run(d) for d in run_dirs]
     names = [r.name for r in runs]
     for run in runs:  # two runs/NAME from different parents: tell them apart
         if names.count(run.name) > 1:
             run.name = run.row["run"] = f"{run.root.parent.name}/{run.name}"
-    return write_page(runs, Path(out)), runs
+    return write_page(runs, Path(out), bench), runs

@@ -45,9 +45,11 @@ def default_out(paths: Sequence[Path], split: str) -> Path:
 
 def predict_split(ensemble: Ensemble, urls: Sequence[str], batch_size: int, workers: int,
                   tta: str = "none") -> pd.DataFrame:
-    """Per-frame rows (key, video_id, label, p_fake) over every sample of the shards, decoded once for all models."""
+    """Per-frame rows (key, video_id, label, p_fake) over every sample of the shards, decoded once for all models,
+    sorted by key: loader workers finish in any order, and sums taken in one order give the same last digit."""
     loader = make_loader(ValStream(list(urls), ensemble.image_size, batch_size), min(workers, len(urls)))
-    return predict_loader(ensemble.models, loader, ensemble.dev, tta)
+    frames = predict_loader(ensemble.models, loader, ensemble.dev, tta)
+    return frames.sort_values("key", kind="stable").reset_index(drop=True)
 
 
 def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Path, split: str = "val",

@@ -157,6 +157,22 @@ def figures_section(run_dir: Path) -> str:
     return "\n".join(parts)
 
 
+def source_section(config: dict) -> str:
+    """The recipe's [source]: the paper or solution it follows, linked, and the figures the source reports (to read
+    beside this run's, which come from other data and another budget); '' for a recipe without one."""
+    source = (config.get("recipe") or {}).get("source") or {}
+    if not source:
+        return ""
+    url = html.escape(source.get("url", ""))
+    rows = "".join(f'<tr><td class="l">{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>'
+                   for k, v in (source.get("reported") or {}).items())  # as the source wrote them, every digit
+    figures = f'<table><tr><th class="l">figure</th><th>reported</th></tr>{rows}</table>' if rows else ""
+    note = f"<p>{html.escape(source['note'])}</p>" if source.get("note") else ""
+    return (f'<h2 id="source">Recipe source</h2><p>This recipe follows <a href="{url}">'
+            f'{html.escape(source.get("title", url))}</a>. The figures it reports (its data and budget, not this '
+            f"run's):</p>{figures}{note}")
+
+
 def write_report(run_dir: str | Path) -> Path:
     """Write run_dir/report.html from what the run folder holds; returns its path."""
     run_dir = Path(run_dir)
@@ -169,6 +185,7 @@ def write_report(run_dir: str | Path) -> Path:
         f"<p>{html.escape(str(run_dir.resolve()))} &middot; report written {time.strftime('%Y-%m-%d %H:%M:%S')}</p>",
         NAV,
         cards(explained) if explained else "",
+        source_section(config),
         '<h2 id="scores">Frame- and video-level metrics (val)</h2>', scores_section(explained), videos_section(run_dir),
         '<h2 id="pointing-game">Does Grad-CAM look at the right place?</h2>', pointing_section(explained),
         '<h2 id="epochs">Metrics per epoch</h2>', metrics_section(run_dir),

@@ -1,0 +1,58 @@
+"""`dfd benchmark` (`python -m train.benchmark`): every checkpoint on every test set, the cross-dataset table
+(train.report.benchmark)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from dfd.cli import command, device_option, reported, setup_logging, verbose_option, workers_option
+from train.report.benchmark import (DEFAULT_SPLIT, BenchmarkError, markdown_table, parse_checkpoint, parse_test,
+                                    read_config, run_benchmark)
+from train.score.metrics import RULES
+from train.score.predict import TTA_MODES
+
+
+@command()
+@click.option("--checkpoint", "checkpoints", multiple=True, metavar="[NAME=]CHECKPOINT",
+              help="A detector: a checkpoint (.pt) or a run folder (its best.pt); repeatable. NAME (default: the "
+                   "run folder's name) heads its row.")
+@click.option("--test", "tests", multiple=True, metavar="NAME[@SPLIT]=SHARDS[:MANIFESTS]",
+              help="A test set: its shards and manifests (default SHARDS/../manifests), scored on SPLIT "
+                   "(default --split); repeatable. NAME heads its columns.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A TOML with [[checkpoint]] (name, path) and [[test]] (name, shards, manifests, split) tables "
+                   "and optionally split, aggregate, tta, out; --checkpoint and --test add to it.")
+@click.option("--split", default=None,
+              help=f"The split of each test set to score where its spec does not say [default: the config's split, "
+                   f"else {DEFAULT_SPLIT}].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: the config's out, else runs/benchmark-DATE-TIME].")
+@click.option("--aggregate", "rule", type=click.Choice(RULES),
+              help="How frames make a video's score [default: each checkpoint's training setting, else mean].")
+@click.option("--tta", type=click.Choice(TTA_MODES), default=None, help="hflip: also score each mirrored frame.")
+@device_option()
+@click.option("--batch-size", type=click.IntRange(min=1), help="Frames per forward pass [default: the recipe's].")
+@workers_option(2, "DataLoader worker processes.")
+@verbose_option
+def main(checkpoints, tests, config_file, split, out, rule, tta, device, batch_size, workers, verbose) -> None:
+    """Score every checkpoint on every test set: a row per detector, frame and video AUC per test set and their
+    average, printed as markdown; benchmark.json (EER, AP, log loss, counts), benchmark.md and benchmark.html."""
+    setup_logging(verbose)
+    with reported():
+        listed = read_config(config_file, split) if config_file else {"tests": [], "detectors": [],
+                                                                       "aggregate": None, "tta": None, "out": None}
+        test_sets = [*listed["tests"], *(parse_test(t, split or DEFAULT_SPLIT) for t in tests)]
+        detectors = [*listed["detectors"], *(parse_checkpoint(c) for c in checkpoints)]
+        if not detectors or not test_sets:
+            raise BenchmarkError("pass at least one --checkpoint and one --test (or a --config listing them)")
+        out = out or listed["out"] or Path("runs") / time.strftime("benchmark-%Y%m%d-%H%M%S")
+        bench = run_benchmark(detectors, test_sets, out, rule or listed["aggregate"], tta or listed["tta"] or "none",
+                              device, batch_size, workers)
+    click.echo(markdown_table(bench), nl=False)
+    click.echo(f"{len(bench['detectors'])} detectors x {len(bench['columns'])} test sets -> {out}/benchmark.json")
+
+
+if __name__ == "__main__":
+    main()
