@@ -96,16 +96,9 @@ def check_shards(shards: Path, data: dict, problems: list[str], notes: list[str]
 
 def check_face_shards(shards: Path, data: dict, problems: list[str], notes: list[str]) -> None:
     """The faces stage's shards (dataset.json's faces section): each exists, has its recorded bytes and sha256."""
-    section = data.get("faces")
-    if not isinstance(section, dict) or not isinstance(section.get("shards"), list):
+    entries = _section_shards(data, "faces", problems)
+    if entries is None:
         return
-    entries = []
-    for i, entry in enumerate(section["shards"]):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        try:
-            entries.append((check_shard_name(name, f"dataset.json: faces.shards[{i}].name"), entry))
-        except UnsafeManifest as exc:
-            problems.append(str(exc))
     unrecorded = _check_sealed(shards, entries, "bytes", "dataset.json's faces section", problems)
     if unrecorded:
         notes.append(f"no checksums recorded for {unrecorded} of {len(entries)} face shards (made by a faces "
@@ -114,17 +107,25 @@ def check_face_shards(shards: Path, data: dict, problems: list[str], notes: list
 
 def check_audio_shards(shards: Path, data: dict, problems: list[str]) -> None:
     """The audio shards of dataset.json's audio section: each exists, has its recorded size and sha256."""
-    section = data.get("audio")
+    entries = _section_shards(data, "audio", problems)
+    if entries is not None:
+        _check_sealed(shards, entries, "size", "dataset.json's audio section", problems)
+
+
+def _section_shards(data: dict, key: str, problems: list[str]) -> list[tuple[str, dict]] | None:
+    """(checked name, entry) of a later stage's shards in dataset.json (its `key` section), a bad name a problem;
+    None where the dataset has no such section."""
+    section = data.get(key)
     if not isinstance(section, dict) or not isinstance(section.get("shards"), list):
-        return
+        return None
     entries = []
     for i, entry in enumerate(section["shards"]):
         name = entry.get("name") if isinstance(entry, dict) else None
         try:
-            entries.append((check_shard_name(name, f"dataset.json: audio.shards[{i}].name"), entry))
+            entries.append((check_shard_name(name, f"dataset.json: {key}.shards[{i}].name"), entry))
         except UnsafeManifest as exc:
             problems.append(str(exc))
-    _check_sealed(shards, entries, "size", "dataset.json's audio section", problems)
+    return entries
 
 
 def check_sounds(shards: Path, manifests: Path, problems: list[str]) -> int:
