@@ -25,7 +25,7 @@ DEMO_PACKAGE ?= $(DEMO_FACES)/package
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo demo-faces demo-audio check test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff bench-check bench-vit bench-sampling sbi-figure clean help
+.PHONY: setup shards faces train demo demo-faces demo-audio check test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff measure-face-geometry bench-check bench-vit bench-sampling sbi-figure clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -111,8 +111,11 @@ sbi-figure: setup  ## docs/figures/sbi_masks.png: self-blended fakes and their m
 bench-faces: setup  ## faces stage CPU-s per 1080p DFDC clip against the ffmpeg decode floor
 	$(PYTHON) benchmarks/bench_faces.py $(ARGS)
 
-bench-faces-memory: setup  ## faces stage peak RSS per clip length (a 1080p DFDC clip looped), main against this checkout
+bench-faces-memory: setup  ## faces stage (ARGS="--mode predict": predict with a faces model) peak RSS per clip length (a 1080p DFDC clip looped), main against this checkout
 	$(PYTHON) benchmarks/bench_faces_memory.py $(ARGS)
+
+measure-face-geometry: setup  ## what a landmark-geometry check would remove from MTCNN's detections on the real clips
+	$(PYTHON) benchmarks/measure_face_geometry.py $(ARGS)
 
 measure-diff: setup  ## the faces stage's diff per FF++ method (whole box, local SSIM, mouth) against background patches
 	$(PYTHON) benchmarks/measure_diff.py $(ARGS)

@@ -343,7 +343,9 @@ class Dataset:
         _require(has_table(common["manifests"], "faces"), f"{table_path(common['manifests'], 'faces')} does not "
                  f"exist, but {where} has a faces section: rerun the faces stage (python -m pipeline.faces)")
         # a face shard's file size is its "bytes" (manifests before issue 21 have no "size"): checked before training
-        entries = tuple({**e, "size": e.get("size", e.get("bytes"))} for e in faces["shards"])
+        # and a face shard without faces (listed by the stage before issue 21) is left out: a train stream given
+        # only such shards would cycle over them for ever without yielding
+        entries = tuple({**e, "size": e.get("size", e.get("bytes"))} for e in faces["shards"] if e.get("faces") != 0)
         counts = face_counts(common["manifests"], drop) or faces.get("counts", {})
         train = counts.get("train", {})
         total = sum(train.get(k, 0) for k in LABELS)

@@ -101,6 +101,8 @@ def consolidate_faces(manifests: Path, frame_shards: list[str], fingerprints: di
             for k in ("frames", "frames_with_faces", "faces", "videos", "videos_without_faces", "undecodable",
                       "manipulated", "not_manipulated", "manipulated_unknown"):
                 totals[k] += d.get(k, 0)
+            if not d["faces"]:  # a frame shard without faces has no face shard (its done marker says it is done)
+                continue
             shard_rows.append({"name": f"faces/{shard}", "split": d["split"], "label": d["label"],
                                "faces": d["faces"], "bytes": d["bytes"], "size": d["bytes"],
                                "sha256": d.get("sha256")})

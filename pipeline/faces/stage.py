@@ -302,10 +302,14 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
     fm.write_table(folder / f"{stem}.detections.parquet",
                    pa.Table.from_pylist(out.det_rows, schema=fm.DETECTION_SCHEMA),
                    {"detect_settings": detect_settings(fs)})
-    os.replace(tmp, out_dir / task.shard)
+    if out.stats["faces"]:
+        os.replace(tmp, out_dir / task.shard)
+    else:  # no face shard at all (an empty one would be listed, and a stream cycling over it never yields)
+        tmp.unlink()
+        (out_dir / task.shard).unlink(missing_ok=True)  # one an earlier run with other settings wrote
     fm.write_table(folder / f"{stem}.faces.parquet", pa.Table.from_pylist(out.face_rows, schema=fm.FACES_SCHEMA))
     done = {"shard": task.shard, "split": task.split, "label": task.label, "fingerprint": task.fingerprint,
-            "settings": settings_with_extras(fs), "bytes": out.size, "sha256": out.digest.hexdigest(),
+            "settings": settings_with_extras(fs), **_sealed(out),
             "undecodable_keys": out.undecodable[:100],
             "undecodable": len(out.undecodable), **{k: int(v) for k, v in out.stats.items()},
             "cpu_seconds": round(time.process_time() - cpu0, 3)}  # this worker's CPU for the shard (benchmarks)
@@ -314,6 +318,11 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
         done.setdefault(k, 0)
     fm.write_json(folder / f"{stem}.done.json", done)
     return done
+
+
+def _sealed(out: _Output) -> dict:
+    """The face shard's size and sha256 for its done marker; a frame shard without faces has no face shard."""
+    return {"bytes": out.size, "sha256": out.digest.hexdigest()} if out.stats["faces"] else {"bytes": 0, "sha256": None}
 
 
 def settings_with_extras(fs: FaceSettings) -> dict:
@@ -392,7 +401,8 @@ def plan(shards: Path, manifests: Path, settings: FaceSettings, part: tuple[int,
     for s in names:
         d = fm.read_done(manifests, s)
         if (d and d.get("settings") == want and d.get("fingerprint") == fingerprints[s]
-                and (shards / FACES / s).is_file() and (fm.faces_dir(manifests) / f"{s[:-4]}.faces.parquet").is_file()):
+                and (d.get("faces") == 0 or (shards / FACES / s).is_file())  # no faces: no face shard
+                and (fm.faces_dir(manifests) / f"{s[:-4]}.faces.parquet").is_file()):
             finished.append(s)
         else:
             todo.append(s)

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import simplejpeg
 
 from pipeline.frames import FrameError, extract
 from train.data.decode import decode_resized
@@ -35,8 +34,7 @@ def _decode(path: Path, settings: FrameSettings) -> tuple[list, str | None]:
 
 
 def _face_items(frames: list, cropper: FaceCropper) -> list[Item]:
-    images = [simplejpeg.decode_jpeg(f.jpeg, colorspace="RGB") for f in frames]
-    rows, crops = cropper(images, [f.second for f in frames])
+    rows, crops = cropper([f.jpeg for f in frames], [f.second for f in frames])
     return [Item(r["frame"], r["second"], 0.0, crop, r["track"], r["face"], (r["x0"], r["y0"], r["x1"], r["y1"]))
             for r, crop in zip(rows, crops)]
 

@@ -2,14 +2,18 @@
 sees at prediction exactly the crops it saw in training."""
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from typing import Sequence
 
 import numpy as np
+import simplejpeg
 
-from pipeline.faces import FaceDetector, FaceSettings, faces_of_video
-from pipeline.faces.crop import encode_jpeg
+from pipeline.faces import FaceDetector, FaceSettings
+from pipeline.faces.api import detections_to_rows
+from pipeline.faces.crop import crop_face, encode_jpeg
+from pipeline.faces.detect import DETECT_BATCH
 from train.data.decode import decode_resized
 
 log = logging.getLogger(__name__)
@@ -30,19 +34,39 @@ class FaceCropper:
         self.detector = FaceDetector(self.settings, device=device)
         self.seconds = 0.0
 
-    def __call__(self, images: Sequence[np.ndarray], seconds: Sequence[float]) -> tuple[list[dict], np.ndarray]:
-        """Face rows (frame index into images, face, track, box) and their crops at the model's size (uint8 NHWC)."""
+    def __call__(self, jpegs: Sequence[bytes], seconds: Sequence[float]) -> tuple[list[dict], np.ndarray]:
+        """Face rows (frame index into jpegs, face, track, box) and their crops at the model's size (uint8 NHWC).
+
+        `jpegs`: one video's frames as the pipeline encodes them (time order). As in the faces stage, no video's
+        decoded frames are all held: they are decoded for detection DETECT_BATCH at a time and released, then
+        each frame with a face is decoded again for its crops. Same rows and crops as faces_of_video on all the
+        decoded frames (the detector runs the same batches of DETECT_BATCH)."""
         start = time.perf_counter()
-        rows = faces_of_video(list(images), list(seconds), self.detector, self.settings)
-        crops = [decode_resized(encode_jpeg(r.pop("crop"), self.quality), self.size) for r in rows]
+        detections: list = []
+        for i in range(0, len(jpegs), DETECT_BATCH):
+            detections += self.detector.detect([decode_frame(j) for j in jpegs[i:i + DETECT_BATCH]])
+        rows = detections_to_rows(detections, list(seconds), self.settings)
+        crops = []
+        for t, group in itertools.groupby(rows, key=lambda r: r["frame"]):  # rows come in frame order
+            image = decode_frame(jpegs[t])
+            for r in group:
+                crop = crop_face(image, (r["x0"], r["y0"], r["x1"], r["y1"]), self.settings.margin,
+                                 self.settings.face_size)
+                crops.append(decode_resized(encode_jpeg(crop, self.quality), self.size))
+            del image
         self.seconds += time.perf_counter() - start
         return rows, (np.stack(crops) if crops else np.zeros((0, *self.size, 3), np.uint8))
+
+
+def decode_frame(jpeg: bytes) -> np.ndarray:
+    """A frame as the faces stage decodes it (RGB uint8); ValueError for bytes that are not a JPEG."""
+    return simplejpeg.decode_jpeg(jpeg, colorspace="RGB")
 
 
 def face_rows(cropper: FaceCropper, scorer, item, base: dict) -> list[dict]:
     """One decoded video -> a row per face with its P(fake); a video without any face gets one row with a note
     (and no p_fake: its submission label is the 0.5 prior)."""
-    rows, crops = cropper(list(item.images), item.seconds)
+    rows, crops = cropper(item.jpegs, item.seconds)
     if not rows:
         log.warning("%s: no face in %d frames; label 0.5", item.path, len(item.seconds))
         return [{**base, "note": NO_FACE_NOTE}]

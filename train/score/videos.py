@@ -17,7 +17,6 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-import simplejpeg
 from tqdm import tqdm
 
 from dfd.errors import ToolkitError
@@ -145,10 +144,12 @@ def video_names(paths: Sequence[Path], inputs: Sequence) -> list[str]:
 
 @dataclass
 class Decoded:
-    """One video's frames at the model's input size (uint8 NHWC), or the reason it has none."""
+    """One video's frames at the model's input size (uint8 NHWC), or for a faces model the pipeline's JPEGs of
+    its frames (decoded by the FaceCropper a few at a time), or the reason it has none."""
 
     path: Path
     images: np.ndarray | None = None
+    jpegs: list[bytes] | None = None
     indices: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     error: str | None = None
@@ -157,13 +158,15 @@ class Decoded:
 
 def decode_video(path: Path, settings: FrameSettings, size: tuple[int, int] | None) -> Decoded:
     """ffmpeg via pipeline.frames.extract (the shards' own JPEGs), then decode_resized as ValStream does (size None:
-    the frames as the shards hold them, for the faces stage's detector)."""
+    the JPEGs themselves, for the faces stage's detector: a whole clip's decoded frames are never held)."""
     start = time.perf_counter()
     try:
         _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout,
                             skip_frames=settings.skip_frames)
-        images = np.stack([decode_resized(f.jpeg, size) if size else simplejpeg.decode_jpeg(f.jpeg, colorspace="RGB")
-                           for f in frames])
+        if not size:
+            return Decoded(path, None, [f.jpeg for f in frames], [f.index for f in frames],
+                           [f.second for f in frames], decode_s=time.perf_counter() - start)
+        images = np.stack([decode_resized(f.jpeg, size) for f in frames])
     except FrameError as err:
         return Decoded(path, error=str(err), decode_s=time.perf_counter() - start)
     except (OSError, ValueError, RuntimeError) as err:  # unreadable file, a JPEG simplejpeg refuses
@@ -212,7 +215,12 @@ def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSetting
             log.error("%s: %s", item.path, item.error)
             rows.append({**base, "error": item.error})
         elif cropper is not None:
-            rows += face_rows(cropper, scorer, item, base)
+            try:
+                rows += face_rows(cropper, scorer, item, base)
+            except ValueError as err:  # a JPEG simplejpeg refuses (decoded only now): the video's error row
+                failed += 1
+                log.error("%s: %s: %s", item.path, err.__class__.__name__, err)
+                rows.append({**base, "error": f"{err.__class__.__name__}: {err}"})
         else:
             p_fake = scorer(item.images)
             rows += [{**base, "key": f"{base['video_id']}_{i:04d}", "index": i, "second": s, "p_fake": p}
