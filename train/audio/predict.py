@@ -12,7 +12,7 @@ import pandas as pd
 from pipeline.audio import AudioError, read_wav, wav_bytes
 from pipeline.frames import FrameError, extract_sound
 
-from .fuse import NO_SOUND, sound_windows
+from .fuse import NO_SOUND, video_sound
 from .model import AudioModel
 
 RATE = 16000  # the pipeline's default; a checkpoint's windows are in seconds, so any rate works
@@ -36,11 +36,8 @@ def score_sounds(model: AudioModel, paths: Sequence[Path], names: Sequence[str])
         except AudioError as exc:
             videos.append({"filename": name, "sound": np.nan, "note": f"{exc}: picture alone"})
             continue
-        w = sound_windows(model, samples, rate)
-        if w.empty:
-            videos.append({"filename": name, "sound": np.nan, "note": "silent sound: scored on the picture alone"})
-            continue
-        videos.append({"filename": name, "sound": float(w["p_fake"].mean()), "note": None})
+        sound, note, w = video_sound(model, samples, rate)
+        videos.append({"filename": name, "sound": sound, "note": note})
         windows += [{"filename": name, "start": s, "audio_p_fake": p} for s, p in zip(w["start"], w["p_fake"])]
     return pd.DataFrame(videos, columns=["filename", "sound", "note"]), pd.DataFrame(
         windows, columns=["filename", "start", "audio_p_fake"])
