@@ -198,3 +198,38 @@ def test_evaluate_a_split_without_sound_scores_the_picture_alone(tiny_dataset, a
     picture = json.loads((out / "metrics.json").read_text())["video"]
     assert audio["fused"]["log_loss"] == pytest.approx(picture["log_loss"])
     assert f"{len(videos)} without sound (scored on the picture alone)" in proc.stdout
+
+
+def test_predict_shards_fuses_the_sound_of_the_audio_shards(audio_demo, audio_run, tiny_run, tmp_path):
+    """train.predict --shards --audio-checkpoint: the sound read from the audio shards scores exactly as the same
+    videos' files do (the pipeline kept their sound losslessly), fused into the submission."""
+    import pandas as pd
+
+    from train.audio.predict import score_sounds
+
+    out, frames_out = tmp_path / "sub.csv", tmp_path / "frames.csv"
+    run_module("train.predict", "--shards", audio_demo / "shards", "--split", "val", "--checkpoint",
+               tiny_run / "checkpoints" / "best.pt", "--audio-checkpoint", audio_run, "--out", out, "--frames-out",
+               frames_out, "--device", "cpu", "-q")
+    sub = pd.read_csv(out)
+    verdicts = pd.read_csv(tmp_path / "sub.verdicts.csv").set_index("filename")
+    val = pd.read_parquet(audio_demo / "manifests" / "audio.parquet").query("split == 'val'")
+    assert len(sub) == len(val) == len(verdicts) and verdicts["sound"].notna().all()
+    assert np.allclose(verdicts["label"], 1 - (1 - verdicts["picture"]) * (1 - verdicts["sound"]), atol=1e-6)
+    names = sorted(verdicts.index)[:2]
+    part = audio_demo / "videos" / "dfdc_train_part_0"
+    files, _ = score_sounds(load(audio_run), [part / n for n in names], names)
+    assert files.set_index("filename")["sound"].to_dict() == pytest.approx(verdicts.loc[names, "sound"].to_dict())
+    windows = pd.read_csv(frames_out).dropna(subset=["audio_p_fake"])
+    assert set(windows["filename"]) == set(verdicts.index)
+
+
+def test_predict_shards_without_sound(tiny_dataset, audio_run, tiny_run, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "sub.csv"
+    run_module("train.predict", "--shards", tiny_dataset["shards"], "--split", "val", "--checkpoint",
+               tiny_run / "checkpoints" / "best.pt", "--audio-checkpoint", audio_run, "--out", out, "--device",
+               "cpu", "-q")
+    verdicts = pd.read_csv(tmp_path / "sub.verdicts.csv")
+    assert set(verdicts["note"]) == {NO_SOUND} and np.allclose(verdicts["label"], verdicts["picture"])
