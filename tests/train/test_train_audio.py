@@ -233,3 +233,47 @@ def test_predict_shards_without_sound(tiny_dataset, audio_run, tiny_run, tmp_pat
                "cpu", "-q")
     verdicts = pd.read_csv(tmp_path / "sub.verdicts.csv")
     assert set(verdicts["note"]) == {NO_SOUND} and np.allclose(verdicts["label"], verdicts["picture"])
+
+
+def test_check_judges_the_sound_and_draws_it(audio_demo, audio_run, tiny_run, tmp_path):
+    """dfd check --audio-model: the sound's windows scored as predict scores them, the fused P(fake) and the call
+    (a fake picture or a fake voice) in the JSON and the line, the sound over time on the page (headless
+    Chromium), and a video without sound that says so."""
+    import shutil
+    from pathlib import Path
+
+    from helpers.sound import av_clip
+    from test_check import assert_self_contained, shoot
+    from train.audio.predict import score_sounds
+    from train.score.verdict import SOUND_THRESHOLD
+
+    fake = audio_demo / "videos" / "dfdc_train_part_0" / "faker0s00.mp4"
+    mute = av_clip(tmp_path / "mute.mp4", None, 2.0)
+    model = tiny_run / "checkpoints" / "best.pt"
+    proc = run_module("train.check", fake, mute, "--model", model, "--audio-model", audio_run, "--json",
+                      "--no-html", "--device", "cpu")
+    rows = {Path(r["path"]).name: r for r in map(json.loads, proc.stdout.strip().splitlines())}
+    got, silent = rows[fake.name], rows[mute.name]
+    files, _ = score_sounds(load(audio_run), [fake], ["f"])
+    assert got["sound"]["p_fake"] == pytest.approx(files["sound"].iloc[0])
+    assert got["sound"]["p_fake"] == pytest.approx(np.mean([w["p_fake"] for w in got["sound"]["windows"]]))
+    assert got["p_fake"] == pytest.approx(1 - (1 - got["p_picture"]) * (1 - got["sound"]["p_fake"]))
+    fake_call = got["p_picture"] >= got["threshold"] or got["sound"]["p_fake"] >= SOUND_THRESHOLD
+    assert got["verdict"] == ("FAKE" if fake_call else "REAL")
+    assert silent["sound"]["p_fake"] is None and silent["sound"]["note"] == NO_SOUND
+    assert silent["p_fake"] == pytest.approx(silent["p_picture"]) and silent["sound"]["windows"] == []
+
+    lines = run_module("train.check", fake, mute, "--model", model, "--audio-model", audio_run, "--fuse", "max",
+                       "--out", tmp_path / "pages", "--device", "cpu").stdout.strip().splitlines()
+    assert " max of picture and sound; picture P(fake) " in lines[0] and "sound P(fake) " in lines[0]
+    assert lines[1].endswith(f"; sound: {NO_SOUND} -> {tmp_path / 'pages' / 'mute.html'}")
+    page = tmp_path / "pages" / f"{fake.stem}.html"
+    text = page.read_text()
+    assert_self_contained(text)
+    assert "The sound: P(fake) over time" in text and "audio model" in text and 'alt="sound P(fake) over time"' in text
+    assert NO_SOUND in (tmp_path / "pages" / "mute.html").read_text()
+    if shutil.which("chromium"):
+        image = shoot(page, tmp_path)[..., :3]
+        purple = (abs(image[..., 0] - 0x8e / 255) < 0.08) & (abs(image[..., 1] - 0x44 / 255) < 0.08) & (
+            abs(image[..., 2] - 0xad / 255) < 0.08)
+        assert purple.sum() > 200  # the sound's P(fake) line was drawn
