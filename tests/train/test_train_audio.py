@@ -243,7 +243,7 @@ def test_check_judges_the_sound_and_draws_it(audio_demo, audio_run, tiny_run, tm
     from pathlib import Path
 
     from helpers.sound import av_clip
-    from test_check import assert_self_contained, shoot
+    from helpers.pages import assert_self_contained, shoot
     from train.audio.predict import score_sounds
     from train.score.verdict import SOUND_THRESHOLD
 
@@ -277,3 +277,30 @@ def test_check_judges_the_sound_and_draws_it(audio_demo, audio_run, tiny_run, tm
         purple = (abs(image[..., 0] - 0x8e / 255) < 0.08) & (abs(image[..., 1] - 0x44 / 255) < 0.08) & (
             abs(image[..., 2] - 0xad / 255) < 0.08)
         assert purple.sum() > 200  # the sound's P(fake) line was drawn
+
+
+def test_verdict_with_sound_a_fake_picture_or_a_fake_voice():
+    """The call: the picture at its threshold or the sound at SOUND_THRESHOLD; no face but sound: the sound alone."""
+    from pathlib import Path
+
+    from train.score.verdict import Item, Sound, Verdict, as_json, line
+
+    crop = np.zeros((4, 4, 3), np.uint8)
+
+    def verdict(picture, sound, fused=None):
+        items = [] if picture is None else [Item(0, 0.0, picture, crop)]
+        s = Sound("noisy-or", "a", 2.0, 1.0, sound, [0.0, 1.0] if sound is not None else [],
+                  [sound, sound] if sound is not None else [], None if sound is not None else NO_SOUND, fused)
+        return Verdict(Path("v.mp4"), "frames", {"value": 0.6}, "mean", items, [b""], [0.0], sound=s)
+
+    assert verdict(0.3, 0.4, fuse(0.3, 0.4)).label == "REAL"  # fused 0.58 is under 0.6 and neither part is fake
+    assert verdict(0.3, 0.45, fuse(0.3, 0.45)).label == "REAL"  # fused 0.615, but neither part reaches its own
+    assert verdict(0.7, 0.1, fuse(0.7, 0.1)).label == "FAKE" and verdict(0.1, 0.6, fuse(0.1, 0.6)).label == "FAKE"
+    alone = verdict(None, 0.8, 0.8)
+    assert alone.label == "FAKE" and "from the sound alone (no face found" in line(alone, "v.mp4")
+    mute = verdict(0.2, None, 0.2)
+    assert mute.label == "REAL" and line(mute, "v.mp4").endswith(f"sound: {NO_SOUND}")
+    assert verdict(None, None).label == "NO FACE"
+    row = as_json(verdict(0.3, 0.55, fuse(0.3, 0.55)), "v.mp4")  # sound 0.55: FAKE
+    assert row["p_fake"] == pytest.approx(0.685) and row["p_picture"] == pytest.approx(0.3)
+    assert row["sound"]["windows"] == [{"start": 0.0, "p_fake": 0.55}, {"start": 1.0, "p_fake": 0.55}]
