@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 
-def shoot(page: Path, tmp_path: Path) -> np.ndarray:
+def shoot(page: Path, tmp_path: Path, height: int = 2400) -> np.ndarray:
     """A screenshot of the page in headless Chromium, with no network (the page needs none)."""
     import matplotlib.image as mpimg
 
@@ -17,7 +17,7 @@ def shoot(page: Path, tmp_path: Path) -> np.ndarray:
     proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                            "--disable-component-update", "--disable-sync", "--no-first-run",
                            "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-                           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,2400",
+                           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", f"--window-size=1280,{height}",
                            page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
     assert shot.is_file(), proc.stderr[-2000:]
     return mpimg.imread(shot)

@@ -273,10 +273,11 @@ def test_check_judges_the_sound_and_draws_it(audio_demo, audio_run, tiny_run, tm
     assert "The sound: P(fake) over time" in text and "audio model" in text and 'alt="sound P(fake) over time"' in text
     assert NO_SOUND in (tmp_path / "pages" / "mute.html").read_text()
     if shutil.which("chromium"):
-        image = shoot(page, tmp_path)[..., :3]
-        purple = (abs(image[..., 0] - 0x8e / 255) < 0.08) & (abs(image[..., 1] - 0x44 / 255) < 0.08) & (
-            abs(image[..., 2] - 0xad / 255) < 0.08)
-        assert purple.sum() > 200  # the sound's P(fake) line was drawn
+        image = shoot(page, tmp_path, height=3200)[..., :3]
+        # each window's band: #8e44ad at alpha 0.35 on white, a lavender found nowhere else on the page (measured:
+        # ~1,900 pixels in the sound plot, none above it among the frames and Grad-CAMs)
+        band = (np.abs(image - np.array([0.845, 0.743, 0.887])) < 0.04).all(axis=-1)
+        assert band.sum() > 500  # the sound's P(fake) per window was drawn
 
 
 def test_verdict_with_sound_a_fake_picture_or_a_fake_voice():
