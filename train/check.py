@@ -15,12 +15,14 @@ import click
 
 from dfd.cli import command, device_option, reported, setup_logging, verbose_option
 from dfd.errors import UsageProblem
+from train.audio.model import load as load_audio
+from train.audio.predict import sound_verdict
 from train.report.verdict import write_page
 from train.score.check import check_video
 from train.score.checkpoints import load_ensemble
 from train.score.predict import Scorer
 from train.score.threshold import decision_threshold, describe
-from train.score.verdict import FAILED, as_json, line
+from train.score.verdict import FAILED, SOUND_THRESHOLD, as_json, line
 from train.score.videos import face_cropper, find_videos, frame_settings, video_names
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,9 @@ def page_path(name: str, out: Path) -> Path:
     return out / (name.replace("/", "__").rsplit(".", 1)[0] + ".html")
 
 
-def settings_of(ensemble, settings, threshold: dict) -> dict:
-    """What the page's settings table shows."""
+def settings_of(ensemble, settings, threshold: dict, audio=None, audio_path: Path | None = None,
+                fuse_rule: str = "noisy-or") -> dict:
+    """What the page's settings table shows (with an audio model, its settings too)."""
     config = ensemble.config
     rows = {"models": ", ".join(map(str, ensemble.paths)), "input": config.input,
             "image size (h, w)": list(config.image_size), "aggregate": config.aggregate,
@@ -46,7 +49,14 @@ def settings_of(ensemble, settings, threshold: dict) -> dict:
         rows["faces"] = json.dumps(config.faces, sort_keys=True)
     if len(ensemble.models) > 1:
         rows["Grad-CAM"] = f"of the first model ({ensemble.paths[0]})"
-    # audio: when an audio model can be given (--audio-model), its settings and score over time join here
+    if audio is not None:
+        spec = audio.spec
+        rows["audio model"] = (f"{audio_path} ({'logistic' if audio.hidden == 0 else f'mlp-{audio.hidden}'} over "
+                               f"{len(audio.columns)} features)")
+        rows["sound"] = (f"windows of {spec.window_s:g} s every {spec.hop_s:g} s, silence under {spec.min_rms_db:g} dBFS "
+                         f"skipped; P(fake) of the sound = the mean over its windows; threshold {SOUND_THRESHOLD}")
+        rows["fusion"] = (f"{fuse_rule}; fake when the picture reaches its threshold or the sound reaches "
+                          f"{SOUND_THRESHOLD}")
     return rows
 
 
@@ -64,14 +74,23 @@ def settings_of(ensemble, settings, threshold: dict) -> dict:
 @click.option("--manifests", type=click.Path(file_okay=False, path_type=Path),
               help="Folder with dataset.json: the frame settings, for an old checkpoint that does not store them.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Faces per forward pass [default: the recipe's].")
+@click.option("--audio-model", "audio_path", type=click.Path(exists=True, path_type=Path),
+              help="An audio detector (train.run --input audio: its run folder or checkpoints/audio.pt): the sound is "
+                   "scored too, shown over time on the page, and fused with the picture (--fuse); a video without "
+                   "sound says so and is judged on its picture alone.")
+@click.option("--fuse", "fuse_rule", type=click.Choice(("noisy-or", "max")), default="noisy-or", show_default=True,
+              help="The fused P(fake): noisy-or 1-(1-p_picture)(1-p_sound), or max.")
 @device_option()
 @verbose_option
-def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_size, device, verbose) -> None:
+def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_size, audio_path, fuse_rule, device,
+         verbose) -> None:
     """Check videos (files, or folders searched recursively): P(fake), the verdict at the model's threshold and the
     strongest evidence (which face track, which seconds), one line per video, and a self-contained HTML page.
 
     A video without a face says so (no verdict); a file that is not a video gets one line saying so, and the others
-    are still checked. Exit status: 0 when every file was checked, 1 when any could not be read, 2 on a usage error.
+    are still checked. With --audio-model the sound is judged too: the video is FAKE when its picture reaches the
+    image model's threshold or its sound reaches 0.5, its P(fake) is the --fuse rule of the two, and the page
+    shows the sound's P(fake) per window over time. Exit status: 0 when every file was checked, 1 when any could not be read, 2 on a usage error.
     """
     setup_logging(verbose)
     with reported():
@@ -85,11 +104,14 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
         scorer = Scorer(ensemble.models, ensemble.dev, batch_size or config.batch_size)
         threshold = decision_threshold(ensemble.paths, ensemble.thresholds, config.aggregate)
         log.info("threshold %.4f (%s)", threshold["value"], describe(threshold))
-        shown = settings_of(ensemble, settings, threshold)
+        audio = load_audio(audio_path) if audio_path else None
+        shown = settings_of(ensemble, settings, threshold, audio, audio_path, fuse_rule)
         described = [{"name": str(p), "arch": c.arch, "input": c.input} for p, c in zip(ensemble.paths, ensemble.configs)]
         failed = 0
         for path, name in zip(paths, video_names(paths, videos)):
             verdict = check_video(path, scorer, settings, ensemble.image_size, cropper, threshold, config.aggregate)
+            if audio is not None and verdict.label != FAILED:
+                verdict.sound = sound_verdict(audio, path, verdict.p_picture, fuse_rule, str(audio_path))
             failed += verdict.label == FAILED
             written = None
             if verdict.label != FAILED and not no_html:

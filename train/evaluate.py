@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dfd.cli import command, device_option, reported, setup_logging, verbose_option, workers_option
+from train.audio.fuse import FUSE_RULES
 from train.report.evaluation import evaluate, markdown_table
 from train.score.metrics import RULES
 from train.score.predict import TTA_MODES
@@ -26,20 +27,31 @@ from train.score.predict import TTA_MODES
 @click.option("--aggregate", "rule", type=click.Choice(RULES),
               help="How frames make a video's score (confident = the DFDC winner's rule; see train.score.metrics) "
                    "[default: the first checkpoint's training setting, else mean].")
+@click.option("--audio-checkpoint", type=click.Path(exists=True, path_type=Path),
+              help="An audio detector (train.run --input audio: its run folder or checkpoints/audio.pt): the split's "
+                   "sound (SHARDS/audio, audio.parquet) is scored too and fused with each video's picture (--fuse); "
+                   "metrics of the picture alone, the sound alone and the fused verdict. A video without sound is "
+                   "scored on its picture alone, with a note.")
+@click.option("--fuse", "fuse_rule", type=click.Choice(FUSE_RULES), default="noisy-or", show_default=True,
+              help="How the two verdicts make one: noisy-or 1-(1-p_picture)(1-p_sound), or max.")
 @device_option()
 @click.option("--batch-size", type=click.IntRange(min=1), help="Frames per forward pass [default: the recipe's].")
 @workers_option(2, "DataLoader worker processes.")
 @verbose_option
-def main(checkpoints, shards, manifests, split, out, tta, rule, device, batch_size, workers, verbose) -> None:
+def main(checkpoints, shards, manifests, split, out, tta, rule, audio_checkpoint, fuse_rule, device, batch_size, workers,
+         verbose) -> None:
     """Frame- and video-level ROC-AUC, accuracy, balanced accuracy, EER, AP and log loss of a checkpoint or an
-    ensemble on a sharded split, as metrics.json, metrics.md and roc.png."""
+    ensemble on a sharded split, as metrics.json, metrics.md and roc.png; with --audio-checkpoint also of the
+    sound alone and of the fused verdict."""
     setup_logging(verbose)
     manifests = manifests or Path(shards).parent / "manifests"
     with reported():
-        result = evaluate(checkpoints, shards, manifests, split, out, tta, rule, device, batch_size, workers)
+        result = evaluate(checkpoints, shards, manifests, split, out, tta, rule, device, batch_size, workers,
+                          audio_checkpoint, fuse_rule)
     click.echo(markdown_table(result), nl=False)
-    click.echo(f"{split}: {result['frame']['frames']} frames, {result['video']['videos']} videos; "
-               f"-> {result['out']}")
+    click.echo(f"{split}: {result['frame']['frames']} frames, {result['video']['videos']} videos"
+               + (f"; {result['audio']['without_sound']} without sound (scored on the picture alone)"
+                  if result.get("audio", {}).get("without_sound") else "") + f" -> {result['out']}")
 
 
 if __name__ == "__main__":

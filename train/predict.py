@@ -44,7 +44,8 @@ from train.score.videos import FAILED_SCORE, find_videos, predict_inputs, video_
 @click.option("--audio-checkpoint", type=click.Path(exists=True, path_type=Path),
               help="An audio detector (train.run --input audio: its run folder or checkpoints/audio.pt): each video's "
                    "sound is scored too and fused with its picture's (--fuse); a video without sound is scored on "
-                   "its picture alone. OUT then has the fused label; OUT.verdicts.csv the picture's, the sound's and a "
+                   "its picture alone. With --shards the sound is the split's audio shards (SHARDS/audio, "
+                   "audio.parquet). OUT then has the fused label; OUT.verdicts.csv the picture's, the sound's and a "
                    "note; --frames-out also a row per window of sound (start, audio_p_fake).")
 @click.option("--fuse", "fuse_rule", type=click.Choice(("noisy-or", "max")), default="noisy-or", show_default=True,
               help="How the two verdicts make one: noisy-or 1-(1-p_picture)(1-p_sound), or max (either fake part "
@@ -65,13 +66,12 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers
     setup_logging(verbose)
     if bool(inputs) == bool(shards):
         raise click.UsageError("give either videos/folders or --shards DIR (with --split), not both nor neither")
-    if audio_checkpoint and shards:
-        raise click.UsageError("--audio-checkpoint scores video files (not --shards) in this version")
     with reported():
         frames, scores, stats = predict_inputs(inputs, checkpoints, shards, manifests, split, workers, batch_size,
                                                device, clip, tta, rule, progress=not quiet)
         if audio_checkpoint:
-            frames, scores = _with_sound(inputs, audio_checkpoint, frames, scores, fuse_rule, out)
+            sound, windows = _sounds(inputs, audio_checkpoint, shards, manifests, split, frames)
+            frames, scores = _with_sound(sound, windows, frames, scores, fuse_rule, out)
         write_csv(scores, out)
         if frames_out:
             write_csv(frames, frames_out)
@@ -84,16 +84,31 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers
     sys.exit(1 if stats["failed"] else 0)
 
 
-def _with_sound(inputs, audio_checkpoint: Path, frames, scores, rule: str, out: Path):
+def _sounds(inputs, audio_checkpoint: Path, shards, manifests, split: str, frames):
+    """(filename, sound, note per video; filename, start, audio_p_fake per window): the files' own sound, or with
+    --shards the split's audio shards (audio.parquet), matched to the frames' file names by video id."""
+    from train.audio.model import load
+
+    model = load(audio_checkpoint)
+    if not shards:
+        from train.audio.predict import score_sounds
+
+        paths = find_videos(inputs)
+        return score_sounds(model, paths, video_names(paths, inputs))
+    from train.audio.split import split_sounds
+
+    names = frames.drop_duplicates("video_id").set_index("video_id")["filename"]
+    sound, windows = split_sounds(model, shards, manifests or Path(shards).parent / "manifests", split, names.index)
+    return (sound.assign(filename=sound["video_id"].map(names)).drop(columns="video_id"),
+            windows.assign(filename=windows["video_id"].map(names)))
+
+
+def _with_sound(sound, windows, frames, scores, rule: str, out: Path):
     """The sound's verdicts fused into the submission; OUT.verdicts.csv; the windows added to the frame rows."""
     import pandas as pd
 
     from train.audio.fuse import fused_scores
-    from train.audio.model import load
-    from train.audio.predict import score_sounds
 
-    paths = find_videos(inputs)
-    sound, windows = score_sounds(load(audio_checkpoint), paths, video_names(paths, inputs))
     verdicts = fused_scores(scores, sound, rule, set(frames.loc[frames["error"].notna(), "filename"]))
     write_csv(verdicts, out.with_name(out.stem + ".verdicts.csv"))
     return pd.concat([frames, windows], ignore_index=True), verdicts[["filename", "label"]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from demodata.synthetic import PART_NAME
 from helpers.clips import make_clip
 from helpers.commands import run_module
 from helpers.models import untrained_checkpoint
+from helpers.pages import assert_self_contained, shoot
 from train.score import metrics
 from train.score.verdict import Item, Verdict, evidence_text, seconds_text
 
@@ -30,27 +30,6 @@ def faces_clips(tmp_path_factory) -> dict:
     notes.write_text("not a video\n")
     model = untrained_checkpoint(root / "model" / "faces.pt", "faces", 64, fps=1.0, box=(256, 144))
     return {"root": root, "clips": clips, "noface": noface, "notes": notes, "model": model}
-
-
-def shoot(page: Path, tmp_path: Path) -> np.ndarray:
-    """A screenshot of the page in headless Chromium, with no network (the page needs none)."""
-    import matplotlib.image as mpimg
-
-    shot = tmp_path / f"{page.stem}.png"
-    proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                           "--disable-component-update", "--disable-sync", "--no-first-run",
-                           "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-                           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,2400",
-                           page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
-    assert shot.is_file(), proc.stderr[-2000:]
-    return mpimg.imread(shot)
-
-
-def assert_self_contained(text: str) -> None:
-    assert "<script" not in text.lower()
-    sources = re.findall(r'(?:src|href)="([^"#]+)"', text)
-    assert sources and all(s.startswith("data:image/") for s in sources), [s[:40] for s in sources]
-    assert "http://" not in text and "https://" not in text and "url(" not in text
 
 
 def test_faces_model_checks_each_video_and_goes_on_past_a_file_that_is_not_one(faces_clips, tmp_path):

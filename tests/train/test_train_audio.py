@@ -151,3 +151,157 @@ def test_predict_fuses_picture_and_sound(audio_demo, audio_run, tiny_run, tmp_pa
     assert set(windows["filename"]) == {"realr0s00.mp4", "faker0s00.mp4"}
     assert windows.groupby("filename")["audio_p_fake"].mean().to_dict() == pytest.approx(
         verdicts.loc[["realr0s00.mp4", "faker0s00.mp4"], "sound"].to_dict())
+
+
+def test_evaluate_fuses_the_shards_sound(audio_demo, audio_run, tiny_run, tmp_path):
+    """train.evaluate --audio-checkpoint on the demo's val split: the picture of the image checkpoint, the sound of
+    the audio shards, the metrics of each alone and fused, the fused score by the stated rule."""
+    import pandas as pd
+
+    from train.score import metrics
+
+    out = tmp_path / "eval"
+    proc = run_module("train.evaluate", "--checkpoint", tiny_run / "checkpoints" / "best.pt", "--shards",
+                      audio_demo / "shards", "--split", "val", "--audio-checkpoint", audio_run, "--out", out,
+                      "--device", "cpu", "--workers", "0")
+    assert "fused video (noisy-or)" in proc.stdout and "sound video" in proc.stdout
+    result = json.loads((out / "metrics.json").read_text())
+    audio = result["audio"]
+    videos = pd.read_parquet(out / "video_predictions.parquet")
+    val = pd.read_parquet(audio_demo / "manifests" / "audio.parquet").query("split == 'val'")
+    assert set(videos["video_id"]) == set(val["video_id"]) and audio["without_sound"] == 0
+    assert np.allclose(videos["fused"], 1 - (1 - videos["p_fake"]) * (1 - videos["sound"]))
+    assert audio["fused"]["roc_auc"] == pytest.approx(metrics.roc_auc(videos["label"], videos["fused"]))
+    assert audio["sound"]["videos"] == len(videos) == audio["fused"]["videos"]
+    assert result["video"]["roc_auc"] == pytest.approx(metrics.roc_auc(videos["label"], videos["p_fake"]))
+    windows = pd.read_parquet(out / "sound_windows.parquet")
+    assert windows.groupby("video_id")["audio_p_fake"].mean().to_dict() == pytest.approx(
+        videos.set_index("video_id")["sound"].to_dict())
+    assert audio["window"]["windows"] == len(windows) and (out / "roc.png").is_file()
+    # the sound alone tells these fakes (resynthesised speech under an untouched picture) from the reals
+    assert audio["sound"]["roc_auc"] > 0.7
+
+
+def test_evaluate_a_split_without_sound_scores_the_picture_alone(tiny_dataset, audio_run, tiny_run, tmp_path):
+    """The tiny dataset's lavfi clips have no sound: every video is fused as its picture alone, with the note."""
+    import pandas as pd
+
+    out = tmp_path / "eval"
+    proc = run_module("train.evaluate", "--checkpoint", tiny_run / "checkpoints" / "best.pt", "--shards",
+                      tiny_dataset["shards"], "--split", "val", "--audio-checkpoint", audio_run, "--fuse", "max",
+                      "--out", out, "--device", "cpu", "--workers", "0")
+    videos = pd.read_parquet(out / "video_predictions.parquet")
+    assert videos["sound"].isna().all() and (videos["fused"] == videos["p_fake"]).all()
+    assert set(videos["note"]) == {NO_SOUND}
+    audio = json.loads((out / "metrics.json").read_text())["audio"]
+    assert audio["without_sound"] == len(videos) and audio["sound"] == {"videos": 0}
+    picture = json.loads((out / "metrics.json").read_text())["video"]
+    assert audio["fused"]["log_loss"] == pytest.approx(picture["log_loss"])
+    assert f"{len(videos)} without sound (scored on the picture alone)" in proc.stdout
+
+
+def test_predict_shards_fuses_the_sound_of_the_audio_shards(audio_demo, audio_run, tiny_run, tmp_path):
+    """train.predict --shards --audio-checkpoint: the sound read from the audio shards scores exactly as the same
+    videos' files do (the pipeline kept their sound losslessly), fused into the submission."""
+    import pandas as pd
+
+    from train.audio.predict import score_sounds
+
+    out, frames_out = tmp_path / "sub.csv", tmp_path / "frames.csv"
+    run_module("train.predict", "--shards", audio_demo / "shards", "--split", "val", "--checkpoint",
+               tiny_run / "checkpoints" / "best.pt", "--audio-checkpoint", audio_run, "--out", out, "--frames-out",
+               frames_out, "--device", "cpu", "-q")
+    sub = pd.read_csv(out)
+    verdicts = pd.read_csv(tmp_path / "sub.verdicts.csv").set_index("filename")
+    val = pd.read_parquet(audio_demo / "manifests" / "audio.parquet").query("split == 'val'")
+    assert len(sub) == len(val) == len(verdicts) and verdicts["sound"].notna().all()
+    assert np.allclose(verdicts["label"], 1 - (1 - verdicts["picture"]) * (1 - verdicts["sound"]), atol=1e-6)
+    names = sorted(verdicts.index)[:2]
+    part = audio_demo / "videos" / "dfdc_train_part_0"
+    files, _ = score_sounds(load(audio_run), [part / n for n in names], names)
+    assert files.set_index("filename")["sound"].to_dict() == pytest.approx(verdicts.loc[names, "sound"].to_dict())
+    windows = pd.read_csv(frames_out).dropna(subset=["audio_p_fake"])
+    assert set(windows["filename"]) == set(verdicts.index)
+
+
+def test_predict_shards_without_sound(tiny_dataset, audio_run, tiny_run, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "sub.csv"
+    run_module("train.predict", "--shards", tiny_dataset["shards"], "--split", "val", "--checkpoint",
+               tiny_run / "checkpoints" / "best.pt", "--audio-checkpoint", audio_run, "--out", out, "--device",
+               "cpu", "-q")
+    verdicts = pd.read_csv(tmp_path / "sub.verdicts.csv")
+    assert set(verdicts["note"]) == {NO_SOUND} and np.allclose(verdicts["label"], verdicts["picture"])
+
+
+def test_check_judges_the_sound_and_draws_it(audio_demo, audio_run, tiny_run, tmp_path):
+    """dfd check --audio-model: the sound's windows scored as predict scores them, the fused P(fake) and the call
+    (a fake picture or a fake voice) in the JSON and the line, the sound over time on the page (headless
+    Chromium), and a video without sound that says so."""
+    import shutil
+    from pathlib import Path
+
+    from helpers.sound import av_clip
+    from helpers.pages import assert_self_contained, shoot
+    from train.audio.predict import score_sounds
+    from train.score.verdict import SOUND_THRESHOLD
+
+    fake = audio_demo / "videos" / "dfdc_train_part_0" / "faker0s00.mp4"
+    mute = av_clip(tmp_path / "mute.mp4", None, 2.0)
+    model = tiny_run / "checkpoints" / "best.pt"
+    proc = run_module("train.check", fake, mute, "--model", model, "--audio-model", audio_run, "--json",
+                      "--no-html", "--device", "cpu")
+    rows = {Path(r["path"]).name: r for r in map(json.loads, proc.stdout.strip().splitlines())}
+    got, silent = rows[fake.name], rows[mute.name]
+    files, _ = score_sounds(load(audio_run), [fake], ["f"])
+    assert got["sound"]["p_fake"] == pytest.approx(files["sound"].iloc[0])
+    assert got["sound"]["p_fake"] == pytest.approx(np.mean([w["p_fake"] for w in got["sound"]["windows"]]))
+    assert got["p_fake"] == pytest.approx(1 - (1 - got["p_picture"]) * (1 - got["sound"]["p_fake"]))
+    fake_call = got["p_picture"] >= got["threshold"] or got["sound"]["p_fake"] >= SOUND_THRESHOLD
+    assert got["verdict"] == ("FAKE" if fake_call else "REAL")
+    assert silent["sound"]["p_fake"] is None and silent["sound"]["note"] == NO_SOUND
+    assert silent["p_fake"] == pytest.approx(silent["p_picture"]) and silent["sound"]["windows"] == []
+
+    lines = run_module("train.check", fake, mute, "--model", model, "--audio-model", audio_run, "--fuse", "max",
+                       "--out", tmp_path / "pages", "--device", "cpu").stdout.strip().splitlines()
+    assert " max of picture and sound; picture P(fake) " in lines[0] and "sound P(fake) " in lines[0]
+    assert lines[1].endswith(f"; sound: {NO_SOUND} -> {tmp_path / 'pages' / 'mute.html'}")
+    page = tmp_path / "pages" / f"{fake.stem}.html"
+    text = page.read_text()
+    assert_self_contained(text)
+    assert "The sound: P(fake) over time" in text and "audio model" in text and 'alt="sound P(fake) over time"' in text
+    assert NO_SOUND in (tmp_path / "pages" / "mute.html").read_text()
+    if shutil.which("chromium"):
+        image = shoot(page, tmp_path, height=3200)[..., :3]
+        # each window's band: #8e44ad at alpha 0.35 on white, a lavender found nowhere else on the page (measured:
+        # ~1,900 pixels in the sound plot, none above it among the frames and Grad-CAMs)
+        band = (np.abs(image - np.array([0.845, 0.743, 0.887])) < 0.04).all(axis=-1)
+        assert band.sum() > 500  # the sound's P(fake) per window was drawn
+
+
+def test_verdict_with_sound_a_fake_picture_or_a_fake_voice():
+    """The call: the picture at its threshold or the sound at SOUND_THRESHOLD; no face but sound: the sound alone."""
+    from pathlib import Path
+
+    from train.score.verdict import Item, Sound, Verdict, as_json, line
+
+    crop = np.zeros((4, 4, 3), np.uint8)
+
+    def verdict(picture, sound, fused=None):
+        items = [] if picture is None else [Item(0, 0.0, picture, crop)]
+        s = Sound("noisy-or", "a", 2.0, 1.0, sound, [0.0, 1.0] if sound is not None else [],
+                  [sound, sound] if sound is not None else [], None if sound is not None else NO_SOUND, fused)
+        return Verdict(Path("v.mp4"), "frames", {"value": 0.6}, "mean", items, [b""], [0.0], sound=s)
+
+    assert verdict(0.3, 0.4, fuse(0.3, 0.4)).label == "REAL"  # fused 0.58 is under 0.6 and neither part is fake
+    assert verdict(0.3, 0.45, fuse(0.3, 0.45)).label == "REAL"  # fused 0.615, but neither part reaches its own
+    assert verdict(0.7, 0.1, fuse(0.7, 0.1)).label == "FAKE" and verdict(0.1, 0.6, fuse(0.1, 0.6)).label == "FAKE"
+    alone = verdict(None, 0.8, 0.8)
+    assert alone.label == "FAKE" and "from the sound alone (no face found" in line(alone, "v.mp4")
+    mute = verdict(0.2, None, 0.2)
+    assert mute.label == "REAL" and line(mute, "v.mp4").endswith(f"sound: {NO_SOUND}")
+    assert verdict(None, None).label == "NO FACE"
+    row = as_json(verdict(0.3, 0.55, fuse(0.3, 0.55)), "v.mp4")  # sound 0.55: FAKE
+    assert row["p_fake"] == pytest.approx(0.685) and row["p_picture"] == pytest.approx(0.3)
+    assert row["sound"]["windows"] == [{"start": 0.0, "p_fake": 0.55}, {"start": 1.0, "p_fake": 0.55}]

@@ -14,6 +14,7 @@ from .model import AudioModel
 
 FUSE_RULES = ("noisy-or", "max")
 NO_SOUND = "no sound: scored on the picture alone"
+SILENT = "silent sound: scored on the picture alone"
 
 
 def fuse(p_picture, p_sound, rule: str = "noisy-or"):
@@ -36,15 +37,22 @@ def sound_windows(model: AudioModel, samples: np.ndarray, rate: int) -> pd.DataF
     return pd.DataFrame({"start": [s for s, _ in cut], "p_fake": model.predict(x)})
 
 
+def video_sound(model: AudioModel, samples: np.ndarray, rate: int) -> tuple[float, str | None, pd.DataFrame]:
+    """(the video's sound P(fake), the mean over its windows, or NaN; a note where NaN; its windows)."""
+    w = sound_windows(model, samples, rate)
+    if w.empty:
+        return float("nan"), SILENT, w
+    return float(w["p_fake"].mean()), None, w
+
+
 def fused_scores(scores: pd.DataFrame, sound: pd.DataFrame, rule: str = "noisy-or",
-                 failed: set[str] = frozenset()) -> pd.DataFrame:
+                 failed: set[str] = frozenset(), on: str = "filename") -> pd.DataFrame:
     """The submission (filename, label) with the sound's verdict fused in: columns picture, sound, label, note.
     `sound` has filename, sound (P(fake) of the sound, NaN where there is none) and note. A video in `failed`
     (its picture could not be scored) keeps its submission label."""
-    out = scores.rename(columns={"label": "picture"}).merge(sound[["filename", "sound", "note"]], on="filename",
-                                                             how="left")
+    out = scores.rename(columns={"label": "picture"}).merge(sound[[on, "sound", "note"]], on=on, how="left")
     out["label"] = fuse(out["picture"], out["sound"], rule)
-    bad = out["filename"].isin(failed)
+    bad = out[on].isin(failed)
     out.loc[bad, "label"] = out.loc[bad, "picture"]
     out["note"] = out["note"].where(out["sound"].notna(), out["note"].fillna(NO_SOUND))
-    return out[["filename", "label", "picture", "sound", "note"]]
+    return out[[on, "label", "picture", "sound", "note"]]

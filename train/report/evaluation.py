@@ -30,10 +30,48 @@ TABLE_COLUMNS = ("n", "log_loss", "roc_auc", "accuracy", "balanced_accuracy", "e
 
 
 def markdown_table(result: dict) -> str:
-    """The frame and video rows of an evaluation as a GitHub markdown table."""
-    rows = [[level, *({**result[level], "n": result[level][key]}.get(c) for c in TABLE_COLUMNS)]
-            for level, key in (("frame", "frames"), ("video", "videos"))]
+    """The frame and video rows of an evaluation as a GitHub markdown table (with --audio-checkpoint also the
+    sound's windows and videos and the fused videos)."""
+    levels = [("frame", result["frame"], "frames"), ("video", result["video"], "videos")]
+    if "audio" in result:
+        a = result["audio"]
+        levels += [("sound window", a["window"], "windows"), ("sound video", a["sound"], "videos"),
+                   (f"fused video ({a['fuse']})", a["fused"], "videos")]
+    rows = [[name, *({**level, "n": level.get(key)}.get(c) for c in TABLE_COLUMNS)] for name, level, key in levels]
     return table_of(("level", *TABLE_COLUMNS), rows)
+
+
+def _level(labels, p_fake, key: str) -> dict:
+    """metrics.score of one level with its count; the count alone where there is nothing to score."""
+    return {key: int(len(labels)), **(metrics.score(labels, p_fake) if len(labels) else {})}
+
+
+def with_sound(videos: pd.DataFrame, audio_checkpoint: str | Path, shards: str, manifests: str | Path, split: str,
+               rule: str = "noisy-or") -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """The sound's verdicts of the split's videos (train.audio.split) fused with their pictures' (train.audio.fuse):
+    (the audio metrics: sound windows, sound videos, fused videos; the video table with sound, fused and note
+    columns; the windows with their video's label). A video without sound is fused as its picture alone."""
+    from train.audio.fuse import fused_scores
+    from train.audio.model import load
+    from train.audio.split import split_sounds
+
+    sound, windows = split_sounds(load(audio_checkpoint), shards, manifests, split, videos["video_id"])
+    fused = fused_scores(videos[["video_id", "p_fake"]].rename(columns={"p_fake": "label"}), sound, rule,
+                         on="video_id")
+    videos = videos.assign(sound=fused["sound"].to_numpy(), fused=fused["label"].to_numpy(),
+                           note=fused["note"].to_numpy())
+    windows = windows.merge(videos[["video_id", "label"]], on="video_id")
+    heard = videos[videos["sound"].notna()]
+    silent = int(len(videos) - len(heard))
+    if silent:
+        log.warning("%d of %d %s videos have no sound to score: fused as their picture alone", silent, len(videos),
+                    split)
+    result = {"checkpoint": str(audio_checkpoint), "fuse": rule, "without_sound": silent,
+              "window": _level(windows["label"], windows["audio_p_fake"], "windows"),
+              "sound": _level(heard["label"], heard["sound"], "videos"),
+              "fused": _level(videos["label"], videos["fused"], "videos"),
+              "notes": videos["note"].dropna().value_counts().to_dict()}
+    return result, videos, windows
 
 
 def default_out(paths: Sequence[Path], split: str) -> Path:
@@ -54,9 +92,12 @@ def predict_split(ensemble: Ensemble, urls: Sequence[str], batch_size: int, work
 
 def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Path, split: str = "val",
              out: str | Path | None = None, tta: str = "none", rule: str | None = None, device: str = "auto",
-             batch_size: int | None = None, workers: int = 2) -> dict:
+             batch_size: int | None = None, workers: int = 2, audio_checkpoint: str | Path | None = None,
+             fuse_rule: str = "noisy-or") -> dict:
     """Score the split with the checkpoint(s) (rule None: the first checkpoint's --aggregate); writes metrics.json,
-    metrics.md, roc.png, predictions.parquet and video_predictions.parquet to out; returns the metrics dict."""
+    metrics.md, roc.png, predictions.parquet and video_predictions.parquet to out; returns the metrics dict. With
+    an audio checkpoint, also the sound and the fused verdict (with_sound): result["audio"], video_predictions'
+    sound, fused and note columns (p_fake stays the picture's) and sound_windows.parquet."""
     ensemble = load_ensemble(checkpoints, device)
     first = ensemble.config
     rule = rule or first.aggregate
@@ -79,12 +120,19 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
               "tta": tta, "aggregate": rule, "input": ensemble.settings, "log_loss_eps": metrics.KAGGLE_EPS,
               "frame": frame, "video": video, "seconds": seconds,
               "images_per_s": len(frames) / seconds if seconds else None}
+    name = f"ensemble of {len(ensemble.models)}" if result["ensemble"] else first.arch
+    curves = [(name, frames, videos)]
     out = Path(out) if out else default_out(ensemble.paths, split)
     out.mkdir(parents=True, exist_ok=True)
+    if audio_checkpoint:
+        result["audio"], videos, windows = with_sound(videos, audio_checkpoint, shards, manifests, split, fuse_rule)
+        write_parquet(windows, out / "sound_windows.parquet")
+        curves += [("sound", windows.rename(columns={"audio_p_fake": "p_fake"}), videos.assign(p_fake=videos["sound"])
+                    .dropna(subset=["p_fake"])), (f"fused ({fuse_rule})", frames.iloc[:0], videos.assign(
+                        p_fake=videos["fused"]))]
     write_parquet(frames, out / "predictions.parquet")
     write_parquet(videos, out / "video_predictions.parquet")
-    name = f"ensemble of {len(ensemble.models)}" if result["ensemble"] else first.arch
-    plot_roc(out / "roc.png", [(name, frames, videos)])
+    plot_roc(out / "roc.png", curves)
     write_text(out / "metrics.json", json.dumps(metrics.json_safe(result), indent=2) + "\n")
     write_text(out / "metrics.md", markdown_table(result))
     result["out"] = str(out)

@@ -1,7 +1,8 @@
 """The verdict page of one checked video: one self-contained HTML file (images as data URIs, no script, no external
 request) with the verdict and the model, P(fake) over time per face track with the threshold, the faces (or frames)
 of every sampled second with their scores, the most suspicious with their Grad-CAM beside the source frame and
-its box, and the settings used."""
+its box, with an audio model the sound's P(fake) per window over time (or a note that there is no sound), and the
+settings used."""
 from __future__ import annotations
 
 import base64
@@ -21,7 +22,7 @@ from train.data.decode import to_chw
 from train.model import normalize
 from train.report.gradcam import grad_cam, overlay
 from train.score.threshold import describe
-from train.score.verdict import Verdict, evidence_text
+from train.score.verdict import SOUND_THRESHOLD, Verdict, evidence_text, sound_text
 
 SUSPICIOUS = 4  # Grad-CAM for this many of the highest-scoring faces (or frames)
 FAKE_CLASS = 1
@@ -67,6 +68,37 @@ def timeline_png(verdict: Verdict) -> bytes:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return buf.getvalue()
+
+
+def sound_png(verdict: Verdict) -> bytes:
+    """The sound's P(fake) per window against time (each window drawn over the seconds it covers), its threshold
+    dashed."""
+    sound = verdict.sound
+    fig, ax = plt.subplots(figsize=(9, 3.2), constrained_layout=True)
+    for start, p in zip(sound.starts, sound.windows):
+        ax.plot([start, start + sound.window_s], [p, p], color="#8e44ad", alpha=0.35, linewidth=3)
+    mids = [s + sound.window_s / 2 for s in sound.starts]
+    ax.plot(mids, sound.windows, marker="o", color="#8e44ad", label=f"sound, windows of {sound.window_s:g} s")
+    ax.axhline(SOUND_THRESHOLD, color="#c0392b", linestyle="--", label=f"threshold {SOUND_THRESHOLD:.3f}")
+    ax.set(ylim=(-0.02, 1.02), xlabel="second", ylabel="P(fake) of the sound",
+           xlim=(-0.2, max([s + sound.window_s for s in sound.starts] + list(verdict.seconds) + [1]) + 0.2))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def sound_section(verdict: Verdict) -> str:
+    """The sound's verdict: its P(fake) over time, or why there is none."""
+    sound = verdict.sound
+    head = '<h2 id="sound">The sound: P(fake) over time</h2>'
+    if sound.p_fake is None:
+        return f"{head}<p><b>{html.escape(sound.note or 'no sound')}</b>: the verdict is the picture's alone.</p>"
+    return (f"{head}<p>{html.escape(sound_text(verdict))}; the sound's P(fake) is the mean over its "
+            f"{len(sound.windows)} windows (silence skipped).</p><img alt=\"sound P(fake) over time\" "
+            f'src="data:image/png;base64,{base64.b64encode(sound_png(verdict)).decode()}">')
 
 
 def gradcams(model: torch.nn.Module, crops: list[np.ndarray]) -> list[np.ndarray]:
@@ -134,13 +166,26 @@ def header(verdict: Verdict, name: str, models: list[dict]) -> str:
     label = verdict.label
     score = "" if verdict.p_fake is None else f" P(fake) <b>{verdict.p_fake:.3f}</b>"
     model = "; ".join(f"{html.escape(m['name'])} ({html.escape(m['arch'])}, {m['input']})" for m in models)
+    alone = "No verdict." if verdict.p_fake is None else "The verdict is the sound's alone."
     says = (f"<p>No face was found in the {len(verdict.seconds)} sampled frames: the model, trained on faces, has "
-            "nothing to judge. No verdict.</p>" if verdict.p_fake is None else
+            f"nothing to judge. {alone}</p>" if verdict.p_picture is None else
             f"<p>Strongest evidence: {html.escape(evidence_text(verdict))}.</p>")
     return (f"<h1>{html.escape(name)}</h1><p><span class=\"badge {label.replace(' ', '')}\">{label}</span>{score} "
-            f"against the threshold {verdict.threshold['value']:.3f} ({html.escape(describe(verdict.threshold))}); a "
-            f"video's P(fake) is the <code>{html.escape(verdict.aggregate)}</code> of its "
+            f"{_against(verdict)}; the picture's P(fake) is the <code>{html.escape(verdict.aggregate)}</code> of its "
             f"{'faces' if verdict.input == 'faces' else 'frames'}.</p>{says}<p>Model: {model}.</p>")
+
+
+def _against(verdict: Verdict) -> str:
+    """What the header's P(fake) is compared with: the image model's threshold, and with sound also the sound's."""
+    picture = f"the threshold {verdict.threshold['value']:.3f} ({html.escape(describe(verdict.threshold))})"
+    sound = verdict.sound
+    if sound is None:
+        return f"against {picture}"
+    if sound.p_fake is None:
+        return f"against {picture}; {html.escape(sound.note or 'no sound')}"
+    pic = "no picture verdict" if verdict.p_picture is None else f"picture {verdict.p_picture:.3f}"
+    return (f"(<code>{sound.rule}</code> of {pic} and sound {sound.p_fake:.3f}): fake when the picture reaches "
+            f"{picture} or the sound reaches {SOUND_THRESHOLD:.3f}")
 
 
 def write_page(verdict: Verdict, name: str, out: Path, model: torch.nn.Module, models: list[dict],
@@ -156,6 +201,8 @@ def write_page(verdict: Verdict, name: str, out: Path, model: torch.nn.Module, m
                  suspicious_section(verdict, model),
                  f"<h2 id=\"seconds\">Every sampled second</h2><p>Outlined red: P(fake) at or above the threshold.</p>",
                  seconds_section(verdict)]
+    if verdict.sound is not None:
+        body.append(sound_section(verdict))
     timings = {**verdict.timings, "page_s": time.perf_counter() - start}
     body += ['<h2 id="settings">Settings used</h2>',
              settings_table({**settings, "timings (s)": ", ".join(f"{k} {v:.2f}" for k, v in timings.items()),

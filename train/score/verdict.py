@@ -1,6 +1,9 @@
 """One video's verdict as data: the scored faces (or frames), the video's P(fake) by the model's aggregation rule,
-the call at the decision threshold, and the strongest evidence (which face track, which seconds). Pure: the
-scoring (train.score.check) fills it, the command prints it, the page (train.report.verdict) draws it."""
+the call at the decision threshold, and the strongest evidence (which face track, which seconds). With an audio
+model (dfd check --audio-model) also the sound's windows and the fused P(fake): the video is called fake when its
+picture reaches the image model's threshold or its sound reaches SOUND_THRESHOLD (a fake picture or a fake voice
+makes a fake video); its P(fake) is the fusion rule's (train.audio.fuse). Pure: the scoring (train.score.check,
+train.audio.predict) fills it, the command prints it, the page (train.report.verdict) draws it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,6 +14,23 @@ import numpy as np
 from train.score import metrics
 
 FAKE, REAL, NO_FACE, FAILED = "FAKE", "REAL", "NO FACE", "FAILED"
+SOUND_THRESHOLD = 0.5  # the audio detector is trained class-balanced (train.audio.model): 0.5 is its own EER-like point
+
+
+@dataclass
+class Sound:
+    """The sound's part of a checked video: its windows (start second, P(fake)), the video's P(fake) (their mean;
+    None without sound to score, with the note saying why), the fusion rule and the fused P(fake)."""
+
+    rule: str
+    model: str
+    window_s: float
+    hop_s: float
+    p_fake: float | None = None
+    starts: list[float] = field(default_factory=list)
+    windows: list[float] = field(default_factory=list)
+    note: str | None = None
+    fused: float | None = None  # the rule over picture and sound (the picture's alone without sound)
 
 
 @dataclass
@@ -38,20 +58,31 @@ class Verdict:
     size: tuple[int, int] | None = None  # the frames' width, height
     error: str | None = None
     timings: dict = field(default_factory=dict)
+    sound: Sound | None = None
 
     @property
-    def p_fake(self) -> float | None:
+    def p_picture(self) -> float | None:
         if not self.items:
             return None
         return metrics.aggregate([i.p_fake for i in self.items], self.aggregate)
 
     @property
+    def p_fake(self) -> float | None:
+        """The picture's P(fake), or with sound the fused one (the sound's alone where no face was found)."""
+        if self.sound is not None and self.sound.fused is not None:
+            return self.sound.fused
+        return self.p_picture
+
+    @property
     def label(self) -> str:
         if self.error is not None:
             return FAILED
-        if self.p_fake is None:
+        picture, sound = self.p_picture, self.sound.p_fake if self.sound else None
+        if picture is None and sound is None:
             return NO_FACE
-        return FAKE if self.p_fake >= self.threshold["value"] else REAL
+        fake = ((picture is not None and picture >= self.threshold["value"])
+                or (sound is not None and sound >= SOUND_THRESHOLD))
+        return FAKE if fake else REAL
 
     def tracks(self) -> list[dict]:
         """Per face track (frames models: one track, None): id, P(fake) by the rule, peak, seconds; strongest first."""
@@ -101,15 +132,36 @@ def evidence_text(verdict: Verdict) -> str:
     return f"{who} {where} {seconds_text(ev['seconds'], step)}, peak P(fake) {ev['max']:.3f}"
 
 
+def sound_text(verdict: Verdict) -> str:
+    """The sound's part of the line: its P(fake) at its threshold and its most suspicious seconds, or the note."""
+    sound = verdict.sound
+    if sound is None:
+        return ""
+    if sound.p_fake is None:
+        return f"sound: {sound.note}"
+    above = [s for s, p in zip(sound.starts, sound.windows) if p >= SOUND_THRESHOLD]
+    where = f", fake-sounding windows starting at {seconds_text(above, sound.hop_s)}" if above else ""
+    return f"sound P(fake) {sound.p_fake:.3f} (threshold {SOUND_THRESHOLD:.3f}{where})"
+
+
 def line(verdict: Verdict, name: str) -> str:
     """The one line `dfd check` prints per video."""
     if verdict.error is not None:
         return f"{name}: {FAILED}: {verdict.error}"
-    if verdict.p_fake is None:
-        return f"{name}: {NO_FACE}: no face found in {len(verdict.seconds)} sampled frames; no verdict"
     t = verdict.threshold["value"]
-    return (f"{name}: {verdict.label} P(fake) {verdict.p_fake:.3f} (threshold {t:.3f}); strongest: "
-            f"{evidence_text(verdict)}")
+    sound = verdict.sound
+    if verdict.p_picture is None:
+        no_face = f"no face found in {len(verdict.seconds)} sampled frames"
+        if sound is None or sound.p_fake is None:
+            return f"{name}: {NO_FACE}: {no_face}; no verdict" + (f"; {sound_text(verdict)}" if sound else "")
+        return f"{name}: {verdict.label} P(fake) {verdict.p_fake:.3f} from the sound alone ({no_face}); " + sound_text(
+            verdict)
+    if sound is None:
+        return (f"{name}: {verdict.label} P(fake) {verdict.p_fake:.3f} (threshold {t:.3f}); strongest: "
+                f"{evidence_text(verdict)}")
+    fused = f" {sound.rule} of picture and sound" if sound.p_fake is not None else ""
+    return (f"{name}: {verdict.label} P(fake) {verdict.p_fake:.3f}{fused}; picture P(fake) {verdict.p_picture:.3f} "
+            f"(threshold {t:.3f}), strongest: {evidence_text(verdict)}; {sound_text(verdict)}")
 
 
 def as_json(verdict: Verdict, name: str) -> dict:
@@ -120,4 +172,9 @@ def as_json(verdict: Verdict, name: str) -> dict:
         "threshold": verdict.threshold["value"], "threshold_rule": verdict.threshold.get("rule"),
         "aggregate": verdict.aggregate, "input": verdict.input, "error": verdict.error,
         "frames": len(verdict.seconds), "items": len(verdict.items), "evidence": ev,
-        "tracks": [{k: v for k, v in t.items()} for t in verdict.tracks()], "timings": verdict.timings})
+        "tracks": [{k: v for k, v in t.items()} for t in verdict.tracks()], "timings": verdict.timings,
+        "p_picture": verdict.p_picture, "sound": None if verdict.sound is None else {
+            "p_fake": verdict.sound.p_fake, "threshold": SOUND_THRESHOLD, "rule": verdict.sound.rule,
+            "note": verdict.sound.note, "model": verdict.sound.model, "window_s": verdict.sound.window_s,
+            "hop_s": verdict.sound.hop_s,
+            "windows": [{"start": s, "p_fake": p} for s, p in zip(verdict.sound.starts, verdict.sound.windows)]}})
