@@ -23,7 +23,8 @@ def _decode(path: Path, settings: FrameSettings) -> tuple[list, str | None]:
     if not path.is_file():
         return [], "no such file" if not path.exists() else "not a file"
     try:
-        _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout)
+        _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout,
+                            skip_frames=settings.skip_frames)
     except FrameError as err:
         return [], f"not a readable video ({str(err).strip().splitlines()[0] if str(err).strip() else 'ffmpeg failed'})"
     except OSError as err:
