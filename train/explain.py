@@ -27,6 +27,8 @@ from train.report.explain import DEFAULT_K, run_explain
 def main(run_dir, checkpoint, boxes, k, shards, manifests, device, blend, verbose) -> None:
     """Predictions on the val split, video-level metrics, top losses, Grad-CAM and report.html of a run."""
     setup_logging(verbose)
+    if (run_dir / "checkpoints" / "audio.pt").is_file() and not (run_dir / "checkpoints" / "best.pt").is_file():
+        return _explain_audio(run_dir, shards, manifests, k)
     with reported():
         metrics = run_explain(run_dir, shards, manifests, device, checkpoint=checkpoint, boxes=boxes, k=k,
                               blend=blend)
@@ -42,6 +44,19 @@ def main(run_dir, checkpoint, boxes, k, shards, manifests, device, blend, verbos
         click.echo(f"pointing game against the blend mask {p['pointing_game']:.3f} over {p['faces']} self-blended "
                    f"val real faces (random point {p['random_point']:.3f})")
     click.echo(f"report: {run_dir / 'report.html'}")
+
+
+def _explain_audio(run_dir: Path, shards: str | None, manifests: Path | None, k: int) -> None:
+    """An audio run (train.run --input audio): its val windows scored again, the top and bottom ones drawn."""
+    from train.audio.run import explain_run
+
+    if not shards or not manifests:
+        raise click.UsageError(f"{run_dir} is an audio run: pass --shards and --manifests (the sound's shards)")
+    with reported():
+        metrics = explain_run(run_dir, shards, manifests, k=min(k, 8))
+    v = metrics["val"]
+    click.echo(f"audio: video AUC {v['video_auc']:.4f}, window AUC {v['roc_auc']:.4f}; "
+               f"report: {run_dir / 'report.html'}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import numpy as np
@@ -91,6 +92,26 @@ def test_train_audio_run_folder_and_checkpoint(audio_run):
         assert (run / name).is_file(), name
     model = load(run)
     assert model.spec == AudioFeatures() and len(model.columns) == len(model.spec.names)
+
+
+def test_explain_an_audio_run_scores_and_draws_its_windows_again(audio_demo, audio_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(audio_run, run)
+    for name in ("top_windows.png", "bottom_windows.png", "val_windows.csv"):
+        (run / name).unlink()
+    refused = run_module("train.explain", "--run", run, check=False)
+    assert refused.returncode == 2 and "audio run" in refused.stderr and "Traceback" not in refused.stderr
+    proc = run_module("train.explain", "--run", run, "--shards", audio_demo / "shards", "--manifests",
+                      audio_demo / "manifests")
+    assert "audio: video AUC" in proc.stdout
+    for name in ("top_windows.png", "bottom_windows.png", "val_windows.csv", "report.html"):
+        assert (run / name).is_file(), name
+    before = json.loads((audio_run / "metrics.json").read_text())["val"]
+    after = json.loads((run / "metrics.json").read_text())["val"]
+    assert after["video_auc"] == pytest.approx(before["video_auc"])
+    assert after["roc_auc"] == pytest.approx(before["roc_auc"])
+    top = json.loads((run / "metrics.json").read_text())["explain"]["top_windows.png"]
+    assert top and top[0]["p_fake"] >= top[-1]["p_fake"]
 
 
 def test_fake_audio_manipulated_needs_changed_sound(audio_demo, tmp_path):

@@ -16,7 +16,7 @@ from train.score.metrics import compute_metrics, json_safe
 from .data import open_audio, window_table
 from .explain import explain_windows, write_report
 from .features import AudioFeatures, window_features
-from .model import fit_model, save
+from .model import fit_model, load, save
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +76,22 @@ def run_audio(shards: str, manifests: str, out: str | Path, fake_audio: str = "m
     log.info("held-out clip-level AUC %.3f (%s); bispectral features alone %.3f; %d val videos", row["video_auc"],
              name, alone["video_auc"], len(val_rows))
     return out
+
+
+def explain_run(run_dir: str | Path, shards: str, manifests: str | Path, k: int = 4) -> dict:
+    """`train.explain` on an audio run: its checkpoint scores the val windows of these shards again, then
+    val_windows.csv, the top and bottom windows (spectrograms beside their bicoherence), metrics.json and
+    report.html are rewritten."""
+    run_dir = Path(run_dir)
+    model = load(run_dir)
+    path = run_dir / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.is_file() else {"model": "audio", "comparison": []}
+    audio = open_audio(shards, manifests, metrics.get("fake_audio", "manipulated"))
+    val_meta, x_val = window_table(audio, audio.split("val"), model.spec, window_features)
+    val_meta = val_meta.assign(p_fake=model.predict(x_val))
+    metrics["val"] = compute_metrics(val_meta["label"], val_meta["p_fake"], val_meta["video_id"])
+    metrics["explain"] = explain_windows(audio, val_meta, model.spec, run_dir, k)
+    write_csv(val_meta, run_dir / "val_windows.csv")
+    write_text(path, json.dumps(json_safe(metrics), indent=2))
+    write_report(run_dir, json_safe(metrics))
+    return metrics

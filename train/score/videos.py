@@ -164,14 +164,14 @@ def decode_video(path: Path, settings: FrameSettings, size: tuple[int, int] | No
         _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout,
                             skip_frames=settings.skip_frames)
         if not size:
-            return Decoded(path, None, [f.jpeg for f in frames], [f.index for f in frames],
-                           [f.second for f in frames], decode_s=time.perf_counter() - start)
+            return Decoded(path, jpegs=[f.jpeg for f in frames], indices=[f.index for f in frames],
+                           seconds=[f.second for f in frames], decode_s=time.perf_counter() - start)
         images = np.stack([decode_resized(f.jpeg, size) for f in frames])
     except FrameError as err:
         return Decoded(path, error=str(err), decode_s=time.perf_counter() - start)
     except (OSError, ValueError, RuntimeError) as err:  # unreadable file, a JPEG simplejpeg refuses
         return Decoded(path, error=f"{err.__class__.__name__}: {err}", decode_s=time.perf_counter() - start)
-    return Decoded(path, images, [f.index for f in frames], [f.second for f in frames],
+    return Decoded(path, images=images, indices=[f.index for f in frames], seconds=[f.second for f in frames],
                    decode_s=time.perf_counter() - start)
 
 
