@@ -58,10 +58,13 @@ def timeline_png(verdict: Verdict) -> bytes:
         items = sorted((i for i in verdict.items if i.track == track["track"]), key=lambda i: i.second)
         label = "frames" if track["track"] is None else f"face track {track['track']}"
         ax.plot([i.second for i in items], [i.p_fake for i in items], marker="o", label=label)
-    ax.axhline(verdict.threshold["value"], color="#c0392b", linestyle="--",
-               label=f"threshold {verdict.threshold['value']:.3f}")
-    ax.set(ylim=(-0.02, 1.02), xlabel="second", ylabel="P(fake)",
-           xlim=(-0.2, max(verdict.seconds, default=1) + 0.2))
+    return _over_time(fig, ax, verdict.threshold["value"], "P(fake)", max(verdict.seconds, default=1))
+
+
+def _over_time(fig, ax, threshold: float, ylabel: str, last_second: float) -> bytes:
+    """The threshold dashed, the axes of a P(fake)-over-time plot, the legend beside it; the PNG."""
+    ax.axhline(threshold, color="#c0392b", linestyle="--", label=f"threshold {threshold:.3f}")
+    ax.set(ylim=(-0.02, 1.02), xlabel="second", ylabel=ylabel, xlim=(-0.2, last_second + 0.2))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)
     buf = io.BytesIO()
@@ -79,15 +82,8 @@ def sound_png(verdict: Verdict) -> bytes:
         ax.plot([start, start + sound.window_s], [p, p], color="#8e44ad", alpha=0.35, linewidth=3)
     mids = [s + sound.window_s / 2 for s in sound.starts]
     ax.plot(mids, sound.windows, marker="o", color="#8e44ad", label=f"sound, windows of {sound.window_s:g} s")
-    ax.axhline(SOUND_THRESHOLD, color="#c0392b", linestyle="--", label=f"threshold {SOUND_THRESHOLD:.3f}")
-    ax.set(ylim=(-0.02, 1.02), xlabel="second", ylabel="P(fake) of the sound",
-           xlim=(-0.2, max([s + sound.window_s for s in sound.starts] + list(verdict.seconds) + [1]) + 0.2))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+    last = max([s + sound.window_s for s in sound.starts] + list(verdict.seconds) + [1])
+    return _over_time(fig, ax, SOUND_THRESHOLD, "P(fake) of the sound", last)
 
 
 def sound_section(verdict: Verdict) -> str:
