@@ -14,6 +14,8 @@ LAYOUTS = ("auto", "dfdc", "ffpp", "celebdf", "csv", "unlabelled", "mixed")
 SKIP_FRAMES = ("noref", "none")
 SKIP_FRAMES_BEFORE = "none"  # what a dataset.json or checkpoint without the setting was made with
 SETTINGS_BEFORE = {"skip_frames": SKIP_FRAMES_BEFORE}  # a part config written before a setting existed meant these
+# ... and, for the sound and split files too: what resume and merge compare a part config with
+PART_SETTINGS_BEFORE = {**SETTINGS_BEFORE, "audio": False, "split_files": []}
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}
 

@@ -19,7 +19,7 @@ from dfd.errors import UsageProblem
 
 from . import manifest
 from .journal import recover
-from .config import SETTINGS_BEFORE, PipelineConfig
+from .config import PART_SETTINGS_BEFORE, PipelineConfig
 from .discover import Video, discover, identities
 from .ffmpeg import ffmpeg_version, find_ffmpeg
 from .frames import ffmpeg_command
@@ -67,18 +67,18 @@ def _check_previous(config: PipelineConfig, videos: list[Video]) -> None:
             raise PlanError(f"{config.manifests} was split before videos were grouped by every person they involve "
                             "(a FaceForensics++ fake by its target only): regroup it once with `python -m "
                             "pipeline.resplit` (same --seed and --val-fraction), then rerun")
-        previous = {**previous, "grouping": previous.get("grouping") or config.grouping}
+        previous = {**PART_SETTINGS_BEFORE, **previous, "grouping": previous.get("grouping") or config.grouping}
         for key, value in config.frame_settings().items():
-            if (made := previous.get(key, SETTINGS_BEFORE.get(key))) != value:
-                raise PlanError(f"{config.manifests} holds frames made with {key}={made} "
+            if previous.get(key) != value:
+                raise PlanError(f"{config.manifests} holds frames made with {key}={previous.get(key)} "
                                 f"({name}); this run asks for {value}: use the same setting or new folders")
         for key, value in config.audio_settings().items():
-            if previous.get(key, False if key == "audio" else None) != value:
+            if previous.get(key) != value:
                 raise PlanError(f"{config.manifests} was made with {key}={previous.get(key)} ({name}); this run asks "
                                 f"for {value}: pass {'--audio' if previous.get('audio') else '--no-audio'} "
                                 "to match it, or use new folders")
         for key, value in config.split_settings().items():
-            if previous.get(key, [] if key == "split_files" else None) != value:
+            if previous.get(key) != value:
                 raise PlanError(f"{config.manifests} was split with {key}={previous.get(key)}; this run asks "
                                 f"for {value}: pass the same value, or change it with `python -m pipeline.resplit`")
 

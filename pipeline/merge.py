@@ -11,7 +11,7 @@ from dfd.cli import command, default, reported, setup_logging, verbose_option
 from dfd.errors import UsageProblem
 
 from . import manifest
-from .config import SETTINGS_BEFORE, PipelineConfig
+from .config import PART_SETTINGS_BEFORE, PipelineConfig
 from .ffmpeg import FFmpegNotFound, ffmpeg_version, find_ffmpeg
 from .stages import SECTIONS
 
@@ -31,14 +31,12 @@ def merge(manifests: Path, expect_parts: int | None = None,
         raise MergeError(f"{manifests}: no part configs found (run pipeline.run --part K/N first)")
     keys = ("fps", "size", "quality", "skip_frames", "seed", "val_fraction", "grouping", "audio", "audio_rate",
             "split_files")
-    configs = {name: {**SETTINGS_BEFORE, **cfg} for name, cfg in configs.items()}
+    configs = {name: {**PART_SETTINGS_BEFORE, **cfg} for name, cfg in configs.items()}
     first_name, first = next(iter(configs.items()))
-    older = {"split_files": [], "audio": False}  # what a part written before a setting existed meant
-    value = lambda cfg, key: cfg.get(key, older.get(key))  # noqa: E731
     for name, cfg in configs.items():
         for key in keys:
-            if value(cfg, key) != value(first, key):
-                raise MergeError(f"{name} has {key}={value(cfg, key)} but {first_name} has {value(first, key)}")
+            if cfg.get(key) != first.get(key):
+                raise MergeError(f"{name} has {key}={cfg.get(key)} but {first_name} has {first.get(key)}")
     parts = {tuple(c["part"]) for c in configs.values()}
     n = expect_parts or max(p[1] for p in parts)
     missing = sorted({(k, n) for k in range(1, n + 1)} - parts)
