@@ -30,11 +30,12 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
 
-# The venv is rebuilt only when pyproject.toml changes: seconds when already done.
-$(STAMP): pyproject.toml
+# The venv is rebuilt only when pyproject.toml or constraints.txt changes: seconds when already done. Every install
+# is held to constraints.txt, the versions the suite was last run green with, so a fresh clone gets what CI tested.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -e '.[dev]'
+	$(PYTHON) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install the project with its dev tools

@@ -1,13 +1,23 @@
-"""Atomic writes of every kind of output: bytes and text, figures, CSV and Parquet tables.
+"""Atomic writes of every kind of output (bytes and text, figures, CSV and Parquet tables), and the one file checksum.
 
 Each writes a temporary file beside the target and renames it when complete, inside `writing()`, so a crash or a
 full disk never leaves a half-written file in place of a good one (a full disk raises DiskFullError naming it)."""
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 from dfd.diskfull import writing
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file, read a chunk at a time (shards are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _tmp(path: Path) -> Path:

@@ -10,7 +10,6 @@ Every problem is printed on one line naming the shard (and key); the exit status
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 import tarfile
 import zlib
@@ -20,21 +19,12 @@ import click
 
 from dfd.cli import command, default, reported, setup_logging, verbose_option
 from dfd.errors import UsageProblem
+from dfd.files import sha256_file
 
 from .config import PipelineConfig
 from .dataset import (DATASET_JSON, DatasetError, MemberReader, has_table, read_dataset_json, read_table,
                       table_path)
 from .shards import UnsafeManifest, check_shard_name
-
-CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class VerifyError(UsageProblem, ValueError):

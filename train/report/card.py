@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from dfd.files import sha256_file
 from pipeline.dataset import Dataset, DatasetError, read_dataset_json
 from train.config import TrainConfig
 from train.data.streams import ValStream, make_loader
@@ -199,19 +200,10 @@ def export(checkpoint: Path, out: Path, frames: dict, at_fpr: float | None = Non
     config = dataclasses.replace(config, frames=config.frames or frames)
     threshold, scores = validation(checkpoint, config, shards, manifests, device, at_fpr)
     run = run_folder(checkpoint)
-    source = {"checkpoint": str(checkpoint), "run": str(run) if run else None, "sha256": _sha256(checkpoint),
+    source = {"checkpoint": str(checkpoint), "run": str(run) if run else None, "sha256": sha256_file(checkpoint),
               "validation": metrics.json_safe(scores)}
     package = package_config(config, metrics.json_safe(threshold), source)
     name = out.resolve().name
     write_package(out, model, package, card_text(name, config, threshold, scores, run, source))
     return package
 
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
