@@ -40,9 +40,10 @@ def test_dockerfile_pins_base_and_installs_project():
     assert " ffmpeg " in f"{apt} "
     copied = {c.rstrip("/") for line in re.findall(r"^COPY\s+(.+)$", text, re.M) for c in line.split()[:-1]}
     packages = {p.rstrip("*") for p in _pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]}
-    assert packages <= copied and "pyproject.toml" in copied, (packages, copied)
+    assert packages <= copied and {"pyproject.toml", "constraints.txt"} <= copied, (packages, copied)
     installs = [i.strip(" \\") for i in re.findall(r"pip install[^\n&]*", text)]
-    assert installs == ["pip install --no-cache-dir ."], installs  # the project itself, no [dev] extras
+    # the project itself, no [dev] extras, at the versions the tests passed with
+    assert installs == ["pip install --no-cache-dir -c constraints.txt ."], installs
     for command in ("dfd-shards", "dfd-train"):
         assert f"{command} --help" in text
 
