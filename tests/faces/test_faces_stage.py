@@ -20,8 +20,8 @@ import pytest
 from helpers.clips import make_dfdc_tree
 from helpers.commands import pipeline_argv, run_module
 from helpers.paths import REPO, SHARED_DATA
-from pipeline.faces import FaceDetector, FaceSettings, faces_of_video
-from pipeline.faces.crop import decode_jpeg
+from pipeline.stages.faces import FaceDetector, FaceSettings, faces_of_video
+from pipeline.stages.faces.crop import decode_jpeg
 from pipeline.dataset import read_member
 
 FFPP = SHARED_DATA / "ffpp_sample"
@@ -141,7 +141,7 @@ def test_rerun_is_fast_and_resplit_follows_without_detecting(ffpp, tmp_path):
     assert faces_table(ref) == before
     out = tmp_path / "rs"
     shutil.copytree(ref, out)
-    from pipeline.split import assign_split
+    from pipeline.split.hashed import assign_split
 
     videos = pq.read_table(out / "manifests" / "videos.parquet").to_pylist()
     seed = next(s for s in range(100) if any(assign_split(v["label"], v["group"], s, 0.5) != v["split"]
@@ -346,16 +346,16 @@ def test_real_frames_api_reads_by_offset(tmp_path):
 def test_batched_gpu_path_on_cpu_matches(ffpp, tmp_path):
     """The --device cuda code path (several videos per MTCNN call, one process) run with a CPU detector gives the
     faces of the per-video CPU path (no GPU here; this checks the batching and bookkeeping, not CUDA)."""
-    from pipeline.faces import stage
+    from pipeline.stages.faces import plan as stage_plan, worker
 
     out = copy_frames(ffpp / "frames", tmp_path / "batched")
     settings = FaceSettings()
-    stage._init_worker(settings.asdict(), "cpu", 1)
-    p = stage.plan(out / "shards", out / "manifests", settings, (1, 1))
+    worker.init_worker(settings.asdict(), "cpu", 1)
+    p = stage_plan.plan(out / "shards", out / "manifests", settings, (1, 1))
     assert p["todo"] == p["all_shards"]
     for shard in p["todo"]:
-        done = stage.process_shard(stage._task(p, shard, {}), str(out / "shards"), str(out / "manifests"),
-                                   settings.asdict(), device="cuda")
+        done = worker.process_shard(stage_plan.make_task(p, shard, {}), str(out / "shards"), str(out / "manifests"),
+                                    settings.asdict(), device="cuda")
         assert done["detected"] == done["frames"]
     ref = faces_table(ffpp / "ref")
     for shard in p["todo"]:

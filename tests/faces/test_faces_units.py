@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.faces import FaceSettings, crop_face
-from pipeline.faces.api import detections_to_rows
-from pipeline.faces.crop import crop_window, decode_jpeg, encode_jpeg
-from pipeline.faces.detect import Face
-from pipeline.faces.diff import align, box_diff
-from pipeline.faces.settings import FaceSettingsError
-from pipeline.faces.track import gaps, iou, link
+from pipeline.stages.faces import FaceSettings, crop_face
+from pipeline.stages.faces.api import detections_to_rows
+from pipeline.stages.faces.crop import crop_window, decode_jpeg, encode_jpeg
+from pipeline.stages.faces.detect import Face
+from pipeline.stages.faces.diff import align, box_diff
+from pipeline.stages.faces.settings import FaceSettingsError
+from pipeline.stages.faces.track import gaps, iou, link
 
 
 def test_settings_round_trip_and_validation():
@@ -131,7 +131,7 @@ def test_diff_same_box_noise_vs_change_and_alignment():
 
 
 def test_diff_rows_notes_for_missing_originals_and_reals():
-    from pipeline.faces.stage import _diff_rows
+    from pipeline.stages.faces.worker import _diff_rows
 
     img = np.full((60, 80, 3), 128, np.uint8)
     frames = [{"second": 0.0}]
@@ -158,8 +158,8 @@ def test_detect_runs_in_bounded_batches_with_the_same_faces(monkeypatch):
     import cv2
     import matplotlib
 
-    from pipeline.faces import FaceDetector
-    from pipeline.faces import detect as detect_mod
+    from pipeline.stages.faces import FaceDetector
+    from pipeline.stages.faces import detect as detect_mod
 
     path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)

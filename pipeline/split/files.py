@@ -1,5 +1,5 @@
 """Official split files and test lists: which split (and, for unlabelled videos, which label) a dataset's own
-files give each video. The file's assignment wins over the hash split (pipeline.split).
+files give each video. The file's assignment wins over the hash split (pipeline.split.hashed).
 
 Formats, recognised by content:
 - FaceForensics++ `train.json` / `val.json` / `test.json`: a JSON list of `[target, source]` id pairs. An
@@ -23,8 +23,8 @@ from typing import Iterable, Sequence
 
 from dfd.errors import UsageProblem
 
-from .discover import LABELS, Video
-from .split import assign_split
+from pipeline.sources.discover import LABELS, Video
+from pipeline.split.hashed import assign_split
 
 log = logging.getLogger(__name__)
 

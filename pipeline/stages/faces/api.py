@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import track
-from .crop import crop_face
-from .detect import Face, FaceDetector
-from .settings import FaceSettings
+from pipeline.stages.faces import track
+from pipeline.stages.faces.crop import crop_face
+from pipeline.stages.faces.detect import Face, FaceDetector
+from pipeline.stages.faces.settings import FaceSettings
 
 
 def detections_to_rows(detections: list[list[Face]], seconds: list[float], settings: FaceSettings,

@@ -7,7 +7,6 @@ import datetime
 import fcntl
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -15,13 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dfd.children import hold_lock, release_lock
-from dfd.diskfull import writing
 from dfd.errors import UsageProblem
-from dfd.files import write_bytes
+from dfd.files import parquet_writer, write_bytes, write_parquet
 
-from .audio_manifest import consolidate_audio, write_fragment as write_audio_fragment
-from .shards import audio_shard_name, parse_shard_name
-from .split import class_weights
+from pipeline.core.shards import parse_shard_name
+from pipeline.split.hashed import class_weights
 
 log = logging.getLogger(__name__)
 
@@ -66,45 +63,37 @@ def parts_dir(manifests: Path) -> Path:
     return Path(manifests) / PARTS
 
 
-def _write_table(path: Path, table: pa.Table) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with writing(path, cleanup=tmp):
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-
-
 def video_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist([{k: r.get(k) for k in VIDEO_SCHEMA.names} for r in rows], schema=VIDEO_SCHEMA)
 
 
 def write_fragment(manifests: Path, shard: str, metas: list[dict], shard_bytes: int,
-                   sha256: str | None = None, audio: dict | None = None) -> None:
-    """Shard size and checksum (and its audio shard's), the sound's rows, frames, then videos last: a shard is
-    finished when its videos fragment exists."""
+                   sha256: str | None = None, records: Mapping[str, dict] | None = None) -> None:
+    """Shard size and checksum (and each stage's record of it: `records`, stage name -> e.g. its audio shard's size
+    and sha256), frames, then videos last: a shard is finished when its videos fragment exists (a stage that keeps
+    a fragment of its own per frame shard writes it before this: pipeline.stages.frames.build.write_fragments)."""
     folder = parts_dir(manifests)
     folder.mkdir(parents=True, exist_ok=True)
     stem = shard[:-4]
-    record = {"size": shard_bytes, "sha256": sha256, **({"audio": audio} if audio else {})}
+    record = {"size": shard_bytes, "sha256": sha256, **{k: v for k, v in (records or {}).items() if v}}
     write_bytes(folder / f"{stem}.shard.json", json.dumps(record).encode())
-    if any(m.get("audio") for m in metas):
-        write_audio_fragment(folder / f"{stem}.audio.parquet", metas, audio_shard_name(shard) if audio else None)
     frames = [{**f, "video_id": m["video_id"], "split": m["split"], "label": m["label"], "shard": shard}
               for m in metas for f in m["frames"]]
     frame_rows = [{k: f.get(k) for k in FRAME_SCHEMA.names} for f in frames]
-    _write_table(folder / f"{stem}.frames.parquet", pa.Table.from_pylist(frame_rows, schema=FRAME_SCHEMA))
-    _write_table(folder / f"{stem}.videos.parquet", video_table([{**m, "shard": shard} for m in metas]))
+    write_parquet(pa.Table.from_pylist(frame_rows, schema=FRAME_SCHEMA), folder / f"{stem}.frames.parquet")
+    write_parquet(video_table([{**m, "shard": shard} for m in metas]), folder / f"{stem}.videos.parquet")
     log.debug("sealed %s: %d videos, %d frames, %d bytes", shard, len(metas), len(frames), shard_bytes)
 
 
 def write_videos_fragment(manifests: Path, shard: str, rows: list[dict]) -> None:
     """Rewrite a finished shard's videos fragment (its rows changed, its frames did not)."""
-    _write_table(parts_dir(manifests) / f"{shard[:-4]}.videos.parquet", video_table(rows))
+    write_parquet(video_table(rows), parts_dir(manifests) / f"{shard[:-4]}.videos.parquet")
 
 
 def write_failures(manifests: Path, part_tag: str, rows: list[dict]) -> None:
     folder = parts_dir(manifests)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_table(folder / f"failed{'-' + part_tag if part_tag else ''}.videos.parquet", video_table(rows))
+    write_parquet(video_table(rows), folder / f"failed{'-' + part_tag if part_tag else ''}.videos.parquet")
 
 
 def finished_shards(manifests: Path) -> list[str]:
@@ -144,18 +133,20 @@ def _nested(counter: collections.Counter) -> dict:
     return out
 
 
-# A later stage's section of dataset.json, rebuilt from its own fragments for the frame shards that exist now:
-# (manifests, the shards' records as dataset.json lists them) -> the section, or None where the stage never ran.
-SectionBuilder = Callable[[Path, list], "dict | None"]
+# A stage's section of dataset.json, rebuilt from its own fragments for the frame shards that exist now: (manifests,
+# the shards' records as dataset.json lists them, the stage's own record of each frame shard by name (STEM.shard.json
+# under the stage's name; {} for a stage that keeps none)) -> the section, or None where the stage never ran. Every
+# stage adds its section this one way (pipeline.stages.sections.SECTIONS: the sound, the faces).
+SectionBuilder = Callable[[Path, list, dict], "dict | None"]
 
 
 def consolidate(manifests: Path, extra: dict | None = None,
                 sections: Mapping[str, SectionBuilder] | None = None) -> dict:
     """Join every fragment in manifests/parts into videos.parquet, frames.parquet and dataset.json.
 
-    `sections`: dataset.json key -> builder, for the later stages (pipeline.stages.SECTIONS: the faces stage), so
-    that a rerun, merge or resplit keeps their sections for the shards that still exist. The pipeline core never
-    imports a later stage: the commands pass them in; without them, dataset.json has the pipeline's keys only."""
+    `sections`: dataset.json key -> builder, for the stages (pipeline.stages.sections.SECTIONS: the sound, the
+    faces), so that a rerun, merge or resplit keeps their sections for the shards that still exist. The pipeline
+    core never imports a stage: the commands pass them in; without them, dataset.json has the core's keys only."""
     manifests = Path(manifests)
     folder = parts_dir(manifests)
     shards = finished_shards(manifests)
@@ -163,15 +154,12 @@ def consolidate(manifests: Path, extra: dict | None = None,
     video_tables += [pq.read_table(p) for p in sorted(folder.glob("failed*.videos.parquet"))]
     videos = pa.concat_tables(video_tables) if video_tables else VIDEO_SCHEMA.empty_table()
     videos = _dedupe_videos(videos)
-    _write_table(manifests / "videos.parquet", videos)
+    write_parquet(videos, manifests / "videos.parquet")
     shard_stats = _write_frames(manifests, shards)
     summary = _summary(videos, shard_stats, extra or {})
-    audio_records = {s["name"]: {"name": audio_shard_name(s["name"]), **s.pop("audio")}
-                     for s in shard_stats if s.get("audio")}
-    if (audio := consolidate_audio(folder, manifests, shard_stats, audio_records)) is not None:
-        summary["audio"] = audio
+    records = {s["name"]: s.pop("stages") for s in shard_stats if "stages" in s}  # not listed in dataset.json
     for key, build in (sections or {}).items():
-        section = build(manifests, shard_stats)
+        section = build(manifests, shard_stats, {n: r[key] for n, r in records.items() if key in r})
         if section is not None:
             summary[key] = section
     write_bytes(manifests / "dataset.json", json.dumps(summary, indent=2).encode(), durable=True)
@@ -190,8 +178,7 @@ def _dedupe_videos(videos: pa.Table) -> pa.Table:
 def _write_frames(manifests: Path, shards: list[str]) -> list[dict]:
     folder = parts_dir(manifests)
     stats = []
-    tmp = manifests / ".frames.parquet.tmp"
-    with writing(manifests / "frames.parquet", cleanup=tmp), pq.ParquetWriter(tmp, FRAME_SCHEMA) as writer:
+    with parquet_writer(manifests / "frames.parquet", FRAME_SCHEMA) as writer:
         for shard in shards:
             table = conform(pq.read_table(folder / f"{shard[:-4]}.frames.parquet"), FRAME_SCHEMA)
             writer.write_table(table)
@@ -199,8 +186,6 @@ def _write_frames(manifests: Path, shards: list[str]) -> list[dict]:
             stats.append({"name": shard, "split": split, "label": label, "frames": table.num_rows,
                           "videos": len(set(table["video_id"].to_pylist())),
                           "bytes": int(pa.compute.sum(table["bytes"]).as_py() or 0), **_shard_record(folder, shard)})
-    with writing(manifests / "frames.parquet", cleanup=tmp):
-        os.replace(tmp, manifests / "frames.parquet")
     return stats
 
 
@@ -217,8 +202,8 @@ def _shard_record(folder: Path, shard: str) -> dict:
         record = json.loads((folder / f"{shard[:-4]}.shard.json").read_text())
     except FileNotFoundError:
         return {}
-    return {"size": int(record["size"]), "sha256": record.get("sha256"),
-            **({"audio": record["audio"]} if record.get("audio") else {})}
+    stages = {k: v for k, v in record.items() if k not in ("size", "sha256") and v}
+    return {"size": int(record["size"]), "sha256": record.get("sha256"), **({"stages": stages} if stages else {})}
 
 
 def _summary(videos: pa.Table, shard_stats: list[dict], extra: dict) -> dict:

@@ -8,10 +8,11 @@ import os
 import zlib
 from pathlib import Path
 
-from .audio import AudioTrack, fingerprint, rms_dbfs, wav_bytes
-from .discover import Video
-from .frames import FrameError, extract
-from .shards import member, write_staged
+from pipeline.ffmpeg.stderr import AudioTrack
+from pipeline.stages.sound.wav import fingerprint, rms_dbfs, wav_bytes
+from pipeline.sources.discover import Video
+from pipeline.ffmpeg.extract import FrameError, extract
+from pipeline.core.shards import member, write_staged
 
 
 @dataclasses.dataclass(frozen=True)

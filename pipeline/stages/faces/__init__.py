@@ -1,8 +1,8 @@
 """The faces stage: frame shards -> MTCNN faces -> tracks -> crops -> face shards + faces.parquet.
 
 Public API (train.predict reuses it): FaceSettings, FaceDetector, Face, crop_face, faces_of_video. Imported
-lazily, so that pipeline.faces.manifest (the faces section the consolidating commands rebuild, see
-pipeline.stages) reads face fragments without loading cv2 or torch.
+lazily, so that pipeline.stages.faces.manifest (the faces section the consolidating commands rebuild, see
+pipeline.stages.sections) reads face fragments without loading cv2 or torch.
 """
 from __future__ import annotations
 

@@ -1,53 +1,25 @@
-"""One ffmpeg process per video -> JPEG bytes for each sampled second, plus what ffmpeg said about the video."""
+"""One ffmpeg process per video -> JPEG bytes for each sampled second (and its sound): the select loop that reads
+its outputs and stops it early, the decode with its fallbacks, and the sound alone for prediction."""
 from __future__ import annotations
 
 import dataclasses
 import logging
 import math
 import os
-import re
 import selectors
 import signal
 import subprocess
 import time
 
-import ffmpeg
-
-from dfd.errors import ToolkitError
-
-from .config import SKIP_FRAMES_BEFORE
-from .audio import AUDIO_FD, AUDIO_INPUT_OFFSET, AudioTrack, audio_messages, parse_stream
-from .ffmpeg import ffmpeg_version, find_ffmpeg, passthrough_args, version_tuple
+from pipeline.config import SKIP_FRAMES_BEFORE
+from pipeline.ffmpeg.graph import AUDIO_FD, ffmpeg_command
+from pipeline.ffmpeg.jpeg import complete_jpegs, jpeg_size, split_jpegs
+from pipeline.ffmpeg.locate import find_ffmpeg
+from pipeline.ffmpeg.mp4 import mp4_tracks
+from pipeline.ffmpeg.stderr import (AudioTrack, FrameError, FrameTimeout, VideoInfo, audio_messages, one_line,
+                                    parse_stderr, parse_stream)
 
 log = logging.getLogger(__name__)
-
-_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-_VIDEO = re.compile(r"Stream #\d+:\d+.*?: Video: .*?, (\d{2,5})x(\d{2,5})[ ,\[]")
-_FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
-_ROTATION = re.compile(r"(?:displaymatrix|display matrix): rotation of (-?[\d.]+) degrees", re.I)
-_PTS_TIME = re.compile(r"\bn:\s*(\d+)\s+pts:\s*-?\d+\s+pts_time:\s*(-?[\d.e+-]+)")
-_LEVEL = re.compile(r"^(?:\[[^\]]*@ 0x[0-9a-f]+\] )*\[(error|fatal|panic)\] (.*)$")
-
-
-class FrameError(ToolkitError, RuntimeError):
-    """A video that cannot be turned into frames; the message is one line, ffmpeg's own where it has one."""
-
-
-class FrameTimeout(FrameError):
-    """ffmpeg ran past the timeout (not retried with every frame decoded: it would only time out again)."""
-
-
-@dataclasses.dataclass
-class VideoInfo:
-    duration: float | None = None
-    width: int | None = None  # displayed size: rotation applied
-    height: int | None = None
-    fps: float | None = None
-    rotation: int = 0
-    errors: list[str] = dataclasses.field(default_factory=list)
-    pts_times: list[float] = dataclasses.field(default_factory=list)
-    skip_frames: str = SKIP_FRAMES_BEFORE  # what the decode that stands skipped ("noref" or "none")
-    audio: AudioTrack | None = None  # the sound, where extract was asked for it
 
 
 @dataclasses.dataclass
@@ -58,116 +30,6 @@ class Frame:
     width: int
     height: int
 
-
-def frame_graph(path: str, fps: float, box: tuple[int, int], quality: int, binary: str,
-                skip_frames: str = SKIP_FRAMES_BEFORE):
-    """The ffmpeg-python graph: first frame of every 1/fps interval, then fit inside the box (turned for portrait),
-    never upscaled, each kept frame's time logged by showinfo, JPEGs to stdout. skip_frames "noref": the video
-    decoder skips the frames no other frame refers to (-skip_frame:v noref, an input option), so an interval's first
-    decoded frame is kept; "none": every frame is decoded."""
-    long_side, short_side = box
-    skip = {"skip_frame:v": "noref"} if skip_frames == "noref" else {}
-    stream = ffmpeg.input(path, threads=1, **skip)["V:0"]  # the first real video stream (no cover art)
-    stream = stream.filter("setpts", "PTS-STARTPTS")
-    stream = stream.filter("select", f"isnan(prev_selected_t)+gt(floor(t*{fps}),floor(prev_selected_t*{fps}))")
-    # swscale's bilinear filter widens with the scale factor when shrinking (antialiased, like an area filter),
-    # and costs ~3-5% less of the whole decode than the default bicubic on 1080p -> 720p.
-    stream = stream.filter("scale", w=f"if(gte(iw,ih),min(iw,{long_side}),min(iw,{short_side}))",
-                           h=f"if(gte(iw,ih),min(ih,{short_side}),min(ih,{long_side}))",
-                           force_original_aspect_ratio="decrease", force_divisible_by=2, flags="bilinear")
-    # showinfo gives each kept frame's time; checksum=0 skips its per-plane checksums and stats (~1% of the CPU).
-    stream = stream.filter("showinfo", checksum=0) if _showinfo_checksum_option(binary) else stream.filter("showinfo")
-    passthrough = passthrough_args(binary)  # ['-fps_mode' or '-vsync', 'passthrough']
-    return stream.output("pipe:1", **{"c:v": "mjpeg", "q:v": quality, "threads": 1, "f": "image2pipe",
-                                      passthrough[0].lstrip("-"): passthrough[1]})
-
-
-def audio_output(path: str, rate: int):
-    """The sound as a second output of the same ffmpeg process: a second opening of the file whose video is
-    discarded (-vn: its packets are read, never decoded), its first audio stream to mono s16le at `rate` on
-    pipe:3. Its timestamps are moved back by AUDIO_INPUT_OFFSET so that all of it is out before the picture's
-    early stop (see pipeline.audio)."""
-    stream = ffmpeg.input(path, threads=1, itsoffset=AUDIO_INPUT_OFFSET, vn=None)["a:0"]
-    return stream.output(f"pipe:{AUDIO_FD}", **{"c:a": "pcm_s16le", "ac": 1, "ar": rate, "f": "s16le",
-                                                "threads": 1})
-
-
-def ffmpeg_command(path: str, fps: float, box: tuple[int, int], quality: int, binary: str | None = None,
-                   skip_frames: str = SKIP_FRAMES_BEFORE, audio_rate: int | None = None) -> list[str]:
-    """The frame command: frame_graph compiled with our binary (one decode and one filter thread per video); with
-    `audio_rate`, the sound as a second output of the same process (audio_output)."""
-    binary = binary or find_ffmpeg()
-    graph = frame_graph(path, fps, box, quality, binary, skip_frames)
-    if audio_rate:
-        graph = ffmpeg.merge_outputs(graph, audio_output(path, audio_rate))
-    return graph.compile(cmd=[
-        binary, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-filter_complex_threads", "1"])
-
-
-def _showinfo_checksum_option(binary: str) -> bool:
-    """showinfo's `checksum` option exists from ffmpeg 5.0 on (git builds included)."""
-    return version_tuple(ffmpeg_version(binary)) >= (5, 0)
-
-
-def parse_stderr(text: str) -> VideoInfo:
-    """What ffmpeg's log tells about the input (before 'Output #0'), the selected frames' times and errors."""
-    info = VideoInfo()
-    in_input = True
-    for line in text.splitlines():
-        if "Output #0" in line:
-            in_input = False
-        if in_input:
-            _parse_input_line(line, info)
-        pts = _PTS_TIME.search(line)
-        if pts and "showinfo" in line:
-            info.pts_times.append(float(pts.group(2)))
-        level = _LEVEL.match(line.strip())
-        if level:
-            info.errors.append(level.group(2).strip())
-    if info.rotation % 180 == 90 and info.width:
-        info.width, info.height = info.height, info.width
-    return info
-
-
-def _parse_input_line(line: str, info: VideoInfo) -> None:
-    if (m := _DURATION.search(line)) and info.duration is None:
-        info.duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
-    elif (m := _VIDEO.search(line)) and info.width is None and "attached pic" not in line:
-        info.width, info.height = int(m.group(1)), int(m.group(2))
-        if fm := _FPS.search(line):
-            info.fps = float(fm.group(1)) * (1000 if fm.group(2) else 1)
-    elif (m := _ROTATION.search(line)) and info.rotation == 0:
-        info.rotation = round(float(m.group(1))) % 360
-
-
-def split_jpegs(data: bytes) -> list[bytes]:
-    """Cut ffmpeg's image2pipe MJPEG stream into JPEG files: walk the segments to SOS, then find EOI."""
-    frames, pos, n = [], 0, len(data)
-    while pos < n:
-        if data[pos:pos + 2] != b"\xff\xd8":
-            raise FrameError(f"unexpected bytes in ffmpeg's JPEG stream at offset {pos}")
-        seg = pos + 2
-        while seg + 4 <= n and data[seg] == 0xFF and data[seg + 1] != 0xDA:
-            seg += 2 + int.from_bytes(data[seg + 2:seg + 4], "big")
-        end = data.find(b"\xff\xd9", seg)
-        if end < 0:
-            raise FrameError("ffmpeg's JPEG stream ends inside a frame")
-        frames.append(data[pos:end + 2])
-        pos = end + 2
-    return frames
-
-
-def jpeg_size(jpeg: bytes) -> tuple[int, int]:
-    """(width, height) from the JPEG's SOF header, without decoding pixels."""
-    pos = 2
-    while pos + 9 < len(jpeg):
-        marker = jpeg[pos + 1]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return int.from_bytes(jpeg[pos + 7:pos + 9], "big"), int.from_bytes(jpeg[pos + 5:pos + 7], "big")
-        pos += 2 + int.from_bytes(jpeg[pos + 2:pos + 4], "big")
-    raise FrameError("JPEG without a frame header")
-
-
 def expected_frames(duration: float | None, video_fps: float | None, fps: float) -> int | None:
     """How many sampled frames a complete video of this duration gives (the last frame starts 1/fps_in early)."""
     if not duration:
@@ -176,99 +38,9 @@ def expected_frames(duration: float | None, video_fps: float | None, fps: float)
     return max(1, math.floor(max(last, 0.0) * fps) + 1)
 
 
-def one_line(errors: list[str]) -> str:
-    """The most telling of ffmpeg's error lines, as one line."""
-    for err in errors:
-        if "matches no streams" in err:
-            return "no video stream"
-    wanted = [e for e in errors if not e.startswith(("Error opening input file", "Error opening output"))]
-    text = (wanted or errors or ["unknown error"])[0]
-    return re.sub(r"\s+", " ", text)[:300]
-
-
 # Stop ffmpeg once the last frame the select filter can pass is out (saves decoding the video's last second: ~10%
 # of the CPU on a 10 s clip at 1 fps). PIPELINE_FULL_DECODE=1 decodes every frame to the end, as before.
 EARLY_STOP = os.environ.get("PIPELINE_FULL_DECODE", "") in ("", "0")
-
-
-def _complete_jpegs(data: bytearray, start: int) -> tuple[int, int]:
-    """(complete JPEGs found from `start`, offset where the first incomplete one begins) in ffmpeg's MJPEG stream."""
-    found, pos, n = 0, start, len(data)
-    while pos + 4 <= n:
-        if data[pos:pos + 2] != b"\xff\xd8":
-            return found, pos  # not a JPEG start: split_jpegs will say so
-        seg = pos + 2
-        while seg + 4 <= n and data[seg] == 0xFF and data[seg + 1] != 0xDA:
-            seg += 2 + int.from_bytes(data[seg + 2:seg + 4], "big")
-        if seg + 4 > n:
-            return found, pos
-        end = data.find(b"\xff\xd9", seg)
-        if end < 0:
-            return found, pos
-        found, pos = found + 1, end + 2
-    return found, pos
-
-
-def mp4_video_duration(path: str) -> float | None:
-    """Seconds of the first video track's media (mdhd) in an MP4/MOV, read from the box headers; None if the file
-    is not one or the track says nothing (fragmented, unusual or damaged files: the caller then decodes it all)."""
-    return (mp4_tracks(path) or {}).get("vide")
-
-
-def _boxes(f, start: int, end: int):
-    pos = start
-    while pos + 8 <= end:
-        f.seek(pos)
-        head = f.read(16)
-        if len(head) < 8:
-            return
-        size, kind = int.from_bytes(head[:4], "big"), head[4:8]
-        body = pos + 8
-        if size == 1 and len(head) == 16:
-            size, body = int.from_bytes(head[8:16], "big"), pos + 16
-        elif size == 0:
-            size = end - pos
-        if size < body - pos or pos + size > end:
-            return
-        yield kind, body, pos + size
-        pos += size
-
-
-def mp4_tracks(path: str) -> dict[str, float | None] | None:
-    """{handler ('vide', 'soun', ...): seconds of the first track of that kind (None where its mdhd says
-    nothing)} of an MP4/MOV from its box headers; None if the file is not one (or is damaged before its moov)."""
-    try:
-        with open(path, "rb") as f:
-            end = os.fstat(f.fileno()).st_size
-            moov = next(((b, e) for k, b, e in _boxes(f, 0, end) if k == b"moov"), None)
-            if moov is None:
-                return None
-            tracks: dict[str, float | None] = {}
-            for kind, body, stop in _boxes(f, *moov):
-                mdia = next(((b, e) for k, b, e in _boxes(f, body, stop) if k == b"mdia"), None) \
-                    if kind == b"trak" else None
-                if mdia is None:
-                    continue
-                found = {k: b for k, b, _ in _boxes(f, *mdia) if k in (b"hdlr", b"mdhd")}
-                if b"hdlr" not in found or b"mdhd" not in found:
-                    continue
-                f.seek(found[b"hdlr"] + 8)
-                handler = f.read(4).decode("latin-1")
-                if handler not in tracks:
-                    tracks[handler] = _mdhd_seconds(f, found[b"mdhd"])
-            return tracks
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _mdhd_seconds(f, mdhd: int) -> float | None:
-    f.seek(mdhd)
-    version = f.read(4)[0]
-    f.seek(mdhd + (20 if version == 1 else 12))
-    scale_and_duration = f.read(12 if version == 1 else 8)
-    timescale = int.from_bytes(scale_and_duration[:4], "big")
-    duration = int.from_bytes(scale_and_duration[4:], "big")
-    return duration / timescale if timescale and 0 < duration < 2 ** (63 if version else 31) else None
 
 
 def last_frame_is_out(info: VideoInfo, n_frames: int, fps: float, video_duration: float | None = None) -> bool:
@@ -325,7 +97,7 @@ def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = Tr
                     if not early_stop or stopped or key.data is audio:
                         continue
                     if key.data is out:
-                        found, start = _complete_jpegs(out, start)
+                        found, start = complete_jpegs(out, start)
                         frames += found
                     # the frame's showinfo line (stderr) and its JPEG (stdout) may come in either order
                     info = parse_stderr(err.decode("utf-8", "replace")) if frames else None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 
 import cv2
@@ -9,7 +10,7 @@ import numpy as np
 
 from dfd.errors import UsageProblem
 
-from .settings import FaceSettings
+from pipeline.stages.faces.settings import FaceSettings
 
 log = logging.getLogger(__name__)
 
@@ -130,3 +131,16 @@ class FaceDetector:
             for i, faces in zip(retry, again):
                 result[i] = self._keep(faces, images[i].shape)
         return result
+
+
+def faces_from_json(text: str) -> list[Face]:
+    """Faces as the detections cache keeps them (faces_to_json) back to Face records."""
+    return [Face(tuple(f["box"]), f["score"], None if f["landmarks"] is None else np.asarray(f["landmarks"]))
+            for f in json.loads(text)]
+
+
+def faces_to_json(faces: list[Face]) -> str:
+    """Faces as JSON text, one row of the detections cache (boxes, scores, landmarks as plain floats)."""
+    return json.dumps([{"box": [float(v) for v in f.box], "score": float(f.score),
+                        "landmarks": None if f.landmarks is None else [[float(a), float(b)] for a, b in f.landmarks]}
+                       for f in faces])

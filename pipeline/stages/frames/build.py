@@ -5,28 +5,28 @@ import collections
 import concurrent.futures as cf
 import dataclasses
 import logging
-import multiprocessing
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Iterator, Mapping
 
 from tqdm import tqdm
 
-from dfd.children import die_with_parent
 from dfd.errors import UsageProblem
 
-from . import manifest
-from .journal import recover
-from .config import PART_SETTINGS_BEFORE, PipelineConfig
-from .discover import Video, discover, identities
-from .ffmpeg import ffmpeg_version, find_ffmpeg
-from .frames import ffmpeg_command
-from .shards import AUDIO_DIR, ShardWriter, Staged, parse_shard_name, read_staged, remove_staged, write_staged
-from . import splitfiles
-from .split import fraction_warning, part_of
-from .worker import Job, base_row, process_video, source_stat
+from pipeline.core import manifest
+from pipeline.core.journal import recover
+from pipeline.core.pool import process_pool
+from pipeline.config import PART_SETTINGS_BEFORE, PipelineConfig
+from pipeline.sources.discover import Video, discover, identities
+from pipeline.ffmpeg.locate import ffmpeg_version, find_ffmpeg
+from pipeline.ffmpeg.graph import ffmpeg_command
+from pipeline.core.shards import (AUDIO_DIR, ShardWriter, Staged, parse_shard_name, read_staged, remove_staged,
+                                  write_staged)
+from pipeline.split import files as splitfiles
+from pipeline.split.hashed import fraction_warning, part_of
+from pipeline.stages.frames.fragments import write_fragments
+from pipeline.stages.frames.video import Job, base_row, process_video, source_stat
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +116,7 @@ def start_pool(workers: int, binary: str) -> cf.ProcessPoolExecutor:
     """The decode pool, started before the orchestrator has any thread: forked on Linux (no re-import per worker),
     with ffmpeg's version checks already cached, so a worker's first video starts at once."""
     ffmpeg_command("probe", 1.0, (16, 16), 2, binary)  # fills the lru caches the workers inherit
-    method = "fork" if sys.platform == "linux" else "spawn"
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                                  initializer=die_with_parent, initargs=(os.getpid(),))
+    pool = process_pool(workers)
     for future in [pool.submit(os.getpid) for _ in range(workers)]:
         future.result()
     return pool
@@ -127,8 +125,7 @@ def start_pool(workers: int, binary: str) -> cf.ProcessPoolExecutor:
 def _fresh_pool(pool: cf.ProcessPoolExecutor, workers: int) -> cf.ProcessPoolExecutor:
     """Replace a broken pool (spawned: the orchestrator has threads by now, so no fork)."""
     pool.shutdown(wait=False, cancel_futures=True)
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=die_with_parent, initargs=(os.getpid(),))
+    return process_pool(workers, fork=False)
 
 
 def _ordered(jobs: list[Job], staged: dict[str, Staged], pool: cf.ProcessPoolExecutor,
@@ -210,7 +207,7 @@ def _run(p: Plan, shards: Path, manifests: Path, done: set[str], finished: set[s
     nxt = _next_indices(finished, cfg.part_tag)
 
     def sealed(name, videos, size, sha256, audio=None):
-        manifest.write_fragment(manifests, name, [s.meta for s in videos], size, sha256, audio)
+        write_fragments(manifests, name, [s.meta for s in videos], size, sha256, audio)
 
     writers: dict[tuple[str, str], ShardWriter] = {}
     skipped = sum(v.error is None and v.video_id in done for v, s in p.selected)  # not the discovery failures

@@ -1,8 +1,8 @@
 """faces_parts/ fragments -> manifests/faces.parquet and the "faces" section of dataset.json.
 
 Light imports (pyarrow, no torch): the commands that consolidate the pipeline's manifest pass `section_for_manifest`
-to pipeline.manifest.consolidate() (pipeline.stages.SECTIONS), so that a pipeline rerun, resplit or merge keeps the
-faces of the shards that still exist (and counts the ones that need the stage again). The final tables and
+to pipeline.core.manifest.consolidate() (pipeline.stages.sections.SECTIONS), so that a pipeline rerun, resplit or
+merge keeps the faces of the shards that still exist (and counts the ones that need the stage again). The final tables and
 dataset.json are read through pipeline.dataset.
 """
 from __future__ import annotations
@@ -11,16 +11,14 @@ import collections
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dfd.diskfull import writing
-from dfd.files import write_text
+from dfd.files import parquet_writer, write_parquet, write_text
 
-from ..dataset import DATASET_JSON, has_table, read_arrow, read_dataset_json
+from pipeline.dataset import DATASET_JSON, has_table, read_arrow, read_dataset_json
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +38,10 @@ def faces_dir(manifests: Path) -> Path:
 
 
 def write_table(path: Path, table: pa.Table, metadata: dict | None = None) -> None:
+    """A table with its settings as JSON in the schema's metadata, written atomically (dfd.files)."""
     if metadata:
         table = table.replace_schema_metadata({k: json.dumps(v) for k, v in metadata.items()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    with writing(path, cleanup=tmp):
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+    write_parquet(table, path)
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -90,10 +86,9 @@ def consolidate_faces(manifests: Path, frame_shards: list[str], fingerprints: di
               and (fingerprints is None or d.get("fingerprint") == fingerprints.get(shard))
               and (folder / f"{shard[:-4]}.faces.parquet").is_file())
         (done if ok else pending).append((shard, d))
-    tmp = manifests / ".faces.parquet.tmp"
     counts: collections.Counter = collections.Counter()
     shard_rows, totals = [], collections.Counter()
-    with pq.ParquetWriter(tmp, FACES_SCHEMA) as writer:
+    with parquet_writer(manifests / "faces.parquet", FACES_SCHEMA) as writer:
         for shard, d in done:
             table = pq.read_table(folder / f"{shard[:-4]}.faces.parquet", schema=FACES_SCHEMA)
             writer.write_table(table)
@@ -106,7 +101,6 @@ def consolidate_faces(manifests: Path, frame_shards: list[str], fingerprints: di
             shard_rows.append({"name": f"faces/{shard}", "split": d["split"], "label": d["label"],
                                "faces": d["faces"], "bytes": d["bytes"], "size": d["bytes"],
                                "sha256": d.get("sha256")})
-    os.replace(tmp, manifests / "faces.parquet")
     nested: dict = {}
     for (split, label), n in sorted(counts.items()):
         nested.setdefault(split, {})[label] = n
@@ -126,8 +120,8 @@ def update_dataset_json(manifests: Path, section: dict) -> None:
     write_text(path, json.dumps(data, indent=2))
 
 
-def section_for_manifest(manifests: Path, shard_stats: list[dict]) -> dict | None:
-    """For pipeline.manifest.consolidate(): the faces section (and faces.parquet) if the faces stage ever ran."""
+def section_for_manifest(manifests: Path, shard_stats: list[dict], records: dict | None = None) -> dict | None:
+    """For pipeline.core.manifest.consolidate(): the faces section (and faces.parquet) if the faces stage ever ran."""
     manifests = Path(manifests)
     if run_settings(manifests) is None:
         return None

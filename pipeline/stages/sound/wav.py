@@ -1,83 +1,20 @@
-"""A video's sound as the pipeline keeps it: 16-bit PCM WAV, mono, one rate; what ffmpeg said about the track; a
-compact log-mel fingerprint and the re-encoding-robust difference of two fingerprints (does a fake keep its
-original's sound?). Pure: numpy and the standard library, no ffmpeg (pipeline.frames adds the audio output to the
-one ffmpeg command per video), so the trainer can read the WAVs with it too."""
+"""A video's sound as the pipeline keeps it: 16-bit PCM WAV, mono, one rate; a compact log-mel fingerprint and the
+re-encoding-robust difference of two fingerprints (does a fake keep its original's sound?). Pure: numpy and the
+standard library, no ffmpeg (pipeline.ffmpeg.graph adds the audio output to the one ffmpeg command per video and
+pipeline.ffmpeg.stderr reads what ffmpeg said about the track), so the trainer can read the WAVs with it too."""
 from __future__ import annotations
 
-import dataclasses
 import functools
 import io
-import re
 import wave
 
 import numpy as np
 
 from dfd.errors import ToolkitError
 
-# The sound is read from a second opening of the file with its video discarded (no second video decode), its
-# timestamps moved this far back so that ffmpeg, which feeds the output that is furthest behind, finishes the whole
-# audio before the picture gets going; the early stop after the last sampled frame then never cuts the sound.
-AUDIO_INPUT_OFFSET = -1000
-AUDIO_FD = 3  # ffmpeg writes the PCM to this pipe (pipe:3)
-
-_STREAM = r"Stream #{}:\d+.*?: Audio: (\w+)[^,]*, (\d+) Hz, ([^,]+)"
-_LEVEL = re.compile(r"^((?:\[[^\]]*@ 0x[0-9a-f]+\] )*)\[(error|fatal|panic|warning)\] (.*)$")
-_LAYOUTS = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "quad": 4, "4.0": 4, "4.1": 5, "5.0": 5, "5.1": 6,
-            "6.0": 6, "6.1": 7, "7.0": 7, "7.1": 8, "downmix": 2}
-
 
 class AudioError(ToolkitError, RuntimeError):
     """A sound track that cannot be kept; the message is one line."""
-
-
-@dataclasses.dataclass
-class AudioTrack:
-    """What the decode-once pass got of a video's sound. status: done (has_audio says whether there was any) or
-    failed (error says why; the frames are kept all the same)."""
-
-    status: str = "done"
-    has_audio: bool = False
-    pcm: bytes = b""                # s16le mono at `sample_rate`
-    sample_rate: int | None = None
-    codec: str | None = None        # the original track's codec, rate and channels
-    source_rate: int | None = None
-    channels: int | None = None
-    error: str | None = None
-    warning: str | None = None
-
-    @property
-    def duration(self) -> float | None:
-        return len(self.pcm) / 2 / self.sample_rate if self.has_audio and self.sample_rate else None
-
-
-def parse_stream(stderr: str, input_index: int = 1) -> tuple[str | None, int | None, int | None]:
-    """(codec, sample rate, channels) of the first audio stream of ffmpeg's input #input_index, from its log."""
-    pattern = re.compile(_STREAM.format(input_index))
-    for line in stderr.splitlines():
-        if "Output #0" in line:
-            break
-        if m := pattern.search(line):
-            layout = m.group(3).strip()
-            channels = _LAYOUTS.get(layout.split("(")[0])
-            if channels is None and (n := re.match(r"(\d+) channels", layout)):
-                channels = int(n.group(1))
-            return m.group(1), int(m.group(2)), channels
-    return None, None, None
-
-
-def audio_messages(stderr: str, codec: str | None, input_index: int | None = 1) -> tuple[list[str], list[str]]:
-    """(errors, warnings) ffmpeg logged about the sound: lines from its decoder (named by codec), the resampler or
-    the PCM output, and ffmpeg's own about input #`input_index` (only its sound is decoded; None: no input's).
-    The picture's lines are left to pipeline.frames."""
-    names = {n for n in (codec, "aresample", "SWR", "pcm_s16le", "s16le", "pipe:3") if n}
-    errors, warnings = [], []
-    for line in stderr.splitlines():
-        m = _LEVEL.match(line.strip())
-        if not m or not (any(f"[{n} @" in m.group(1) or f"[{n}]" in m.group(1) for n in names)
-                         or (input_index is not None and re.search(rf"stream #{input_index}:\d", m.group(3)))):
-            continue
-        (warnings if m.group(2) == "warning" else errors).append(m.group(3).strip())
-    return errors, warnings
 
 
 def wav_bytes(pcm: bytes, rate: int) -> bytes:

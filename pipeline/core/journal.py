@@ -8,9 +8,9 @@ from pathlib import Path
 
 from dfd.files import write_bytes
 
-from . import manifest
-from .config import GROUPING
-from .shards import AUDIO_DIR, audio_shard_name
+from pipeline.core import manifest
+from pipeline.config import GROUPING
+from pipeline.core.shards import AUDIO_DIR, audio_shard_name
 
 log = logging.getLogger(__name__)
 JOURNAL = "resplit.json"

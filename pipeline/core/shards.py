@@ -130,21 +130,19 @@ def remove_staged(shards: Path, video_id: str) -> None:
 class ShardWriter:
     """Appends staged videos to `.NAME.tmp`; at `shard_size` bytes (or close) it seals the tar and renames it.
 
-    `on_sealed(name, videos, size, sha256, audio_record)` is called after the rename (size in bytes and the sha256 of the whole
-    tar, hashed as it was written); it writes the manifest fragment, which marks the shard as finished. Only then
-    are the videos' staging files removed. The videos' sound goes the same way into the audio shard beside it
-    (AUDIO_DIR/NAME), sealed first; audio_record is its size and sha256 (None: no sound in this shard).
+    `on_sealed(name, videos, size, sha256, audio_record)` is called after the rename (size in bytes and the sha256 of
+    the whole tar, hashed as it was written); it writes the manifest fragment, which marks the shard as finished.
+    Only then are the videos' staging files removed. The videos' sound goes the same way into the audio shard beside
+    it (AUDIO_DIR/NAME), sealed first; audio_record is its size and sha256 (None: no sound in this shard).
     """
 
     def __init__(self, shards: Path, split: str, label: str, part_tag: str, next_index: int,
                  shard_size: int, on_sealed):
         self.shards, self.split, self.label, self.part_tag = Path(shards), split, label, part_tag
         self.index, self.shard_size, self.on_sealed = next_index, shard_size, on_sealed
-        self.fh: io.BufferedWriter | None = None
         self.videos: list[Staged] = []
-        self.size = 0
-        self.sha256 = hashlib.sha256()
-        self.audio = _TarFile(self.shards / AUDIO_DIR)
+        self.tar = TarFile(self.shards)
+        self.audio = TarFile(self.shards / AUDIO_DIR)
 
     @property
     def name(self) -> str:
@@ -165,44 +163,31 @@ class ShardWriter:
         (meta['audio']['rel'] relative to `audio`)."""
         if audio is not None:
             staged.meta["audio"]["offset"] = self.audio.append(self.name, audio) + staged.meta["audio"]["rel"]
-        with writing(self.shards / self.name):
-            if self.fh is None:
-                self.fh = open(self.shards / f".{self.name}.tmp", "wb")
-                self.size, self.sha256 = 0, hashlib.sha256()
-            self.fh.write(data)
-        self.sha256.update(data)
-        base = self.size
-        self.size += len(data)
+        base = self.tar.append(self.name, data)
         for frame in staged.meta["frames"]:
             frame["offset"] = base + frame["rel"]
         self.videos.append(staged)
-        if self.size >= self.shard_size:
+        if self.tar.size >= self.shard_size:
             self.seal()
 
     def seal(self) -> None:
-        if self.fh is None:
+        record = self.tar.seal(self.name)
+        if record is None:
             return
-        self.sha256.update(b"\0" * (2 * BLOCK))
-        with writing(self.shards / self.name):
-            self.fh.write(b"\0" * (2 * BLOCK))
-            self.fh.flush()
-            os.fsync(self.fh.fileno())
-            self.fh.close()
-            self.fh = None
-            os.replace(self.shards / f".{self.name}.tmp", self.shards / self.name)
         audio_record = self.audio.seal(self.name)
-        self.on_sealed(self.name, self.videos, self.size + 2 * BLOCK, self.sha256.hexdigest(), audio_record)
+        self.on_sealed(self.name, self.videos, record["size"], record["sha256"], audio_record)
         for staged in self.videos:
             remove_staged(self.shards, staged.video_id)
         self.videos = []
         self.index += 1
 
 
-class _TarFile:
-    """One tar being written as `.NAME.tmp` in `folder`, renamed to NAME when sealed (the audio shards)."""
+class TarFile:
+    """The one tar writer: a tar written as `.NAME.tmp` in `folder`, hashed as it is written, ended, fsynced and
+    renamed to NAME when sealed (frame shards, the audio shards beside them, face shards)."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
+        self.folder = Path(folder)
         self.fh: io.BufferedWriter | None = None
         self.size = 0
         self.sha256 = hashlib.sha256()
@@ -219,8 +204,9 @@ class _TarFile:
         self.size += len(data)
         return self.size - len(data)
 
-    def seal(self, name: str) -> dict | None:
-        """End the tar, fsync, rename; {'size', 'sha256'} (None where nothing was appended)."""
+    def finish(self, name: str) -> dict | None:
+        """End the tar and fsync it, still under its temporary name; {'size', 'sha256'} (None where nothing was
+        appended)."""
         if self.fh is None:
             return None
         self.sha256.update(b"\0" * (2 * BLOCK))
@@ -230,5 +216,24 @@ class _TarFile:
             os.fsync(self.fh.fileno())
             self.fh.close()
             self.fh = None
+        self.size += 2 * BLOCK
+        return {"size": self.size, "sha256": self.sha256.hexdigest()}
+
+    def commit(self, name: str) -> None:
+        """Rename a finished tar into place."""
+        with writing(self.folder / name):
             os.replace(self.folder / f".{name}.tmp", self.folder / name)
-        return {"size": self.size + 2 * BLOCK, "sha256": self.sha256.hexdigest()}
+
+    def seal(self, name: str) -> dict | None:
+        """finish() and commit(): the tar is in place; its record (None where nothing was appended)."""
+        record = self.finish(name)
+        if record is not None:
+            self.commit(name)
+        return record
+
+    def discard(self, name: str) -> None:
+        """Drop the tar being written (a shard that turned out to have nothing worth keeping)."""
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+        (self.folder / f".{name}.tmp").unlink(missing_ok=True)

@@ -1,26 +1,28 @@
 """The sound's part of the manifest: a fragment per frame shard (parts/STEM.audio.parquet, the audio shard's size
 and sha256 in STEM.shard.json), joined into manifests/audio.parquet and dataset.json's "audio" section, with each
-fake's audio compared to its original's (audio_diff, audio_manipulated). Written by pipeline.manifest; read back
-through pipeline.dataset."""
+fake's audio compared to its original's (audio_diff, audio_manipulated). The fragment is written beside the frame
+shard's (pipeline.stages.frames.build.write_fragments); the section is rebuilt by pipeline.core.manifest.consolidate
+as every stage's is (pipeline.stages.sections); read back through pipeline.dataset."""
 from __future__ import annotations
 
 import base64
 import collections
 import logging
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dfd.diskfull import writing
+from dfd.files import write_parquet
 
-from .audio import AudioError, compare
+from pipeline.core.manifest import parts_dir
+from pipeline.core.shards import audio_shard_name
+from pipeline.stages.sound.wav import AudioError, compare
 
 log = logging.getLogger(__name__)
 
 AUDIO_TABLE = "audio.parquet"
-# A fake whose sound differs from its original's by more than this (pipeline.audio.compare, dB) had it changed:
+# A fake whose sound differs from its original's by more than this (pipeline.stages.sound.wav.compare, dB) had it changed:
 # AAC re-encoding at 32-128 kbit/s and resampling stay under 1 dB on real speech, another voice is above 5 dB
 # (measured on the DFDC sample: AAC at 24 kbit/s 0.9 dB, MP3 0.2, delays of 10-260 ms 0.2-1.5, half the volume
 # 0.7; the sample's other voices 6.4-8.7 dB; tests/pipeline/test_pipeline_audio_diff.py).
@@ -34,13 +36,6 @@ AUDIO_SCHEMA = pa.schema([
     ("audio_lag", pa.float64()), ("audio_manipulated", pa.bool_()), ("audio_note", pa.string()),
     ("fingerprint", pa.binary()),
 ])
-
-
-def write_table(path: Path, table: pa.Table) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with writing(path, cleanup=tmp):
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
 
 
 def fragment_rows(metas: list[dict], audio_shard: str | None) -> list[dict]:
@@ -59,7 +54,14 @@ def fragment_rows(metas: list[dict], audio_shard: str | None) -> list[dict]:
 
 def write_fragment(path: Path, metas: list[dict], audio_shard: str | None) -> None:
     rows = [{k: r.get(k) for k in AUDIO_SCHEMA.names} for r in fragment_rows(metas, audio_shard)]
-    write_table(path, pa.Table.from_pylist(rows, schema=AUDIO_SCHEMA))
+    write_parquet(pa.Table.from_pylist(rows, schema=AUDIO_SCHEMA), path)
+
+
+def section_for_manifest(manifests: Path, shard_stats: list[dict], records: dict[str, dict]) -> dict | None:
+    """For pipeline.core.manifest.consolidate(): audio.parquet and the "audio" section (None where no run kept
+    sound); `records`: each frame shard's audio shard (size, sha256) as its STEM.shard.json holds it."""
+    named = {shard: {"name": audio_shard_name(shard), **record} for shard, record in records.items()}
+    return consolidate_audio(parts_dir(manifests), manifests, shard_stats, named)
 
 
 def consolidate_audio(folder: Path, manifests: Path, shard_stats: list[dict], records: dict[str, dict]) -> dict | None:
@@ -74,8 +76,8 @@ def consolidate_audio(folder: Path, manifests: Path, shard_stats: list[dict], re
     diff_originals(rows)
     for r in rows:  # fingerprints stay in the fragments: 12 KB per 10 s clip would make audio.parquet ~1.4 GB on DFDC
         r["fingerprint"] = None
-    write_table(Path(manifests) / AUDIO_TABLE,
-                pa.Table.from_pylist(rows, schema=AUDIO_SCHEMA).drop_columns(["fingerprint"]))
+    write_parquet(pa.Table.from_pylist(rows, schema=AUDIO_SCHEMA).drop_columns(["fingerprint"]),
+                  Path(manifests) / AUDIO_TABLE)
     return _section(rows, shard_stats, records)
 
 

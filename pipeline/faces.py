@@ -9,8 +9,8 @@ import click
 
 from dfd.cli import command, converter, default, device_option, reported, setup_logging, verbose_option
 
-from ..config import PipelineConfig, parse_part
-from .settings import FaceSettings
+from pipeline.config import PipelineConfig, parse_part
+from pipeline.stages.faces.settings import FaceSettings
 
 log = logging.getLogger("pipeline.faces")
 
@@ -46,9 +46,9 @@ def main(shards, manifests, device, workers, detect_size, min_score, min_size, m
     Rerunning the same command resumes: finished frame shards are kept, new ones processed alone; after
     `pipeline.resplit` the faces are re-derived from cached detections without running the detector.
     """
-    from ..manifest import lock
-    from .detect import resolve_device
-    from .stage import build
+    from pipeline.core.manifest import lock
+    from pipeline.stages.faces.detect import resolve_device
+    from pipeline.stages.faces.stage import build
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     setup_logging(verbose)
