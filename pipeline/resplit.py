@@ -18,7 +18,8 @@ from pipeline.core import manifest
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.dataset import read_arrow, read_members
 from pipeline.split import files as splitfiles
-from pipeline.sources.discover import Video, identities, link_groups
+from pipeline.sources.discover import identities, link_groups
+from pipeline.sources.video import Video
 from pipeline.core.journal import JOURNAL, recover
 from pipeline.core.manifest import SectionBuilder, lock
 from pipeline.core.shards import ShardWriter, Staged, member, parse_shard_name

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 from dfd.errors import UsageProblem
 
-from pipeline.sources.discover import LABELS, Video
+from pipeline.sources.video import LABELS, Video
 from pipeline.split.hashed import assign_split
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Every pool the toolkit starts dies with its parent and never keeps its lock: the decode pool, the faces pool
-(tests/faces/test_faces_stage.py kills the faces stage itself), and DataLoader workers, after SIGKILL of the parent
+(tests/pipeline/stages/test_faces_stage.py kills the faces stage itself), and DataLoader workers, after SIGKILL of the parent
 alone (the OOM killer, a Slurm preemption)."""
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import simplejpeg
 from helpers.clips import make_clip
 from helpers.commands import run_pipeline
 from pipeline.dataset import Dataset, check_shard_files, read_member
-from pipeline.sources.discover import MAX_ID, safe_id
+from pipeline.sources.video import MAX_ID, safe_id
 from pipeline.resplit import _video_members
 from pipeline.core.shards import member
 from train.report.explain import images_by_key

@@ -8,7 +8,8 @@ import shutil
 import pytest
 
 from pipeline.split import files as splitfiles
-from pipeline.sources.discover import Video, discover
+from pipeline.sources.discover import discover
+from pipeline.sources.video import Video
 from pipeline.split.files import SplitFileError, apply, read_split_file
 
 from helpers.clips import make_clip

@@ -18,7 +18,8 @@ from pipeline.core import manifest
 from pipeline.core.journal import recover
 from pipeline.core.pool import process_pool
 from pipeline.config import PART_SETTINGS_BEFORE, PipelineConfig
-from pipeline.sources.discover import Video, discover, identities
+from pipeline.sources.discover import discover, identities
+from pipeline.sources.video import Video
 from pipeline.ffmpeg.locate import ffmpeg_version, find_ffmpeg
 from pipeline.ffmpeg.graph import ffmpeg_command
 from pipeline.core.shards import (AUDIO_DIR, ShardWriter, Staged, parse_shard_name, read_staged, remove_staged,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipeline.ffmpeg.stderr import AudioTrack
 from pipeline.stages.sound.wav import fingerprint, rms_dbfs, wav_bytes
-from pipeline.sources.discover import Video
+from pipeline.sources.video import Video
 from pipeline.ffmpeg.extract import FrameError, extract
 from pipeline.core.shards import member, write_staged
 
