@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import datetime
 import fcntl
 import json
@@ -138,6 +139,16 @@ def _nested(counter: collections.Counter) -> dict:
 # under the stage's name; {} for a stage that keeps none)) -> the section, or None where the stage never ran. Every
 # stage adds its section this one way (pipeline.stages.sections.SECTIONS: the sound, the faces).
 SectionBuilder = Callable[[Path, list, dict], "dict | None"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """A stage as the manifest sees it: its name (its key in dataset.json and in a frame shard's STEM.shard.json),
+    where its fragments live (under MANIFESTS), and the builder of its section from them."""
+
+    name: str
+    fragments: str
+    section: SectionBuilder
 
 
 def consolidate(manifests: Path, extra: dict | None = None,

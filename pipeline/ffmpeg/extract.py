@@ -1,5 +1,8 @@
-"""One ffmpeg process per video -> JPEG bytes for each sampled second (and its sound): the select loop that reads
-its outputs and stops it early, the decode with its fallbacks, and the sound alone for prediction."""
+"""One ffmpeg process per video -> JPEG bytes per sampled second (and its sound): the select loop, the decode.
+
+One ffmpeg process per video -> JPEG bytes for each sampled second (and its sound): the select loop that reads its
+outputs and stops it early, the decode with its fallbacks, and the sound alone for prediction.
+"""
 from __future__ import annotations
 
 import dataclasses

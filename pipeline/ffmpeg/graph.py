@@ -1,5 +1,8 @@
-"""The ffmpeg command line for one video: the frame filter graph (select one frame per interval, fit the box, JPEGs
-to stdout) and the sound as a second output of the same process."""
+"""The ffmpeg command line for one video: the frame filter graph and the sound as a second output.
+
+The ffmpeg command line for one video: the frame filter graph (select one frame per interval, fit the box, JPEGs to
+stdout) and the sound as a second output of the same process.
+"""
 from __future__ import annotations
 
 import ffmpeg

@@ -1,5 +1,8 @@
-"""ffmpeg's MJPEG stream: the one JPEG marker walk (to the scan), cutting the stream into JPEG files (whole, or as
-far as it has come) and a JPEG's size from its frame header."""
+"""ffmpeg's MJPEG stream: the one JPEG marker walk, the stream cut into JPEG files, a JPEG's size.
+
+ffmpeg's MJPEG stream: the one JPEG marker walk (to the scan), cutting the stream into JPEG files (whole, or as far
+as it has come) and a JPEG's size from its frame header.
+"""
 from __future__ import annotations
 
 from pipeline.ffmpeg.stderr import FrameError

@@ -1,5 +1,9 @@
-"""What ffmpeg said on stderr: the input's duration, size, rate and rotation, the kept frames' times, its errors (as
-one line), the sound's stream and messages; the records they fill and the error a video that cannot be decoded raises."""
+"""What ffmpeg said on stderr about the input, the kept frames, the sound and its errors; the records it fills.
+
+What ffmpeg said on stderr: the input's duration, size, rate and rotation, the kept frames' times, its errors (as
+one line), the sound's stream and messages; the records they fill and the error a video that cannot be decoded
+raises.
+"""
 from __future__ import annotations
 
 import dataclasses

@@ -1,5 +1,8 @@
-"""The DFDC layout: every folder with a metadata.json is a part (label, original per file); loose videos are
-unlabelled."""
+"""The DFDC layout: a folder with a metadata.json is a part; loose videos are unlabelled.
+
+The DFDC layout: every folder with a metadata.json is a part (label, original per file); loose videos are
+unlabelled.
+"""
 from __future__ import annotations
 
 import json

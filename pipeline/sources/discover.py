@@ -1,5 +1,8 @@
-"""Dataset layouts -> a sorted list of Video records: the layout detected or asked for, each layout's own module,
-then every video grouped by the people it involves (connected components) and duplicate ids marked."""
+"""Dataset layouts -> a sorted list of Video records: the layout, its module, grouping by identity, duplicates.
+
+Dataset layouts -> a sorted list of Video records: the layout detected or asked for, each layout's own module, then
+every video grouped by the people it involves (connected components) and duplicate ids marked.
+"""
 from __future__ import annotations
 
 import collections

@@ -1,5 +1,8 @@
-"""Mixed trees: which dataset trees a folder holds (the layout detected), each read with its own layout, the rest
-unlabelled."""
+"""Mixed trees: the dataset trees a folder holds (the detected layout), each read as its layout, the rest unlabelled.
+
+Mixed trees: which dataset trees a folder holds (the layout detected), each read with its own layout, the rest
+unlabelled.
+"""
 from __future__ import annotations
 
 import collections

@@ -1,5 +1,8 @@
-"""The Video record and what every layout shares: ids safe for webdataset keys, labels, paths kept inside the
-folder, the sorted walk over a tree of videos, unlabelled videos."""
+"""The Video record and what every layout shares: safe ids, labels, paths kept inside the folder, the walk.
+
+The Video record and what every layout shares: ids safe for webdataset keys, labels, paths kept inside the folder,
+the sorted walk over a tree of videos, unlabelled videos.
+"""
 from __future__ import annotations
 
 import dataclasses

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from dfd.files import parquet_writer, write_parquet, write_text
 
+from pipeline.core.manifest import Stage
 from pipeline.dataset import DATASET_JSON, has_table, read_arrow, read_dataset_json
 
 log = logging.getLogger(__name__)
@@ -139,3 +140,7 @@ def section_for_manifest(manifests: Path, shard_stats: list[dict], records: dict
                     "again; detections are cached by frame key, so re-packed frames are not detected twice",
                     len(section["pending_shards"]))
     return section
+
+
+STAGE = Stage("faces", f"{FACES_PARTS}/STEM.done.json, STEM.faces.parquet, STEM.detections.parquet, settings.json",
+              section_for_manifest)

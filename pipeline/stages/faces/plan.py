@@ -1,5 +1,8 @@
-"""The faces stage's plan: its settings (what decides detections, what decides faces), the frame shards still to do
-and each one's task (its frames, its fakes' originals, cached detections), and the outputs of shards gone."""
+"""The faces stage's plan: its settings, the frame shards still to do and their tasks, cached detections.
+
+The faces stage's plan: its settings (what decides detections, what decides faces), the frame shards still to do and
+each one's task (its frames, its fakes' originals, cached detections), and the outputs of shards gone.
+"""
 from __future__ import annotations
 
 import collections

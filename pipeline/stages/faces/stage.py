@@ -1,6 +1,9 @@
-"""The faces stage over existing frame shards: plan, a task per frame shard in the pipeline's pool (or in this
-process on a GPU), consolidate. Resumable: a frame shard is finished when its faces_parts/<stem>.done.json exists
-(written last) for the same settings and the same frame-shard content."""
+"""The faces stage's run: plan, a task per frame shard in the pipeline's pool (or here on a GPU), consolidate.
+
+The faces stage over existing frame shards: plan, a task per frame shard in the pipeline's pool (or in this process
+on a GPU), consolidate. Resumable: a frame shard is finished when its faces_parts/<stem>.done.json exists (written
+last) for the same settings and the same frame-shard content.
+"""
 from __future__ import annotations
 
 import collections

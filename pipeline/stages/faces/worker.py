@@ -1,5 +1,8 @@
-"""The faces stage's worker: one frame shard -> detections (the one detector of the process), tracks, crops, the
-comparison with each fake's original -> its face shard, detections cache, fragment and done marker."""
+"""The faces stage's worker: one frame shard -> its face shard, detections cache, fragment and done marker.
+
+The faces stage's worker: one frame shard -> detections (the one detector of the process), tracks, crops, the
+comparison with each fake's original -> its face shard, detections cache, fragment and done marker.
+"""
 from __future__ import annotations
 
 import collections

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from dfd.files import write_parquet
 
-from pipeline.core.manifest import parts_dir
+from pipeline.core.manifest import Stage, parts_dir
 from pipeline.core.shards import audio_shard_name
 from pipeline.stages.sound.wav import AudioError, compare
 
@@ -133,3 +133,7 @@ def _section(rows: list[dict], shard_stats: list[dict], records: dict[str, dict]
                             "false": sum(r["audio_manipulated"] is False for r in fakes),
                             "null": sum(r["audio_manipulated"] is None for r in fakes)},
             "manipulated_threshold_db": MANIPULATED_DB, "shards": shards}
+
+
+STAGE = Stage("audio", "parts/STEM.audio.parquet (+ the audio shard's record in parts/STEM.shard.json)",
+              section_for_manifest)
