@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from pipeline.faces import FaceSettings  # noqa: E402
+from pipeline.stages.faces import FaceSettings  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.model import build_model  # noqa: E402
 from train.report.verdict import write_page  # noqa: E402

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_shards import REAL_PART, _floor_one, dfdc_tree, load_average, median  # noqa: E402
-from pipeline.ffmpeg import find_ffmpeg  # noqa: E402
+from pipeline.ffmpeg.locate import find_ffmpeg  # noqa: E402
 
 log = logging.getLogger("bench_faces")
 DFDC_CLIPS = 119_154

@@ -26,7 +26,7 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.ffmpeg import find_ffmpeg  # noqa: E402
+from pipeline.ffmpeg.locate import find_ffmpeg  # noqa: E402
 
 log = logging.getLogger("bench_faces_memory")
 CLIP = ROOT.parent / "shared" / "data" / "dfdc_sample" / "dfdc_train_part_0" / "abofeumbvv.mp4"
@@ -64,7 +64,7 @@ def faces_checkpoint(path: Path) -> Path:
     """An untrained faces checkpoint of this trainer's format (what it learnt does not matter for memory)."""
     import torch
 
-    from pipeline.faces import FaceSettings
+    from pipeline.stages.faces import FaceSettings
     from train.config import TrainConfig
     from train.model import build_model
 

@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.faces import FaceSettings  # noqa: E402
-from pipeline.faces.stage import run_settings  # noqa: E402
-from pipeline.ffmpeg import find_ffmpeg  # noqa: E402
+from pipeline.stages.faces import FaceSettings  # noqa: E402
+from pipeline.stages.faces.plan import run_settings  # noqa: E402
+from pipeline.ffmpeg.locate import find_ffmpeg  # noqa: E402
 from train.config import FACE_IMAGE_SIZE, TrainConfig, load_recipe, parse_image_size  # noqa: E402
 from train.model import build_model  # noqa: E402
 from train.score.faces import FaceCropper  # noqa: E402

@@ -12,15 +12,15 @@ alternately R times:
   (with --compare-skip) the pipeline with --skip-frames none: every frame decoded (the default skips the frames
             no other frame refers to, -skip_frame:v noref).
   (with --compare-audio) the pipeline with --no-audio: the sound's cost is the default run's CPU over this one's
-            (target: within 3%; the sound is a second output of the same ffmpeg process, see pipeline.audio).
+            (target: within 3%; the sound is a second output of the same ffmpeg process, see pipeline.stages.sound.wav).
 
 The CPU-seconds ratio (pipeline / floor, orchestrator and workers included) is the figure that a loaded machine
 does not distort; its target is 0.70x with non-reference frames skipped (issue 20), 1.05x without. Then, per
-distinct clip, the floor and `pipeline.frames.extract` with and without the skip (ffmpeg's CPU-s), and what the
+distinct clip, the floor and `pipeline.ffmpeg.extract.extract` with and without the skip (ffmpeg's CPU-s), and what the
 skip changed: which frame each second keeps (how late against the full decode), and whether the frames that did
 not move are byte-identical (frames.parquet's crc32 of both runs).
 
-Both use the binary `pipeline.ffmpeg.find_ffmpeg()` returns. Medians are reported. The orchestrator's memory is also
+Both use the binary `pipeline.ffmpeg.locate.find_ffmpeg()` returns. Medians are reported. The orchestrator's memory is also
 measured on a set with twice the clips and on a 120k-entry DFDC tree (discovery and planning at full scale, a few
 videos decoded), to show that it stays flat in the number of videos.
 """
@@ -44,8 +44,8 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.ffmpeg import ffmpeg_version, find_ffmpeg  # noqa: E402
-from pipeline.frames import extract  # noqa: E402
+from pipeline.ffmpeg.locate import ffmpeg_version, find_ffmpeg  # noqa: E402
+from pipeline.ffmpeg.extract import extract  # noqa: E402
 
 log = logging.getLogger("bench_shards")
 

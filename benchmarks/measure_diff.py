@@ -2,7 +2,7 @@
 manipulation method, on the FF++ pairs in ../shared/data (frame shards and faces made here with the real stage).
 
 For every fake face compared with its original (the stage's own alignment), three measures of the same box:
-  whole  the stage's measure: 1 - mean SSIM of the blurred 96 px grey box (pipeline.faces.diff.box_diff);
+  whole  the stage's measure: 1 - mean SSIM of the blurred 96 px grey box (pipeline.stages.faces.diff.box_diff);
   local  the 90th percentile of the 1 - SSIM map of that box (where a reenactment changes a part of the face);
   mouth  the whole measure on the box around the mouth corners and the nose tip (from MTCNN's landmarks).
 Background: the same measures on boxes of the face's size moved off the face (left and right of it, clipped to
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.dataset import MemberReader  # noqa: E402
-from pipeline.faces.crop import decode_jpeg  # noqa: E402
-from pipeline.faces.diff import BLUR, PATCH, _grey, align, box_diff  # noqa: E402
+from pipeline.stages.faces.crop import decode_jpeg  # noqa: E402
+from pipeline.stages.faces.diff import BLUR, PATCH, _grey, align, box_diff  # noqa: E402
 
 log = logging.getLogger("measure_diff")
 FFPP = ROOT.parent / "shared" / "data" / "ffpp_sample"

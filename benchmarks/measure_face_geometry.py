@@ -21,9 +21,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.faces import FaceDetector, FaceSettings  # noqa: E402
-from pipeline.faces.crop import decode_jpeg  # noqa: E402
-from pipeline.frames import extract  # noqa: E402
+from pipeline.stages.faces import FaceDetector, FaceSettings  # noqa: E402
+from pipeline.stages.faces.crop import decode_jpeg  # noqa: E402
+from pipeline.ffmpeg.extract import extract  # noqa: E402
 
 log = logging.getLogger("measure_face_geometry")
 DATA = ROOT.parent / "shared" / "data"

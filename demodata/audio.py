@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from dfd.cli import command, reported, setup_logging, verbose_option
 from dfd.errors import UsageProblem
-from pipeline.ffmpeg import find_ffmpeg
+from pipeline.ffmpeg.locate import find_ffmpeg
 
 log = logging.getLogger(__name__)
 

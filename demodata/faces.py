@@ -29,7 +29,7 @@ from tqdm import tqdm
 from demodata.synthetic import (FPS, PART_NAME, Motion, SettingsError, SyntheticError, _background, _blocky,
                                 _boxes_per_second, _gauss_blur, _parse_size, encode_overlays, plan_ids)
 from dfd.cli import reported, setup_logging
-from pipeline.ffmpeg import find_ffmpeg
+from pipeline.ffmpeg.locate import find_ffmpeg
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ def detection_rate(out_dir: str | os.PathLike, fps: float = 1.0, max_videos: int
     from PIL import Image
     import simplejpeg
 
-    from pipeline.frames import extract
+    from pipeline.ffmpeg.extract import extract
 
     out = Path(out_dir)
     meta = json.loads((out / PART_NAME / "metadata.json").read_text())

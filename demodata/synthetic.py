@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from dfd.cli import reported, setup_logging
 from dfd.errors import ToolkitError
-from pipeline.ffmpeg import find_ffmpeg
+from pipeline.ffmpeg.locate import find_ffmpeg
 
 log = logging.getLogger(__name__)
 

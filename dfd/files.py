@@ -4,6 +4,7 @@ Each writes a temporary file beside the target and renames it when complete, ins
 full disk never leaves a half-written file in place of a good one (a full disk raises DiskFullError naming it)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -67,9 +68,26 @@ def write_csv(frame, path: str | Path, float_format: str = "%.6f") -> None:
 
 
 def write_parquet(frame, path: str | Path) -> None:
-    """A pandas DataFrame as Parquet, without its index."""
+    """A pandas DataFrame as Parquet, without its index; or a pyarrow Table as it is (the pipeline's manifests)."""
     path = Path(path)
     tmp = _tmp(path)
     with writing(path, cleanup=tmp):
-        frame.to_parquet(tmp, index=False)
+        if hasattr(frame, "to_parquet"):
+            frame.to_parquet(tmp, index=False)
+        else:
+            import pyarrow.parquet as pq  # here: the trainer's commands that never write a table stay light
+            pq.write_table(frame, tmp)
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def parquet_writer(path: str | Path, schema):
+    """A pyarrow ParquetWriter for a table written in pieces (a manifest joined from its fragments); the file is
+    renamed into place when the block ends without an error."""
+    import pyarrow.parquet as pq
+    path = Path(path)
+    tmp = _tmp(path)
+    with writing(path, cleanup=tmp):
+        with pq.ParquetWriter(tmp, schema) as writer:
+            yield writer
         os.replace(tmp, path)

@@ -12,7 +12,7 @@ from dfd.cli import CONTEXT
 # name -> (module whose `main` is the command, one line for the listing), in the order data flows
 COMMANDS = {
     "shards": ("pipeline.run", "Decode videos once into frame shards and a Parquet manifest."),
-    "faces": ("pipeline.faces.run", "Detect, track and crop faces of the frame shards into face shards."),
+    "faces": ("pipeline.faces", "Detect, track and crop faces of the frame shards into face shards."),
     "verify": ("pipeline.verify", "Check shards and manifests against each other (sizes, checksums, JPEGs)."),
     "resplit": ("pipeline.resplit", "Move whole groups between train and val without decoding again."),
     "merge": ("pipeline.merge", "Join the manifests of --part K/N runs into one."),

@@ -1,0 +1,1 @@
+"""Videos -> frame shards -> face and audio shards + Parquet manifests: the pipeline owns the on-disk format."""

@@ -1,4 +1,4 @@
 """`python -m pipeline` is `python -m pipeline.run`."""
-from .run import main
+from pipeline.run import main
 
 main()

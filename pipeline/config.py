@@ -78,7 +78,7 @@ class PipelineConfig:
     allow_outside_paths: bool = False  # labels.csv / metadata.json may name files outside --videos
     audio: bool = True               # keep each video's sound (mono WAV) in SHARDS/audio/, from the same ffmpeg run
     audio_rate: int = 16000          # Hz; speech detectors and the bispectral features work at 16 kHz
-    split_files: tuple[str, ...] = ()  # 'SPLIT=/abs/FILE' each: official splits and test lists (pipeline.splitfiles)
+    split_files: tuple[str, ...] = ()  # 'SPLIT=/abs/FILE' each: official splits and test lists (pipeline.split.files)
 
     def __post_init__(self) -> None:
         self.validate()

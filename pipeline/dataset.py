@@ -3,8 +3,8 @@
 Every reader of a finished dataset goes through here (the trainer, explain, predict, evaluate, verify, resplit and
 the faces stage): `Dataset.open(shards, manifests)` checks what training needs and gives the shard lists per split
 and label, counts, class weights, the frame and face settings, the tables, and the JPEG bytes of a key. Anything
-wrong with these files raises DatasetError naming the file and what is wrong. Writers (pipeline.manifest,
-pipeline.faces.manifest) own their fragments under manifests/parts and faces_parts.
+wrong with these files raises DatasetError naming the file and what is wrong. Writers (pipeline.core.manifest,
+pipeline.stages.faces.manifest) own their fragments under manifests/parts and faces_parts.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import pandas as pd
 
 from dfd.errors import ToolkitError
 
-from .config import SETTINGS_BEFORE
-from .shards import UnsafeManifest, check_shard_name
+from pipeline.config import SETTINGS_BEFORE
+from pipeline.core.shards import UnsafeManifest, check_shard_name
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import click
 from dfd.cli import command, default, reported, setup_logging, verbose_option
 from dfd.errors import UsageProblem
 
-from . import manifest
-from .config import PART_SETTINGS_BEFORE, PipelineConfig
-from .ffmpeg import FFmpegNotFound, ffmpeg_version, find_ffmpeg
-from .stages import SECTIONS
+from pipeline.core import manifest
+from pipeline.config import PART_SETTINGS_BEFORE, PipelineConfig
+from pipeline.ffmpeg.locate import FFmpegNotFound, ffmpeg_version, find_ffmpeg
+from pipeline.stages.sections import SECTIONS
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,18 @@ from dfd.cli import command, default, reported, setup_logging, verbose_option
 from dfd.errors import UsageProblem
 from dfd.files import write_bytes
 
-from . import manifest
-from .config import ConfigError, PipelineConfig
-from .dataset import read_arrow, read_members
-from . import splitfiles
-from .discover import Video, identities, link_groups
-from .journal import JOURNAL, recover
-from .manifest import SectionBuilder, lock
-from .shards import ShardWriter, Staged, member, parse_shard_name
-from .split import fraction_warning
-from .stages import SECTIONS
+from pipeline.core import manifest
+from pipeline.config import ConfigError, PipelineConfig
+from pipeline.dataset import read_arrow, read_members
+from pipeline.split import files as splitfiles
+from pipeline.sources.discover import identities, link_groups
+from pipeline.sources.video import Video
+from pipeline.core.journal import JOURNAL, recover
+from pipeline.core.manifest import SectionBuilder, lock
+from pipeline.core.shards import ShardWriter, Staged, member, parse_shard_name
+from pipeline.split.hashed import fraction_warning
+from pipeline.stages.frames.fragments import write_fragments
+from pipeline.stages.sections import SECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ def _regroup(rows: list[dict]) -> None:
 
 
 def _new_splits(rows: list[dict], files: Sequence[str], seed: int, val_fraction: float) -> dict[str, str]:
-    """video id -> its split now: the split files' where they place it (pipeline.splitfiles), else the hash split.
+    """video id -> its split now: the split files' where they place it (pipeline.split.files), else the hash split.
     A label a file gives an unlabelled video is not applied here (its frames would change shards of label too):
     rerun pipeline.run with the file for that."""
     videos = [Video(r["video_id"], r["path"] or "", r["label"], r.get("original"), r["group"] or r["video_id"],
@@ -114,7 +116,7 @@ def _repack(shards, manifests, affected, finished, journal, journal_path) -> int
     shard_size = max((shards / n).stat().st_size for n in finished)
 
     def sealed(name, videos, size, sha256, audio=None):
-        manifest.write_fragment(manifests, name, [s.meta for s in videos], size, sha256, audio)
+        write_fragments(manifests, name, [s.meta for s in videos], size, sha256, audio)
         journal["new"].append(name)
         write_bytes(journal_path, json.dumps(journal).encode(), durable=True)
 

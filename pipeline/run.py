@@ -9,8 +9,8 @@ import click
 
 from dfd.cli import command, converter, default, reported, setup_logging, verbose_option
 
-from .config import LAYOUTS, SETTINGS_BEFORE, SKIP_FRAMES, PipelineConfig, parse_bytes, parse_part, parse_size
-from .ffmpeg import find_ffmpeg
+from pipeline.config import LAYOUTS, SETTINGS_BEFORE, SKIP_FRAMES, PipelineConfig, parse_bytes, parse_part, parse_size
+from pipeline.ffmpeg.locate import find_ffmpeg
 
 log = logging.getLogger("pipeline")
 
@@ -75,8 +75,8 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, spli
     Rerunning the same command resumes: finished shards are kept, videos added since are processed alone.
     """
     setup_logging(verbose)
-    from .distribute import build, plan  # here, so that pool workers importing this module stay light
-    from .stages import SECTIONS
+    from pipeline.stages.frames.build import build, plan  # here, so that pool workers importing this module stay light
+    from pipeline.stages.sections import SECTIONS
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     if not os.path.isdir(videos):
@@ -103,8 +103,8 @@ def _split_defaults(manifests: str, val_fraction: float | None, seed: int | None
     """Unset split settings and --skip-frames follow the dataset's earlier runs (or resplit; a dataset made before
     --skip-frames existed decoded every frame), else the config's defaults; split files are read here (a bad one
     fails before anything is written) and kept as 'SPLIT=/absolute/path'."""
-    from .manifest import read_part_configs
-    from .splitfiles import normalised
+    from pipeline.core.manifest import read_part_configs
+    from pipeline.split.files import normalised
 
     previous = next(iter(read_part_configs(manifests).values()), None)
     skip = ({**SETTINGS_BEFORE, **previous}["skip_frames"] if previous else SKIP) if skip_frames is None else skip_frames

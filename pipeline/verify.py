@@ -21,10 +21,10 @@ from dfd.cli import command, default, reported, setup_logging, verbose_option
 from dfd.errors import UsageProblem
 from dfd.files import sha256_file
 
-from .config import PipelineConfig
-from .dataset import (DATASET_JSON, DatasetError, MemberReader, has_table, read_dataset_json, read_table,
+from pipeline.config import PipelineConfig
+from pipeline.dataset import (DATASET_JSON, DatasetError, MemberReader, has_table, read_dataset_json, read_table,
                       table_path)
-from .shards import UnsafeManifest, check_shard_name
+from pipeline.core.shards import UnsafeManifest, check_shard_name
 
 
 class VerifyError(UsageProblem, ValueError):
@@ -120,7 +120,7 @@ def _section_shards(data: dict, key: str, problems: list[str]) -> list[tuple[str
 
 def check_sounds(shards: Path, manifests: Path, problems: list[str]) -> int:
     """Every kept sound's WAV member: name, size, crc32, and that it reads back. Returns sounds checked."""
-    from .audio import AudioError, read_wav
+    from pipeline.stages.sound.wav import AudioError, read_wav
 
     if not has_table(manifests, "audio"):
         return 0

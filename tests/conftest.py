@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from pipeline.ffmpeg import find_ffmpeg  # noqa: E402
+from pipeline.ffmpeg.locate import find_ffmpeg  # noqa: E402
 
 from helpers.clips import make_dfdc_tree, write_tiny_boxes  # noqa: E402
 from helpers.commands import run_module, run_pipeline  # noqa: E402

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from pipeline.ffmpeg import find_ffmpeg
+from pipeline.ffmpeg.locate import find_ffmpeg
 from demodata.synthetic import PART_NAME, generate
 
 SECONDS = 2.0

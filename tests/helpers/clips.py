@@ -5,7 +5,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from pipeline.ffmpeg import find_ffmpeg
+from pipeline.ffmpeg.locate import find_ffmpeg
 
 SOURCES = ["testsrc2", "mandelbrot", "smptehdbars", "rgbtestsrc", "testsrc", "yuvtestsrc", "pal100bars", "cellauto"]
 

@@ -51,8 +51,8 @@ def install(n: int, target: str) -> None:
     def fake_open(path, mode="r", *args, **kwargs):
         fh = real_open(path, mode, *args, **kwargs)
         return FullFile(fh, n) if ("w" in mode or "a" in mode) and target in str(path) else fh
-    import pipeline.shards
-    pipeline.shards.open = fake_open  # the module's own writes (shards and staging files)
+    import pipeline.core.shards
+    pipeline.core.shards.open = fake_open  # the module's own writes (shards and staging files)
     import dfd.files
     dfd.files.open = fake_open  # staging files are written through dfd.files
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import simplejpeg
 
-from pipeline.shards import member
+from pipeline.core.shards import member
 from train.data.streams import read_shard
 
 SETTINGS = {"detect_size": 640, "min_score": 0.9, "min_size": 10, "margin": 0.3, "face_size": 64, "max_faces": 4}

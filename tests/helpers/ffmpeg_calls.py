@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.ffmpeg import find_ffmpeg
+from pipeline.ffmpeg.locate import find_ffmpeg
 
 
 def imageio_ffmpeg_exe() -> str:

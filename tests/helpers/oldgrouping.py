@@ -6,9 +6,9 @@ import runpy
 import sys
 
 import pipeline.config
-import pipeline.discover
+import pipeline.sources.discover
 
-pipeline.discover.link_groups = lambda id_lists: [ids[0] for ids in id_lists]
+pipeline.sources.discover.link_groups = lambda id_lists: [ids[0] for ids in id_lists]
 pipeline.config.PipelineConfig.split_settings = lambda self: {"seed": self.seed, "val_fraction": self.val_fraction}
 _to_dict = pipeline.config.PipelineConfig.to_dict
 pipeline.config.PipelineConfig.to_dict = lambda self: {k: v for k, v in _to_dict(self).items() if k != "grouping"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.paths import SHARED_DATA
-from pipeline.faces import FaceDetector, FaceSettings, crop_face
+from pipeline.stages.faces import FaceDetector, FaceSettings, crop_face
 
 REAL_CLIPS = (SHARED_DATA / "ffpp_sample/original_sequences/youtube/c23/videos/004.mp4",
               SHARED_DATA / "ffpp_sample/original_sequences/youtube/c23/videos/519.mp4",

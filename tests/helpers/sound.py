@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from pipeline.ffmpeg import find_ffmpeg
+from pipeline.ffmpeg.locate import find_ffmpeg
 
 from .paths import SHARED_DATA
 
@@ -48,7 +48,7 @@ def check_audio_agrees(shards: Path, manifests: Path) -> dict:
 
     import pyarrow.parquet as pq
 
-    from pipeline.audio import read_wav
+    from pipeline.stages.sound.wav import read_wav
 
     shards, manifests = Path(shards), Path(manifests)
     rows = pq.read_table(manifests / "audio.parquet").to_pylist()

@@ -10,7 +10,8 @@ import pytest
 from helpers.clips import make_clip
 from helpers.commands import pipeline_argv, run_module
 from helpers.manifests import read_manifest
-from pipeline.discover import OutsidePath, discover, safe_id
+from pipeline.sources.discover import discover
+from pipeline.sources.video import OutsidePath, safe_id
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Every pool the toolkit starts dies with its parent and never keeps its lock: the decode pool, the faces pool
-(tests/faces/test_faces_stage.py kills the faces stage itself), and DataLoader workers, after SIGKILL of the parent
+(tests/pipeline/stages/test_faces_stage.py kills the faces stage itself), and DataLoader workers, after SIGKILL of the parent
 alone (the OOM killer, a Slurm preemption)."""
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ PARENT = textwrap.dedent("""
     from pathlib import Path
     import torch
     from torch.utils.data import IterableDataset
-    from pipeline.distribute import start_pool
-    from pipeline.faces.settings import FaceSettings
-    from pipeline.faces.stage import start_pool as faces_pool
-    from pipeline.ffmpeg import find_ffmpeg
-    from pipeline.manifest import lock
+    from pipeline.stages.frames.build import start_pool
+    from pipeline.stages.faces.settings import FaceSettings
+    from pipeline.stages.faces.stage import start_pool as faces_pool
+    from pipeline.ffmpeg.locate import find_ffmpeg
+    from pipeline.core.manifest import lock
     from train.data.streams import make_loader
 
     class Slow(IterableDataset):

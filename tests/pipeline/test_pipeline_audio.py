@@ -6,10 +6,11 @@ import subprocess
 import numpy as np
 import pytest
 
-import pipeline.frames as frames
+import pipeline.ffmpeg.extract as frames
 from helpers.sound import av_clip, dfdc_clips, pcm
-from pipeline.audio import read_wav, wav_bytes
-from pipeline.frames import FrameError, extract, ffmpeg_command
+from pipeline.stages.sound.wav import read_wav, wav_bytes
+from pipeline.ffmpeg.extract import FrameError, extract
+from pipeline.ffmpeg.graph import ffmpeg_command
 
 RATE = 16000
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.ffmpeg
-import pipeline.frames
+import pipeline.ffmpeg.locate
+import pipeline.ffmpeg.graph
+import pipeline.ffmpeg.stderr
 from helpers.clips import make_clip
 from helpers.paths import SHARED_DATA
-from pipeline.ffmpeg import find_ffmpeg, passthrough_args
-from pipeline.frames import ffmpeg_command
+from pipeline.ffmpeg.locate import find_ffmpeg, passthrough_args
+from pipeline.ffmpeg.graph import ffmpeg_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,8 +42,8 @@ def legacy_command(path, fps, box, quality, binary):
     ("ffmpeg version 4.4.2", "showinfo", [], ["-vsync", "passthrough"]),
 ])
 def test_argv_is_pinned(monkeypatch, version, showinfo, fps_mode, vsync):
-    monkeypatch.setattr(pipeline.frames, "ffmpeg_version", lambda binary=None: version)
-    monkeypatch.setattr(pipeline.ffmpeg, "ffmpeg_version", lambda binary=None: version)
+    monkeypatch.setattr(pipeline.ffmpeg.graph, "ffmpeg_version", lambda binary=None: version)
+    monkeypatch.setattr(pipeline.ffmpeg.locate, "ffmpeg_version", lambda binary=None: version)
     argv = ffmpeg_command("in put.mp4", 1.0, (1280, 720), 2, "/opt/ffmpeg")
     graph = ("[0:V:0]setpts=PTS-STARTPTS[s0];"
              r"[s0]select=isnan(prev_selected_t)+gt(floor(t*1.0)\,floor(prev_selected_t*1.0))[s1];"
@@ -64,7 +65,7 @@ def _clips(tmp_path):
 
 def test_bytes_and_log_unchanged(tmp_path):
     binary = find_ffmpeg()
-    if pipeline.ffmpeg.version_tuple(pipeline.ffmpeg.ffmpeg_version(binary)) < (5, 0):
+    if pipeline.ffmpeg.locate.version_tuple(pipeline.ffmpeg.locate.ffmpeg_version(binary)) < (5, 0):
         pytest.skip("the legacy reference command needs showinfo's checksum option (ffmpeg >= 5.0)")
     clips = _clips(tmp_path)
     for clip in clips:
@@ -72,7 +73,7 @@ def test_bytes_and_log_unchanged(tmp_path):
             new = subprocess.run(ffmpeg_command(str(clip), 1.0, box, 2, binary), capture_output=True, check=True)
             old = subprocess.run(legacy_command(str(clip), 1.0, box, 2, binary), capture_output=True, check=True)
             assert new.stdout == old.stdout and len(new.stdout) > 1000, clip
-            times = [pipeline.frames.parse_stderr(p.stderr.decode()) for p in (new, old)]
+            times = [pipeline.ffmpeg.stderr.parse_stderr(p.stderr.decode()) for p in (new, old)]
             assert times[0].pts_times == times[1].pts_times and times[0].duration == times[1].duration
 
 

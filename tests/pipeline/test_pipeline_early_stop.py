@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.frames as frames
+import pipeline.ffmpeg.extract as frames
 from helpers.clips import make_clip, make_dfdc_tree
 from helpers.commands import run_pipeline
 from helpers.paths import SHARED_DATA
-from pipeline.ffmpeg import find_ffmpeg
-from pipeline.frames import extract, ffmpeg_command, mp4_video_duration, run_ffmpeg
+from pipeline.ffmpeg.locate import find_ffmpeg
+from pipeline.ffmpeg.extract import extract, run_ffmpeg
+from pipeline.ffmpeg.graph import ffmpeg_command
+from pipeline.ffmpeg.mp4 import mp4_video_duration
 
 
 def _both(monkeypatch, clip: Path, fps: float, box=(1280, 720)):

@@ -11,9 +11,10 @@ import pytest
 from helpers.clips import make_clip, make_dfdc_tree
 from helpers.commands import pipeline_argv, run_module, run_pipeline
 from helpers.manifests import check_manifest_agrees, read_manifest
-from pipeline.ffmpeg import find_ffmpeg
-from pipeline import journal as resplit_journal, manifest, resplit
-from pipeline.manifest import LockError
+from pipeline.ffmpeg.locate import find_ffmpeg
+from pipeline import resplit
+from pipeline.core import journal as resplit_journal, manifest
+from pipeline.core.manifest import LockError
 
 
 def _videos(manifests: Path) -> dict:

@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
-from pipeline import ffmpeg as ff
-from pipeline.frames import expected_frames, jpeg_size, split_jpegs
+from pipeline.ffmpeg import locate as ff
+from pipeline.ffmpeg.extract import expected_frames
+from pipeline.ffmpeg.jpeg import jpeg_size, split_jpegs
 
 from helpers.ffmpeg_calls import imageio_ffmpeg_exe
 

@@ -13,7 +13,7 @@ import pytest
 import simplejpeg
 from PIL import Image
 
-from pipeline.ffmpeg import ffmpeg_version, version_tuple
+from pipeline.ffmpeg.locate import ffmpeg_version, version_tuple
 
 from helpers.clips import make_clip
 from helpers.commands import run_module, pipeline_argv

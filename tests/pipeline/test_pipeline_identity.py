@@ -12,8 +12,8 @@ import pandas as pd
 
 from helpers.clips import make_clip
 from helpers.commands import run_pipeline
-from pipeline.discover import discover, identities, link_groups
-from pipeline.split import assign_split
+from pipeline.sources.discover import discover, identities, link_groups
+from pipeline.split.hashed import assign_split
 
 ROOT = Path(__file__).resolve().parents[2]
 YT = "original_sequences/youtube/c23/videos"

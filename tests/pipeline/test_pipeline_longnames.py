@@ -16,9 +16,9 @@ import simplejpeg
 from helpers.clips import make_clip
 from helpers.commands import run_pipeline
 from pipeline.dataset import Dataset, check_shard_files, read_member
-from pipeline.discover import MAX_ID, safe_id
+from pipeline.sources.video import MAX_ID, safe_id
 from pipeline.resplit import _video_members
-from pipeline.shards import member
+from pipeline.core.shards import member
 from train.report.explain import images_by_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,5 +129,5 @@ def test_long_name_through_shards_resplit_training_and_explain(tmp_path):
 
 
 def _moves(videos: pd.DataFrame, seed: int) -> bool:
-    from pipeline.split import assign_split
+    from pipeline.split.hashed import assign_split
     return any(assign_split(lab, g, seed, 0.5) != s for lab, g, s in zip(videos["label"], videos["group"], videos["split"]))

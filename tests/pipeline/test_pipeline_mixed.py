@@ -11,7 +11,7 @@ from pathlib import Path
 from helpers.clips import make_clip
 from helpers.commands import run_pipeline
 from helpers.paths import SHARED_DATA
-from pipeline.discover import discover
+from pipeline.sources.discover import discover
 
 import pandas as pd
 
@@ -43,7 +43,7 @@ def _mixed_root(root: Path) -> Path:
 
 def test_mixed_root_keeps_every_label(tmp_path, caplog):
     root = _mixed_root(tmp_path / "videos")
-    with caplog.at_level(logging.INFO, logger="pipeline.discover"):
+    with caplog.at_level(logging.INFO, logger="pipeline.sources"):
         layout, videos = discover(root)
     assert layout == "mixed"
     by_path = {Path(v.path).name: v for v in videos}
@@ -62,7 +62,7 @@ def test_dfdc_root_with_a_stray_unlabelled_folder(tmp_path, caplog):
     root = tmp_path / "videos"
     _link_tree(SHARED_DATA / "dfdc_sample", root)
     make_clip(root / "stray" / "s.mp4", seconds=1.0)
-    with caplog.at_level(logging.WARNING, logger="pipeline.discover"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.sources"):
         layout, videos = discover(root)
     assert layout == "dfdc"
     labels = {Path(v.path).name: v.label for v in videos}

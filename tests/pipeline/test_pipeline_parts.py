@@ -10,8 +10,8 @@ import pytest
 from helpers.clips import make_clip, make_dfdc_tree
 from helpers.commands import pipeline_argv, run_module
 from helpers.manifests import check_manifest_agrees, read_manifest
-from pipeline import manifest
-from pipeline.ffmpeg import find_ffmpeg
+from pipeline.core import manifest
+from pipeline.ffmpeg.locate import find_ffmpeg
 from pipeline.merge import MergeError, merge
 
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from pipeline.split import assign_split
+from pipeline.split.hashed import assign_split
 
 from helpers.clips import make_dfdc_tree
 from helpers.commands import pipeline_argv, run_module

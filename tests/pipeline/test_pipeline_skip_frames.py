@@ -17,8 +17,9 @@ from helpers.clips import make_dfdc_tree
 from helpers.commands import run_pipeline
 
 from pipeline.dataset import Dataset
-from pipeline.ffmpeg import find_ffmpeg
-from pipeline.frames import MAX_LAG, FrameError, extract, ffmpeg_command
+from pipeline.ffmpeg.locate import find_ffmpeg
+from pipeline.ffmpeg.extract import MAX_LAG, FrameError, extract
+from pipeline.ffmpeg.graph import ffmpeg_command
 from train.score.videos import FrameSettings, _settings_from, decode_video
 
 SRC = "testsrc2=size=128x72:rate=25"

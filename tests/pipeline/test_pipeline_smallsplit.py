@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from pipeline.config import PipelineConfig
-from pipeline.distribute import plan
-from pipeline.split import fraction_warning
+from pipeline.stages.frames.build import plan
+from pipeline.split.hashed import fraction_warning
 
 
 def test_fraction_warning_numbers():
@@ -27,11 +27,11 @@ def test_plan_warns_on_a_six_group_dataset(tmp_path, caplog):
     (videos / "labels.csv").write_text("\n".join(rows) + "\n")
     config = PipelineConfig(videos=str(videos), shards=str(tmp_path / "s"), manifests=str(tmp_path / "m"),
                             val_fraction=0.3, seed=1)  # seed 1 puts none of the 6 groups in val
-    with caplog.at_level(logging.WARNING, logger="pipeline.distribute"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.stages.frames.build"):
         plan(config)
     warned = [r.getMessage() for r in caplog.records if "labelled videos in val" in r.getMessage()]
     assert len(warned) == 1 and "0.00 of the 6 labelled videos in val for a requested 0.30" in warned[0]
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="pipeline.distribute"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.stages.frames.build"):
         plan(PipelineConfig(**{**config.to_dict(), "seed": 0, "size": (1280, 720), "part": (1, 1)}))  # 2 of 6
     assert not [r for r in caplog.records if "labelled videos in val" in r.getMessage()]

@@ -1,11 +1,11 @@
-"""The grouped split: pure functions (pipeline.split) and what the real pipeline wrote for `tiny_dataset`."""
+"""The grouped split: pure functions (pipeline.split.hashed) and what the real pipeline wrote for `tiny_dataset`."""
 from __future__ import annotations
 
 import collections
 
 import pytest
 
-from pipeline.split import assign_split, class_weights, group_unit, part_of
+from pipeline.split.hashed import assign_split, class_weights, group_unit, part_of
 
 from helpers.manifests import read_manifest
 

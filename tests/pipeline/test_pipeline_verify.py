@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import manifest as pm
+from pipeline.core import manifest as pm
 from pipeline.dataset import Dataset
 from train.data.streams import ValStream, make_loader
 

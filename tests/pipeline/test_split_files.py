@@ -7,9 +7,10 @@ import shutil
 
 import pytest
 
-from pipeline import splitfiles
-from pipeline.discover import Video, discover
-from pipeline.splitfiles import SplitFileError, apply, read_split_file
+from pipeline.split import files as splitfiles
+from pipeline.sources.discover import discover
+from pipeline.sources.video import Video
+from pipeline.split.files import SplitFileError, apply, read_split_file
 
 from helpers.clips import make_clip
 from helpers.commands import pipeline_argv, run_module

@@ -73,6 +73,7 @@ def test_shipped_schedule_holds_only_what_the_package_uses():
     unused = {name for name in defined if not re.search(rf"\b{name}\b", shipped)}
     assert unused == set(), f"train/fit/schedule.py defines what only tests use: {unused}"
     assert "1 - beta" not in (ROOT / "train" / "fit" / "lr_find.py").read_text()
-    distribute = (ROOT / "pipeline" / "distribute.py").read_text()
-    assert "resplit" not in re.findall(r"^from \. import (.*)$", distribute, re.M)[0]
-    assert "from .journal import recover" in distribute
+    distribute = (ROOT / "pipeline" / "stages" / "frames" / "build.py").read_text()
+    assert not re.findall(r"^(?:from pipeline(?:\.\w+)* import .*\bresplit\b|(?:from|import) pipeline\.resplit\b)",
+                          distribute, re.M)
+    assert "from pipeline.core.journal import recover" in distribute

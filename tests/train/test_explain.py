@@ -237,7 +237,7 @@ def make_patch_dataset(root: Path, n_real: int = 16, seconds: int = 2, size=(192
     random place, and boxes.json in demodata.synthetic's format (file name -> one normalised box per second)."""
     import random
     from helpers.clips import SOURCES
-    from pipeline.ffmpeg import find_ffmpeg
+    from pipeline.ffmpeg.locate import find_ffmpeg
 
     w, h = size
     part = root / "dfdc_train_part_0"

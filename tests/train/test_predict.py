@@ -16,7 +16,7 @@ import pytest
 from helpers.clips import make_clip
 from helpers.commands import run_pipeline
 from helpers.paths import SHARED_DATA
-from pipeline.frames import extract
+from pipeline.ffmpeg.extract import extract
 from train.data.streams import read_shard
 from train.model import load_checkpoint
 from train.score.videos import FAILED_SCORE, PredictError, find_videos, frame_settings, video_scores

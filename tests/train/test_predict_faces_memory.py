@@ -9,10 +9,10 @@ import pytest
 
 from helpers.models import FACES, untrained_checkpoint
 from helpers.paths import SHARED_DATA
-from pipeline.faces import FaceSettings, faces_of_video
-from pipeline.faces.crop import encode_jpeg
-from pipeline.faces.detect import DETECT_BATCH
-from pipeline.frames import extract
+from pipeline.stages.faces import FaceSettings, faces_of_video
+from pipeline.stages.faces.crop import encode_jpeg
+from pipeline.stages.faces.detect import DETECT_BATCH
+from pipeline.ffmpeg.extract import extract
 from train.data.decode import decode_resized
 from train.score import faces as score_faces
 from train.score.faces import FaceCropper, decode_frame

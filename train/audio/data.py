@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.audio import read_wav
+from pipeline.stages.sound.wav import read_wav
 from pipeline.dataset import MemberReader, DatasetError, has_table, read_dataset_json, read_table
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dfd.files import save_figure, write_text
-from pipeline.audio import log_mel
+from pipeline.stages.sound.wav import log_mel
 
 from .features import AudioFeatures, bicoherence_image
 

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from pipeline.audio import log_mel
+from pipeline.stages.sound.wav import log_mel
 
 
 @dataclasses.dataclass(frozen=True)

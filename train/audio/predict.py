@@ -9,8 +9,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from pipeline.audio import AudioError, read_wav, wav_bytes
-from pipeline.frames import FrameError, extract_sound
+from pipeline.stages.sound.wav import AudioError, read_wav, wav_bytes
+from pipeline.ffmpeg.extract import FrameError, extract_sound
 from train.score.verdict import Sound
 
 from .fuse import NO_SOUND, fuse, video_sound

@@ -10,7 +10,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from pipeline.audio import AudioError, read_wav
+from pipeline.stages.sound.wav import AudioError, read_wav
 from pipeline.dataset import DatasetError, MemberReader, has_table, is_local, read_dataset_json, read_table
 
 from .fuse import NO_SOUND, video_sound

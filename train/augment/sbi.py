@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.faces.crop import crop_window
+from pipeline.stages.faces.crop import crop_window
 
 SYNTHETIC_FAKES = ("sbi",)
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # SBI's dynamic blend ratio

@@ -13,7 +13,7 @@ import torch
 
 from dfd.errors import ToolkitError
 from pipeline.dataset import LABELS, Dataset
-from pipeline.faces.crop import crop_window
+from pipeline.stages.faces.crop import crop_window
 from train.augment.sbi import self_blend
 from train.data.decode import to_chw
 from train.model import normalize

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.frames import FrameError, extract
+from pipeline.ffmpeg.extract import FrameError, extract
 from train.data.decode import decode_resized
 from train.score.faces import FaceCropper
 from train.score.predict import Scorer

@@ -10,10 +10,10 @@ from typing import Sequence
 import numpy as np
 import simplejpeg
 
-from pipeline.faces import FaceDetector, FaceSettings
-from pipeline.faces.api import detections_to_rows
-from pipeline.faces.crop import crop_face, encode_jpeg
-from pipeline.faces.detect import DETECT_BATCH
+from pipeline.stages.faces import FaceDetector, FaceSettings
+from pipeline.stages.faces.api import detections_to_rows
+from pipeline.stages.faces.crop import crop_face, encode_jpeg
+from pipeline.stages.faces.detect import DETECT_BATCH
 from train.data.decode import decode_resized
 
 log = logging.getLogger(__name__)

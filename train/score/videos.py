@@ -22,8 +22,8 @@ from tqdm import tqdm
 from dfd.errors import ToolkitError
 from pipeline.config import SETTINGS_BEFORE, SKIP_FRAMES
 from pipeline.dataset import LABELS, Dataset, DatasetError, is_local, read_dataset_json
-from pipeline.discover import VIDEO_EXTENSIONS
-from pipeline.frames import FrameError, extract
+from pipeline.sources.video import VIDEO_EXTENSIONS
+from pipeline.ffmpeg.extract import FrameError, extract
 from train.config import TrainConfig
 from train.data.decode import decode_resized
 from train.data.streams import read_shard

@@ -1,0 +1,1 @@
+"""ffmpeg: finding it, the command line, what it said on stderr, its JPEG stream, MP4 boxes, the extraction."""

@@ -1,0 +1,1 @@
+"""The split: group-aware hashing and official split files."""
