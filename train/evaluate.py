@@ -10,7 +10,7 @@ from dfd.cli import command, device_option, reported, setup_logging, verbose_opt
 from train.audio.fuse import FUSE_RULES
 from train.report.evaluation import evaluate, markdown_table
 from train.score.metrics import RULES
-from train.score.predict import TTA_MODES
+from train.score.on_batches import TTA_MODES
 
 
 @command()

@@ -1,4 +1,4 @@
-"""train.report.compare (and `python -m train.compare`): run rows, the self-contained page, sorting in headless
+"""train.report.comparison (and `python -m train.compare`): run rows, the self-contained page, sorting in headless
 Chromium."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from train.score import metrics
-from train.report.compare import CompareError, compare, load_run, markdown_table, recipe_summary
+from train.report.comparison import CompareError, compare, load_run, markdown_table, recipe_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium")

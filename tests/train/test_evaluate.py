@@ -17,7 +17,7 @@ from train.model import Device
 from train.report.evaluation import evaluate, markdown_table
 from train.score import metrics
 from train.score.checkpoints import CheckpointError, check_same_inputs, load_ensemble
-from train.score.predict import ensemble_p_fake
+from train.score.on_batches import ensemble_p_fake
 
 ROOT = Path(__file__).resolve().parents[2]
 

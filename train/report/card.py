@@ -26,7 +26,7 @@ from train.model import Device, load_checkpoint
 from train.report.tables import markdown_table
 from train.score import metrics
 from train.score.package import PackageError, is_package, package_config, write_package
-from train.score.predict import predict_loader
+from train.score.on_batches import predict_loader
 from train.score.threshold import describe, from_videos, run_videos
 
 log = logging.getLogger(__name__)

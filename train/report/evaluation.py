@@ -22,7 +22,7 @@ from train.report.figures import plot_roc
 from train.report.tables import markdown_table as table_of
 from train.score import metrics
 from train.score.checkpoints import CheckpointError, Ensemble, load_ensemble
-from train.score.predict import predict_loader
+from train.score.on_batches import predict_loader
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,12 @@ def _level(labels, p_fake, key: str) -> dict:
 
 def with_sound(videos: pd.DataFrame, audio_checkpoint: str | Path, shards: str, manifests: str | Path, split: str,
                rule: str = "noisy-or") -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """The sound's verdicts of the split's videos (train.audio.split) fused with their pictures' (train.audio.fuse):
+    """The sound's verdicts of the split's videos (train.audio.sound_of_split) fused with their pictures' (train.audio.fuse):
     (the audio metrics: sound windows, sound videos, fused videos; the video table with sound, fused and note
     columns; the windows with their video's label). A video without sound is fused as its picture alone."""
     from train.audio.fuse import fused_scores
-    from train.audio.model import load
-    from train.audio.split import split_sounds
+    from train.audio.classifier import load
+    from train.audio.sound_of_split import split_sounds
 
     sound, windows = split_sounds(load(audio_checkpoint), shards, manifests, split, videos["video_id"])
     fused = fused_scores(videos[["video_id", "p_fake"]].rename(columns={"p_fake": "label"}), sound, rule,

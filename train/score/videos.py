@@ -3,7 +3,7 @@
 Frames come from `pipeline.frames.extract` with the settings the training shards were made with (fps, size box,
 JPEG quality), then go through `decode_resized` at the model's input size and ImageNet normalisation, exactly as
 `train.data.streams.ValStream` feeds validation; a faces checkpoint's videos go through the faces stage's own
-detect-and-crop first (train.score.faces).
+detect-and-crop first (train.score.face_crops).
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from train.data.decode import decode_resized
 from train.data.streams import read_shard
 from train.score import metrics
 from train.score.checkpoints import CheckpointError, load_ensemble, resolve_checkpoint
-from train.score.faces import FACE_ROW_COLUMNS, NO_FACE_NOTE, FaceCropper, face_rows
-from train.score.predict import Scorer
+from train.score.face_crops import FACE_ROW_COLUMNS, NO_FACE_NOTE, FaceCropper, face_rows
+from train.score.on_batches import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSetting
                    cropper=None) -> tuple[pd.DataFrame, dict]:
     """Per-frame rows (error rows for videos that failed) and timings: wall, decode and model seconds.
     `names`: each video's filename column (video_names); default the bare file names. With a `cropper`
-    (train.score.faces.FaceCropper, a faces checkpoint) a row per face instead, and a row with a note for a video
+    (train.score.face_crops.FaceCropper, a faces checkpoint) a row per face instead, and a row with a note for a video
     without any face."""
     rows, start, decode_s, failed = [], time.perf_counter(), 0.0, 0
     names = iter(names if names is not None else [p.name for p in paths])

@@ -11,8 +11,8 @@ import numpy as np
 
 from pipeline.frames import FrameError, extract
 from train.data.decode import decode_resized
-from train.score.faces import FaceCropper
-from train.score.predict import Scorer
+from train.score.face_crops import FaceCropper
+from train.score.on_batches import Scorer
 from train.score.verdict import Item, Verdict
 from train.score.videos import FrameSettings
 

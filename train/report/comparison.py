@@ -267,7 +267,7 @@ def markdown_table(runs: Sequence[Run], columns: Sequence[str] = ("run", "arch",
     return table_of(columns, [[r.row.get(c) for c in columns] for r in runs])
 
 
-# The cross-dataset table (train.report.benchmark's benchmark.json) -------------------------------------------------
+# The cross-dataset table (train.report.cross_dataset's benchmark.json) -------------------------------------------------
 
 
 def benchmark_columns(bench: dict) -> list[tuple[str, str, str]]:

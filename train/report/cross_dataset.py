@@ -155,7 +155,7 @@ def run_benchmark(detectors: Sequence[Detector], tests: Sequence[TestSet], out: 
                   aggregate: str | None = None, tta: str = "none", device: str = "auto",
                   batch_size: int | None = None, workers: int = 2) -> dict:
     """Every detector on every test set; writes benchmark.json, benchmark.md and benchmark.html to out."""
-    from train.report.compare import write_benchmark_page
+    from train.report.comparison import write_benchmark_page
 
     if not detectors or not tests:
         raise BenchmarkError("a benchmark needs at least one --checkpoint and one --test")

@@ -33,7 +33,7 @@ from train.report.pointing import (BLEND_POINTING_MAX, ExplainError, blend_point
 from train.score import metrics
 from train.score.checkpoints import CheckpointError, load_model, resolve_checkpoint
 from train.score.metrics import KAGGLE_EPS, SUBMISSION_CLIP, json_safe
-from train.score.predict import predict
+from train.score.on_batches import predict
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def run_metrics(frames: pd.DataFrame, videos: pd.DataFrame, rule: str = "mean") 
 
 
 def val_predictions(model, urls: list[str], image_size, batch_size: int, workers: int, dev: Device) -> pd.DataFrame:
-    """Every val frame once, through the trainer's own ValStream and train.score.predict.predict."""
+    """Every val frame once, through the trainer's own ValStream and train.score.on_batches.predict."""
     loader = make_loader(ValStream(urls, tuple(image_size), batch_size), min(workers, len(urls)))
     return predict(model, loader, dev)
 
