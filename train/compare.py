@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dfd.cli import command, reported, setup_logging
-from train.report.comparison import compare, markdown_table
+from train.report.comparison import compare, runs_markdown
 
 
 @command()
@@ -23,7 +23,7 @@ def main(runs, out, markdown, benchmark) -> None:
     with reported():
         path, loaded = compare(runs, out, benchmark)
     if markdown:
-        click.echo(markdown_table(loaded), nl=False)
+        click.echo(runs_markdown(loaded), nl=False)
     click.echo(f"comparison of {len(loaded)} runs: {path}")
 
 

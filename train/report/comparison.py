@@ -29,7 +29,7 @@ from matplotlib.ticker import MaxNLocator
 from dfd.errors import ToolkitError
 from dfd.files import write_text
 from train.config import RecipeError, TrainConfig
-from train.report.tables import markdown_table as table_of
+from train.report.tables import markdown_table
 from train.score import metrics
 
 log = logging.getLogger(__name__)
@@ -259,12 +259,12 @@ def runs_table(runs: Sequence[Run]) -> str:
     return f'<div class="wrap"><table id="runs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def markdown_table(runs: Sequence[Run], columns: Sequence[str] = ("run", "arch", "image_size", "epochs", "best_epoch",
+def runs_markdown(runs: Sequence[Run], columns: Sequence[str] = ("run", "arch", "image_size", "epochs", "best_epoch",
                                                                   "video_log_loss", "video_roc_auc", "video_eer",
                                                                   "frame_log_loss", "frame_roc_auc", "images_per_s",
                                                                   "train_s")) -> str:
     """The same rows as the page's table, as markdown (for notes and READMEs)."""
-    return table_of(columns, [[r.row.get(c) for c in columns] for r in runs])
+    return markdown_table(columns, [[r.row.get(c) for c in columns] for r in runs])
 
 
 # The cross-dataset table (train.report.cross_dataset's benchmark.json) -------------------------------------------------
