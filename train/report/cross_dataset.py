@@ -33,7 +33,7 @@ import pandas as pd
 from dfd.errors import UsageProblem
 from dfd.files import write_text
 from train.report.evaluation import evaluate
-from train.report.tables import markdown_table
+from train.score.tables import markdown_table
 from train.score import metrics
 from train.score.checkpoints import resolve_checkpoint
 

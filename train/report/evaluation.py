@@ -19,7 +19,7 @@ from dfd.files import write_parquet, write_text
 from pipeline.dataset import Dataset
 from train.data.streams import ValStream, make_loader
 from train.report.figures import plot_roc
-from train.report.tables import markdown_table
+from train.score.tables import markdown_table
 from train.score import metrics
 from train.score.checkpoints import CheckpointError, Ensemble, load_ensemble
 from train.score.on_batches import predict_loader
