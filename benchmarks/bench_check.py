@@ -33,10 +33,10 @@ import torch  # noqa: E402
 from pipeline.stages.faces import FaceSettings  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.model import build_model  # noqa: E402
-from train.report.verdict import write_page  # noqa: E402
-from train.score.check import check_video  # noqa: E402
+from train.report.verdict_page import write_page  # noqa: E402
+from train.score.one_video import check_video  # noqa: E402
 from train.score.checkpoints import load_ensemble  # noqa: E402
-from train.score.predict import Scorer  # noqa: E402
+from train.score.on_batches import Scorer  # noqa: E402
 from train.score.threshold import DEFAULT  # noqa: E402
 from train.score.videos import face_cropper, find_videos, frame_settings  # noqa: E402
 

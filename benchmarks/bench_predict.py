@@ -5,7 +5,7 @@ depend on the weights) under the pipeline's default frame settings (pipeline.con
 1280x720, -q:v 2, non-reference frames skipped), through train.predict's own functions:
 
   frames: a resnet-18 on whole frames at the seed recipe's input size (1280x720);
-  faces:  the faces stage's MTCNN detector, tracker and crop (train.score.faces.FaceCropper, the faces stage's
+  faces:  the faces stage's MTCNN detector, tracker and crop (train.score.face_crops.FaceCropper, the faces stage's
           default settings), then a resnet-18 on each face crop at 224x224 (FACE_IMAGE_SIZE; --face-arch
           efficientnet_b4 --face-size 380 for the usual DFDC model);
 
@@ -41,7 +41,7 @@ from pipeline.stages.faces.plan import run_settings  # noqa: E402
 from pipeline.ffmpeg.locate import find_ffmpeg  # noqa: E402
 from train.config import FACE_IMAGE_SIZE, TrainConfig, load_recipe, parse_image_size  # noqa: E402
 from train.model import build_model  # noqa: E402
-from train.score.faces import FaceCropper  # noqa: E402
+from train.score.face_crops import FaceCropper  # noqa: E402
 from train.score.videos import find_videos, frame_settings, load_scorer, predict_videos  # noqa: E402
 
 CLIPS = ROOT.parent / "shared" / "data" / "dfdc_sample"

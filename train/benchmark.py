@@ -1,5 +1,5 @@
 """`dfd benchmark` (`python -m train.benchmark`): every checkpoint on every test set, the cross-dataset table
-(train.report.benchmark)."""
+(train.report.cross_dataset)."""
 from __future__ import annotations
 
 import time
@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from dfd.cli import command, device_option, reported, setup_logging, verbose_option, workers_option
-from train.report.benchmark import (DEFAULT_SPLIT, BenchmarkError, markdown_table, parse_checkpoint, parse_test,
+from train.report.cross_dataset import (DEFAULT_SPLIT, BenchmarkError, benchmark_markdown, parse_checkpoint, parse_test,
                                     read_config, run_benchmark)
 from train.score.metrics import RULES
-from train.score.predict import TTA_MODES
+from train.score.on_batches import TTA_MODES
 
 
 @command()
@@ -50,7 +50,7 @@ def main(checkpoints, tests, config_file, split, out, rule, tta, device, batch_s
         out = out or listed["out"] or Path("runs") / time.strftime("benchmark-%Y%m%d-%H%M%S")
         bench = run_benchmark(detectors, test_sets, out, rule or listed["aggregate"], tta or listed["tta"] or "none",
                               device, batch_size, workers)
-    click.echo(markdown_table(bench), nl=False)
+    click.echo(benchmark_markdown(bench), nl=False)
     click.echo(f"{len(bench['detectors'])} detectors x {len(bench['columns'])} test sets -> {out}/benchmark.json")
 
 

@@ -2,8 +2,8 @@
 
 Each video is decoded with the pipeline's own frame code at the model's settings, its faces found and cropped as the
 faces stage does (a faces model), every face (or frame) scored, and one line printed: the verdict at the model's
-decision threshold, P(fake) and the strongest evidence. The work is train.score.check (scoring) and
-train.report.verdict (the page)."""
+decision threshold, P(fake) and the strongest evidence. The work is train.score.one_video (scoring) and
+train.report.verdict_page (the page)."""
 from __future__ import annotations
 
 import json
@@ -15,12 +15,12 @@ import click
 
 from dfd.cli import command, device_option, reported, setup_logging, verbose_option
 from dfd.errors import UsageProblem
-from train.audio.model import load as load_audio
-from train.audio.predict import sound_verdict
-from train.report.verdict import write_page
-from train.score.check import check_video
+from train.audio.classifier import load as load_audio
+from train.audio.sound_of_files import sound_verdict
+from train.report.verdict_page import write_page
+from train.score.one_video import check_video
 from train.score.checkpoints import load_ensemble
-from train.score.predict import Scorer
+from train.score.on_batches import Scorer
 from train.score.threshold import decision_threshold, describe
 from train.score.verdict import FAILED, SOUND_THRESHOLD, as_json, line
 from train.score.videos import face_cropper, find_videos, frame_settings, video_names

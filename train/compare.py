@@ -1,5 +1,5 @@
 """`dfd compare` (`python -m train.compare`): runs side by side in one self-contained HTML page
-(train.report.compare)."""
+(train.report.comparison)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dfd.cli import command, reported, setup_logging
-from train.report.compare import compare, markdown_table
+from train.report.comparison import compare, runs_markdown
 
 
 @command()
@@ -23,7 +23,7 @@ def main(runs, out, markdown, benchmark) -> None:
     with reported():
         path, loaded = compare(runs, out, benchmark)
     if markdown:
-        click.echo(markdown_table(loaded), nl=False)
+        click.echo(runs_markdown(loaded), nl=False)
     click.echo(f"comparison of {len(loaded)} runs: {path}")
 
 

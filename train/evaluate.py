@@ -8,9 +8,9 @@ import click
 
 from dfd.cli import command, device_option, reported, setup_logging, verbose_option, workers_option
 from train.audio.fuse import FUSE_RULES
-from train.report.evaluation import evaluate, markdown_table
+from train.report.evaluation import evaluate, metrics_markdown
 from train.score.metrics import RULES
-from train.score.predict import TTA_MODES
+from train.score.on_batches import TTA_MODES
 
 
 @command()
@@ -48,7 +48,7 @@ def main(checkpoints, shards, manifests, split, out, tta, rule, audio_checkpoint
     with reported():
         result = evaluate(checkpoints, shards, manifests, split, out, tta, rule, device, batch_size, workers,
                           audio_checkpoint, fuse_rule)
-    click.echo(markdown_table(result), nl=False)
+    click.echo(metrics_markdown(result), nl=False)
     click.echo(f"{split}: {result['frame']['frames']} frames, {result['video']['videos']} videos"
                + (f"; {result['audio']['without_sound']} without sound (scored on the picture alone)"
                   if result.get("audio", {}).get("without_sound") else "") + f" -> {result['out']}")

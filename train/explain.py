@@ -1,5 +1,5 @@
 """`dfd explain` (`python -m train.explain`): val predictions, video-level metrics, top losses, Grad-CAM, the pointing
-game and report.html of a run (train.report.explain)."""
+game and report.html of a run (train.report.explanation)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dfd.cli import command, reported, setup_logging, verbose_option
-from train.report.explain import DEFAULT_K, run_explain
+from train.report.explanation import DEFAULT_K, run_explain
 
 
 @command()
@@ -48,7 +48,7 @@ def main(run_dir, checkpoint, boxes, k, shards, manifests, device, blend, verbos
 
 def _explain_audio(run_dir: Path, shards: str | None, manifests: Path | None, k: int) -> None:
     """An audio run (train.run --input audio): its val windows scored again, the top and bottom ones drawn."""
-    from train.audio.run import explain_run
+    from train.audio.fit_audio import explain_run
 
     if not shards or not manifests:
         raise click.UsageError(f"{run_dir} is an audio run: pass --shards and --manifests (the sound's shards)")

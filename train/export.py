@@ -1,6 +1,6 @@
 """`dfd export` (`python -m train.export`): a checkpoint -> a model package in the Hugging Face Hub's layout
 (model.safetensors, config.json, README.md: the model card), with a decision threshold chosen on the validation
-split. The work is train.report.card; the package format is train.score.package."""
+split. The work is train.score.card; the package format is train.score.package."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +10,7 @@ import click
 
 from dfd.cli import command, device_option, reported, setup_logging, verbose_option
 from train.model import load_checkpoint
-from train.report.card import export
+from train.score.card import export
 from train.score.checkpoints import resolve_checkpoint
 from train.score.package import CARD, CONFIG, WEIGHTS
 from train.score.threshold import describe

@@ -353,6 +353,16 @@ def denormalize(batch: torch.Tensor) -> torch.Tensor:
     return (batch.float() * std + mean).clamp(0, 255).to(torch.uint8)
 
 
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """The one reading of --device: auto -> cuda when available, else cpu; cuda asked for without CUDA is refused."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(f"--device {name} was asked for but CUDA is not available; use --device cpu or auto")
+    return torch.device(name)
+
 
 @dataclass(frozen=True)
 class Device:
@@ -365,9 +375,7 @@ class Device:
     @classmethod
     def resolve(cls, name: str = "auto", amp: bool = True, channels_last: bool = True) -> "Device":
         """auto -> cuda when available; AMP and channels_last only on CUDA (bf16 where supported, else fp16)."""
-        if name == "cuda" and not torch.cuda.is_available():
-            raise DeviceError("--device cuda was asked for but CUDA is not available; use --device cpu or auto")
-        device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else name if name != "auto" else "cpu")
+        device = resolve_device(name)
         if device.type != "cuda":
             return cls(device)
         device = torch.device("cuda", torch.cuda.current_device())  # torchrun: this process's GPU (LOCAL_RANK)

@@ -11,7 +11,7 @@ import click
 from dfd.cli import command, device_option, reported, setup_logging, verbose_option, workers_option
 from dfd.files import write_csv
 from train.score.metrics import RULES
-from train.score.predict import TTA_MODES
+from train.score.on_batches import TTA_MODES
 from train.score.videos import FAILED_SCORE, find_videos, predict_inputs, video_names
 
 
@@ -87,15 +87,15 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers
 def _sounds(inputs, audio_checkpoint: Path, shards, manifests, split: str, frames):
     """(filename, sound, note per video; filename, start, audio_p_fake per window): the files' own sound, or with
     --shards the split's audio shards (audio.parquet), matched to the frames' file names by video id."""
-    from train.audio.model import load
+    from train.audio.classifier import load
 
     model = load(audio_checkpoint)
     if not shards:
-        from train.audio.predict import score_sounds
+        from train.audio.sound_of_files import score_sounds
 
         paths = find_videos(inputs)
         return score_sounds(model, paths, video_names(paths, inputs))
-    from train.audio.split import split_sounds
+    from train.audio.sound_of_split import split_sounds
 
     names = frames.drop_duplicates("video_id").set_index("video_id")["filename"]
     sound, windows = split_sounds(model, shards, manifests or Path(shards).parent / "manifests", split, names.index)

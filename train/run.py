@@ -14,7 +14,7 @@ from train.audio.data import FAKE_AUDIO
 from train.config import AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, SAMPLE_BY, SYNTHETIC_FAKES, TUNES, TrainConfig
 from train.fit import distributed
 from train.fit.loop import fit
-from train.report.explain import run_explain
+from train.report.explanation import run_explain
 
 
 def d(name: str):
@@ -148,7 +148,7 @@ def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile
 
 
 def _train_audio(shards, manifests, out, fake_audio: str, seed: int, dev_run: bool, explain: bool) -> None:
-    from train.audio.run import run_audio
+    from train.audio.fit_audio import run_audio
 
     with reported("rerun the same command"):
         root = run_audio(str(shards), str(manifests or Path(shards).parent / "manifests"),

@@ -19,7 +19,7 @@ from pipeline.dataset import Dataset, check_shard_files, read_member
 from pipeline.sources.video import MAX_ID, safe_id
 from pipeline.resplit import _video_members
 from pipeline.core.shards import member
-from train.report.explain import images_by_key
+from train.report.explanation import images_by_key
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = "a_very_long_video_name_" + "x" * 120 + "_end"  # 146 characters

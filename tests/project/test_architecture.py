@@ -64,3 +64,22 @@ def test_import_layers_hold():
         pytest.skip("import-linter is not installed (pip install '.[dev]')")
     proc = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_one_file_name_one_job_in_the_trainer():
+    """No two modules of train/ share a file name (the house issue: commands keep theirs, inner modules say their job)."""
+    names: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "train").rglob("*.py")):
+        if path.name not in ("__init__.py", "__main__.py"):
+            names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {n: p for n, p in names.items() if len(p) > 1} == {}
+
+
+def test_pages_come_from_templates_with_one_stylesheet():
+    """No trainer module writes a page in an f-string or carries its own CSS: train/templates does, page.css once."""
+    inline = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "train").rglob("*.py"))
+              if re.search(r"<style|<!doctype", p.read_text(), re.IGNORECASE)]
+    assert inline == []
+    assert [p.name for p in (ROOT / "train" / "templates").glob("*.css")] == ["page.css"]
+    styled = [p.name for p in sorted((ROOT / "train" / "templates").glob("*.j2")) if "<style" in p.read_text()]
+    assert styled == ["base.html.j2"]  # every page extends it

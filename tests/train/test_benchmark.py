@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from train.report.benchmark import BenchmarkError, Detector, TestSet, parse_test, run_benchmark
-from train.report.compare import compare
+from train.report.cross_dataset import BenchmarkError, Detector, TestSet, parse_test, run_benchmark
+from train.report.comparison import compare
 
 from helpers.commands import run_module, run_pipeline
 from helpers.official import make_ffpp_tree

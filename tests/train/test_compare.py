@@ -1,4 +1,4 @@
-"""train.report.compare (and `python -m train.compare`): run rows, the self-contained page, sorting in headless
+"""train.report.comparison (and `python -m train.compare`): run rows, the self-contained page, sorting in headless
 Chromium."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from train.score import metrics
-from train.report.compare import CompareError, compare, load_run, markdown_table, recipe_summary
+from train.report.comparison import CompareError, compare, load_run, runs_markdown, recipe_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium")
@@ -75,7 +75,7 @@ def test_page_is_self_contained(two_runs, tmp_path):
     tiny = next(r for r in runs if r.name == "tiny")
     assert sharper.row["frame_log_loss"] < tiny.row["frame_log_loss"]
     assert f'data-value="{sharper.row["frame_log_loss"]!r}"' in page
-    table = markdown_table(runs).splitlines()
+    table = runs_markdown(runs).splitlines()
     assert table[0].startswith("| run | arch | image_size |") and len(table) == 4
 
 

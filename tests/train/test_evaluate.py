@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from train.model import Device
-from train.report.evaluation import evaluate, markdown_table
+from train.report.evaluation import evaluate, metrics_markdown
 from train.score import metrics
 from train.score.checkpoints import CheckpointError, check_same_inputs, load_ensemble
-from train.score.predict import ensemble_p_fake
+from train.score.on_batches import ensemble_p_fake
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,7 +135,7 @@ def test_hflip_tta_and_ensemble_average_probabilities():
 def test_markdown_table_has_both_levels_and_na():
     result = {"frame": {"frames": 4, "log_loss": 0.5, "roc_auc": float("nan")},
               "video": {"videos": 2, "log_loss": 0.25}}
-    table = markdown_table(result).splitlines()
+    table = metrics_markdown(result).splitlines()
     assert table[0].startswith("| level | n | log_loss |") and table[1].startswith("|---")
     assert table[2].startswith("| frame | 4 | 0.5000 | n/a |") and table[3].startswith("| video | 2 | 0.2500 |")
 

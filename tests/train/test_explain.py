@@ -18,7 +18,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from helpers.clips import TINY_BOX, write_tiny_boxes
 
-from train.report.explain import video_predictions
+from train.report.explanation import video_predictions
 from train.report.figures import fastai_title
 from train.report.pointing import ExplainError, box_at, box_area, load_boxes
 from train.score.metrics import KAGGLE_EPS

@@ -1,4 +1,4 @@
-"""`dfd export` and model packages (train.score.package, train.report.card): the Hub layout, the threshold chosen
+"""`dfd export` and model packages (train.score.package, train.score.card): the Hub layout, the threshold chosen
 on the validation split, a package predicting exactly as its checkpoint, loading without unpickling, bad packages."""
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from pipeline.stages.faces.crop import encode_jpeg
 from pipeline.stages.faces.detect import DETECT_BATCH
 from pipeline.ffmpeg.extract import extract
 from train.data.decode import decode_resized
-from train.score import faces as score_faces
-from train.score.faces import FaceCropper, decode_frame
+from train.score import face_crops as score_faces
+from train.score.face_crops import FaceCropper, decode_frame
 from train.score.videos import FrameSettings, decode_video, load_scorer, predict_videos
 
 CLIP = SHARED_DATA / "dfdc_sample" / "dfdc_train_part_0" / "lynaeydofd.mp4"

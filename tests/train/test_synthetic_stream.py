@@ -15,7 +15,7 @@ from helpers.faces_fixtures import write_faces
 from pipeline.dataset import Dataset
 from train.config import Augment, RecipeError, TrainConfig, load_recipe
 from train.data.streams import TrainStream
-from train.data.synthetic import SYNTHETIC_SUFFIX, Synthetic
+from train.data.blended_fakes import SYNTHETIC_SUFFIX, Synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 

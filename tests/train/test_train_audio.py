@@ -13,7 +13,7 @@ from helpers.commands import pipeline_argv, run_module
 from helpers.sound import dfdc_clips
 from train.audio.features import AudioFeatures, bicoherence, window_features, windows
 from train.audio.fuse import NO_SOUND, fuse, fused_scores
-from train.audio.model import AudioCheckpointError, load
+from train.audio.classifier import AudioCheckpointError, load
 
 RATE = 16000
 
@@ -226,7 +226,7 @@ def test_predict_shards_fuses_the_sound_of_the_audio_shards(audio_demo, audio_ru
     videos' files do (the pipeline kept their sound losslessly), fused into the submission."""
     import pandas as pd
 
-    from train.audio.predict import score_sounds
+    from train.audio.sound_of_files import score_sounds
 
     out, frames_out = tmp_path / "sub.csv", tmp_path / "frames.csv"
     run_module("train.predict", "--shards", audio_demo / "shards", "--split", "val", "--checkpoint",
@@ -265,7 +265,7 @@ def test_check_judges_the_sound_and_draws_it(audio_demo, audio_run, tiny_run, tm
 
     from helpers.sound import av_clip
     from helpers.pages import assert_self_contained, shoot
-    from train.audio.predict import score_sounds
+    from train.audio.sound_of_files import score_sounds
     from train.score.verdict import SOUND_THRESHOLD
 
     fake = audio_demo / "videos" / "dfdc_train_part_0" / "faker0s00.mp4"

@@ -145,7 +145,7 @@ def test_faces_explain_keys_figures_and_pointing(faces_run, faces_dataset):
 
 
 def test_predict_video_scores_rule_and_faceless_videos():
-    from train.score.faces import FACE_ROW_COLUMNS, NO_FACE_NOTE
+    from train.score.face_crops import FACE_ROW_COLUMNS, NO_FACE_NOTE
     from train.score.videos import FRAME_COLUMNS, frames_frame, video_scores
 
     rows = [{"filename": "a.mp4", "video_id": "a", "p_fake": p, "face": 0} for p in (0.9, 0.95, 0.1, 0.85)]

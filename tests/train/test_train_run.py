@@ -18,7 +18,7 @@ from train.data.streams import ValStream, make_loader
 from train.fit.engine import evaluate
 from train.model import WeightsError, create_model, load_checkpoint
 from train.run import main
-from train.score.predict import predict
+from train.score.on_batches import predict
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ("batch.png", "lr_find.png", "lr_schedule.png", "losses.png")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .features import windows
-from .model import AudioModel
+from .classifier import AudioModel
 
 FUSE_RULES = ("noisy-or", "max")
 NO_SOUND = "no sound: scored on the picture alone"

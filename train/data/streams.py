@@ -22,7 +22,7 @@ from train.config import Augment
 from train.data.batches import PREFETCH, augmented_batches, batched, jpeg_batches, worker_index
 from train.data.decode import checked, decoded, to_chw, untouched_fake
 from train.data.sampling import LossSampler
-from train.data.synthetic import Synthetic
+from train.data.blended_fakes import Synthetic
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class TrainStream(IterableDataset):
                  n_batches: int, balance: str, shuffle_buffer: int, seed: int, augment_impl: str = "albumentations",
                  synthetic: Synthetic | None = None, sampler: LossSampler | None = None) -> None:
         super().__init__()
-        self.synthetic = synthetic  # self-blended fakes from real faces (train.data.synthetic)
+        self.synthetic = synthetic  # self-blended fakes from real faces (train.data.blended_fakes)
         self.sampler = sampler      # --sample-by loss: items kept by their last loss (train.data.sampling)
         self.dataset, self.size, self.augment = dataset, size, augment
         self.batch_size, self.n_batches, self.balance = batch_size, n_batches, balance

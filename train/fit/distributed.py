@@ -10,6 +10,8 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
+from train.model import resolve_device
+
 log = logging.getLogger(__name__)
 
 
@@ -42,7 +44,7 @@ def init(device: str = "auto") -> Context:
     ctx = env_context()
     if not ctx.distributed or dist.is_initialized():
         return ctx
-    use_cuda = device != "cpu" and torch.cuda.is_available()
+    use_cuda = resolve_device(device).type == "cuda"
     if use_cuda:
         torch.cuda.set_device(ctx.local_rank)
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=30))

@@ -15,7 +15,7 @@ from dfd.errors import ToolkitError
 from train.fit import distributed
 from train.model import Device
 from train.score.metrics import compute_metrics
-from train.score.predict import predict
+from train.score.on_batches import predict
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from train.augment.device import DeviceAugmented
 from train.config import TrainConfig
 from train.data.streams import TrainStream, ValStream, make_loader, train_batches_per_epoch, worker_seed
 from train.data.sampling import LossTable
-from train.data.synthetic import Synthetic
+from train.data.blended_fakes import Synthetic
 from train.fit import distributed, plots
 from train.fit import run_folder as artifacts
 from train.fit.engine import NonFiniteLossError, evaluate, train_one_epoch

@@ -19,17 +19,17 @@ from dfd.files import write_parquet, write_text
 from pipeline.dataset import Dataset
 from train.data.streams import ValStream, make_loader
 from train.report.figures import plot_roc
-from train.report.tables import markdown_table as table_of
+from train.score.tables import markdown_table
 from train.score import metrics
 from train.score.checkpoints import CheckpointError, Ensemble, load_ensemble
-from train.score.predict import predict_loader
+from train.score.on_batches import predict_loader
 
 log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ("n", "log_loss", "roc_auc", "accuracy", "balanced_accuracy", "eer", "average_precision")
 
 
-def markdown_table(result: dict) -> str:
+def metrics_markdown(result: dict) -> str:
     """The frame and video rows of an evaluation as a GitHub markdown table (with --audio-checkpoint also the
     sound's windows and videos and the fused videos)."""
     levels = [("frame", result["frame"], "frames"), ("video", result["video"], "videos")]
@@ -38,7 +38,7 @@ def markdown_table(result: dict) -> str:
         levels += [("sound window", a["window"], "windows"), ("sound video", a["sound"], "videos"),
                    (f"fused video ({a['fuse']})", a["fused"], "videos")]
     rows = [[name, *({**level, "n": level.get(key)}.get(c) for c in TABLE_COLUMNS)] for name, level, key in levels]
-    return table_of(("level", *TABLE_COLUMNS), rows)
+    return markdown_table(("level", *TABLE_COLUMNS), rows)
 
 
 def _level(labels, p_fake, key: str) -> dict:
@@ -48,12 +48,12 @@ def _level(labels, p_fake, key: str) -> dict:
 
 def with_sound(videos: pd.DataFrame, audio_checkpoint: str | Path, shards: str, manifests: str | Path, split: str,
                rule: str = "noisy-or") -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """The sound's verdicts of the split's videos (train.audio.split) fused with their pictures' (train.audio.fuse):
+    """The sound's verdicts of the split's videos (train.audio.sound_of_split) fused with their pictures' (train.audio.fuse):
     (the audio metrics: sound windows, sound videos, fused videos; the video table with sound, fused and note
     columns; the windows with their video's label). A video without sound is fused as its picture alone."""
     from train.audio.fuse import fused_scores
-    from train.audio.model import load
-    from train.audio.split import split_sounds
+    from train.audio.classifier import load
+    from train.audio.sound_of_split import split_sounds
 
     sound, windows = split_sounds(load(audio_checkpoint), shards, manifests, split, videos["video_id"])
     fused = fused_scores(videos[["video_id", "p_fake"]].rename(columns={"p_fake": "label"}), sound, rule,
@@ -134,6 +134,6 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
     write_parquet(videos, out / "video_predictions.parquet")
     plot_roc(out / "roc.png", curves)
     write_text(out / "metrics.json", json.dumps(metrics.json_safe(result), indent=2) + "\n")
-    write_text(out / "metrics.md", markdown_table(result))
+    write_text(out / "metrics.md", metrics_markdown(result))
     result["out"] = str(out)
     return result

@@ -4,7 +4,7 @@
     config.json         everything prediction needs: architecture, input kind, image size, normalisation, class
                         order, frame and face settings, aggregation rule, the decision threshold and how it was
                         chosen, and the run's full training config (read back by TrainConfig.from_checkpoint)
-    README.md           the model card (written by train.report.card)
+    README.md           the model card (written by train.score.card)
 
 `hf://OWNER/NAME[@REVISION]` names a package on the Hub, downloaded with huggingface_hub.snapshot_download (its
 cache; only those three files). Loading a package reads JSON and safetensors, never torch.load.

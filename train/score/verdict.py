@@ -2,8 +2,8 @@
 the call at the decision threshold, and the strongest evidence (which face track, which seconds). With an audio
 model (dfd check --audio-model) also the sound's windows and the fused P(fake): the video is called fake when its
 picture reaches the image model's threshold or its sound reaches SOUND_THRESHOLD (a fake picture or a fake voice
-makes a fake video); its P(fake) is the fusion rule's (train.audio.fuse). Pure: the scoring (train.score.check,
-train.audio.predict) fills it, the command prints it, the page (train.report.verdict) draws it."""
+makes a fake video); its P(fake) is the fusion rule's (train.audio.fuse). Pure: the scoring (train.score.one_video,
+train.audio.sound_of_files) fills it, the command prints it, the page (train.report.verdict_page) draws it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,7 +14,7 @@ import numpy as np
 from train.score import metrics
 
 FAKE, REAL, NO_FACE, FAILED = "FAKE", "REAL", "NO FACE", "FAILED"
-SOUND_THRESHOLD = 0.5  # the audio detector is trained class-balanced (train.audio.model): 0.5 is its own EER-like point
+SOUND_THRESHOLD = 0.5  # the audio detector is trained class-balanced (train.audio.classifier): 0.5 is its own EER-like point
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Videos scored from files (or a sharded split): the pipeline's own frames, the val transform, a score per video.
 
-Frames come from `pipeline.frames.extract` with the settings the training shards were made with (fps, size box,
-JPEG quality), then go through `decode_resized` at the model's input size and ImageNet normalisation, exactly as
-`train.data.streams.ValStream` feeds validation; a faces checkpoint's videos go through the faces stage's own
-detect-and-crop first (train.score.faces).
+Frames come from train.score.model_input, the one path from a video file to what a model sees (`dfd check` takes
+it too): `pipeline.frames.extract` with the settings the training shards were made with (fps, size box, JPEG
+quality), then `decode_resized` at the model's input size, exactly as `train.data.streams.ValStream` feeds
+validation; a faces checkpoint's videos go through the faces stage's own detect-and-crop (train.score.face_crops).
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -23,14 +22,14 @@ from dfd.errors import ToolkitError
 from pipeline.config import SETTINGS_BEFORE, SKIP_FRAMES
 from pipeline.dataset import LABELS, Dataset, DatasetError, is_local, read_dataset_json
 from pipeline.sources.video import VIDEO_EXTENSIONS
-from pipeline.ffmpeg.extract import FrameError, extract
 from train.config import TrainConfig
 from train.data.decode import decode_resized
 from train.data.streams import read_shard
 from train.score import metrics
 from train.score.checkpoints import CheckpointError, load_ensemble, resolve_checkpoint
-from train.score.faces import FACE_ROW_COLUMNS, NO_FACE_NOTE, FaceCropper, face_rows
-from train.score.predict import Scorer
+from train.score.face_crops import FACE_ROW_COLUMNS, NO_FACE_NOTE, FaceCropper, face_rows
+from train.score.model_input import Decoded, FrameSettings, decode_video
+from train.score.on_batches import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +39,6 @@ FRAME_COLUMNS = ("filename", "video_id", "key", "index", "second", "label", "p_f
 
 class PredictError(ToolkitError, RuntimeError):
     """Prediction cannot start (no frame settings, no videos, no shards of the split); the message says why."""
-
-
-@dataclass(frozen=True)
-class FrameSettings:
-    """What `pipeline.frames.extract` needs to reproduce the training frames, and where it was read from."""
-
-    fps: float
-    box: tuple[int, int]
-    quality: int
-    timeout: float = 600.0
-    source: str = ""
-    skip_frames: str = SETTINGS_BEFORE["skip_frames"]  # decode as the shards were made: settings without it, "none"
 
 
 def _settings_from(config: dict | None, source: str) -> FrameSettings | None:
@@ -142,39 +129,6 @@ def video_names(paths: Sequence[Path], inputs: Sequence) -> list[str]:
     return out
 
 
-@dataclass
-class Decoded:
-    """One video's frames at the model's input size (uint8 NHWC), or for a faces model the pipeline's JPEGs of
-    its frames (decoded by the FaceCropper a few at a time), or the reason it has none."""
-
-    path: Path
-    images: np.ndarray | None = None
-    jpegs: list[bytes] | None = None
-    indices: list[int] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    error: str | None = None
-    decode_s: float = 0.0
-
-
-def decode_video(path: Path, settings: FrameSettings, size: tuple[int, int] | None) -> Decoded:
-    """ffmpeg via pipeline.frames.extract (the shards' own JPEGs), then decode_resized as ValStream does (size None:
-    the JPEGs themselves, for the faces stage's detector: a whole clip's decoded frames are never held)."""
-    start = time.perf_counter()
-    try:
-        _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout,
-                            skip_frames=settings.skip_frames)
-        if not size:
-            return Decoded(path, jpegs=[f.jpeg for f in frames], indices=[f.index for f in frames],
-                           seconds=[f.second for f in frames], decode_s=time.perf_counter() - start)
-        images = np.stack([decode_resized(f.jpeg, size) for f in frames])
-    except FrameError as err:
-        return Decoded(path, error=str(err), decode_s=time.perf_counter() - start)
-    except (OSError, ValueError, RuntimeError) as err:  # unreadable file, a JPEG simplejpeg refuses
-        return Decoded(path, error=f"{err.__class__.__name__}: {err}", decode_s=time.perf_counter() - start)
-    return Decoded(path, images=images, indices=[f.index for f in frames], seconds=[f.second for f in frames],
-                   decode_s=time.perf_counter() - start)
-
-
 def decoded_stream(paths: Sequence[Path], settings: FrameSettings, size, workers: int) -> Iterator[Decoded]:
     """Decoded videos in input order; with workers > 0, ffmpeg runs for the next videos while the model scores."""
     if workers <= 0:
@@ -201,7 +155,7 @@ def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSetting
                    cropper=None) -> tuple[pd.DataFrame, dict]:
     """Per-frame rows (error rows for videos that failed) and timings: wall, decode and model seconds.
     `names`: each video's filename column (video_names); default the bare file names. With a `cropper`
-    (train.score.faces.FaceCropper, a faces checkpoint) a row per face instead, and a row with a note for a video
+    (train.score.face_crops.FaceCropper, a faces checkpoint) a row per face instead, and a row with a note for a video
     without any face."""
     rows, start, decode_s, failed = [], time.perf_counter(), 0.0, 0
     names = iter(names if names is not None else [p.name for p in paths])

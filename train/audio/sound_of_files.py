@@ -14,7 +14,7 @@ from pipeline.ffmpeg.extract import FrameError, extract_sound
 from train.score.verdict import Sound
 
 from .fuse import NO_SOUND, fuse, video_sound
-from .model import AudioModel
+from .classifier import AudioModel
 
 RATE = 16000  # the pipeline's default; a checkpoint's windows are in seconds, so any rate works
 

@@ -33,7 +33,7 @@ import pandas as pd
 from dfd.errors import UsageProblem
 from dfd.files import write_text
 from train.report.evaluation import evaluate
-from train.report.tables import markdown_table as table_of
+from train.score.tables import markdown_table
 from train.score import metrics
 from train.score.checkpoints import resolve_checkpoint
 
@@ -155,7 +155,7 @@ def run_benchmark(detectors: Sequence[Detector], tests: Sequence[TestSet], out: 
                   aggregate: str | None = None, tta: str = "none", device: str = "auto",
                   batch_size: int | None = None, workers: int = 2) -> dict:
     """Every detector on every test set; writes benchmark.json, benchmark.md and benchmark.html to out."""
-    from train.report.compare import write_benchmark_page
+    from train.report.comparison import write_benchmark_page
 
     if not detectors or not tests:
         raise BenchmarkError("a benchmark needs at least one --checkpoint and one --test")
@@ -183,15 +183,15 @@ def run_benchmark(detectors: Sequence[Detector], tests: Sequence[TestSet], out: 
         "log_loss_eps": metrics.KAGGLE_EPS, "detectors": rows})
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "benchmark.json", json.dumps(bench, indent=2, sort_keys=True) + "\n")
-    write_text(out / "benchmark.md", markdown_table(bench))
+    write_text(out / "benchmark.md", benchmark_markdown(bench))
     write_benchmark_page(bench, out / "benchmark.html")
     return bench
 
 
-def markdown_table(bench: dict) -> str:
+def benchmark_markdown(bench: dict) -> str:
     """DeepfakeBench's layout: a row per detector; per test set its frame AUC and video AUC; then the average."""
     columns = ["detector", *(f"{t} {level} AUC" for t in bench["columns"] for level in LEVELS),
                *(f"avg {level} AUC" for level in LEVELS)]
     rows = [[d["name"], *(d["tests"][t][f"{level}_auc"] for t in bench["columns"] for level in LEVELS),
              *(d["average"][f"{level}_auc"] for level in LEVELS)] for d in bench["detectors"]]
-    return table_of(columns, rows)
+    return markdown_table(columns, rows)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from dfd.files import save_figure, write_text
 from pipeline.stages.sound.wav import log_mel
+from train.templates import render
 
 from .features import AudioFeatures, bicoherence_image
 
@@ -66,21 +67,10 @@ def explain_windows(audio, windows: pd.DataFrame, spec: AudioFeatures, out: Path
 
 
 def write_report(out: Path, metrics: dict) -> None:
-    """report.html: the metrics, the feature comparison, the top and bottom windows."""
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(json.dumps(v))}</td></tr>"
-                   for k, v in metrics["val"].items())
-    cmp_rows = "".join(f"<tr><td>{html.escape(c['model'])}</td><td>{c['video_auc']:.3f}</td>"
-                       f"<td>{c['roc_auc']:.3f}</td><td>{c['video_log_loss']:.3f}</td></tr>"
-                       for c in metrics.get("comparison", []))
-    figs = "".join(f'<h2>{t}</h2><img src="{f}" alt="{t}">' for f, t in
-                   (("top_windows.png", "Windows scored most fake"), ("bottom_windows.png", "Windows scored least fake"))
-                   if (out / f).is_file())
-    write_text(out / "report.html", f"""<!doctype html><html><head><meta charset="utf-8"><title>audio run</title>
-<style>body{{font-family:sans-serif;margin:2em}}td{{padding:2px 8px}}img{{max-width:100%}}</style></head><body>
-<h1>Audio detector: {html.escape(metrics['model'])}</h1>
-<p>{metrics['train_windows']} training windows of {metrics['train_videos']} videos; {metrics['val_windows']} validation
-windows of {metrics['val_videos']} videos; --fake-audio {html.escape(metrics['fake_audio'])}.</p>
-<h2>Validation</h2><table>{rows}</table>
-<h2>Features and classifiers compared (validation)</h2>
-<table><tr><th>model</th><th>video AUC</th><th>window AUC</th><th>video log loss</th></tr>{cmp_rows}</table>
-{figs}</body></html>""")
+    """report.html (train/templates/audio_report.html.j2): the metrics, the feature comparison, the top and bottom
+    windows."""
+    figures = [(f, t) for f, t in (("top_windows.png", "Windows scored most fake"),
+                                   ("bottom_windows.png", "Windows scored least fake")) if (out / f).is_file()]
+    write_text(out / "report.html", render("audio_report.html.j2", metrics=metrics, figures=figures,
+                                           val=[(k, json.dumps(v)) for k, v in metrics["val"].items()],
+                                           comparison=metrics.get("comparison", [])))

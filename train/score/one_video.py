@@ -1,6 +1,6 @@
-"""One video checked: the pipeline's own frames at the model's frame settings (pipeline.frames.extract, as
-train.score.videos decodes for predict), the faces stage's detect-and-crop for a faces model (FaceCropper), every
-face (or frame) scored, into a Verdict (train.score.verdict) that keeps what the page shows."""
+"""One video checked: what the model sees by the path predict takes (train.score.model_input: the pipeline's own
+frames at the model's frame settings, resized as in validation, or the faces stage's detect-and-crop for a faces
+model), every face (or frame) scored, into a Verdict (train.score.verdict) that keeps what the page shows."""
 from __future__ import annotations
 
 import logging
@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.ffmpeg.extract import FrameError, extract
-from train.data.decode import decode_resized
-from train.score.faces import FaceCropper
-from train.score.predict import Scorer
+from pipeline.ffmpeg.extract import FrameError
+from train.score.face_crops import FaceCropper
+from train.score.model_input import FrameSettings, frame_inputs, sample
+from train.score.on_batches import Scorer
 from train.score.verdict import Item, Verdict
-from train.score.videos import FrameSettings
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +22,7 @@ def _decode(path: Path, settings: FrameSettings) -> tuple[list, str | None]:
     if not path.is_file():
         return [], "no such file" if not path.exists() else "not a file"
     try:
-        _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout,
-                            skip_frames=settings.skip_frames)
+        frames = sample(path, settings)
     except FrameError as err:
         return [], f"not a readable video ({str(err).strip().splitlines()[0] if str(err).strip() else 'ffmpeg failed'})"
     except OSError as err:
@@ -55,7 +53,8 @@ def check_video(path: Path, scorer: Scorer, settings: FrameSettings, size: tuple
     if cropper is not None:
         items = _face_items(frames, cropper)
     else:
-        items = [Item(i, f.second, 0.0, decode_resized(f.jpeg, size)) for i, f in enumerate(frames)]
+        items = [Item(i, f.second, 0.0, image) for i, (f, image)
+                 in enumerate(zip(frames, frame_inputs([f.jpeg for f in frames], size)))]
     verdict.timings["detect_s" if cropper else "resize_s"] = time.perf_counter() - start
     start = time.perf_counter()
     if items:

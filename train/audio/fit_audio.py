@@ -14,9 +14,9 @@ from dfd.files import write_csv, write_text
 from train.score.metrics import compute_metrics, json_safe
 
 from .data import open_audio, window_table
-from .explain import explain_windows, write_report
+from .window_figures import explain_windows, write_report
 from .features import AudioFeatures, window_features
-from .model import fit_model, load, save
+from .classifier import fit_model, load, save
 
 log = logging.getLogger(__name__)
 

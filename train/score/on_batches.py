@@ -12,13 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from train.data.decode import to_chw
-from train.model import Device
+from train.model import Device, resolve_device
 
 @torch.no_grad()
 def predict(model: nn.Module, loader: Iterable, device: Device | torch.device | str,
             max_batches: int | None = None) -> pd.DataFrame:
     """Per-frame predictions: key, video_id, label, p_fake, loss (cross-entropy of the true class)."""
-    dev = device if isinstance(device, Device) else Device(torch.device(device))
+    dev = device if isinstance(device, Device) else Device(resolve_device(device))
     model.eval()
     rows = {"key": [], "video_id": [], "label": [], "p_fake": [], "loss": []}
     for i, (images, labels, keys, videos) in enumerate(loader):

@@ -14,7 +14,7 @@ from pipeline.stages.sound.wav import AudioError, read_wav
 from pipeline.dataset import DatasetError, MemberReader, has_table, is_local, read_dataset_json, read_table
 
 from .fuse import NO_SOUND, video_sound
-from .model import AudioModel
+from .classifier import AudioModel
 
 COLUMNS = ["video_id", "split", "has_audio", "status", "error", "shard", "offset"]
 NOT_IN_TABLE = "not in audio.parquet: scored on the picture alone"

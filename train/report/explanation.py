@@ -17,7 +17,6 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import simplejpeg
-import torch
 
 from dfd.files import write_text
 from pipeline.dataset import CLASS_NAMES, Dataset
@@ -25,7 +24,7 @@ from train.augment.sbi import landmarks_in_crop
 from train.config import TrainConfig
 from train.data.decode import decode_resized
 from train.data.streams import ValStream, make_loader, read_shard
-from train.model import Device
+from train.model import Device, resolve_device
 from train.report.figures import plot_pointing, top_loss_figures
 from train.report.page import write_report
 from train.report.pointing import (BLEND_POINTING_MAX, ExplainError, blend_pointing, face_boxes_for_pointing,
@@ -33,7 +32,7 @@ from train.report.pointing import (BLEND_POINTING_MAX, ExplainError, blend_point
 from train.score import metrics
 from train.score.checkpoints import CheckpointError, load_model, resolve_checkpoint
 from train.score.metrics import KAGGLE_EPS, SUBMISSION_CLIP, json_safe
-from train.score.predict import predict
+from train.score.on_batches import predict
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ def run_metrics(frames: pd.DataFrame, videos: pd.DataFrame, rule: str = "mean") 
 
 
 def val_predictions(model, urls: list[str], image_size, batch_size: int, workers: int, dev: Device) -> pd.DataFrame:
-    """Every val frame once, through the trainer's own ValStream and train.score.predict.predict."""
+    """Every val frame once, through the trainer's own ValStream and train.score.on_batches.predict."""
     loader = make_loader(ValStream(urls, tuple(image_size), batch_size), min(workers, len(urls)))
     return predict(model, loader, dev)
 
@@ -150,7 +149,7 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
         raise ExplainError(str(err)) from None
     model, config = load_model(ckpt, map_location=device)
     dataset = Dataset.open(str(shards or config.shards), Path(manifests or config.manifests), config.input)
-    dev = Device(torch.device(device))
+    dev = Device(resolve_device(device))
     model.to(dev.device)
     urls = dataset.urls("val")  # val: every face
     log.info("explaining %s with %s on %d val shards", run_dir, ckpt.name, len(urls))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
 import json
 import logging
@@ -29,8 +28,9 @@ from matplotlib.ticker import MaxNLocator
 from dfd.errors import ToolkitError
 from dfd.files import write_text
 from train.config import RecipeError, TrainConfig
-from train.report.tables import markdown_table as table_of
 from train.score import metrics
+from train.score.tables import markdown_table
+from train.templates import render
 
 log = logging.getLogger(__name__)
 
@@ -189,54 +189,14 @@ def roc_figure(runs: Sequence[Run]) -> str | None:
 # The page --------------------------------------------------------------------------------------------------------
 
 
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1500px;color:#222;
-padding:0 1em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f3f3f3;cursor:pointer;user-select:none;position:sticky;top:0} th:hover{background:#e4e4ff}
-th.sorted-asc::after{content:" \\25B2"} th.sorted-desc::after{content:" \\25BC"}
-td.text,th.text{text-align:left} td.best{font-weight:bold;background:#eaf7ea} .wrap{overflow-x:auto}
-img{max-width:100%;border:1px solid #eee} .note{color:#555;font-size:14px}
-"""
-
-SCRIPT = """
-['runs', 'benchmark'].forEach(function(id){
-  var table = document.getElementById(id);
-  if (!table) return;
-  function key(td){ var v = td.getAttribute('data-value'); return v === null ? td.textContent : v; }
-  function sortBy(col, desc){
-    var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-    var th = table.tHead.rows[0].cells[col], num = th.getAttribute('data-kind') === 'num';
-    rows.sort(function(a, b){
-      var x = key(a.cells[col]), y = key(b.cells[col]);
-      if (num){ x = x === '' ? NaN : parseFloat(x); y = y === '' ? NaN : parseFloat(y);
-        if (isNaN(x) && isNaN(y)) return 0; if (isNaN(x)) return 1; if (isNaN(y)) return -1;
-        return desc ? y - x : x - y; }
-      return desc ? String(y).localeCompare(String(x)) : String(x).localeCompare(String(y));
-    });
-    rows.forEach(function(r){ body.appendChild(r); });
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function(c){ c.classList.remove('sorted-asc', 'sorted-desc'); });
-    th.classList.add(desc ? 'sorted-desc' : 'sorted-asc');
-    table.setAttribute('data-sorted', th.getAttribute('data-key') + (desc ? ':desc' : ':asc'));
-  }
-  Array.prototype.forEach.call(table.tHead.rows[0].cells, function(th, col){
-    th.addEventListener('click', function(){ sortBy(col, th.classList.contains('sorted-asc')); });
-  });
-  var m = /sort=(-?)([\\w:.+-]+)/.exec(location.hash);
-  if (m){ Array.prototype.forEach.call(table.tHead.rows[0].cells, function(th, col){
-    if (th.getAttribute('data-key') === m[2]) sortBy(col, m[1] === '-'); }); }
-});
-"""
-
-
-def _cell(value, kind: str, best: bool) -> str:
+def _cell(value, kind: str, best: bool) -> dict:
+    """One cell of a sortable table: its kind (num | text), the value it sorts by, what it shows, bold or not."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return f'<td class="{kind}" data-value="">n/a</td>'
+        return {"kind": kind, "value": "", "shown": "n/a", "best": False}
     if isinstance(value, float):
-        shown = f"{value:.1f}" if abs(value) >= 100 else f"{value:.4f}"
-        return f'<td class="{"best " if best else ""}{kind}" data-value="{value!r}">{shown}</td>'
-    text = html.escape(str(value))
-    return f'<td class="{kind}" data-value="{text}">{text}</td>'
+        return {"kind": kind, "value": repr(value), "shown": f"{value:.1f}" if abs(value) >= 100 else f"{value:.4f}",
+                "best": best}
+    return {"kind": kind, "value": str(value), "shown": str(value), "best": False}
 
 
 def _best_values(runs: Sequence[Run]) -> dict[str, float]:
@@ -250,24 +210,22 @@ def _best_values(runs: Sequence[Run]) -> dict[str, float]:
     return best
 
 
-def runs_table(runs: Sequence[Run]) -> str:
+def runs_rows(runs: Sequence[Run]) -> list[list[dict]]:
+    """The cells of the runs table, the best value of each metric column marked."""
     best = _best_values(runs)
-    head = "".join(f'<th class="{kind}" data-key="{key}" data-kind="{kind}">{html.escape(title)}</th>'
-                   for key, title, kind in COLUMNS)
-    body = "".join("<tr>" + "".join(_cell(r.row.get(key), kind, key in best and r.row.get(key) == best[key])
-                                    for key, _, kind in COLUMNS) + "</tr>" for r in runs)
-    return f'<div class="wrap"><table id="runs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return [[_cell(r.row.get(key), kind, key in best and r.row.get(key) == best[key]) for key, _, kind in COLUMNS]
+            for r in runs]
 
 
-def markdown_table(runs: Sequence[Run], columns: Sequence[str] = ("run", "arch", "image_size", "epochs", "best_epoch",
+def runs_markdown(runs: Sequence[Run], columns: Sequence[str] = ("run", "arch", "image_size", "epochs", "best_epoch",
                                                                   "video_log_loss", "video_roc_auc", "video_eer",
                                                                   "frame_log_loss", "frame_roc_auc", "images_per_s",
                                                                   "train_s")) -> str:
     """The same rows as the page's table, as markdown (for notes and READMEs)."""
-    return table_of(columns, [[r.row.get(c) for c in columns] for r in runs])
+    return markdown_table(columns, [[r.row.get(c) for c in columns] for r in runs])
 
 
-# The cross-dataset table (train.report.benchmark's benchmark.json) -------------------------------------------------
+# The cross-dataset table (train.report.cross_dataset's benchmark.json) -------------------------------------------------
 
 
 def benchmark_columns(bench: dict) -> list[tuple[str, str, str]]:
@@ -285,76 +243,38 @@ def _benchmark_value(det: dict, key: str):
     return (det["average"] if test == "avg" else det["tests"][test]).get(name)
 
 
-def benchmark_table(bench: dict, table_id: str = "runs") -> str:
-    """The sortable HTML table of a benchmark (the best value of each AUC column bold), as the runs table."""
+def benchmark_rows(bench: dict) -> list[list[dict]]:
+    """The cells of the cross-dataset table (the best value of each AUC column marked), as the runs table."""
     columns = benchmark_columns(bench)
     best = {}
     for key, _, kind in columns:
         values = [v for d in bench["detectors"] if isinstance(v := _benchmark_value(d, key), float)]
         if kind == "num" and len(values) > 1:
             best[key] = max(values)
-    head = "".join(f'<th class="{kind}" data-key="{html.escape(key)}" data-kind="{kind}">{html.escape(title)}</th>'
-                   for key, title, kind in columns)
-    body = "".join("<tr>" + "".join(_cell(v := _benchmark_value(d, key), kind, key in best and v == best[key])
-                                    for key, _, kind in columns) + "</tr>" for d in bench["detectors"])
-    return f'<div class="wrap"><table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return [[_cell(v := _benchmark_value(d, key), kind, key in best and v == best[key]) for key, _, kind in columns]
+            for d in bench["detectors"]]
 
 
-def benchmark_section(bench: dict, table_id: str = "runs") -> str:
-    tests = ", ".join(f"<b>{html.escape(n)}</b>: {html.escape(t['split'])} split of {html.escape(t['shards'])}"
-                      for n, t in bench["tests"].items())
-    return f"""<h2 id="cross-dataset">Cross-dataset table</h2>
-<p class="note">Each detector on each test set ({tests}). Frame AUC is the ROC-AUC over all frames (or faces);
-video AUC over videos, a video's score aggregating its frames by the rule each cell records in benchmark.json
-(mean unless the checkpoint or the command said otherwise). The average is over the test sets where the AUC is
-defined. EER, average precision, log loss and counts are in benchmark.json.</p>
-{benchmark_table(bench, table_id)}"""
+def benchmark_view(bench: dict) -> dict:
+    """What train/templates/benchmark_section.html.j2 shows of a benchmark.json."""
+    return {"columns": benchmark_columns(bench), "rows": benchmark_rows(bench), "tests": list(bench["tests"].items())}
 
 
 def write_benchmark_page(bench: dict, out: Path) -> Path:
-    """benchmark.html: the cross-dataset table alone, sortable; one file, no server needed."""
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Benchmark: {html.escape(', '.join(bench['columns']))}</title>
-<style>{STYLE}</style></head><body>
-<h1>Benchmark</h1>
-<p class="note">{len(bench['detectors'])} detectors on {len(bench['columns'])} test sets, by
-<code>dfd benchmark</code>. Click a column header to sort; the best value of each column is bold.</p>
-{benchmark_section(bench)}
-<script>{SCRIPT}</script>
-</body></html>
-"""
+    """benchmark.html (train/templates/benchmark.html.j2): the cross-dataset table alone, sortable; one file, no
+    server needed."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out, page)
+    write_text(out, render("benchmark.html.j2", bench=bench, benchmark=benchmark_view(bench)))
     return out
 
 
 def write_page(runs: Sequence[Run], out: Path, bench: dict | None = None) -> Path:
-    """compare.html: the table, loss curves on shared axes, ROC curves, and notes; one file, no server needed."""
-    roc = roc_figure(runs)
-    notes = "".join(f"<li><b>{html.escape(r.name)}</b> ({html.escape(str(r.root))}): {html.escape(n)}</li>"
-                    for r in runs for n in r.notes)
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Run comparison: {html.escape(', '.join(r.name for r in runs))}</title>
-<style>{STYLE}</style></head><body>
-<h1>Run comparison</h1>
-<p class="note">{len(runs)} runs, written {time.strftime('%Y-%m-%d %H:%M:%S')} by <code>dfd compare</code>.
-Metrics are the explained checkpoint's (best.pt) on the val split, computed by <code>train.score.metrics</code>: log loss
-clips P(fake) to [{metrics.KAGGLE_EPS:g}, 1 &minus; {metrics.KAGGLE_EPS:g}] as Kaggle's DFDC scorer did; accuracy
-thresholds at 0.5; a video's score aggregates its frames as the run's explain did (mean unless it said otherwise).
-Best epoch counts epochs over all stages (the lowest val frame log loss, as best.pt was chosen). Train images/s is
-the mean over epochs; train time sums the epochs; wall time spans the run folder's first and last writes. Click a
-column header to sort; the best value of each metric column is bold.</p>
-<h2 id="table">Runs</h2>
-{runs_table(runs)}
-{f'<ul class="note">{notes}</ul>' if notes else ''}
-<h2 id="losses">Loss curves (shared axes)</h2>
-<img alt="loss curves" src="{loss_figure(runs)}">
-<h2 id="roc">ROC curves (val)</h2>
-{f'<img alt="ROC curves" src="{roc}">' if roc else '<p class="note">No run has val predictions with both classes.</p>'}
-{benchmark_section(bench, "benchmark") if bench else ''}
-<script>{SCRIPT}</script>
-</body></html>
-"""
+    """compare.html (train/templates/compare.html.j2): the table, loss curves on shared axes, ROC curves, and
+    notes; one file, no server needed."""
+    page = render("compare.html.j2", names=[r.name for r in runs], written=time.strftime("%Y-%m-%d %H:%M:%S"),
+                  eps=metrics.KAGGLE_EPS, columns=COLUMNS, rows=runs_rows(runs),
+                  notes=[(r.name, str(r.root), n) for r in runs for n in r.notes], losses=loss_figure(runs),
+                  roc=roc_figure(runs), benchmark=benchmark_view(bench) if bench else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, page)
     return out

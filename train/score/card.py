@@ -1,5 +1,5 @@
-"""`dfd export`'s work: a checkpoint of a run -> a model package (train.score.package) with a model card generated
-from the run: training data (datasets, counts, split), recipe, validation metrics, the decision threshold and how
+"""`dfd export`'s work: a checkpoint of a run -> a model package (written by train.score.package, beside its reader)
+with a model card rendered from train/templates/card.md.j2 with the run's facts: training data (datasets, counts, split), recipe, validation metrics, the decision threshold and how
 it was chosen, the benchmark table when there is one, intended use and limits.
 
 The threshold is chosen on the validation split's video scores: the run folder's (explain's
@@ -23,11 +23,12 @@ from pipeline.dataset import Dataset, DatasetError, read_dataset_json
 from train.config import TrainConfig
 from train.data.streams import ValStream, make_loader
 from train.model import Device, load_checkpoint
-from train.report.tables import markdown_table
+from train.score.tables import markdown_table
 from train.score import metrics
 from train.score.package import PackageError, is_package, package_config, write_package
-from train.score.predict import predict_loader
+from train.score.on_batches import predict_loader
 from train.score.threshold import describe, from_videos, run_videos
+from train.templates import render
 
 log = logging.getLogger(__name__)
 
@@ -144,50 +145,13 @@ def benchmark_section(run: Path | None) -> str:
             + f"\nFrom `{path}`.\n")
 
 
-INTENDED = """## Intended use
-
-A second opinion on whether a video's {what} were manipulated, for people who must decide whether to trust a clip:
-`dfd check VIDEO --model THIS_FOLDER` prints P(fake), the verdict at the threshold above and the strongest evidence
-(which face track, which seconds), and writes a page with the faces, their scores over time and Grad-CAM on the most
-suspicious ones. Read the page, not only the verdict.
-
-## Limits
-
-- It knows the manipulations of its training data only. Detectors trained on one dataset lose much of their accuracy
-  on another (cross-dataset AUC drops of 10 to 30 points are common in the literature): a REAL verdict on a video
-  unlike the training data means little.
-- The threshold was chosen on the validation split above; at another base rate of fakes, or on other data, the
-  false-positive rate will differ.
-- {faces_limit}
-- Sound is not judged. Re-encoding, heavy compression, tiny or dark faces and faces turned away all lower accuracy.
-- It is not evidence on its own: do not use it to accuse anyone without other evidence.
-"""
-
-
 def card_text(name: str, config: TrainConfig, threshold: dict, scores: dict, run: Path | None, source: dict) -> str:
-    """README.md: Hub front matter, then the card's sections."""
-    what = "faces" if config.input == "faces" else "frames"
-    faces_limit = ("Faces are found by MTCNN with the settings in config.json: a face it misses is not judged, and "
-                   "a video without any face gets no verdict." if config.input == "faces" else
-                   "It scores whole frames, so a small manipulated face weighs little against the background.")
-    front = ("---\nlibrary_name: pytorch\ntags:\n- deepfake-detection\n- video\n- image-classification\n"
-             "pipeline_tag: image-classification\n---\n")
-    how = describe(threshold)
-    return (f"{front}# {name}\n\nA deepfake detector for videos: `{config.arch}` scoring {what} at "
-            f"{config.image_size[1]}x{config.image_size[0]}, exported by `dfd export` from `{source['checkpoint']}`"
-            f"{f' (run `{run}`)' if run else ''}. Classes: 0 real, 1 fake; a video's P(fake) is the "
-            f"`{config.aggregate}` of its {what}' P(fake).\n\n"
-            f"## Decision threshold\n\nP(fake) >= **{threshold['value']:.4f}** is called fake: chosen at {how} "
-            f"(FPR {threshold['fpr']:.3f}, TPR {threshold['tpr']:.3f} there; {threshold['real']} real and "
-            f"{threshold['fake']} fake videos, each scored by the `{threshold['aggregate']}` of its {what}). "
-            "`dfd export --threshold-at-fpr F` chooses instead the lowest threshold whose validation false-positive "
-            "rate is at most F.\n\n"
-            f"## Training data\n\n{data_section(config)}\n## Recipe\n\n{recipe_section(config, run)}\n"
-            f"## Validation metrics\n\n{metrics_section(scores)}\n## Benchmark\n\n{benchmark_section(run)}\n"
-            + INTENDED.format(what=what, faces_limit=faces_limit)
-            + "\n## Files\n\n- `model.safetensors`: the weights only (no pickle)\n- `config.json`: everything "
-              "prediction needs (architecture, input, image size, normalisation, class order, frame and face "
-              "settings, aggregation rule, threshold) and the training config\n")
+    """README.md: Hub front matter, then the card's sections (train/templates/card.md.j2)."""
+    return render("card.md.j2", name=name, arch=config.arch, what="faces" if config.input == "faces" else "frames",
+                  width=config.image_size[1], height=config.image_size[0], checkpoint=source["checkpoint"], run=run,
+                  aggregate=config.aggregate, threshold=threshold, how=describe(threshold),
+                  data=data_section(config), recipe=recipe_section(config, run), metrics=metrics_section(scores),
+                  benchmark=benchmark_section(run))
 
 
 def export(checkpoint: Path, out: Path, frames: dict, at_fpr: float | None = None, shards: str | None = None,

@@ -1,0 +1,75 @@
+"""THE path from a video file to what a model sees, for predict (train.score.videos) and check
+(train.score.one_video) alike: the pipeline's own frames at the model's frame settings (`pipeline.frames.extract`,
+the same JPEGs the shards hold), then for a frames model each frame decoded and resized as the validation stream
+does (`frame_inputs`), for a faces model the faces stage's detect, track and crop on those JPEGs
+(train.score.face_crops.FaceCropper)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pipeline.config import SETTINGS_BEFORE
+from pipeline.frames import FrameError, extract
+from train.data.decode import decode_resized
+
+
+@dataclass(frozen=True)
+class FrameSettings:
+    """What `pipeline.frames.extract` needs to reproduce the training frames, and where it was read from."""
+
+    fps: float
+    box: tuple[int, int]
+    quality: int
+    timeout: float = 600.0
+    source: str = ""
+    skip_frames: str = SETTINGS_BEFORE["skip_frames"]  # decode as the shards were made: settings without it, "none"
+
+
+def sample(path: Path, settings: FrameSettings) -> list:
+    """One video's sampled frames (pipeline.frames.Frame: jpeg, index, second, width, height) as the pipeline made
+    the training shards; FrameError or OSError as ffmpeg or the file says."""
+    _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout,
+                        skip_frames=settings.skip_frames)
+    return frames
+
+
+def frame_inputs(jpegs: Sequence[bytes], size: tuple[int, int]) -> np.ndarray:
+    """A frames model's input: each JPEG decoded and resized as ValStream does (uint8 NHWC); ValueError for bytes
+    that are not a JPEG, or for no JPEG at all."""
+    return np.stack([decode_resized(j, size) for j in jpegs])
+
+
+@dataclass
+class Decoded:
+    """One video's frames at the model's input size (uint8 NHWC), or for a faces model the pipeline's JPEGs of
+    its frames (decoded by the FaceCropper a few at a time), or the reason it has none."""
+
+    path: Path
+    images: np.ndarray | None = None
+    jpegs: list[bytes] | None = None
+    indices: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    error: str | None = None
+    decode_s: float = 0.0
+
+
+def decode_video(path: Path, settings: FrameSettings, size: tuple[int, int] | None) -> Decoded:
+    """`sample`, then `frame_inputs` at `size` (size None: the JPEGs themselves, for the faces stage's detector: a
+    whole clip's decoded frames are never held). Never raises: a video that fails carries its error."""
+    start = time.perf_counter()
+    try:
+        frames = sample(path, settings)
+        indices, seconds = [f.index for f in frames], [f.second for f in frames]
+        if not size:
+            return Decoded(path, jpegs=[f.jpeg for f in frames], indices=indices, seconds=seconds,
+                           decode_s=time.perf_counter() - start)
+        images = frame_inputs([f.jpeg for f in frames], size)
+    except FrameError as err:
+        return Decoded(path, error=str(err), decode_s=time.perf_counter() - start)
+    except (OSError, ValueError, RuntimeError) as err:  # unreadable file, a JPEG simplejpeg refuses
+        return Decoded(path, error=f"{err.__class__.__name__}: {err}", decode_s=time.perf_counter() - start)
+    return Decoded(path, images=images, indices=indices, seconds=seconds, decode_s=time.perf_counter() - start)
