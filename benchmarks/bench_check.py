@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from pipeline.stages.faces import FaceSettings  # noqa: E402
+from pipeline.spec import FaceCrop  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.model import build_model  # noqa: E402
 from train.report.verdict_page import write_page  # noqa: E402
@@ -46,7 +46,7 @@ PHASES = ("decode_s", "detect_s", "resize_s", "score_s", "page_s")
 
 
 def make_checkpoint(folder: Path, input: str) -> Path:
-    faces = {**FaceSettings().asdict(), "jpeg_quality": 90, "diff_threshold": 0.1} if input == "faces" else None
+    faces = FaceCrop() if input == "faces" else None
     config = TrainConfig.from_recipe("seed", input=input, shards="none", manifests="none", out=str(folder),
                                      weights="none", frames=FRAMES, faces=faces)
     torch.manual_seed(0)
@@ -63,7 +63,7 @@ def cpu_seconds() -> float:
 def measure(checkpoint: Path, paths: list[Path], out: Path) -> list[dict]:
     ensemble = load_ensemble([checkpoint], "cpu")
     config = ensemble.config
-    settings = frame_settings(ensemble.paths[0], config)
+    settings, _ = frame_settings(ensemble.paths[0], config)
     cropper = face_cropper(config, ensemble.image_size, "cpu")
     scorer = Scorer(ensemble.models, ensemble.dev, config.batch_size)
     described = [{"name": str(checkpoint), "arch": config.arch, "input": config.input}]

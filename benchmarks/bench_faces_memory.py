@@ -64,14 +64,14 @@ def faces_checkpoint(path: Path) -> Path:
     """An untrained faces checkpoint of this trainer's format (what it learnt does not matter for memory)."""
     import torch
 
-    from pipeline.stages.faces import FaceSettings
+    from pipeline.spec import FaceCrop
     from train.config import TrainConfig
     from train.model import build_model
 
     config = TrainConfig.from_recipe("seed", image_size="224", input="faces", shards="none", manifests="none",
                                      out=str(path.parent), weights="none",
                                      frames={"fps": 1.0, "size": [1280, 720], "quality": 2, "timeout": 600},
-                                     faces={**FaceSettings().asdict(), "jpeg_quality": 90})
+                                     faces=FaceCrop())
     torch.manual_seed(0)
     torch.save({"model": build_model(config.arch).state_dict(), "config": config.to_dict()}, path)
     return path

@@ -36,8 +36,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.stages.faces import FaceSettings  # noqa: E402
-from pipeline.stages.faces.plan import run_settings  # noqa: E402
+from pipeline.spec import FaceCrop  # noqa: E402
 from pipeline.ffmpeg.locate import find_ffmpeg  # noqa: E402
 from train.config import FACE_IMAGE_SIZE, TrainConfig, load_recipe, parse_image_size  # noqa: E402
 from train.model import build_model  # noqa: E402
@@ -54,10 +53,10 @@ def make_run(folder: Path, arch: str, image_size: tuple[int, int], batch_size: i
     default settings, as a faces run records them)."""
     (folder / "checkpoints").mkdir(parents=True)
     recipe = dataclasses.replace(load_recipe("seed"), batch_size=batch_size, image_size=tuple(image_size))
-    frames = PipelineConfig(videos=str(folder)).frame_settings()
+    frames = PipelineConfig(videos=str(folder)).frame_sampling()
     config = TrainConfig(shards=str(folder / "none"), manifests=str(folder / "none"), out=str(folder),
                          recipe=recipe, arch=arch, weights="none", input="faces" if faces else "frames",
-                         frames=frames, faces=run_settings(FaceSettings()) if faces else None).to_dict()
+                         frames=frames, faces=FaceCrop() if faces else None).to_dict()
     torch.manual_seed(0)
     ckpt = folder / "checkpoints" / "best.pt"
     torch.save({"model": build_model(arch).state_dict(), "config": config}, ckpt)
@@ -67,7 +66,7 @@ def make_run(folder: Path, arch: str, image_size: tuple[int, int], batch_size: i
 def measure(ckpt: Path, paths: list[Path], workers: int, batch_size: int, device: str) -> dict:
     """train.predict's predict_videos on the clips; its timings per video (decode is thread time when pipelined)."""
     scorer, config = load_scorer(ckpt, device, batch_size)
-    settings = frame_settings(ckpt, config)
+    settings, _ = frame_settings(ckpt, config)
     cropper = FaceCropper(config.faces, config.image_size, device) if config.input == "faces" else None
     rows, stats = predict_videos(scorer, paths, settings, config.image_size, workers, progress=False, cropper=cropper)
     if stats["failed"]:

@@ -21,7 +21,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.stages.faces import FaceDetector, FaceSettings  # noqa: E402
+from pipeline.spec import FaceCrop  # noqa: E402
+from pipeline.stages.faces import FaceDetector  # noqa: E402
 from pipeline.stages.faces.crop import decode_jpeg  # noqa: E402
 from pipeline.ffmpeg.extract import extract  # noqa: E402
 
@@ -70,7 +71,7 @@ def main(out: Path):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     crops = out / "crops"
     crops.mkdir(parents=True, exist_ok=True)
-    detector = FaceDetector(FaceSettings(), "cpu")
+    detector = FaceDetector(FaceCrop(), "cpu")
     rows = []
     for path in sorted(DATA.glob("dfdc_sample/*/*.mp4")) + sorted(DATA.glob("ffpp_sample/**/*.mp4")):
         rows += clip_rows(path, detector, crops)

@@ -6,16 +6,10 @@ import os
 import re
 
 from dfd.errors import UsageProblem
+from pipeline.spec import SKIP_FRAMES, FrameSampling
 
 GROUPING = "identities"  # groups are connected components of the people a video involves (issue 11 item 13)
 LAYOUTS = ("auto", "dfdc", "ffpp", "celebdf", "csv", "unlabelled", "mixed")
-# Which frames the decoder may skip: "noref" drops frames nothing refers to (ffmpeg -skip_frame noref; a kept second
-# then starts at its first decoded frame, a frame or so later where the first is a B-frame), "none" decodes them all.
-SKIP_FRAMES = ("noref", "none")
-SKIP_FRAMES_BEFORE = "none"  # what a dataset.json or checkpoint without the setting was made with
-SETTINGS_BEFORE = {"skip_frames": SKIP_FRAMES_BEFORE}  # a part config written before a setting existed meant these
-# ... and, for the sound and split files too: what resume and merge compare a part config with
-PART_SETTINGS_BEFORE = {**SETTINGS_BEFORE, "audio": False, "split_files": []}
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
@@ -115,9 +109,16 @@ class PipelineConfig:
         k, n = self.part
         return "" if n == 1 else f"p{k}of{n}"
 
+    def frame_sampling(self) -> FrameSampling:
+        """What the frames stage applies: the spec every later reader (dataset.json, checkpoints, packages) carries."""
+        return FrameSampling(fps=self.fps, size=self.size, quality=self.quality, skip_frames=self.skip_frames,
+                             timeout=self.timeout)
+
     def frame_settings(self) -> dict:
-        """The settings that change the frames themselves: they must match across reruns and parts."""
-        return {"fps": self.fps, "size": list(self.size), "quality": self.quality, "skip_frames": self.skip_frames}
+        """The settings that change the frames themselves (the sampling but its timeout): they must match across
+        reruns and parts."""
+        kept = self.frame_sampling().to_dict()
+        return {k: kept[k] for k in ("fps", "size", "quality", "skip_frames")}
 
     def audio_settings(self) -> dict:
         """The settings that decide the sound kept: they must match across reruns and parts (a manifest made

@@ -20,7 +20,7 @@ import pandas as pd
 
 from dfd.errors import ToolkitError
 
-from pipeline.config import SETTINGS_BEFORE
+from pipeline.spec import FaceCrop, FrameSampling, SpecError, frame_keys
 from pipeline.core.shards import UnsafeManifest, check_shard_name
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ SPLITS = ("train", "val", "test")
 SHARD_LABELS = ("real", "fake", "unlabelled")
 INPUTS = ("frames", "faces")       # what a model reads: whole frames, or the faces stage's crops
 FAKE_FACES = ("manipulated", "all")  # faces of fake videos kept for training (see Dataset.open)
-FRAME_SETTINGS = ("fps", "size", "quality", "timeout", "skip_frames")  # dataset.json's config keys that make the frames
 TRAINING_SPLITS = ("train", "val")
 
 
@@ -47,11 +46,26 @@ class ShardError(DatasetError):
     """A shard cannot be read (missing, truncated, changed or corrupt); the message names the shard."""
 
 
-def frame_settings(config: dict) -> dict:
-    """dataset.json's settings that made the frames; a dataset made before a setting existed gets its old meaning
-    (skip_frames "none": every frame decoded)."""
-    found = {k: config[k] for k in FRAME_SETTINGS if k in config}
-    return {**SETTINGS_BEFORE, **found} if found else {}
+def frame_sampling(config: dict, where: Path) -> FrameSampling | None:
+    """dataset.json's frame sampling (a dataset made before a setting existed gets its old meaning through
+    pipeline.spec.migrate); None where the config has none."""
+    found = frame_keys(config)
+    if not found:
+        return None
+    try:
+        return FrameSampling.from_dict(found, str(where))
+    except SpecError as err:
+        raise DatasetError(str(err)) from None
+
+
+def face_crop(faces: dict, where: Path) -> FaceCrop | None:
+    """The faces section's crop settings; None where the faces stage has not run."""
+    if not isinstance(faces.get("settings"), dict):
+        return None
+    try:
+        return FaceCrop.from_dict(faces["settings"], str(where))
+    except SpecError as err:
+        raise DatasetError(str(err)) from None
 
 
 def _require(condition: bool, message: str) -> None:
@@ -295,9 +309,9 @@ class Dataset:
     class_weights: dict
     input: str = "frames"
     drop_untouched: bool = False      # faces: training skips faces of fake videos found untouched
-    frame_settings: dict = dataclasses.field(default_factory=dict)  # fps, size, quality, timeout, skip_frames
+    frame_sampling: FrameSampling | None = None  # how the frames were made (pipeline.spec)
     ffmpeg: str | None = None
-    face_settings: dict | None = None  # the faces stage's FaceSettings, where it ran
+    face_crop: FaceCrop | None = None   # how the faces stage cropped, where it ran
     faces_found: int = 0               # faces the faces stage found in all (faces input)
 
     @classmethod
@@ -318,8 +332,8 @@ class Dataset:
         config = data.get("config") if isinstance(data.get("config"), dict) else {}
         faces = data.get("faces") if isinstance(data.get("faces"), dict) else {}
         common = {"location": location, "manifests": manifests, "ffmpeg": data.get("ffmpeg"),
-                  "frame_settings": frame_settings(config),
-                  "face_settings": faces.get("settings")}
+                  "frame_sampling": frame_sampling(config, manifests / DATASET_JSON),
+                  "face_crop": face_crop(faces, manifests / DATASET_JSON)}
         dataset = (cls._faces(data, common, fake_faces == "manipulated") if input == "faces"
                    else cls._frames(data, common))
         dataset._check(need, need if check is None else check)

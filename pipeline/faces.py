@@ -10,7 +10,7 @@ import click
 from dfd.cli import command, converter, default, device_option, reported, setup_logging, verbose_option
 
 from pipeline.config import PipelineConfig, parse_part
-from pipeline.stages.faces.settings import FaceSettings
+from pipeline.spec import FaceCrop
 
 log = logging.getLogger("pipeline.faces")
 
@@ -23,17 +23,17 @@ log = logging.getLogger("pipeline.faces")
               help="The pipeline's manifests (faces.parquet and dataset.json's faces section go here).")
 @device_option(help="auto: cuda where there is one (batched, one process), else a CPU process pool.")
 @click.option("--workers", default=os.cpu_count() or 1, type=int, help="CPU processes (one torch thread each).")
-@click.option("--detect-size", default=default(FaceSettings, "detect_size"), type=int,
+@click.option("--detect-size", default=default(FaceCrop, "detect_size"), type=int,
               help="Long side of the copy MTCNN runs on.")
-@click.option("--min-score", default=default(FaceSettings, "min_score"), type=float,
+@click.option("--min-score", default=default(FaceCrop, "min_score"), type=float,
               help="Final MTCNN probability a face needs.")
-@click.option("--min-size", default=default(FaceSettings, "min_size"), type=int,
+@click.option("--min-size", default=default(FaceCrop, "min_size"), type=int,
               help="Drop faces whose box is shorter than this (frame px).")
-@click.option("--margin", default=default(FaceSettings, "margin"), type=float,
+@click.option("--margin", default=default(FaceCrop, "margin"), type=float,
               help="Crop margin on each side, as a share of the box.")
-@click.option("--face-size", default=default(FaceSettings, "face_size"), type=int,
+@click.option("--face-size", default=default(FaceCrop, "face_size"), type=int,
               help="Crops are resized to this many pixels square.")
-@click.option("--max-faces", default=default(FaceSettings, "max_faces"), type=int,
+@click.option("--max-faces", default=default(FaceCrop, "max_faces"), type=int,
               help="At most this many faces per frame (the largest).")
 @click.option("--part", default="{}/{}".format(*default(PipelineConfig, "part")),
               callback=converter(parse_part),
@@ -54,7 +54,7 @@ def main(shards, manifests, device, workers, detect_size, min_score, min_size, m
     setup_logging(verbose)
     tag = "" if part == (1, 1) else f"p{part[0]}of{part[1]}"
     with reported():
-        settings = FaceSettings(detect_size=detect_size, min_score=min_score, min_size=min_size, margin=margin,
+        settings = FaceCrop(detect_size=detect_size, min_score=min_score, min_size=min_size, margin=margin,
                                 face_size=face_size, max_faces=max_faces)
         device = resolve_device(device)
         log.info("%s: faces on %s, %d workers, %s", shards, device, workers, settings)

@@ -11,7 +11,8 @@ from dfd.cli import command, default, reported, setup_logging, verbose_option
 from dfd.errors import UsageProblem
 
 from pipeline.core import manifest
-from pipeline.config import PART_SETTINGS_BEFORE, PipelineConfig
+from pipeline.config import PipelineConfig
+from pipeline.spec import migrate
 from pipeline.ffmpeg.locate import FFmpegNotFound, ffmpeg_version, find_ffmpeg
 from pipeline.stages.sections import SECTIONS
 
@@ -31,7 +32,7 @@ def merge(manifests: Path, expect_parts: int | None = None,
         raise MergeError(f"{manifests}: no part configs found (run pipeline.run --part K/N first)")
     keys = ("fps", "size", "quality", "skip_frames", "seed", "val_fraction", "grouping", "audio", "audio_rate",
             "split_files")
-    configs = {name: {**PART_SETTINGS_BEFORE, **cfg} for name, cfg in configs.items()}
+    configs = {name: migrate("part", cfg, name) for name, cfg in configs.items()}
     first_name, first = next(iter(configs.items()))
     for name, cfg in configs.items():
         for key in keys:

@@ -9,7 +9,8 @@ import click
 
 from dfd.cli import command, converter, default, reported, setup_logging, verbose_option
 
-from pipeline.config import LAYOUTS, SETTINGS_BEFORE, SKIP_FRAMES, PipelineConfig, parse_bytes, parse_part, parse_size
+from pipeline.config import LAYOUTS, SKIP_FRAMES, PipelineConfig, parse_bytes, parse_part, parse_size
+from pipeline.spec import migrate
 from pipeline.ffmpeg.locate import find_ffmpeg
 
 log = logging.getLogger("pipeline")
@@ -107,7 +108,7 @@ def _split_defaults(manifests: str, val_fraction: float | None, seed: int | None
     from pipeline.split.files import normalised
 
     previous = next(iter(read_part_configs(manifests).values()), None)
-    skip = ({**SETTINGS_BEFORE, **previous}["skip_frames"] if previous else SKIP) if skip_frames is None else skip_frames
+    skip = (migrate("part", previous)["skip_frames"] if previous else SKIP) if skip_frames is None else skip_frames
     previous = previous or {}
     return {"val_fraction": previous.get("val_fraction", VAL_FRACTION) if val_fraction is None else val_fraction,
             "seed": previous.get("seed", SEED) if seed is None else seed, "skip_frames": skip,

@@ -16,6 +16,7 @@ from dfd.errors import UsageProblem
 
 SPEC_VERSION = 1  # written as "spec_version" beside each part; a dict without it is version 0 (before this module)
 SKIP_FRAMES = ("noref", "none")  # ffmpeg -skip_frame noref drops frames nothing refers to; "none" decodes them all
+DECODE_ALL = "none"              # the skip_frames of a decode that skips nothing
 DETECTORS = ("mtcnn",)           # face detectors the faces stage runs
 FACE_BOXES = ("square",)         # square around the box's long side, grown by `margin` of it on each side, padded
 ALIGNMENTS = ("none",)           # crops are not rotated to landmarks
@@ -27,8 +28,8 @@ MAX_SIDE = 16384     # no frame box side above this
 MAX_INPUT = 4096     # no model input or face crop side above this (a package asking for more is refused)
 
 # What a part written before a setting existed meant (version 0): frames decoded whole, no sound, no split files.
-_BEFORE = {"frames": {"skip_frames": "none", "timeout": 600.0},
-           "part": {"skip_frames": "none", "audio": False, "split_files": []}}
+_BEFORE = {"frames": {"skip_frames": DECODE_ALL, "timeout": 600.0},
+           "part": {"skip_frames": DECODE_ALL, "audio": False, "split_files": []}}
 
 
 class SpecError(UsageProblem, ValueError):
@@ -106,7 +107,9 @@ class FaceCrop(_Spec):
 
     KIND = "faces"
     detector: str = "mtcnn"
-    thresholds: tuple[float, float, float] = (0.5, 0.6, 0.6)  # the cascade's three stages (P-, R-, O-net)
+    # the cascade's three stages (P-, R-, O-net), below facenet's default (0.6, 0.7, 0.7): on the dark DFDC clip
+    # abofeumbvv the default misses the face in half the frames; min_score filters what the lower stages let through
+    thresholds: tuple[float, float, float] = (0.5, 0.6, 0.6)
     detect_size: int = 640      # long side of the copy the detector runs on (boxes are mapped back to frame pixels)
     min_score: float = 0.7      # final probability a face needs
     min_size: int = 40          # faces whose box is shorter than this (frame pixels, short side) are dropped
@@ -115,6 +118,7 @@ class FaceCrop(_Spec):
     alignment: str = "none"
     face_size: int = 320        # crops are resized to face_size x face_size
     max_faces: int = 4          # at most this many faces per frame (the largest)
+    jpeg_quality: int = 90      # crops are stored (and, at prediction, re-encoded) as JPEGs of this quality
     where: dataclasses.InitVar[str] = "faces."
 
     def __post_init__(self, where: str) -> None:
@@ -129,6 +133,7 @@ class FaceCrop(_Spec):
         _choice(where, "alignment", self.alignment, ALIGNMENTS)
         set_(self, "face_size", _number(where, "face_size", self.face_size, int, 16, MAX_INPUT))
         set_(self, "max_faces", _number(where, "max_faces", self.max_faces, int, 1, 1000))
+        set_(self, "jpeg_quality", _number(where, "jpeg_quality", self.jpeg_quality, int, 1, 100))
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,8 @@ class ModelInput(_Spec):
 def migrate(kind: str, data: Mapping | None, where: str = "") -> dict:
     """Any version of a spec part (or a part config) -> the current version's dict. Version 0 is every shape
     written before this module: dataset.json's flat frame keys, TrainConfig.frames, a run's pipeline.json
-    "config", FaceSettings.asdict() (with the stage's extra keys), a part config without its newer keys."""
+    "config", FaceSettings.asdict() (with the stage's extra keys), a part config without its newer keys, a
+    training config whose frame and face settings were `extra.pipeline` / `extra.faces`."""
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -183,6 +189,10 @@ def migrate(kind: str, data: Mapping | None, where: str = "") -> dict:
         raise SpecError(f"{where + ': ' if where else ''}{kind}.spec_version {version!r} is newer than this toolkit "
                         f"reads ({SPEC_VERSION}); upgrade the toolkit")
     current = dict(data)
+    if version == 0 and kind == "training":  # the frame and face settings were extra.pipeline / extra.faces
+        extra = current.pop("extra", None) or {}
+        current.setdefault("frames", extra.get("pipeline") or None)
+        current.setdefault("faces", extra.get("faces") or current.pop("face_settings", None))
     if version == 0:
         current = {**_BEFORE.get(kind, {}), **current}
         if kind == "frames" and current.get("timeout") is None:

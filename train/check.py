@@ -36,17 +36,17 @@ def page_path(name: str, out: Path) -> Path:
     return out / (name.replace("/", "__").rsplit(".", 1)[0] + ".html")
 
 
-def settings_of(ensemble, settings, threshold: dict, audio=None, audio_path: Path | None = None,
+def settings_of(ensemble, sampled: tuple, threshold: dict, audio=None, audio_path: Path | None = None,
                 fuse_rule: str = "noisy-or") -> dict:
     """What the page's settings table shows (with an audio model, its settings too)."""
-    config = ensemble.config
+    config, (settings, source) = ensemble.config, sampled
     rows = {"models": ", ".join(map(str, ensemble.paths)), "input": config.input,
             "image size (h, w)": list(config.image_size), "aggregate": config.aggregate,
             "threshold": f"{threshold['value']:.4f}: {describe(threshold)}",
-            "frames": f"fps {settings.fps:g}, inside {settings.box[0]}x{settings.box[1]}, JPEG quality "
-                      f"{settings.quality} (from {settings.source})", "device": str(ensemble.dev.device)}
+            "frames": f"fps {settings.fps:g}, inside {settings.size[0]}x{settings.size[1]}, JPEG quality "
+                      f"{settings.quality}, skip frames {settings.skip_frames} (from {source})", "device": str(ensemble.dev.device)}
     if config.faces:
-        rows["faces"] = json.dumps(config.faces, sort_keys=True)
+        rows["faces"] = json.dumps(config.faces.to_dict(), sort_keys=True)
     if len(ensemble.models) > 1:
         rows["Grad-CAM"] = f"of the first model ({ensemble.paths[0]})"
     if audio is not None:
@@ -99,13 +99,14 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
             raise CheckError(f"--html names one page but {len(paths)} videos were given; use --out DIR")
         ensemble = load_ensemble(models, device)
         config = ensemble.config
-        settings = frame_settings(ensemble.paths[0], config, manifests)
+        sampled = frame_settings(ensemble.paths[0], config, manifests)
+        settings = sampled[0]
         cropper = face_cropper(config, ensemble.image_size, device)
         scorer = Scorer(ensemble.models, ensemble.dev, batch_size or config.batch_size)
         threshold = decision_threshold(ensemble.paths, ensemble.thresholds, config.aggregate)
         log.info("threshold %.4f (%s)", threshold["value"], describe(threshold))
         audio = load_audio(audio_path) if audio_path else None
-        shown = settings_of(ensemble, settings, threshold, audio, audio_path, fuse_rule)
+        shown = settings_of(ensemble, sampled, threshold, audio, audio_path, fuse_rule)
         described = [{"name": str(p), "arch": c.arch, "input": c.input} for p, c in zip(ensemble.paths, ensemble.configs)]
         failed = 0
         for path, name in zip(paths, video_names(paths, videos)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,9 @@ from typing import Any
 from dfd.cli import DEVICES
 from dfd.errors import ToolkitError
 from pipeline.config import ConfigError, parse_size
-from pipeline.dataset import FAKE_FACES, INPUTS
+from pipeline.dataset import FAKE_FACES, INPUTS, is_local
+from pipeline.spec import SPEC_VERSION, FaceCrop, FrameSampling, ModelInput, SpecError, migrate
+from train.paths import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ BALANCES = ("mix", "weights", "none")
 AUGMENT_IMPLS = ("auto", "albumentations", "fused", "device")  # train.augment.reference, .fused, .device
 AGGREGATES = ("mean", "median", "confident")  # a video's score from its frames' or faces' P(fake) (train.score.metrics)
 FACE_IMAGE_SIZE = 224                 # --input faces with a recipe written for frames: the model's input size
+RUN_PATHS = ("shards", "manifests", "out")  # the local paths a run records relative to its folder
 TUNES = ("full", "frozen", "norm")    # full: the stages' freeze state; frozen: head + norms always; norm: LayerNorm-only
 SAMPLE_BY = ("uniform", "loss")       # loss: faces or frames drawn by their last epoch's loss (train.data.sampling)
 SYNTHETIC_FAKES = ("sbi",)            # self-blended fakes from real faces (train.augment.sbi)
@@ -293,9 +297,8 @@ class TrainConfig:
     input: str = "frames"              # frames | faces (the faces stage's crops: shards/faces/, faces.parquet)
     fake_faces: str = "manipulated"    # faces: drop fake videos' faces the faces stage found untouched, or keep all
     aggregate: str = "mean"            # a video's score from its items' P(fake): mean | median | confident
-    frames: dict = field(default_factory=dict)  # dataset.json's frame settings (fps, size, quality, timeout)
-    faces: dict | None = None          # input faces: the faces stage's settings (pipeline.faces.FaceSettings + its
-    #                                    diff threshold and JPEG quality), so prediction crops as training did
+    frames: FrameSampling | None = None  # how the shards' frames were made (dataset.json), so prediction decodes alike
+    faces: FaceCrop | None = None      # input faces: how the faces stage cropped, so prediction crops as training did
     synthetic_fakes: str | None = None  # faces: sbi turns real faces into self-blended fakes in the train stream
     synthetic_share: float = 0.5       # the share of real faces turned into synthetic fakes
     real_only: bool = False            # train on real videos only (their synthetic fakes are the fakes)
@@ -303,6 +306,7 @@ class TrainConfig:
     sample_by: str = "uniform"         # uniform | loss (train.data.sampling)
 
     def __post_init__(self) -> None:
+        self._typed_spec()
         self._check_generalisation()
         if self.arch not in ARCHS:
             import timm
@@ -326,6 +330,23 @@ class TrainConfig:
         _check_choice("input", self.input, INPUTS)
         _check_choice("fake_faces", self.fake_faces, FAKE_FACES)
         _check_choice("aggregate", self.aggregate, AGGREGATES)
+
+    def _typed_spec(self) -> None:
+        """frames and faces as given in a saved config (dicts of any spec version) become the typed spec."""
+        for name, kind in (("frames", FrameSampling), ("faces", FaceCrop)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                try:
+                    object.__setattr__(self, name, kind.from_dict(value) if value else None)
+                except SpecError as err:
+                    _fail(name, str(err))
+            elif value is not None and not isinstance(value, kind):
+                _fail(name, f"must be a {kind.__name__} or a table of its settings, got {value!r}")
+
+    @property
+    def model_input(self) -> ModelInput:
+        """What the network is given: the recipe's image size, RGB, area resize, ImageNet normalisation."""
+        return ModelInput(size=self.image_size)
 
     def _check_generalisation(self) -> None:
         """synthetic fakes, real-only, tune and sample-by: their values and the combinations that make sense."""
@@ -353,9 +374,19 @@ class TrainConfig:
     def image_size(self) -> tuple[int, int]:
         return self.recipe.image_size
 
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict (tuples become lists)."""
-        return json_ready(dataclasses.asdict(self))
+    def to_dict(self, run_relative: bool = False) -> dict:
+        """Plain JSON-able dict (tuples become lists; the spec parts as their to_dict, with spec_version). With
+        `run_relative`, as the run folder records it: local paths relative to the run folder (`out`), so that the
+        run reads the same from any working directory (from_checkpoint with `run` resolves them)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data.update(recipe=dataclasses.asdict(self.recipe), spec_version=SPEC_VERSION,
+                    frames=self.frames.to_dict() if self.frames else None,
+                    faces=self.faces.to_dict() if self.faces else None)
+        if run_relative:
+            layout = RunLayout(Path(self.out))
+            data.update({k: layout.store(data[k]) for k in RUN_PATHS if data[k] and is_local(str(data[k]))},
+                        paths="run")
+        return json_ready(data)
 
     @classmethod
     def from_recipe(cls, recipe: str | Path, image_size: str | None = None, batch_size: int | None = None,
@@ -376,16 +407,21 @@ class TrainConfig:
         return cls(recipe=dataclasses.replace(base, **changes), input=input, **{**base.train, **given})
 
     @classmethod
-    def from_checkpoint(cls, data: dict) -> "TrainConfig":
+    def from_checkpoint(cls, data: dict, run: str | Path | None = None) -> "TrainConfig":
         """The config a run saved (config.json, a checkpoint's "config"), also one written before the frame and face
-        settings were typed fields (they were `extra.pipeline` / `extra.faces`); keys no field holds are dropped
-        with a warning. Values are validated as on the command line (RecipeError names the field)."""
+        settings were typed fields (pipeline.spec.migrate reads every older shape); keys no field holds are dropped
+        with a warning. Values are validated as on the command line (RecipeError names the field). `run`: the run
+        folder the config was read from, against which the paths it recorded relative to it are resolved."""
         if not isinstance(data, dict) or not isinstance(data.get("recipe"), dict):
             raise RecipeError("config: not a saved training config (no recipe table)")
-        data = dict(data)
-        extra = data.pop("extra", None) or {}
-        data.setdefault("frames", extra.get("pipeline") or {})
-        data.setdefault("faces", extra.get("faces") or data.pop("face_settings", None))
+        try:
+            data = migrate("training", data)
+        except SpecError as err:
+            raise RecipeError(f"config: {err}") from None
+        if data.pop("paths", None) == "run" and run is not None:
+            layout = RunLayout(Path(run))
+            data.update({k: os.path.normpath(layout.resolve(data[k])) for k in RUN_PATHS
+                         if isinstance(data.get(k), str) and data[k] and is_local(data[k])})
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:

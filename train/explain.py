@@ -8,6 +8,7 @@ import click
 
 from dfd.cli import command, reported, setup_logging, verbose_option
 from train.report.explanation import DEFAULT_K, run_explain
+from train.paths import RunLayout
 
 
 @command()
@@ -27,7 +28,8 @@ from train.report.explanation import DEFAULT_K, run_explain
 def main(run_dir, checkpoint, boxes, k, shards, manifests, device, blend, verbose) -> None:
     """Predictions on the val split, video-level metrics, top losses, Grad-CAM and report.html of a run."""
     setup_logging(verbose)
-    if (run_dir / "checkpoints" / "audio.pt").is_file() and not (run_dir / "checkpoints" / "best.pt").is_file():
+    layout = RunLayout(run_dir)
+    if layout.checkpoint("audio").is_file() and not layout.checkpoint("best").is_file():
         return _explain_audio(run_dir, shards, manifests, k)
     with reported():
         metrics = run_explain(run_dir, shards, manifests, device, checkpoint=checkpoint, boxes=boxes, k=k,

@@ -3,7 +3,6 @@
 split. The work is train.score.card; the package format is train.score.package."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import click
@@ -11,8 +10,7 @@ import click
 from dfd.cli import command, device_option, reported, setup_logging, verbose_option
 from train.model import load_checkpoint
 from train.score.card import export
-from train.score.checkpoints import resolve_checkpoint
-from train.score.package import CARD, CONFIG, WEIGHTS
+from train.paths import CARD, CONFIG, WEIGHTS, resolve as resolve_checkpoint
 from train.score.threshold import describe
 from train.score.videos import frame_settings
 
@@ -38,9 +36,7 @@ def main(checkpoint, out, at_fpr, shards, manifests, device, verbose) -> None:
     with reported():
         path = resolve_checkpoint(checkpoint)
         _, config = load_checkpoint(path)
-        frames = dataclasses.asdict(frame_settings(path, config, manifests))
-        frames = {"fps": frames["fps"], "size": list(frames["box"]), "quality": frames["quality"],
-                  "timeout": frames["timeout"]}
+        frames, _ = frame_settings(path, config, manifests)
         package = export(path, out, frames, at_fpr, shards, manifests, device)
     threshold = package["threshold"]
     click.echo(f"{out}: {WEIGHTS}, {CONFIG}, {CARD}; threshold {threshold['value']:.4f} ({describe(threshold)})")

@@ -26,6 +26,7 @@ from torch import nn
 
 from dfd.errors import ToolkitError, UsageProblem
 from train.config import RecipeError, TrainConfig
+from train.paths import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +324,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(data, dict) or "model" not in data or "config" not in data:
         raise WeightsError(f"{path}: not a checkpoint of this trainer (needs 'model' and 'config')")
     try:
-        config = TrainConfig.from_checkpoint(data["config"])
+        layout = RunLayout.of_checkpoint(path)
+        config = TrainConfig.from_checkpoint(data["config"], layout.root if layout else None)
     except RecipeError as err:
         raise WeightsError(f"{path}: {err}") from None
     model = build_model(config.arch, pretrained=False)

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 
-from pipeline.config import SKIP_FRAMES_BEFORE
+from pipeline.spec import DECODE_ALL
 from pipeline.ffmpeg.graph import AUDIO_FD, ffmpeg_command
 from pipeline.ffmpeg.jpeg import complete_jpegs, jpeg_size, split_jpegs
 from pipeline.ffmpeg.locate import find_ffmpeg
@@ -133,7 +133,7 @@ def _start(cmd: list[str], write_fd: int | None) -> subprocess.Popen:
 
 
 def extract(path: str, fps: float, box: tuple[int, int], quality: int, timeout: float = 600.0,
-            binary: str | None = None, skip_frames: str = SKIP_FRAMES_BEFORE,
+            binary: str | None = None, skip_frames: str = DECODE_ALL,
             audio_rate: int | None = None) -> tuple[VideoInfo, list[Frame]]:
     """Decode the video once and return its sampled frames. Raises FrameError with a one-line reason.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ffmpeg
 
-from pipeline.config import SKIP_FRAMES_BEFORE
+from pipeline.spec import DECODE_ALL
 from pipeline.ffmpeg.locate import ffmpeg_version, find_ffmpeg, passthrough_args, version_tuple
 
 # The sound is read from a second opening of the file with its video discarded (no second video decode), its
@@ -18,7 +18,7 @@ AUDIO_FD = 3  # ffmpeg writes the PCM to this pipe (pipe:3)
 
 
 def frame_graph(path: str, fps: float, box: tuple[int, int], quality: int, binary: str,
-                skip_frames: str = SKIP_FRAMES_BEFORE):
+                skip_frames: str = DECODE_ALL):
     """The ffmpeg-python graph: first frame of every 1/fps interval, then fit inside the box (turned for portrait),
     never upscaled, each kept frame's time logged by showinfo, JPEGs to stdout. skip_frames "noref": the video
     decoder skips the frames no other frame refers to (-skip_frame:v noref, an input option), so an interval's first
@@ -51,7 +51,7 @@ def audio_output(path: str, rate: int):
 
 
 def ffmpeg_command(path: str, fps: float, box: tuple[int, int], quality: int, binary: str | None = None,
-                   skip_frames: str = SKIP_FRAMES_BEFORE, audio_rate: int | None = None) -> list[str]:
+                   skip_frames: str = DECODE_ALL, audio_rate: int | None = None) -> list[str]:
     """The frame command: frame_graph compiled with our binary (one decode and one filter thread per video); with
     `audio_rate`, the sound as a second output of the same process (audio_output)."""
     binary = binary or find_ffmpeg()

@@ -11,7 +11,7 @@ import re
 
 from dfd.errors import ToolkitError
 
-from pipeline.config import SKIP_FRAMES_BEFORE
+from pipeline.spec import DECODE_ALL
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO = re.compile(r"Stream #\d+:\d+.*?: Video: .*?, (\d{2,5})x(\d{2,5})[ ,\[]")
@@ -42,7 +42,7 @@ class VideoInfo:
     rotation: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
     pts_times: list[float] = dataclasses.field(default_factory=list)
-    skip_frames: str = SKIP_FRAMES_BEFORE  # what the decode that stands skipped ("noref" or "none")
+    skip_frames: str = DECODE_ALL  # what the decode that stands skipped ("noref" or "none")
     audio: AudioTrack | None = None  # the sound, where extract was asked for it
 
 

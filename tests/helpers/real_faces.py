@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from helpers.paths import SHARED_DATA
-from pipeline.stages.faces import FaceDetector, FaceSettings, crop_face
+from pipeline.spec import FaceCrop
+from pipeline.stages.faces import FaceDetector, crop_face
 
 REAL_CLIPS = (SHARED_DATA / "ffpp_sample/original_sequences/youtube/c23/videos/004.mp4",
               SHARED_DATA / "ffpp_sample/original_sequences/youtube/c23/videos/519.mp4",
               SHARED_DATA / "dfdc_sample/dfdc_train_part_0/lynaeydofd.mp4")
-MARGIN = FaceSettings().margin
+MARGIN = FaceCrop().margin
 
 
 def frame_at(path: Path, second: float) -> np.ndarray:
@@ -30,7 +31,7 @@ def frame_at(path: Path, second: float) -> np.ndarray:
 def real_faces(size: int = 224, seconds: tuple[float, ...] = (1.0, 4.0)) -> list[tuple[np.ndarray, dict]]:
     """(crop at size x size, its face row: x0, y0, x1, y1 and the ten landmark values in frame pixels) for the
     largest face of each real clip at each second."""
-    detector = FaceDetector(FaceSettings(), device="cpu")
+    detector = FaceDetector(FaceCrop(), device="cpu")
     faces = []
     for clip in REAL_CLIPS:
         for second in seconds:

@@ -60,15 +60,15 @@ def test_pipe_templates_quote_the_name():
 
 
 @pytest.mark.parametrize("config, field", [
-    ({"fps": "1,movie=/etc/passwd", "size": [128, 72], "quality": 2}, "config.fps"),
-    ({"fps": 1.0, "size": ["128:movie=/etc/passwd", 72], "quality": 2}, r"config.size\[0\]"),
-    ({"fps": 1.0, "size": [128, 72], "quality": "2 -y /tmp/x"}, "config.quality"),
-    ({"fps": float("inf"), "size": [128, 72], "quality": 2}, "config.fps"),
+    ({"fps": "1,movie=/etc/passwd", "size": [128, 72], "quality": 2}, "frames.fps"),
+    ({"fps": 1.0, "size": ["128:movie=/etc/passwd", 72], "quality": 2}, r"frames.size\[0\]"),
+    ({"fps": 1.0, "size": [128, 72], "quality": "2 -y /tmp/x"}, "frames.quality"),
+    ({"fps": float("inf"), "size": [128, 72], "quality": 2}, "frames.fps"),
 ])
 def test_frame_settings_from_a_manifest_are_checked(config, field):
     with pytest.raises(PredictError, match=field):
         _settings_from(config, "dataset.json")
-    assert _settings_from({"fps": 1, "size": [128, 72], "quality": 2}, "x").box == (128, 72)
+    assert _settings_from({"fps": 1, "size": [128, 72], "quality": 2}, "x").size == (128, 72)
 
 
 def test_verify_refuses_a_crafted_frames_parquet(ds):

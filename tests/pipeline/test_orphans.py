@@ -22,7 +22,7 @@ PARENT = textwrap.dedent("""
     import torch
     from torch.utils.data import IterableDataset
     from pipeline.stages.frames.build import start_pool
-    from pipeline.stages.faces.settings import FaceSettings
+    from pipeline.spec import FaceCrop
     from pipeline.stages.faces.stage import start_pool as faces_pool
     from pipeline.ffmpeg.locate import find_ffmpeg
     from pipeline.core.manifest import lock
@@ -36,7 +36,7 @@ PARENT = textwrap.dedent("""
             yield torch.tensor([0])
 
     with lock(Path(sys.argv[1]), "faces"):
-        pools = [start_pool(2, find_ffmpeg()), faces_pool(1, FaceSettings(), "cpu")]
+        pools = [start_pool(2, find_ffmpeg()), faces_pool(1, FaceCrop(), "cpu")]
         for pool in pools:
             pool.submit(time.sleep, 600)
         pids = [p for pool in pools for p in pool._processes]

@@ -20,7 +20,8 @@ from pipeline.dataset import Dataset
 from pipeline.ffmpeg.locate import find_ffmpeg
 from pipeline.ffmpeg.extract import MAX_LAG, FrameError, extract
 from pipeline.ffmpeg.graph import ffmpeg_command
-from train.score.videos import FrameSettings, _settings_from, decode_video
+from pipeline.spec import FrameSampling
+from train.score.videos import _settings_from, decode_video
 
 SRC = "testsrc2=size=128x72:rate=25"
 CODECS = {  # name -> (file, encoder arguments)
@@ -78,11 +79,11 @@ def test_predict_decodes_as_the_shards_were_made(clips):
     """train.predict's decode follows the recorded choice: the same seconds as the pipeline's frames either way."""
     clip = clips["h264-bframes"]
     for skip in ("noref", "none"):
-        decoded = decode_video(Path(clip), FrameSettings(1.0, (1280, 720), 2, skip_frames=skip), None)
+        decoded = decode_video(Path(clip), FrameSampling(1.0, (1280, 720), 2, skip_frames=skip), None)
         assert decoded.error is None
         assert decoded.seconds == [f.second for f in extract(clip, 1.0, (1280, 720), 2, skip_frames=skip)[1]]
     assert decoded.seconds == [0.0, 1.0, 2.0, 3.0]  # none: each second's exact first frame
-    assert FrameSettings(1.0, (1280, 720), 2).skip_frames == "none"  # settings from before the option
+    assert FrameSampling.from_dict({"fps": 1.0, "size": [1280, 720], "quality": 2}).skip_frames == "none"  # before it
 
 
 def test_too_late_a_frame_falls_back_to_every_frame(clips):
@@ -109,13 +110,13 @@ def test_the_choice_is_recorded_and_old_datasets_mean_every_frame(tmp_path):
     run_pipeline(videos, tmp_path, "--size", "96x64")
     data = json.loads((tmp_path / "manifests" / "dataset.json").read_text())
     assert data["config"]["skip_frames"] == "noref"  # the default
-    assert Dataset.open(tmp_path / "shards", tmp_path / "manifests", need=()).frame_settings["skip_frames"] == "noref"
+    assert Dataset.open(tmp_path / "shards", tmp_path / "manifests", need=()).frame_sampling.skip_frames == "noref"
     assert _settings_from(data["config"], "dataset.json").skip_frames == "noref"
     # a dataset made before the setting existed: every frame was decoded, and resume and predict do the same
     old = {k: v for k, v in data["config"].items() if k != "skip_frames"}
     assert _settings_from(old, "dataset.json").skip_frames == "none"
     (tmp_path / "manifests" / "dataset.json").write_text(json.dumps({**data, "config": old}))
-    assert Dataset.open(tmp_path / "shards", tmp_path / "manifests", need=()).frame_settings["skip_frames"] == "none"
+    assert Dataset.open(tmp_path / "shards", tmp_path / "manifests", need=()).frame_sampling.skip_frames == "none"
     part = tmp_path / "manifests" / "parts" / "config.json"
     part.write_text(json.dumps({k: v for k, v in json.loads(part.read_text()).items() if k != "skip_frames"}))
     proc = run_pipeline(videos, tmp_path, "--size", "96x64", "--skip-frames", "noref", check=False)

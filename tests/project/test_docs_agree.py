@@ -41,7 +41,7 @@ def test_readme_names_exactly_the_options_that_override_a_recipe():
 
 def test_readme_lists_every_file_the_code_writes_to_a_run_folder():
     written = set()
-    for name in ("fit/run_folder.py", "fit/loop.py", "report/explanation.py", "report/figures.py", "report/page.py",
+    for name in ("paths.py", "fit/run_folder.py", "fit/loop.py", "report/explanation.py", "report/figures.py", "report/page.py",
                  "run.py"):
         written |= set(re.findall(r'"([a-z_]+\.(?:png|json|parquet|csv|html))"', (ROOT / "train" / name).read_text()))
     written -= {"dataset.json", "frames.parquet", "videos.parquet", "faces.parquet"}  # the manifests it reads

@@ -16,7 +16,8 @@ from torch import nn
 from train.model import Device
 from train.report.evaluation import evaluate, metrics_markdown
 from train.score import metrics
-from train.score.checkpoints import CheckpointError, check_same_inputs, load_ensemble
+from train.score.checkpoints import check_same_inputs, load_ensemble
+from train.paths import CheckpointError
 from train.score.on_batches import ensemble_p_fake
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,9 @@ import torch
 
 from helpers.commands import run_module
 from train.score import metrics
-from train.score.checkpoints import CheckpointError, load_ensemble, resolve_checkpoint
-from train.score.package import CONFIG, WEIGHTS, PackageError, load_package, read_config
+from train.paths import CONFIG, WEIGHTS, CheckpointError, PackageError, resolve as resolve_checkpoint
+from train.score.checkpoints import load_ensemble
+from train.score.package import load_package, read_config
 
 
 @pytest.fixture(scope="module")

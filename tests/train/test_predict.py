@@ -57,20 +57,20 @@ def read_submission(path: Path) -> pd.DataFrame:
 
 def test_frame_settings_are_the_shards_own(checkpoint, tiny_dataset, tmp_path):
     _, config = load_checkpoint(checkpoint)
-    settings = frame_settings(checkpoint, config)
+    settings, _ = frame_settings(checkpoint, config)
     dataset = json.loads((tiny_dataset["manifests"] / "dataset.json").read_text())["config"]
-    assert (settings.fps, list(settings.box), settings.quality) == (dataset["fps"], dataset["size"],
+    assert (settings.fps, list(settings.size), settings.quality) == (dataset["fps"], dataset["size"],
                                                                      dataset["quality"])
     # train.run stores them in the checkpoint's config: the checkpoint alone is enough
     moved = dataclasses.replace(config, manifests=str(tmp_path / "gone"))
     lone = tmp_path / "ckpts" / "x" / "best.pt"
     lone.parent.mkdir(parents=True)
     shutil.copy(checkpoint, lone)
-    stored = frame_settings(lone, moved)
-    assert stored.source.endswith("(its config)") and (stored.fps, stored.box) == (settings.fps, settings.box)
+    stored, source = frame_settings(lone, moved)
+    assert source.endswith("(its config)") and stored == settings
     # an older checkpoint without them: the run folder's pipeline.json (written by train.explain), else an error
     bare = dataclasses.replace(moved, frames={})
-    assert frame_settings(checkpoint, bare).source.endswith("pipeline.json")
+    assert frame_settings(checkpoint, bare)[1].endswith("pipeline.json")
     with pytest.raises(PredictError, match="--manifests"):
         frame_settings(lone, bare)
 
@@ -78,12 +78,12 @@ def test_frame_settings_are_the_shards_own(checkpoint, tiny_dataset, tmp_path):
 def test_extract_with_those_settings_gives_the_shard_jpegs(checkpoint, tiny_dataset):
     """What predict feeds the model is byte for byte what the training shards hold."""
     _, config = load_checkpoint(checkpoint)
-    s = frame_settings(checkpoint, config)
+    s, _ = frame_settings(checkpoint, config)
     videos = pd.read_parquet(tiny_dataset["manifests"] / "videos.parquet")
     video = videos[videos["split"] == "val"].iloc[0]
     shard_jpegs = {x["__key__"]: x["jpg"] for x in read_shard(str(tiny_dataset["shards"] / video["shard"]))
                    if x["__key__"].startswith(video["video_id"] + "_")}
-    _, frames = extract(video["path"], s.fps, s.box, s.quality, skip_frames=s.skip_frames)
+    _, frames = extract(video["path"], s.fps, s.size, s.quality, skip_frames=s.skip_frames)
     assert {f"{video['video_id']}_{f.index:04d}": f.jpeg for f in frames} == shard_jpegs
 
 

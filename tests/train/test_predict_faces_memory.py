@@ -9,32 +9,33 @@ import pytest
 
 from helpers.models import FACES, untrained_checkpoint
 from helpers.paths import SHARED_DATA
-from pipeline.stages.faces import FaceSettings, faces_of_video
+from pipeline.spec import FaceCrop, FrameSampling
+from pipeline.stages.faces import faces_of_video
 from pipeline.stages.faces.crop import encode_jpeg
 from pipeline.stages.faces.detect import DETECT_BATCH
 from pipeline.ffmpeg.extract import extract
 from train.data.decode import decode_resized
 from train.score import face_crops as score_faces
 from train.score.face_crops import FaceCropper, decode_frame
-from train.score.videos import FrameSettings, decode_video, load_scorer, predict_videos
+from train.score.videos import decode_video, load_scorer, predict_videos
 
 CLIP = SHARED_DATA / "dfdc_sample" / "dfdc_train_part_0" / "lynaeydofd.mp4"
 pytestmark = pytest.mark.skipif(not CLIP.is_file(), reason="../shared/data not present")
-SETTINGS = FrameSettings(fps=2.0, box=(640, 360), quality=2)  # 20 frames: more than DETECT_BATCH + 1
+SETTINGS = FrameSampling(fps=2.0, size=(640, 360), quality=2, skip_frames="none")  # 20 frames: more than DETECT_BATCH + 1
 SIZE = (64, 64)
 
 
 @pytest.fixture(scope="module")
 def cropper() -> FaceCropper:
-    return FaceCropper(FACES, SIZE, "cpu")
+    return FaceCropper(FaceCrop.from_dict(FACES), SIZE, "cpu")
 
 
 def _old_path(cropper: FaceCropper) -> tuple[list[dict], np.ndarray]:
     """What predict did before: all frames decoded, faces_of_video over them, crops JPEG round-tripped."""
-    _, frames = extract(str(CLIP), SETTINGS.fps, SETTINGS.box, SETTINGS.quality, SETTINGS.timeout,
+    _, frames = extract(str(CLIP), SETTINGS.fps, SETTINGS.size, SETTINGS.quality, SETTINGS.timeout,
                         skip_frames=SETTINGS.skip_frames)
     images = [decode_frame(f.jpeg) for f in frames]
-    settings = FaceSettings.from_dict(FACES)
+    settings = FaceCrop.from_dict(FACES)
     rows = faces_of_video(images, [f.second for f in frames], cropper.detector, settings)
     crops = np.stack([decode_resized(encode_jpeg(r.pop("crop"), cropper.quality), SIZE) for r in rows])
     return rows, crops

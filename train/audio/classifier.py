@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from dfd.errors import ToolkitError
+from train.paths import RunLayout
 
 from .features import AudioFeatures
 
@@ -111,7 +112,7 @@ def load(path: str | Path) -> AudioModel:
     """An audio checkpoint (a file, or a run folder: its checkpoints/audio.pt); AudioCheckpointError otherwise."""
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoints" / "audio.pt"
+        path = RunLayout(path).checkpoint("audio")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:

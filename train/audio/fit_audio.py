@@ -7,11 +7,11 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from dfd.files import write_csv, write_text
 from train.score.metrics import compute_metrics, json_safe
+from train.paths import RunLayout
 
 from .data import open_audio, window_table
 from .window_figures import explain_windows, write_report
@@ -61,7 +61,7 @@ def run_audio(shards: str, manifests: str, out: str | Path, fake_audio: str = "m
             kept = (name, model, history, p, row)
     name, model, history, p, row = kept
     val_meta = val_meta.assign(p_fake=p)
-    save(model, out / "checkpoints" / "audio.pt", {"fake_audio": fake_audio})
+    save(model, RunLayout(out).checkpoint("audio"), {"fake_audio": fake_audio})
     write_csv(pd.DataFrame(history), out / "history.csv")
     write_csv(val_meta, out / "val_windows.csv")
     metrics = {"model": name, "fake_audio": fake_audio, "features": spec.names, "spec": dataclasses.asdict(spec),

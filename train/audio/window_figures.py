@@ -2,7 +2,6 @@
 its bicoherence magnitude, and the run's report page."""
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 

@@ -30,11 +30,10 @@ class Synthetic:
     def of(cls, config: TrainConfig, dataset: Dataset) -> "Synthetic | None":
         if config.synthetic_fakes is None:
             return None
-        settings = dataset.face_settings or {}
-        if "margin" not in settings:
+        if dataset.face_crop is None:
             raise DatasetError(f"--synthetic-fakes: {dataset.manifests}/dataset.json has no faces-stage margin "
                                "(faces.settings.margin); rerun the faces stage")
-        return cls(config.synthetic_fakes, float(config.synthetic_share), config.real_only, float(settings["margin"]))
+        return cls(config.synthetic_fakes, float(config.synthetic_share), config.real_only, dataset.face_crop.margin)
 
     def items(self, samples: Iterator[dict], size: tuple[int, int], seed: int) -> Iterator[tuple]:
         """decoded(samples) with `share` of the real faces replaced by self-blended fakes (label fake, key + _sbi).

@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from dfd.errors import ToolkitError
-from pipeline.dataset import CLASS_NAMES, Dataset, DatasetError
+from pipeline.dataset import CLASS_NAMES, Dataset, DatasetError, is_local
 from train.augment import is_deferred, resolve_impl
 from train.augment.device import DeviceAugmented
 from train.config import TrainConfig
@@ -153,7 +153,7 @@ def save_batch_figure(config: TrainConfig, dataset: Dataset, run: RunFolder) -> 
 def checkpoint_state(model, optimizer, scheduler, config: TrainConfig, progress: Progress) -> dict:
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else {},
-            "config": config.to_dict(), "progress": dataclasses.asdict(progress), "rng": artifacts.rng_state()}
+            "config": config.to_dict(run_relative=True), "progress": dataclasses.asdict(progress), "rng": artifacts.rng_state()}
 
 
 def end_of_epoch(run: RunFolder, model, optimizer, scheduler, config: TrainConfig, progress: Progress,
@@ -274,16 +274,21 @@ def restore(config: TrainConfig, run: RunFolder) -> tuple[TrainConfig, dict]:
     if not isinstance(state, dict) or not {"config", "model"} <= set(state):
         raise TrainError(f"--resume: {run.last} is not a checkpoint of this trainer (no config and model)")
     try:
-        saved = TrainConfig.from_checkpoint(state["config"])
+        saved = TrainConfig.from_checkpoint(state["config"], run.root)
     except ToolkitError as err:
         raise TrainError(f"--resume: {run.last}: {err}") from None
     overrides = {k: getattr(config, k) for k in RESUME_OVERRIDABLE}
     for key in ("shards", "manifests"):
-        if str(getattr(config, key)) != str(getattr(saved, key)):
+        if not _same_place(getattr(config, key), getattr(saved, key)):
             log.warning("--resume: %s %s (the run was started with %s)", key, getattr(config, key),
                         getattr(saved, key))
         overrides[key] = getattr(config, key)
     return dataclasses.replace(saved, **overrides), state
+
+
+def _same_place(a: str, b: str) -> bool:
+    """Two shards or manifests locations name the same place (local folders compared resolved)."""
+    return str(a) == str(b) or (is_local(str(a)) and is_local(str(b)) and Path(a).resolve() == Path(b).resolve())
 
 
 def with_dataset_settings(config: TrainConfig, dataset: Dataset) -> TrainConfig:
@@ -292,16 +297,16 @@ def with_dataset_settings(config: TrainConfig, dataset: Dataset) -> TrainConfig:
     JPEG quality) and, with --input faces, the faces stage's settings."""
     faces = None
     if config.input == "faces":
-        if not dataset.face_settings:
+        if dataset.face_crop is None:
             raise DatasetError(f"{dataset.manifests / 'dataset.json'} has no faces settings; rerun the faces stage")
-        faces = dataset.face_settings
-        differ = {k: (v, faces.get(k)) for k, v in config.recipe.faces.items() if faces.get(k) != v}
+        faces = dataset.face_crop
+        differ = {k: (v, getattr(faces, k)) for k, v in config.recipe.faces.items() if getattr(faces, k) != v}
         if differ:
             log.warning("the recipe expects faces cropped with %s, but %s has %s: rerun the faces stage with %s to "
                         "follow it", ", ".join(f"{k}={v}" for k, (v, _) in differ.items()), dataset.manifests,
                         ", ".join(f"{k}={got}" for k, (_, got) in differ.items()),
                         " ".join(f"--{k.replace('_', '-')} {v}" for k, (v, _) in differ.items()))
-    return dataclasses.replace(config, frames=dataset.frame_settings or config.frames, faces=faces or config.faces)
+    return dataclasses.replace(config, frames=dataset.frame_sampling or config.frames, faces=faces or config.faces)
 
 
 Explainer = Callable[[Path, Device], None]  # what runs on the finished run folder before TensorBoard gets the figures
@@ -331,7 +336,7 @@ def fit(config: TrainConfig, resume: bool = False, explain: Explainer | None = N
     model = create_model(config.arch, "none" if resume else config.weights)
     if main_rank:
         run.create()
-        run.write_config(config.to_dict())
+        run.write_config(config.to_dict(run_relative=True))
         if config.tensorboard:
             run.tensorboard = artifacts.TensorBoardLog(run.root / "tensorboard")
     progress = Progress()

@@ -14,6 +14,7 @@ import torch
 
 from dfd.errors import ToolkitError
 from dfd.files import write_bytes, write_text
+from train.paths import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,13 @@ class RunFolder:
     """Paths and writers of runs/NAME/."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.checkpoints = self.root / "checkpoints"
-        self.last = self.checkpoints / "last.pt"
-        self.best = self.checkpoints / "best.pt"
-        self.metrics = self.root / "metrics.csv"
-        self.lr = self.root / "lr.csv"
+        self.layout = RunLayout(Path(root))
+        self.root = self.layout.root
+        self.checkpoints = self.layout.checkpoints
+        self.last = self.layout.checkpoint("last")
+        self.best = self.layout.checkpoint("best")
+        self.metrics = self.layout.metrics
+        self.lr = self.layout.lr
         self.tensorboard: TensorBoardLog | None = None  # set by fit() with --tensorboard
 
     def create(self) -> None:
@@ -42,7 +44,7 @@ class RunFolder:
         return self.root / name
 
     def write_config(self, config: dict) -> None:
-        write_text(self.root / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_text(self.layout.config, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     def write_metrics(self, history: Sequence[dict]) -> None:
         """Rewrite metrics.csv from the run's history (kept in the checkpoint, so a resume rewrites it exactly)."""

@@ -92,7 +92,7 @@ def load_run(root: str | Path) -> Run:
     if not saved or not (root / "metrics.csv").is_file():
         raise CompareError(f"{root} is not a run folder of train.run (needs config.json and metrics.csv)")
     try:
-        config = TrainConfig.from_checkpoint(saved)
+        config = TrainConfig.from_checkpoint(saved, root)
     except RecipeError as err:
         raise CompareError(f"{root / 'config.json'}: {err}") from None
     with (root / "metrics.csv").open() as f:

@@ -35,7 +35,7 @@ from dfd.files import write_text
 from train.report.evaluation import evaluate
 from train.score.tables import markdown_table
 from train.score import metrics
-from train.score.checkpoints import resolve_checkpoint
+from train.paths import RunLayout, resolve as resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ def parse_checkpoint(spec: str) -> Detector:
         path, name = spec, ""
     resolved = resolve_checkpoint(path)
     if not name:
-        name = resolved.parent.parent.name if resolved.parent.name == "checkpoints" else resolved.stem
+        layout = RunLayout.of_checkpoint(resolved)
+        name = layout.root.name if layout else resolved.stem
     return Detector(_name(name, "detector"), str(path))
 
 

@@ -21,7 +21,8 @@ from train.data.streams import ValStream, make_loader
 from train.report.figures import plot_roc
 from train.score.tables import markdown_table
 from train.score import metrics
-from train.score.checkpoints import CheckpointError, Ensemble, load_ensemble
+from train.score.checkpoints import Ensemble, load_ensemble
+from train.paths import CheckpointError, RunLayout
 from train.score.on_batches import predict_loader
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,9 @@ def with_sound(videos: pd.DataFrame, audio_checkpoint: str | Path, shards: str, 
 
 def default_out(paths: Sequence[Path], split: str) -> Path:
     """One checkpoint: RUN/eval-SPLIT next to its checkpoints folder; an ensemble: runs/ensemble-DATE-TIME."""
-    if len(paths) == 1 and paths[0].parent.name == "checkpoints":
-        return paths[0].parent.parent / f"eval-{split}"
+    layout = RunLayout.of_checkpoint(paths[0]) if len(paths) == 1 else None
+    if layout is not None:
+        return layout.eval_dir(split)
     return Path("runs") / f"ensemble-{time.strftime('%Y%m%d-%H%M%S')}"
 
 

@@ -20,6 +20,7 @@ import simplejpeg
 
 from dfd.files import write_text
 from pipeline.dataset import CLASS_NAMES, Dataset
+from pipeline.spec import FaceCrop
 from train.augment.sbi import landmarks_in_crop
 from train.config import TrainConfig
 from train.data.decode import decode_resized
@@ -30,7 +31,8 @@ from train.report.page import write_report
 from train.report.pointing import (BLEND_POINTING_MAX, ExplainError, blend_pointing, face_boxes_for_pointing,
                                    load_boxes, pointing)
 from train.score import metrics
-from train.score.checkpoints import CheckpointError, load_model, resolve_checkpoint
+from train.score.checkpoints import load_model
+from train.paths import CheckpointError, RunLayout, resolve as resolve_checkpoint
 from train.score.metrics import KAGGLE_EPS, SUBMISSION_CLIP, json_safe
 from train.score.on_batches import predict
 
@@ -78,7 +80,7 @@ def attach_seconds(pred: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
         table = dataset.table("frames", ["key", "second"])
         seconds = pred["key"].map(dict(zip(table["key"], table["second"])))
     if seconds is None or seconds.isna().any():
-        fps = float(dataset.frame_settings.get("fps", 1.0))
+        fps = dataset.frame_sampling.fps if dataset.frame_sampling else 1.0
         from_key = pred["key"].str.rsplit("_", n=1).str[-1].astype(float) / fps
         seconds = from_key if seconds is None else seconds.fillna(from_key)
     return pred.assign(second=seconds.astype(float))
@@ -128,8 +130,8 @@ def source_frames(dataset: Dataset, keys: Sequence[str]) -> dict[str, np.ndarray
 
 def write_pipeline_settings(run_dir: Path, dataset: Dataset) -> None:
     """Copy the pipeline's frame settings next to the checkpoints, so that prediction finds them with the run."""
-    if dataset.frame_settings:
-        keep = {k: dataset.frame_settings.get(k) for k in ("fps", "size", "quality", "timeout", "skip_frames")}
+    if dataset.frame_sampling:
+        keep = dataset.frame_sampling.to_dict()
         write_text(run_dir / "pipeline.json", json.dumps({"config": keep, "ffmpeg": dataset.ffmpeg}, indent=2) + "\n")
 
 
@@ -160,7 +162,7 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     k = min(k, 4) if dev_run else k
     images_of = functools.partial(images_by_key, dataset, urls, size=config.image_size)
     sources_of = functools.partial(source_frames, dataset) if config.input == "faces" else None
-    metrics = {"checkpoint": str(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos, config.aggregate),
+    metrics = {"checkpoint": RunLayout(run_dir).store(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos, config.aggregate),
                "k": k, "image_size": list(config.image_size), "boxes": str(boxes) if boxes else None,
                "pointing": None, **({"input": "faces"} if config.input == "faces" else {})}
     metrics["top"] = top_loss_figures(run_dir, model, pred, k, images_of, sources_of)
@@ -194,7 +196,7 @@ def blend_pointing_figure(run_dir: Path, model, config: TrainConfig, dataset: Da
     reals = sorted(pred.loc[pred["label"] == 0, "key"])
     keys = [reals[i] for i in np.unique(np.linspace(0, len(reals) - 1, min(limit, len(reals))).astype(int))]
     rows = dataset.table("faces", ["crop_key", "x0", "y0", "x1", "y1", "landmarks"], keys=keys, key="crop_key")
-    margin = float((config.faces or dataset.face_settings or {}).get("margin", 0.3))
+    margin = (config.faces or dataset.face_crop or FaceCrop()).margin
     points = {r["crop_key"]: landmarks_in_crop(r, margin) for r in rows.to_dict("records")}
     images = images_of([k for k in keys if k in points])
     result, shown = blend_pointing(model, images, points, config.batch_size, seed=config.seed)
@@ -209,7 +211,7 @@ def pointing_figure(run_dir: Path, model, config: TrainConfig, dataset: Dataset,
     """The pointing game over the val fakes (their faces holding the box, for faces) and pointing.png."""
     wanted = None
     if config.input == "faces":  # the manipulated box, mapped into the crops of the val fake faces that hold it
-        margin = float((config.faces or {}).get("margin", 0.3))
+        margin = (config.faces or FaceCrop()).margin
         wanted = face_boxes_for_pointing(pred, boxes, dataset, margin)
         if not wanted:
             raise ExplainError("--boxes: no val fake face holds a box of the file")

@@ -16,16 +16,17 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from dfd.files import sha256_file
 from pipeline.dataset import Dataset, DatasetError, read_dataset_json
+from pipeline.spec import FrameSampling
 from train.config import TrainConfig
 from train.data.streams import ValStream, make_loader
 from train.model import Device, load_checkpoint
 from train.score.tables import markdown_table
 from train.score import metrics
-from train.score.package import PackageError, is_package, package_config, write_package
+from train.paths import PackageError, RunLayout, is_package
+from train.score.package import package_config, write_package
 from train.score.on_batches import predict_loader
 from train.score.threshold import describe, from_videos, run_videos
 from train.templates import render
@@ -34,11 +35,6 @@ log = logging.getLogger(__name__)
 
 BENCHMARK = Path("benchmark") / "benchmark.json"
 METRIC_COLUMNS = ("n", "log_loss", "roc_auc", "accuracy", "balanced_accuracy", "eer", "average_precision")
-
-
-def run_folder(checkpoint: Path) -> Path | None:
-    """RUN for RUN/checkpoints/NAME.pt, else None."""
-    return checkpoint.resolve().parent.parent if checkpoint.resolve().parent.name == "checkpoints" else None
 
 
 def score_val(checkpoint: Path, config: TrainConfig, shards: str | None, manifests: Path | None,
@@ -61,8 +57,9 @@ def validation(checkpoint: Path, config: TrainConfig, shards, manifests, device,
     """(threshold, validation metrics {"frame": .., "video": .., "source": ..})."""
     videos = run_videos(checkpoint)
     if videos is not None:
-        source = str(run_folder(checkpoint) / "video_predictions.parquet")
-        explained = json.loads((run_folder(checkpoint) / "explain.json").read_text())
+        layout = RunLayout.of_checkpoint(checkpoint)
+        source = str(layout.video_predictions)
+        explained = json.loads(layout.explain.read_text())
         scores = {"frame": explained.get("frame"), "video": explained.get("video"), "source": source}
     else:
         items = score_val(checkpoint, config, shards, manifests, device)
@@ -154,7 +151,7 @@ def card_text(name: str, config: TrainConfig, threshold: dict, scores: dict, run
                   benchmark=benchmark_section(run))
 
 
-def export(checkpoint: Path, out: Path, frames: dict, at_fpr: float | None = None, shards: str | None = None,
+def export(checkpoint: Path, out: Path, frames: FrameSampling, at_fpr: float | None = None, shards: str | None = None,
            manifests: Path | None = None, device: str = "cpu") -> dict:
     """Write the package of a .pt checkpoint into `out`; returns its config.json. `frames`: the frame settings the
     model was trained on (train.score.videos.frame_settings), stored when the checkpoint lacks them."""
@@ -163,7 +160,8 @@ def export(checkpoint: Path, out: Path, frames: dict, at_fpr: float | None = Non
     model, config = load_checkpoint(checkpoint)
     config = dataclasses.replace(config, frames=config.frames or frames)
     threshold, scores = validation(checkpoint, config, shards, manifests, device, at_fpr)
-    run = run_folder(checkpoint)
+    layout = RunLayout.of_checkpoint(checkpoint)
+    run = layout.root if layout else None
     source = {"checkpoint": str(checkpoint), "run": str(run) if run else None, "sha256": sha256_file(checkpoint),
               "validation": metrics.json_safe(scores)}
     package = package_config(config, metrics.json_safe(threshold), source)

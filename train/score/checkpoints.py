@@ -1,6 +1,5 @@
-"""Checkpoints to models: which file a name means (best | last | a run folder | a model package folder | hf://OWNER/NAME |
-a path), and ensembles, loaded together only when they take the same input. A package (train.score.package) is
-loaded from safetensors and JSON, never unpickled."""
+"""Checkpoints to models (which file a reference names: train.paths), and ensembles, loaded together only
+when they take the same input. A package (train.score.package) is loaded from safetensors and JSON, never unpickled."""
 from __future__ import annotations
 
 import logging
@@ -10,53 +9,16 @@ from typing import Sequence
 
 from torch import nn
 
-from dfd.errors import ToolkitError
 from train.config import TrainConfig
 from train.model import Device, load_checkpoint
-from train.score.package import HUB_PREFIX, download, is_package, load_package, threshold_of
+from train.paths import CheckpointError, is_package, resolve
+from train.score.package import load_package, threshold_of
 
 log = logging.getLogger(__name__)
 
-NAMES = ("best", "last")  # a run folder's checkpoints/NAME.pt
-
-
-class CheckpointError(ToolkitError, RuntimeError):
-    """No checkpoint where one was named, or checkpoints that do not fit together; the message says which."""
-
-
-def resolve_checkpoint(checkpoint: str | Path, run_dir: str | Path | None = None) -> Path:
-    """The checkpoint file meant by: best | last (in `run_dir`; best falls back to last, saying so), a model package
-    folder (itself), hf://OWNER/NAME (downloaded, then its folder), a run folder (its checkpoints/best.pt, else
-    last.pt), or a file."""
-    if str(checkpoint).startswith(HUB_PREFIX):
-        return download(str(checkpoint))
-    if str(checkpoint) in NAMES and run_dir is not None:
-        folder = Path(run_dir) / "checkpoints"
-        path = folder / f"{checkpoint}.pt"
-        if not path.is_file() and str(checkpoint) == "best" and (folder / "last.pt").is_file():
-            log.warning("%s has no best.pt; using last.pt", folder)
-            path = folder / "last.pt"
-        if not path.is_file():
-            raise CheckpointError(f"no checkpoint at {path}; pass --checkpoint best, last or a .pt file of this "
-                                  "trainer")
-        return path
-    path = Path(checkpoint)
-    if is_package(path):
-        return path
-    if path.is_dir():
-        for name in NAMES:
-            if (path / "checkpoints" / f"{name}.pt").is_file():
-                return path / "checkpoints" / f"{name}.pt"
-        raise CheckpointError(f"{path} is a folder without checkpoints/best.pt or last.pt, nor a model package "
-                              "(config.json and model.safetensors)")
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; pass --checkpoint best, last, a run folder or a .pt file "
-                              "of this trainer")
-    return path
-
 
 def load_model(path: str | Path, map_location: str = "cpu") -> tuple[nn.Sequential, TrainConfig]:
-    """A resolved checkpoint (resolve_checkpoint) -> (model in eval mode, config): a package folder from safetensors,
+    """A resolved checkpoint (train.paths.resolve) -> (model in eval mode, config): a package folder from safetensors,
     a .pt with torch.load(weights_only=True)."""
     if is_package(path):
         model, config, _ = load_package(path)
@@ -74,9 +36,9 @@ def input_settings(config: TrainConfig) -> dict:
     (a setting an older run did not record is left out)."""
     settings = {"input": config.input, "image_size": list(config.image_size)}
     if config.frames:
-        settings["pipeline"] = config.frames
+        settings["pipeline"] = config.frames.to_dict()
     if config.faces:
-        settings["faces"] = config.faces
+        settings["faces"] = config.faces.to_dict()
     return settings
 
 
@@ -122,7 +84,7 @@ def load_ensemble(checkpoints: Sequence[str | Path], device: str = "auto") -> En
     if not checkpoints:
         raise CheckpointError("pass at least one --checkpoint")
     dev = Device.resolve(device, amp=True, channels_last=False)
-    paths = [resolve_checkpoint(c) for c in checkpoints]
+    paths = [resolve(c) for c in checkpoints]
     models, configs = [], []
     for path in paths:
         model, config = load_model(path, map_location="cpu")

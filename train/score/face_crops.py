@@ -10,7 +10,8 @@ from typing import Sequence
 import numpy as np
 import simplejpeg
 
-from pipeline.stages.faces import FaceDetector, FaceSettings
+from pipeline.spec import FaceCrop
+from pipeline.stages.faces import FaceDetector
 from pipeline.stages.faces.api import detections_to_rows
 from pipeline.stages.faces.crop import crop_face, encode_jpeg
 from pipeline.stages.faces.detect import DETECT_BATCH
@@ -24,12 +25,12 @@ FACE_ROW_COLUMNS = ("face", "track", "x0", "y0", "x1", "y1", "note")
 
 class FaceCropper:
     """Prediction's faces: the faces stage's own detector, tracker and crop (pipeline.faces.faces_of_video)
-    with the checkpoint's FaceSettings, each crop JPEG-encoded at the stage's quality and decoded at the model's
+    with the checkpoint's FaceCrop, each crop JPEG-encoded at the stage's quality and decoded at the model's
     input size as the training stream did, so the model sees at prediction what it saw in training."""
 
-    def __init__(self, settings: dict, size: tuple[int, int], device: str = "auto") -> None:
-        self.settings = FaceSettings.from_dict(settings)
-        self.quality = int(settings.get("jpeg_quality", 90))
+    def __init__(self, settings: FaceCrop, size: tuple[int, int], device: str = "auto") -> None:
+        self.settings = settings
+        self.quality = settings.jpeg_quality
         self.size = tuple(size)
         self.detector = FaceDetector(self.settings, device=device)
         self.seconds = 0.0

@@ -1,5 +1,5 @@
 """THE path from a video file to what a model sees, for predict (train.score.videos) and check
-(train.score.one_video) alike: the pipeline's own frames at the model's frame settings (`pipeline.frames.extract`,
+(train.score.one_video) alike: the pipeline's own frames at the model's frame settings (`pipeline.ffmpeg.extract`,
 the same JPEGs the shards hold), then for a frames model each frame decoded and resized as the validation stream
 does (`frame_inputs`), for a faces model the faces stage's detect, track and crop on those JPEGs
 (train.score.face_crops.FaceCropper)."""
@@ -12,27 +12,15 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.config import SETTINGS_BEFORE
-from pipeline.frames import FrameError, extract
+from pipeline.ffmpeg.extract import FrameError, extract
+from pipeline.spec import FrameSampling
 from train.data.decode import decode_resized
 
 
-@dataclass(frozen=True)
-class FrameSettings:
-    """What `pipeline.frames.extract` needs to reproduce the training frames, and where it was read from."""
-
-    fps: float
-    box: tuple[int, int]
-    quality: int
-    timeout: float = 600.0
-    source: str = ""
-    skip_frames: str = SETTINGS_BEFORE["skip_frames"]  # decode as the shards were made: settings without it, "none"
-
-
-def sample(path: Path, settings: FrameSettings) -> list:
+def sample(path: Path, settings: FrameSampling) -> list:
     """One video's sampled frames (pipeline.frames.Frame: jpeg, index, second, width, height) as the pipeline made
     the training shards; FrameError or OSError as ffmpeg or the file says."""
-    _, frames = extract(str(path), settings.fps, settings.box, settings.quality, settings.timeout,
+    _, frames = extract(str(path), settings.fps, settings.size, settings.quality, settings.timeout,
                         skip_frames=settings.skip_frames)
     return frames
 
@@ -57,7 +45,7 @@ class Decoded:
     decode_s: float = 0.0
 
 
-def decode_video(path: Path, settings: FrameSettings, size: tuple[int, int] | None) -> Decoded:
+def decode_video(path: Path, settings: FrameSampling, size: tuple[int, int] | None) -> Decoded:
     """`sample`, then `frame_inputs` at `size` (size None: the JPEGs themselves, for the faces stage's detector: a
     whole clip's decoded frames are never held). Never raises: a video that fails carries its error."""
     start = time.perf_counter()

@@ -11,14 +11,15 @@ import numpy as np
 
 from pipeline.ffmpeg.extract import FrameError
 from train.score.face_crops import FaceCropper
-from train.score.model_input import FrameSettings, frame_inputs, sample
+from pipeline.spec import FrameSampling
+from train.score.model_input import frame_inputs, sample
 from train.score.on_batches import Scorer
 from train.score.verdict import Item, Verdict
 
 log = logging.getLogger(__name__)
 
 
-def _decode(path: Path, settings: FrameSettings) -> tuple[list, str | None]:
+def _decode(path: Path, settings: FrameSampling) -> tuple[list, str | None]:
     if not path.is_file():
         return [], "no such file" if not path.exists() else "not a file"
     try:
@@ -38,7 +39,7 @@ def _face_items(frames: list, cropper: FaceCropper) -> list[Item]:
             for r, crop in zip(rows, crops)]
 
 
-def check_video(path: Path, scorer: Scorer, settings: FrameSettings, size: tuple[int, int], cropper: FaceCropper | None,
+def check_video(path: Path, scorer: Scorer, settings: FrameSampling, size: tuple[int, int], cropper: FaceCropper | None,
                 threshold: dict, aggregate: str) -> Verdict:
     """Decode, (detect and crop,) score; a file that is not a video gives a Verdict with its error, never raises."""
     verdict = Verdict(Path(path), "faces" if cropper else "frames", threshold, aggregate)

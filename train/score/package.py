@@ -19,29 +19,21 @@ import safetensors.torch
 from safetensors import SafetensorError
 from torch import nn
 
-from dfd.errors import ToolkitError
 from dfd.files import write_bytes, write_text
 from train.config import RecipeError, TrainConfig
+from train.paths import CARD, CONFIG, WEIGHTS, PackageError
 from train.model import IMAGENET_MEAN, IMAGENET_STD, build_model, is_torchvision
 
 log = logging.getLogger(__name__)
 
 FORMAT = "dfd-model-package"
 FORMAT_VERSION = 1
-WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
 CLASSES = ("real", "fake")  # the model's output order: index 1 is P(fake), label 1 is fake (pipeline.dataset)
-HUB_PREFIX = "hf://"
 # the top-level fields that must agree with the training config (a hand edit of one but not the other is refused)
 CHECKED = ("architecture", "input", "image_size", "aggregate")
 
 
-class PackageError(ToolkitError, RuntimeError):
-    """A model package that cannot be read or written (missing file, bad JSON, weights that do not fit)."""
 
-
-def is_package(path: str | Path) -> bool:
-    path = Path(path)
-    return path.is_dir() and (path / CONFIG).is_file() and (path / WEIGHTS).is_file()
 
 
 def package_config(config: TrainConfig, threshold: dict, source: dict) -> dict:
@@ -54,7 +46,9 @@ def package_config(config: TrainConfig, threshold: dict, source: dict) -> dict:
         "input": config.input, "image_size": list(config.image_size), "image_size_order": "height, width",
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "scale": 255,
                           "note": "RGB uint8 / 255, minus mean, over std (ImageNet)"},
-        "frames": config.frames, "faces": config.faces,
+        "model_input": config.model_input.to_dict(),
+        "frames": config.frames.to_dict() if config.frames else None,
+        "faces": config.faces.to_dict() if config.faces else None,
         "aggregate": config.aggregate, "threshold": threshold,
         "source": source, "training": config.to_dict(),
     }
@@ -126,25 +120,4 @@ def threshold_of(folder: str | Path) -> dict | None:
     return threshold if isinstance(threshold, dict) and isinstance(threshold.get("value"), (int, float)) else None
 
 
-def download(spec: str) -> Path:
-    """hf://OWNER/NAME[@REVISION] -> the local snapshot folder of its package files (huggingface_hub's cache).
-
-    Not exercised by the tests (no internet here); the folder it returns is loaded as any package folder."""
-    repo = spec[len(HUB_PREFIX):]
-    repo, _, revision = repo.partition("@")
-    if repo.count("/") != 1 or not all(repo.split("/")):
-        raise PackageError(f"{spec}: write hf://OWNER/NAME (optionally @REVISION)")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        folder = snapshot_download(repo_id=repo, revision=revision or None, allow_patterns=[CONFIG, WEIGHTS, CARD])
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-        raise PackageError(f"{spec}: could not download the package from the Hugging Face Hub ({first}); without "
-                           "internet, copy the folder (config.json, model.safetensors) here and pass its path") from None
-    if not is_package(folder):
-        raise PackageError(f"{spec}: the Hub repository has no {CONFIG} and {WEIGHTS} of a model package")
-    log.info("%s: downloaded to %s", spec, folder)
-    return Path(folder)
 

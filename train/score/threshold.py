@@ -11,13 +11,12 @@ from typing import Sequence
 import pandas as pd
 
 from train.score import metrics
-from train.score.package import is_package
+from train.paths import RunLayout, is_package
 
 log = logging.getLogger(__name__)
 
 DEFAULT = {"value": metrics.THRESHOLD, "rule": "default", "target_fpr": None,
            "how": "not chosen on validation data: P(fake) >= 0.5 is called fake"}
-VIDEO_PREDICTIONS = "video_predictions.parquet"
 
 
 def describe(threshold: dict) -> str:
@@ -40,17 +39,16 @@ def from_videos(videos: pd.DataFrame, at_fpr: float | None, source: str, aggrega
 def run_videos(checkpoint: Path) -> pd.DataFrame | None:
     """The val split's video scores of this checkpoint from its run folder (explain.json names the same file and
     video_predictions.parquet is there), else None."""
-    run = checkpoint.resolve().parent.parent
-    explained, table = run / "explain.json", run / VIDEO_PREDICTIONS
-    if checkpoint.resolve().parent.name != "checkpoints" or not explained.is_file() or not table.is_file():
+    layout = RunLayout.of_checkpoint(checkpoint)
+    if layout is None or not layout.explain.is_file() or not layout.video_predictions.is_file():
         return None
     try:
-        named = json.loads(explained.read_text()).get("checkpoint")
+        named = json.loads(layout.explain.read_text()).get("checkpoint")
     except (OSError, ValueError):
         return None
-    if not named or Path(named).resolve() != checkpoint.resolve():
+    if not named or layout.resolve(named).resolve() != Path(checkpoint).resolve():
         return None
-    return pd.read_parquet(table, columns=["video_id", "label", "p_fake"])
+    return pd.read_parquet(layout.video_predictions, columns=["video_id", "label", "p_fake"])
 
 
 def decision_threshold(paths: Sequence[Path], stored: Sequence[dict | None], aggregate: str) -> dict:
@@ -64,7 +62,7 @@ def decision_threshold(paths: Sequence[Path], stored: Sequence[dict | None], agg
         videos = run_videos(Path(paths[0]))
         if videos is not None:
             try:
-                return from_videos(videos, None, f"{Path(paths[0]).resolve().parent.parent / VIDEO_PREDICTIONS}",
+                return from_videos(videos, None, f"{RunLayout.of_checkpoint(paths[0]).video_predictions}",
                                    aggregate)
             except ValueError as err:
                 log.warning("%s: %s; using 0.5", paths[0], err)

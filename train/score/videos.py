@@ -19,16 +19,17 @@ import pandas as pd
 from tqdm import tqdm
 
 from dfd.errors import ToolkitError
-from pipeline.config import SETTINGS_BEFORE, SKIP_FRAMES
 from pipeline.dataset import LABELS, Dataset, DatasetError, is_local, read_dataset_json
 from pipeline.sources.video import VIDEO_EXTENSIONS
 from train.config import TrainConfig
 from train.data.decode import decode_resized
 from train.data.streams import read_shard
 from train.score import metrics
-from train.score.checkpoints import CheckpointError, load_ensemble, resolve_checkpoint
+from train.score.checkpoints import load_ensemble
+from train.paths import CheckpointError, RunLayout, resolve as resolve_checkpoint
 from train.score.face_crops import FACE_ROW_COLUMNS, NO_FACE_NOTE, FaceCropper, face_rows
-from train.score.model_input import Decoded, FrameSettings, decode_video
+from pipeline.spec import FrameSampling, SpecError, frame_keys
+from train.score.model_input import Decoded, decode_video
 from train.score.on_batches import Scorer
 
 log = logging.getLogger(__name__)
@@ -41,47 +42,36 @@ class PredictError(ToolkitError, RuntimeError):
     """Prediction cannot start (no frame settings, no videos, no shards of the split); the message says why."""
 
 
-def _settings_from(config: dict | None, source: str) -> FrameSettings | None:
-    """Frame settings from a manifest or checkpoint config (untrusted: they reach ffmpeg's filter graph), checked
-    for type and range; PredictError names the field otherwise."""
+def _settings_from(config: dict | None, source: str) -> FrameSampling | None:
+    """Frame sampling from a manifest or run config (untrusted: it reaches ffmpeg's filter graph), checked for type
+    and range by pipeline.spec; PredictError names the file and the field otherwise."""
     if not config or not all(k in config for k in ("fps", "size", "quality")):
         return None
-
-    def number(field, value, kind, low, high):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)) \
-                or not low <= value <= high:
-            raise PredictError(f"{source}: config.{field} is {value!r}, not a{'n integer' if kind is int else ' number'} "
-                               f"in [{low}, {high}]: refusing frame settings that ffmpeg would be given")
-        return kind(value)
-
-    size = config["size"]
-    if not isinstance(size, (list, tuple)) or len(size) != 2:
-        raise PredictError(f"{source}: config.size is {size!r}, not [width, height]")
-    skip = config.get("skip_frames", SETTINGS_BEFORE["skip_frames"])
-    if skip not in SKIP_FRAMES:
-        raise PredictError(f"{source}: config.skip_frames is {skip!r}, not one of {', '.join(SKIP_FRAMES)}")
-    return FrameSettings(number("fps", config["fps"], float, 0.001, 60),
-                         (number("size[0]", size[0], int, 16, 16384), number("size[1]", size[1], int, 16, 16384)),
-                         number("quality", config["quality"], int, 1, 31),
-                         number("timeout", config.get("timeout") or 600.0, float, 1, 86400), source, skip)
+    try:
+        return FrameSampling.from_dict(frame_keys(config), source)
+    except SpecError as err:
+        raise PredictError(f"{err}: refusing frame settings that ffmpeg would be given") from None
 
 
-def frame_settings(checkpoint: Path, config: TrainConfig, manifests: Path | None = None) -> FrameSettings:
-    """The pipeline settings the model was trained on, from (first found): --manifests' dataset.json, the
-    checkpoint's own config (training stores them), the run folder's pipeline.json, the config's manifests."""
+def frame_settings(checkpoint: Path, config: TrainConfig, manifests: Path | None = None) -> tuple[FrameSampling, str]:
+    """The frame sampling the model was trained on and where it was read, from (first found): --manifests'
+    dataset.json, the checkpoint's own config (training stores it), the run folder's pipeline.json, the config's
+    manifests."""
     candidates = []
     if manifests is not None:
         candidates.append(Path(manifests) / "dataset.json")
-    elif (stored := _settings_from(config.frames, f"{checkpoint} (its config)")):
-        return stored
-    candidates.append(checkpoint.resolve().parent.parent / "pipeline.json")
+    elif config.frames is not None:
+        return config.frames, f"{checkpoint} (its config)"
+    layout = RunLayout.of_checkpoint(checkpoint)
+    if layout is not None:
+        candidates.append(layout.pipeline)
     if config.manifests:
         candidates.append(Path(config.manifests) / "dataset.json")
     for path in candidates:
         if path.is_file():
             settings = _settings_from(_saved_config(path), str(path))
             if settings is not None:
-                return settings
+                return settings, str(path)
     raise PredictError("cannot find the pipeline settings (fps, size, JPEG quality) the model was trained on; looked "
                        f"at {', '.join(map(str, candidates))}. Pass --manifests DIR (the folder with dataset.json)")
 
@@ -129,7 +119,7 @@ def video_names(paths: Sequence[Path], inputs: Sequence) -> list[str]:
     return out
 
 
-def decoded_stream(paths: Sequence[Path], settings: FrameSettings, size, workers: int) -> Iterator[Decoded]:
+def decoded_stream(paths: Sequence[Path], settings: FrameSampling, size, workers: int) -> Iterator[Decoded]:
     """Decoded videos in input order; with workers > 0, ffmpeg runs for the next videos while the model scores."""
     if workers <= 0:
         for path in paths:
@@ -150,7 +140,7 @@ def decoded_stream(paths: Sequence[Path], settings: FrameSettings, size, workers
             yield done
 
 
-def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSettings, size, workers: int = 2,
+def predict_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSampling, size, workers: int = 2,
                    progress: bool = True, names: Sequence[str] | None = None,
                    cropper=None) -> tuple[pd.DataFrame, dict]:
     """Per-frame rows (error rows for videos that failed) and timings: wall, decode and model seconds.
@@ -293,13 +283,13 @@ def predict_inputs(inputs: Sequence[Path], checkpoints: Sequence[Path], shards: 
         frames = predict_shards(scorer, urls, names, size, progress=progress)
         stats = {"videos": frames["video_id"].nunique(), "failed": 0}
     else:
-        settings = frame_settings(resolve_checkpoint(checkpoints[0]), config, manifests)
+        settings, source = frame_settings(resolve_checkpoint(checkpoints[0]), config, manifests)
         paths = find_videos(inputs)
         if not paths:
             raise PredictError(f"no video files in {', '.join(map(str, inputs))}")
         log.info("%d videos; frames as the pipeline made them: fps %g, box %dx%d, quality %d, skip frames %s (from "
-                 "%s); model input %dx%d", len(paths), settings.fps, *settings.box, settings.quality,
-                 settings.skip_frames, settings.source, *size)
+                 "%s); model input %dx%d", len(paths), settings.fps, *settings.size, settings.quality,
+                 settings.skip_frames, source, *size)
         frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=progress,
                                        names=video_names(paths, inputs), cropper=face_cropper(config, size, device))
     scores = video_scores(frames, clip, rule or config.aggregate)

@@ -1,6 +1,6 @@
 """The faces stage: frame shards -> MTCNN faces -> tracks -> crops -> face shards + faces.parquet.
 
-Public API (train.predict reuses it): FaceSettings, FaceDetector, Face, crop_face, faces_of_video. Imported
+Public API (train.predict reuses it; its settings are pipeline.spec.FaceCrop): FaceDetector, Face, crop_face, faces_of_video. Imported
 lazily, so that pipeline.stages.faces.manifest (the faces section the consolidating commands rebuild, see
 pipeline.stages.sections) reads face fragments without loading cv2 or torch.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-_API = {"FaceSettings": "settings", "FaceSettingsError": "settings", "FaceDetector": "detect", "Face": "detect",
+_API = {"FaceDetector": "detect", "Face": "detect",
         "crop_face": "crop", "faces_of_video": "api"}
 __all__ = sorted(_API)
 

@@ -7,10 +7,10 @@ import numpy as np
 from pipeline.stages.faces import track
 from pipeline.stages.faces.crop import crop_face
 from pipeline.stages.faces.detect import Face, FaceDetector
-from pipeline.stages.faces.settings import FaceSettings
+from pipeline.spec import FaceCrop
 
 
-def detections_to_rows(detections: list[list[Face]], seconds: list[float], settings: FaceSettings,
+def detections_to_rows(detections: list[list[Face]], seconds: list[float], settings: FaceCrop,
                        keys: list[str] | None = None, video_id: str | None = None) -> list[dict]:
     """Rows (no crops) from per-frame detections: track ids, gap boxes (score None), face 0 = largest.
 
@@ -38,7 +38,7 @@ def detections_to_rows(detections: list[list[Face]], seconds: list[float], setti
     return rows
 
 
-def add_crops(rows: list[dict], images: list[np.ndarray | None], settings: FaceSettings) -> list[dict]:
+def add_crops(rows: list[dict], images: list[np.ndarray | None], settings: FaceCrop) -> list[dict]:
     for r in rows:
         r["crop"] = crop_face(images[r["frame"]], (r["x0"], r["y0"], r["x1"], r["y1"]), settings.margin,
                               settings.face_size)
@@ -46,7 +46,7 @@ def add_crops(rows: list[dict], images: list[np.ndarray | None], settings: FaceS
 
 
 def faces_of_video(images: list[np.ndarray], seconds: list[float], detector: FaceDetector,
-                   settings: FaceSettings, keys: list[str] | None = None, video_id: str | None = None) -> list[dict]:
+                   settings: FaceCrop, keys: list[str] | None = None, video_id: str | None = None) -> list[dict]:
     """Detect, link tracks, fill gaps and crop the faces of one video's frames (RGB uint8, time order).
 
     Returns faces.parquet rows without split/label/crop_shard (key, video_id and crop_key are None unless `keys`

@@ -10,13 +10,10 @@ import numpy as np
 
 from dfd.errors import UsageProblem
 
-from pipeline.stages.faces.settings import FaceSettings
+from pipeline.spec import FaceCrop
 
 log = logging.getLogger(__name__)
 
-# The cascade runs with lower thresholds than facenet's default [0.6, 0.7, 0.7]: on the dark DFDC clip abofeumbvv
-# the default misses the face in half the frames; the final `min_score` filters what the lower P/R-net let through.
-THRESHOLDS = (0.5, 0.6, 0.6)
 # Frames in which nothing is found are detected once more at this multiple of detect_size (small or dark faces).
 RETRY_SCALE = 2.0
 # Images MTCNN sees at once: bounds its memory (about 60 MB of pyramid per 640 px image) whatever the clip's length,
@@ -66,14 +63,14 @@ def downscale(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
 class FaceDetector:
     """`.detect(images)` -> per image, faces sorted largest first, filtered by min_score/min_size/max_faces."""
 
-    def __init__(self, settings: FaceSettings, device: str = "auto"):
+    def __init__(self, settings: FaceCrop, device: str = "auto"):
         from facenet_pytorch import MTCNN
 
         self.settings = settings
         self.device = resolve_device(device)
         # min_face_size is the smallest face the pyramid searches for, in detect-copy pixels; 20 is facenet's
         # default and the pyramid's cost grows fast below it.
-        self.mtcnn = MTCNN(keep_all=True, thresholds=list(THRESHOLDS), min_face_size=20, post_process=False,
+        self.mtcnn = MTCNN(keep_all=True, thresholds=list(settings.thresholds), min_face_size=20, post_process=False,
                            select_largest=True, device=self.device)
 
     def _raw(self, images: list[np.ndarray], long_side: int) -> list[list[Face]]:

@@ -20,6 +20,7 @@ from dfd.files import parquet_writer, write_parquet, write_text
 
 from pipeline.core.manifest import Stage
 from pipeline.dataset import DATASET_JSON, has_table, read_arrow, read_dataset_json
+from pipeline.spec import FaceCrop
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,13 @@ def run_settings(manifests: Path) -> dict | None:
         return None
 
 
+def same_settings(a: dict | None, b: dict | None) -> bool:
+    """Two run settings mean the same faces, whatever version wrote them (an older one has no spec_version)."""
+    if a is None or b is None:
+        return a is b
+    return FaceCrop.from_dict(a) == FaceCrop.from_dict(b) and a.get("diff_threshold") == b.get("diff_threshold")
+
+
 def consolidate_faces(manifests: Path, frame_shards: list[str], fingerprints: dict[str, str] | None = None) -> dict:
     """Join the fragments of the given frame shards into faces.parquet; return the dataset.json section.
 
@@ -83,7 +91,7 @@ def consolidate_faces(manifests: Path, frame_shards: list[str], fingerprints: di
     done, pending = [], []
     for shard in sorted(frame_shards):
         d = read_done(manifests, shard)
-        ok = (d is not None and d.get("settings") == settings
+        ok = (d is not None and same_settings(d.get("settings"), settings)
               and (fingerprints is None or d.get("fingerprint") == fingerprints.get(shard))
               and (folder / f"{shard[:-4]}.faces.parquet").is_file())
         (done if ok else pending).append((shard, d))

@@ -20,7 +20,7 @@ from pipeline.dataset import has_table, read_arrow, read_dataset_json
 from pipeline.split.hashed import part_of
 from pipeline.stages.faces import detect as detect_mod
 from pipeline.stages.faces import manifest as fm
-from pipeline.stages.faces.settings import FaceSettings
+from pipeline.spec import FaceCrop
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +29,23 @@ FACES = "faces"
 # FF++ pairs in ../shared/data: NeuralTextures faces 0.048-0.13 (10th percentile 0.058), Deepfakes 0.19-0.26; random
 # background patches of the face's size 0.002-0.037 (90th percentile 0.022).
 DIFF_THRESHOLD = 0.04
-JPEG_QUALITY = 90
 
 
 class FacesError(UsageProblem, RuntimeError):
     """The stage cannot run as asked (nothing was written)."""
 
 
-def detect_settings(settings: FaceSettings) -> dict:
+def detect_settings(settings: FaceCrop) -> dict:
     """What decides the detections (the cache is reused only when all of it matches)."""
     return {"detect_size": settings.detect_size, "min_score": settings.min_score, "min_size": settings.min_size,
-            "max_faces": settings.max_faces, "thresholds": list(detect_mod.THRESHOLDS),
+            "max_faces": settings.max_faces, "thresholds": list(settings.thresholds),
             "retry_scale": detect_mod.RETRY_SCALE}
 
 
-def run_settings(settings: FaceSettings) -> dict:
-    return {**settings.asdict(), "diff_threshold": DIFF_THRESHOLD, "jpeg_quality": JPEG_QUALITY}
+def run_settings(settings: FaceCrop) -> dict:
+    """The faces section's settings: the crop spec and the stage's diff threshold."""
+    return {**settings.to_dict(), "diff_threshold": DIFF_THRESHOLD}
+
 
 
 @dataclasses.dataclass
@@ -58,7 +59,7 @@ class Task:
     cache: dict[str, tuple]       # key -> (status, faces json) from earlier detections
 
 
-def settings_with_extras(fs: FaceSettings) -> dict:
+def settings_with_extras(fs: FaceCrop) -> dict:
     return run_settings(fs)
 
 
@@ -71,7 +72,7 @@ def _read_manifest(manifests: Path) -> tuple[pa.Table, dict[str, dict]]:
     return frames, {v["video_id"]: v for v in videos.to_pylist()}
 
 
-def cached_detections(manifests: Path, settings: FaceSettings, keys: set[str]) -> dict[str, tuple]:
+def cached_detections(manifests: Path, settings: FaceCrop, keys: set[str]) -> dict[str, tuple]:
     """Earlier detections of these frame keys made with the same detect settings (whatever shard they were in)."""
     import pyarrow.compute as pc
 
@@ -97,7 +98,7 @@ def cached_detections(manifests: Path, settings: FaceSettings, keys: set[str]) -
 FRAME_COLUMNS = ("key", "video_id", "second", "split", "label", "shard", "offset", "bytes", "width", "height")
 
 
-def plan(shards: Path, manifests: Path, settings: FaceSettings, part: tuple[int, int]) -> dict:
+def plan(shards: Path, manifests: Path, settings: FaceCrop, part: tuple[int, int]) -> dict:
     """Tasks for the frame shards of this part whose faces are not finished (nothing is written).
 
     Frames stay in one Arrow table sorted by shard (a zero-copy slice per shard, turned into rows only when the
@@ -127,7 +128,7 @@ def plan(shards: Path, manifests: Path, settings: FaceSettings, part: tuple[int,
     todo, finished = [], []
     for s in names:
         d = fm.read_done(manifests, s)
-        if (d and d.get("settings") == want and d.get("fingerprint") == fingerprints[s]
+        if (d and fm.same_settings(d.get("settings"), want) and d.get("fingerprint") == fingerprints[s]
                 and (d.get("faces") == 0 or (shards / FACES / s).is_file())  # no faces: no face shard
                 and (fm.faces_dir(manifests) / f"{s[:-4]}.faces.parquet").is_file()):
             finished.append(s)

@@ -15,18 +15,18 @@ from pathlib import Path
 from pipeline.core.pool import process_pool
 from pipeline.stages.faces import manifest as fm
 from pipeline.stages.faces.plan import cached_detections, collect_garbage, make_task, plan, run_settings
-from pipeline.stages.faces.settings import FaceSettings
+from pipeline.spec import FaceCrop
 from pipeline.stages.faces.worker import init_worker, process_shard
 
 log = logging.getLogger(__name__)
 
 
-def start_pool(workers: int, settings: FaceSettings, device: str) -> cf.ProcessPoolExecutor:
+def start_pool(workers: int, settings: FaceCrop, device: str) -> cf.ProcessPoolExecutor:
     return process_pool(workers, fork=device == "cpu", initializer=init_worker,
-                        initargs=(settings.asdict(), device, 1))
+                        initargs=(settings.to_dict(), device, 1))
 
 
-def build(shards: Path, manifests: Path, settings: FaceSettings, device: str = "cpu", workers: int = 1,
+def build(shards: Path, manifests: Path, settings: FaceCrop, device: str = "cpu", workers: int = 1,
           part: tuple[int, int] = (1, 1)) -> dict:
     """Run the stage; returns the summary stats."""
     from tqdm import tqdm
@@ -38,7 +38,7 @@ def build(shards: Path, manifests: Path, settings: FaceSettings, device: str = "
     folder.mkdir(parents=True, exist_ok=True)
     previous = fm.run_settings(manifests)
     want = run_settings(settings)
-    if previous is not None and previous != want:
+    if previous is not None and not fm.same_settings(previous, want):
         log.info("face settings changed (%s): faces are made again, detections reused where the detect "
                  "settings match", {k: v for k, v in want.items() if previous.get(k) != v})
     fm.write_json(folder / "settings.json", want)
@@ -64,10 +64,10 @@ def build(shards: Path, manifests: Path, settings: FaceSettings, device: str = "
             log.error("%s: faces failed, the run goes on (rerun to retry): %s: %s", shard, type(exc).__name__, exc)
 
         if p["todo"] and (workers <= 1 or device == "cuda"):
-            init_worker(settings.asdict(), device, None if device == "cuda" else max(1, workers))
+            init_worker(settings.to_dict(), device, None if device == "cuda" else max(1, workers))
             for shard in p["todo"]:
                 try:
-                    account(process_shard(make_task(p, shard, cache), str(shards), str(manifests), settings.asdict(),
+                    account(process_shard(make_task(p, shard, cache), str(shards), str(manifests), settings.to_dict(),
                                           device))
                 except Exception as exc:  # a missing or truncated frame shard: reported, not fatal
                     failed(shard, exc)
@@ -79,7 +79,7 @@ def build(shards: Path, manifests: Path, settings: FaceSettings, device: str = "
                 while True:
                     while len(running) < 2 * workers and (shard := next(todo, None)) is not None:
                         task = make_task(p, shard, cache)  # built when submitted: the orchestrator stays small
-                        running[pool.submit(process_shard, task, str(shards), str(manifests), settings.asdict(),
+                        running[pool.submit(process_shard, task, str(shards), str(manifests), settings.to_dict(),
                                             device)] = shard
                     if not running:
                         break

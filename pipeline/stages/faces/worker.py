@@ -24,9 +24,9 @@ from pipeline.stages.faces.api import add_crops, detections_to_rows
 from pipeline.stages.faces.crop import decode_jpeg, encode_jpeg
 from pipeline.stages.faces.detect import faces_from_json, faces_to_json
 from pipeline.stages.faces.diff import align, box_diff
-from pipeline.stages.faces.plan import (DIFF_THRESHOLD, FACES, JPEG_QUALITY, Task, detect_settings,
+from pipeline.stages.faces.plan import (DIFF_THRESHOLD, FACES, Task, detect_settings,
                                         settings_with_extras)
-from pipeline.stages.faces.settings import FaceSettings
+from pipeline.spec import FaceCrop
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def init_worker(settings: dict, device: str, threads: int | None) -> None:
         torch.set_num_threads(threads)
     from pipeline.stages.faces.detect import FaceDetector
 
-    _DETECTOR = FaceDetector(FaceSettings.from_dict(settings), device)
+    _DETECTOR = FaceDetector(FaceCrop.from_dict(settings), device)
 
 
 def _original_image(reader: MemberReader, shard: str, offset: int) -> np.ndarray:
@@ -172,7 +172,7 @@ def _detect(pending: list, out: _Output) -> None:
     pending.clear()
 
 
-def _video_faces(task: Task, v: _Video, fs: FaceSettings, reader: MemberReader, out: _Output) -> None:
+def _video_faces(task: Task, v: _Video, fs: FaceCrop, reader: MemberReader, out: _Output) -> None:
     """Pass 2, one video: detections -> tracked rows; then frame by frame (decoded again, released when done) the
     crops and the comparison with the original, written to the face shard as members."""
     frames = v.frames
@@ -194,15 +194,15 @@ def _video_faces(task: Task, v: _Video, fs: FaceSettings, reader: MemberReader, 
         _diff_rows(group, images, frames, v.vid, label, task.originals, reader)
         del images
         for r in group:
-            _write_face(task, r, label, out)
+            _write_face(task, r, label, out, fs.jpeg_quality)
 
 
-def _write_face(task: Task, r: dict, label: str, out: _Output) -> None:
+def _write_face(task: Task, r: dict, label: str, out: _Output, quality: int) -> None:
     crop = r.pop("crop")
     r.pop("frame")
     r.update(split=task.split, label=label, crop_shard=f"{FACES}/{task.shard}")
     row = {k: r.get(k) for k in fm.FACES_SCHEMA.names}
-    out.write(member(f"{r['crop_key']}.jpg", encode_jpeg(crop, JPEG_QUALITY))
+    out.write(member(f"{r['crop_key']}.jpg", encode_jpeg(crop, quality))
               + member(f"{r['crop_key']}.json", json.dumps(row).encode()))
     out.face_rows.append(row)
     out.stats["faces"] += 1
@@ -210,7 +210,7 @@ def _write_face(task: Task, r: dict, label: str, out: _Output) -> None:
     out.stats["manipulated" if m else "not_manipulated" if m is False else "manipulated_unknown"] += 1
 
 
-def _write_shard(task: Task, shards: Path, fs: FaceSettings, device: str) -> _Output:
+def _write_shard(task: Task, shards: Path, fs: FaceCrop, device: str) -> _Output:
     """The face shard of one frame shard, written under its temporary name and fsynced, not yet in place (the frame
     shard is opened first: a missing one fails the task before anything is written)."""
     chunk = CHUNK_GPU if device == "cuda" else CHUNK_CPU
@@ -229,7 +229,7 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
     """Worker: one frame shard -> detections cache, face shard, fragment, done marker (in that order)."""
     cpu0 = time.process_time()
     shards_p, manifests_p = Path(shards), Path(manifests)
-    fs = FaceSettings.from_dict(settings)
+    fs = FaceCrop.from_dict(settings)
     stem = task.shard[:-4]
     folder = fm.faces_dir(manifests_p)
     folder.mkdir(parents=True, exist_ok=True)

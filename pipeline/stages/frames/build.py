@@ -17,7 +17,8 @@ from dfd.errors import UsageProblem
 from pipeline.core import manifest
 from pipeline.core.journal import recover
 from pipeline.core.pool import process_pool
-from pipeline.config import PART_SETTINGS_BEFORE, PipelineConfig
+from pipeline.config import PipelineConfig
+from pipeline.spec import migrate
 from pipeline.sources.discover import discover, identities
 from pipeline.sources.video import Video
 from pipeline.ffmpeg.locate import ffmpeg_version, find_ffmpeg
@@ -68,7 +69,7 @@ def _check_previous(config: PipelineConfig, videos: list[Video]) -> None:
             raise PlanError(f"{config.manifests} was split before videos were grouped by every person they involve "
                             "(a FaceForensics++ fake by its target only): regroup it once with `python -m "
                             "pipeline.resplit` (same --seed and --val-fraction), then rerun")
-        previous = {**PART_SETTINGS_BEFORE, **previous, "grouping": previous.get("grouping") or config.grouping}
+        previous = {**migrate("part", previous, name), "grouping": previous.get("grouping") or config.grouping}
         for key, value in config.frame_settings().items():
             if previous.get(key) != value:
                 raise PlanError(f"{config.manifests} holds frames made with {key}={previous.get(key)} "

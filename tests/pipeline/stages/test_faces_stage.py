@@ -20,7 +20,8 @@ import pytest
 from helpers.clips import make_dfdc_tree
 from helpers.commands import pipeline_argv, run_module
 from helpers.paths import REPO, SHARED_DATA
-from pipeline.stages.faces import FaceDetector, FaceSettings, faces_of_video
+from pipeline.spec import FaceCrop
+from pipeline.stages.faces import FaceDetector, faces_of_video
 from pipeline.stages.faces.crop import decode_jpeg
 from pipeline.dataset import read_member
 
@@ -72,7 +73,7 @@ def test_grace_hopper_and_min_size():
 
     path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    settings = FaceSettings(detect_size=320, face_size=64)
+    settings = FaceCrop(detect_size=320, face_size=64)
     detector = FaceDetector(settings, "cpu")
     (faces,) = detector.detect([img])
     assert len(faces) == 1 and faces[0].score > 0.99
@@ -81,7 +82,7 @@ def test_grace_hopper_and_min_size():
     assert faces[0].landmarks.shape == (5, 2)
     rows = faces_of_video([img], [0.0], detector, settings)
     assert len(rows) == 1 and rows[0]["crop"].shape == (64, 64, 3) and rows[0]["face"] == 0
-    big = FaceDetector(FaceSettings(detect_size=320, min_size=300), "cpu")
+    big = FaceDetector(FaceCrop(detect_size=320, min_size=300), "cpu")
     assert big.detect([img]) == [[]]
 
 
@@ -335,7 +336,7 @@ def test_real_frames_api_reads_by_offset(tmp_path):
     for f in frames:
         with open(tmp_path / "shards" / f["shard"], "rb") as fh:
             images.append(decode_jpeg(read_member(fh, f["offset"])[1]))
-    settings = FaceSettings(detect_size=480, min_size=20, face_size=96)
+    settings = FaceCrop(detect_size=480, min_size=20, face_size=96)
     rows = faces_of_video(images, [f["second"] for f in frames], FaceDetector(settings, "cpu"), settings)
     assert {r["frame"] for r in rows} == set(range(len(frames)))
     assert all(r["crop"].shape == (96, 96, 3) for r in rows)
@@ -349,13 +350,13 @@ def test_batched_gpu_path_on_cpu_matches(ffpp, tmp_path):
     from pipeline.stages.faces import plan as stage_plan, worker
 
     out = copy_frames(ffpp / "frames", tmp_path / "batched")
-    settings = FaceSettings()
-    worker.init_worker(settings.asdict(), "cpu", 1)
+    settings = FaceCrop()
+    worker.init_worker(settings.to_dict(), "cpu", 1)
     p = stage_plan.plan(out / "shards", out / "manifests", settings, (1, 1))
     assert p["todo"] == p["all_shards"]
     for shard in p["todo"]:
         done = worker.process_shard(stage_plan.make_task(p, shard, {}), str(out / "shards"), str(out / "manifests"),
-                                    settings.asdict(), device="cuda")
+                                    settings.to_dict(), device="cuda")
         assert done["detected"] == done["frames"]
     ref = faces_table(ffpp / "ref")
     for shard in p["todo"]:

@@ -4,23 +4,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.stages.faces import FaceSettings, crop_face
+from pipeline.spec import FaceCrop, SpecError
+from pipeline.stages.faces import crop_face
 from pipeline.stages.faces.api import detections_to_rows
 from pipeline.stages.faces.crop import crop_window, decode_jpeg, encode_jpeg
 from pipeline.stages.faces.detect import Face
 from pipeline.stages.faces.diff import align, box_diff
-from pipeline.stages.faces.settings import FaceSettingsError
 from pipeline.stages.faces.track import gaps, iou, link
 
 
 def test_settings_round_trip_and_validation():
-    s = FaceSettings(detect_size=512, min_score=0.8, min_size=20, margin=0.25, face_size=224, max_faces=2)
-    assert FaceSettings.from_dict(s.asdict()) == s
-    assert FaceSettings.from_dict({**s.asdict(), "from_the_future": 1}) == s
-    with pytest.raises(FaceSettingsError):
-        FaceSettings(min_score=1.5)
-    with pytest.raises(FaceSettingsError):
-        FaceSettings(detect_size=10)
+    s = FaceCrop(detect_size=512, min_score=0.8, min_size=20, margin=0.25, face_size=224, max_faces=2)
+    assert FaceCrop.from_dict(s.to_dict()) == s
+    assert FaceCrop.from_dict({**s.to_dict(), "from_the_future": 1}) == s
+    with pytest.raises(SpecError):
+        FaceCrop(min_score=1.5)
+    with pytest.raises(SpecError):
+        FaceCrop(detect_size=10)
 
 
 def _marked(h=200, w=300):
@@ -96,7 +96,7 @@ def test_gaps_filled_inside_tracks_only():
 def test_rows_from_detections_order_and_interpolated_score():
     small, big = Face((0, 0, 10, 10), 0.9, np.zeros((5, 2))), Face((100, 100, 150, 150), 0.99, np.ones((5, 2)))
     dets = [[small, big], [Face((101, 101, 151, 151), 0.98, None)], [small, Face((102, 102, 152, 152), 0.97, None)]]
-    rows = detections_to_rows(dets, [0.0, 1.0, 2.0], FaceSettings(), ["v_0000", "v_0001", "v_0002"], "v")
+    rows = detections_to_rows(dets, [0.0, 1.0, 2.0], FaceCrop(), ["v_0000", "v_0001", "v_0002"], "v")
     first = [r for r in rows if r["frame"] == 0]
     assert [r["face"] for r in first] == [0, 1] and first[0]["x1"] == 150  # face 0 is the largest
     assert first[0]["landmarks"] == [1.0] * 10 and first[0]["crop_key"] == "v_0000_0"
@@ -164,7 +164,7 @@ def test_detect_runs_in_bounded_batches_with_the_same_faces(monkeypatch):
     path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     images = [img, img[:, ::-1].copy(), np.roll(img, 40, axis=1), img[20:, 10:].copy(), np.zeros_like(img)]
-    detector = FaceDetector(FaceSettings(detect_size=320, face_size=64), "cpu")
+    detector = FaceDetector(FaceCrop(detect_size=320, face_size=64), "cpu")
     whole = detector.detect(images)
     sizes = []
     raw = detector.mtcnn.detect
