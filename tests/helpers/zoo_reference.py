@@ -213,9 +213,20 @@ def clip_vit_l14(seed: int = 0):
                               hidden_act="quick_gelu", layer_norm_eps=1e-5)
     model = CLIPVisionModel(config)
     with torch.no_grad():  # CLIP's init leaves the embeddings small; larger ones make the check sharper
-        model.vision_model.embeddings.class_embedding.normal_(0, 0.5)
-        model.vision_model.embeddings.position_embedding.weight.normal_(0, 0.1)
+        _tower(model).embeddings.class_embedding.normal_(0, 0.5)
+        _tower(model).embeddings.position_embedding.weight.normal_(0, 0.1)
     return randomise_norms(model, seed)
+
+
+def _tower(model):
+    """The vision transformer itself (transformers 4 nests it as .vision_model; 5 does not)."""
+    return getattr(model, "vision_model", model)
+
+
+def tower_state(model) -> dict:
+    """The vision transformer's state dict in the names the authors' checkpoints use (embeddings..., encoder...,
+    pre_layrnorm, post_layernorm), whatever transformers' version nests."""
+    return _tower(model).state_dict()
 
 
 class SVDResidual(nn.Module):
@@ -240,7 +251,7 @@ class SVDResidual(nn.Module):
 def with_svd_residuals(model, seed: int = 1):
     """Every self-attention linear of a CLIPVisionModel replaced by an SVDResidual (same effective weight)."""
     g = torch.Generator().manual_seed(seed)
-    for layer in model.vision_model.encoder.layers:
+    for layer in _tower(model).encoder.layers:
         for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
             setattr(layer.self_attn, name, SVDResidual(getattr(layer.self_attn, name), g))
     return model

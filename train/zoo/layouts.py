@@ -26,7 +26,8 @@ class LayoutError(ToolkitError, ValueError):
 
 
 def _few(keys) -> str:
-    keys = sorted(keys)
+    """The first keys (a list: in the file's order; a set: sorted), and how many more."""
+    keys = keys if isinstance(keys, list) else sorted(keys)
     more = f" and {len(keys) - MAX_LISTED} more" if len(keys) > MAX_LISTED else ""
     return ", ".join(keys[:MAX_LISTED]) + more
 
@@ -68,7 +69,7 @@ def unwrap(path: Path, data: dict, layout: Layout) -> dict[str, torch.Tensor]:
     state = {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
     if not state:
         wrappers = " or ".join(repr(w) for w in layout.wrappers) or "none"
-        raise LayoutError(f"{path}: no weights found (top-level keys {_few(map(str, data))}; expected "
+        raise LayoutError(f"{path}: no weights found (top-level keys {_few(set(map(str, data)))}; expected "
                           f"{layout.description}, wrapper key {wrappers})")
     for prefix in layout.strip:
         state = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
@@ -164,8 +165,8 @@ def svd_merge(state: dict) -> dict:
         weight = out.pop(key)
         if all(p in out for p in parts):
             u, s, v = (out.pop(p) for p in parts)
-            weight = weight + (u.double() * s.double()) @ v.double()
-        out[stem + "weight"] = weight.to(state[key].dtype)
+            weight = weight + u @ torch.diag(s) @ v  # the authors' forward's own arithmetic, in the file's dtype
+        out[stem + "weight"] = weight
     return out
 
 

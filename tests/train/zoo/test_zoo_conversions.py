@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from helpers.zoo_reference import (DFBEfficientNetB4Reference, DFBXceptionReference, SBIReference, WinnerReference,
-                                   clip_vit_l14, p_fake_package, prepare, run_zoo, sharpen, with_svd_residuals)
+                                   clip_vit_l14, p_fake_package, prepare, run_zoo, sharpen, tower_state,
+                                   with_svd_residuals)
 from train.zoo import load_zoo_package
+from train.zoo.entries import entry
 
 TOLERANCE = 1e-4
 
@@ -25,10 +27,21 @@ def _few_threads():
 
 
 def _import(name, files, out):
+    """The real command line; its output and the card state the licence (non-commercial ones prominently)."""
     proc = run_zoo("import", name, *files, "--out", out)
     assert proc.returncode == 0, proc.stderr
-    assert "licence:" in proc.stdout
-    return load_zoo_package(out)
+    e = entry(name)
+    licence = next(line for line in proc.stdout.splitlines() if line.startswith("licence:"))
+    card = (out / "README.md").read_text()
+    assert ("NON-COMMERCIAL" in licence) == e.licence.non_commercial
+    assert ("**NON-COMMERCIAL USE ONLY.**" in card.split("## Licence")[0]) == e.licence.non_commercial
+    assert e.licence.weights in card and e.code in card and all(f.test_set in card for f in e.figures)
+    model, config = load_zoo_package(out)
+    assert config["zoo"]["name"] == name and config["zoo"]["licence"]["non_commercial"] == e.licence.non_commercial
+    assert config["zoo"]["preprocessing"]["frames_per_video"] == e.preprocessing.frames_per_video
+    assert [i["file"] for i in config["imported"]] == [f.name for f in files]
+    assert config["classes"] == ["real", "fake"] and config["input"]["size"] == list(e.input.size)
+    return model, config
 
 
 def _compare(name, reference_p, model, x) -> float:
@@ -110,7 +123,7 @@ def test_gend(tmp_path):
     with torch.no_grad():
         features = torch.nn.functional.normalize(ref(pixel_values=x).pooler_output, dim=1)
     sharpen(head, features)
-    state = {f"feature_extractor.{k}": v for k, v in ref.state_dict().items()}
+    state = {f"feature_extractor.vision_model.{k}": v for k, v in tower_state(ref).items()}
     state["feature_extractor.visual_projection.weight"] = torch.randn(768, 1024)
     state.update({f"model.linear.{k}": v for k, v in head.state_dict().items()})
     safetensors.torch.save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
@@ -131,7 +144,7 @@ def test_effort(tmp_path):
     with torch.no_grad():
         features = ref(pixel_values=x).pooler_output
     sharpen(head, features)
-    state = {f"backbone.{k[len('vision_model.'):]}": v for k, v in ref.state_dict().items()}
+    state = {f"backbone.{k}": v for k, v in tower_state(ref).items()}
     state.update({f"head.{k}": v for k, v in head.state_dict().items()})
     torch.save(state, tmp_path / "effort.pth")
     with torch.no_grad():
