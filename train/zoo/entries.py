@@ -17,6 +17,8 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 HOSTS = ("github", "huggingface", "gdrive")       # how a file is fetched (gdrive: by hand)
 BOXES = ("per_side", "aligned")                     # detector box grown by `margin` per side | 5-point similarity
 RESIZES = ("isotropic_pad", "stretch", "aligned")   # long side to size + centred zero pad | to size x size | warp
+FACE_RULES = ("each", "max", "largest")             # every face is a sample | max over a frame's | largest only
+VIDEO_RULES = ("mean", "confident")                 # mean of the samples | the DFDC winner's confident strategy
 CONVERTERS = ("efficientnet_pytorch", "hf_clip", "svd_merge")
 
 
@@ -34,7 +36,8 @@ class WeightFile:
     repo: str = ""            # the Hugging Face repository (host huggingface)
 
     def __post_init__(self) -> None:
-        assert self.host in HOSTS, self.host
+        if self.host not in HOSTS:
+            raise ValueError(f"host is {self.host!r}, not one of {', '.join(HOSTS)}")
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,20 @@ class Preprocessing:
     video_score: str
     no_face_score: float | None
     note: str = ""
+    face_rule: str = "largest"            # FACE_RULES: how a frame's faces become samples
+    video_rule: str = "mean"              # VIDEO_RULES: how samples become the video's score (per member)
+    video_params: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        assert self.box in BOXES and self.resize in RESIZES, (self.box, self.resize)
+        for name, value, allowed in (("box", self.box, BOXES), ("resize", self.resize, RESIZES),
+                                     ("face_rule", self.face_rule, FACE_RULES),
+                                     ("video_rule", self.video_rule, VIDEO_RULES)):
+            if value not in allowed:
+                raise ValueError(f"preprocessing.{name} is {value!r}, not one of {', '.join(allowed)}")
+
+    @property
+    def alignment(self) -> str:
+        return "five_point" if self.box == "aligned" else "none"
 
     def summary(self) -> str:
         box = (f"box + {self.margin:.3g} per side" if self.box == "per_side"
@@ -92,7 +106,8 @@ class Layout:
     convert: tuple[str, ...] = ()      # CONVERTERS applied to the body, in order
 
     def __post_init__(self) -> None:
-        assert set(self.convert) <= set(CONVERTERS), self.convert
+        if not set(self.convert) <= set(CONVERTERS):
+            raise ValueError(f"convert is {self.convert!r}, not made of {', '.join(CONVERTERS)}")
 
 
 @dataclass(frozen=True)
@@ -165,7 +180,12 @@ DFDC_WINNER = Entry(
     preprocessing=Preprocessing(
         32, "mtcnn", "facenet-pytorch MTCNN on the half-size frame, thresholds 0.7/0.8/0.8", "per_side", 1 / 3,
         "isotropic_pad", 380, "sigmoid of one logit per face", "confident strategy per model, then the mean of "
-        "the seven models", 0.5, "INTER_AREA to shrink, INTER_CUBIC to grow"),
+        "the seven models", 0.5, "box grown by h // 3 and w // 3 per side, clipped to the frame; INTER_AREA to "
+        "shrink, INTER_CUBIC to grow; every face of every frame is a sample; in the confident strategy, "
+        "sz // 2.5 is floor division",
+        face_rule="each", video_rule="confident",
+        video_params=(("fake_above", 0.8), ("min_fakes", 11), ("fake_share_divisor", 2.5), ("real_below", 0.2),
+                      ("real_share", 0.9))),
     input=ModelInput(size=(380, 380), interpolation="area", mean=IMAGENET_MEAN, std=IMAGENET_STD),
     layout=Layout("the winner's DeepFakeClassifier checkpoint (dict 'state_dict', DataParallel 'module.' keys)",
                   wrappers=("state_dict",), strip=("module.",), drop=(r"^encoder\.classifier\.",),
@@ -193,7 +213,7 @@ def _sbi(variant: str, file_id: str, figures: tuple[float, ...]) -> Entry:
         preprocessing=Preprocessing(
             32, "retinaface", "RetinaFace (ResNet-50), every face of the frame", "per_side", 1 / 8, "stretch", 380,
             "softmax P(fake), max over the frame's faces", "mean over frames", None,
-            "score of a video without faces not recorded"),
+            "score of a video without faces not recorded", face_rule="max"),
         input=ModelInput(size=(380, 380), interpolation="linear", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
         layout=Layout("SBI's checkpoint (dict 'model', Detector's 'net.' keys: efficientnet_pytorch names)",
                       wrappers=("model",), require="net.", head=("_fc.",), convert=("efficientnet_pytorch",)),
@@ -318,6 +338,7 @@ def entry_dict(e: Entry) -> dict:
                           "detector_settings": p.detector_settings, "box": p.box, "margin": p.margin,
                           "resize": p.resize, "face_size": p.face_size, "frame_score": p.frame_score,
                           "video_score": p.video_score, "no_face_score": p.no_face_score, "note": p.note,
-                          "summary": p.summary()},
+                          "alignment": p.alignment, "face_rule": p.face_rule, "video_rule": p.video_rule,
+                          "video_params": dict(p.video_params), "summary": p.summary()},
         "layout": e.layout.description, "notes": list(e.notes),
     }

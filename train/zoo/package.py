@@ -86,6 +86,7 @@ def card(config: dict) -> str:
     figures = ("| test set | metric | value | protocol | source |\n|---|---|---|---|---|\n" + "\n".join(rows)
                if rows else z["reported_note"] or "none recorded")
     p = z["preprocessing"]
+    no_face = p["no_face_score"]
     files = "\n".join(f"- `{f['file']}` sha256 `{f['sha256']}`" for f in config["imported"])
     return (f"# {z['name']}: {z['title']}\n\n{warn}"
             f"## Licence\n\n- code: {lic['code']}\n- weights: {lic['weights']}\n\n"
@@ -94,10 +95,10 @@ def card(config: dict) -> str:
             f"Imported exactly (`dfd zoo import`) from:\n{files}\n\n"
             f"## Figures the authors report\n\n{figures}\n\n"
             f"## Preprocessing (the authors')\n\n{p['summary']}.\n\n- detector: {p['detector_settings']} "
-            f"(this toolkit detects faces with MTCNN and follows the authors' crop rule)\n"
+            f"(this toolkit's detector is MTCNN; the crop rule recorded here is the authors')\n"
             f"- input: {config['image_size'][0]}x{config['image_size'][1]}, mean {config['normalization']['mean']}, "
             f"std {config['normalization']['std']} of RGB / {config['normalization']['scale']:g}\n"
-            f"- score of a video without faces: {p['no_face_score'] if p['no_face_score'] is not None else 'not recorded'}\n"
+            f"- score of a video without faces: {'not recorded' if no_face is None else no_face}\n"
             + (f"- {p['note']}\n" if p["note"] else "")
             + "".join(f"- {n}\n" for n in z["notes"])
             + f"\n## Architecture\n\n{config['architecture']['reference']}; runs as timm "
