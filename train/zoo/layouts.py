@@ -173,9 +173,14 @@ def svd_merge(state: dict) -> dict:
 def convert(path: Path, data: dict, layout: Layout, stages: list[int]) -> dict:
     """The file's dict -> our ZooNet state dict ("net." + timm names, "head.")."""
     head, body = split(path, unwrap(path, data, layout), layout)
+    steps = {"efficientnet_pytorch": lambda s: efficientnet_pytorch(s, stages), "hf_clip": hf_clip,
+             "svd_merge": svd_merge}
     for step in layout.convert:
-        body = {"efficientnet_pytorch": lambda s: efficientnet_pytorch(s, stages), "hf_clip": hf_clip,
-                "svd_merge": svd_merge}[step](body)
+        try:
+            body = steps[step](body)
+        except (RuntimeError, ValueError, IndexError) as err:  # tensors that cannot be joined: not this layout
+            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else err.__class__.__name__
+            raise LayoutError(f"{path}: cannot convert ({step}): {first}: not {layout.description}") from None
     return {**{"net." + k: v for k, v in body.items()}, **{"head." + k: v for k, v in head.items()}}
 
 

@@ -110,3 +110,14 @@ def test_usage_mistakes_exit_2(tmp_path, sbi_file):
     proc = run_zoo("import", "sbi-c23", sbi_file, "--out", tmp_path / "file")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert not (tmp_path / "pkg").exists()
+
+
+def test_tensors_that_cannot_be_joined_are_refused(tmp_path):
+    """q, k and v of different widths (not a CLIP layer): a one-line refusal, not a traceback."""
+    path = tmp_path / "effort.pth"
+    torch.save({"backbone.encoder.layers.0.self_attn.q_proj.weight": torch.zeros(4, 4),
+                "backbone.encoder.layers.0.self_attn.k_proj.weight": torch.zeros(4, 3),
+                "backbone.encoder.layers.0.self_attn.v_proj.weight": torch.zeros(4, 4),
+                "head.weight": torch.zeros(2, 1024), "head.bias": torch.zeros(2)}, path)
+    _refused(run_zoo("import", "effort-clip-l14", path, "--out", tmp_path / "pkg"), str(path), "cannot convert")
+    assert not (tmp_path / "pkg").exists()
