@@ -20,6 +20,12 @@ RESIZES = ("isotropic_pad", "stretch", "aligned")   # long side to size + centre
 FACE_RULES = ("each", "max", "largest")             # every face is a sample | max over a frame's | largest only
 VIDEO_RULES = ("mean", "confident")                 # mean of the samples | the DFDC winner's confident strategy
 CONVERTERS = ("efficientnet_pytorch", "hf_clip", "svd_merge")
+# metric -> (level, measure): what a published figure is, for the benchmark's published-vs-measured table
+METRICS = {"video AUC": ("video", "auc"), "frame AUC": ("frame", "auc"), "log loss": ("video", "log_loss")}
+# test sets by name: the protocol's test split of each dataset
+DATASETS = {"Celeb-DF-v2": "celebdf-v2-test", "DFD": "ffpp-dfd", "DFDC": "dfdc-test",
+            "DFDC-preview": "dfdc-preview-test", "FFIW": "ffiw-test", "FF++ c23": "ffpp-c23-test",
+            "DFDC private": "dfdc-private-test"}
 
 
 class ZooError(UsageProblem):
@@ -50,6 +56,12 @@ class Figure:
     protocol: str
     source: str
     verified: bool = False    # True: read from `source` while writing this entry
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"metric is {self.metric!r}, not one of {', '.join(METRICS)}")
+        if self.test_set not in DATASETS:
+            raise ValueError(f"test_set is {self.test_set!r}, not one of {', '.join(DATASETS)}")
 
 
 @dataclass(frozen=True)
@@ -175,8 +187,8 @@ DFDC_WINNER = Entry(
     code="https://github.com/selimsef/dfdc_deepfake_challenge",
     files=WINNER_FILES,
     licence=Licence("MIT", "MIT (released with the repository; trained on DFDC data, whose terms apply)", False),
-    figures=(Figure("DFDC private test set (Kaggle, 4,000 videos)", "log loss", 0.42798,
-                    "video score: confident strategy per model, mean of seven", "Kaggle private leaderboard"),),
+    figures=(Figure("DFDC private", "log loss", 0.42798, "Kaggle's private test set (4,000 videos); video score: "
+                    "confident strategy per model, mean of seven", "Kaggle private leaderboard"),),
     preprocessing=Preprocessing(
         32, "mtcnn", "facenet-pytorch MTCNN on the half-size frame, thresholds 0.7/0.8/0.8", "per_side", 1 / 3,
         "isotropic_pad", 380, "sigmoid of one logit per face", "confident strategy per model, then the mean of "
@@ -331,8 +343,9 @@ def entry_dict(e: Entry) -> dict:
                   for f in e.files],
         "licence": {"code": e.licence.code, "weights": e.licence.weights,
                     "non_commercial": e.licence.non_commercial},
-        "reported": [{"test_set": f.test_set, "metric": f.metric, "value": f.value, "protocol": f.protocol,
-                      "source": f.source, "verified": f.verified} for f in e.figures],
+        "reported": [{"test_set": f.test_set, "dataset": DATASETS[f.test_set], "metric": f.metric,
+                      "level": METRICS[f.metric][0], "measure": METRICS[f.metric][1], "value": f.value,
+                      "protocol": f.protocol, "source": f.source, "verified": f.verified} for f in e.figures],
         "reported_note": e.figures_note,
         "preprocessing": {"frames_per_video": p.frames_per_video, "detector": p.detector,
                           "detector_settings": p.detector_settings, "box": p.box, "margin": p.margin,
