@@ -44,8 +44,9 @@ def calibrate(model: nn.Module, x: torch.Tensor) -> nn.Module:
 
 
 def sharpen(head: nn.Linear, features: torch.Tensor) -> None:
-    """A random head whose log-odds of fake spread over about 2 on these features, centred on 0: P(fake) then
-    varies with the input without saturating (a default-initialised head on random features barely moves)."""
+    """A random head whose log-odds of fake spread over about 2 on these features, centred on 0 and rising from the
+    first input to the last: P(fake) then varies with the input without saturating (a default-initialised head on
+    random features barely moves), and the members of an ensemble do not cancel each other out."""
     with torch.no_grad():
         w = torch.randn_like(head.weight)
 
@@ -54,7 +55,7 @@ def sharpen(head: nn.Linear, features: torch.Tensor) -> None:
             return z[:, -1] - (z[:, 0] if z.shape[1] == 2 else 0)
 
         d = log_odds(w)
-        w *= 2 / (d.max() - d.min()).clamp_min(1e-6)
+        w *= 2 / (d.max() - d.min()).clamp_min(1e-6) * (1 if d[-1] >= d[0] else -1)  # rising: members agree
         head.weight.copy_(w)
         head.bias.zero_()
         head.bias[-1] = -log_odds(w).mean()
