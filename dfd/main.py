@@ -24,6 +24,7 @@ COMMANDS = {
     "compare": ("train.compare", "One page comparing runs: metrics, losses, ROC curves."),
     "export": ("train.export", "Package a checkpoint: safetensors weights, config.json, a model card."),
     "check": ("train.check", "One verdict per video, with a page that shows why."),
+    "zoo": ("train.zoo_command", "Published detectors: list, fetch and import them into model packages."),
 }
 
 

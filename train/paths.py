@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"  # a model package (train.score.package)
+FORMAT, FORMAT_VERSION = "dfd-model-package", 1  # its config.json "format", "format_version"
 HUB_PREFIX = "hf://"
 NAMES = ("best", "last")  # a run folder's checkpoints/NAME.pt, in the order a run folder is resolved
 ZOO_PREFIX = "zoo:"

@@ -21,13 +21,11 @@ from torch import nn
 
 from dfd.files import write_bytes, write_text
 from train.config import RecipeError, TrainConfig
-from train.paths import CARD, CONFIG, WEIGHTS, PackageError
+from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS, PackageError
 from train.model import IMAGENET_MEAN, IMAGENET_STD, build_model, is_torchvision
 
 log = logging.getLogger(__name__)
 
-FORMAT = "dfd-model-package"
-FORMAT_VERSION = 1
 CLASSES = ("real", "fake")  # the model's output order: index 1 is P(fake), label 1 is fake (pipeline.dataset)
 # the top-level fields that must agree with the training config (a hand edit of one but not the other is refused)
 CHECKED = ("architecture", "input", "image_size", "aggregate")
