@@ -5,7 +5,7 @@
     layouts.py    a published file (read with safetensors or torch.load(weights_only=True)) -> our state dict
     arch.py       the runtime networks, built from timm alone (no reference library needed to load a package)
     fetch.py      downloads (GitHub releases, the Hugging Face Hub) into a cache; the others say where to get them
-    package.py    import: writes model.safetensors + config.json + README.md; load_zoo_package reads one back
+    importer.py   import: writes model.safetensors + config.json + README.md; load_zoo_package reads one back
 
 The command is train.zoo_command (`dfd zoo list | fetch | import`).
 """
@@ -17,6 +17,6 @@ __all__ = ["load_zoo_package"]
 def __getattr__(name: str):
     """`from train.zoo import load_zoo_package` without importing torch for `dfd zoo list`."""
     if name == "load_zoo_package":
-        from train.zoo.package import load_zoo_package
+        from train.zoo.importer import load_zoo_package
         return load_zoo_package
     raise AttributeError(f"module 'train.zoo' has no attribute {name!r}")

@@ -12,7 +12,7 @@ import train.score.package as house
 from pipeline.spec import ModelInput
 from train.zoo import arch as zoo_arch
 from train.zoo import fetch as zoo_fetch
-from train.zoo import package as zoo_package
+from train.zoo import importer as zoo_package
 from train.zoo.entries import ENTRIES, entry
 from train.zoo_command import main
 
