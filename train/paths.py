@@ -145,7 +145,7 @@ def _zoo_package(name: str) -> Path:
     folder = zoo_folder(name)
     if not is_package(folder):
         raise CheckpointError(f"zoo:{name}: no imported package at {folder}; run `dfd zoo fetch {name}` and "
-                              f"`dfd zoo import {name} FILE... --out {folder}` first (`dfd zoo list` names them)")
+                              f"`dfd zoo import {name} FILE...` first (`dfd zoo list` names them)")
     return folder
 
 def is_package(path: str | Path) -> bool:

@@ -66,21 +66,26 @@ def fetch(name: str, cache: Path | None, verbose: bool) -> None:
 @main.command("import", context_settings=CONTEXT)
 @click.argument("name")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The package folder to write (made if missing; its three files are replaced).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="The package folder to write (made if missing; its three files are replaced) [default: "
+                   "$DFD_ZOO_CACHE or ~/.cache/dfd/zoo /NAME/package, which zoo:NAME names].")
 @verbose_option
-def import_(name: str, files: tuple[Path, ...], out: Path, verbose: bool) -> None:
+def import_(name: str, files: tuple[Path, ...], out: Path | None, verbose: bool) -> None:
     """Convert NAME's published FILE(s), in the authors' layout, into a model package in --out: model.safetensors,
     config.json (source, licences, reported figures, preprocessing, architecture) and README.md (the model card).
     A file that is not NAME's is refused in one line and nothing is written."""
     setup_logging(verbose)
-    from train.zoo.package import CARD, CONFIG, WEIGHTS, import_entry
+    from train.paths import zoo_folder
+    from train.zoo.importer import CARD, CONFIG, WEIGHTS, import_entry
 
     with reported():
         e = entry(name)
+        out = out or zoo_folder(name)
         config = import_entry(name, list(files), out)
     click.echo(f"{out}: {WEIGHTS}, {CONFIG}, {CARD}; {name} ({config['members']} member(s))")
     click.echo(f"licence: {e.licence.line()}")
+    if out == zoo_folder(name):
+        click.echo(f"use it as --model zoo:{name}")
 
 
 if __name__ == "__main__":

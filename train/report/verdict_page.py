@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -76,7 +77,11 @@ def gradcams(model: torch.nn.Module, crops: list[np.ndarray]) -> list[np.ndarray
         return []
     device = next(model.parameters()).device
     batch = normalize(torch.stack([to_chw(c) for c in crops]).to(device))
-    cams = grad_cam(model, batch, target_class=FAKE_CLASS).cpu().numpy()
+    try:
+        cams = grad_cam(model, batch, target_class=FAKE_CLASS).cpu().numpy()
+    except ValueError as err:  # a network without a spatial feature map (a zoo ViT): the crops without heat
+        logging.getLogger(__name__).warning("no Grad-CAM: %s", str(err).splitlines()[0])
+        return list(crops)
     return [overlay(c, cam) for c, cam in zip(crops, cams)]
 
 

@@ -23,15 +23,13 @@ from dfd.files import write_bytes, write_text
 from train.config import RecipeError, TrainConfig
 from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS, PackageError
 from train.model import IMAGENET_MEAN, IMAGENET_STD, build_model, is_torchvision
+from train.zoo.importer import KIND as ZOO_KIND
 
 log = logging.getLogger(__name__)
 
 CLASSES = ("real", "fake")  # the model's output order: index 1 is P(fake), label 1 is fake (pipeline.dataset)
 # the top-level fields that must agree with the training config (a hand edit of one but not the other is refused)
 CHECKED = ("architecture", "input", "image_size", "aggregate")
-
-
-
 
 
 def package_config(config: TrainConfig, threshold: dict, source: dict) -> dict:
@@ -89,9 +87,24 @@ def _check_agrees(path: Path, data: dict, config: TrainConfig) -> None:
                                "edit neither by hand (export again)")
 
 
-def load_package(folder: str | Path) -> tuple[nn.Sequential, TrainConfig, dict]:
-    """A package folder -> (model in eval mode on the CPU, its TrainConfig, config.json); no unpickling."""
+def kind_of(folder: str | Path) -> str:
+    """A package's kind: "zoo" for a published detector imported by `dfd zoo import`, else "" (the toolkit's own)."""
+    try:
+        data = json.loads((Path(folder) / CONFIG).read_text())
+    except (OSError, ValueError):
+        return ""
+    return data.get("kind", "") if isinstance(data, dict) and isinstance(data.get("kind", ""), str) else ""
+
+
+def load_package(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
+    """A package folder -> (model in eval mode on the CPU, its TrainConfig, config.json); no unpickling. A zoo
+    package (`"kind": "zoo"`) loads by train.zoo: its network behind its own normalisation, described as a faces
+    model (train.zoo.runtime)."""
     folder = Path(folder)
+    if kind_of(folder) == ZOO_KIND:
+        from train.zoo.runtime import load_for_scoring
+
+        return load_for_scoring(folder)
     data = read_config(folder)
     try:
         config = TrainConfig.from_checkpoint(data["training"])
@@ -113,9 +126,8 @@ def load_package(folder: str | Path) -> tuple[nn.Sequential, TrainConfig, dict]:
 
 
 def threshold_of(folder: str | Path) -> dict | None:
-    """The stored decision threshold of a package (None for a package without one)."""
+    """The stored decision threshold of a package (None for a package without one: a zoo package)."""
+    if kind_of(folder) == ZOO_KIND:
+        return None
     threshold = read_config(folder).get("threshold")
     return threshold if isinstance(threshold, dict) and isinstance(threshold.get("value"), (int, float)) else None
-
-
-

@@ -1,0 +1,81 @@
+"""A zoo package works wherever a package works: loaded by the house's package loader behind its own
+normalisation, described as a faces model, and checked end to end (`dfd zoo import` with the default --out, then
+`dfd check --model zoo:NAME` on a real DFDC clip)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from helpers.commands import run_module
+from helpers.zoo_reference import DFBXceptionReference, prepare
+from pipeline.spec import ModelInput
+from train.model import normalize
+from train.paths import resolve
+from train.score.checkpoints import load_model, stored_threshold
+from train.zoo.runtime import OwnInput
+
+CLIP = Path("/work/shared/data/dfdc_sample/dfdc_train_part_0/abqwwspghj.mp4")
+NAME = "deepfakebench-xception"
+
+
+@pytest.fixture(scope="module")
+def zoo_cache(tmp_path_factory) -> Path:
+    """DeepfakeBench's Xception with random weights, in the authors' layout, imported by the real command line
+    without --out: into $DFD_ZOO_CACHE/NAME/package, where zoo:NAME finds it."""
+    root = tmp_path_factory.mktemp("zoo")
+    torch.manual_seed(4)
+    ref = prepare(DFBXceptionReference(), torch.randn(2, 3, 256, 256), 4)
+    ref.save(root / "xception_best.pth")
+    cache = root / "cache"
+    proc = run_module("train.zoo_command", "import", NAME, root / "xception_best.pth",
+                      env={"DFD_ZOO_CACHE": str(cache)})
+    assert f"use it as --model zoo:{NAME}" in proc.stdout
+    assert (cache / NAME / "package" / "model.safetensors").is_file()
+    return cache
+
+
+def test_own_input_is_the_package_normalisation_exactly():
+    """SBI's plain /255, CLIP's mean and std and a BGR model: the ImageNet batch undone and redone."""
+    torch.manual_seed(0)
+    pixels = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8)
+    clip_mean, clip_std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    for spec in (ModelInput(mean=(0, 0, 0), std=(1, 1, 1)), ModelInput(mean=clip_mean, std=clip_std),
+                 ModelInput(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), colour="bgr")):
+        seen = OwnInput(nn.Identity(), spec)(normalize(pixels))
+        order = [2, 1, 0] if spec.colour == "bgr" else [0, 1, 2]
+        mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
+        direct = (pixels[:, order].double() / spec.scale - mean.double()) / std.double()
+        assert (seen.double() - direct).abs().max() < 2e-6, spec
+
+
+def test_package_loader_dispatches_a_zoo_package(zoo_cache, monkeypatch):
+    """load_model on zoo:NAME: the network fed the toolkit's ImageNet batch gives the logits of the network fed
+    its own normalisation; the config is a faces model at the package's input size."""
+    monkeypatch.setenv("DFD_ZOO_CACHE", str(zoo_cache))
+    folder = resolve(f"zoo:{NAME}")
+    model, config = load_model(folder)
+    assert isinstance(model, OwnInput) and stored_threshold(folder) is None
+    assert (config.input, config.image_size, config.aggregate, config.arch) == ("faces", (256, 256), "mean",
+                                                                                "legacy_xception")
+    assert config.faces.detector == "mtcnn" and config.frames.fps == pytest.approx(3.2)
+    torch.manual_seed(1)
+    pixels = torch.randint(0, 256, (2, 3, 256, 256), dtype=torch.uint8)
+    with torch.no_grad():
+        via_toolkit = model(normalize(pixels))
+        direct = model.net((pixels.float() / 255 - 0.5) / 0.5)
+    assert (via_toolkit - direct).abs().max() < 1e-4
+
+
+def test_check_a_real_clip_with_a_zoo_package(zoo_cache, tmp_path):
+    out = tmp_path / "pages"
+    proc = run_module("train.check", CLIP, "--model", f"zoo:{NAME}", "--out", out, "--device", "cpu", "--json",
+                      env={"DFD_ZOO_CACHE": str(zoo_cache)}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row["verdict"] in ("FAKE", "REAL") and 0 <= row["p_fake"] <= 1 and row["items"] > 0
+    page = Path(row["page"])
+    assert page.is_file() and page.parent == out
