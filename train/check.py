@@ -21,6 +21,7 @@ from train.report.verdict_page import write_page
 from train.score.one_video import check_video
 from train.score.checkpoints import load_ensemble
 from train.score.on_batches import Scorer
+from train.score.package import zoo_facts
 from train.score.threshold import decision_threshold, describe
 from train.score.verdict import FAILED, SOUND_THRESHOLD, as_json, line
 from train.score.videos import face_cropper, find_videos, frame_settings, video_names
@@ -107,7 +108,9 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
         log.info("threshold %.4f (%s)", threshold["value"], describe(threshold))
         audio = load_audio(audio_path) if audio_path else None
         shown = settings_of(ensemble, sampled, threshold, audio, audio_path, fuse_rule)
-        described = [{"name": str(p), "arch": c.arch, "input": c.input} for p, c in zip(ensemble.paths, ensemble.configs)]
+        described = [{"name": str(p), "arch": c.arch, "input": c.input, "zoo": zoo_facts(p)}
+                     for p, c in zip(ensemble.paths, ensemble.configs)]
+        zoo = [d["zoo"] for d in described if d["zoo"]]
         failed = 0
         for path, name in zip(paths, video_names(paths, videos)):
             verdict = check_video(path, scorer, settings, ensemble.image_size, cropper, threshold, config.aggregate)
@@ -118,7 +121,8 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
             if verdict.label != FAILED and not no_html:
                 written = write_page(verdict, name, page or page_path(name, out), ensemble.models[0], described, shown)
             if as_json_lines:
-                click.echo(json.dumps({**as_json(verdict, name), "page": str(written) if written else None}))
+                click.echo(json.dumps({**as_json(verdict, name), "page": str(written) if written else None,
+                                       **({"zoo": zoo} if zoo else {})}))
             else:
                 click.echo(line(verdict, name) + (f" -> {written}" if written else ""))
     sys.exit(1 if failed else 0)

@@ -21,7 +21,7 @@ from torch import nn
 
 from dfd.files import write_bytes, write_text
 from train.config import RecipeError, TrainConfig
-from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS, PackageError
+from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS, PackageError, is_package
 from train.model import IMAGENET_MEAN, IMAGENET_STD, build_model, is_torchvision
 from train.zoo.importer import KIND as ZOO_KIND
 
@@ -94,6 +94,17 @@ def kind_of(folder: str | Path) -> str:
     except (OSError, ValueError):
         return ""
     return data.get("kind", "") if isinstance(data, dict) and isinstance(data.get("kind", ""), str) else ""
+
+
+def zoo_facts(folder: str | Path) -> dict | None:
+    """A zoo package's source, licence, preprocessing and detectors for a verdict (train.zoo.runtime.describe_zoo);
+    None for any other checkpoint or package."""
+    if not is_package(folder) or kind_of(folder) != ZOO_KIND:
+        return None
+    from train.zoo.importer import read_zoo_config
+    from train.zoo.runtime import describe_zoo
+
+    return describe_zoo(read_zoo_config(Path(folder)))
 
 
 def load_package(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:

@@ -80,6 +80,24 @@ def zoo_train_config(config: dict, folder: Path) -> TrainConfig:
                        faces=face_crop_of(config))
 
 
+DETECTOR_NAMES = {"retinaface": "RetinaFace", "scrfd": "SCRFD", "dlib": "dlib", "mtcnn": "MTCNN"}
+
+
+def describe_zoo(config: dict) -> dict:
+    """What a verdict says of a zoo package: name, title, source, licence (NON-COMMERCIAL stated where it is), the
+    authors' preprocessing, and which face detector ran here versus theirs."""
+    z = config["zoo"]
+    p, lic = z["preprocessing"], z["licence"]
+    tag = "NON-COMMERCIAL USE ONLY" if lic["non_commercial"] else "no non-commercial clause"
+    theirs = DETECTOR_NAMES.get(p["detector"], p["detector"])
+    return {"name": z["name"], "title": z["title"], "source": z["code"], "paper": z["paper"],
+            "licence": f"{tag}: code {lic['code']}; weights {lic['weights']}",
+            "non_commercial": bool(lic["non_commercial"]), "preprocessing": p["summary"],
+            "detector_used": "MTCNN", "detector_authors": theirs,
+            "detector": f"MTCNN ran here (this toolkit's detector); the authors used {theirs} "
+                        f"({p['detector_settings']})"}
+
+
 def load_for_scoring(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     """A zoo package -> (its network behind OwnInput, in eval mode on the CPU; its TrainConfig; config.json)."""
     folder = Path(folder)

@@ -3,7 +3,9 @@ normalisation, described as a faces model, and checked end to end (`dfd zoo impo
 `dfd check --model zoo:NAME` on a real DFDC clip)."""
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from pipeline.spec import ModelInput
 from train.model import normalize
 from train.paths import resolve
 from train.score.checkpoints import load_model, stored_threshold
+from train.zoo.entries import entry
 from train.zoo.runtime import OwnInput
 
 CLIP = Path("/work/shared/data/dfdc_sample/dfdc_train_part_0/abqwwspghj.mp4")
@@ -79,3 +82,13 @@ def test_check_a_real_clip_with_a_zoo_package(zoo_cache, tmp_path):
     assert row["verdict"] in ("FAKE", "REAL") and 0 <= row["p_fake"] <= 1 and row["items"] > 0
     page = Path(row["page"])
     assert page.is_file() and page.parent == out
+    (zoo,) = row["zoo"]
+    e = entry(NAME)
+    assert zoo["name"] == NAME and zoo["source"] == e.code and zoo["non_commercial"] is True
+    assert zoo["licence"].startswith("NON-COMMERCIAL USE ONLY") and "CC BY-NC 4.0" in zoo["licence"]
+    assert (zoo["detector_used"], zoo["detector_authors"]) == ("MTCNN", "dlib")
+    assert zoo["preprocessing"] == e.preprocessing.summary()
+    text = html.unescape(page.read_text())
+    for shown in (f"Published detector {NAME}", e.code, "NON-COMMERCIAL USE ONLY", e.preprocessing.summary(),
+                  "MTCNN ran here (this toolkit's detector); the authors used dlib"):
+        assert shown in re.sub(r"<[^>]+>", "", text), shown
