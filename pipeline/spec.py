@@ -18,7 +18,12 @@ SPEC_VERSION = 1  # written as "spec_version" beside each part; a dict without i
 SKIP_FRAMES = ("noref", "none")  # ffmpeg -skip_frame noref drops frames nothing refers to; "none" decodes them all
 DECODE_ALL = "none"              # the skip_frames of a decode that skips nothing
 DETECTORS = ("mtcnn",)           # face detectors the faces stage runs
-FACE_BOXES = ("square",)         # square around the box's long side, grown by `margin` of it on each side, padded
+# square: around the box's long side, grown by `margin` of it on each side, black where it leaves the frame;
+# per_side: the box grown by `margin` of its width (height) on the left and right (top and bottom), clipped to the
+# frame (the DFDC winner: 1/3; SBI: 1/8); scale: a square of the long side x (1 + 2 margin) around the box's centre,
+# clipped to the frame (DeepfakeBench's 1.3: margin 0.15)
+FACE_BOXES = ("square", "per_side", "scale")
+FACE_RESIZES = ("stretch", "isotropic_pad")  # to face_size x face_size | long side to face_size, zero-pad centred
 ALIGNMENTS = ("none",)           # crops are not rotated to landmarks
 COLOURS = ("rgb", "bgr")
 INTERPOLATIONS = ("area", "linear", "cubic")  # area shrinks and linear grows in "area"; cv2's names otherwise
@@ -119,7 +124,14 @@ class FaceCrop(_Spec):
     face_size: int = 320        # crops are resized to face_size x face_size
     max_faces: int = 4          # at most this many faces per frame (the largest)
     jpeg_quality: int = 90      # crops are stored (and, at prediction, re-encoded) as JPEGs of this quality
+    resize: str = "stretch"     # FACE_RESIZES (written only when not the default, so older dicts stay as they were)
     where: dataclasses.InitVar[str] = "faces."
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if out.get("resize") == "stretch":
+            del out["resize"]
+        return out
 
     def __post_init__(self, where: str) -> None:
         set_ = object.__setattr__
@@ -134,6 +146,7 @@ class FaceCrop(_Spec):
         set_(self, "face_size", _number(where, "face_size", self.face_size, int, 16, MAX_INPUT))
         set_(self, "max_faces", _number(where, "max_faces", self.max_faces, int, 1, 1000))
         set_(self, "jpeg_quality", _number(where, "jpeg_quality", self.jpeg_quality, int, 1, 100))
+        _choice(where, "resize", self.resize, FACE_RESIZES)
 
 
 @dataclass(frozen=True)

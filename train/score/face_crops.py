@@ -52,7 +52,7 @@ class FaceCropper:
             image = decode_frame(jpegs[t])
             for r in group:
                 crop = crop_face(image, (r["x0"], r["y0"], r["x1"], r["y1"]), self.settings.margin,
-                                 self.settings.face_size)
+                                 self.settings.face_size, self.settings.box, self.settings.resize)
                 crops.append(decode_resized(encode_jpeg(crop, self.quality), self.size))
             del image
         self.seconds += time.perf_counter() - start

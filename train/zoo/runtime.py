@@ -60,11 +60,17 @@ def aggregate_of(config: dict) -> str:
 
 
 def face_crop_of(config: dict) -> FaceCrop:
-    """The faces stage's crop for this package: MTCNN (the toolkit's detector), the authors' crop size, the faces
-    a frame gives by their face rule; crops re-encoded at JPEG quality 100 (the authors did not re-encode)."""
+    """The faces stage's crop for this package: MTCNN (the toolkit's detector) with the authors' box rule (per_side
+    with their margin and resize; an aligned crop at 1.3 becomes the scale rule at 1.3, without the alignment),
+    their crop size, the faces a frame gives by their face rule; crops re-encoded at JPEG quality 100 (the authors
+    did not re-encode)."""
     p = config["zoo"]["preprocessing"]
-    margin = float(p["margin"]) if p["box"] == "per_side" else 0.15  # aligned at 1.3: 0.15 per side of the box
-    return FaceCrop(margin=min(margin, 2.0), face_size=int(p["face_size"]),
+    if p["box"] == "per_side":
+        box, margin, resize = "per_side", float(p["margin"]), p["resize"]
+    else:
+        box, margin, resize = "scale", max(0.0, (float(p["margin"]) - 1) / 2), "stretch"
+    return FaceCrop(box=box, margin=min(margin, 2.0), resize=resize if resize == "isotropic_pad" else "stretch",
+                    face_size=int(p["face_size"]),
                     max_faces=FACE_RULE_FACES.get(p.get("face_rule", "largest"), 1), jpeg_quality=100)
 
 

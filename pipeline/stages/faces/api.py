@@ -41,7 +41,7 @@ def detections_to_rows(detections: list[list[Face]], seconds: list[float], setti
 def add_crops(rows: list[dict], images: list[np.ndarray | None], settings: FaceCrop) -> list[dict]:
     for r in rows:
         r["crop"] = crop_face(images[r["frame"]], (r["x0"], r["y0"], r["x1"], r["y1"]), settings.margin,
-                              settings.face_size)
+                              settings.face_size, settings.box, settings.resize)
     return rows
 
 

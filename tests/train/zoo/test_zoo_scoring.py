@@ -18,8 +18,8 @@ from pipeline.spec import ModelInput
 from train.model import normalize
 from train.paths import resolve
 from train.score.checkpoints import load_model, stored_threshold
-from train.zoo.entries import entry
-from train.zoo.runtime import OwnInput
+from train.zoo.entries import entry, entry_dict
+from train.zoo.runtime import OwnInput, aggregate_of, face_crop_of
 
 CLIP = Path("/work/shared/data/dfdc_sample/dfdc_train_part_0/abqwwspghj.mp4")
 NAME = "deepfakebench-xception"
@@ -55,6 +55,21 @@ def test_own_input_is_the_package_normalisation_exactly():
         assert (seen.double() - direct).abs().max() < 2e-6, spec
 
 
+def test_each_entry_crops_by_its_authors_rule():
+    """The winner: box + h // 3 per side, isotropic resize with a centred pad to 380, every face, confident strategy;
+    SBI: + 1/8 per side, stretched to 380; the aligned crops at 1.3: a square of 1.3 x the long side."""
+    config = {"zoo": entry_dict(entry("dfdc-winner"))}
+    winner = face_crop_of(config)
+    assert (winner.box, winner.margin, winner.resize, winner.face_size, winner.max_faces) == (
+        "per_side", pytest.approx(1 / 3), "isotropic_pad", 380, 4)
+    assert aggregate_of(config) == "confident"
+    sbi = face_crop_of({"zoo": entry_dict(entry("sbi-c23"))})
+    assert (sbi.box, sbi.margin, sbi.resize, sbi.face_size) == ("per_side", pytest.approx(1 / 8), "stretch", 380)
+    for name in ("gend-clip-l14", "effort-clip-l14", "deepfakebench-efficientnet-b4"):
+        crop = face_crop_of({"zoo": entry_dict(entry(name))})
+        assert (crop.box, crop.margin, crop.resize) == ("scale", pytest.approx(0.15), "stretch"), name
+
+
 def test_package_loader_dispatches_a_zoo_package(zoo_cache, monkeypatch):
     """load_model on zoo:NAME: the network fed the toolkit's ImageNet batch gives the logits of the network fed
     its own normalisation; the config is a faces model at the package's input size."""
@@ -65,6 +80,7 @@ def test_package_loader_dispatches_a_zoo_package(zoo_cache, monkeypatch):
     assert (config.input, config.image_size, config.aggregate, config.arch) == ("faces", (256, 256), "mean",
                                                                                 "legacy_xception")
     assert config.faces.detector == "mtcnn" and config.frames.fps == pytest.approx(3.2)
+    assert (config.faces.box, config.faces.margin, config.faces.resize) == ("scale", pytest.approx(0.15), "stretch")
     torch.manual_seed(1)
     pixels = torch.randint(0, 256, (2, 3, 256, 256), dtype=torch.uint8)
     with torch.no_grad():
