@@ -68,7 +68,7 @@ def face_crop_of(config: dict) -> FaceCrop:
     if p["box"] == "per_side":
         box, margin, resize = "per_side", float(p["margin"]), p["resize"]
     else:
-        box, margin, resize = "scale", max(0.0, (float(p["margin"]) - 1) / 2), "stretch"
+        box, margin, resize = "scale", round(max(0.0, (float(p["margin"]) - 1) / 2), 6), "stretch"
     return FaceCrop(box=box, margin=min(margin, 2.0), resize=resize if resize == "isotropic_pad" else "stretch",
                     face_size=int(p["face_size"]),
                     max_faces=FACE_RULE_FACES.get(p.get("face_rule", "largest"), 1), jpeg_quality=100)
