@@ -33,6 +33,9 @@ from train.score.videos import FAILED_SCORE, find_videos, predict_inputs, video_
                    "[default: the run's pipeline.json, then the checkpoint config's manifests; SHARDS/../manifests "
                    "with --shards].")
 @click.option("--split", default="test", help="With --shards: the split to score.")
+@click.option("--images", type=click.Path(path_type=Path),
+              help="Score a folder of face images instead (each image one face crop, no detection; resized and "
+                   "normalised as the model's package says): OUT has path,p_fake,error.")
 @workers_option(2, "Videos decoded in parallel (one single-threaded ffmpeg each) while the model scores; 0 = serial.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Frames per forward pass [default: the recipe's].")
 @device_option()
@@ -52,7 +55,7 @@ from train.score.videos import FAILED_SCORE, find_videos, predict_inputs, video_
                    "makes a fake video).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @verbose_option
-def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers, batch_size, device, clip, tta, rule,
+def main(inputs, checkpoints, out, frames_out, shards, manifests, split, images, workers, batch_size, device, clip, tta, rule,
          audio_checkpoint, fuse_rule, quiet, verbose) -> None:
     """Score videos (files or folders, searched recursively) or a sharded split with a trained checkpoint.
 
@@ -64,8 +67,10 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers
     Exit status: 0 when every video was scored, 1 when any video failed, 2 on a usage error.
     """
     setup_logging(verbose)
-    if bool(inputs) == bool(shards):
-        raise click.UsageError("give either videos/folders or --shards DIR (with --split), not both nor neither")
+    if sum(map(bool, (inputs, shards, images))) != 1:
+        raise click.UsageError("give videos/folders, --shards DIR (with --split) or --images DIR: one of them")
+    if images:
+        _images(images, checkpoints, out, device, batch_size)
     with reported():
         frames, scores, stats = predict_inputs(inputs, checkpoints, shards, manifests, split, workers, batch_size,
                                                device, clip, tta, rule, progress=not quiet)
@@ -82,6 +87,18 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, workers
                + (f"; {stats['no_face']} without any face (label {FAILED_SCORE}, noted in --frames-out)"
                   if stats.get("no_face") else ""))
     sys.exit(1 if stats["failed"] else 0)
+
+
+def _images(folder: Path, checkpoints, out: Path, device: str, batch_size: int | None) -> None:
+    """--images: a row per image (path, p_fake, error); exit 1 when any could not be read."""
+    from train.score.face_images import score_images
+
+    with reported():
+        table, failed = score_images(folder, checkpoints, device, batch_size)
+        write_csv(table, out)
+    click.echo(f"{len(table) - failed} of {len(table)} images scored -> {out}"
+               + (f"; {failed} could not be read (named above, error in {out})" if failed else ""))
+    sys.exit(1 if failed else 0)
 
 
 def _sounds(inputs, audio_checkpoint: Path, shards, manifests, split: str, frames):

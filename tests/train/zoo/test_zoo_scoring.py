@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -108,3 +109,40 @@ def test_check_a_real_clip_with_a_zoo_package(zoo_cache, tmp_path):
     for shown in (f"Published detector {NAME}", e.code, "NON-COMMERCIAL USE ONLY", e.preprocessing.summary(),
                   "MTCNN ran here (this toolkit's detector); the authors used dlib"):
         assert shown in re.sub(r"<[^>]+>", "", text), shown
+
+
+def test_predict_images_scores_each_face_image(zoo_cache, tmp_path, monkeypatch):
+    """`dfd predict --images DIR`: a row per image (path, p_fake), each stretched to the input and normalised as
+    the package says (the network fed directly agrees); a file that is not an image: one line naming it, exit 1."""
+    import cv2
+    import pandas as pd
+
+    faces = tmp_path / "faces"
+    (faces / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    pictures = {faces / "a.png": rng.integers(0, 256, (300, 200, 3), dtype=np.uint8),
+                faces / "sub" / "b.png": rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)}
+    for path, rgb in pictures.items():
+        cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    env = {"DFD_ZOO_CACHE": str(zoo_cache)}
+    proc = run_module("train.predict", "--images", faces, "--checkpoint", f"zoo:{NAME}", "--out", tmp_path / "p.csv",
+                      "--device", "cpu", env=env)
+    assert "2 of 2 images scored" in proc.stdout
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert table["path"].tolist() == [str(p) for p in sorted(pictures)] and table["error"].isna().all()
+    monkeypatch.setenv("DFD_ZOO_CACHE", str(zoo_cache))
+    model, _ = load_model(resolve(f"zoo:{NAME}"))
+    for path, rgb in pictures.items():
+        x = cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_LINEAR) if rgb.shape[:2] != (256, 256) else rgb
+        with torch.no_grad():
+            direct = model.net((torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.5)
+        expected = float(direct.softmax(dim=1)[0, 1])
+        assert table.set_index("path").loc[str(path), "p_fake"] == pytest.approx(expected, abs=1e-5)
+    (faces / "broken.jpg").write_text("not a picture")
+    proc = run_module("train.predict", "--images", faces, "--checkpoint", f"zoo:{NAME}", "--out", tmp_path / "q.csv",
+                      "--device", "cpu", env=env, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{faces / 'broken.jpg'}: not a readable image" in proc.stderr
+    proc = run_module("train.predict", "--images", tmp_path / "none", "--checkpoint", f"zoo:{NAME}", "--device", "cpu",
+                      env=env, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and "none: not a folder" in proc.stderr
