@@ -68,7 +68,7 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, images,
     """
     setup_logging(verbose)
     if sum(map(bool, (inputs, shards, images))) != 1:
-        raise click.UsageError("give videos/folders, --shards DIR (with --split) or --images DIR: one of them")
+        raise click.UsageError("give either videos/folders, --shards DIR (with --split) or --images DIR: one of them")
     if images:
         _images(images, checkpoints, out, device, batch_size)
     with reported():
