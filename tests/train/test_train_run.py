@@ -211,5 +211,6 @@ def test_resume_follows_moved_shards(tiny_dataset, tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert f"--resume: shards {after['shards']} (the run was started with {before['shards']})" in proc.stderr
-    assert _state(run)["config"]["shards"] == str(after["shards"])
+    saved = _state(run)["config"]  # recorded relative to the run folder (train.paths)
+    assert saved["paths"] == "run" and (run / saved["shards"]).resolve() == after["shards"].resolve()
     assert len(pd.read_csv(run / "metrics.csv")) == 2
