@@ -15,6 +15,7 @@ import torch
 
 from helpers.faces_fixtures import centre_box, write_faces
 from pipeline.dataset import Dataset, DatasetError, ShardError
+from pipeline.spec import FaceCrop
 from train.config import FACE_IMAGE_SIZE, Augment, TrainConfig
 from train.data.streams import TrainStream
 from train.report.pointing import box_in_crop
@@ -123,7 +124,8 @@ def test_faces_run_records_input_and_face_settings(faces_run, faces_dataset):
     config = state["config"]
     assert config["input"] == "faces" and config["fake_faces"] == "manipulated"
     settings = json.loads((faces_dataset["manifests"] / "dataset.json").read_text())["faces"]["settings"]
-    assert config["faces"] == settings  # a typed field of the config (older checkpoints: extra.faces)
+    # a typed field of the config (pipeline.spec.FaceCrop; older checkpoints: extra.faces)
+    assert FaceCrop.from_dict(config["faces"]) == FaceCrop.from_dict(settings)
     assert json.loads((faces_run / "config.json").read_text())["input"] == "faces"
 
 
