@@ -59,10 +59,6 @@ class Task:
     cache: dict[str, tuple]       # key -> (status, faces json) from earlier detections
 
 
-def settings_with_extras(fs: FaceCrop) -> dict:
-    return run_settings(fs)
-
-
 def _read_manifest(manifests: Path) -> tuple[pa.Table, dict[str, dict]]:
     if not (has_table(manifests, "frames") and has_table(manifests, "videos")):
         raise FacesError(f"{manifests}: no frames.parquet/videos.parquet (run pipeline.run first)")

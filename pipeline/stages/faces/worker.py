@@ -24,8 +24,7 @@ from pipeline.stages.faces.api import add_crops, detections_to_rows
 from pipeline.stages.faces.crop import decode_jpeg, encode_jpeg
 from pipeline.stages.faces.detect import faces_from_json, faces_to_json
 from pipeline.stages.faces.diff import align, box_diff
-from pipeline.stages.faces.plan import (DIFF_THRESHOLD, FACES, Task, detect_settings,
-                                        settings_with_extras)
+from pipeline.stages.faces.plan import DIFF_THRESHOLD, FACES, Task, detect_settings, run_settings
 from pipeline.spec import FaceCrop
 
 log = logging.getLogger(__name__)
@@ -247,7 +246,7 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
         (out_dir / task.shard).unlink(missing_ok=True)  # one an earlier run with other settings wrote
     fm.write_table(folder / f"{stem}.faces.parquet", pa.Table.from_pylist(out.face_rows, schema=fm.FACES_SCHEMA))
     done = {"shard": task.shard, "split": task.split, "label": task.label, "fingerprint": task.fingerprint,
-            "settings": settings_with_extras(fs), **_sealed(out),
+            "settings": run_settings(fs), **_sealed(out),
             "undecodable_keys": out.undecodable[:100],
             "undecodable": len(out.undecodable), **{k: int(v) for k, v in out.stats.items()},
             "cpu_seconds": round(time.process_time() - cpu0, 3)}  # this worker's CPU for the shard (benchmarks)
