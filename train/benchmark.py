@@ -16,14 +16,19 @@ from train.score.on_batches import TTA_MODES
 
 @command()
 @click.option("--checkpoint", "checkpoints", multiple=True, metavar="[NAME=]CHECKPOINT",
-              help="A detector: a checkpoint (.pt) or a run folder (its best.pt); repeatable. NAME (default: the "
-                   "run folder's name) heads its row.")
-@click.option("--test", "tests", multiple=True, metavar="NAME[@SPLIT]=SHARDS[:MANIFESTS]",
+              help="A detector: a checkpoint (.pt), a run folder (its best.pt), a model package folder, hf://OWNER/NAME "
+                   "or zoo:NAME (an imported published detector); repeatable. NAME (default: the run folder's name) "
+                   "heads its row.")
+@click.option("--test", "tests", multiple=True, metavar="NAME[@SPLIT]=SHARDS[:MANIFESTS] | NAME=IMAGES",
               help="A test set: its shards and manifests (default SHARDS/../manifests), scored on SPLIT "
-                   "(default --split); repeatable. NAME heads its columns.")
+                   "(default --split); or IMAGES, labelled face images: a folder with real/ and fake/ subfolders or "
+                   "a CSV path,label (each image one face crop, no detection; image-level metrics). Repeatable. "
+                   "NAME heads its columns and is how a zoo detector's published figures find their test set: name "
+                   "it by the figure's dataset id or test-set name as `dfd zoo list` prints them (case aside, "
+                   "spaces as hyphens), e.g. celebdf-v2-test or Celeb-DF-v2=..., ffpp-c23-test or FF++-c23=...")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="A TOML with [[checkpoint]] (name, path) and [[test]] (name, shards, manifests, split) tables "
-                   "and optionally split, aggregate, tta, out; --checkpoint and --test add to it.")
+              help="A TOML with [[checkpoint]] (name, path) and [[test]] (name, shards, manifests, split; or name, "
+                   "images) tables and optionally split, aggregate, tta, out; --checkpoint and --test add to it.")
 @click.option("--split", default=None,
               help=f"The split of each test set to score where its spec does not say [default: the config's split, "
                    f"else {DEFAULT_SPLIT}].")
@@ -37,8 +42,15 @@ from train.score.on_batches import TTA_MODES
 @workers_option(2, "DataLoader worker processes.")
 @verbose_option
 def main(checkpoints, tests, config_file, split, out, rule, tta, device, batch_size, workers, verbose) -> None:
-    """Score every checkpoint on every test set: a row per detector, frame and video AUC per test set and their
-    average, printed as markdown; benchmark.json (EER, AP, log loss, counts), benchmark.md and benchmark.html."""
+    """Score every checkpoint on every test set: a row per detector, frame (or image) and video AUC per test set
+    and their average, printed as markdown; benchmark.json (EER, AP, log loss, counts), benchmark.md and
+    benchmark.html.
+
+    Published versus measured: for a zoo package (`dfd zoo import`), every figure its authors report is printed
+    beside the figure of the same kind measured on the test set of that name, with the difference (measured minus
+    reported). A figure whose metric differs from what was measured (a video AUC on a folder of face images) is
+    shown but not compared; a figure not re-verified against its source says "as reported, not re-verified"; a
+    figure no test set matched names the test-set names that would match it."""
     setup_logging(verbose)
     with reported():
         listed = read_config(config_file, split) if config_file else {"tests": [], "detectors": [],

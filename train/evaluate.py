@@ -17,7 +17,13 @@ from train.score.on_batches import TTA_MODES
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True,
               help="A checkpoint (.pt), a run folder (its best.pt), a model package folder (dfd export) or "
                    "hf://OWNER/NAME; repeat for an ensemble (mean P(fake)).")
-@click.option("--shards", required=True, help="Shards folder, URL prefix or {name} template.")
+@click.option("--shards", help="Shards folder, URL prefix or {name} template.")
+@click.option("--images", type=click.Path(exists=True, path_type=Path),
+              help="Instead of --shards: labelled face images, a folder with real/ and fake/ subfolders (images "
+                   "anywhere below each) or a CSV with columns path,label (0/1 or real/fake; paths relative to the "
+                   "CSV). Each image is one face crop (no detection), resized and normalised as the model's package "
+                   "says, as `dfd predict --images`; image-level metrics. An unreadable image is named and left "
+                   "out.")
 @click.option("--manifests", type=click.Path(file_okay=False, path_type=Path),
               help="Folder with dataset.json [default: SHARDS/../manifests].")
 @click.option("--split", default="val", help="The split to score: val, test, ...")
@@ -38,12 +44,18 @@ from train.score.on_batches import TTA_MODES
 @click.option("--batch-size", type=click.IntRange(min=1), help="Frames per forward pass [default: the recipe's].")
 @workers_option(2, "DataLoader worker processes.")
 @verbose_option
-def main(checkpoints, shards, manifests, split, out, tta, rule, audio_checkpoint, fuse_rule, device, batch_size, workers,
-         verbose) -> None:
+def main(checkpoints, shards, images, manifests, split, out, tta, rule, audio_checkpoint, fuse_rule, device, batch_size,
+         workers, verbose) -> None:
     """Frame- and video-level ROC-AUC, accuracy, balanced accuracy, EER, AP and log loss of a checkpoint or an
     ensemble on a sharded split, as metrics.json, metrics.md and roc.png; with --audio-checkpoint also of the
-    sound alone and of the fused verdict."""
+    sound alone and of the fused verdict. With --images, the same image-level metrics of labelled face images."""
     setup_logging(verbose)
+    if bool(shards) == bool(images):
+        raise click.UsageError("give either --shards (a sharded split) or --images (labelled face images): one of them")
+    if images:
+        if audio_checkpoint:
+            raise click.UsageError("--audio-checkpoint needs --shards (face images have no sound)")
+        return _images(checkpoints, images, out, tta, device, batch_size)
     manifests = manifests or Path(shards).parent / "manifests"
     with reported():
         result = evaluate(checkpoints, shards, manifests, split, out, tta, rule, device, batch_size, workers,
@@ -52,6 +64,18 @@ def main(checkpoints, shards, manifests, split, out, tta, rule, audio_checkpoint
     click.echo(f"{split}: {result['frame']['frames']} frames, {result['video']['videos']} videos"
                + (f"; {result['audio']['without_sound']} without sound (scored on the picture alone)"
                   if result.get("audio", {}).get("without_sound") else "") + f" -> {result['out']}")
+
+
+def _images(checkpoints, images: Path, out, tta: str, device: str, batch_size) -> None:
+    from train.report.image_evaluation import evaluate_images, image_metrics_markdown
+
+    with reported():
+        result = evaluate_images(checkpoints, images, out, tta, device, batch_size)
+    level = result["image"]
+    click.echo(image_metrics_markdown(result), nl=False)
+    click.echo(f"{images}: {level['images']} images ({level['real']} real, {level['fake']} fake)"
+               + (f"; {level['unreadable']} could not be read (named above)" if level["unreadable"] else "")
+               + f" -> {result['out']}")
 
 
 if __name__ == "__main__":

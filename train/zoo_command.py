@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dfd.cli import CONTEXT, reported, setup_logging, verbose_option
-from train.zoo.entries import ENTRIES, Entry, entry
+from train.zoo.entries import DATASETS, ENTRIES, Entry, entry
 
 
 @click.group(context_settings=CONTEXT)
@@ -26,7 +26,8 @@ def _describe(e: Entry) -> list[str]:
                                               for f in e.files})) + f" ({e.files[0].host}, {len(e.files)} file(s))"]
     for f in e.figures:
         flag = "" if f.verified else " [not re-verified]"
-        lines.append(f"  reported: {f.test_set} {f.metric} {f.value:.4g} ({f.protocol}; {f.source}){flag}")
+        lines.append(f"  reported: {f.test_set} {f.metric} {f.value:.4g} ({f.protocol}; {f.source}){flag}; "
+                     f"benchmark it as --test {DATASETS[f.test_set]}=...")
     if not e.figures:
         lines.append(f"  reported: {e.figures_note or 'none recorded'}")
     lines.append(f"  preprocessing: {e.preprocessing.summary()}; input {e.input.size[0]}x{e.input.size[1]}, "

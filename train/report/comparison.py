@@ -231,7 +231,9 @@ def runs_markdown(runs: Sequence[Run], columns: Sequence[str] = ("run", "arch", 
 def benchmark_columns(bench: dict) -> list[tuple[str, str, str]]:
     """(key, header, kind) of the cross-dataset table: detector, arch, then per test set frame and video AUC, then
     the averages: the order DeepfakeBench prints."""
-    tests = [(f"{t}:{level}_auc", f"{t} {level} AUC", "num") for t in bench["columns"] for level in ("frame", "video")]
+    image = lambda t, level: "image" if level == "frame" and "images" in bench["tests"][t] else level  # noqa: E731
+    tests = [(f"{t}:{level}_auc", f"{t} {image(t, level)} AUC", "num") for t in bench["columns"]
+             for level in ("frame", "video")]
     return [("detector", "detector", "text"), ("arch", "arch", "text"), *tests,
             ("avg:frame_auc", "avg frame AUC", "num"), ("avg:video_auc", "avg video AUC", "num")]
 
@@ -255,9 +257,24 @@ def benchmark_rows(bench: dict) -> list[list[dict]]:
             for d in bench["detectors"]]
 
 
+def published_view(bench: dict) -> list[dict]:
+    """Published versus measured (train.report.published's rows), a dict per reported figure of each zoo detector,
+    with the values as shown."""
+    shown = lambda v, signed=False: ("n/a" if not isinstance(v, (int, float)) or not math.isfinite(v)  # noqa: E731
+                                     else f"{v:+.4f}" if signed else f"{v:.4f}")
+    return [{"detector": d["name"], "entry": d.get("entry", ""), "test_set": r["test_set"], "test": r["test"],
+             "metric": r["metric"], "reported": shown(r["reported"]), "measured_metric": r["measured_metric"],
+             "measured": shown(r["measured"]) if r["test"] else "-", "difference": shown(r["difference"], True),
+             "source": r["source"], "notes": r["notes"], "verified": r["verified"]}
+            for d in bench["detectors"] for r in d.get("published", [])]
+
+
 def benchmark_view(bench: dict) -> dict:
     """What train/templates/benchmark_section.html.j2 shows of a benchmark.json."""
-    return {"columns": benchmark_columns(bench), "rows": benchmark_rows(bench), "tests": list(bench["tests"].items())}
+    return {"columns": benchmark_columns(bench), "rows": benchmark_rows(bench), "tests": list(bench["tests"].items()),
+            "published": published_view(bench),
+            "no_figures": [(d["name"], d.get("published_note") or "none recorded") for d in bench["detectors"]
+                           if "published" in d and not d["published"]]}
 
 
 def write_benchmark_page(bench: dict, out: Path) -> Path:

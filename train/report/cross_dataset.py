@@ -15,7 +15,13 @@ benchmark.json:
                     "tests": {TEST: {"frame_auc", "video_auc", "frame_eer", "video_eer", "frame_ap", "video_ap",
                                      "frame_log_loss", "video_log_loss", "frame_accuracy", "video_accuracy",
                                      "frames", "videos", "real_videos", "fake_videos", "aggregate", "tta"}},
-                    "average": {"frame_auc", "video_auc", "tests"}}]}
+                    "average": {"frame_auc", "video_auc", "tests"},
+                    "published": [...]  (a zoo package: train.report.published's rows)}]}
+
+A test set of labelled face images (`NAME=DIR` with real/ and fake/ subfolders, or `NAME=LABELS.csv`;
+train.score.face_images) is one train.report.image_evaluation call: its "tests" entry is {"images"}, its cell's
+frame_* keys hold the image-level metrics (a face image is a frame's face crop), video_* are null, and it counts
+images, real_images, fake_images and unreadable instead of frames and videos.
 """
 from __future__ import annotations
 
@@ -33,6 +39,9 @@ import pandas as pd
 from dfd.errors import UsageProblem
 from dfd.files import write_text
 from train.report.evaluation import evaluate
+from train.report.image_evaluation import evaluate_images
+from train.report.published import published_markdown, published_rows, reported_of
+from train.score.face_images import is_labelled_images
 from train.score.tables import markdown_table
 from train.score import metrics
 from train.paths import RunLayout, resolve as resolve_checkpoint
@@ -52,11 +61,19 @@ class BenchmarkError(UsageProblem, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class TestSet:
+    """A sharded split (shards, manifests, split), or labelled face images (images: a folder or a CSV)."""
     __test__ = False  # not a pytest class
     name: str
     shards: str
     manifests: str
     split: str = DEFAULT_SPLIT
+    images: str = ""
+
+    def describe(self) -> dict:
+        """Its benchmark.json "tests" entry."""
+        if self.images:
+            return {"images": self.images}
+        return {"shards": self.shards, "manifests": self.manifests, "split": self.split}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,11 +93,13 @@ def _name(name: str, what: str) -> str:
 
 def parse_test(spec: str, split: str = DEFAULT_SPLIT) -> TestSet:
     """'NAME[@SPLIT]=SHARDS[:MANIFESTS]' (MANIFESTS defaults to SHARDS/../manifests; a ':' inside a URL such as
-    s3://... does not end SHARDS)."""
+    s3://... does not end SHARDS), or 'NAME=IMAGES': a folder with real/ and fake/ subfolders or a labels CSV."""
     name, sep, rest = spec.partition("=")
     if not sep or not rest:
         raise BenchmarkError(f"--test {spec!r}: expected NAME=SHARDS[:MANIFESTS], e.g. celebdf=cdf/shards:cdf/manifests")
     name, _, own_split = name.partition("@")
+    if is_labelled_images(rest):
+        return TestSet(_name(name, "test set"), "", "", "", images=rest)
     cut = [m.start() for m in re.finditer(":", rest) if not rest[m.start():].startswith("://")]
     shards, manifests = (rest[:cut[-1]], rest[cut[-1] + 1:]) if cut else (rest, "")
     manifests = manifests or str(Path(shards).parent / "manifests")
@@ -100,9 +119,9 @@ def parse_checkpoint(spec: str) -> Detector:
 
 
 def read_config(path: Path, split: str | None = None) -> dict:
-    """A TOML listing `[[checkpoint]]` (name, path) and `[[test]]` (name, shards, manifests, split) tables, and
-    optionally split, aggregate, tta, out; relative paths are relative to the TOML's folder. `split` (the command
-    line's) replaces the TOML's top-level split; a test's own split wins over both."""
+    """A TOML listing `[[checkpoint]]` (name, path) and `[[test]]` (name, shards, manifests, split; or name, images)
+    tables, and optionally split, aggregate, tta, out; relative paths are relative to the TOML's folder. `split` (the
+    command line's) replaces the TOML's top-level split; a test's own split wins over both."""
     try:
         data = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
@@ -115,13 +134,14 @@ def read_config(path: Path, split: str | None = None) -> dict:
     where = lambda p: p if re.match(r"^[a-z]+:", p) else str(base / p)  # noqa: E731  (URLs stay as they are)
     split = split or data.get("split", DEFAULT_SPLIT)
     try:
-        tests = [TestSet(_name(t["name"], "test set"), where(t["shards"]),
+        tests = [TestSet(_name(t["name"], "test set"), "", "", "", images=where(t["images"])) if "images" in t else
+                 TestSet(_name(t["name"], "test set"), where(t["shards"]),
                          where(t.get("manifests") or str(Path(t["shards"]).parent / "manifests")),
                          t.get("split", split)) for t in data.get("test", [])]
         detectors = [parse_checkpoint(f"{c['name']}={where(c['path'])}" if c.get("name") else where(c["path"]))
                      for c in data.get("checkpoint", [])]
     except (KeyError, TypeError) as err:
-        raise BenchmarkError(f"--config {path}: a [[test]] needs name and shards, a [[checkpoint]] a path "
+        raise BenchmarkError(f"--config {path}: a [[test]] needs name and shards (or images), a [[checkpoint]] a path "
                              f"(missing {err})") from None
     out = data.get("out")
     return {"tests": tests, "detectors": detectors, "aggregate": data.get("aggregate"), "tta": data.get("tta"),
@@ -136,6 +156,27 @@ def _cell(result: dict, out: Path) -> dict:
                 real_videos=int((videos["label"] == 0).sum()), fake_videos=int((videos["label"] == 1).sum()),
                 aggregate=result["aggregate"], tta=result["tta"])
     return cell
+
+
+def _image_cell(result: dict) -> dict:
+    """One (detector, image test set) entry: the image-level metrics in the frame slot, no video level."""
+    image = result["image"]
+    cell = {f"{level}_{name}": image[key] if level == "frame" else None for level in LEVELS for name, key in CELL}
+    cell.update(images=image["images"], real_images=image["real"], fake_images=image["fake"],
+                unreadable=image["unreadable"], tta=result["tta"])
+    return cell
+
+
+def _score(det: Detector, test: TestSet, folder: Path, aggregate, tta, device, batch_size, workers) -> tuple:
+    """(evaluate's result, the benchmark cell) of one detector on one test set."""
+    if test.images:
+        log.info("benchmark: %s on %s (images %s)", det.name, test.name, test.images)
+        result = evaluate_images([det.checkpoint], test.images, folder, tta, device, batch_size)
+        return result, _image_cell(result)
+    log.info("benchmark: %s on %s (%s split)", det.name, test.name, test.split)
+    result = evaluate([det.checkpoint], test.shards, test.manifests, test.split, folder, tta, aggregate, device,
+                      batch_size, workers)
+    return result, _cell(result, folder)
 
 
 def average(cells: Sequence[dict]) -> dict:
@@ -165,23 +206,22 @@ def run_benchmark(detectors: Sequence[Detector], tests: Sequence[TestSet], out: 
             raise BenchmarkError(f"two {kind}s share a name in {names}: name them (NAME=...)")
     out = Path(out)
     rows = []
+    described = {t.name: t.describe() for t in tests}
     for det in detectors:
         row = {"name": det.name, "checkpoint": det.checkpoint, "tests": {}}
         for test in tests:
-            log.info("benchmark: %s on %s (%s split)", det.name, test.name, test.split)
-            folder = out / "cells" / det.name / test.name
-            result = evaluate([det.checkpoint], test.shards, test.manifests, test.split, folder, tta, aggregate,
-                              device, batch_size, workers)
-            described = result["checkpoints"][0]
-            row.update(arch=described["arch"], input=result["input"]["input"],
+            result, row["tests"][test.name] = _score(det, test, out / "cells" / det.name / test.name, aggregate,
+                                                     tta, device, batch_size, workers)
+            row.update(arch=result["checkpoints"][0]["arch"], input=result["input"]["input"],
                        image_size=result["input"]["image_size"])
-            row["tests"][test.name] = _cell(result, folder)
         row["average"] = average(list(row["tests"].values()))
+        reported = reported_of(det.checkpoint)
+        if reported is not None:
+            row.update(entry=reported["entry"], published_note=reported["note"],
+                       published=published_rows(reported, described, row["tests"]))
         rows.append(row)
-    bench = metrics.json_safe({
-        "version": 1, "columns": [t.name for t in tests],
-        "tests": {t.name: {"shards": t.shards, "manifests": t.manifests, "split": t.split} for t in tests},
-        "log_loss_eps": metrics.KAGGLE_EPS, "detectors": rows})
+    bench = metrics.json_safe({"version": 1, "columns": [t.name for t in tests], "tests": described,
+                               "log_loss_eps": metrics.KAGGLE_EPS, "detectors": rows})
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "benchmark.json", json.dumps(bench, indent=2, sort_keys=True) + "\n")
     write_text(out / "benchmark.md", benchmark_markdown(bench))
@@ -189,10 +229,16 @@ def run_benchmark(detectors: Sequence[Detector], tests: Sequence[TestSet], out: 
     return bench
 
 
+def level_name(bench: dict, test: str, level: str) -> str:
+    """A column's level as shown: "image" for the frame slot of a test set of face images."""
+    return "image" if level == "frame" and "images" in bench["tests"][test] else level
+
+
 def benchmark_markdown(bench: dict) -> str:
-    """DeepfakeBench's layout: a row per detector; per test set its frame AUC and video AUC; then the average."""
-    columns = ["detector", *(f"{t} {level} AUC" for t in bench["columns"] for level in LEVELS),
+    """DeepfakeBench's layout: a row per detector; per test set its frame (or image) AUC and video AUC; then the
+    average; then, where a detector is a zoo package, the published-versus-measured table."""
+    columns = ["detector", *(f"{t} {level_name(bench, t, level)} AUC" for t in bench["columns"] for level in LEVELS),
                *(f"avg {level} AUC" for level in LEVELS)]
     rows = [[d["name"], *(d["tests"][t][f"{level}_auc"] for t in bench["columns"] for level in LEVELS),
              *(d["average"][f"{level}_auc"] for level in LEVELS)] for d in bench["detectors"]]
-    return markdown_table(columns, rows)
+    return markdown_table(columns, rows) + published_markdown(bench)

@@ -118,12 +118,14 @@ def plot_pointing(path: Path, shown: list, result: dict, what: str = "val fakes"
 
 
 
-def plot_roc(path: Path, curves: Sequence[tuple[str, pd.DataFrame, pd.DataFrame]]) -> None:
-    """Frame-level and video-level ROC curves, one line per (name, frames, videos), AUC in the legend."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
-    for ax, level in zip(axes, ("frame", "video")):
-        for name, frames, videos in curves:
-            table = frames if level == "frame" else videos
+def plot_roc(path: Path, curves: Sequence[tuple[str, pd.DataFrame, ...]],
+             levels: Sequence[str] = ("frame", "video")) -> None:
+    """ROC curves, a panel per level (frame and video by default), one line per (name, a table per level: label,
+    p_fake), AUC in the legend."""
+    fig, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels), 4.6), squeeze=False)
+    for i, (ax, level) in enumerate(zip(axes[0], levels)):
+        for name, *tables in curves:
+            table = tables[i]
             fpr, tpr = metrics.roc(table["label"], table["p_fake"])
             if len(fpr):
                 ax.plot(fpr, tpr, label=f"{name} (AUC {metrics.roc_auc(table['label'], table['p_fake']):.3f})")
