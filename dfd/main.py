@@ -18,7 +18,7 @@ COMMANDS = {
     "merge": ("pipeline.merge", "Join the manifests of --part K/N runs into one."),
     "train": ("train.run", "Fine-tune a detector on the shards in stages (one-cycle, LR finder)."),
     "explain": ("train.explain", "Val predictions, top losses, Grad-CAM and the report of a run."),
-    "evaluate": ("train.evaluate", "Metrics of a checkpoint or an ensemble on a sharded split."),
+    "evaluate": ("train.evaluate", "Metrics of a checkpoint or an ensemble on a sharded split or face images."),
     "predict": ("train.predict", "Score videos or a sharded split; writes a Kaggle submission."),
     "benchmark": ("train.benchmark", "Every checkpoint on every test set: the cross-dataset AUC table."),
     "compare": ("train.compare", "One page comparing runs: metrics, losses, ROC curves."),

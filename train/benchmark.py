@@ -16,8 +16,8 @@ from train.score.on_batches import TTA_MODES
 
 @command()
 @click.option("--checkpoint", "checkpoints", multiple=True, metavar="[NAME=]CHECKPOINT",
-              help="A detector: a checkpoint (.pt), a run folder (its best.pt), a model package folder, hf://OWNER/NAME "
-                   "or zoo:NAME (an imported published detector); repeatable. NAME (default: the run folder's name) "
+              help="A detector: a checkpoint (.pt), a run folder (its best.pt), a model package folder, "
+                   "hf://OWNER/NAME or zoo:NAME (an imported published detector); repeatable. NAME (default: the run folder's name) "
                    "heads its row.")
 @click.option("--test", "tests", multiple=True, metavar="NAME[@SPLIT]=SHARDS[:MANIFESTS] | NAME=IMAGES",
               help="A test set: its shards and manifests (default SHARDS/../manifests), scored on SPLIT "

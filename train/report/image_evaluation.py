@@ -20,9 +20,8 @@ from dfd.files import write_parquet, write_text
 from train.report.figures import plot_roc
 from train.score import metrics
 from train.score.checkpoints import load_ensemble
-from train.score.face_images import labelled_images, score_paths
+from train.score.face_images import ImagesError, labelled_images, score_paths
 from train.score.tables import markdown_table
-from train.score.videos import PredictError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ def evaluate_images(checkpoints: Sequence[str | Path], source: str | Path, out: 
     read = rows[rows["error"].isna()].reset_index(drop=True)
     unreadable = len(rows) - len(read)
     if read.empty:
-        raise PredictError(f"--images {source}: none of its {len(rows)} labelled images could be read")
+        raise ImagesError(f"--images {source}: none of its {len(rows)} labelled images could be read")
     if unreadable:
         log.warning("%d of %d images of %s could not be read (named above): left out of the metrics", unreadable,
                     len(rows), source)

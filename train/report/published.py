@@ -111,7 +111,8 @@ def published_markdown(bench: dict) -> str:
         if "published" not in det:
             continue
         if not det["published"]:
-            lines.append(f"{det['name']}: its entry reports no figures ({det.get('published_note') or 'none recorded'})")
+            note = det.get("published_note") or "none recorded"
+            lines.append(f"{det['name']}: its entry reports no figures ({note})")
         for r in det["published"]:
             tested = f"{r['test_set']} (as {r['test']})" if r["test"] else r["test_set"]
             rows.append([det["name"], tested, r["metric"], r["reported"], r["measured_metric"] or "not measured",

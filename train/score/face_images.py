@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from dfd.errors import ToolkitError
 from pipeline.stages.faces.crop import isotropic_pad
 from train.paths import CheckpointError
 from train.score.checkpoints import Ensemble, load_ensemble
 from train.score.on_batches import Scorer
-from train.score.videos import PredictError
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +32,22 @@ CHUNK = 256  # images decoded and held at a time
 LABELS = {"real": 0, "fake": 1}  # the subfolder (or CSV label) -> label (pipeline.dataset: 1 is fake)
 
 
+class ImagesError(ToolkitError, RuntimeError):
+    """Face images that cannot be scored (not a folder, no images, no labelled images, a bad labels CSV); the
+    message names the folder or file."""
+
+
 def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def find_images(folder: Path) -> list[Path]:
-    """The image files under `folder` (recursively, sorted); PredictError when it is not a folder or holds none."""
+    """The image files under `folder` (recursively, sorted); ImagesError when it is not a folder or holds none."""
     if not folder.is_dir():
-        raise PredictError(f"--images {folder}: not a folder")
+        raise ImagesError(f"--images {folder}: not a folder")
     paths = _images_under(folder)
     if not paths:
-        raise PredictError(f"--images {folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        raise ImagesError(f"--images {folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     return paths
 
 
@@ -63,13 +68,13 @@ def _from_csv(source: Path) -> pd.DataFrame:
     try:
         table = pd.read_csv(source, dtype=str, keep_default_na=False)
     except (OSError, ValueError) as err:
-        raise PredictError(f"--images {source}: not a readable CSV ({str(err).splitlines()[0]})") from None
+        raise ImagesError(f"--images {source}: not a readable CSV ({str(err).splitlines()[0]})") from None
     if not {"path", "label"} <= set(table.columns):
-        raise PredictError(f"--images {source}: needs the columns path,label (has {', '.join(table.columns)})")
+        raise ImagesError(f"--images {source}: needs the columns path,label (has {', '.join(table.columns)})")
     labels = table["label"].map(_label)
     bad = table.loc[labels.isna(), "label"]
     if len(bad):
-        raise PredictError(f"--images {source}: label {bad.iloc[0]!r} on line {bad.index[0] + 2} is not 0, 1, "
+        raise ImagesError(f"--images {source}: label {bad.iloc[0]!r} on line {bad.index[0] + 2} is not 0, 1, "
                            "real or fake")
     paths = [str(p if Path(p).is_absolute() else source.parent / p) for p in table["path"]]
     return pd.DataFrame({"path": paths, "label": labels.astype(int)})
@@ -77,7 +82,7 @@ def _from_csv(source: Path) -> pd.DataFrame:
 
 def labelled_images(source: str | Path) -> pd.DataFrame:
     """(path, label) of every labelled image of a folder (real/, fake/) or a CSV (path,label), sorted by path;
-    PredictError in one line when there is none."""
+    ImagesError in one line when there is none."""
     source = Path(source)
     if source.suffix.lower() == ".csv" and source.is_file():
         table = _from_csv(source)
@@ -89,9 +94,9 @@ def labelled_images(source: str | Path) -> pd.DataFrame:
         if left:
             log.info("%s: %d images outside real/ and fake/ are not labelled and left out", source, left)
     else:
-        raise PredictError(f"--images {source}: neither a folder nor a .csv file")
+        raise ImagesError(f"--images {source}: neither a folder nor a .csv file")
     if table.empty:
-        raise PredictError(f"--images {source}: no labelled images (a real/ and a fake/ subfolder of "
+        raise ImagesError(f"--images {source}: no labelled images (a real/ and a fake/ subfolder of "
                            f"{', '.join(IMAGE_SUFFIXES)} files, or a CSV path,label)")
     return table.sort_values("path", kind="stable").reset_index(drop=True)
 
@@ -136,6 +141,6 @@ def score_images(folder: Path, checkpoints: Sequence[str], device: str,
     try:
         ensemble = load_ensemble(checkpoints, device)
     except CheckpointError as err:
-        raise PredictError(str(err)) from None
+        raise ImagesError(str(err)) from None
     table = score_paths(paths, ensemble, batch_size)
     return table, int(table["error"].notna().sum())

@@ -23,8 +23,7 @@ from train.report.cross_dataset import BenchmarkError, parse_test, read_config
 from train.report.image_evaluation import evaluate_images
 from train.report.published import NOT_VERIFIED, compare, matching_test
 from train.score import metrics
-from train.score.face_images import labelled_images, score_images
-from train.score.videos import PredictError
+from train.score.face_images import ImagesError, labelled_images, score_images
 from train.zoo.entries import entry, entry_dict
 from train.zoo.importer import import_entry
 
@@ -124,7 +123,7 @@ def test_a_labels_csv_and_folders_without_labelled_images(package, faces, tmp_pa
         got = _invoke(evaluate_main, "--checkpoint", package, "--images", source, "--device", "cpu")
         assert got.exit_code == 1 and got.output.count("\n") == 1, got.output
         assert f"--images {source}: " in got.output and said in got.output, got.output
-    with pytest.raises(PredictError, match="neither a folder nor a .csv"):
+    with pytest.raises(ImagesError, match="neither a folder nor a .csv"):
         labelled_images(tmp_path / "missing")
 
 
