@@ -119,6 +119,5 @@ def published_markdown(bench: dict) -> str:
                          cell(r["measured"]) if r["test"] else "-", _signed(r["difference"]), "; ".join(r["notes"])])
     if not rows and not lines:
         return ""
-    table = markdown_table(COLUMNS, rows) if rows else ""
-    return "\nPublished versus measured (difference = measured - reported)\n\n" + table + "".join(
-        f"\n{line}\n" for line in lines)
+    parts = ([markdown_table(COLUMNS, rows)] if rows else []) + [line + "\n" for line in lines]
+    return "\nPublished versus measured (difference = measured - reported)\n\n" + "\n".join(parts)

@@ -21,7 +21,7 @@ from train.benchmark import main as benchmark_main
 from train.evaluate import main as evaluate_main
 from train.report.cross_dataset import BenchmarkError, parse_test, read_config
 from train.report.image_evaluation import evaluate_images
-from train.report.published import NOT_VERIFIED, compare, matching_test
+from train.report.published import NOT_VERIFIED, compare, matching_test, published_markdown, reported_of
 from train.score import metrics
 from train.score.face_images import ImagesError, labelled_images, score_images
 from train.zoo.entries import entry, entry_dict
@@ -195,3 +195,19 @@ def test_image_test_sets_from_the_command_line_and_a_toml(faces, tmp_path):
     assert (test.name, test.images, test.describe()) == ("Celeb-DF-v2", str(faces), {"images": str(faces)})
     got = CliRunner().invoke(benchmark_main, ["--help"])
     assert "NAME=IMAGES" in got.output and "as reported, not re-verified" in " ".join(got.output.split())
+
+
+def test_only_zoo_packages_get_the_published_table(package, tmp_path):
+    """A checkpoint that is no zoo package has no published figures (and the markdown no such table); an entry
+    that reports none (GenD) says so in one line with its note."""
+    plain = tmp_path / "model.pt"
+    plain.write_bytes(b"")
+    assert reported_of(plain) is None and reported_of(tmp_path / "missing.pt") is None
+    assert reported_of(package)["entry"] == NAME
+    gend = entry_dict(entry("gend-clip-l14"))
+    bench = {"detectors": [{"name": "mine", "tests": {}},
+                           {"name": "gend", "published": [], "published_note": gend["reported_note"]}]}
+    text = published_markdown(bench)
+    assert text == ("\nPublished versus measured (difference = measured - reported)\n\n"
+                    f"gend: its entry reports no figures ({gend['reported_note']})\n")
+    assert published_markdown({"detectors": [{"name": "mine", "tests": {}}]}) == ""
