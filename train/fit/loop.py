@@ -28,7 +28,7 @@ from train.fit.engine import NonFiniteLossError, evaluate, train_one_epoch
 from train.fit.lr_find import lr_find
 from train.fit.run_folder import RunFolder
 from train.fit.schedule import DIV_FACTOR, FINAL_DIV_FACTOR, MOMS, PCT_START, spread_lr
-from train.model import Device, create_model, denormalize, group_lrs, normalize, param_groups, set_frozen
+from train.model import Device, check_input_size, create_model, denormalize, group_lrs, normalize, param_groups, set_frozen
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +319,7 @@ def open_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Dataset, D
     state = None
     if resume:
         config, state = restore(config, run)
+    check_input_size(config.arch, config.image_size)
     dataset = Dataset.open(config.shards, config.manifests, config.input, config.fake_faces)
     config = with_dataset_settings(config, dataset)
     dev = Device.resolve(config.device, config.amp, config.channels_last)
