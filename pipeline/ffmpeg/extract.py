@@ -19,6 +19,7 @@ from pipeline.ffmpeg.graph import AUDIO_FD, ffmpeg_command
 from pipeline.ffmpeg.jpeg import complete_jpegs, jpeg_size, split_jpegs
 from pipeline.ffmpeg.locate import find_ffmpeg
 from pipeline.ffmpeg.mp4 import mp4_tracks
+from pipeline.stages.sound.wav import damage
 from pipeline.ffmpeg.stderr import (AudioTrack, FrameError, FrameTimeout, VideoInfo, audio_messages, one_line,
                                     parse_stderr, parse_stream)
 
@@ -231,7 +232,7 @@ def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
         text = stderr.decode("utf-8", "replace")
         info = parse_stderr(text)
     if audio_rate:
-        info.audio, audio_errors = _track(text, pcm, audio_rate)
+        info.audio, audio_errors = _track(text, pcm, audio_rate, (tracks or {}).get("soun"))
         info.errors = [e for e in info.errors if e not in audio_errors]  # the sound's errors do not fail frames
     elif quiet_sound:
         sound_errors = audio_messages(text, parse_stream(text, 0)[0], None)[0]
@@ -270,9 +271,7 @@ def extract_sound(path: str, rate: int, timeout: float = 600.0, binary: str | No
     errors, warnings = audio_messages(text, codec, 0)
     track = AudioTrack(has_audio=True, pcm=proc.stdout, sample_rate=rate, codec=codec, source_rate=source_rate,
                        channels=channels, warning=(errors or warnings or [None])[0])
-    if not proc.stdout:
-        track.status, track.error = "failed", f"no sound decoded{': ' + errors[0] if errors else ''}"
-    return track
+    return judged(track, errors, (mp4_tracks(path) or {}).get("soun"))
 
 
 def _sound_complete(pcm: bytearray | None, rate: int | None, tracks: dict | None) -> bool:
@@ -283,15 +282,30 @@ def _sound_complete(pcm: bytearray | None, rate: int | None, tracks: dict | None
     return expected is not None and len(pcm) / 2 / rate >= expected - 0.1
 
 
-def _track(stderr: str, pcm: bytearray, rate: int) -> tuple[AudioTrack, list[str]]:
+def _track(stderr: str, pcm: bytearray, rate: int, stream_seconds: float | None) -> tuple[AudioTrack, list[str]]:
     """The sound of one run: what the log says about the track, its PCM; and ffmpeg's errors about it."""
     codec, source_rate, channels = parse_stream(stderr)
     errors, warnings = audio_messages(stderr, codec)
     track = AudioTrack(has_audio=codec is not None or bool(pcm), pcm=bytes(pcm), sample_rate=rate, codec=codec,
                        source_rate=source_rate, channels=channels, warning=(errors or warnings or [None])[0])
-    if track.has_audio and not pcm:
+    return judged(track, errors, stream_seconds), errors
+
+
+def judged(track: AudioTrack, errors: list[str], stream_seconds: float | None) -> AudioTrack:
+    """A track with sound that decoded to nothing, to far less than its stream or to clipping noise marked failed
+    (the reason and ffmpeg's first error about it); a partial one keeps a warning that says so."""
+    if not track.has_audio:
+        return track
+    said = f" (ffmpeg: {errors[0]})" if errors else ""
+    if not track.pcm:
         track.status, track.error = "failed", f"no sound decoded{': ' + errors[0] if errors else ''}"
-    return track, errors
+        return track
+    problem, warning = damage(track.pcm, track.sample_rate, stream_seconds)
+    if problem:
+        track.status, track.error = "failed", problem + said
+    elif warning:
+        track.warning = warning + said
+    return track
 
 
 def _frames(jpegs: list[bytes], info: VideoInfo, fps: float) -> list[Frame]:
