@@ -14,12 +14,13 @@ import signal
 import subprocess
 import time
 
+import numpy as np
+
 from pipeline.spec import DECODE_ALL
 from pipeline.ffmpeg.graph import AUDIO_FD, ffmpeg_command
 from pipeline.ffmpeg.jpeg import complete_jpegs, jpeg_size, split_jpegs
 from pipeline.ffmpeg.locate import find_ffmpeg
 from pipeline.ffmpeg.mp4 import mp4_tracks
-from pipeline.stages.sound.wav import damage
 from pipeline.ffmpeg.stderr import (AudioTrack, FrameError, FrameTimeout, VideoInfo, audio_messages, one_line,
                                     parse_stderr, parse_stream)
 
@@ -306,6 +307,30 @@ def judged(track: AudioTrack, errors: list[str], stream_seconds: float | None) -
     elif warning:
         track.warning = warning + said
     return track
+
+
+# Decoded sound that is not the track's sound: damaged packets decode to a fraction of the stream and to noise.
+MIN_DECODED_SHARE = 0.5  # less of the stream's length (its MP4 header) than this: the sound failed
+PARTIAL_SHARE = 0.9      # less than this (but at least MIN_DECODED_SHARE): kept, with a warning that it is partial
+CLIPPED_SHARE = 0.01     # more samples than this at full scale is clipping noise, not a recording (the DFDC
+                         # sample's speech: none; an MP3 track whose packets hold noise: 3 to 36 %)
+
+
+def damage(pcm: bytes, rate: int, stream_seconds: float | None) -> tuple[str | None, str | None]:
+    """(why the decoded sound is not the track's, or None; a warning, or None). Failed: it decodes to less than
+    MIN_DECODED_SHARE of the stream's length (where the container says it), or more than CLIPPED_SHARE of its
+    samples sit at full scale; a warning where it decodes to less than PARTIAL_SHARE of the stream."""
+    x = np.frombuffer(pcm, dtype="<i2")
+    seconds = len(x) / rate
+    said = f"{seconds:.2f} s of the stream's {stream_seconds:.2f} s" if stream_seconds else ""
+    if stream_seconds and seconds < MIN_DECODED_SHARE * stream_seconds:
+        return f"damaged: decodes to {said}", None
+    clipped = float(np.mean((x >= 32767) | (x <= -32767))) if len(x) else 0.0
+    if clipped > CLIPPED_SHARE:
+        return f"damaged: clipping noise ({100 * clipped:.0f}% of the samples at full scale)", None
+    if stream_seconds and seconds < PARTIAL_SHARE * stream_seconds:
+        return None, f"partial: decodes to {said}"
+    return None, None
 
 
 def _frames(jpegs: list[bytes], info: VideoInfo, fps: float) -> list[Frame]:

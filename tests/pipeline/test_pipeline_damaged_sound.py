@@ -11,8 +11,7 @@ import pytest
 
 from helpers.commands import run_pipeline
 from helpers.sound import damage_sound, damaged_clip
-from pipeline.ffmpeg.extract import extract, extract_sound
-from pipeline.stages.sound.wav import damage
+from pipeline.ffmpeg.extract import damage, extract, extract_sound
 
 RATE = 16000
 
