@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 
 from dfd.errors import UsageProblem
+from dfd.threads import usable_cores
 from pipeline.spec import MAX_SIDE, SKIP_FRAMES, FrameSampling
 
 GROUPING = "identities"  # groups are connected components of the people a video involves (issue 11 item 13)
@@ -60,7 +60,7 @@ class PipelineConfig:
     quality: int = 2
     val_fraction: float = 0.3
     seed: int = 0
-    workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = dataclasses.field(default_factory=usable_cores)  # processes never wait on each other (dfd.threads)
     shard_size: int = 300 * 10**6
     limit: int | None = None
     layout: str = "auto"
