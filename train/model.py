@@ -26,7 +26,7 @@ from torch import nn
 
 from dfd.errors import ToolkitError, UsageProblem
 from pipeline.spec import MAX_INPUT
-from train.config import RecipeError, TrainConfig
+from train.config import MIN_IMAGE, RecipeError, TrainConfig
 from train.paths import RunLayout
 
 log = logging.getLogger(__name__)
@@ -198,9 +198,9 @@ class InputSizeError(UsageProblem, ValueError):
 
 
 def _nearest(side: int, step: int) -> list[int]:
-    """The multiples of `step` next to `side` within the image-size bounds (32..MAX_INPUT)."""
+    """The multiples of `step` next to `side` within the image-size bounds (MIN_IMAGE..MAX_INPUT)."""
     low, high = side // step * step, -(-side // step) * step
-    return [s for s in dict.fromkeys((low, high)) if 32 <= s <= MAX_INPUT] or [-(-32 // step) * step]
+    return [s for s in dict.fromkeys((low, high)) if MIN_IMAGE <= s <= MAX_INPUT] or [-(-MIN_IMAGE // step) * step]
 
 
 def size_problem(body: nn.Module, size: tuple[int, int]) -> str | None:
@@ -232,8 +232,12 @@ def check_input_size(arch: str, size: tuple[int, int], where: str = "--image-siz
     if is_torchvision(arch):  # a ResNet takes any size of at least 32
         return
     check_arch(arch)
-    with torch.device("meta"):
-        body = _timm_body(arch, pretrained=False)
+    try:
+        with torch.device("meta"):
+            body = _timm_body(arch, pretrained=False)
+    except (NotImplementedError, RuntimeError, TypeError, ValueError, AssertionError) as err:  # a build meta cannot run
+        log.debug("%s: input size not checked in advance (%s)", arch, err)
+        return
     problem = size_problem(body, size)
     if problem:
         raise InputSizeError(f"{where} {size[1]}x{size[0]}: --arch {arch} {problem}")
