@@ -115,8 +115,8 @@ def _repack(shards, manifests, affected, finished, journal, journal_path) -> int
         nxt[(split, label, tag)] = max(nxt.get((split, label, tag), 0), index + 1)
     shard_size = max((shards / n).stat().st_size for n in finished)
 
-    def sealed(name, videos, size, sha256, audio=None):
-        write_fragments(manifests, name, [s.meta for s in videos], size, sha256, audio)
+    def sealed(name, videos, size, sha256, audio=None, clips=None):
+        write_fragments(manifests, name, [s.meta for s in videos], size, sha256, audio, clips)
         journal["new"].append(name)
         write_bytes(journal_path, json.dumps(journal).encode(), durable=True)
 

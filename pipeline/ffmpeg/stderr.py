@@ -44,6 +44,8 @@ class VideoInfo:
     pts_times: list[float] = dataclasses.field(default_factory=list)
     skip_frames: str = DECODE_ALL  # what the decode that stands skipped ("noref" or "none")
     audio: AudioTrack | None = None  # the sound, where extract was asked for it
+    clip_jpegs: list[bytes] = dataclasses.field(default_factory=list)  # the clips' frames, where asked for
+    clip_times: list[float] = dataclasses.field(default_factory=list)  # their times (s), as showinfo logged them
 
 
 
@@ -68,8 +70,9 @@ class AudioTrack:
 
 
 
-def parse_stderr(text: str) -> VideoInfo:
-    """What ffmpeg's log tells about the input (before 'Output #0'), the selected frames' times and errors."""
+def parse_stderr(text: str, showinfo: str | None = None) -> VideoInfo:
+    """What ffmpeg's log tells about the input (before 'Output #0'), the selected frames' times and errors; with
+    `showinfo` (the filter's name in the log), the times that filter logged only (a graph with several outputs)."""
     info = VideoInfo()
     in_input = True
     for line in text.splitlines():
@@ -78,7 +81,7 @@ def parse_stderr(text: str) -> VideoInfo:
         if in_input:
             _parse_input_line(line, info)
         pts = _PTS_TIME.search(line)
-        if pts and "showinfo" in line:
+        if pts and ("showinfo" in line if showinfo is None else f"[{showinfo} @" in line):
             info.pts_times.append(float(pts.group(2)))
         level = _LEVEL.match(line.strip())
         if level:
