@@ -19,8 +19,8 @@ from pipeline.ffmpeg.graph import AUDIO_FD, CLIP_FD, ffmpeg_command, showinfo_of
 from pipeline.ffmpeg.jpeg import complete_jpegs, jpeg_size, split_jpegs
 from pipeline.ffmpeg.locate import find_ffmpeg
 from pipeline.ffmpeg.mp4 import mp4_tracks
-from pipeline.ffmpeg.stderr import (AudioTrack, FrameError, FrameTimeout, VideoInfo, audio_messages, one_line,
-                                    parse_stderr, parse_stream)
+from pipeline.ffmpeg.stderr import (AudioTrack, FrameError, FrameTimeout, VideoInfo, audio_messages,
+                                    errors_between, one_line, parse_stderr, parse_stream)
 
 log = logging.getLogger(__name__)
 
@@ -238,9 +238,6 @@ def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     stdout, stderr, returncode, stopped = run_ffmpeg(cmd, fps, timeout, early, video_duration, pcm, clip)
     text = stderr.decode("utf-8", "replace")
     info = parse_stderr(text, showinfo_of(cmd, "pipe:1") if clip is not None else None)
-    if clip is not None:
-        info.clip_jpegs = split_jpegs(bytes(clip))
-        info.clip_times = parse_stderr(text, showinfo_of(cmd, f"pipe:{CLIP_FD}")).pts_times
     if stopped and (len(split_jpegs(stdout)) != len(info.pts_times) or not _sound_complete(pcm, audio_rate, tracks)):
         # cannot happen if the stop was right: decode it all instead
         log.warning("%s: the early stop left frames or sound incomplete; decoding it all", path)
@@ -254,6 +251,8 @@ def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     elif quiet_sound:
         sound_errors = audio_messages(text, parse_stream(text, 0)[0], None)[0]
         info.errors = [e for e in info.errors if e not in sound_errors]
+    if clip is not None:
+        _clips_of(info, text, cmd, clip)
     if returncode != 0 and audio_rate and "Stream map '1:a:0' matches no streams" in text:
         raise _NoSoundStream("no audio stream")
     if returncode != 0:
@@ -267,6 +266,14 @@ def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
         raise FrameError(f"truncated or corrupt: {len(jpegs)} of {expected} frames; "
                          f"ffmpeg: {one_line(partial or info.errors)}")
     return info, jpegs
+
+
+def _clips_of(info: VideoInfo, text: str, cmd: list[str], clip: bytearray) -> None:
+    """The clips' frames of one run into info: their JPEGs, their times, and where the decoder's errors fell."""
+    name = showinfo_of(cmd, f"pipe:{CLIP_FD}")
+    info.clip_jpegs = split_jpegs(bytes(clip))
+    info.clip_times = parse_stderr(text, name).pts_times
+    info.clip_errors = errors_between(text, name, info.errors) if info.errors else []
 
 
 def extract_sound(path: str, rate: int, timeout: float = 600.0, binary: str | None = None) -> AudioTrack:

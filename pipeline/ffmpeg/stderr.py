@@ -46,6 +46,9 @@ class VideoInfo:
     audio: AudioTrack | None = None  # the sound, where extract was asked for it
     clip_jpegs: list[bytes] = dataclasses.field(default_factory=list)  # the clips' frames, where asked for
     clip_times: list[float] = dataclasses.field(default_factory=list)  # their times (s), as showinfo logged them
+    # (i, error): ffmpeg logged `error` after i of the clips' frames had come out (so it was met decoding frame i
+    # or one between frames i-1 and i)
+    clip_errors: list[tuple[int, str]] = dataclasses.field(default_factory=list)
 
 
 
@@ -89,6 +92,18 @@ def parse_stderr(text: str, showinfo: str | None = None) -> VideoInfo:
     if info.rotation % 180 == 90 and info.width:
         info.width, info.height = info.height, info.width
     return info
+
+
+def errors_between(text: str, showinfo: str, errors: list[str]) -> list[tuple[int, str]]:
+    """Each of `errors` (ffmpeg's error lines, as parse_stderr gives them) with the number of frames the showinfo
+    filter `showinfo` had logged before it: where in that output's frames the decoder met it."""
+    wanted, out, seen = set(errors), [], 0
+    for line in text.splitlines():
+        if f"[{showinfo} @" in line and _PTS_TIME.search(line):
+            seen += 1
+        elif (level := _LEVEL.match(line.strip())) and level.group(2).strip() in wanted:
+            out.append((seen, level.group(2).strip()))
+    return out
 
 
 def _parse_input_line(line: str, info: VideoInfo) -> None:

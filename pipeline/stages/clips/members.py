@@ -5,7 +5,9 @@ The decode (pipeline.ffmpeg.graph.clip_select) keeps, for each clip, its first f
 frames, and clips never overlap; so the clips' frames, in order, are the clips one after the other, T frames each,
 the last one cut short where the video ends. A frame the decoder dropped (a corrupt frame) or a variable-rate file
 shows in the frame times, which every clip row keeps; a step between two frames beyond GAP times the video's frame
-interval marks the clip as having a gap (its frames are kept: the row says so)."""
+interval marks the clip as having a gap. A decode error ffmpeg logged between two of a clip's frames (a corrupt
+frame it concealed rather than dropped) marks the clip corrupt. Every such clip keeps its frames: the row says
+what is wrong (status, warning), nothing else is lost."""
 from __future__ import annotations
 
 import json
@@ -18,15 +20,17 @@ from pipeline.ffmpeg.jpeg import jpeg_size
 log = logging.getLogger(__name__)
 
 GAP = 1.5  # a step between two frames of a clip beyond this many of the video's frame intervals is a gap
-STATUSES = ("done", "short", "gap", "none")  # none: a video whose decode gave no clip frame at all
+STATUSES = ("done", "short", "gap", "corrupt", "none")  # none: a video whose decode gave no clip frame at all
 
 
 def clip_key(video_id: str, clip: int) -> str:
     return f"{video_id}_c{clip:04d}"
 
 
-def cut(jpegs: list[bytes], times: list[float], frames: int, video_fps: float | None) -> list[dict]:
-    """The clips of one video: [{clip, times, status, warning, jpegs}] (times in seconds, rounded to the µs)."""
+def cut(jpegs: list[bytes], times: list[float], frames: int, video_fps: float | None,
+        errors: list[tuple[int, str]] = ()) -> list[dict]:
+    """The clips of one video: [{clip, times, status, warning, jpegs}] (times in seconds, rounded to the µs);
+    `errors`: (i, error) where ffmpeg logged an error after i of the clips' frames had come out."""
     times: list = list(times)
     if len(times) != len(jpegs):
         log.warning("ffmpeg reported %d clip frame times for %d clip frames; the times are left out",
@@ -35,7 +39,9 @@ def cut(jpegs: list[bytes], times: list[float], frames: int, video_fps: float | 
     clips = []
     for clip, first in enumerate(range(0, len(jpegs), frames)):
         t = [None if x is None else round(x, 6) for x in times[first:first + frames]]
-        status, warning = check(t, frames, video_fps)
+        inside = [(i - first, e) for i, e in errors if first < i < first + len(t)]
+        status, warning = ("corrupt", f"ffmpeg reported a decode error just before frame {inside[0][0]} of this "
+                           f"clip: {inside[0][1][:200]}") if inside else check(t, frames, video_fps)
         clips.append({"clip": clip, "times": t, "status": status, "warning": warning,
                       "jpegs": jpegs[first:first + frames]})
     return clips
@@ -58,7 +64,7 @@ def check(times: list[float], frames: int, video_fps: float | None) -> tuple[str
 def clip_members(video, split: str, info, frames: int) -> tuple[list[dict], bytes]:
     """A video's clips.parquet rows (`rel`: each clip's first member's offset in the members) and tar members: per
     clip, KEY.000.jpg ... KEY.(n-1).jpg then KEY.json. A decode that gave no clip frame gives one row saying so."""
-    clips = cut(info.clip_jpegs, info.clip_times, frames, info.fps)
+    clips = cut(info.clip_jpegs, info.clip_times, frames, info.fps, info.clip_errors)
     base = {"video_id": video.video_id, "split": split, "label": video.label}
     if not clips:
         return [{**base, "clip": None, "key": None, "status": "none", "n_frames": 0,
