@@ -246,3 +246,15 @@ def test_resume_after_kill_keeps_the_clips_consistent(run, videos, tmp_path):
                                                                                       run / "manifests")
     proc = run_module("pipeline.verify", "--shards", out / "shards", "--manifests", out / "manifests", "--deep")
     assert proc.stdout.strip().endswith("OK")
+
+
+def test_portrait_clips_are_fitted_like_the_frames(tmp_path):
+    """A portrait video's clips are fitted in the box turned, as its frames are, never upscaled; --clip-size
+    gives the clips their own box."""
+    from pipeline.ffmpeg.jpeg import jpeg_size
+
+    clip = make_clip(tmp_path / "portrait.mp4", (48, 64), 1.0)
+    info, frames = extract(str(clip), 1.0, (128, 96), 2, clips=Clips(frames=3, size=(128, 96)))
+    assert (frames[0].width, frames[0].height) == jpeg_size(info.clip_jpegs[0]) == (48, 64)
+    info, _ = extract(str(clip), 1.0, (128, 96), 2, clips=Clips(frames=3, size=(32, 24)))
+    assert {jpeg_size(j) for j in info.clip_jpegs} == {(24, 32)} and len(info.clip_jpegs) == 3
