@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.ffmpeg.locate import ffmpeg_version, find_ffmpeg  # noqa: E402
 from pipeline.ffmpeg.extract import extract  # noqa: E402
+from pipeline.config import parse_size  # noqa: E402
 
 log = logging.getLogger("bench_shards")
 
@@ -281,14 +282,15 @@ def _extract_cpu(ffmpeg: str, clip: Path, skip: str, clips=None) -> float:
     return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def clip_cost(ffmpeg: str, clips: list[Path], frames: int, repeats: int) -> list[dict]:
+def clip_cost(ffmpeg: str, clips: list[Path], frames: int, repeats: int,
+              size: tuple[int, int] | None = None) -> list[dict]:
     """Each distinct clip, one at a time: ffmpeg's CPU-s of the frame command (1 fps into 1280x720) skipping
     non-reference frames (the default), decoding every frame, and decoding every frame with clips of `frames`
-    frames as a further output of the same decode (the clips at the frames' size and quality); medians of
-    `repeats` alternations, and the clip frames kept."""
+    frames as a further output of the same decode (the clips at the frames' quality, in `size`, default the
+    frames'); medians of `repeats` alternations, and the clip frames kept."""
     from pipeline.spec import Clips
 
-    spec = Clips(frames=frames)
+    spec = Clips(frames=frames, size=size or (1280, 720))
     rows = []
     for clip in dict.fromkeys(clips):
         cpu: dict[str, list[float]] = {"noref": [], "none": [], "clips": []}
@@ -314,7 +316,9 @@ def clip_summary(frames: int, clipped: list[dict], noskips: list[dict], pipes: l
         return None
     section = json.loads((out / "run-clips" / "manifests" / "dataset.json").read_text())["clips"]
     extra = [(c["cpu"] - q["cpu"]) / max(section["frames"], 1) * 1000 for c, q in zip(clipped, noskips)]
-    return {"frames_per_clip": frames, "clips": section["clips"], "clip_frames": section["frames"],
+    spec = json.loads((out / "run-clips" / "manifests" / "dataset.json").read_text())["config"]["clips"]
+    return {"frames_per_clip": frames, "clip_size": spec["size"], "clips": section["clips"],
+            "clip_frames": section["frames"],
             "cpu_s": median([c["cpu"] for c in clipped]),
             "cpu_ratio_vs_every_frame_per_repeat": [c["cpu"] / q["cpu"] for c, q in zip(clipped, noskips)],
             "cpu_ratio_vs_default_per_repeat": [c["cpu"] / p["cpu"] for c, p in zip(clipped, pipes)],
@@ -359,8 +363,10 @@ def median(values: list[float]) -> float:
 @click.option("--clip-frames", default=0, type=int,
               help="Also run the pipeline with --clip-frames T (and --skip-frames none, which it needs, alone), "
                    "alternating, same set: the clips' extra CPU per clip frame (0: not measured).")
+@click.option("--clip-size", default=None, help="The clips' box, WIDTHxHEIGHT. [default: the frames' 1280x720]")
 def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, compare_audio: bool, workers: int,
-         repeats: int, out: Path, scale_entries: int, no_double: bool, clip_frames: int) -> None:
+         repeats: int, out: Path, scale_entries: int, no_double: bool, clip_frames: int,
+         clip_size: str | None) -> None:
     """Pipeline wall time against the ffmpeg decode floor, frames/s, orchestrator memory, DFDC projection."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -395,7 +401,8 @@ def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, comp
                      noskips[-1]["wall"], noskips[-1]["cpu"])
         if clip_frames:
             clipped.append(run_pipeline(videos, out / "run-clips", workers,
-                                        ["--skip-frames", "none", "--clip-frames", str(clip_frames)]))
+                                        ["--skip-frames", "none", "--clip-frames", str(clip_frames),
+                                         *(["--clip-size", clip_size] if clip_size else [])]))
             log.info("repeat %d/%d: pipeline with clips of %d frames %.2f s, %.1f CPU-s (%.3fx every frame alone)",
                      r + 1, repeats, clip_frames, clipped[-1]["wall"], clipped[-1]["cpu"],
                      clipped[-1]["cpu"] / noskips[-1]["cpu"])
@@ -417,7 +424,8 @@ def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, comp
     clips_cpu = per_clip(ffmpeg, paths) if compare_skip else []
     changes = skip_changes(out / "run", out / "run-noskip") if compare_skip else None
     clip_result = clip_summary(clip_frames, clipped, noskips, pipes, out,
-                               clip_cost(ffmpeg, paths, clip_frames, repeats) if clip_frames else [])
+                               clip_cost(ffmpeg, paths, clip_frames, repeats,
+                                         parse_size(clip_size) if clip_size else None) if clip_frames else [])
 
     n = len(paths)
     floor_wall, pipe_wall = median([f["wall"] for f in floors]), median([p["wall"] for p in pipes])
@@ -452,7 +460,7 @@ def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, comp
         "cpu_ratio": pipe_cpu / floor_cpu,  # less sensitive to other load on the machine than the wall ratio
         "target_cpu_ratio": TARGET_SKIP_CPU_RATIO if skip == "noref" else TARGET_CPU_RATIO, "skip_frames": skip,
         "cpu_ratio_every_frame": median([p["cpu"] for p in noskips]) / floor_cpu if noskips else None,
-        "clips": clip_result,
+        "clip_cost": clip_result,
         "ratio_every_frame": median([p["wall"] for p in noskips]) / floor_wall if noskips else None,
         "per_clip_cpu_s": clips_cpu, "skip_changes": changes,
         "cpu_ratio_full_decode": median([p["cpu"] for p in fulls]) / floor_cpu if fulls else None,
@@ -517,7 +525,7 @@ def print_table(r: dict) -> None:
     rows += [(f"orchestrator peak RSS, {m['videos']} videos", f"{m['maxrss_mb']:.0f} MB  ({m['what']}; "
               f"target < {r['target_rss_mb']} MB)") for m in r["orchestrator_peak_rss"]]
     rows += _skip_rows(r)
-    rows += _clip_rows(r["clips"])
+    rows += _clip_rows(r.get("clip_cost"))
     p = r["projection"]
     rows += [(f"projected {p['clips']:,} DFDC clips / {p['cores']} cores",
               f"{p['hours_pipeline']:.1f} h pipeline on this set's CPU-s/clip; "
@@ -556,7 +564,7 @@ def _clip_rows(c: dict | None) -> list[tuple[str, str]]:
     """The clips' cost: pipeline runs side by side per repeat, then per clip (ffmpeg alone)."""
     if not c:
         return []
-    rows = [(f"clips of {c['frames_per_clip']} frames, pipeline CPU",
+    rows = [(f"clips of {c['frames_per_clip']} frames in {c['clip_size'][0]}x{c['clip_size'][1]}, pipeline CPU",
              f"{c['extra_cpu_ms_per_clip_frame']:.2f} ms more per clip frame ({c['clips']} clips, {c['clip_frames']} "
              f"frames); x{_fmt(c['cpu_ratio_vs_every_frame_per_repeat'])} the frames-only run decoding every frame, "
              f"x{_fmt(c['cpu_ratio_vs_default_per_repeat'])} the default (noref) run, per repeat")]

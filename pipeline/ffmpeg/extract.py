@@ -67,7 +67,8 @@ def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = Tr
     selected (JPEG bytes identical to a full run: tests/test_pipeline_early_stop.py). With `audio`, the command
     has the sound output (pipe:3) and its bytes are appended to it; the stop is then a SIGTERM, on which ffmpeg
     flushes and closes that output (the sound is all out by then: audio_output) instead of a SIGKILL. With `clip`,
-    the command has the clips' output (pipe:4), whose bytes are appended to it (no early stop then)."""
+    the command has the clips' output (pipe:4), whose bytes are appended to it (the caller asks for no early stop:
+    the last clip may end after the last sampled frame)."""
     pipes = {fd: os.pipe() for fd, sink in ((AUDIO_FD, audio), (CLIP_FD, clip)) if sink is not None}
     try:
         proc = _start(cmd, {fd: ends[1] for fd, ends in pipes.items()})
@@ -97,7 +98,7 @@ def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = Tr
                     if stopped and key.data is out:
                         continue  # bytes of a frame that could not be selected: dropped
                     key.data.extend(chunk)
-                    if not early_stop or stopped or key.data is audio or clip is not None:
+                    if not early_stop or stopped or key.data is audio or key.data is clip:
                         continue
                     if key.data is out:
                         found, start = complete_jpegs(out, start)
@@ -231,8 +232,9 @@ def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     given), not the picture's."""
     cmd = ffmpeg_command(path, fps, box, quality, binary, skip_frames, audio_rate, *clips)
     video_duration = (tracks or {}).get("vide") if EARLY_STOP else None
-    # with the sound, stop early only where the MP4 header tells the sound's length (checked afterwards)
-    early = EARLY_STOP and (not audio_rate or bool(tracks and tracks.get("soun")))
+    # with the sound, stop early only where the MP4 header tells the sound's length (checked afterwards); with
+    # clips, never (the last clip may run past the last sampled frame)
+    early = EARLY_STOP and clips[0] is None and (not audio_rate or bool(tracks and tracks.get("soun")))
     pcm = bytearray() if audio_rate else None
     clip = bytearray() if clips[0] else None
     stdout, stderr, returncode, stopped = run_ffmpeg(cmd, fps, timeout, early, video_duration, pcm, clip)
