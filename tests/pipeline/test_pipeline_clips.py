@@ -258,3 +258,16 @@ def test_portrait_clips_are_fitted_like_the_frames(tmp_path):
     assert (frames[0].width, frames[0].height) == jpeg_size(info.clip_jpegs[0]) == (48, 64)
     info, _ = extract(str(clip), 1.0, (128, 96), 2, clips=Clips(frames=3, size=(32, 24)))
     assert {jpeg_size(j) for j in info.clip_jpegs} == {(24, 32)} and len(info.clip_jpegs) == 3
+
+
+def test_the_clips_spec_is_typed_bounded_and_round_trips():
+    from pipeline.spec import SpecError
+
+    spec = Clips(frames=25, per_video=4, size=(320, 180), quality=5)
+    assert Clips.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert PipelineConfig(videos="v", clip_frames=8, skip_frames="none", quality=4).clips() == Clips(
+        frames=8, size=(1280, 720), quality=4)  # the frames' size and quality by default
+    for bad, field in (({"frames": 0}, "clips.frames"), ({"frames": 8, "per_video": 0}, "clips.per_video"),
+                       ({"frames": 8, "quality": 40}, "clips.quality"), ({"frames": 8, "size": [8, 8]}, "size")):
+        with pytest.raises(SpecError, match=field):
+            Clips.from_dict(bad, "dataset.json")
