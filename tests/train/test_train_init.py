@@ -117,3 +117,11 @@ def test_fine_tune_a_zoo_package_on_face_shards(package, faces_dataset, tiny_dat
     model, saved = load_checkpoint(run / "checkpoints" / "last.pt")
     assert isinstance(model[0], PooledBody) and saved.init == config["init"]
     assert len(pd.read_csv(run / "metrics.csv")) == 1
+    run_module("train.export", "--checkpoint", run / "checkpoints" / "last.pt", "--out", tmp_path / "package")
+    exported, _, data = load_package(tmp_path / "package")
+    assert data["head"].startswith("linear") and data["normalization"]["mean"] == [0.5] * 3
+    card = (tmp_path / "package" / "README.md").read_text()
+    assert f"fine-tuned from zoo `{package}`" in card and "NON-COMMERCIAL" in card
+    x = normalize(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)))
+    with torch.no_grad():
+        assert torch.allclose(exported(x), model(x), atol=1e-5)
