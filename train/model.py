@@ -189,8 +189,8 @@ class Detector(nn.Sequential):
     per-channel affine map (and colour order) held in non-persistent buffers, so the state dict is the
     Sequential's."""
 
-    def __init__(self, body: nn.Module, head: nn.Module, spec: ModelInput | None = None) -> None:
-        super().__init__(body, head)
+    def __init__(self, *modules: nn.Module, spec: ModelInput | None = None) -> None:
+        super().__init__(*modules)  # (body, head); a slice of it gets ImageNet's (identity) input
         self.set_input(spec or ModelInput())
 
     def set_input(self, spec: ModelInput) -> "Detector":
@@ -199,7 +199,7 @@ class Detector(nn.Sequential):
         order, gain, bias = to_backbone(spec)
         self.order = None if order == [0, 1, 2] else order
         self.adapt = not is_imagenet(spec)
-        device = next(self.parameters()).device
+        device = next(self.parameters(), torch.empty(0)).device
         self.register_buffer("gain", gain.to(device), persistent=False)
         self.register_buffer("bias", bias.to(device), persistent=False)
         return self
@@ -218,14 +218,14 @@ def build_model(arch: str = "resnet18", pretrained: bool = False, network: dict 
     head; with `network` (a zoo package's architecture) its timm backbone's pooled features and linear head. `spec`:
     the input normalisation the body is fed (None: ImageNet's)."""
     if network is not None:
-        return Detector(*build_pooled(network), spec)
+        return Detector(*build_pooled(network), spec=spec)
     if not is_torchvision(arch):
         check_arch(arch)
         body = _timm_body(arch, pretrained)
-        return Detector(body, make_head(body.num_features), spec)
+        return Detector(body, make_head(body.num_features), spec=spec)
     net = _backbone(arch, pretrained)
     body = nn.Sequential(*list(net.children())[:-2])
-    return Detector(body, make_head(net.fc.in_features), spec)
+    return Detector(body, make_head(net.fc.in_features), spec=spec)
 
 
 def model_for(config: TrainConfig, pretrained: bool = False) -> Detector:

@@ -81,6 +81,14 @@ def init_input(start: Start, given: str | None) -> str:
     return start.config.input
 
 
+def _fixed_size(timm_name: str) -> bool:
+    """timm builds this network for one input size only (a ViT's position embeddings, built without resampling)."""
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(timm_name)
+    return bool(cfg is not None and cfg.fixed_input_size)
+
+
 def with_init(config: TrainConfig, start: Start, given: dict) -> TrainConfig:
     """`config` (TrainConfig.from_recipe with the source's input) starting from `start`. given: the command line's
     arch, weights and image_size (None where not given)."""
@@ -91,9 +99,9 @@ def with_init(config: TrainConfig, start: Start, given: dict) -> TrainConfig:
         raise InitError(f"--arch {given['arch']}, but --init {ref} is a {src.arch}: leave --arch out")
     size = src.image_size
     if given.get("image_size") is not None and config.image_size != size:
-        if start.network is not None and "vit" in start.network["timm_name"]:
-            raise InitError(f"--image-size {given['image_size']}, but --init {ref} is a vision transformer made for "
-                            f"{size[1]}x{size[0]}: leave --image-size out")
+        if start.network is not None and _fixed_size(start.network["timm_name"]):
+            raise InitError(f"--image-size {given['image_size']}, but --init {ref} is a {start.network['timm_name']}, "
+                            f"which takes {size[1]}x{size[0]} inputs only: leave --image-size out")
         log.warning("--init %s was made for %dx%d inputs; training at %dx%d as --image-size says", ref, size[1],
                     size[0], config.image_size[1], config.image_size[0])
         size = config.image_size
