@@ -80,7 +80,7 @@ def test_a_zoo_network_splits_into_body_halves_and_its_linear_head(package, tmp_
     assert {id(p) for p in model.parameters() if p.requires_grad} == bn | {id(p) for p in head}
 
 
-def test_what_contradicts_the_package_is_refused_naming_both(package, tmp_path):
+def test_what_contradicts_the_package_is_refused_naming_both(package, tmp_path, monkeypatch):
     start = read_start(package)
     with pytest.raises(InitError, match=r"--input frames, but --init .* is a faces model"):
         init_input(start, "frames")
@@ -88,6 +88,11 @@ def test_what_contradicts_the_package_is_refused_naming_both(package, tmp_path):
         _config(tmp_path, start, weights="imagenet")
     with pytest.raises(InitError, match=r"--arch resnet18, but --init .* is a legacy_xception"):
         _config(tmp_path, start, arch="resnet18")
+    with pytest.raises(InitError, match=r"^--init .*nowhere: no model package, run folder or checkpoint there"):
+        read_start(tmp_path / "nowhere")
+    monkeypatch.setenv("DFD_ZOO_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(InitError, match=r"^--init zoo:sbi-raw: no imported package at .*dfd zoo import sbi-raw"):
+        read_start("zoo:sbi-raw")
 
 
 def test_frames_shards_are_refused_for_a_faces_package(package, tiny_dataset, tmp_path):

@@ -20,7 +20,7 @@ from torch import nn
 from dfd.errors import UsageProblem
 from train.config import TrainConfig
 from train.normalisation import norm_of
-from train.paths import is_package, resolve
+from train.paths import CheckpointError, is_package, resolve
 from train.score.checkpoints import load_model
 from train.score.package import kind_of
 from train.zoo.importer import KIND as ZOO_KIND
@@ -64,7 +64,13 @@ def _zoo_start(reference: str, path: Path) -> Start:
 def read_start(reference: str | Path) -> Start:
     """The source --init names (train.paths.resolve: a package folder, zoo:NAME, hf://, a run folder, a .pt)."""
     reference = str(reference)
-    path = resolve(reference)
+    try:
+        path = resolve(reference)
+    except CheckpointError as err:  # zoo:NAME not imported yet says how; a path names what it takes
+        if reference.startswith("zoo:"):
+            raise InitError(f"--init {err}") from None
+        raise InitError(f"--init {reference}: no model package, run folder or checkpoint there; pass a package "
+                        "folder, zoo:NAME, hf://OWNER/NAME, a run folder or a checkpoint (.pt)") from None
     if is_package(path) and kind_of(path) == ZOO_KIND:
         return _zoo_start(reference, path)
     model, config = load_model(path)
