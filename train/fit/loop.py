@@ -25,10 +25,13 @@ from train.data.blended_fakes import Synthetic
 from train.fit import distributed, plots
 from train.fit import run_folder as artifacts
 from train.fit.engine import NonFiniteLossError, evaluate, train_one_epoch
+from train.fit.init import load_start
 from train.fit.lr_find import lr_find
 from train.fit.run_folder import RunFolder
 from train.fit.schedule import DIV_FACTOR, FINAL_DIV_FACTOR, MOMS, PCT_START, spread_lr
-from train.model import Device, check_input_size, create_model, denormalize, group_lrs, normalize, param_groups, set_frozen
+from train.model import (Device, check_input_size, create_model, denormalize, group_lrs, normalize, param_groups,
+                         set_frozen)
+from train.normalisation import backbone_input
 
 log = logging.getLogger(__name__)
 
@@ -319,8 +322,15 @@ def open_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Dataset, D
     state = None
     if resume:
         config, state = restore(config, run)
+    elif config.input_norm is None:  # a new run records its backbone's normalisation (a resumed one keeps its own)
+        config = dataclasses.replace(config, input_norm=backbone_input(config.arch))
     check_input_size(config.arch, config.image_size)
-    dataset = Dataset.open(config.shards, config.manifests, config.input, config.fake_faces)
+    try:
+        dataset = Dataset.open(config.shards, config.manifests, config.input, config.fake_faces)
+    except DatasetError as err:
+        if config.init is None:
+            raise
+        raise DatasetError(f"--init {config.init['reference']} is a {config.input} model, but {err}") from None
     config = with_dataset_settings(config, dataset)
     dev = Device.resolve(config.device, config.amp, config.channels_last)
     config = dataclasses.replace(config, augment_impl=resolve_impl(config.augment_impl, dev.device.type,
@@ -334,7 +344,9 @@ def fit(config: TrainConfig, resume: bool = False, explain: Explainer | None = N
     config, dataset, dev, run, state = open_run(config, resume)
     main_rank = distributed.is_main()
     seed_everything(config.seed)
-    model = create_model(config.arch, "none" if resume else config.weights)
+    model = create_model(config.arch, "none" if resume else config.weights, config.network, config.model_input)
+    if config.init is not None and not resume:
+        load_start(model, config.init)
     if main_rank:
         run.create()
         run.write_config(config.to_dict(run_relative=True))
