@@ -101,12 +101,27 @@ def usable(tube: MouthTube, samples: np.ndarray, rate: int) -> tuple[MouthTube, 
         raise NoSync(f"picture and sound overlap for {seconds:.1f} s, under the {MIN_SECONDS:g} s needed")
     tube = MouthTube(tube.crops[keep], tube.times[keep])
     rms = band_rms(samples, rate, tube.times, tube.fps)
+    _speech(rms)
+    return tube, rms
+
+
+def _speech(rms: np.ndarray) -> None:
+    """NoSync unless MIN_SPEECH_SHARE of the frames hold speech (loud in the band, within SPEECH_RANGE_DB of the
+    loud frames)."""
     db = 20 * np.log10(rms + 1e-12)
     share = float(np.mean(db > max(SPEECH_FLOOR_DB, np.percentile(db, 98) - SPEECH_RANGE_DB)))
     if share < MIN_SPEECH_SHARE:
         raise NoSync(f"no speech: {100 * share:.0f}% of the frames hold sound in {SPEECH_BAND[0]:g}-"
                      f"{SPEECH_BAND[1]:g} Hz above {SPEECH_FLOOR_DB:g} dBFS")
-    return tube, rms
+
+
+def check_sound(samples: np.ndarray, rate: int, start: float = 0.0, fps: float = 25.0) -> None:
+    """What can be told from the sound alone before the picture is decoded: NoSync when it is shorter than
+    MIN_SECONDS after `start` or holds no speech there (at 1/fps steps)."""
+    seconds = len(samples) / rate - start
+    if seconds < MIN_SECONDS:
+        raise NoSync(f"the sound lasts {max(seconds, 0.0):.1f} s from {start:g} s, under the {MIN_SECONDS:g} s needed")
+    _speech(band_rms(samples, rate, start + np.arange(int(seconds * fps)) / fps, fps))
 
 
 def measure(tube: MouthTube, samples: np.ndarray, rate: int) -> SyncResult:

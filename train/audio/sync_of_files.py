@@ -16,7 +16,7 @@ from pipeline.ffmpeg.stderr import FrameError
 from train.score.verdict import Sync
 
 from .mouth import SYNC_FACES, MouthTube, NoMouth, span_mouth
-from .sync import P_FAKE_RULE, NoSync, measure
+from .sync import P_FAKE_RULE, WINDOW_S, NoSync, check_sound, measure
 
 RATE = 16000
 
@@ -56,7 +56,7 @@ def sync_of(tube: MouthTube, samples: np.ndarray) -> Sync:
         return Sync(rule=P_FAKE_RULE, note=str(exc))
     return Sync(rule=P_FAKE_RULE, p_fake=r.p_fake, offset_s=r.offset_s, agreement=r.agreement,
                 confidence=r.confidence, in_sync=r.in_sync, starts=r.starts, windows=r.windows, fps=r.fps,
-                seconds=r.seconds, lags_s=r.lags_s, correlation=r.correlation)
+                seconds=r.seconds, lags_s=r.lags_s, correlation=r.correlation, window_s=WINDOW_S)
 
 
 def sync_detector(device: str = "auto"):
@@ -73,8 +73,9 @@ def sync_verdict(path: Path, detector, span: SyncSpan = SyncSpan(), use: str = "
         sync = Sync(rule=P_FAKE_RULE, note=why)
     else:
         try:
+            check_sound(samples[: int((span.start_s + span.seconds) * RATE)], RATE, span.start_s)
             sync = sync_of(tube_of(Path(path), detector, span), samples)
-        except (FrameError, NoMouth) as exc:
+        except (FrameError, NoMouth, NoSync) as exc:
             sync = Sync(rule=P_FAKE_RULE, note=str(exc))
     sync.use = use
     return sync

@@ -55,13 +55,14 @@ class Sync:
     seconds: float | None = None
     lags_s: list[float] = field(default_factory=list)
     correlation: list[float] = field(default_factory=list)
+    window_s: float | None = None  # the sliding windows' length
     use: str = "off"  # SYNC_RULES: whether the verdict uses it
 
     def as_dict(self) -> dict:
         return {"p_fake": self.p_fake, "offset_s": self.offset_s, "agreement": self.agreement,
                 "confidence": self.confidence, "in_sync": self.in_sync, "threshold": SYNC_THRESHOLD,
                 "rule": self.rule, "verdict_use": self.use, "note": self.note, "fps": self.fps,
-                "seconds": self.seconds, "windows": [{"start": s, "agreement": a}
+                "seconds": self.seconds, "window_s": self.window_s, "windows": [{"start": s, "agreement": a}
                                                      for s, a in zip(self.starts, self.windows)]}
 
 
