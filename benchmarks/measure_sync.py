@@ -67,12 +67,13 @@ def variants(clips: list[Path], folder: Path, seconds: float):
 
 def summary(rows: list[dict]) -> None:
     ok = [r for r in rows if r["p_fake"] is not None]
-    print(f"\n{'kind':<12}{'n':>3}  {'offsets found (s)':<34}{'p_fake mean':>12}")
+    print(f"\n{'kind':<12}{'n':>3}  {'offsets found (s)':<34}{'p_fake mean':>12}{'called apart':>14}")
     for kind in dict.fromkeys(r["kind"] for r in rows):
         got = [r for r in ok if r["kind"] == kind]
         offsets = " ".join(f"{r['offset_s']:+.2f}" for r in got)
         mean = np.mean([r["p_fake"] for r in got]) if got else float("nan")
-        print(f"{kind:<12}{len(got):>3}  {offsets:<34}{mean:>12.3f}")
+        called = sum(r["p_fake"] >= 0.5 for r in got)
+        print(f"{kind:<12}{len(got):>3}  {offsets:<34}{mean:>12.3f}{f'{called} of {len(got)}':>14}")
     orig = [r["p_fake"] for r in ok if r["kind"] == "original"]
     for name, test in (("swapped", lambda k: k == "swapped"), ("shifted", lambda k: k.startswith("shift")),
                        ("|shift| >= 0.5", lambda k: k.startswith("shift") and abs(float(k[6:])) >= 0.5)):
@@ -80,8 +81,12 @@ def summary(rows: list[dict]) -> None:
         value = auc(pos, orig)
         print(f"AUC of p_fake, {name} ({len(pos)}) vs original ({len(orig)}): "
               f"{'n/a' if value is None else f'{value:.3f}'}")
-    found = [abs(r["offset_s"] - r["expected"]) <= 0.1 for r in ok if r["kind"].startswith("shift")]
-    print(f"shift found within 0.1 s: {sum(found)} of {len(found)}")
+    own = {r["clip"]: r["offset_s"] for r in ok if r["kind"] == "original"}
+    shifted = [r for r in ok if r["kind"].startswith("shift") and r["clip"] in own]
+    found = [abs(r["offset_s"] - r["expected"]) <= 0.1 for r in shifted]
+    relative = [abs(r["offset_s"] - own[r["clip"]] - r["expected"]) <= 0.1 for r in shifted]
+    print(f"shift found within 0.1 s: {sum(found)} of {len(found)}; of the shift plus the clip's own offset: "
+          f"{sum(relative)} of {len(relative)}")
 
 
 @click.command()
@@ -102,9 +107,9 @@ def main(clips: Path, seconds: float, json_out: Path | None) -> None:
             sync = sync_of(tubes[clip], samples) if samples is not None else None
             row = {"clip": clip.name, "kind": kind, "expected": expected, "p_fake": sync and sync.p_fake,
                    "offset_s": sync and sync.offset_s, "agreement": sync and sync.agreement,
-                   "in_sync": sync and sync.in_sync, "note": why if sync is None else sync.note}
-            rows.append(row)
+                   "in_sync": sync and sync.in_sync, "confidence": sync and sync.confidence, "note": why if sync is None else sync.note}
             print(json.dumps(row))
+            rows.append({**row, "lags_s": sync and sync.lags_s, "correlation": sync and sync.correlation})
     summary(rows)
     if json_out:
         json_out.write_text(json.dumps(rows, indent=1))

@@ -58,10 +58,11 @@ def test_measure_finds_the_lag_put_in(lag):
     assert len(r.windows) == len(r.starts) >= 10 and np.median(r.windows) > 0.5
 
 
-def test_measure_calls_another_voice_apart():
-    tube, _ = synthetic(8.0, 1)
+def test_measure_tells_another_voice_from_its_own():
+    tube, own = synthetic(8.0, 1)
     _, other = synthetic(8.0, 2)
-    assert measure(tube, other, RATE).p_fake > 0.9
+    mine, theirs = measure(tube, own, RATE), measure(tube, other, RATE)
+    assert theirs.agreement < 0.5 < mine.agreement and theirs.p_fake > mine.p_fake + 0.3
 
 
 def test_measure_states_short_and_silent_sound():

@@ -27,12 +27,14 @@ MIN_SECONDS = 3.0              # picture and sound must overlap this long (the l
 SPEECH_FLOOR_DB = -70.0        # frames whose band RMS lies above this (dBFS) ...
 SPEECH_RANGE_DB = 30.0         # ... and within this of the span's loud frames (its 98th percentile) hold speech ...
 MIN_SPEECH_SHARE = 0.15        # ... and at least this share of the frames must
-# p_fake = sigmoid(SLOPE * (THRESHOLD - in_sync)): in_sync is the best correlation within +-IN_SYNC_S of zero lag
-# minus the median over all lags (SyncNet's confidence, taken where real video's sound sits). Calibrated on
+# p_fake = sigmoid(SLOPE * (THRESHOLD - in_sync)), in_sync = (near - median) - (peak - near): near is the best
+# correlation within +-IN_SYNC_S of zero lag (where a real video's sound sits), median the median over all lags
+# (SyncNet's confidence is peak - median), and a peak elsewhere above near counts against. Calibrated on
 # benchmarks/measure_sync.py's clips (see docs/lipsync.md): originals vs shifted and swapped sound.
-P_FAKE_THRESHOLD, P_FAKE_SLOPE = 0.12, 25.0
-P_FAKE_RULE = (f"sigmoid({P_FAKE_SLOPE:g} x ({P_FAKE_THRESHOLD:g} - c0)), c0 = best correlation within "
-               f"+-{IN_SYNC_S:g} s of zero lag less the median over lags within +-{MAX_LAG_S:g} s")
+P_FAKE_THRESHOLD, P_FAKE_SLOPE = 0.15, 20.0
+P_FAKE_RULE = (f"sigmoid({P_FAKE_SLOPE:g} x ({P_FAKE_THRESHOLD:g} - s)), s = (near - median) - (peak - near), "
+               f"near = best correlation within +-{IN_SYNC_S:g} s of zero lag, peak and median over lags within "
+               f"+-{MAX_LAG_S:g} s")
 
 
 class NoSync(ValueError):
@@ -44,7 +46,7 @@ class SyncResult:
     offset_s: float
     agreement: float        # the peak correlation
     confidence: float       # the peak less the median over the lags
-    in_sync: float          # c0 of the rule: best within +-IN_SYNC_S less the median
+    in_sync: float          # s of the rule: (near - median) - (peak - near)
     p_fake: float
     lags_s: list[float]
     correlation: list[float]
@@ -134,7 +136,7 @@ def measure(tube: MouthTube, samples: np.ndarray, rate: int) -> SyncResult:
     corr = np.array([correlation_at(v, a, int(k)) for k in lags])
     best, median = int(np.argmax(corr)), float(np.median(corr))
     near = np.abs(lags) <= IN_SYNC_S * fps + 1e-9
-    in_sync = float(corr[near].max() - median)
+    in_sync = float(2 * corr[near].max() - median - corr[best])
     starts, windows = sliding(v, a, int(lags[best]), fps, float(tube.times[0]))
     return SyncResult(float(lags[best] / fps), float(corr[best]), float(corr[best] - median), in_sync,
                       p_fake_of(in_sync), [float(k / fps) for k in lags], [float(c) for c in corr], starts, windows,
