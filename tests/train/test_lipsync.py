@@ -137,6 +137,7 @@ def test_bad_input_gives_a_stated_result(tmp_path):
         assert sync.p_fake is None and sync.offset_s is None and reason in sync.note, (reason, sync.note)
 
 
+@pytest.mark.slow
 def test_check_reports_sync_and_plots_it(real, tmp_path):
     clip, _, _ = real
     mute = av_clip(tmp_path / "mute.mp4", None, 2.0)
