@@ -64,6 +64,19 @@ def test_aggregate_mean_and_median():
         aggregate([], "mean")
 
 
+def test_aggregate_frame_max_is_sbis_rule():
+    """SBI's inference: the max over each frame's faces, then the mean over frames; one face a frame: the mean."""
+    p, seconds = [0.1, 0.9, 0.2, 0.3, 0.4], [0.0, 0.0, 1.0, 1.0, 2.0]
+    assert aggregate(p, "frame_max", seconds=seconds) == pytest.approx((0.9 + 0.3 + 0.4) / 3)
+    assert aggregate(p, "frame_max", seconds=range(5)) == pytest.approx(aggregate(p))
+    with pytest.raises(ValueError, match="needs each item's frame"):
+        aggregate(p, "frame_max")
+    rows = pd.DataFrame({"video_id": ["a"] * 5 + ["b"] * 2, "label": [1] * 5 + [0] * 2,
+                         "second": seconds + [0.0, 1.0], "p_fake": p + [0.2, 0.4]})
+    videos = video_scores(rows, "frame_max").set_index("video_id")["p_fake"]
+    assert videos.to_dict() == pytest.approx({"a": (0.9 + 0.3 + 0.4) / 3, "b": 0.3})
+
+
 def test_aggregate_confident_is_the_dfdc_winners_rule():
     # 10 items: confident fakes (> 0.8) must number more than 10 // 2.5 = 4
     five_fakes = [0.9, 0.95, 0.85, 0.9, 1.0, 0.1, 0.1, 0.1, 0.5, 0.5]

@@ -98,7 +98,8 @@ class Verdict:
     def p_picture(self) -> float | None:
         if not self.items:
             return None
-        return metrics.aggregate([i.p_fake for i in self.items], self.aggregate)
+        return metrics.aggregate([i.p_fake for i in self.items], self.aggregate,
+                                 seconds=[i.second for i in self.items])
 
     @property
     def p_fake(self) -> float | None:
@@ -134,7 +135,8 @@ class Verdict:
         for track in sorted({i.track for i in self.items}, key=lambda t: -1 if t is None else t):
             items = [i for i in self.items if i.track == track]
             scores = [i.p_fake for i in items]
-            out.append({"track": track, "p_fake": metrics.aggregate(scores, self.aggregate), "max": max(scores),
+            p_fake = metrics.aggregate(scores, self.aggregate, seconds=[i.second for i in items])
+            out.append({"track": track, "p_fake": p_fake, "max": max(scores),
                         "faces": len(items), "seconds": sorted({i.second for i in items})})
         return sorted(out, key=lambda t: -t["p_fake"])
 

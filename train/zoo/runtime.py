@@ -21,7 +21,7 @@ from train.zoo.importer import load_zoo_package
 
 CLIP_SECONDS = 10.0       # the authors' frames per video are spread over a DFDC clip's 10 s: fps = frames / 10
 BATCH_SIZE = 8            # faces per forward pass (--batch-size overrides)
-FACE_RULE_FACES = {"largest": 1, "max": 4, "each": 4}  # faces a frame gives (max: each scored, mean over them)
+FACE_RULE_FACES = {"largest": 1, "max": 4, "each": 4}  # faces a frame gives (max: each scored, the max kept)
 
 
 class OwnInput(nn.Module):
@@ -46,9 +46,12 @@ class OwnInput(nn.Module):
 
 
 def aggregate_of(config: dict) -> str:
-    """The toolkit's aggregation rule for the entry's video rule (mean; confident: the metrics module's)."""
-    rule = config["zoo"]["preprocessing"].get("video_rule", "mean")
-    return rule if rule in ("mean", "confident") else "mean"
+    """The toolkit's aggregation rule for the entry's face and video rules: confident (the metrics module's), the
+    mean over frames of the max over a frame's faces (face rule max: SBI), else the mean over every face."""
+    p = config["zoo"]["preprocessing"]
+    if p.get("video_rule", "mean") == "confident":
+        return "confident"
+    return "frame_max" if p.get("face_rule") == "max" else "mean"
 
 
 def face_crop_of(config: dict, where: str = "") -> FaceCrop:

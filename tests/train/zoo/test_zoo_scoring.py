@@ -66,6 +66,7 @@ def test_each_entry_crops_by_its_authors_rule():
     assert aggregate_of(config) == "confident"
     sbi = face_crop_of({"zoo": entry_dict(entry("sbi-c23"))})
     assert (sbi.box, sbi.margin, sbi.resize, sbi.face_size) == ("per_side", pytest.approx(1 / 8), "stretch", 380)
+    assert aggregate_of({"zoo": entry_dict(entry("sbi-c23"))}) == "frame_max"  # SBI: max over a frame's faces
     for name in ("gend-clip-l14", "effort-clip-l14", "deepfakebench-efficientnet-b4"):
         crop = face_crop_of({"zoo": entry_dict(entry(name))})
         assert (crop.box, crop.margin, crop.resize) == ("scale", pytest.approx(0.15), "stretch"), name
