@@ -15,7 +15,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from dfd.files import write_parquet, write_text
+from dfd.files import writable_folder, write_parquet, write_text
 from pipeline.dataset import Dataset
 from train.data.streams import ValStream, make_loader
 from train.report.figures import plot_roc
@@ -101,6 +101,7 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
     an audio checkpoint, also the sound and the fused verdict (with_sound): result["audio"], video_predictions'
     sound, fused and note columns (p_fake stays the picture's) and sound_windows.parquet."""
     ensemble = load_ensemble(checkpoints, device)
+    out = writable_folder(Path(out) if out else default_out(ensemble.paths, split))
     first = ensemble.config
     rule = rule or first.aggregate
     if rule not in metrics.RULES:
@@ -124,7 +125,6 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
               "images_per_s": len(frames) / seconds if seconds else None}
     name = f"ensemble of {len(ensemble.models)}" if result["ensemble"] else first.arch
     curves = [(name, frames, videos)]
-    out = Path(out) if out else default_out(ensemble.paths, split)
     out.mkdir(parents=True, exist_ok=True)
     if audio_checkpoint:
         result["audio"], videos, windows = with_sound(videos, audio_checkpoint, shards, manifests, split, fuse_rule)
