@@ -83,6 +83,26 @@ def default_out(paths: Sequence[Path], split: str) -> Path:
     return Path("runs") / f"ensemble-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def labelled_urls(dataset: Dataset, split: str, shards: str) -> list[str]:
+    """The split's shards of real and fake videos: unlabelled ones are left out, saying how many videos (metrics
+    need labels); a split of unlabelled videos only is refused, pointing to `dfd predict`."""
+    urls = dataset.urls(split)
+    if not urls:
+        raise CheckpointError(f"the manifest in {dataset.manifests} lists no shards of split {split!r}")
+    unlabelled = dataset.urls(split, "unlabelled")
+    if not unlabelled:
+        return urls
+    n = "some"
+    if dataset.has_table("videos"):
+        videos = dataset.table("videos", ["split", "label", "status"])
+        n = int(((videos["split"] == split) & videos["label"].isna() & (videos["status"] == "done")).sum())
+    if len(unlabelled) == len(urls):
+        raise CheckpointError(f"split {split!r} of {dataset.manifests} holds unlabelled videos only ({n}): metrics "
+                              f"need labels; score them with `dfd predict --shards {shards} --split {split}`")
+    log.warning("split %s: %s unlabelled videos left out (metrics need labels; `dfd predict` scores them)", split, n)
+    return [u for u in urls if u not in unlabelled]
+
+
 def predict_split(ensemble: Ensemble, urls: Sequence[str], batch_size: int, workers: int,
                   tta: str = "none") -> pd.DataFrame:
     """Per-frame rows (key, video_id, label, p_fake) over every sample of the shards, decoded once for all models,
@@ -107,9 +127,7 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
     if rule not in metrics.RULES:
         raise CheckpointError(f"unknown --aggregate {rule!r}; allowed: {', '.join(metrics.RULES)}")
     dataset = Dataset.open(shards, manifests, ensemble.settings["input"], first.fake_faces, need=(), check=(split,))
-    urls = dataset.urls(split)
-    if not urls:
-        raise CheckpointError(f"the manifest in {manifests} lists no shards of split {split!r}")
+    urls = labelled_urls(dataset, split, shards)
     start = time.perf_counter()
     frames = predict_split(ensemble, urls, batch_size or first.batch_size, workers, tta)
     seconds = time.perf_counter() - start
