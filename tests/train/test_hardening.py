@@ -67,12 +67,12 @@ def test_a_run_checks_and_exports_the_same_from_any_folder(tiny_run, tiny_datase
         result = _invoke(train.check, video, "--model", model, "--no-html", "--json")
         assert result.exit_code == 0, result.output
         verdicts.append(json.loads(result.stdout.splitlines()[-1]))
-    assert verdicts[0]["threshold"] == verdicts[1]["threshold"] and verdicts[0]["label"] == verdicts[1]["label"]
-    assert verdicts[0]["threshold"]["rule"] == "eer"
+    assert verdicts[0]["threshold"] == verdicts[1]["threshold"] and verdicts[0]["verdict"] == verdicts[1]["verdict"]
+    assert verdicts[0]["threshold_rule"] == "eer" and verdicts[0]["p_fake"] == verdicts[1]["p_fake"]
     result = _invoke(train.export, "--checkpoint", tiny_run, "--out", tmp_path / "package")
     assert result.exit_code == 0, result.output
     threshold = json.loads((tmp_path / "package" / "config.json").read_text())["threshold"]
-    assert threshold["value"] == verdicts[0]["threshold"]["value"]
+    assert threshold["value"] == verdicts[0]["threshold"]
 
 
 def test_an_output_behind_a_file_is_refused_before_the_work(small, tmp_path):
