@@ -114,7 +114,10 @@ def load_for_scoring(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     try:
         spec = ModelInput.from_dict(config["input"], where=str(folder / CONFIG))
         described = zoo_train_config(config, folder)
-    except (ToolkitError, KeyError, TypeError, ValueError) as err:  # a hand-edited preprocessing: named, exit 1
+    except ToolkitError as err:  # a hand-edited size or crop (a negative margin): the file named, exit 1
+        named = str(err) if str(folder / CONFIG) in str(err) else f"{folder / CONFIG}: {err}"
+        raise ZooPackageError(named) from None
+    except (KeyError, TypeError, ValueError) as err:
         detail = f"no {err}" if isinstance(err, KeyError) else str(err)
         raise ZooPackageError(f"{folder / CONFIG}: the authors' preprocessing cannot be used ({detail})") from None
     return OwnInput(net, spec).eval(), described, config

@@ -150,7 +150,8 @@ def test_predict_images_scores_each_face_image(zoo_cache, tmp_path, monkeypatch)
 
 
 def test_a_zoo_package_with_an_unusable_crop_names_its_config(zoo_cache, tmp_path):
-    """Issue 28 item 5: a negative margin in a zoo package's preprocessing was a usage error naming no file."""
+    """Issue 28 item 5: a negative margin in a zoo package's preprocessing was a usage error (exit 2, at first
+    naming no file); a package that cannot be used is a failure naming its config.json (exit 1), like any package."""
     from click.testing import CliRunner
 
     import train.check
@@ -163,5 +164,4 @@ def test_a_zoo_package_with_an_unusable_crop_names_its_config(zoo_cache, tmp_pat
     result = CliRunner().invoke(train.check.main, [str(CLIP), "--model", str(folder), "--no-html", "--device", "cpu"])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert result.output.strip().splitlines()[-1] == (
-        f"Error: {folder / 'config.json'}: the authors' preprocessing cannot be used (faces.margin is -0.1, not a "
-        "number in [0, 2])")
+        f"Error: {folder / 'config.json'}: zoo.preprocessing: margin is -0.1, not a number in [0, 2]")
