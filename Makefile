@@ -69,9 +69,14 @@ demo-audio: setup  ## fake speech from the DFDC sample's real speech (Griffin-Li
 	$(BIN)/dfd train --input audio --fake-audio all --shards "$(DEMO_AUDIO)/shards" --manifests "$(DEMO_AUDIO)/manifests" --out "$(DEMO_AUDIO)/runs/audio" $(ARGS)
 	@echo "demo-audio run folder: $(DEMO_AUDIO)/runs/audio (open $(DEMO_AUDIO)/runs/audio/report.html)"
 
-check: setup  ## VIDEO="a.mp4 [b.mp4 ...]" [MODEL=package|run|.pt|hf://OWNER/NAME]: a verdict and a page per video (no MODEL: the demo-faces model, exported to DEMO_PACKAGE; made first when missing)
-	@test -n "$(VIDEO)" || { echo "usage: make check VIDEO=path/to/video.mp4 [MODEL=package-folder] [CHECK_OUT=check]"; exit 2; }
-	@model="$(MODEL)"; \
+# VIDEO, MODEL and CHECK_OUT reach the shell as environment variables, unexpanded ($(value ...)) and always quoted,
+# so a name with spaces, quotes or a $ is passed as it is
+check: export DFD_VIDEO = $(value VIDEO)
+check: export DFD_MODEL = $(value MODEL)
+check: export DFD_CHECK_OUT = $(value CHECK_OUT)
+check: setup  ## VIDEO=path/to/video-or-folder [MODEL=package|run|.pt|hf://OWNER/NAME]: a verdict and a page per video (a folder: every video in it; no MODEL: the demo-faces model, exported to DEMO_PACKAGE; made first when missing)
+	@test -n "$$DFD_VIDEO" || { echo "usage: make check VIDEO=path/to/video.mp4 [MODEL=package-folder] [CHECK_OUT=check]"; exit 2; }
+	@model="$$DFD_MODEL"; \
 	if [ -z "$$model" ]; then \
 	  model="$(DEMO_PACKAGE)"; \
 	  if [ ! -f "$$model/config.json" ]; then \
@@ -79,7 +84,7 @@ check: setup  ## VIDEO="a.mp4 [b.mp4 ...]" [MODEL=package|run|.pt|hf://OWNER/NAM
 	    $(BIN)/dfd export --checkpoint "$(DEMO_FACES)/runs/faces" --out "$$model" || exit 1; \
 	  fi; \
 	fi; \
-	$(BIN)/dfd check $(VIDEO) --model "$$model" --out "$(CHECK_OUT)" $(ARGS)
+	$(BIN)/dfd check "$$DFD_VIDEO" --model "$$model" --out "$$DFD_CHECK_OUT" $(ARGS)
 
 test: setup  ## the whole test suite on every core, one module per worker (15 slowest shown), then the import layers
 	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 from typing import Any, Callable
 
@@ -15,6 +16,7 @@ from dfd.errors import USAGE, ToolkitError
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True}
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DEVICES = ("auto", "cpu", "cuda")
+REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR)  # the file system said no: one line
 
 
 def command(**kwargs) -> Callable:
@@ -78,16 +80,23 @@ def threads_option(fn: Callable) -> Callable:
 @contextlib.contextmanager
 def reported(rerun: str = "rerun the same command"):
     """Run a command's body: a ToolkitError becomes its one-line message and exit code (2 with the usage line for
-    errors of USAGE, else 1); a full disk, the line saying nothing is lost and how to continue (`rerun`)."""
+    errors of USAGE, else 1); a full disk, the line saying nothing is lost and how to continue (`rerun`); a file the
+    file system refuses (read-only, no permission, a file where a folder should be), the file and the reason."""
     try:
         yield
     except click.ClickException:
         raise
     except OSError as err:
-        if not is_full(err):
-            raise
-        raise click.ClickException(one_line(err, rerun)) from None
+        if is_full(err):
+            raise click.ClickException(one_line(err, rerun)) from None
+        if isinstance(err, ToolkitError):
+            raise _as_click(err) from None
+        if err.errno in REFUSED and err.filename:
+            raise click.ClickException(f"{err.filename}: {err.strerror}") from None
+        raise
     except ToolkitError as err:
-        if err.exit_code == USAGE:
-            raise click.UsageError(str(err)) from None
-        raise click.ClickException(str(err)) from None
+        raise _as_click(err) from None
+
+
+def _as_click(err: ToolkitError) -> click.ClickException:
+    return click.UsageError(str(err)) if err.exit_code == USAGE else click.ClickException(str(err))

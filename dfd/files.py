@@ -7,9 +7,38 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 from dfd.diskfull import writing
+from dfd.errors import UsageProblem
+
+
+class NotWritable(UsageProblem):
+    """An output folder the command cannot write (read-only, no permission, a file in the way): said before any
+    work starts, so nothing is computed for nothing."""
+
+
+def writable_folder(folder: str | Path, option: str = "--out") -> Path:
+    """Prove that files can be written in `folder` (the `option` that named it) before the work starts: a probe
+    file is created and removed in the folder, or, where the folder is not made yet, in the nearest folder above
+    it (nothing is left behind and no folder is made). NotWritable names the folder and the reason otherwise."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "it is" if existing == folder else f"{existing} is"
+        raise NotWritable(f"{option} {folder}: cannot write there: {where} a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dfd-probe-", dir=existing)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        where = "" if existing == folder else f" (in {existing}, where it would be made)"
+        raise NotWritable(f"{option} {folder}: cannot write there{where}: {exc.strerror or exc}; choose a "
+                          "writable folder") from None
+    return folder
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

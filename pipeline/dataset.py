@@ -342,6 +342,9 @@ class Dataset:
         data = read_dataset_json(manifests)
         config = data.get("config") if isinstance(data.get("config"), dict) else {}
         faces = data.get("faces") if isinstance(data.get("faces"), dict) else {}
+        reads = "a faces model reads its faces/ itself" if input == "faces" else "a frames model reads whole frames"
+        _require(not _is_faces_folder(location, faces), f"shards folder {location} holds the face shards; pass the "
+                 f"frame shards folder above it (--shards {Path(location).parent}): {reads}")
         common = {"location": location, "manifests": manifests, "ffmpeg": data.get("ffmpeg"),
                   "frame_sampling": frame_sampling(config, manifests / DATASET_JSON),
                   "face_crop": face_crop(faces, manifests / DATASET_JSON)}
@@ -467,6 +470,15 @@ def face_counts(manifests: Path, drop_untouched: bool) -> dict | None:
     for (split, label), n in faces.groupby(["split", "label"]).size().items():
         counts.setdefault(split, {})[label] = int(n)
     return counts
+
+
+def _is_faces_folder(location: str, faces: dict) -> bool:
+    """Whether `location` is SHARDS/faces of this dataset (its face shards are listed as faces/NAME)."""
+    listed = faces.get("shards") if isinstance(faces.get("shards"), list) else []
+    names = [e.get("name") for e in listed if isinstance(e, dict) and isinstance(e.get("name"), str)]
+    folder = Path(location)
+    return (is_local(location) and folder.name == "faces" and bool(names)
+            and all(Path(n).parent.name == "faces" and (folder / Path(n).name).is_file() for n in names[:3]))
 
 
 def _last_frames(manifests: Path) -> dict[str, tuple[str, int, int]]:

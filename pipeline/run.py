@@ -8,6 +8,7 @@ import sys
 import click
 
 from dfd.cli import command, converter, default, reported, setup_logging, verbose_option
+from dfd.files import writable_folder
 
 from pipeline.config import LAYOUTS, SKIP_FRAMES, PipelineConfig, parse_bytes, parse_part, parse_size
 from pipeline.spec import DECODE_ALL, migrate
@@ -97,6 +98,8 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, spli
         raise click.BadParameter(f"{videos}: no such folder", param_hint="--videos")
     with reported("rerun the same command: it resumes where it stopped"):
         find_ffmpeg()
+        writable_folder(shards, "--shards")
+        writable_folder(manifests, "--manifests")
         split = _split_defaults(manifests, val_fraction, seed, skip_frames, split_files, clip_frames)
         config = PipelineConfig(videos=videos, shards=shards, manifests=manifests, fps=fps, size=size,
                                 quality=quality, workers=workers, shard_size=shard_size, limit=limit,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option, workers_option
+from dfd.files import writable_folder
 from train.report.cross_dataset import (DEFAULT_SPLIT, BenchmarkError, benchmark_markdown, parse_checkpoint, parse_test,
                                     read_config, run_benchmark)
 from train.score.metrics import RULES
@@ -60,7 +61,7 @@ def main(checkpoints, tests, config_file, split, out, rule, tta, device, batch_s
         detectors = [*listed["detectors"], *(parse_checkpoint(c) for c in checkpoints)]
         if not detectors or not test_sets:
             raise BenchmarkError("pass at least one --checkpoint and one --test (or a --config listing them)")
-        out = out or listed["out"] or Path("runs") / time.strftime("benchmark-%Y%m%d-%H%M%S")
+        out = writable_folder(out or listed["out"] or Path("runs") / time.strftime("benchmark-%Y%m%d-%H%M%S"))
         bench = run_benchmark(detectors, test_sets, out, rule or listed["aggregate"], tta or listed["tta"] or "none",
                               device, batch_size, workers)
     click.echo(benchmark_markdown(bench), nl=False)

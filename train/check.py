@@ -15,6 +15,7 @@ import click
 
 from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option
 from dfd.errors import UsageProblem
+from dfd.files import writable_folder
 from train.audio.classifier import load as load_audio
 from train.audio.sound_of_files import sound_verdict
 from train.audio.sync_of_files import sync_detector, sync_verdict
@@ -25,7 +26,7 @@ from train.score.on_batches import Scorer
 from train.score.package import zoo_facts
 from train.score.threshold import decision_threshold, describe
 from train.score.verdict import FAILED, SOUND_THRESHOLD, SYNC_RULES, SYNC_THRESHOLD, UNCERTAIN, as_json, line
-from train.score.videos import face_cropper, find_videos, frame_settings, video_names
+from train.score.videos import VIDEO_EXTENSIONS, face_cropper, find_videos, frame_settings, video_names
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,23 @@ class CheckError(UsageProblem):
     """check cannot start as asked (no videos, --html with several videos)."""
 
 
-def page_path(name: str, out: Path) -> Path:
-    return out / (name.replace("/", "__").rsplit(".", 1)[0] + ".html")
+def page_paths(names: list[str], videos: list[Path], out: Path) -> list[Path]:
+    """OUT/NAME.html per video (NAME without its extension), distinct, and never one of the videos themselves: where
+    two videos would share a page (face.mp4, face.mkv) or a page would land on a video checked (clip.html), those
+    keep their extension (face.mp4.html), then take a number (-2, -3, ...) while still taken."""
+    inputs = {v.resolve() for v in videos}
+    flat = [name.replace("/", "__") for name in names]
+    stems = [out / (f.rsplit(".", 1)[0] + ".html") for f in flat]
+    clash = {s for s in stems if stems.count(s) > 1 or s.resolve() in inputs}
+    chosen: list[Path] = []
+    for stem, full in zip(stems, flat):
+        path = out / (full + ".html") if stem in clash else stem
+        n = 1
+        while path in chosen or path.resolve() in inputs:
+            n += 1
+            path = out / f"{full}-{n}.html"
+        chosen.append(path)
+    return chosen
 
 
 def settings_of(ensemble, sampled: tuple, threshold: dict, audio=None, audio_path: Path | None = None,
@@ -60,6 +76,22 @@ def settings_of(ensemble, sampled: tuple, threshold: dict, audio=None, audio_pat
         rows["fusion"] = (f"{fuse_rule}; fake when the picture reaches its threshold or the sound reaches "
                           f"{SOUND_THRESHOLD}")
     return rows
+
+
+def inputs(videos: tuple, pages: Path | None, one_page: bool) -> list[Path]:
+    """The videos to check, refused before any work when there are none, when --html names one page for several
+    or names the video itself, or when the pages (`pages`: --html or --out; None: no pages) cannot be written."""
+    paths = find_videos(videos)
+    if not paths:
+        raise CheckError(f"no video in {', '.join(map(str, videos))} (folders are searched for "
+                         f"{', '.join(sorted(VIDEO_EXTENSIONS))})")
+    if one_page and len(paths) != 1:
+        raise CheckError(f"--html names one page but {len(paths)} videos were given; use --out DIR")
+    if one_page and pages.resolve() == paths[0].resolve():
+        raise CheckError(f"--html {pages} is the video itself; name another file for the page")
+    if pages is not None:
+        writable_folder(pages.parent if one_page else pages, "--html" if one_page else "--out")
+    return paths
 
 
 @command()
@@ -107,9 +139,7 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
     """
     setup_logging(verbose)
     with reported():
-        paths = find_videos(videos)
-        if page and len(paths) != 1:
-            raise CheckError(f"--html names one page but {len(paths)} videos were given; use --out DIR")
+        paths = inputs(videos, None if no_html else page or out, bool(page))
         ensemble = load_ensemble(models, device)
         config = ensemble.config
         sampled = frame_settings(ensemble.paths[0], config, manifests)
@@ -125,7 +155,8 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
                      for p, c in zip(ensemble.paths, ensemble.configs)]
         zoo = [d["zoo"] for d in described if d["zoo"]]
         failed = 0
-        for path, name in zip(paths, video_names(paths, videos)):
+        names = video_names(paths, videos)
+        for path, name, to in zip(paths, names, [page] if page else page_paths(names, paths, out)):
             verdict = check_video(path, scorer, settings, ensemble.image_size, cropper, threshold, config.aggregate)
             if audio is not None and verdict.label != FAILED:
                 verdict.sound = sound_verdict(audio, path, verdict.p_picture, fuse_rule, str(audio_path))
@@ -134,7 +165,7 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
             failed += verdict.label == FAILED
             written = None
             if verdict.label != FAILED and not no_html:
-                written = write_page(verdict, name, page or page_path(name, out), ensemble.models[0], described, shown)
+                written = write_page(verdict, name, to, ensemble.models[0], described, shown)
             if as_json_lines:
                 click.echo(json.dumps({**as_json(verdict, name), "page": str(written) if written else None,
                                        **({"zoo": zoo} if zoo else {})}))

@@ -18,10 +18,15 @@ from train.score.videos import frame_settings
 @command()
 @click.option("--checkpoint", required=True, help="A checkpoint (.pt) or a run folder (its best.pt).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The package folder to write (made if missing; its three files are replaced).")
+              help="The package folder to write (made if missing). Never a run folder; a folder holding another "
+                   "model's package only with --replace.")
+@click.option("--replace", is_flag=True, help="Replace the package files already in --out (another model's).")
 @click.option("--threshold-at-fpr", "at_fpr", type=click.FloatRange(0.0, 1.0),
               help="Choose the threshold as the lowest whose validation false-positive rate is at most this "
                    "(e.g. 0.01) [default: the EER point].")
+@click.option("--threshold", "manual", type=click.FloatRange(0.0, 1.0),
+              help="Set the threshold by hand (recorded in the card as chosen by hand), e.g. when the validation "
+                   "split holds one class only.")
 @click.option("--shards", help="The val shards, when the run folder has no val scores of this checkpoint "
                                "[default: the training config's].")
 @click.option("--manifests", type=click.Path(file_okay=False, path_type=Path),
@@ -29,16 +34,18 @@ from train.score.videos import frame_settings
 @device_option("cpu")
 @threads_option
 @verbose_option
-def main(checkpoint, out, at_fpr, shards, manifests, device, verbose) -> None:
+def main(checkpoint, out, replace, at_fpr, manual, shards, manifests, device, verbose) -> None:
     """Package a trained model to be shared without pickle: the weights as safetensors, everything prediction needs
     in config.json, and a model card (data, counts, split, recipe, validation metrics, threshold, benchmark, intended
     use and limits) as README.md. Every command that takes --checkpoint (and `dfd check --model`) takes the folder."""
     setup_logging(verbose)
+    if manual is not None and at_fpr is not None:
+        raise click.UsageError("give --threshold or --threshold-at-fpr, not both")
     with reported():
         path = resolve_checkpoint(checkpoint)
         _, config = load_checkpoint(path)
         frames, _ = frame_settings(path, config, manifests)
-        package = export(path, out, frames, at_fpr, shards, manifests, device)
+        package = export(path, out, frames, at_fpr, shards, manifests, device, manual, replace)
     threshold = package["threshold"]
     click.echo(f"{out}: {WEIGHTS}, {CONFIG}, {CARD}; threshold {threshold['value']:.4f} ({describe(threshold)})")
 

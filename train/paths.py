@@ -76,6 +76,10 @@ class RunLayout:
     def eval_dir(self, split: str) -> Path:
         return self.root / f"eval-{split}"
 
+    def is_run(self) -> bool:
+        """Whether the folder is a run folder (dfd train --out): a checkpoints folder, metrics or explain.json."""
+        return self.checkpoints.is_dir() or self.metrics.is_file() or self.explain.is_file()
+
     @classmethod
     def of_checkpoint(cls, checkpoint: str | Path) -> "RunLayout | None":
         """The run folder of RUN/checkpoints/NAME.pt, else None (a checkpoint kept elsewhere)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option, workers_option
-from dfd.files import write_csv
+from dfd.files import writable_folder, write_csv
 from train.score.metrics import RULES
 from train.score.on_batches import TTA_MODES
 from train.score.videos import FAILED_SCORE, find_videos, predict_inputs, video_names
@@ -70,6 +70,10 @@ def main(inputs, checkpoints, out, frames_out, shards, manifests, split, images,
     setup_logging(verbose)
     if sum(map(bool, (inputs, shards, images))) != 1:
         raise click.UsageError("give either videos/folders, --shards DIR (with --split) or --images DIR: one of them")
+    with reported():  # before any work: the tables can be written where asked
+        writable_folder(out.parent, "--out")
+        if frames_out:
+            writable_folder(frames_out.parent, "--frames-out")
     if images:
         _images(images, checkpoints, out, device, batch_size)
     with reported():

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dfd.cli import DEVICES, command, default, reported, setup_logging, threads_option, verbose_option
+from dfd.files import writable_folder
 from dfd.threads import free_cores
 from pipeline.dataset import FAKE_FACES, INPUTS, DatasetError, is_local
 from train.audio.data import FAKE_AUDIO
@@ -155,6 +156,7 @@ def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile
                 config = with_init(config, start, {"arch": options["arch"], "weights": weights,
                                                    "image_size": image_size})
             config = dataclasses.replace(config, out=distributed.broadcast(config.out))  # one folder for all ranks
+            writable_folder(config.out)
             root = fit(config, resume=resume, explain=_explainer(config, boxes) if explain else None)
     finally:
         distributed.shutdown()
@@ -167,7 +169,7 @@ def _train_audio(shards, manifests, out, fake_audio: str, seed: int, dev_run: bo
 
     with reported("rerun the same command"):
         root = run_audio(str(shards), str(manifests or Path(shards).parent / "manifests"),
-                         out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), fake_audio,
+                         writable_folder(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")), fake_audio,
                          epochs=20 if dev_run else 300, seed=seed, explain=explain)
     click.echo(f"run folder: {root}")
 

@@ -122,6 +122,19 @@ def test_fake_audio_manipulated_needs_changed_sound(audio_demo, tmp_path):
     assert proc.returncode != 0 and "needs real and fake sound" in proc.stderr
 
 
+def test_an_unwritable_run_folder_is_refused_before_training(audio_demo, tmp_path):
+    """Issue 28 item 2: the sound trainer used to train, then fail with a traceback writing its run folder."""
+    import train.run
+    from click.testing import CliRunner
+
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the run folder's parent should be\n")
+    result = CliRunner().invoke(train.run.main, ["--input", "audio", "--fake-audio", "all", "--shards",
+                                                 str(audio_demo / "shards"), "--out", str(blocker / "run")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"Error: --out {blocker / 'run'}: cannot write there: {blocker} is a file" in result.output
+
+
 def test_not_an_audio_checkpoint(tmp_path):
     bad = tmp_path / "x.pt"
     bad.write_bytes(b"nope")

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from dfd.files import write_parquet, write_text
+from dfd.files import writable_folder, write_parquet, write_text
 from pipeline.dataset import Dataset
 from train.data.streams import ValStream, make_loader
 from train.report.figures import plot_roc
@@ -83,6 +83,26 @@ def default_out(paths: Sequence[Path], split: str) -> Path:
     return Path("runs") / f"ensemble-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def labelled_urls(dataset: Dataset, split: str, shards: str) -> list[str]:
+    """The split's shards of real and fake videos: unlabelled ones are left out, saying how many videos (metrics
+    need labels); a split of unlabelled videos only is refused, pointing to `dfd predict`."""
+    urls = dataset.urls(split)
+    if not urls:
+        raise CheckpointError(f"the manifest in {dataset.manifests} lists no shards of split {split!r}")
+    unlabelled = dataset.urls(split, "unlabelled")
+    if not unlabelled:
+        return urls
+    n = "some"
+    if dataset.has_table("videos"):
+        videos = dataset.table("videos", ["split", "label", "status"])
+        n = int(((videos["split"] == split) & videos["label"].isna() & (videos["status"] == "done")).sum())
+    if len(unlabelled) == len(urls):
+        raise CheckpointError(f"split {split!r} of {dataset.manifests} holds unlabelled videos only ({n}): metrics "
+                              f"need labels; score them with `dfd predict --shards {shards} --split {split}`")
+    log.warning("split %s: %s unlabelled videos left out (metrics need labels; `dfd predict` scores them)", split, n)
+    return [u for u in urls if u not in unlabelled]
+
+
 def predict_split(ensemble: Ensemble, urls: Sequence[str], batch_size: int, workers: int,
                   tta: str = "none") -> pd.DataFrame:
     """Per-frame rows (key, video_id, label, p_fake) over every sample of the shards, decoded once for all models,
@@ -101,14 +121,13 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
     an audio checkpoint, also the sound and the fused verdict (with_sound): result["audio"], video_predictions'
     sound, fused and note columns (p_fake stays the picture's) and sound_windows.parquet."""
     ensemble = load_ensemble(checkpoints, device)
+    out = writable_folder(Path(out) if out else default_out(ensemble.paths, split))
     first = ensemble.config
     rule = rule or first.aggregate
     if rule not in metrics.RULES:
         raise CheckpointError(f"unknown --aggregate {rule!r}; allowed: {', '.join(metrics.RULES)}")
     dataset = Dataset.open(shards, manifests, ensemble.settings["input"], first.fake_faces, need=(), check=(split,))
-    urls = dataset.urls(split)
-    if not urls:
-        raise CheckpointError(f"the manifest in {manifests} lists no shards of split {split!r}")
+    urls = labelled_urls(dataset, split, shards)
     start = time.perf_counter()
     frames = predict_split(ensemble, urls, batch_size or first.batch_size, workers, tta)
     seconds = time.perf_counter() - start
@@ -124,7 +143,6 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
               "images_per_s": len(frames) / seconds if seconds else None}
     name = f"ensemble of {len(ensemble.models)}" if result["ensemble"] else first.arch
     curves = [(name, frames, videos)]
-    out = Path(out) if out else default_out(ensemble.paths, split)
     out.mkdir(parents=True, exist_ok=True)
     if audio_checkpoint:
         result["audio"], videos, windows = with_sound(videos, audio_checkpoint, shards, manifests, split, fuse_rule)

@@ -26,9 +26,9 @@ from train.model import Device, load_checkpoint
 from train.score.tables import markdown_table
 from train.score import metrics
 from train.paths import PackageError, RunLayout, is_package
-from train.score.package import package_config, write_package
+from train.score.package import may_write_package, package_config, write_package
 from train.score.on_batches import predict_loader
-from train.score.threshold import describe, from_videos, run_videos
+from train.score.threshold import by_hand, describe, from_videos, run_videos
 from train.templates import render
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,10 @@ def score_val(checkpoint: Path, config: TrainConfig, shards: str | None, manifes
     return predict_loader([dev.prepare(model).eval()], loader, dev)
 
 
-def validation(checkpoint: Path, config: TrainConfig, shards, manifests, device, at_fpr) -> tuple[dict, dict]:
-    """(threshold, validation metrics {"frame": .., "video": .., "source": ..})."""
+def validation(checkpoint: Path, config: TrainConfig, shards, manifests, device, at_fpr,
+               manual: float | None = None) -> tuple[dict, dict]:
+    """(threshold, validation metrics {"frame": .., "video": .., "source": ..}); `manual`: the threshold the user
+    gave (--threshold), recorded as chosen by hand."""
     videos = run_videos(checkpoint)
     if videos is not None:
         layout = RunLayout.of_checkpoint(checkpoint)
@@ -66,10 +68,13 @@ def validation(checkpoint: Path, config: TrainConfig, shards, manifests, device,
         frame, video, videos = metrics.frame_and_video(items, config.aggregate)
         source = f"the val split of {shards or config.shards} scored at export"
         scores = {"frame": frame, "video": video, "source": source}
+    if manual is not None:
+        return by_hand(manual, videos, source, config.aggregate), scores
     try:
         threshold = from_videos(videos, at_fpr, source, config.aggregate)
     except ValueError as err:
-        raise PackageError(f"{checkpoint}: cannot choose a threshold on the validation split: {err}") from None
+        raise PackageError(f"{checkpoint}: cannot choose a threshold on the validation split: {err}; give one by "
+                           "hand with --threshold P (recorded in the card as chosen by hand)") from None
     return threshold, scores
 
 
@@ -159,17 +164,21 @@ def card_text(name: str, config: TrainConfig, threshold: dict, scores: dict, run
 
 
 def export(checkpoint: Path, out: Path, frames: FrameSampling, at_fpr: float | None = None, shards: str | None = None,
-           manifests: Path | None = None, device: str = "cpu") -> dict:
+           manifests: Path | None = None, device: str = "cpu", manual: float | None = None,
+           replace: bool = False) -> dict:
     """Write the package of a .pt checkpoint into `out`; returns its config.json. `frames`: the frame settings the
-    model was trained on (train.score.videos.frame_settings), stored when the checkpoint lacks them."""
+    model was trained on (train.score.videos.frame_settings), stored when the checkpoint lacks them; `manual`: a
+    threshold given by hand; `replace`: replace another model's package in `out` (see may_write_package)."""
     if is_package(checkpoint):
         raise PackageError(f"{checkpoint} is already a model package; copy the folder instead")
+    digest = sha256_file(checkpoint)
+    may_write_package(out, digest, replace)
     model, config = load_checkpoint(checkpoint)
     config = dataclasses.replace(config, frames=config.frames or frames)
-    threshold, scores = validation(checkpoint, config, shards, manifests, device, at_fpr)
+    threshold, scores = validation(checkpoint, config, shards, manifests, device, at_fpr, manual)
     layout = RunLayout.of_checkpoint(checkpoint)
     run = layout.root if layout else None
-    source = {"checkpoint": str(checkpoint), "run": str(run) if run else None, "sha256": sha256_file(checkpoint),
+    source = {"checkpoint": str(checkpoint), "run": str(run) if run else None, "sha256": digest,
               "validation": metrics.json_safe(scores)}
     package = package_config(config, metrics.json_safe(threshold), source)
     name = out.resolve().name

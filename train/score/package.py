@@ -19,10 +19,11 @@ import safetensors.torch
 from safetensors import SafetensorError
 from torch import nn
 
-from dfd.files import write_bytes, write_text
+from dfd.errors import UsageProblem
+from dfd.files import writable_folder, write_bytes, write_text
 from pipeline.spec import ModelInput, SpecError
 from train.config import RecipeError, TrainConfig
-from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS, PackageError, is_package
+from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS, PackageError, RunLayout, is_package
 from train.model import is_torchvision, model_for, size_problem
 from train.zoo.importer import KIND as ZOO_KIND
 
@@ -52,6 +53,34 @@ def package_config(config: TrainConfig, threshold: dict, source: dict) -> dict:
         "aggregate": config.aggregate, "threshold": threshold,
         "source": source, "training": config.to_dict(),
     }
+
+
+class ReplaceRefused(UsageProblem):
+    """`dfd export --out` names a folder whose files the package would replace without being asked to."""
+
+
+def may_write_package(out: str | Path, sha256: str, replace: bool = False) -> None:
+    """Before any work: `out` can be written, is not a run folder (its config.json is the run's own: compare,
+    explain and --resume read it), and holds no package files of another model unless `replace`. A package of the
+    same checkpoint (its source sha256) is exported again without asking."""
+    out = writable_folder(out)
+    if RunLayout(out).is_run():
+        raise ReplaceRefused(f"--out {out} is a run folder: the package's {CONFIG} would replace the run's own "
+                             f"(dfd compare, explain and --resume read it); write it elsewhere, e.g. "
+                             f"--out {out / 'package'}")
+    present = [name for name in (WEIGHTS, CONFIG, CARD) if (out / name).exists()]
+    if not present or replace or _source_sha256(out) == sha256:
+        return
+    what = "another model's package" if is_package(out) else ", ".join(present)
+    raise ReplaceRefused(f"--out {out} already holds {what}; pass --replace to replace it, or choose another --out")
+
+
+def _source_sha256(folder: Path) -> str | None:
+    try:
+        source = json.loads((folder / CONFIG).read_text()).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return source.get("sha256") if isinstance(source, dict) else None
 
 
 def write_package(out: str | Path, model: nn.Module, config: dict, card: str) -> Path:
@@ -150,8 +179,15 @@ def load_package(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
 
 
 def threshold_of(folder: str | Path) -> dict | None:
-    """The stored decision threshold of a package (None for a package without one: a zoo package)."""
+    """The stored decision threshold of a package (None for a package without one: a zoo package); one that is
+    there but not a number from 0 to 1 is a PackageError, never quietly 0.5."""
     if kind_of(folder) == ZOO_KIND:
         return None
     threshold = read_config(folder).get("threshold")
-    return threshold if isinstance(threshold, dict) and isinstance(threshold.get("value"), (int, float)) else None
+    if threshold is None:
+        return None
+    value = threshold.get("value") if isinstance(threshold, dict) else threshold
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise PackageError(f"{Path(folder) / CONFIG}: threshold value {value!r} is not a number from 0 to 1 "
+                           "(export again, or write it as a number)")
+    return threshold

@@ -27,6 +27,8 @@ def describe(threshold: dict) -> str:
         return (f"a false-positive rate <= {threshold.get('target_fpr'):g} on {threshold.get('n')} "
                 f"{threshold.get('split', 'val')} videos (achieved {threshold.get('fpr'):.3f}, TPR "
                 f"{threshold.get('tpr'):.3f})")
+    if threshold.get("rule") == "manual":
+        return f"chosen by hand (dfd export --threshold {threshold.get('value'):g}), not on validation data"
     return threshold.get("how") or "unvalidated default"
 
 
@@ -34,6 +36,17 @@ def from_videos(videos: pd.DataFrame, at_fpr: float | None, source: str, aggrega
     """choose_threshold on a validation split's video rows (label, p_fake), with where they came from."""
     chosen = metrics.choose_threshold(videos["label"], videos["p_fake"], at_fpr)
     return {**chosen, "split": "val", "level": "video", "aggregate": aggregate, "source": source}
+
+
+def by_hand(value: float, videos: pd.DataFrame, source: str, aggregate: str) -> dict:
+    """A threshold the user gave (`dfd export --threshold`), with what it does on the validation videos: its FPR
+    (None without real videos) and TPR (None without fakes)."""
+    labels, called = videos["label"].to_numpy(), videos["p_fake"].to_numpy() >= value
+    real, fake = int((labels == 0).sum()), int((labels == 1).sum())
+    return {"value": float(value), "rule": "manual", "target_fpr": None,
+            "fpr": float(called[labels == 0].mean()) if real else None,
+            "tpr": float(called[labels == 1].mean()) if fake else None, "n": int(len(labels)), "real": real,
+            "fake": fake, "split": "val", "level": "video", "aggregate": aggregate, "source": source}
 
 
 def run_videos(checkpoint: Path) -> pd.DataFrame | None:

@@ -14,10 +14,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dfd.errors import ToolkitError
 from pipeline.spec import FaceCrop, FrameSampling, ModelInput
 from train.config import Augment, Recipe, Stage, TrainConfig
 from train.normalisation import norm_of, to_backbone
-from train.zoo.importer import load_zoo_package
+from train.paths import CONFIG
+from train.zoo.importer import ZooPackageError, load_zoo_package
 
 CLIP_SECONDS = 10.0       # the authors' frames per video are spread over a DFDC clip's 10 s: fps = frames / 10
 BATCH_SIZE = 8            # faces per forward pass (--batch-size overrides)
@@ -104,5 +106,13 @@ def load_for_scoring(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     """A zoo package -> (its network behind OwnInput, in eval mode on the CPU; its TrainConfig; config.json)."""
     folder = Path(folder)
     net, config = load_zoo_package(folder)
-    spec = ModelInput.from_dict(config["input"], where=str(folder / "config.json"))
-    return OwnInput(net, spec).eval(), zoo_train_config(config, folder), config
+    try:
+        spec = ModelInput.from_dict(config["input"], where=str(folder / CONFIG))
+        described = zoo_train_config(config, folder)
+    except ToolkitError as err:  # a hand-edited size or crop (a negative margin): the file named, exit 1
+        named = str(err) if str(folder / CONFIG) in str(err) else f"{folder / CONFIG}: {err}"
+        raise ZooPackageError(named) from None
+    except (KeyError, TypeError, ValueError) as err:
+        detail = f"no {err}" if isinstance(err, KeyError) else str(err)
+        raise ZooPackageError(f"{folder / CONFIG}: the authors' preprocessing cannot be used ({detail})") from None
+    return OwnInput(net, spec).eval(), described, config

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,21 @@ def test_predict_images_scores_each_face_image(zoo_cache, tmp_path, monkeypatch)
     proc = run_module("train.predict", "--images", tmp_path / "none", "--checkpoint", f"zoo:{NAME}", "--device", "cpu",
                       env=env, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr and "none: not a folder" in proc.stderr
+
+
+def test_a_zoo_package_with_an_unusable_crop_names_its_config(zoo_cache, tmp_path):
+    """Issue 28 item 5: a negative margin in a zoo package's preprocessing was a usage error (exit 2, at first
+    naming no file); a package that cannot be used is a failure naming its config.json (exit 1), like any package."""
+    from click.testing import CliRunner
+
+    import train.check
+
+    folder = tmp_path / "package"
+    shutil.copytree(zoo_cache / NAME / "package", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["zoo"]["preprocessing"].update(box="per_side", margin=-0.1, resize="stretch")
+    (folder / "config.json").write_text(json.dumps(config))
+    result = CliRunner().invoke(train.check.main, [str(CLIP), "--model", str(folder), "--no-html", "--device", "cpu"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {folder / 'config.json'}: zoo.preprocessing: margin is -0.1, not a number in [0, 2]")
