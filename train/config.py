@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
+CLIP_LAYOUTS = ("tall", "temporal")  # clip models over a 2D ARCH: --arch tall:ARCH, temporal:ARCH (train.clip_model)
+VIDEO_ARCHS = ("r2plus1d_18",)       # torchvision's 3D CNN for clips
 BALANCES = ("mix", "weights", "none")
 # auto (default): on a GPU at full-frame sizes, device with up to 8 loader workers and fused with more; else
 # albumentations (train.augment.resolve_impl; measured in docs/performance.md)
@@ -57,6 +59,17 @@ SIZE_CONVENTION = "WIDTHxHEIGHT, as the pipeline's --size and ffmpeg write it (e
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         _fail(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def clip_arch(arch: str) -> tuple[str, str | None] | None:
+    """An --arch of a clip model -> (kind, the 2D arch or None): "tall:resnet18" -> ("tall", "resnet18"),
+    "r2plus1d_18" -> ("r2plus1d_18", None); None for a frame model's arch."""
+    if not isinstance(arch, str):
+        return None
+    if arch in VIDEO_ARCHS:
+        return arch, None
+    kind, sep, frame_arch = arch.partition(":")
+    return (kind, frame_arch) if sep and kind in CLIP_LAYOUTS else None
 
 
 def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
@@ -308,12 +321,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self._typed_spec()
         self._check_generalisation()
-        if self.arch not in ARCHS:
+        frame_arch = (clip_arch(self.arch) or (None, self.arch))[1]
+        if frame_arch is not None and frame_arch not in ARCHS:
             import timm
 
-            if not isinstance(self.arch, str) or not timm.is_model(self.arch):
+            if not isinstance(frame_arch, str) or not timm.is_model(frame_arch):
                 _fail("arch", f"must be one of {', '.join(ARCHS)} (torchvision) or a timm model name "
-                              f"(timm.list_models()), got {self.arch!r}")
+                              f"(timm.list_models()), {', '.join(VIDEO_ARCHS)} or {'|'.join(CLIP_LAYOUTS)}:ARCH "
+                              f"for clips, got {self.arch!r}")
         _check_choice("balance", self.balance, BALANCES)
         _check_choice("device", self.device, DEVICES)
         _check_choice("augment_impl", self.augment_impl, AUGMENT_IMPLS)
