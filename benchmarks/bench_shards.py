@@ -13,6 +13,10 @@ alternately R times:
             no other frame refers to, -skip_frame:v noref).
   (with --compare-audio) the pipeline with --no-audio: the sound's cost is the default run's CPU over this one's
             (target: within 3%; the sound is a second output of the same ffmpeg process, see pipeline.stages.sound.wav).
+  (with --clip-frames T) the pipeline with --skip-frames none --clip-frames T beside the one with --skip-frames none
+            alone (clips need every frame decoded): the clips' extra CPU per clip frame, and the ratios to the
+            frames-only runs (every frame, and the default skip); then per distinct clip, one at a time, ffmpeg's
+            CPU-s of `extract` for the three (noref, every frame, every frame + clips), alternated --repeats times.
 
 The CPU-seconds ratio (pipeline / floor, orchestrator and workers included) is the figure that a loaded machine
 does not distort; its target is 0.70x with non-reference frames skipped (issue 20), 1.05x without. Then, per
@@ -46,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.ffmpeg.locate import ffmpeg_version, find_ffmpeg  # noqa: E402
 from pipeline.ffmpeg.extract import extract  # noqa: E402
+from pipeline.config import parse_size  # noqa: E402
 
 log = logging.getLogger("bench_shards")
 
@@ -270,6 +275,58 @@ def skip_changes(skip_run: Path, full_run: Path, fps: float = 1.0) -> dict:
             "fell_back": log_text.count("decoding every frame")}
 
 
+def _extract_cpu(ffmpeg: str, clip: Path, skip: str, clips=None) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    extract(str(clip), 1.0, (1280, 720), 2, binary=ffmpeg, skip_frames=skip, clips=clips)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def clip_cost(ffmpeg: str, clips: list[Path], frames: int, repeats: int,
+              size: tuple[int, int] | None = None) -> list[dict]:
+    """Each distinct clip, one at a time: ffmpeg's CPU-s of the frame command (1 fps into 1280x720) skipping
+    non-reference frames (the default), decoding every frame, and decoding every frame with clips of `frames`
+    frames as a further output of the same decode (the clips at the frames' quality, in `size`, default the
+    frames'); medians of `repeats` alternations, and the clip frames kept."""
+    from pipeline.spec import Clips
+
+    spec = Clips(frames=frames, size=size or (1280, 720))
+    rows = []
+    for clip in dict.fromkeys(clips):
+        cpu: dict[str, list[float]] = {"noref": [], "none": [], "clips": []}
+        for _ in range(repeats):
+            cpu["noref"].append(_extract_cpu(ffmpeg, clip, "noref"))
+            cpu["none"].append(_extract_cpu(ffmpeg, clip, "none"))
+            cpu["clips"].append(_extract_cpu(ffmpeg, clip, "none", spec))
+        info, _ = extract(str(clip), 1.0, (1280, 720), 2, binary=ffmpeg, skip_frames="none", clips=spec)
+        row = {"clip": clip.name, "real": clip.parent == REAL_PART, "clip_frames": len(info.clip_jpegs),
+               **{k: median(v) for k, v in cpu.items()}}
+        row["extra_ms_per_clip_frame"] = 1000 * (row["clips"] - row["none"]) / max(row["clip_frames"], 1)
+        rows.append(row)
+        log.info("%s: noref %.2f, every frame %.2f, every frame + %d clip frames %.2f CPU-s (%.3fx every frame, "
+                 "%.3fx noref; %.2f ms per clip frame)", clip.name, row["noref"], row["none"], row["clip_frames"],
+                 row["clips"], row["clips"] / row["none"], row["clips"] / row["noref"], row["extra_ms_per_clip_frame"])
+    return rows
+
+
+def clip_summary(frames: int, clipped: list[dict], noskips: list[dict], pipes: list[dict], out: Path,
+                 per_clip_rows: list[dict]) -> dict | None:
+    """The clips' cost in the pipeline runs (per repeat, side by side) and per clip (extract)."""
+    if not clipped:
+        return None
+    section = json.loads((out / "run-clips" / "manifests" / "dataset.json").read_text())["clips"]
+    extra = [(c["cpu"] - q["cpu"]) / max(section["frames"], 1) * 1000 for c, q in zip(clipped, noskips)]
+    spec = json.loads((out / "run-clips" / "manifests" / "dataset.json").read_text())["config"]["clips"]
+    return {"frames_per_clip": frames, "clip_size": spec["size"], "clips": section["clips"],
+            "clip_frames": section["frames"],
+            "cpu_s": median([c["cpu"] for c in clipped]),
+            "cpu_ratio_vs_every_frame_per_repeat": [c["cpu"] / q["cpu"] for c, q in zip(clipped, noskips)],
+            "cpu_ratio_vs_default_per_repeat": [c["cpu"] / p["cpu"] for c, p in zip(clipped, pipes)],
+            "extra_cpu_ms_per_clip_frame_per_repeat": extra, "extra_cpu_ms_per_clip_frame": median(extra),
+            "wall_ratio_vs_every_frame": median([c["wall"] / q["wall"] for c, q in zip(clipped, noskips)]),
+            "per_clip": per_clip_rows}
+
+
 def load_average() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -303,13 +360,18 @@ def median(values: list[float]) -> float:
 @click.option("--scale-entries", default=120_000, type=int,
               help="Entries of the fake DFDC tree for the memory scale test (0: skip it).")
 @click.option("--no-double", is_flag=True, help="Skip the memory run on twice the generated clips.")
+@click.option("--clip-frames", default=0, type=int,
+              help="Also run the pipeline with --clip-frames T (and --skip-frames none, which it needs, alone), "
+                   "alternating, same set: the clips' extra CPU per clip frame (0: not measured).")
+@click.option("--clip-size", default=None, help="The clips' box, WIDTHxHEIGHT. [default: the frames' 1280x720]")
 def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, compare_audio: bool, workers: int,
-         repeats: int, out: Path, scale_entries: int, no_double: bool) -> None:
+         repeats: int, out: Path, scale_entries: int, no_double: bool, clip_frames: int,
+         clip_size: str | None) -> None:
     """Pipeline wall time against the ffmpeg decode floor, frames/s, orchestrator memory, DFDC projection."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    if n_clips < 0 or workers < 1 or repeats < 1 or not 1 <= copies <= 4:
-        raise click.UsageError("--clips must be >= 0, --workers and --repeats >= 1, --copies 1..4")
+    if n_clips < 0 or workers < 1 or repeats < 1 or not 1 <= copies <= 4 or clip_frames < 0:
+        raise click.UsageError("--clips and --clip-frames must be >= 0, --workers and --repeats >= 1, --copies 1..4")
     if not REAL_PART.is_dir():
         raise click.UsageError(f"{REAL_PART}: the real DFDC sample is missing")
     out = out.resolve()
@@ -328,15 +390,22 @@ def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, comp
         p.read_bytes()
     log.info("%d clips (%d real DFDC, %d generated)", len(paths), n_real, len(paths) - n_real)
 
-    floors, pipes, fulls, noskips, silent, loads = [], [], [], [], [], []
+    floors, pipes, fulls, noskips, silent, clipped, loads = [], [], [], [], [], [], []
     for r in range(repeats):
         loads.append(load_average())
         floors.append(run_floor(ffmpeg, paths, workers))
         pipes.append(run_pipeline(videos, out / "run", workers))
-        if compare_skip:
+        if compare_skip or clip_frames:
             noskips.append(run_pipeline(videos, out / "run-noskip", workers, ["--skip-frames", "none"]))
             log.info("repeat %d/%d: pipeline decoding every frame %.2f s, %.1f CPU-s", r + 1, repeats,
                      noskips[-1]["wall"], noskips[-1]["cpu"])
+        if clip_frames:
+            clipped.append(run_pipeline(videos, out / "run-clips", workers,
+                                        ["--skip-frames", "none", "--clip-frames", str(clip_frames),
+                                         *(["--clip-size", clip_size] if clip_size else [])]))
+            log.info("repeat %d/%d: pipeline with clips of %d frames %.2f s, %.1f CPU-s (%.3fx every frame alone)",
+                     r + 1, repeats, clip_frames, clipped[-1]["wall"], clipped[-1]["cpu"],
+                     clipped[-1]["cpu"] / noskips[-1]["cpu"])
         if compare_audio:
             silent.append(run_pipeline(videos, out / "run-no-audio", workers, ["--no-audio"]))
             log.info("repeat %d/%d: pipeline --no-audio %.2f s, %.1f CPU-s; with the sound %.1f CPU-s (%+.1f%%)",
@@ -354,6 +423,9 @@ def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, comp
     skip = json.loads((out / "run" / "manifests" / "dataset.json").read_text())["config"]["skip_frames"]
     clips_cpu = per_clip(ffmpeg, paths) if compare_skip else []
     changes = skip_changes(out / "run", out / "run-noskip") if compare_skip else None
+    clip_result = clip_summary(clip_frames, clipped, noskips, pipes, out,
+                               clip_cost(ffmpeg, paths, clip_frames, repeats,
+                                         parse_size(clip_size) if clip_size else None) if clip_frames else [])
 
     n = len(paths)
     floor_wall, pipe_wall = median([f["wall"] for f in floors]), median([p["wall"] for p in pipes])
@@ -388,6 +460,7 @@ def main(n_clips: int, copies: int, compare_full: bool, compare_skip: bool, comp
         "cpu_ratio": pipe_cpu / floor_cpu,  # less sensitive to other load on the machine than the wall ratio
         "target_cpu_ratio": TARGET_SKIP_CPU_RATIO if skip == "noref" else TARGET_CPU_RATIO, "skip_frames": skip,
         "cpu_ratio_every_frame": median([p["cpu"] for p in noskips]) / floor_cpu if noskips else None,
+        "clip_cost": clip_result,
         "ratio_every_frame": median([p["wall"] for p in noskips]) / floor_wall if noskips else None,
         "per_clip_cpu_s": clips_cpu, "skip_changes": changes,
         "cpu_ratio_full_decode": median([p["cpu"] for p in fulls]) / floor_cpu if fulls else None,
@@ -452,6 +525,7 @@ def print_table(r: dict) -> None:
     rows += [(f"orchestrator peak RSS, {m['videos']} videos", f"{m['maxrss_mb']:.0f} MB  ({m['what']}; "
               f"target < {r['target_rss_mb']} MB)") for m in r["orchestrator_peak_rss"]]
     rows += _skip_rows(r)
+    rows += _clip_rows(r.get("clip_cost"))
     p = r["projection"]
     rows += [(f"projected {p['clips']:,} DFDC clips / {p['cores']} cores",
               f"{p['hours_pipeline']:.1f} h pipeline on this set's CPU-s/clip; "
@@ -483,6 +557,22 @@ def _skip_rows(r: dict) -> list[tuple[str, str]]:
                   f"ms on average, at most {s['late_ms_max']:.0f} ms; at most {s['behind_exact_second_ms_max']:.0f} ms "
                   f"after the exact second; {s['unpaired']} unpaired; {s['fell_back']} videos fell back)"),
                  ("frames that did not move, byte-identical", f"{s['unmoved_identical']} of {s['unmoved']} (crc32)")]
+    return rows
+
+
+def _clip_rows(c: dict | None) -> list[tuple[str, str]]:
+    """The clips' cost: pipeline runs side by side per repeat, then per clip (ffmpeg alone)."""
+    if not c:
+        return []
+    rows = [(f"clips of {c['frames_per_clip']} frames in {c['clip_size'][0]}x{c['clip_size'][1]}, pipeline CPU",
+             f"{c['extra_cpu_ms_per_clip_frame']:.2f} ms more per clip frame ({c['clips']} clips, {c['clip_frames']} "
+             f"frames); x{_fmt(c['cpu_ratio_vs_every_frame_per_repeat'])} the frames-only run decoding every frame, "
+             f"x{_fmt(c['cpu_ratio_vs_default_per_repeat'])} the default (noref) run, per repeat")]
+    for p in c["per_clip"]:
+        rows.append((f"  {p['clip']} (ffmpeg CPU-s)",
+                     f"noref {p['noref']:.2f} | every frame {p['none']:.2f} | + {p['clip_frames']} clip frames "
+                     f"{p['clips']:.2f} ({p['clips'] / p['none']:.3f}x every frame, {p['clips'] / p['noref']:.3f}x "
+                     f"noref; {p['extra_ms_per_clip_frame']:.2f} ms per clip frame)"))
     return rows
 
 

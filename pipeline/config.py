@@ -6,7 +6,7 @@ import os
 import re
 
 from dfd.errors import UsageProblem
-from pipeline.spec import SKIP_FRAMES, FrameSampling
+from pipeline.spec import SKIP_FRAMES, Clips, FrameSampling
 
 GROUPING = "identities"  # groups are connected components of the people a video involves (issue 11 item 13)
 LAYOUTS = ("auto", "dfdc", "ffpp", "celebdf", "csv", "unlabelled", "mixed")
@@ -73,6 +73,10 @@ class PipelineConfig:
     audio: bool = True               # keep each video's sound (mono WAV) in SHARDS/audio/, from the same ffmpeg run
     audio_rate: int = 16000          # Hz; speech detectors and the bispectral features work at 16 kHz
     split_files: tuple[str, ...] = ()  # 'SPLIT=/abs/FILE' each: official splits and test lists (pipeline.split.files)
+    clip_frames: int = 0             # keep clips of this many consecutive frames in SHARDS/clips/ (0: no clips)
+    clips_per_video: int | None = None  # at most this many clips per video, spread over it (None: one per second)
+    clip_size: tuple[int, int] | None = None  # the clips' box (None: the frames' size)
+    clip_quality: int | None = None  # the clips' JPEG -q:v (None: the frames' quality)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -102,6 +106,14 @@ class PipelineConfig:
             raise ConfigError(f"timeout must be positive, got {self.timeout}")
         if not 4000 <= self.audio_rate <= 192000:
             raise ConfigError(f"audio rate must be between 4000 and 192000 Hz, got {self.audio_rate}")
+        if self.clip_frames < 0:
+            raise ConfigError(f"clip frames must be 0 (no clips) or more, got {self.clip_frames}")
+        if self.clip_frames and self.skip_frames != "none":
+            raise ConfigError("clips need every frame decoded: pass --skip-frames none with --clip-frames "
+                              f"(got skip frames {self.skip_frames!r})")
+        if self.clip_size is not None and self.clip_size[0] < self.clip_size[1]:
+            raise ConfigError(f"clip size is the landscape box WIDTHxHEIGHT, got {self.clip_size[0]}x{self.clip_size[1]}")
+        self.clips()  # bounds: pipeline.spec.Clips
 
     @property
     def part_tag(self) -> str:
@@ -125,6 +137,20 @@ class PipelineConfig:
         before sound was kept reads as audio=False)."""
         return {"audio": self.audio, "audio_rate": self.audio_rate if self.audio else None}
 
+    def clips(self) -> Clips | None:
+        """What the clips part of the frames stage applies (None: no clips): its size and quality default to the
+        frames'."""
+        if not self.clip_frames:
+            return None
+        return Clips(frames=self.clip_frames, per_video=self.clips_per_video, size=self.clip_size or self.size,
+                     quality=self.clip_quality or self.quality)
+
+    def clip_settings(self) -> dict:
+        """The settings that decide the clips kept: they must match across reruns and parts (a manifest made before
+        clips existed reads as none)."""
+        clips = self.clips()
+        return {"clips": clips.to_dict() if clips else None}
+
     def split_settings(self) -> dict:
         return {"seed": self.seed, "val_fraction": self.val_fraction, "grouping": self.grouping,
                 "split_files": list(self.split_files)}
@@ -134,4 +160,6 @@ class PipelineConfig:
         d["size"] = list(self.size)
         d["part"] = list(self.part)
         d["split_files"] = list(self.split_files)
+        d["clip_size"] = list(self.clip_size) if self.clip_size else None
+        d["clips"] = self.clip_settings()["clips"]
         return d

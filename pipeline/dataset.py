@@ -20,15 +20,16 @@ import pandas as pd
 
 from dfd.errors import ToolkitError
 
-from pipeline.spec import FaceCrop, FrameSampling, SpecError, frame_keys
+from pipeline.spec import Clips, FaceCrop, FrameSampling, SpecError, frame_keys
 from pipeline.core.shards import UnsafeManifest, check_shard_name
 
 log = logging.getLogger(__name__)
 
 DATASET_JSON = "dataset.json"
-TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "faces.parquet", "audio": "audio.parquet"}
+TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "faces.parquet", "audio": "audio.parquet",
+          "clips": "clips.parquet"}
 SHARD_COLUMNS = ("shard", "crop_shard")  # the tables' columns that name shards (checked on every read)
-SHARDLESS_ROWS = ("videos", "audio")  # tables whose rows may have no shard (a failed video, a video without sound)
+SHARDLESS_ROWS = ("videos", "audio", "clips")  # tables whose rows may have no shard (a failed video, a video without sound)
 LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = ("real", "fake")
 SPLITS = ("train", "val", "test")
@@ -276,6 +277,16 @@ class MemberReader:
         self.close()
 
 
+def clip_jpegs(reader: MemberReader, shard: str, offset: int, key: str, n_frames: int) -> list[bytes]:
+    """A clip's JPEGs (KEY.000.jpg ...), read at the offset clips.parquet records; tarfile.ReadError where the
+    shard holds other members there."""
+    members = reader.members(shard, offset, n_frames)
+    for j, (name, _) in enumerate(members):
+        if name != f"{key}.{j:03d}.jpg":
+            raise tarfile.ReadError(f"{shard} holds {name} where clips.parquet puts {key}.{j:03d}.jpg")
+    return [data for _, data in members]
+
+
 def jpegs_by_offset(shards: str | Path, manifests: str | Path, keys: Iterable[str]) -> dict[str, bytes]:
     """Frame key -> its JPEG bytes, read at the offsets frames.parquet records from local frame shards; a key not
     found there (no such row, a missing shard, another member at that offset) is left out, for the caller to say."""
@@ -404,6 +415,45 @@ class Dataset:
     def frame_jpegs(self, keys: Iterable[str]) -> dict[str, bytes]:
         """Whole frames' JPEG bytes by key (the frame shards, read at their offsets); keys not found are left out."""
         return jpegs_by_offset(self.location, self.manifests, keys)
+
+    def clips(self, columns: Sequence[str] | None = None, status: Sequence[str] | None = ("done",)) -> pd.DataFrame:
+        """clips.parquet (a row per clip: video_id, clip, split, label, key, start, times, n_frames, status, ...),
+        only the clips of `status` (None: every row, the short ones and those with gaps included); DatasetError
+        where the dataset has no clips (made without --clip-frames)."""
+        _require(self.has_table("clips"), f"{table_path(self.manifests, 'clips')} does not exist: the dataset was "
+                 "made without clips; rebuild its shards with --clip-frames T (and new folders)")
+        table = self.table("clips", None if columns is None else list(dict.fromkeys([*columns, "status"])))
+        return table if status is None else table[table["status"].isin(status)]
+
+    def clip_frames(self, keys: Iterable[str]):
+        """Clip key -> its frames as one uint8 array (n_frames, height, width, 3), RGB, read from the local clip
+        shards at their offsets; DatasetError naming the clip where a shard does not hold it."""
+        import numpy as np
+        import simplejpeg
+
+        wanted = sorted(set(keys))
+        rows = read_table(self.manifests, "clips", ["key", "shard", "offset", "n_frames"], keys=wanted)
+        out = {}
+        with MemberReader(self.location) as reader:
+            for key, shard, offset, n in zip(rows["key"], rows["shard"], rows["offset"], rows["n_frames"]):
+                _require(isinstance(shard, str), f"{table_path(self.manifests, 'clips')}: clip {key} has no shard")
+                try:
+                    jpegs = clip_jpegs(reader, shard, int(offset), key, int(n))
+                except (OSError, EOFError, tarfile.TarError) as err:
+                    raise DatasetError(f"{shard}: clip {key} not read at byte {offset}: {err}") from None
+                out[key] = np.stack([simplejpeg.decode_jpeg(j, colorspace="RGB") for j in jpegs])
+        missing = [k for k in wanted if k not in out]
+        _require(not missing, f"{table_path(self.manifests, 'clips')} has no clip {', '.join(missing[:3])}")
+        return out
+
+    @property
+    def clip_spec(self) -> Clips | None:
+        """How the clips were made (dataset.json's config "clips"), None without clips."""
+        config = read_dataset_json(self.manifests).get("config") or {}
+        try:
+            return Clips.from_dict(config["clips"], str(self.manifests / DATASET_JSON)) if config.get("clips") else None
+        except SpecError as exc:
+            raise DatasetError(str(exc)) from None
 
 
 def face_counts(manifests: Path, drop_untouched: bool) -> dict | None:

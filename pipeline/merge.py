@@ -31,7 +31,7 @@ def merge(manifests: Path, expect_parts: int | None = None,
     if not configs:
         raise MergeError(f"{manifests}: no part configs found (run pipeline.run --part K/N first)")
     keys = ("fps", "size", "quality", "skip_frames", "seed", "val_fraction", "grouping", "audio", "audio_rate",
-            "split_files")
+            "split_files", "clips")
     configs = {name: migrate("part", cfg, name) for name, cfg in configs.items()}
     first_name, first = next(iter(configs.items()))
     for name, cfg in configs.items():

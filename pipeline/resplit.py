@@ -115,8 +115,8 @@ def _repack(shards, manifests, affected, finished, journal, journal_path) -> int
         nxt[(split, label, tag)] = max(nxt.get((split, label, tag), 0), index + 1)
     shard_size = max((shards / n).stat().st_size for n in finished)
 
-    def sealed(name, videos, size, sha256, audio=None):
-        write_fragments(manifests, name, [s.meta for s in videos], size, sha256, audio)
+    def sealed(name, videos, size, sha256, audio=None, clips=None):
+        write_fragments(manifests, name, [s.meta for s in videos], size, sha256, audio, clips)
         journal["new"].append(name)
         write_bytes(journal_path, json.dumps(journal).encode(), durable=True)
 
@@ -126,15 +126,17 @@ def _repack(shards, manifests, affected, finished, journal, journal_path) -> int
         _, label, tag, _ = parse_shard_name(name)
         frames = pq.read_table(manifest.parts_dir(manifests) / f"{name[:-4]}.frames.parquet").to_pylist()
         sounds = _audio_rows(manifests, name)
+        clips = _clip_rows(manifests, name)
         with open(shards / name, "rb") as fh:
             for video, split in zip(videos, new_splits):
                 moved += split != video["split"]
                 meta, data = _video_members(fh, video, split, [f for f in frames if f["video_id"] == video["video_id"]])
                 meta["audio"], audio = _video_audio(shards, sounds.get(video["video_id"]), split)
+                meta["clips"], clip_data = _video_clips(shards, clips.get(video["video_id"]), split)
                 key = (split, label, tag)
                 if key not in writers:
                     writers[key] = ShardWriter(shards, split, label, tag, nxt.get(key, 0), shard_size, sealed)
-                writers[key].append(Staged(video["video_id"], meta), data, audio)
+                writers[key].append(Staged(video["video_id"], meta), data, audio, clip_data)
     for writer in writers.values():
         writer.seal()
     return moved
@@ -144,6 +146,41 @@ def _audio_rows(manifests: Path, shard: str) -> dict[str, dict]:
     """A frame shard's audio fragment rows by video ({} where it kept no sound)."""
     path = manifest.parts_dir(manifests) / f"{shard[:-4]}.audio.parquet"
     return {r["video_id"]: r for r in pq.read_table(path).to_pylist()} if path.is_file() else {}
+
+
+def _clip_rows(manifests: Path, shard: str) -> dict[str, list[dict]]:
+    """A frame shard's clip fragment rows by video ({} where it kept no clips)."""
+    path = manifest.parts_dir(manifests) / f"{shard[:-4]}.clips.parquet"
+    rows: dict[str, list[dict]] = {}
+    for r in pq.read_table(path).to_pylist() if path.is_file() else []:
+        rows.setdefault(r["video_id"], []).append(r)
+    return rows
+
+
+def _video_clips(shards: Path, rows: list[dict] | None, split: str) -> tuple[list[dict] | None, bytes | None]:
+    """A video's clip rows with their new split, and their members read from its old clip shard (each JPEG checked
+    against its crc32), each clip's json with the new split."""
+    if rows is None:
+        return None, None
+    data, out = bytearray(), []
+    for row in sorted(rows, key=lambda r: -1 if r["clip"] is None else r["clip"]):
+        new = {**row, "split": split, "rel": None, "offset": None}
+        out.append(new)
+        if row.get("shard") is None or row.get("offset") is None:
+            continue
+        with open(shards / row["shard"], "rb") as fh:
+            members = read_members(fh, row["offset"], row["n_frames"] + 1)
+        names = [f"{row['key']}.{j:03d}.jpg" for j in range(row["n_frames"])] + [f"{row['key']}.json"]
+        if [name for name, _ in members] != names or any(
+                zlib.crc32(jpeg) != crc for (_, jpeg), crc in zip(members, row["crc32"] or [])):
+            raise ResplitError(f"{row['shard']}: clip {row['key']} is not at byte {row['offset']} or does not match "
+                               "its checksums (crc32); check the shards with `python -m pipeline.verify --deep`")
+        sample = {**json.loads(members[-1][1]), "split": split}
+        new["rel"] = len(data)
+        for name, jpeg in members[:-1]:
+            data += member(name, jpeg)
+        data += member(names[-1], json.dumps(sample).encode())
+    return out, bytes(data)
 
 
 def _video_audio(shards: Path, row: dict | None, split: str) -> tuple[dict | None, bytes | None]:

@@ -10,7 +10,7 @@ import click
 from dfd.cli import command, converter, default, reported, setup_logging, verbose_option
 
 from pipeline.config import LAYOUTS, SKIP_FRAMES, PipelineConfig, parse_bytes, parse_part, parse_size
-from pipeline.spec import migrate
+from pipeline.spec import DECODE_ALL, migrate
 from pipeline.ffmpeg.locate import find_ffmpeg
 
 log = logging.getLogger("pipeline")
@@ -64,13 +64,26 @@ SKIP = default(PipelineConfig, "skip_frames")
                    "same ffmpeg run as the frames.")
 @click.option("--audio-rate", default=default(PipelineConfig, "audio_rate"), type=int,
               help="Sample rate the sound is kept at (Hz).")
+@click.option("--clip-frames", default=default(PipelineConfig, "clip_frames"), type=int,
+              help="Also keep clips of this many consecutive frames at the video's own rate (SHARDS/clips/, "
+                   "manifests/clips.parquet), from the same ffmpeg run: one starting at each sampled second once "
+                   "the one before has ended. Needs every frame decoded (--skip-frames none, its default then). "
+                   "0: no clips.")
+@click.option("--clips-per-video", default=default(PipelineConfig, "clips_per_video"), type=int,
+              help="At most this many clips per video, spread over it (MP4; the first ones elsewhere). "
+                   "[default: one per sampled second]")
+@click.option("--clip-size", default=None, callback=converter(parse_size),
+              help="Fit the clips' frames inside this box, WIDTHxHEIGHT. [default: --size]")
+@click.option("--clip-quality", default=default(PipelineConfig, "clip_quality"), type=int,
+              help="The clips' JPEG quality -q:v. [default: --quality]")
 @click.option("--retry-failed", is_flag=True, help="Decode videos that failed before again.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any video failed.")
 @click.option("--allow-outside-paths", is_flag=True,
               help="Accept labels.csv / metadata.json entries naming files outside --videos (refused by default).")
 @verbose_option
 def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, split_files, workers, shard_size, limit,
-         layout, part, timeout, skip_frames, audio, audio_rate, retry_failed, strict, allow_outside_paths, verbose):
+         layout, part, timeout, skip_frames, audio, audio_rate, clip_frames, clips_per_video, clip_size, clip_quality,
+         retry_failed, strict, allow_outside_paths, verbose):
     """Decode every video once with ffmpeg into JPEG frames in webdataset shards, split 70:30 by group.
 
     Rerunning the same command resumes: finished shards are kept, videos added since are processed alone.
@@ -84,11 +97,13 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, spli
         raise click.BadParameter(f"{videos}: no such folder", param_hint="--videos")
     with reported("rerun the same command: it resumes where it stopped"):
         find_ffmpeg()
-        split = _split_defaults(manifests, val_fraction, seed, skip_frames, split_files)
+        split = _split_defaults(manifests, val_fraction, seed, skip_frames, split_files, clip_frames)
         config = PipelineConfig(videos=videos, shards=shards, manifests=manifests, fps=fps, size=size,
                                 quality=quality, workers=workers, shard_size=shard_size, limit=limit,
                                 layout=layout, part=part, timeout=timeout, retry_failed=retry_failed, audio=audio,
-                                audio_rate=audio_rate, allow_outside_paths=allow_outside_paths, **split)
+                                audio_rate=audio_rate, allow_outside_paths=allow_outside_paths,
+                                clip_frames=clip_frames, clips_per_video=clips_per_video, clip_size=clip_size,
+                                clip_quality=clip_quality, **split)
         the_plan = plan(config)
         log.info("%s: layout %s, %d videos (%d in this run), %d workers, ffmpeg %s", videos, the_plan.layout,
                  len(the_plan.videos), len(the_plan.selected), config.workers, find_ffmpeg())
@@ -100,15 +115,17 @@ def main(videos, shards, manifests, fps, size, quality, val_fraction, seed, spli
 
 
 def _split_defaults(manifests: str, val_fraction: float | None, seed: int | None, skip_frames: str | None,
-                    split_files: tuple) -> dict:
+                    split_files: tuple, clip_frames: int = 0) -> dict:
     """Unset split settings and --skip-frames follow the dataset's earlier runs (or resplit; a dataset made before
-    --skip-frames existed decoded every frame), else the config's defaults; split files are read here (a bad one
-    fails before anything is written) and kept as 'SPLIT=/absolute/path'."""
+    --skip-frames existed decoded every frame), else the config's defaults (--skip-frames none with clips, which
+    need every frame); split files are read here (a bad one fails before anything is written) and kept as
+    'SPLIT=/absolute/path'."""
     from pipeline.core.manifest import read_part_configs
     from pipeline.split.files import normalised
 
     previous = next(iter(read_part_configs(manifests).values()), None)
-    skip = (migrate("part", previous)["skip_frames"] if previous else SKIP) if skip_frames is None else skip_frames
+    fresh = DECODE_ALL if clip_frames else SKIP
+    skip = (migrate("part", previous)["skip_frames"] if previous else fresh) if skip_frames is None else skip_frames
     previous = previous or {}
     return {"val_fraction": previous.get("val_fraction", VAL_FRACTION) if val_fraction is None else val_fraction,
             "seed": previous.get("seed", SEED) if seed is None else seed, "skip_frames": skip,

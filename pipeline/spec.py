@@ -68,7 +68,7 @@ def _triple(where: str, name: str, value: Any, low: float, high: float) -> tuple
 
 
 class _Spec:
-    """to_dict / from_dict shared by the four parts: JSON-ready values, unknown keys (a newer version's) ignored."""
+    """to_dict / from_dict shared by the parts: JSON-ready values, unknown keys (a newer version's) ignored."""
 
     KIND = ""
 
@@ -162,6 +162,33 @@ class Sound(_Spec):
         if not isinstance(self.keep, bool):
             raise SpecError(f"{where}keep is {self.keep!r}, not true or false")
         object.__setattr__(self, "rate", _number(where, "rate", self.rate, int, 4000, 192000))
+
+
+MAX_CLIP_FRAMES = 512     # no clip longer than this many frames
+MAX_CLIPS = 100000        # no more clips than this per video
+
+
+@dataclass(frozen=True)
+class Clips(_Spec):
+    """Runs of consecutive frames at the video's own rate, kept in the frames' decode pass (pipeline.frames): a clip
+    of `frames` frames starts at a sampled second's frame once the clip before it has ended (clips never overlap),
+    at most `per_video` clips spread over the video (None: one at every sampled second the video allows), fitted in
+    `size` and stored at JPEG `quality` (the frames' when the run does not say)."""
+
+    KIND = "clips"
+    frames: int = 16
+    per_video: int | None = None
+    size: tuple[int, int] = (1280, 720)
+    quality: int = 2
+    where: dataclasses.InitVar[str] = "clips."
+
+    def __post_init__(self, where: str) -> None:
+        set_ = object.__setattr__
+        set_(self, "frames", _number(where, "frames", self.frames, int, 1, MAX_CLIP_FRAMES))
+        if self.per_video is not None:
+            set_(self, "per_video", _number(where, "per_video", self.per_video, int, 1, MAX_CLIPS))
+        set_(self, "size", _pair(where, "size", self.size, 16, MAX_SIDE))
+        set_(self, "quality", _number(where, "quality", self.quality, int, 1, 31))
 
 
 @dataclass(frozen=True)

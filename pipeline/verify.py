@@ -1,11 +1,12 @@
 """`python -m pipeline.verify`: check shards against the checksums the manifest recorded when they were sealed.
 
 --shards: every shard listed in dataset.json exists, has its recorded size and sha256 (the frame shards, the audio
-shards of its audio section where the sound was kept, and the face shards of its faces section where the faces stage
-ran).
+shards of its audio section where the sound was kept, the clip shards of its clips section where clips were kept,
+and the face shards of its faces section where the faces stage ran).
 --manifests: frames.parquet agrees with dataset.json (every frame's shard is listed, the counts match).
 --deep: every frame's member is where frames.parquet says, has its size and crc32, and its JPEG decodes; every
-sound's WAV is where audio.parquet says, has its size and crc32, and reads as 16-bit mono.
+sound's WAV is where audio.parquet says, has its size and crc32, and reads as 16-bit mono; every clip's JPEGs are
+where clips.parquet says, in order, each with its crc32, and decode.
 Every problem is printed on one line naming the shard (and key); the exit status is 1 if there was any.
 """
 from __future__ import annotations
@@ -22,8 +23,8 @@ from dfd.errors import UsageProblem
 from dfd.files import sha256_file
 
 from pipeline.config import PipelineConfig
-from pipeline.dataset import (DATASET_JSON, DatasetError, MemberReader, has_table, read_dataset_json, read_table,
-                      table_path)
+from pipeline.dataset import (DATASET_JSON, DatasetError, MemberReader, clip_jpegs, has_table, read_dataset_json,
+                              read_table, table_path)
 from pipeline.core.shards import UnsafeManifest, check_shard_name
 
 
@@ -100,6 +101,39 @@ def check_audio_shards(shards: Path, data: dict, problems: list[str]) -> None:
     entries = _section_shards(data, "audio", problems)
     if entries is not None:
         _check_sealed(shards, entries, "size", "dataset.json's audio section", problems)
+
+
+def check_clip_shards(shards: Path, data: dict, problems: list[str]) -> None:
+    """The clip shards of dataset.json's clips section: each exists, has its recorded size and sha256."""
+    entries = _section_shards(data, "clips", problems)
+    if entries is not None:
+        _check_sealed(shards, entries, "size", "dataset.json's clips section", problems)
+
+
+def check_clips(shards: Path, manifests: Path, problems: list[str]) -> int:
+    """Every kept clip's JPEG members: names in order, crc32 each, and that they decode. Returns clips checked."""
+    if not has_table(manifests, "clips"):
+        return 0
+    clips = read_table(manifests, "clips", ["key", "shard", "offset", "n_frames", "crc32"])
+    clips = clips[clips["shard"].notna()]
+    checked = 0
+    with MemberReader(shards) as reader:
+        for key, shard, offset, n, crcs in zip(clips["key"], clips["shard"], clips["offset"], clips["n_frames"],
+                                               clips["crc32"]):
+            check_shard_name(shard, f"{table_path(manifests, 'clips')}: column shard")
+            if not (shards / shard).is_file():
+                continue  # reported by the shard check
+            checked += 1
+            try:
+                jpegs = clip_jpegs(reader, shard, int(offset), key, int(n))
+            except (tarfile.TarError, EOFError, OSError) as exc:
+                problems.append(f"{shard} {key}: the clip's {n} JPEGs are not at byte {offset}: {exc}")
+                continue
+            for j, (jpeg, crc) in enumerate(zip(jpegs, crcs)):
+                if (problem := _jpeg_problem(jpeg, int(crc))) is not None:
+                    problems.append(f"{shard} {key} frame {j}: {problem}")
+                    break
+    return checked
 
 
 def _section_shards(data: dict, key: str, problems: list[str]) -> list[tuple[str, dict]] | None:
@@ -208,14 +242,20 @@ def check_frames(shards: Path, frames, problems: list[str], notes: list[str]) ->
 
 def _check_frame(reader: MemberReader, shard: str, key: str, offset, nbytes, crc) -> str | None:
     """What is wrong with one frame's member (None: nothing)."""
-    import simplejpeg
-
     try:
         name, jpeg = reader.members(shard, offset)[0]
     except (tarfile.TarError, EOFError, OSError) as exc:
         return f"no readable member at byte {offset}: {exc}"
     if name != f"{key}.jpg" or len(jpeg) != nbytes:
         return f"found {name} ({len(jpeg)} bytes) where frames.parquet puts {key}.jpg ({nbytes} bytes)"
+    return _jpeg_problem(jpeg, crc)
+
+
+def _jpeg_problem(jpeg: bytes, crc) -> str | None:
+    """What is wrong with a JPEG's bytes against its recorded crc32 (None or NaN: not recorded), or that it does not
+    decode (None: nothing)."""
+    import simplejpeg
+
     if crc is not None and crc == crc and zlib.crc32(jpeg) != int(crc):
         return "JPEG bytes differ from the recorded crc32"
     try:
@@ -234,12 +274,14 @@ def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, d
         check_shards(shards, data, problems, notes)
         check_face_shards(shards, data, problems, notes)
         check_audio_shards(shards, data, problems)
+        check_clip_shards(shards, data, problems)
     if do_manifests:
         check_manifests(frames, data, problems)
         check_faces_manifest(manifests, data, problems)
     if deep:
         check_frames(shards, frames, problems, notes)
         check_sounds(shards, manifests, problems)
+        check_clips(shards, manifests, problems)
     return problems, notes
 
 

@@ -10,7 +10,7 @@ from dfd.files import write_bytes
 
 from pipeline.core import manifest
 from pipeline.config import GROUPING
-from pipeline.core.shards import AUDIO_DIR, audio_shard_name
+from pipeline.core.shards import AUDIO_DIR, CLIPS_DIR, audio_shard_name, clips_shard_name
 
 log = logging.getLogger(__name__)
 JOURNAL = "resplit.json"
@@ -30,7 +30,8 @@ def recover(shards: Path, manifests: Path, interrupted: bool = True) -> None:
     else:
         log.warning("undoing an interrupted resplit")
         _remove_shards(shards, manifests, journal["new"])
-        for tmp in [*shards.glob(".*.tar.tmp"), *shards.glob(f"{AUDIO_DIR}/.*.tar.tmp")]:
+        for tmp in [*shards.glob(".*.tar.tmp"), *shards.glob(f"{AUDIO_DIR}/.*.tar.tmp"),
+                    *shards.glob(f"{CLIPS_DIR}/.*.tar.tmp")]:
             tmp.unlink()
     journal_path.unlink()
 
@@ -39,8 +40,9 @@ def _remove_shards(shards: Path, manifests: Path, names: list[str]) -> None:
     folder = manifest.parts_dir(manifests)
     for name in names:
         for path in (folder / f"{name[:-4]}.videos.parquet", folder / f"{name[:-4]}.frames.parquet",
-                     folder / f"{name[:-4]}.audio.parquet", folder / f"{name[:-4]}.shard.json", shards / name,
-                     shards / audio_shard_name(name)):
+                     folder / f"{name[:-4]}.audio.parquet", folder / f"{name[:-4]}.clips.parquet",
+                     folder / f"{name[:-4]}.shard.json", shards / name, shards / audio_shard_name(name),
+                     shards / clips_shard_name(name)):
             path.unlink(missing_ok=True)
 
 

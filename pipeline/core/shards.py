@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 BLOCK = 512
 STAGING = ".staging"
 AUDIO_DIR = "audio"  # SHARDS/audio/NAME.tar: the sound of the videos of frame shard NAME.tar
+CLIPS_DIR = "clips"  # SHARDS/clips/NAME.tar: the clips of the videos of frame shard NAME.tar
 SHARD_RE = re.compile(r"^(train|val|test)-(real|fake|unlabelled)(?:-(p\d+of\d+))?-(\d{6})\.tar$")
 _MTIME = 1577836800  # fixed member time (2020-01-01) so that shards are byte-reproducible
 
@@ -44,15 +45,15 @@ class UnsafeManifest(UsageProblem, ValueError):
 
 def check_shard_name(name, field: str) -> str:
     """A shard name from a manifest, as the pipeline writes it: `split-label[-pK of N]-NNNNNN.tar`, optionally in
-    `faces/` or `audio/`. Anything else (folders, `..`, spaces, quotes, shell characters) raises UnsafeManifest
+    `faces/`, `audio/` or `clips/`. Anything else (folders, `..`, spaces, quotes, shell characters) raises UnsafeManifest
     naming the field, so that a crafted manifest can neither leave the shards folder nor reach a `pipe:` command."""
     bare = name
-    for folder in ("faces/", f"{AUDIO_DIR}/"):
+    for folder in ("faces/", f"{AUDIO_DIR}/", f"{CLIPS_DIR}/"):
         if isinstance(name, str) and name.startswith(folder):
             bare = name[len(folder):]
     if not isinstance(bare, str) or not SHARD_RE.fullmatch(bare):
-        raise UnsafeManifest(f"{field} is {name!r}, not a shard name (split-label-NNNNNN.tar, optionally in faces/ "
-                             "or audio/): "
+        raise UnsafeManifest(f"{field} is {name!r}, not a shard name (split-label-NNNNNN.tar, optionally in faces/, "
+                             "audio/ or clips/): "
                              "refusing a manifest that points outside the shards folder")
     return name
 
@@ -83,13 +84,25 @@ def audio_shard_name(frame_shard: str) -> str:
     return f"{AUDIO_DIR}/{frame_shard}"
 
 
+def clips_shard_name(frame_shard: str) -> str:
+    """The clip shard beside a frame shard (same split, label, part and number)."""
+    return f"{CLIPS_DIR}/{frame_shard}"
+
+
+def has_clips(meta: dict) -> bool:
+    """True if a staged video's meta says it has clip members."""
+    return any(c.get("rel") is not None for c in meta.get("clips") or ())
+
+
 def has_sound(meta: dict) -> bool:
     """True if a staged video's meta says it has sound members (a WAV and a json)."""
     return bool(meta.get("audio")) and meta["audio"].get("rel") is not None
 
 
-def write_staged(shards: Path, video_id: str, meta: dict, members: bytes | None, audio: bytes | None = None) -> None:
-    """Members (and the sound's) first, then the meta json: the meta's presence means the video is staged.
+def write_staged(shards: Path, video_id: str, meta: dict, members: bytes | None, audio: bytes | None = None,
+                 clips: bytes | None = None) -> None:
+    """Members (and the sound's, the clips') first, then the meta json: the meta's presence means the video is
+    staged.
 
     No fsync here (a killed run keeps what the kernel has; sealed shards are fsynced): it would stall the
     worker between two ffmpeg runs.
@@ -100,6 +113,8 @@ def write_staged(shards: Path, video_id: str, meta: dict, members: bytes | None,
         write_bytes(folder / f"{video_id}.members", members)
     if audio is not None:
         write_bytes(folder / f"{video_id}.audio", audio)
+    if clips is not None:
+        write_bytes(folder / f"{video_id}.clips", clips)
     write_bytes(folder / f"{video_id}.json", json.dumps(meta).encode())
 
 
@@ -116,11 +131,13 @@ def read_staged(shards: Path, video_id: str) -> Staged | None:
         return None
     if has_sound(meta) and not (folder / f"{video_id}.audio").is_file():
         return None
+    if has_clips(meta) and not (folder / f"{video_id}.clips").is_file():
+        return None
     return Staged(video_id, meta)
 
 
 def remove_staged(shards: Path, video_id: str) -> None:
-    for suffix in (".members", ".audio", ".json"):
+    for suffix in (".members", ".audio", ".clips", ".json"):
         try:
             os.remove(staging_dir(shards) / f"{video_id}{suffix}")
         except FileNotFoundError:
@@ -130,10 +147,11 @@ def remove_staged(shards: Path, video_id: str) -> None:
 class ShardWriter:
     """Appends staged videos to `.NAME.tmp`; at `shard_size` bytes (or close) it seals the tar and renames it.
 
-    `on_sealed(name, videos, size, sha256, audio_record)` is called after the rename (size in bytes and the sha256 of
-    the whole tar, hashed as it was written); it writes the manifest fragment, which marks the shard as finished.
-    Only then are the videos' staging files removed. The videos' sound goes the same way into the audio shard beside
-    it (AUDIO_DIR/NAME), sealed first; audio_record is its size and sha256 (None: no sound in this shard).
+    `on_sealed(name, videos, size, sha256, audio_record, clips_record)` is called after the rename (size in bytes
+    and the sha256 of the whole tar, hashed as it was written); it writes the manifest fragment, which marks the
+    shard as finished. Only then are the videos' staging files removed. The videos' sound goes the same way into
+    the audio shard beside it (AUDIO_DIR/NAME), and their clips into the clip shard (CLIPS_DIR/NAME), both sealed
+    before the fragment; audio_record and clips_record are their size and sha256 (None: no sound, no clips here).
     """
 
     def __init__(self, shards: Path, split: str, label: str, part_tag: str, next_index: int,
@@ -143,6 +161,7 @@ class ShardWriter:
         self.videos: list[Staged] = []
         self.tar = TarFile(self.shards)
         self.audio = TarFile(self.shards / AUDIO_DIR)
+        self.clips = TarFile(self.shards / CLIPS_DIR)
 
     @property
     def name(self) -> str:
@@ -156,13 +175,22 @@ class ShardWriter:
         if has_sound(staged.meta):
             with open(staging_dir(self.shards) / f"{staged.video_id}.audio", "rb") as fh:
                 audio = fh.read()
-        self.append(staged, data, audio)
+        clips = None
+        if has_clips(staged.meta):
+            with open(staging_dir(self.shards) / f"{staged.video_id}.clips", "rb") as fh:
+                clips = fh.read()
+        self.append(staged, data, audio, clips)
 
-    def append(self, staged: Staged, data: bytes, audio: bytes | None = None) -> None:
-        """Append a video's tar members (its frames' `rel` offsets are relative to `data`), and its sound's
-        (meta['audio']['rel'] relative to `audio`)."""
+    def append(self, staged: Staged, data: bytes, audio: bytes | None = None, clips: bytes | None = None) -> None:
+        """Append a video's tar members (its frames' `rel` offsets are relative to `data`), its sound's
+        (meta['audio']['rel'] relative to `audio`) and its clips' (each meta['clips'][i]['rel'] relative to
+        `clips`)."""
         if audio is not None:
             staged.meta["audio"]["offset"] = self.audio.append(self.name, audio) + staged.meta["audio"]["rel"]
+        if clips is not None:
+            base = self.clips.append(self.name, clips)
+            for clip in staged.meta["clips"]:
+                clip["offset"] = None if clip.get("rel") is None else base + clip["rel"]
         base = self.tar.append(self.name, data)
         for frame in staged.meta["frames"]:
             frame["offset"] = base + frame["rel"]
@@ -175,7 +203,8 @@ class ShardWriter:
         if record is None:
             return
         audio_record = self.audio.seal(self.name)
-        self.on_sealed(self.name, self.videos, record["size"], record["sha256"], audio_record)
+        clips_record = self.clips.seal(self.name)
+        self.on_sealed(self.name, self.videos, record["size"], record["sha256"], audio_record, clips_record)
         for staged in self.videos:
             remove_staged(self.shards, staged.video_id)
         self.videos = []

@@ -14,13 +14,13 @@ import signal
 import subprocess
 import time
 
-from pipeline.spec import DECODE_ALL
-from pipeline.ffmpeg.graph import AUDIO_FD, ffmpeg_command
+from pipeline.spec import DECODE_ALL, Clips
+from pipeline.ffmpeg.graph import AUDIO_FD, CLIP_FD, ffmpeg_command, showinfo_of
 from pipeline.ffmpeg.jpeg import complete_jpegs, jpeg_size, split_jpegs
 from pipeline.ffmpeg.locate import find_ffmpeg
 from pipeline.ffmpeg.mp4 import mp4_tracks
-from pipeline.ffmpeg.stderr import (AudioTrack, FrameError, FrameTimeout, VideoInfo, audio_messages, one_line,
-                                    parse_stderr, parse_stream)
+from pipeline.ffmpeg.stderr import (AudioTrack, FrameError, FrameTimeout, VideoInfo, audio_messages,
+                                    errors_between, one_line, parse_stderr, parse_stream)
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +60,20 @@ def last_frame_is_out(info: VideoInfo, n_frames: int, fps: float, video_duration
 
 
 def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = True,
-               video_duration: float | None = None,
-               audio: bytearray | None = None) -> tuple[bytes, bytes, int, bool]:
+               video_duration: float | None = None, audio: bytearray | None = None,
+               clip: bytearray | None = None) -> tuple[bytes, bytes, int, bool]:
     """Run the frame command; (stdout, stderr, exit status, stopped early). With early_stop, ffmpeg is stopped as
     soon as `last_frame_is_out`: the frames and their times are then all there, and nothing after them could be
     selected (JPEG bytes identical to a full run: tests/test_pipeline_early_stop.py). With `audio`, the command
     has the sound output (pipe:3) and its bytes are appended to it; the stop is then a SIGTERM, on which ffmpeg
-    flushes and closes that output (the sound is all out by then: audio_output) instead of a SIGKILL."""
-    read_fd = write_fd = None
-    if audio is not None:
-        read_fd, write_fd = os.pipe()
+    flushes and closes that output (the sound is all out by then: audio_output) instead of a SIGKILL. With `clip`,
+    the command has the clips' output (pipe:4), whose bytes are appended to it (the caller asks for no early stop:
+    the last clip may end after the last sampled frame)."""
+    pipes = {fd: os.pipe() for fd, sink in ((AUDIO_FD, audio), (CLIP_FD, clip)) if sink is not None}
     try:
-        proc = _start(cmd, write_fd)
+        proc = _start(cmd, {fd: ends[1] for fd, ends in pipes.items()})
     except BaseException:
-        if read_fd is not None:
+        for read_fd, _ in pipes.values():
             os.close(read_fd)
         raise
     out, err = bytearray(), bytearray()
@@ -82,8 +82,9 @@ def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = Tr
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ, out)
         sel.register(proc.stderr, selectors.EVENT_READ, err)
-        if read_fd is not None:
-            sel.register(read_fd, selectors.EVENT_READ, audio)
+        for fd, sink in ((AUDIO_FD, audio), (CLIP_FD, clip)):
+            if fd in pipes:
+                sel.register(pipes[fd][0], selectors.EVENT_READ, sink)
         try:
             while sel.get_map():
                 remaining = deadline - time.monotonic()
@@ -97,7 +98,7 @@ def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = Tr
                     if stopped and key.data is out:
                         continue  # bytes of a frame that could not be selected: dropped
                     key.data.extend(chunk)
-                    if not early_stop or stopped or key.data is audio:
+                    if not early_stop or stopped or key.data is audio or key.data is clip:
                         continue
                     if key.data is out:
                         found, start = complete_jpegs(out, start)
@@ -113,43 +114,46 @@ def run_ffmpeg(cmd: list[str], fps: float, timeout: float, early_stop: bool = Tr
             proc.wait()
             raise
         finally:
-            if read_fd is not None:
+            for read_fd, _ in pipes.values():
                 os.close(read_fd)
     returncode = proc.wait()
     return bytes(out), bytes(err), 0 if stopped else returncode, stopped
 
 
-def _start(cmd: list[str], write_fd: int | None) -> subprocess.Popen:
-    """ffmpeg with stdout and stderr piped and, where there is one, the write end of the sound's pipe passed on
-    under its own number (the command's pipe:3 names it)."""
-    if write_fd is None:
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    cmd = [f"pipe:{write_fd}" if arg == f"pipe:{AUDIO_FD}" else arg for arg in cmd]
+def _start(cmd: list[str], write_fds: dict[int, int]) -> subprocess.Popen:
+    """ffmpeg with stdout and stderr piped and the write ends of the further outputs' pipes (the sound's, the
+    clips') passed on under their own numbers (the command's pipe:3 and pipe:4 name them)."""
+    names = {f"pipe:{fd}": f"pipe:{write_fd}" for fd, write_fd in write_fds.items()}
+    cmd = [names.get(arg, arg) for arg in cmd]
     try:
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                pass_fds=(write_fd,))
+                                pass_fds=tuple(write_fds.values()))
     finally:
-        os.close(write_fd)
+        for write_fd in write_fds.values():
+            os.close(write_fd)
 
 
 def extract(path: str, fps: float, box: tuple[int, int], quality: int, timeout: float = 600.0,
             binary: str | None = None, skip_frames: str = DECODE_ALL,
-            audio_rate: int | None = None) -> tuple[VideoInfo, list[Frame]]:
+            audio_rate: int | None = None, clips: Clips | None = None) -> tuple[VideoInfo, list[Frame]]:
     """Decode the video once and return its sampled frames. Raises FrameError with a one-line reason.
 
     skip_frames "noref" skips the frames nothing refers to; where that is not safe or not faithful (ffmpeg reported
     an error, a sampled interval came out empty, or a kept frame lies more than MAX_LAG of its interval past its
     start) the video is decoded again with every frame, and that result stands (info.skip_frames says which).
     With `audio_rate`, the same ffmpeg process also gives the sound (info.audio): a track that cannot be decoded
-    is an AudioTrack with status failed, never a reason to lose the frames."""
+    is an AudioTrack with status failed, never a reason to lose the frames. With `clips`, the same decode keeps the
+    clips' frames (info.clip_jpegs, info.clip_times: pipeline.ffmpeg.graph.clip_select picks them): every frame is
+    decoded then, and ffmpeg runs to the end of the video."""
     if not os.path.isfile(path):
         raise FrameError("file not found")
     if os.path.getsize(path) == 0:
         raise FrameError("empty file (0 bytes)")
     tracks = mp4_tracks(path)
-    if skip_frames == "noref":
+    decode = (binary, audio_rate, tracks, clips, clip_stride(clips, (tracks or {}).get("vide"), fps))
+    if skip_frames == "noref" and clips is None:
         try:
-            info, jpegs = _decode_with_sound(path, fps, box, quality, timeout, binary, "noref", audio_rate, tracks)
+            info, jpegs = _decode_with_sound(path, fps, box, quality, timeout, "noref", decode)
             frames = _frames(jpegs, info, fps)
             problem = "ffmpeg: " + one_line(info.errors) if info.errors else skip_problem(frames, info, fps)
         except FrameTimeout:
@@ -160,19 +164,28 @@ def extract(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
             info.skip_frames = "noref"
             return info, frames
         log.info("%s: skipping non-reference frames is not faithful here (%s); decoding every frame", path, problem)
-    info, jpegs = _decode_with_sound(path, fps, box, quality, timeout, binary, "none", audio_rate, tracks)
+    info, jpegs = _decode_with_sound(path, fps, box, quality, timeout, "none", decode)
     return info, _frames(jpegs, info, fps)
 
 
+def clip_stride(clips: Clips | None, video_duration: float | None, fps: float) -> int:
+    """Every how many sampled intervals a clip may start: with --clips-per-video K and a known duration (the MP4
+    header's), the K clips are spread over the video; else 1 (each second, the first K where K is set)."""
+    if clips is None or clips.per_video is None or not video_duration:
+        return 1
+    return max(1, (expected_frames(video_duration, None, fps) or 1) // clips.per_video)
+
+
 def _decode_with_sound(path: str, fps: float, box: tuple[int, int], quality: int, timeout: float,
-                       binary: str | None, skip_frames: str, audio_rate: int | None,
-                       tracks: dict | None) -> tuple[VideoInfo, list[bytes]]:
+                       skip_frames: str, decode: tuple) -> tuple[VideoInfo, list[bytes]]:
     """One decode (_decode), the sound with it where asked for and present; where the sound's part fails the whole
-    command, the picture alone again and the sound's reason in info.audio."""
+    command, the picture alone again and the sound's reason in info.audio. `decode`: (binary, audio_rate, the MP4
+    tracks, clips, clip stride)."""
+    binary, audio_rate, tracks, clips, stride = decode
     want_audio = bool(audio_rate) and (tracks is None or "soun" in tracks)
     try:
         info, jpegs = _decode(path, fps, box, quality, timeout, binary, skip_frames,
-                              audio_rate if want_audio else None, tracks)
+                              audio_rate if want_audio else None, tracks, clips=(clips, stride))
     except FrameTimeout:
         raise
     except FrameError as exc:
@@ -180,7 +193,8 @@ def _decode_with_sound(path: str, fps: float, box: tuple[int, int], quality: int
             raise
         # the sound's part of the command failed the whole run (no audio stream in a file whose headers we do not
         # read, a codec ffmpeg cannot decode ...): the picture alone, and the reason for the sound
-        info, jpegs = _decode(path, fps, box, quality, timeout, binary, skip_frames, None, tracks, quiet_sound=True)
+        info, jpegs = _decode(path, fps, box, quality, timeout, binary, skip_frames, None, tracks, quiet_sound=True,
+                              clips=(clips, stride))
         info.audio = (AudioTrack(sample_rate=audio_rate) if isinstance(exc, _NoSoundStream) else
                       AudioTrack(status="failed", has_audio=True, sample_rate=audio_rate, error=str(exc)))
     if audio_rate and info.audio is None:
@@ -210,19 +224,22 @@ class _NoSoundStream(FrameError):
 
 
 def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: float, binary: str | None,
-            skip_frames: str, audio_rate: int | None, tracks: dict | None,
-            quiet_sound: bool = False) -> tuple[VideoInfo, list[bytes]]:
-    """One run of the frame command (with the sound where audio_rate is given); FrameError if the frames fail.
-    `quiet_sound`: the picture alone after the sound failed the command: what ffmpeg's stream probe logged about
-    the sound's decoder is the sound's reason (already given), not the picture's."""
-    cmd = ffmpeg_command(path, fps, box, quality, binary, skip_frames, audio_rate)
+            skip_frames: str, audio_rate: int | None, tracks: dict | None, quiet_sound: bool = False,
+            clips: tuple[Clips | None, int] = (None, 1)) -> tuple[VideoInfo, list[bytes]]:
+    """One run of the frame command (with the sound where audio_rate is given, the clips where `clips` (the spec,
+    the stride) has one); FrameError if the frames fail. `quiet_sound`: the picture alone after the sound failed
+    the command: what ffmpeg's stream probe logged about the sound's decoder is the sound's reason (already
+    given), not the picture's."""
+    cmd = ffmpeg_command(path, fps, box, quality, binary, skip_frames, audio_rate, *clips)
     video_duration = (tracks or {}).get("vide") if EARLY_STOP else None
-    # with the sound, stop early only where the MP4 header tells the sound's length (checked afterwards)
-    early = EARLY_STOP and (not audio_rate or bool(tracks and tracks.get("soun")))
+    # with the sound, stop early only where the MP4 header tells the sound's length (checked afterwards); with
+    # clips, never (the last clip may run past the last sampled frame)
+    early = EARLY_STOP and clips[0] is None and (not audio_rate or bool(tracks and tracks.get("soun")))
     pcm = bytearray() if audio_rate else None
-    stdout, stderr, returncode, stopped = run_ffmpeg(cmd, fps, timeout, early, video_duration, pcm)
+    clip = bytearray() if clips[0] else None
+    stdout, stderr, returncode, stopped = run_ffmpeg(cmd, fps, timeout, early, video_duration, pcm, clip)
     text = stderr.decode("utf-8", "replace")
-    info = parse_stderr(text)
+    info = parse_stderr(text, showinfo_of(cmd, "pipe:1") if clip is not None else None)
     if stopped and (len(split_jpegs(stdout)) != len(info.pts_times) or not _sound_complete(pcm, audio_rate, tracks)):
         # cannot happen if the stop was right: decode it all instead
         log.warning("%s: the early stop left frames or sound incomplete; decoding it all", path)
@@ -236,6 +253,8 @@ def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     elif quiet_sound:
         sound_errors = audio_messages(text, parse_stream(text, 0)[0], None)[0]
         info.errors = [e for e in info.errors if e not in sound_errors]
+    if clip is not None:
+        _clips_of(info, text, cmd, clip)
     if returncode != 0 and audio_rate and "Stream map '1:a:0' matches no streams" in text:
         raise _NoSoundStream("no audio stream")
     if returncode != 0:
@@ -249,6 +268,14 @@ def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
         raise FrameError(f"truncated or corrupt: {len(jpegs)} of {expected} frames; "
                          f"ffmpeg: {one_line(partial or info.errors)}")
     return info, jpegs
+
+
+def _clips_of(info: VideoInfo, text: str, cmd: list[str], clip: bytearray) -> None:
+    """The clips' frames of one run into info: their JPEGs, their times, and where the decoder's errors fell."""
+    name = showinfo_of(cmd, f"pipe:{CLIP_FD}")
+    info.clip_jpegs = split_jpegs(bytes(clip))
+    info.clip_times = parse_stderr(text, name).pts_times
+    info.clip_errors = errors_between(text, name, info.errors) if info.errors else []
 
 
 def extract_sound(path: str, rate: int, timeout: float = 600.0, binary: str | None = None) -> AudioTrack:

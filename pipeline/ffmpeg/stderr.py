@@ -44,6 +44,11 @@ class VideoInfo:
     pts_times: list[float] = dataclasses.field(default_factory=list)
     skip_frames: str = DECODE_ALL  # what the decode that stands skipped ("noref" or "none")
     audio: AudioTrack | None = None  # the sound, where extract was asked for it
+    clip_jpegs: list[bytes] = dataclasses.field(default_factory=list)  # the clips' frames, where asked for
+    clip_times: list[float] = dataclasses.field(default_factory=list)  # their times (s), as showinfo logged them
+    # (i, error): ffmpeg logged `error` after i of the clips' frames had come out (so it was met decoding frame i
+    # or one between frames i-1 and i)
+    clip_errors: list[tuple[int, str]] = dataclasses.field(default_factory=list)
 
 
 
@@ -68,8 +73,9 @@ class AudioTrack:
 
 
 
-def parse_stderr(text: str) -> VideoInfo:
-    """What ffmpeg's log tells about the input (before 'Output #0'), the selected frames' times and errors."""
+def parse_stderr(text: str, showinfo: str | None = None) -> VideoInfo:
+    """What ffmpeg's log tells about the input (before 'Output #0'), the selected frames' times and errors; with
+    `showinfo` (the filter's name in the log), the times that filter logged only (a graph with several outputs)."""
     info = VideoInfo()
     in_input = True
     for line in text.splitlines():
@@ -78,7 +84,7 @@ def parse_stderr(text: str) -> VideoInfo:
         if in_input:
             _parse_input_line(line, info)
         pts = _PTS_TIME.search(line)
-        if pts and "showinfo" in line:
+        if pts and ("showinfo" in line if showinfo is None else f"[{showinfo} @" in line):
             info.pts_times.append(float(pts.group(2)))
         level = _LEVEL.match(line.strip())
         if level:
@@ -86,6 +92,18 @@ def parse_stderr(text: str) -> VideoInfo:
     if info.rotation % 180 == 90 and info.width:
         info.width, info.height = info.height, info.width
     return info
+
+
+def errors_between(text: str, showinfo: str, errors: list[str]) -> list[tuple[int, str]]:
+    """Each of `errors` (ffmpeg's error lines, as parse_stderr gives them) with the number of frames the showinfo
+    filter `showinfo` had logged before it: where in that output's frames the decoder met it."""
+    wanted, out, seen = set(errors), [], 0
+    for line in text.splitlines():
+        if f"[{showinfo} @" in line and _PTS_TIME.search(line):
+            seen += 1
+        elif (level := _LEVEL.match(line.strip())) and level.group(2).strip() in wanted:
+            out.append((seen, level.group(2).strip()))
+    return out
 
 
 def _parse_input_line(line: str, info: VideoInfo) -> None:

@@ -107,3 +107,42 @@ def check_manifest_agrees(shards: Path, manifests: Path) -> dict:
         assert dataset["class_weights"]["real"] == pytest.approx((real + fake) / (2 * real))
         assert dataset["class_weights"]["fake"] == pytest.approx((real + fake) / (2 * fake))
     return out
+
+
+def check_clips_agree(shards: Path, manifests: Path) -> dict:
+    """Assert that clips.parquet, dataset.json's clips section and the clip shards describe each other exactly:
+    every clip shard on disk is listed (and nothing else), each clip's JPEGs then its json are in its shard at its
+    offset in order, their crc32s match, and no member is left over. Returns {key: (status, times, sha1s)}."""
+    import hashlib
+    import tarfile
+    import zlib
+
+    import pyarrow.parquet as pq
+
+    shards, manifests = Path(shards), Path(manifests)
+    rows = pq.read_table(manifests / "clips.parquet").to_pylist()
+    section = json.loads((manifests / "dataset.json").read_text())["clips"]
+    listed = {s["name"] for s in section["shards"]}
+    assert listed == {f"clips/{p.name}" for p in (shards / "clips").glob("*.tar")} == {
+        r["shard"] for r in rows if r["shard"]}
+    assert section["clips"] == len(rows)
+    keys = [r["key"] for r in rows if r["key"]]
+    assert len(set(keys)) == len(keys), "a clip key appears twice in clips.parquet"
+    out, seen = {}, set()
+    for shard in sorted(listed):
+        with tarfile.open(shards / shard) as tar:
+            members = tar.getmembers()
+            by_offset = {m.offset: i for i, m in enumerate(members)}
+            for r in (r for r in rows if r["shard"] == shard):
+                i = by_offset[r["offset"]]
+                mine = members[i:i + r["n_frames"] + 1]
+                assert [m.name for m in mine] == [f"{r['key']}.{j:03d}.jpg" for j in range(r["n_frames"])] + [
+                    f"{r['key']}.json"], r["key"]
+                jpegs = [tar.extractfile(m).read() for m in mine[:-1]]
+                assert [zlib.crc32(j) for j in jpegs] == r["crc32"], r["key"]
+                assert json.loads(tar.extractfile(mine[-1]).read())["times"] == r["times"]
+                assert len(r["times"]) == r["n_frames"] and r["start"] == r["times"][0]
+                seen.update(m.name for m in mine)
+                out[r["key"]] = (r["status"], tuple(r["times"]), tuple(hashlib.sha1(j).hexdigest() for j in jpegs))
+        assert {m.name for m in members} <= seen, f"{shard} holds members clips.parquet does not name"
+    return out

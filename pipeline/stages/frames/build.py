@@ -23,7 +23,7 @@ from pipeline.sources.discover import discover, identities
 from pipeline.sources.video import Video
 from pipeline.ffmpeg.locate import ffmpeg_version, find_ffmpeg
 from pipeline.ffmpeg.graph import ffmpeg_command
-from pipeline.core.shards import (AUDIO_DIR, ShardWriter, Staged, parse_shard_name, read_staged, remove_staged,
+from pipeline.core.shards import (AUDIO_DIR, CLIPS_DIR, ShardWriter, Staged, parse_shard_name, read_staged, remove_staged,
                                   write_staged)
 from pipeline.split import files as splitfiles
 from pipeline.split.hashed import fraction_warning, part_of
@@ -79,6 +79,10 @@ def _check_previous(config: PipelineConfig, videos: list[Video]) -> None:
                 raise PlanError(f"{config.manifests} was made with {key}={previous.get(key)} ({name}); this run asks "
                                 f"for {value}: pass {'--audio' if previous.get('audio') else '--no-audio'} "
                                 "to match it, or use new folders")
+        for key, value in config.clip_settings().items():
+            if previous.get(key) != value:
+                raise PlanError(f"{config.manifests} was made with {key}={previous.get(key)} ({name}); this run asks "
+                                f"for {value}: pass the same --clip-frames (and clip options), or use new folders")
         for key, value in config.split_settings().items():
             if previous.get(key) != value:
                 raise PlanError(f"{config.manifests} was split with {key}={previous.get(key)}; this run asks "
@@ -88,7 +92,7 @@ def _check_previous(config: PipelineConfig, videos: list[Video]) -> None:
 def _clean_unfinished(shards: Path, manifests: Path, part_tag: str) -> set[str]:
     """Remove half-written tars of this part (temp files, and tars whose fragment is missing)."""
     finished = set(manifest.finished_shards(manifests))
-    for path in [*shards.glob("*.tar*"), *(shards / AUDIO_DIR).glob("*.tar*")]:
+    for path in [*shards.glob("*.tar*"), *(shards / AUDIO_DIR).glob("*.tar*"), *(shards / CLIPS_DIR).glob("*.tar*")]:
         name = path.name.lstrip(".").removesuffix(".tmp")
         parsed = parse_shard_name(name)
         if parsed and parsed[2] == part_tag and (path.name.endswith(".tmp") or name not in finished):
@@ -205,11 +209,11 @@ def _run(p: Plan, shards: Path, manifests: Path, done: set[str], finished: set[s
     staged = {v.video_id: st for v, s in pending
               if _reusable(st := read_staged(shards, v.video_id), v, cfg.retry_failed)}
     jobs = [Job(v, s, str(shards), cfg.fps, cfg.size, cfg.quality, cfg.timeout, binary, cfg.skip_frames,
-                cfg.audio_rate if cfg.audio else None) for v, s in pending]
+                cfg.audio_rate if cfg.audio else None, cfg.clips()) for v, s in pending]
     nxt = _next_indices(finished, cfg.part_tag)
 
-    def sealed(name, videos, size, sha256, audio=None):
-        write_fragments(manifests, name, [s.meta for s in videos], size, sha256, audio)
+    def sealed(name, videos, size, sha256, audio=None, clips=None):
+        write_fragments(manifests, name, [s.meta for s in videos], size, sha256, audio, clips)
 
     writers: dict[tuple[str, str], ShardWriter] = {}
     skipped = sum(v.error is None and v.video_id in done for v, s in p.selected)  # not the discovery failures

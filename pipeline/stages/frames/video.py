@@ -9,6 +9,8 @@ import zlib
 from pathlib import Path
 
 from pipeline.ffmpeg.stderr import AudioTrack
+from pipeline.spec import Clips
+from pipeline.stages.clips.members import clip_members
 from pipeline.stages.sound.wav import fingerprint, rms_dbfs, wav_bytes
 from pipeline.sources.video import Video
 from pipeline.ffmpeg.extract import FrameError, extract
@@ -27,6 +29,7 @@ class Job:
     ffmpeg: str
     skip_frames: str = "none"
     audio_rate: int | None = None  # keep the sound at this rate (None: --no-audio)
+    clips: Clips | None = None     # keep clips of consecutive frames (None: no --clip-frames)
 
 
 def base_row(video: Video, split: str) -> dict:
@@ -48,7 +51,7 @@ def process_video(job: Job) -> dict:
     row = {**base_row(video, job.split), "source_stat": source_stat(video.path)}
     try:
         info, frames = extract(video.path, job.fps, job.size, job.quality, job.timeout, job.ffmpeg,
-                               job.skip_frames, job.audio_rate)
+                               job.skip_frames, job.audio_rate, job.clips)
     except FrameError as exc:
         meta = {**row, "status": "failed", "error": str(exc), "frames": []}
         write_staged(Path(job.shards), video.video_id, meta, None)
@@ -67,10 +70,12 @@ def process_video(job: Job) -> dict:
             "duration": info.duration, "width": info.width, "height": info.height, "fps": info.fps,
             "rotation": info.rotation, "n_frames": len(frames), "frame_width": frames[0].width,
             "frame_height": frames[0].height, "bytes": sum(r["bytes"] for r in frame_rows), "frames": frame_rows}
-    audio = None
+    audio = clips = None
     if info.audio is not None:
         meta["audio"], audio = audio_row(video, job.split, info.audio)
-    write_staged(Path(job.shards), video.video_id, meta, bytes(members), audio)
+    if job.clips is not None:
+        meta["clips"], clips = clip_members(video, job.split, info, job.clips.frames)
+    write_staged(Path(job.shards), video.video_id, meta, bytes(members), audio, clips)
     return meta
 
 
