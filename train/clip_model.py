@@ -4,7 +4,7 @@ as the frame models (train.model.layer_groups / set_frozen / param_groups).
 
 `--arch` names (train.config.clip_arch):
 - `tall:ARCH` -- TALL (Xu et al., ICCV 2023): the T frames tiled into one thumbnail image, a grid of
-  ceil(sqrt(T)) columns (4 frames -> 2x2; an empty cell stays black), seen by any 2D model train.model builds
+  ceil(sqrt(T)) columns (4 frames -> 2x2; an empty cell is zero), seen by any 2D model train.model builds
   (torchvision ResNets, timm names); in training a random block at the same place in every frame may be masked
   (`mask_p`; TALL's masking, off unless asked);
 - `temporal:ARCH` -- a 2D body on every frame, each frame's feature map concat-pooled to a vector, then a temporal
@@ -42,6 +42,16 @@ def grid_shape(frames: int) -> tuple[int, int]:
     return math.ceil(frames / cols), cols
 
 
+def tile(x: torch.Tensor) -> torch.Tensor:
+    """Clips (N, T, C, H, W) -> TALL's thumbnails (N, C, rows*H, cols*W), frames left to right, top to bottom; an
+    empty cell is zero (the mean colour once normalised; black in a uint8 figure)."""
+    n, t, c, h, w = x.shape
+    rows, cols = grid_shape(t)
+    if rows * cols > t:
+        x = torch.cat([x, x.new_zeros(n, rows * cols - t, c, h, w)], dim=1)
+    return x.reshape(n, rows, cols, c, h, w).permute(0, 3, 1, 4, 2, 5).reshape(n, c, rows * h, cols * w)
+
+
 def _check_clips(x: torch.Tensor) -> None:
     if x.ndim != 5 or x.shape[2] != 3:
         raise ValueError(f"a clip model takes clips (N, T, 3, H, W), got shape {tuple(x.shape)}")
@@ -73,11 +83,7 @@ class TallModel(nn.Module):
         return x * keep
 
     def tile(self, x: torch.Tensor) -> torch.Tensor:
-        n, t, c, h, w = x.shape
-        rows, cols = grid_shape(t)
-        if rows * cols > t:  # empty cells stay black (zero after normalisation)
-            x = torch.cat([x, x.new_zeros(n, rows * cols - t, c, h, w)], dim=1)
-        return x.view(n, rows, cols, c, h, w).permute(0, 3, 1, 4, 2, 5).reshape(n, c, rows * h, cols * w)
+        return tile(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_clips(x)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
+TRAIN_INPUTS = (*INPUTS, "clips")  # clips: the clip shards of `dfd shards --clip-frames T` (train.data.clips)
 CLIP_LAYOUTS = ("tall", "temporal")  # clip models over a 2D ARCH: --arch tall:ARCH, temporal:ARCH (train.clip_model)
 VIDEO_ARCHS = ("r2plus1d_18",)       # torchvision's 3D CNN for clips
 BALANCES = ("mix", "weights", "none")
@@ -210,7 +211,7 @@ class Recipe:
     source: dict = field(default_factory=dict)  # [source]: title, url, reported = {figure: value}, note
 
     def __post_init__(self) -> None:
-        _check_choice("input", self.input, INPUTS)
+        _check_choice("input", self.input, TRAIN_INPUTS)
         _check_keys(self.train, RECIPE_TRAIN_KEYS, "train.")
         object.__setattr__(self, "faces", check_faces(self.faces))
         object.__setattr__(self, "source", check_source(self.source))
@@ -342,7 +343,8 @@ class TrainConfig:
             _fail("weight_decay", f"must be a number >= 0, got {self.weight_decay!r}")
         if self.stop_after_epochs is not None and self.stop_after_epochs < 1:
             _fail("stop_after_epochs", f"must be >= 1, got {self.stop_after_epochs!r}")
-        _check_choice("input", self.input, INPUTS)
+        _check_choice("input", self.input, TRAIN_INPUTS)
+        self._check_clips()
         _check_choice("fake_faces", self.fake_faces, FAKE_FACES)
         _check_choice("aggregate", self.aggregate, AGGREGATES)
 
@@ -362,6 +364,16 @@ class TrainConfig:
     def model_input(self) -> ModelInput:
         """What the network is given: the recipe's image size, RGB, area resize, ImageNet normalisation."""
         return ModelInput(size=self.image_size)
+
+    def _check_clips(self) -> None:
+        """--input clips takes a clip model (train.clip_model) and a clip model takes clips."""
+        if self.input == "clips" and clip_arch(self.arch) is None:
+            _fail("arch", f"--input clips needs a clip model: {', '.join(VIDEO_ARCHS)} or "
+                          f"{'|'.join(CLIP_LAYOUTS)}:ARCH (e.g. temporal:resnet18), got {self.arch!r}")
+        if self.input != "clips" and clip_arch(self.arch) is not None:
+            _fail("arch", f"{self.arch!r} is a clip model: it needs --input clips")
+        if self.input == "clips" and self.sample_by != "uniform":
+            _fail("sample_by", "--input clips draws clips uniformly (--sample-by loss reads frames)")
 
     def _check_generalisation(self) -> None:
         """synthetic fakes, real-only, tune and sample-by: their values and the combinations that make sense."""

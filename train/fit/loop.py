@@ -19,6 +19,8 @@ from pipeline.dataset import CLASS_NAMES, Dataset, DatasetError, is_local
 from train.augment import is_deferred, resolve_impl
 from train.augment.device import DeviceAugmented
 from train.config import TrainConfig
+from train.clip_model import create_clip_model, tile
+from train.data.clips import ClipShards, ClipTrainStream, ClipValStream
 from train.data.streams import TrainStream, ValStream, make_loader, train_batches_per_epoch, worker_seed
 from train.data.sampling import LossTable
 from train.data.blended_fakes import Synthetic
@@ -82,7 +84,11 @@ def make_scheduler(optimizer: torch.optim.Optimizer, lr, total_steps: int) -> to
 def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: int, epoch: int,
                  losses: LossTable | None = None):
     """The stream of one epoch; its randomness depends only on (seed, stage, epoch) (and with --sample-by loss
-    the losses recorded so far), so a resume replays it."""
+    the losses recorded so far), so a resume replays it. --input clips: batches of clips (train.data.clips)."""
+    if config.input == "clips":
+        stream = ClipTrainStream(ClipShards(dataset), config.image_size, config.recipe.augment, config.batch_size,
+                                 n_batches, config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch))
+        return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
     sampler = losses.sampler() if losses is not None and config.sample_by == "loss" else None
     stream = TrainStream(dataset, config.image_size, config.recipe.augment, config.batch_size, n_batches,
                          config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch),
@@ -95,7 +101,10 @@ def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: i
 
 
 def val_loader(config: TrainConfig, dataset: Dataset):
-    stream = ValStream(dataset.urls("val"), config.image_size, config.batch_size)
+    if config.input == "clips":
+        stream = ClipValStream(ClipShards(dataset).urls("val"), config.image_size, config.batch_size)
+    else:
+        stream = ValStream(dataset.urls("val"), config.image_size, config.batch_size)
     return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
 
 
@@ -113,6 +122,8 @@ def batches_per_epoch(config: TrainConfig, dataset: Dataset) -> int:
     if config.dev_run:
         return DEV_RUN_BATCHES
     world = distributed.env_context().world_size
+    if config.input == "clips":
+        return max(1, ClipShards(dataset).n_clips("train") // config.batch_size // world)
     return max(1, train_batches_per_epoch(dataset, config.batch_size, config.real_only) // world)
 
 
@@ -146,6 +157,8 @@ def run_lr_finder(config: TrainConfig, dataset: Dataset, model, dev: Device, run
 
 def save_batch_figure(config: TrainConfig, dataset: Dataset, run: RunFolder) -> None:
     images, labels, *_ = next(iter(train_loader(config, dataset, 1, 0, 1)))
+    if images.ndim == 5:  # clips: each shown as TALL's thumbnail of its frames
+        images = tile(images)
     shown = denormalize(normalize(images))  # what the model sees, back in pixels
     plots.plot_batch(run.figure("batch.png"), shown, labels.tolist(), CLASS_NAMES)
 
@@ -319,11 +332,13 @@ def open_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Dataset, D
     state = None
     if resume:
         config, state = restore(config, run)
-    dataset = Dataset.open(config.shards, config.manifests, config.input, config.fake_faces)
+    dataset = Dataset.open(config.shards, config.manifests, "frames" if config.input == "clips" else config.input,
+                           config.fake_faces)
     config = with_dataset_settings(config, dataset)
     dev = Device.resolve(config.device, config.amp, config.channels_last)
-    config = dataclasses.replace(config, augment_impl=resolve_impl(config.augment_impl, dev.device.type,
-                                                                   config.image_size, config.workers))
+    impl = ("fused" if config.input == "clips"  # a clip's one draw for all its frames is fused's (train.augment.clips)
+            else resolve_impl(config.augment_impl, dev.device.type, config.image_size, config.workers))
+    config = dataclasses.replace(config, augment_impl=impl)
     return config, dataset, dev, run, state
 
 
@@ -333,7 +348,8 @@ def fit(config: TrainConfig, resume: bool = False, explain: Explainer | None = N
     config, dataset, dev, run, state = open_run(config, resume)
     main_rank = distributed.is_main()
     seed_everything(config.seed)
-    model = create_model(config.arch, "none" if resume else config.weights)
+    weights = "none" if resume else config.weights
+    model = (create_clip_model(config.arch, weights) if config.input == "clips" else create_model(config.arch, weights))
     if main_rank:
         run.create()
         run.write_config(config.to_dict(run_relative=True))
