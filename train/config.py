@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
-TRAIN_INPUTS = (*INPUTS, "clips")  # clips: the clip shards of `dfd shards --clip-frames T` (train.data.clips)
+TRAIN_INPUTS = (*INPUTS, "clips")  # clips: the clip shards of `dfd shards --clip-frames T` (train.data.clip_streams)
 CLIP_LAYOUTS = ("tall", "temporal")  # clip models over a 2D ARCH: --arch tall:ARCH, temporal:ARCH (train.clip_model)
 VIDEO_ARCHS = ("r2plus1d_18",)       # torchvision's 3D CNN for clips
 BALANCES = ("mix", "weights", "none")

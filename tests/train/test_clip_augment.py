@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from train.augment.clips import ClipAugment
+from train.augment.clip_augment import ClipAugment
 from train.augment.fused import apply
 from train.config import Augment
 

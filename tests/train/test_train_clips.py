@@ -15,7 +15,7 @@ from helpers.clips import make_dfdc_tree
 from helpers.commands import run_pipeline
 from pipeline.dataset import Dataset
 from train.config import Augment
-from train.data.clips import ClipShards, ClipTrainStream, ClipValStream
+from train.data.clip_streams import ClipShards, ClipTrainStream, ClipValStream
 from train.run import main
 EVERY = Augment(**{name: 1.0 for name in Augment.__dataclass_fields__})
 

@@ -20,7 +20,7 @@ from train.augment import is_deferred, resolve_impl
 from train.augment.device import DeviceAugmented
 from train.config import TrainConfig
 from train.clip_model import create_clip_model, tile
-from train.data.clips import ClipShards, ClipTrainStream, ClipValStream
+from train.data.clip_streams import ClipShards, ClipTrainStream, ClipValStream
 from train.data.streams import TrainStream, ValStream, make_loader, train_batches_per_epoch, worker_seed
 from train.data.sampling import LossTable
 from train.data.blended_fakes import Synthetic
@@ -84,7 +84,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, lr, total_steps: int) -> to
 def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: int, epoch: int,
                  losses: LossTable | None = None):
     """The stream of one epoch; its randomness depends only on (seed, stage, epoch) (and with --sample-by loss
-    the losses recorded so far), so a resume replays it. --input clips: batches of clips (train.data.clips)."""
+    the losses recorded so far), so a resume replays it. --input clips: batches of clips (train.data.clip_streams)."""
     if config.input == "clips":
         stream = ClipTrainStream(ClipShards(dataset), config.image_size, config.recipe.augment, config.batch_size,
                                  n_batches, config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch))
@@ -336,7 +336,7 @@ def open_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Dataset, D
                            config.fake_faces)
     config = with_dataset_settings(config, dataset)
     dev = Device.resolve(config.device, config.amp, config.channels_last)
-    impl = ("fused" if config.input == "clips"  # a clip's one draw for all its frames is fused's (train.augment.clips)
+    impl = ("fused" if config.input == "clips"  # a clip's one draw for all its frames is fused's (train.augment.clip_augment)
             else resolve_impl(config.augment_impl, dev.device.type, config.image_size, config.workers))
     config = dataclasses.replace(config, augment_impl=impl)
     return config, dataset, dev, run, state

@@ -4,7 +4,7 @@ batches (N, T, 3, H, W) uint8 with labels, clip keys and video ids, as the frame
 
 A clip sample is KEY.000.jpg ... KEY.(T-1).jpg and KEY.json; only clips whose status is "done" are used (a short
 clip, one with a gap in its frame times or a corrupt frame is left out, as clips.parquet says why). Training clips
-are augmented with one draw per clip (train.augment.clips); the shard order, class balance and shuffle buffer are
+are augmented with one draw per clip (train.augment.clip_augment); the shard order, class balance and shuffle buffer are
 the frame stream's (train.data.streams.TrainStream)."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import webdataset as wds
 from torch.utils.data import IterableDataset
 
 from pipeline.dataset import LABELS, Dataset, DatasetError, ShardError, read_dataset_json, shard_url
-from train.augment.clips import ClipAugment
+from train.augment.clip_augment import ClipAugment
 from train.data.batches import batch_buffer, batched, worker_index
 from train.data.decode import CorruptSample, decode_resized
 from train.data.streams import TrainStream, read_shards, worker_seed
