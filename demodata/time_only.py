@@ -1,5 +1,6 @@
-"""`python -m demodata.time_only --out DIR [--videos N] [--seconds S] [--size WxH] [--cue shuffle|jitter|flicker]`:
-a labels.csv dataset whose fakes only time reveals, made with ffmpeg's lavfi sources (no other input).
+"""A labels.csv dataset whose fakes only time reveals, made with ffmpeg's lavfi sources alone.
+
+`python -m demodata.time_only --out DIR [--videos N] [--seconds S] [--size WxH] [--cue shuffle|jitter|flicker]`
 
 Every video is a moving lavfi picture (testsrc2 scrolling, colour bars rotating, the game of life, a cellular
 automaton; varied per video), cropped from a slightly larger render. A real keeps its frames in order, its crop still and its brightness

@@ -62,6 +62,19 @@ def workers_option(default: Any, help: str, show_default: Any = True) -> Callabl
                         help=help)
 
 
+def threads_option(fn: Callable) -> Callable:
+    """--threads (or DFD_THREADS): torch's CPU threads, applied once as the options are read (dfd.threads)."""
+    from dfd import threads
+
+    def apply(ctx, param, value):
+        threads.apply(value)
+        return value
+    return click.option("--threads", type=click.IntRange(min=1), envvar=threads.ENV, default=None, expose_value=False,
+                        callback=apply, is_eager=True, show_envvar=True,
+                        show_default="OMP_NUM_THREADS if set, else the free cores (usable cores less the load)",
+                        help="CPU threads for torch (loader workers: --workers).")(fn)
+
+
 @contextlib.contextmanager
 def reported(rerun: str = "rerun the same command"):
     """Run a command's body: a ToolkitError becomes its one-line message and exit code (2 with the usage line for

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 
 from dfd.errors import UsageProblem
-from pipeline.spec import SKIP_FRAMES, Clips, FrameSampling
+from dfd.threads import usable_cores
+from pipeline.spec import MAX_SIDE, SKIP_FRAMES, Clips, FrameSampling
 
 GROUPING = "identities"  # groups are connected components of the people a video involves (issue 11 item 13)
 LAYOUTS = ("auto", "dfdc", "ffpp", "celebdf", "csv", "unlabelled", "mixed")
@@ -24,8 +24,8 @@ def parse_size(text: str) -> tuple[int, int]:
     if not match:
         raise ConfigError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 1280x720")
     w, h = int(match.group(1)), int(match.group(2))
-    if w < 16 or h < 16 or w > 16384 or h > 16384:
-        raise ConfigError(f"size {text!r}: both sides must be between 16 and 16384 pixels")
+    if w < 16 or h < 16 or w > MAX_SIDE or h > MAX_SIDE:
+        raise ConfigError(f"size {text!r}: both sides must be between 16 and {MAX_SIDE} pixels")
     return w, h
 
 
@@ -60,7 +60,7 @@ class PipelineConfig:
     quality: int = 2
     val_fraction: float = 0.3
     seed: int = 0
-    workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = dataclasses.field(default_factory=usable_cores)  # processes never wait on each other (dfd.threads)
     shard_size: int = 300 * 10**6
     limit: int | None = None
     layout: str = "auto"

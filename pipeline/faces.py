@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import click
 
 from dfd.cli import command, converter, default, device_option, reported, setup_logging, verbose_option
+from dfd.threads import usable_cores
 
 from pipeline.config import PipelineConfig, parse_part
 from pipeline.spec import FaceCrop
@@ -22,7 +22,8 @@ log = logging.getLogger("pipeline.faces")
               type=click.Path(file_okay=False, exists=True),
               help="The pipeline's manifests (faces.parquet and dataset.json's faces section go here).")
 @device_option(help="auto: cuda where there is one (batched, one process), else a CPU process pool.")
-@click.option("--workers", default=os.cpu_count() or 1, type=int, help="CPU processes (one torch thread each).")
+@click.option("--workers", default=usable_cores, type=int, show_default="the usable cores",
+              help="CPU processes (one torch thread each).")
 @click.option("--detect-size", default=default(FaceCrop, "detect_size"), type=int,
               help="Long side of the copy MTCNN runs on.")
 @click.option("--min-score", default=default(FaceCrop, "min_score"), type=float,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dfd.cli import command, device_option, reported, setup_logging, verbose_option, workers_option
+from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option, workers_option
 from train.report.cross_dataset import (DEFAULT_SPLIT, BenchmarkError, benchmark_markdown, parse_checkpoint, parse_test,
                                     read_config, run_benchmark)
 from train.score.metrics import RULES
@@ -40,6 +40,7 @@ from train.score.on_batches import TTA_MODES
 @device_option()
 @click.option("--batch-size", type=click.IntRange(min=1), help="Frames per forward pass [default: the recipe's].")
 @workers_option(2, "DataLoader worker processes.")
+@threads_option
 @verbose_option
 def main(checkpoints, tests, config_file, split, out, rule, tta, device, batch_size, workers, verbose) -> None:
     """Score every checkpoint on every test set: a row per detector, frame (or image) and video AUC per test set

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from dfd.cli import command, device_option, reported, setup_logging, verbose_option
+from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option
 from dfd.errors import UsageProblem
 from train.audio.classifier import load as load_audio
 from train.audio.sound_of_files import sound_verdict
@@ -82,6 +82,7 @@ def settings_of(ensemble, sampled: tuple, threshold: dict, audio=None, audio_pat
 @click.option("--fuse", "fuse_rule", type=click.Choice(("noisy-or", "max")), default="noisy-or", show_default=True,
               help="The fused P(fake): noisy-or 1-(1-p_picture)(1-p_sound), or max.")
 @device_option()
+@threads_option
 @verbose_option
 def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_size, audio_path, fuse_rule, device,
          verbose) -> None:

@@ -17,7 +17,7 @@ from dfd.cli import DEVICES
 from dfd.errors import ToolkitError
 from pipeline.config import ConfigError, parse_size
 from pipeline.dataset import FAKE_FACES, INPUTS, is_local
-from pipeline.spec import SPEC_VERSION, FaceCrop, FrameSampling, ModelInput, SpecError, migrate
+from pipeline.spec import MAX_INPUT, SPEC_VERSION, FaceCrop, FrameSampling, ModelInput, SpecError, migrate
 from train.paths import RunLayout
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ BALANCES = ("mix", "weights", "none")
 AUGMENT_IMPLS = ("auto", "albumentations", "fused", "device")  # train.augment.reference, .fused, .device
 AGGREGATES = ("mean", "median", "confident")  # a video's score from its frames' or faces' P(fake) (train.score.metrics)
 FACE_IMAGE_SIZE = 224                 # --input faces with a recipe written for frames: the model's input size
+MIN_IMAGE = 32                        # no model input side below this (above: pipeline.spec's MAX_INPUT)
 RUN_PATHS = ("shards", "manifests", "out")  # the local paths a run records relative to its folder
 TUNES = ("full", "frozen", "norm")    # full: the stages' freeze state; frozen: head + norms always; norm: LayerNorm-only
 SAMPLE_BY = ("uniform", "loss")       # loss: faces or frames drawn by their last epoch's loss (train.data.sampling)
@@ -97,9 +98,19 @@ def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
         _fail(name, f"got the list {list(value)!r}: write a string in {SIZE_CONVENTION}, or N for NxN")
     else:
         _fail(name, f"expected N or {SIZE_CONVENTION}, got {value!r}")
-    if min(size) < 32 or max(size) > 4096:
-        _fail(name, f"each side must be in 32..4096, got {size[0]}x{size[1]}")
+    check_image_size(size, name)
     return size
+
+
+def check_image_size(size: Any, name: str = "image_size") -> tuple[int, int]:
+    """A (height, width) pair of integers, each side in MIN_IMAGE..MAX_INPUT: what any recipe, saved config or package
+    may ask of the model's input (a bigger one is refused before anything is allocated)."""
+    if not isinstance(size, (list, tuple)) or len(size) != 2 \
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in size):
+        _fail(name, f"must be a (height, width) pair of integers, got {size!r}")
+    if min(size) < MIN_IMAGE or max(size) > MAX_INPUT:
+        _fail(name, f"each side must be in {MIN_IMAGE}..{MAX_INPUT}, got {size[1]}x{size[0]} (WIDTHxHEIGHT)")
+    return (int(size[0]), int(size[1]))
 
 
 @dataclass(frozen=True)
@@ -189,8 +200,8 @@ def check_faces(faces: Any) -> dict:
     _check_keys(faces, FACE_KEYS, "faces.")
     if "margin" in faces and not (_is_number(faces["margin"]) and 0 <= faces["margin"] <= 2):
         _fail("faces.margin", f"must be a share of the box in [0, 2], got {faces['margin']!r}")
-    if "face_size" in faces and not (isinstance(faces["face_size"], int) and faces["face_size"] >= 16):
-        _fail("faces.face_size", f"must be an integer >= 16, got {faces['face_size']!r}")
+    if "face_size" in faces and not (isinstance(faces["face_size"], int) and 16 <= faces["face_size"] <= MAX_INPUT):
+        _fail("faces.face_size", f"must be an integer in 16..{MAX_INPUT}, got {faces['face_size']!r}")
     return dict(faces)
 
 
@@ -212,6 +223,7 @@ class Recipe:
 
     def __post_init__(self) -> None:
         _check_choice("input", self.input, TRAIN_INPUTS)
+        object.__setattr__(self, "image_size", check_image_size(self.image_size))
         _check_keys(self.train, RECIPE_TRAIN_KEYS, "train.")
         object.__setattr__(self, "faces", check_faces(self.faces))
         object.__setattr__(self, "source", check_source(self.source))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dfd.cli import command, device_option, reported, setup_logging, verbose_option, workers_option
+from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option, workers_option
 from train.audio.fuse import FUSE_RULES
 from train.report.evaluation import evaluate, metrics_markdown
 from train.score.metrics import RULES
@@ -43,6 +43,7 @@ from train.score.on_batches import TTA_MODES
 @device_option()
 @click.option("--batch-size", type=click.IntRange(min=1), help="Frames per forward pass [default: the recipe's].")
 @workers_option(2, "DataLoader worker processes.")
+@threads_option
 @verbose_option
 def main(checkpoints, shards, images, manifests, split, out, tta, rule, audio_checkpoint, fuse_rule, device, batch_size,
          workers, verbose) -> None:

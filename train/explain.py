@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dfd.cli import command, reported, setup_logging, verbose_option
+from dfd.cli import command, reported, setup_logging, threads_option, verbose_option
 from train.report.explanation import DEFAULT_K, run_explain
 from train.paths import RunLayout
 
@@ -24,6 +24,7 @@ from train.paths import RunLayout
 @click.option("--blend-pointing/--no-blend-pointing", "blend", default=None, show_default="on for runs trained "
               "with --synthetic-fakes", help="--input faces: the pointing game against the blend masks of "
               "self-blended val real faces (pointing_blend.png).")
+@threads_option
 @verbose_option
 def main(run_dir, checkpoint, boxes, k, shards, manifests, device, blend, verbose) -> None:
     """Predictions on the val split, video-level metrics, top losses, Grad-CAM and report.html of a run."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dfd.cli import command, device_option, reported, setup_logging, verbose_option
+from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option
 from train.model import load_checkpoint
 from train.score.card import export
 from train.paths import CARD, CONFIG, WEIGHTS, resolve as resolve_checkpoint
@@ -27,6 +27,7 @@ from train.score.videos import frame_settings
 @click.option("--manifests", type=click.Path(file_okay=False, path_type=Path),
               help="Folder with dataset.json [default: the training config's].")
 @device_option("cpu")
+@threads_option
 @verbose_option
 def main(checkpoint, out, at_fpr, shards, manifests, device, verbose) -> None:
     """Package a trained model to be shared without pickle: the weights as safetensors, everything prediction needs

@@ -25,7 +25,8 @@ import torchvision
 from torch import nn
 
 from dfd.errors import ToolkitError, UsageProblem
-from train.config import RecipeError, TrainConfig
+from pipeline.spec import MAX_INPUT
+from train.config import MIN_IMAGE, RecipeError, TrainConfig
 from train.paths import RunLayout
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,56 @@ def _timm_body(arch: str, pretrained: bool) -> TimmBody:
     return TimmBody(net)
 
 
+class InputSizeError(UsageProblem, ValueError):
+    """An image size the backbone cannot take; the message names the sizes that work."""
+
+
+def _nearest(side: int, step: int) -> list[int]:
+    """The multiples of `step` next to `side` within the image-size bounds (MIN_IMAGE..MAX_INPUT)."""
+    low, high = side // step * step, -(-side // step) * step
+    return [s for s in dict.fromkeys((low, high)) if MIN_IMAGE <= s <= MAX_INPUT] or [-(-MIN_IMAGE // step) * step]
+
+
+def size_problem(body: nn.Module, size: tuple[int, int]) -> str | None:
+    """Why a (height, width) input does not fit a backbone, naming the sizes that work; None when it fits. What timm
+    says in advance: a patch embedding needs multiples of its patch (its one size when it is strict); a feature map
+    needs each side at least the network's total stride."""
+    h, w = size
+    net = body.net if isinstance(body, TimmBody) else body
+    embed = getattr(net, "patch_embed", None)
+    if embed is not None and getattr(embed, "strict_img_size", False) and tuple(embed.img_size) != (h, w):
+        fixed = tuple(embed.img_size)
+        return f"takes {fixed[1]}x{fixed[0]} images only (--image-size {fixed[1]}x{fixed[0]})"
+    patch = getattr(embed, "patch_size", None)
+    if patch is not None and not getattr(embed, "dynamic_img_pad", False) and (h % patch[0] or w % patch[1]):
+        hs, ws = _nearest(h, patch[0]), _nearest(w, patch[1])
+        example = f"{ws[0]}" if ws == hs else f"{ws[0]}x{hs[0]}"
+        return (f"takes sides that are multiples of its {patch[1]}x{patch[0]} patch: the nearest are "
+                f"{' or '.join(map(str, ws))} wide and {' or '.join(map(str, hs))} high (e.g. --image-size {example})")
+    info = getattr(net, "feature_info", None)
+    stride = int(info[-1]["reduction"]) if info else 32
+    if min(h, w) < stride:
+        return f"needs each side at least its total stride, {stride}"
+    return None
+
+
+def check_input_size(arch: str, size: tuple[int, int], where: str = "--image-size") -> None:
+    """Refuse, before any work, a (height, width) input the backbone cannot take: the model is built on the meta
+    device (no memory, no weights) and asked (size_problem)."""
+    if is_torchvision(arch):  # a ResNet takes any size of at least 32
+        return
+    check_arch(arch)
+    try:
+        with torch.device("meta"):
+            body = _timm_body(arch, pretrained=False)
+    except (NotImplementedError, RuntimeError, TypeError, ValueError, AssertionError) as err:  # a build meta cannot run
+        log.debug("%s: input size not checked in advance (%s)", arch, err)
+        return
+    problem = size_problem(body, size)
+    if problem:
+        raise InputSizeError(f"{where} {size[1]}x{size[0]}: --arch {arch} {problem}")
+
+
 def build_model(arch: str = "resnet18", pretrained: bool = False) -> nn.Sequential:
     """nn.Sequential(body, head): body = the ResNet without avgpool/fc (children 0..7), or a TimmBody; fastai's head."""
     if not is_torchvision(arch):
@@ -346,6 +397,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except RecipeError as err:
         raise WeightsError(f"{path}: {err}") from None
     model = build_model(config.arch, pretrained=False)
+    problem = size_problem(model[0], config.image_size)
+    if problem:
+        raise WeightsError(f"{path}: image size {config.image_size[1]}x{config.image_size[0]}: --arch "
+                           f"{config.arch} {problem}")
     model.load_state_dict(data["model"])
     model.eval()
     return model, config
@@ -361,7 +416,7 @@ def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def normalize(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 (N)x3xHxW, or a batch of clips Nx T x3xHxW, -> float, ImageNet-normalised; runs on whatever device the batch is on."""
+    """uint8 (N)x3xHxW, or clips NxTx3xHxW, -> float, ImageNet-normalised; runs on whatever device the batch is on."""
     mean, std = _mean_std(batch.device)
     return batch.to(torch.float32, copy=True).sub_(mean).div_(std)  # in place on one copy (keeps the strides)
 

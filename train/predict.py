@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from dfd.cli import command, device_option, reported, setup_logging, verbose_option, workers_option
+from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option, workers_option
 from dfd.files import write_csv
 from train.score.metrics import RULES
 from train.score.on_batches import TTA_MODES
@@ -54,6 +54,7 @@ from train.score.videos import FAILED_SCORE, find_videos, predict_inputs, video_
               help="How the two verdicts make one: noisy-or 1-(1-p_picture)(1-p_sound), or max (either fake part "
                    "makes a fake video).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@threads_option
 @verbose_option
 def main(inputs, checkpoints, out, frames_out, shards, manifests, split, images, workers, batch_size, device, clip, tta, rule,
          audio_checkpoint, fuse_rule, quiet, verbose) -> None:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from pathlib import Path
 
 import click
 
-from dfd.cli import DEVICES, command, default, reported, setup_logging, verbose_option
+from dfd.cli import DEVICES, command, default, reported, setup_logging, threads_option, verbose_option
+from dfd.threads import free_cores
 from pipeline.dataset import FAKE_FACES, DatasetError, is_local
 from train.audio.data import FAKE_AUDIO
 from train.config import (AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, SAMPLE_BY, SYNTHETIC_FAKES, TRAIN_INPUTS, TUNES,
@@ -52,8 +52,9 @@ def generalisation_options(f):
 
 
 def default_workers() -> int:
-    """Loader processes per training process: the cores torchrun's local processes share, at most 8."""
-    return max(1, min(8, (os.cpu_count() or 2) // distributed.env_context().local_world_size))
+    """Loader processes per training process: the free cores (dfd.threads) torchrun's local processes share, at
+    most 8."""
+    return max(1, min(8, free_cores() // distributed.env_context().local_world_size))
 
 
 @command()
@@ -91,7 +92,7 @@ def default_workers() -> int:
                                    "NxN; overrides the recipe (faces with a frames recipe: 224). A value narrower "
                                    "than tall is refused.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Overrides the recipe; per process under torchrun.")
-@click.option("--workers", type=click.IntRange(min=0), default=default_workers, show_default="cores per process, max 8",
+@click.option("--workers", type=click.IntRange(min=0), default=default_workers, show_default="free cores per process, max 8",
               help="DataLoader worker processes (per process under torchrun).")
 @click.option("--device", type=click.Choice(DEVICES), default=d("device"))
 @click.option("--amp/--no-amp", default=d("amp"), help="Mixed precision (CUDA only).")
@@ -120,6 +121,7 @@ def default_workers() -> int:
               help="Also log per-epoch metrics, learning rates and figures to RUN/tensorboard/ (needs the "
                    "tensorboard extra); view with: tensorboard --logdir runs")
 @generalisation_options
+@threads_option
 @verbose_option
 def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile_model, lr_find_flag, resume,
          explain, boxes, verbose, fake_audio, **options) -> None:

@@ -14,6 +14,8 @@ import signal
 import subprocess
 import time
 
+import numpy as np
+
 from pipeline.spec import DECODE_ALL, Clips
 from pipeline.ffmpeg.graph import AUDIO_FD, CLIP_FD, ffmpeg_command, showinfo_of
 from pipeline.ffmpeg.jpeg import complete_jpegs, jpeg_size, split_jpegs
@@ -248,7 +250,7 @@ def _decode(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
         text = stderr.decode("utf-8", "replace")
         info = parse_stderr(text)
     if audio_rate:
-        info.audio, audio_errors = _track(text, pcm, audio_rate)
+        info.audio, audio_errors = _track(text, pcm, audio_rate, (tracks or {}).get("soun"))
         info.errors = [e for e in info.errors if e not in audio_errors]  # the sound's errors do not fail frames
     elif quiet_sound:
         sound_errors = audio_messages(text, parse_stream(text, 0)[0], None)[0]
@@ -297,9 +299,7 @@ def extract_sound(path: str, rate: int, timeout: float = 600.0, binary: str | No
     errors, warnings = audio_messages(text, codec, 0)
     track = AudioTrack(has_audio=True, pcm=proc.stdout, sample_rate=rate, codec=codec, source_rate=source_rate,
                        channels=channels, warning=(errors or warnings or [None])[0])
-    if not proc.stdout:
-        track.status, track.error = "failed", f"no sound decoded{': ' + errors[0] if errors else ''}"
-    return track
+    return judged(track, errors, (mp4_tracks(path) or {}).get("soun"))
 
 
 def _sound_complete(pcm: bytearray | None, rate: int | None, tracks: dict | None) -> bool:
@@ -310,15 +310,54 @@ def _sound_complete(pcm: bytearray | None, rate: int | None, tracks: dict | None
     return expected is not None and len(pcm) / 2 / rate >= expected - 0.1
 
 
-def _track(stderr: str, pcm: bytearray, rate: int) -> tuple[AudioTrack, list[str]]:
+def _track(stderr: str, pcm: bytearray, rate: int, stream_seconds: float | None) -> tuple[AudioTrack, list[str]]:
     """The sound of one run: what the log says about the track, its PCM; and ffmpeg's errors about it."""
     codec, source_rate, channels = parse_stream(stderr)
     errors, warnings = audio_messages(stderr, codec)
     track = AudioTrack(has_audio=codec is not None or bool(pcm), pcm=bytes(pcm), sample_rate=rate, codec=codec,
                        source_rate=source_rate, channels=channels, warning=(errors or warnings or [None])[0])
-    if track.has_audio and not pcm:
+    return judged(track, errors, stream_seconds), errors
+
+
+def judged(track: AudioTrack, errors: list[str], stream_seconds: float | None) -> AudioTrack:
+    """A track with sound that decoded to nothing, to far less than its stream or to clipping noise marked failed
+    (the reason and ffmpeg's first error about it); a partial one keeps a warning that says so."""
+    if not track.has_audio:
+        return track
+    said = f" (ffmpeg: {errors[0]})" if errors else ""
+    if not track.pcm:
         track.status, track.error = "failed", f"no sound decoded{': ' + errors[0] if errors else ''}"
-    return track, errors
+        return track
+    problem, warning = damage(track.pcm, track.sample_rate, stream_seconds)
+    if problem:
+        track.status, track.error = "failed", problem + said
+    elif warning:
+        track.warning = warning + said
+    return track
+
+
+# Decoded sound that is not the track's sound: damaged packets decode to a fraction of the stream and to noise.
+MIN_DECODED_SHARE = 0.5  # less of the stream's length (its MP4 header) than this: the sound failed
+PARTIAL_SHARE = 0.9      # less than this (but at least MIN_DECODED_SHARE): kept, with a warning that it is partial
+CLIPPED_SHARE = 0.01     # more samples than this at full scale is clipping noise, not a recording (the DFDC
+                         # sample's speech: none; an MP3 track whose packets hold noise: 3 to 36 %)
+
+
+def damage(pcm: bytes, rate: int, stream_seconds: float | None) -> tuple[str | None, str | None]:
+    """(why the decoded sound is not the track's, or None; a warning, or None). Failed: it decodes to less than
+    MIN_DECODED_SHARE of the stream's length (where the container says it), or more than CLIPPED_SHARE of its
+    samples sit at full scale; a warning where it decodes to less than PARTIAL_SHARE of the stream."""
+    x = np.frombuffer(pcm, dtype="<i2")
+    seconds = len(x) / rate
+    said = f"{seconds:.2f} s of the stream's {stream_seconds:.2f} s" if stream_seconds else ""
+    if stream_seconds and seconds < MIN_DECODED_SHARE * stream_seconds:
+        return f"damaged: decodes to {said}", None
+    clipped = float(np.mean((x >= 32767) | (x <= -32767))) if len(x) else 0.0
+    if clipped > CLIPPED_SHARE:
+        return f"damaged: clipping noise ({100 * clipped:.0f}% of the samples at full scale)", None
+    if stream_seconds and seconds < PARTIAL_SHARE * stream_seconds:
+        return None, f"partial: decodes to {said}"
+    return None, None
 
 
 def _frames(jpegs: list[bytes], info: VideoInfo, fps: float) -> list[Frame]:

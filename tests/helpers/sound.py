@@ -32,6 +32,32 @@ def av_clip(path: Path, audio: list[str] | None, video_seconds: float = 2.0, aud
     return path
 
 
+def damage_sound(src: Path, dst: Path, keep: int = 8, every: int = 1, seed: int = 0) -> Path:
+    """A copy of `src` whose audio packets are damaged and whose video packets are left alone: ffprobe
+    -show_packets gives each packet of the first audio stream (its byte position and size in the file); of every
+    `every`-th one the first `keep` bytes (an MP3 frame's 4-byte header and a little more) stay and the rest become seeded noise."""
+    import json
+    import random
+
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pos,size",
+                            "-of", "json", str(src)], capture_output=True, text=True, check=True).stdout
+    packets = [(int(p["pos"]), int(p["size"])) for p in json.loads(probe)["packets"]]
+    data, rng = bytearray(src.read_bytes()), random.Random(seed)
+    for pos, size in packets[::every]:
+        data[pos + keep:pos + size] = rng.randbytes(size - keep)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def damaged_clip(folder: Path, seconds: float = 4.0) -> tuple[Path, Path]:
+    """(an intact clip, its copy with damaged sound): 160x90 H.264 with a 440 Hz sine of `seconds` as MP3 in MP4;
+    every MP3 packet of the copy keeps its first 8 bytes and gets noise for the rest (ffmpeg exits 0 and decodes
+    1.8 s of the 4 s, at -10 dBFS with a tenth of the samples at full scale); the picture's packets are untouched."""
+    good = av_clip(folder / "intact.mp4", ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:d={seconds}"],
+                   seconds, ["-c:a", "libmp3lame", "-b:a", "64k"])
+    return good, damage_sound(good, folder / "damaged.mp4")
+
+
 def pcm(path: Path, rate: int = 16000, start: float = 0.0, seconds: float | None = None) -> bytes:
     """A file's first audio stream as s16le mono at `rate` (decoded by ffmpeg on its own, for comparisons)."""
     cmd = [find_ffmpeg(), "-v", "error", "-ss", str(start), "-i", str(path)]

@@ -33,7 +33,8 @@ def clip_dataset(tmp_path_factory) -> dict:
 def test_clip_streams_give_batches_of_clips_with_one_augmentation_per_clip(clip_dataset):
     shards = ClipShards(Dataset.open(clip_dataset["shards"], clip_dataset["manifests"]))
     table = pd.read_parquet(clip_dataset["manifests"] / "clips.parquet")
-    assert shards.frames == 4 and shards.n_clips("train") == int(((table.split == "train") & (table.status == "done")).sum())
+    done = table.status == "done"
+    assert shards.frames == 4 and shards.n_clips("train") == int(((table.split == "train") & done).sum())
     batches = list(ClipTrainStream(shards, (32, 32), EVERY, 4, 3, "mix", 8, seed=0))
     assert len(batches) == 3
     repeated = {k for k, crcs in zip(table.key, table.crc32) if crcs[0] == crcs[1]}  # lavfi repeats some frames

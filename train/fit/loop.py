@@ -18,7 +18,7 @@ from dfd.errors import ToolkitError
 from pipeline.dataset import CLASS_NAMES, Dataset, DatasetError, is_local
 from train.augment import is_deferred, resolve_impl
 from train.augment.device import DeviceAugmented
-from train.config import TrainConfig
+from train.config import TrainConfig, clip_arch
 from train.clip_model import create_clip_model, tile
 from train.data.clip_streams import ClipShards, ClipTrainStream, ClipValStream
 from train.data.streams import TrainStream, ValStream, make_loader, train_batches_per_epoch, worker_seed
@@ -30,7 +30,7 @@ from train.fit.engine import NonFiniteLossError, evaluate, train_one_epoch
 from train.fit.lr_find import lr_find
 from train.fit.run_folder import RunFolder
 from train.fit.schedule import DIV_FACTOR, FINAL_DIV_FACTOR, MOMS, PCT_START, spread_lr
-from train.model import Device, create_model, denormalize, group_lrs, normalize, param_groups, set_frozen
+from train.model import Device, check_input_size, create_model, denormalize, group_lrs, normalize, param_groups, set_frozen
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: i
     the losses recorded so far), so a resume replays it. --input clips: batches of clips (train.data.clip_streams)."""
     if config.input == "clips":
         stream = ClipTrainStream(ClipShards(dataset), config.image_size, config.recipe.augment, config.batch_size,
-                                 n_batches, config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch))
+                                 n_batches, config.balance, config.shuffle_buffer,
+                                 worker_seed(config.seed, stage, epoch))
         return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
     sampler = losses.sampler() if losses is not None and config.sample_by == "loss" else None
     stream = TrainStream(dataset, config.image_size, config.recipe.augment, config.batch_size, n_batches,
@@ -332,11 +333,14 @@ def open_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Dataset, D
     state = None
     if resume:
         config, state = restore(config, run)
+    frame_arch = (clip_arch(config.arch) or (None, config.arch))[1]  # a clip model's 2D part (none for R(2+1)D)
+    if frame_arch is not None:
+        check_input_size(frame_arch, config.image_size)
     dataset = Dataset.open(config.shards, config.manifests, "frames" if config.input == "clips" else config.input,
                            config.fake_faces)
     config = with_dataset_settings(config, dataset)
     dev = Device.resolve(config.device, config.amp, config.channels_last)
-    impl = ("fused" if config.input == "clips"  # a clip's one draw for all its frames is fused's (train.augment.clip_augment)
+    impl = ("fused" if config.input == "clips"  # a clip's one draw for all its frames: train.augment.clip_augment
             else resolve_impl(config.augment_impl, dev.device.type, config.image_size, config.workers))
     config = dataclasses.replace(config, augment_impl=impl)
     return config, dataset, dev, run, state

@@ -20,16 +20,17 @@ from safetensors import SafetensorError
 from torch import nn
 
 from dfd.files import write_bytes, write_text
+from pipeline.spec import ModelInput, SpecError
 from train.config import RecipeError, TrainConfig
 from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS, PackageError, is_package
-from train.model import IMAGENET_MEAN, IMAGENET_STD, build_model, is_torchvision
+from train.model import IMAGENET_MEAN, IMAGENET_STD, build_model, is_torchvision, size_problem
 from train.zoo.importer import KIND as ZOO_KIND
 
 log = logging.getLogger(__name__)
 
 CLASSES = ("real", "fake")  # the model's output order: index 1 is P(fake), label 1 is fake (pipeline.dataset)
 # the top-level fields that must agree with the training config (a hand edit of one but not the other is refused)
-CHECKED = ("architecture", "input", "image_size", "aggregate")
+CHECKED = ("architecture", "input", "image_size", "aggregate", "model_input")
 
 
 def package_config(config: TrainConfig, threshold: dict, source: dict) -> dict:
@@ -80,7 +81,12 @@ def read_config(folder: str | Path) -> dict:
 
 def _check_agrees(path: Path, data: dict, config: TrainConfig) -> None:
     have = {"architecture": config.arch, "input": config.input, "image_size": list(config.image_size),
-            "aggregate": config.aggregate}
+            "aggregate": config.aggregate, "model_input": config.model_input.to_dict()}
+    if "model_input" in data:  # bounded like every spec part
+        try:
+            data = {**data, "model_input": ModelInput.from_dict(data["model_input"], where=str(path)).to_dict()}
+        except SpecError as err:
+            raise PackageError(str(err)) from None
     for key in CHECKED:
         if key in data and data[key] != have[key]:
             raise PackageError(f"{path}: {key} is {data[key]!r} but the training config says {have[key]!r}; "
@@ -127,6 +133,10 @@ def load_package(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     except (SafetensorError, OSError, ValueError) as err:
         raise PackageError(f"{folder / WEIGHTS}: not a safetensors file ({err})") from None
     model = build_model(config.arch, pretrained=False)
+    problem = size_problem(model[0], config.image_size)
+    if problem:
+        raise PackageError(f"{folder / CONFIG}: image_size {config.image_size[1]}x{config.image_size[0]}: "
+                           f"{config.arch} {problem}")
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

@@ -59,7 +59,7 @@ def aggregate_of(config: dict) -> str:
     return rule if rule in ("mean", "confident") else "mean"
 
 
-def face_crop_of(config: dict) -> FaceCrop:
+def face_crop_of(config: dict, where: str = "") -> FaceCrop:
     """The faces stage's crop for this package: MTCNN (the toolkit's detector) with the authors' box rule (per_side
     with their margin and resize; an aligned crop at 1.3 becomes the scale rule at 1.3, without the alignment),
     their crop size, the faces a frame gives by their face rule; crops re-encoded at JPEG quality 100 (the authors
@@ -71,7 +71,8 @@ def face_crop_of(config: dict) -> FaceCrop:
         box, margin, resize = "scale", round(max(0.0, (float(p["margin"]) - 1) / 2), 6), "stretch"
     return FaceCrop(box=box, margin=min(margin, 2.0), resize=resize if resize == "isotropic_pad" else "stretch",
                     face_size=int(p["face_size"]),
-                    max_faces=FACE_RULE_FACES.get(p.get("face_rule", "largest"), 1), jpeg_quality=100)
+                    max_faces=FACE_RULE_FACES.get(p.get("face_rule", "largest"), 1), jpeg_quality=100,
+                    where=f"{where}: zoo.preprocessing: " if where else "faces.")
 
 
 def zoo_train_config(config: dict, folder: Path) -> TrainConfig:
@@ -83,7 +84,7 @@ def zoo_train_config(config: dict, folder: Path) -> TrainConfig:
     frames = FrameSampling(fps=round(int(p["frames_per_video"]) / CLIP_SECONDS, 3))
     return TrainConfig(shards="", manifests="", out=str(folder), recipe=recipe, arch=config["architecture"]["timm_name"],
                        weights="none", input="faces", aggregate=aggregate_of(config), frames=frames,
-                       faces=face_crop_of(config))
+                       faces=face_crop_of(config, str(folder / "config.json")))
 
 
 DETECTOR_NAMES = {"retinaface": "RetinaFace", "scrfd": "SCRFD", "dlib": "dlib", "mtcnn": "MTCNN"}
