@@ -96,9 +96,13 @@ def test_clip_arch_names_are_checked_like_frame_arches():
     assert clip_arch("tall:resnet18") == ("tall", "resnet18") and clip_arch("r2plus1d_18") == ("r2plus1d_18", None)
     assert clip_arch("resnet18") is None and clip_arch("convnext_tiny") is None
     kw = dict(shards="s", manifests="m", out="o")
-    assert TrainConfig.from_recipe("demo", arch=f"temporal:{TINY}", **kw).arch == f"temporal:{TINY}"
-    with pytest.raises(RecipeError, match="arch"):
-        TrainConfig.from_recipe("demo", arch="tall:no_such_net", **kw)
+    assert TrainConfig.from_recipe("demo", input="clips", arch=f"temporal:{TINY}", **kw).arch == f"temporal:{TINY}"
+    assert TrainConfig.from_recipe("demo_clips", **kw).input == "clips"  # the recipe's input and arch
+    for arch, input, message in (("tall:no_such_net", "clips", "timm model name"),
+                                 ("resnet18", "clips", "needs a clip model"),
+                                 ("r2plus1d_18", "frames", "needs --input clips")):
+        with pytest.raises(RecipeError, match=message):
+            TrainConfig.from_recipe("demo", input=input, arch=arch, **kw)
 
 
 def cue_in_one_frame(g: torch.Generator, n: int, t: int = 4, size: int = 32):
