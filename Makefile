@@ -25,7 +25,7 @@ DEMO_PACKAGE ?= $(DEMO_FACES)/package
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo demo-faces demo-audio check test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff measure-face-geometry bench-check bench-vit bench-sampling sbi-figure clean help
+.PHONY: setup shards faces train demo demo-faces demo-audio check test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff measure-sync measure-face-geometry bench-check bench-vit bench-sampling sbi-figure clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -117,6 +117,9 @@ bench-faces-memory: setup  ## faces stage (ARGS="--mode predict": predict with a
 
 measure-face-geometry: setup  ## what a landmark-geometry check would remove from MTCNN's detections on the real clips
 	$(PYTHON) benchmarks/measure_face_geometry.py $(ARGS)
+
+measure-sync: setup  ## lip sync's offset and p_fake on the DFDC sample's clips: own sound vs shifted (+-0.3/0.5/1 s) and swapped (ARGS="--json-out F")
+	$(PYTHON) benchmarks/measure_sync.py $(ARGS)
 
 measure-diff: setup  ## the faces stage's diff per FF++ method (whole box, local SSIM, mouth) against background patches
 	$(PYTHON) benchmarks/measure_diff.py $(ARGS)

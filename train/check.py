@@ -17,13 +17,14 @@ from dfd.cli import command, device_option, reported, setup_logging, threads_opt
 from dfd.errors import UsageProblem
 from train.audio.classifier import load as load_audio
 from train.audio.sound_of_files import sound_verdict
+from train.audio.sync_of_files import sync_detector, sync_verdict
 from train.report.verdict_page import write_page
 from train.score.one_video import check_video
 from train.score.checkpoints import load_ensemble
 from train.score.on_batches import Scorer
 from train.score.package import zoo_facts
 from train.score.threshold import decision_threshold, describe
-from train.score.verdict import FAILED, SOUND_THRESHOLD, as_json, line
+from train.score.verdict import FAILED, SOUND_THRESHOLD, SYNC_RULES, SYNC_THRESHOLD, UNCERTAIN, as_json, line
 from train.score.videos import face_cropper, find_videos, frame_settings, video_names
 
 log = logging.getLogger(__name__)
@@ -81,18 +82,28 @@ def settings_of(ensemble, sampled: tuple, threshold: dict, audio=None, audio_pat
                    "sound says so and is judged on its picture alone.")
 @click.option("--fuse", "fuse_rule", type=click.Choice(("noisy-or", "max")), default="noisy-or", show_default=True,
               help="The fused P(fake): noisy-or 1-(1-p_picture)(1-p_sound), or max.")
+@click.option("--sync", "with_sync", is_flag=True,
+              help="Measure lip sync too (no training data: the mouth's opening against the speech envelope over the "
+                   "first 10 s at the native frame rate): the sound's lag, the agreement, P(fake) that picture and "
+                   "sound do not belong together, and the agreement over time on the page. A video without sound, "
+                   "speech or one face says why instead.")
+@click.option("--sync-verdict", "sync_use", type=click.Choice(SYNC_RULES), default="off", show_default=True,
+              help=f"How the verdict uses lip sync: off (reported only) or uncertain (FAKE when the picture's P(fake) "
+                   f"lies within {UNCERTAIN:g} of its threshold, and the sound's within {UNCERTAIN:g} of "
+                   f"{SOUND_THRESHOLD:g} where judged, and lip sync's P(fake) reaches {SYNC_THRESHOLD:g}).")
 @device_option()
 @threads_option
 @verbose_option
-def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_size, audio_path, fuse_rule, device,
-         verbose) -> None:
+def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_size, audio_path, fuse_rule, with_sync,
+         sync_use, device, verbose) -> None:
     """Check videos (files, or folders searched recursively): P(fake), the verdict at the model's threshold and the
     strongest evidence (which face track, which seconds), one line per video, and a self-contained HTML page.
 
     A video without a face says so (no verdict); a file that is not a video gets one line saying so, and the others
     are still checked. With --audio-model the sound is judged too: the video is FAKE when its picture reaches the
     image model's threshold or its sound reaches 0.5, its P(fake) is the --fuse rule of the two, and the page
-    shows the sound's P(fake) per window over time. Exit status: 0 when every file was checked, 1 when any could not be read, 2 on a usage error.
+    shows the sound's P(fake) per window over time. With --sync lip sync is measured and shown (the verdict uses it
+    only with --sync-verdict uncertain). Exit status: 0 when every file was checked, 1 when any could not be read, 2 on a usage error.
     """
     setup_logging(verbose)
     with reported():
@@ -108,6 +119,7 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
         threshold = decision_threshold(ensemble.paths, ensemble.thresholds, config.aggregate)
         log.info("threshold %.4f (%s)", threshold["value"], describe(threshold))
         audio = load_audio(audio_path) if audio_path else None
+        mouths = sync_detector(device) if with_sync else None
         shown = settings_of(ensemble, sampled, threshold, audio, audio_path, fuse_rule)
         described = [{"name": str(p), "arch": c.arch, "input": c.input, "zoo": zoo_facts(p)}
                      for p, c in zip(ensemble.paths, ensemble.configs)]
@@ -117,6 +129,8 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
             verdict = check_video(path, scorer, settings, ensemble.image_size, cropper, threshold, config.aggregate)
             if audio is not None and verdict.label != FAILED:
                 verdict.sound = sound_verdict(audio, path, verdict.p_picture, fuse_rule, str(audio_path))
+            if mouths is not None and verdict.label != FAILED:
+                verdict.sync = sync_verdict(path, mouths, use=sync_use)
             failed += verdict.label == FAILED
             written = None
             if verdict.label != FAILED and not no_html:

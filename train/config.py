@@ -40,6 +40,7 @@ SAMPLE_BY = ("uniform", "loss")       # loss: faces or frames drawn by their las
 SYNTHETIC_FAKES = ("sbi",)            # self-blended fakes from real faces (train.augment.sbi)
 # A recipe's [train] table: TrainConfig defaults a recipe may set (the command line's value wins)
 RECIPE_TRAIN_KEYS = ("arch", "aggregate", "synthetic_fakes", "synthetic_share", "real_only", "tune", "sample_by")
+NORM_KEYS = ("mean", "std", "scale", "colour")  # the parts of a ModelInput that TrainConfig.input_norm records
 AUGMENTS = ("blur", "median_blur", "hflip", "hsv", "crop_pad", "rotate", "zoom", "brightness", "contrast", "jpeg")
 
 
@@ -330,9 +331,15 @@ class TrainConfig:
     real_only: bool = False            # train on real videos only (their synthetic fakes are the fakes)
     tune: str = "full"                 # full | frozen | norm (train.model.set_frozen)
     sample_by: str = "uniform"         # uniform | loss (train.data.sampling)
+    # the body's input normalisation (mean, std, scale, colour of pipeline.spec.ModelInput), set when a run starts
+    # (train.normalisation.backbone_input, or the --init package's); None: ImageNet's, as every run before it
+    input_norm: dict | None = None
+    network: dict | None = None        # --init from a zoo package: its network (train.linear_head), else None
+    init: dict | None = None           # --init: the package or checkpoint the run started from (train.fit.init)
 
     def __post_init__(self) -> None:
         self._typed_spec()
+        self._check_init()
         self._check_generalisation()
         frame_arch = (clip_arch(self.arch) or (None, self.arch))[1]
         if frame_arch is not None and frame_arch not in ARCHS:
@@ -372,10 +379,26 @@ class TrainConfig:
             elif value is not None and not isinstance(value, kind):
                 _fail(name, f"must be a {kind.__name__} or a table of its settings, got {value!r}")
 
+    def _check_init(self) -> None:
+        """input_norm makes a valid ModelInput; network and init are tables."""
+        if self.input_norm is not None:
+            if not isinstance(self.input_norm, dict) or set(self.input_norm) - set(NORM_KEYS):
+                _fail("input_norm", f"must be a table of {', '.join(NORM_KEYS)}, got {self.input_norm!r}")
+            try:
+                ModelInput(size=self.image_size, **self.input_norm, where="input_norm.")
+            except (SpecError, TypeError) as err:
+                _fail("input_norm", str(err))
+        for name in ("network", "init"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), dict):
+                _fail(name, f"must be a table, got {getattr(self, name)!r}")
+        if self.network is not None and not {"timm_name", "features", "outputs"} <= set(self.network):
+            _fail("network", "needs timm_name, features and outputs (a zoo package's architecture)")
+
     @property
     def model_input(self) -> ModelInput:
-        """What the network is given: the recipe's image size, RGB, area resize, ImageNet normalisation."""
-        return ModelInput(size=self.image_size)
+        """What the network is given: the recipe's image size, RGB, area resize, and the recorded normalisation
+        (ImageNet's when none is recorded)."""
+        return ModelInput(size=self.image_size, **(self.input_norm or {}))
 
     def _check_clips(self) -> None:
         """--input clips takes a clip model (train.clip_model) and a clip model takes clips."""

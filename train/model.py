@@ -8,7 +8,12 @@ the other stages (and any final conv/norm) | head, so freezing and discriminativ
 A vision transformer (`vit_base_patch16_clip_224.openai`, `vit_small_patch14_dinov2.lvd142m`, ...) gives its patch
 tokens laid back on the patch grid (TokenGrid: prefix tokens dropped), so the same head and Grad-CAM apply; its
 groups are patch embedding and the first half of the blocks | the rest | head; `--tune` (set_frozen) picks what
-trains.
+trains. A run initialised from a zoo package (`dfd train --init`) keeps the package's network instead: a timm
+backbone's pooled features and a linear head (train.linear_head), grouped the same way.
+
+Every caller feeds the model ImageNet-normalised batches (normalize); the model (Detector) turns them into its
+backbone's normalisation (train.normalisation: CLIP's, timm's pretrained config's, a package's) in its forward,
+with no parameters and nothing in its state dict, so checkpoints keep their keys and every call site its code.
 """
 from __future__ import annotations
 
@@ -25,14 +30,13 @@ import torchvision
 from torch import nn
 
 from dfd.errors import ToolkitError, UsageProblem
-from pipeline.spec import MAX_INPUT
+from pipeline.spec import IMAGENET_MEAN, IMAGENET_STD, MAX_INPUT, ModelInput
 from train.config import MIN_IMAGE, RecipeError, TrainConfig
+from train.linear_head import build_pooled, timm_halves
+from train.normalisation import is_imagenet, to_backbone
 from train.paths import RunLayout
 
 log = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what the pretrained backbones were trained on: every input is normalised so
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 BACKBONES = {
     "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights.IMAGENET1K_V1),
@@ -169,22 +173,8 @@ class TimmBody(nn.Module):
         return self.net.get_submodule(self.net.feature_info[-1]["module"])
 
     def split(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        """(stem + the first half of the stages, the rest) from timm's coarse group_matcher; a parameter no group
-        names falls into the second."""
-        from timm.models import group_parameters
-
-        named = dict(self.net.named_parameters())
-        try:
-            groups = group_parameters(self.net, self.net.group_matcher(coarse=True))
-        except (AttributeError, NotImplementedError):  # no matcher: split the parameters in order, half and half
-            names = list(named)
-            half = len(names) // 2
-            return [named[n] for n in names[:half]], [named[n] for n in names[half:]]
-        ids = sorted(groups)
-        stages = ids[1:]
-        first = {ids[0], *stages[:len(stages) // 2]}  # resnet: stem, layer1, layer2 | layer3, layer4
-        lower = {n for i in ids if i in first for n in groups[i]}
-        return [p for n, p in named.items() if n in lower], [p for n, p in named.items() if n not in lower]
+        """(stem + the first half of the stages, the rest) by timm's coarse group_matcher (timm_halves)."""
+        return timm_halves(self.net)
 
 
 def _timm_body(arch: str, pretrained: bool) -> TimmBody:
@@ -254,20 +244,60 @@ def check_input_size(arch: str, size: tuple[int, int], where: str = "--image-siz
         raise InputSizeError(f"{where} {size[1]}x{size[0]}: --arch {arch} {problem}")
 
 
-def build_model(arch: str = "resnet18", pretrained: bool = False) -> nn.Sequential:
-    """nn.Sequential(body, head): body = the ResNet without avgpool/fc (children 0..7), or a TimmBody; fastai's head."""
+class Detector(nn.Sequential):
+    """nn.Sequential(body, head) that takes ImageNet-normalised batches (normalize) and feeds its body the
+    normalisation of its ModelInput (train.normalisation.to_backbone): an identity for ImageNet's, else one
+    per-channel affine map (and colour order) held in non-persistent buffers, so the state dict is the
+    Sequential's."""
+
+    def __init__(self, *modules: nn.Module, spec: ModelInput | None = None) -> None:
+        super().__init__(*modules)  # (body, head); a slice of it gets ImageNet's (identity) input
+        self.set_input(spec or ModelInput())
+
+    def set_input(self, spec: ModelInput) -> "Detector":
+        """Feed the body `spec`'s normalisation from now on."""
+        self.spec = spec
+        order, gain, bias = to_backbone(spec)
+        self.order = None if order == [0, 1, 2] else order
+        self.adapt = not is_imagenet(spec)
+        device = next(self.parameters(), torch.empty(0)).device
+        self.register_buffer("gain", gain.to(device), persistent=False)
+        self.register_buffer("bias", bias.to(device), persistent=False)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.adapt:
+            if self.order is not None:
+                x = x[:, self.order]
+            x = x * self.gain.to(x.dtype) + self.bias.to(x.dtype)
+        return super().forward(x)
+
+
+def build_model(arch: str = "resnet18", pretrained: bool = False, network: dict | None = None,
+                spec: ModelInput | None = None) -> Detector:
+    """Detector(body, head): body = the ResNet without avgpool/fc (children 0..7), or a TimmBody, with fastai's
+    head; with `network` (a zoo package's architecture) its timm backbone's pooled features and linear head. `spec`:
+    the input normalisation the body is fed (None: ImageNet's)."""
+    if network is not None:
+        return Detector(*build_pooled(network), spec=spec)
     if not is_torchvision(arch):
         check_arch(arch)
         body = _timm_body(arch, pretrained)
-        return nn.Sequential(body, make_head(body.num_features))
+        return Detector(body, make_head(body.num_features), spec=spec)
     net = _backbone(arch, pretrained)
     body = nn.Sequential(*list(net.children())[:-2])
-    return nn.Sequential(body, make_head(net.fc.in_features))
+    return Detector(body, make_head(net.fc.in_features), spec=spec)
+
+
+def model_for(config: TrainConfig, pretrained: bool = False) -> Detector:
+    """The model a training config describes: its architecture (and zoo network) fed its model input."""
+    return build_model(config.arch, pretrained, config.network, config.model_input)
 
 
 def body_groups(body: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """A 2D body's two layer groups: stem..layer2 | layer3..layer4 of a ResNet; timm's split of a TimmBody."""
-    if isinstance(body, TimmBody):
+    """A 2D body's two layer groups: stem..layer2 | layer3..layer4 of a ResNet; its own split of a TimmBody or
+    PooledBody."""
+    if callable(getattr(body, "split", None)):  # TimmBody, PooledBody
         return body.split()
     return list(body[:6].parameters()), list(body[6:].parameters())
 
@@ -348,7 +378,7 @@ def _as_model_keys(state: dict, model: nn.Sequential) -> dict:
     0.4.0...; a timm model's (conv_stem.weight, blocks.0...) -> 0.net.conv_stem.weight...; its classifier dropped."""
     if any(k.startswith(("0.", "1.")) for k in state):
         return state
-    if isinstance(model[0], TimmBody):
+    if isinstance(getattr(model[0], "net", None), nn.Module):  # TimmBody, PooledBody
         own = set(model[0].net.state_dict())
         return {f"0.net.{k}": v for k, v in state.items() if k in own}
     return {f"0.{TORCHVISION_BODY.index(k.split('.')[0])}.{k.split('.', 1)[1]}": v
@@ -373,17 +403,17 @@ def load_weights(model: nn.Sequential, path: str | Path) -> None:
     log.info("loaded initial weights from %s", path)
 
 
-def create_model(arch: str, weights: str) -> nn.Sequential:
-    """arch + --weights (imagenet | none | PATH) -> model on the CPU."""
-    if weights == "imagenet":
-        return build_model(arch, pretrained=True)
-    model = build_model(arch, pretrained=False)
+def create_model(arch: str, weights: str, network: dict | None = None, spec: ModelInput | None = None) -> Detector:
+    """arch + --weights (imagenet | none | PATH) -> model on the CPU (build_model's network and spec)."""
+    if weights == "imagenet" and network is None:
+        return build_model(arch, pretrained=True, spec=spec)
+    model = build_model(arch, pretrained=False, network=network, spec=spec)
     if weights != "none":
         load_weights(model, weights)
     return model
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Sequential, TrainConfig]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Detector, TrainConfig]:
     """A checkpoint of this trainer -> (model in eval mode with its weights, the run's TrainConfig)."""
     try:
         data = torch.load(Path(path), map_location=map_location, weights_only=True)
@@ -396,7 +426,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         config = TrainConfig.from_checkpoint(data["config"], layout.root if layout else None)
     except RecipeError as err:
         raise WeightsError(f"{path}: {err}") from None
-    model = build_model(config.arch, pretrained=False)
+    model = model_for(config)
     problem = size_problem(model[0], config.image_size)
     if problem:
         raise WeightsError(f"{path}: image size {config.image_size[1]}x{config.image_size[0]}: --arch "

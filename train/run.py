@@ -15,6 +15,7 @@ from train.audio.data import FAKE_AUDIO
 from train.config import (AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, SAMPLE_BY, SYNTHETIC_FAKES, TRAIN_INPUTS, TUNES,
                           VIDEO_ARCHS, TrainConfig)
 from train.fit import distributed
+from train.fit.init import init_input, read_start, with_init
 from train.fit.loop import fit
 from train.report.explanation import run_explain
 
@@ -70,8 +71,13 @@ def default_workers() -> int:
                    "vit_large_patch14_clip_224.openai, vit_small_patch14_dinov2.lvd142m. With --input clips a "
                    f"clip model: {', '.join(VIDEO_ARCHS)}, tall:ARCH (TALL's thumbnail of the frames) or "
                    "temporal:ARCH (ARCH on every frame, a temporal head).")
-@click.option("--weights", default=d("weights"), help="imagenet | none | PATH (state dict or checkpoint); "
-                                                     "r2plus1d_18: kinetics (its Kinetics-400 weights).")
+@click.option("--weights", default=None, show_default=d("weights"),
+              help="imagenet | none | PATH (state dict or checkpoint): the backbone's starting weights; "
+                   "r2plus1d_18: kinetics (its Kinetics-400 weights).")
+@click.option("--init", "init", default=None,
+              help="Fine-tune from a model: a package folder (dfd export; dfd zoo import), zoo:NAME, "
+                   "hf://OWNER/NAME, a run folder or a checkpoint. Its architecture, weights, input kind and size, "
+                   "normalisation and face crop are the start; the recipe's stages run on --shards.")
 @click.option("--input", "input_", type=click.Choice((*TRAIN_INPUTS, "audio")), default=None,
               show_default="the recipe's, else frames",
               help="frames: whole frames; faces: the faces stage's crops (SHARDS/faces/, faces.parquet); clips: runs "
@@ -124,7 +130,7 @@ def default_workers() -> int:
 @threads_option
 @verbose_option
 def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile_model, lr_find_flag, resume,
-         explain, boxes, verbose, fake_audio, **options) -> None:
+         explain, boxes, verbose, fake_audio, init, **options) -> None:
     """Fine-tune a ResNet (or any timm backbone) on the shards with the seed's staged one-cycle recipe.
 
     Under `torchrun --nproc_per_node=N -m train.run ...` it trains with DistributedDataParallel (NCCL on GPUs,
@@ -144,11 +150,18 @@ def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile
             if manifests is None and not is_local(shards):
                 raise DatasetError(f"--shards {shards} is not a local folder: pass --manifests (the folder with "
                                    "dataset.json)")
+            start = read_start(init) if init and not resume else None
+            if start is not None:
+                input_ = init_input(start, input_)
+            weights = options.pop("weights")
             config = TrainConfig.from_recipe(
                 recipe, image_size, batch_size, input_, shards=shards,
                 manifests=str(manifests or Path(shards).parent / "manifests"),
                 out=str(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")), compile=compile_model,
-                lr_find=lr_find_flag, **options)
+                lr_find=lr_find_flag, **options, **({"weights": weights} if weights is not None else {}))
+            if start is not None:
+                config = with_init(config, start, {"arch": options["arch"], "weights": weights,
+                                                   "image_size": image_size})
             config = dataclasses.replace(config, out=distributed.broadcast(config.out))  # one folder for all ranks
             if explain and config.input == "clips":
                 log.warning("no explanation (report.html) of a clip model yet: its Grad-CAM per frame is "

@@ -27,10 +27,13 @@ from train.data.blended_fakes import Synthetic
 from train.fit import distributed, plots
 from train.fit import run_folder as artifacts
 from train.fit.engine import NonFiniteLossError, evaluate, train_one_epoch
+from train.fit.init import load_start
 from train.fit.lr_find import lr_find
 from train.fit.run_folder import RunFolder
 from train.fit.schedule import DIV_FACTOR, FINAL_DIV_FACTOR, MOMS, PCT_START, spread_lr
-from train.model import Device, check_input_size, create_model, denormalize, group_lrs, normalize, param_groups, set_frozen
+from train.model import (Device, check_input_size, create_model, denormalize, group_lrs, normalize, param_groups,
+                         set_frozen)
+from train.normalisation import IMAGENET, backbone_input
 
 log = logging.getLogger(__name__)
 
@@ -333,11 +336,20 @@ def open_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Dataset, D
     state = None
     if resume:
         config, state = restore(config, run)
+    elif config.input_norm is None:  # a new run records its backbone's normalisation (a resumed one keeps its own)
+        # a clip model feeds its 2D part ImageNet's normalisation (R(2+1)D turns it into Kinetics' itself)
+        norm = dict(IMAGENET) if config.input == "clips" else backbone_input(config.arch)
+        config = dataclasses.replace(config, input_norm=norm)
     frame_arch = (clip_arch(config.arch) or (None, config.arch))[1]  # a clip model's 2D part (none for R(2+1)D)
     if frame_arch is not None:
         check_input_size(frame_arch, config.image_size)
-    dataset = Dataset.open(config.shards, config.manifests, "frames" if config.input == "clips" else config.input,
-                           config.fake_faces)
+    try:
+        dataset = Dataset.open(config.shards, config.manifests, "frames" if config.input == "clips" else config.input,
+                               config.fake_faces)
+    except DatasetError as err:
+        if config.init is None:
+            raise
+        raise DatasetError(f"--init {config.init['reference']} is a {config.input} model, but {err}") from None
     config = with_dataset_settings(config, dataset)
     dev = Device.resolve(config.device, config.amp, config.channels_last)
     impl = ("fused" if config.input == "clips"  # a clip's one draw for all its frames: train.augment.clip_augment
@@ -352,8 +364,12 @@ def fit(config: TrainConfig, resume: bool = False, explain: Explainer | None = N
     config, dataset, dev, run, state = open_run(config, resume)
     main_rank = distributed.is_main()
     seed_everything(config.seed)
-    weights = "none" if resume else config.weights
-    model = (create_clip_model(config.arch, weights) if config.input == "clips" else create_model(config.arch, weights))
+    if config.input == "clips":
+        model = create_clip_model(config.arch, "none" if resume else config.weights)
+    else:
+        model = create_model(config.arch, "none" if resume else config.weights, config.network, config.model_input)
+    if config.init is not None and not resume:
+        load_start(model, config.init)
     if main_rank:
         run.create()
         run.write_config(config.to_dict(run_relative=True))

@@ -22,7 +22,7 @@ from train.data.decode import to_chw
 from train.model import normalize
 from train.report.gradcam import grad_cam, overlay
 from train.score.threshold import describe
-from train.score.verdict import SOUND_THRESHOLD, Verdict, evidence_text, sound_text
+from train.score.verdict import SOUND_THRESHOLD, SYNC_THRESHOLD, Verdict, evidence_text, sound_text, sync_text
 from train.templates import render
 
 SUSPICIOUS = 4  # Grad-CAM for this many of the highest-scoring faces (or frames)
@@ -69,6 +69,30 @@ def sound_png(verdict: Verdict) -> bytes:
     ax.plot(mids, sound.windows, marker="o", color="#8e44ad", label=f"sound, windows of {sound.window_s:g} s")
     last = max([s + sound.window_s for s in sound.starts] + list(verdict.seconds) + [1])
     return _over_time(fig, ax, SOUND_THRESHOLD, "P(fake) of the sound", last)
+
+
+def sync_png(verdict: Verdict) -> bytes:
+    """Lip sync: the agreement of mouth and speech (their correlation at the sound's lag found) per sliding window
+    against time, and the correlation against the sound's lag with the lag found marked."""
+    sync = verdict.sync
+    fig, (ax, lag_ax) = plt.subplots(1, 2, figsize=(11, 3.2), constrained_layout=True,
+                                     gridspec_kw={"width_ratios": [2, 1]})
+    window = sync.window_s or 0.0
+    ax.plot([s + window / 2 for s in sync.starts], sync.windows, marker="o", color="#16a085",
+            label=f"agreement at lag {sync.offset_s:+.2f} s, windows of {window:g} s")
+    ax.axhline(0, color="#7f8c8d", linewidth=0.8)
+    ax.set(ylim=(-1.02, 1.02), xlabel="second (window middle)", ylabel="mouth-speech correlation")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=9)
+    lag_ax.plot(sync.lags_s, sync.correlation, color="#16a085")
+    lag_ax.axvline(sync.offset_s, color="#c0392b", linestyle="--", label=f"found {sync.offset_s:+.2f} s")
+    lag_ax.set(xlabel="lag of the sound (s)", ylabel="correlation")
+    lag_ax.grid(alpha=0.3)
+    lag_ax.legend(loc="lower left", fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def gradcams(model: torch.nn.Module, crops: list[np.ndarray]) -> list[np.ndarray]:
@@ -137,7 +161,9 @@ def write_page(verdict: Verdict, name: str, out: Path, model: torch.nn.Module, m
         models=models, items=items, timeline=_png_uri(timeline_png(verdict)) if items else "",
         suspicious=suspicious(verdict, model) if items else [], seconds=seconds(verdict) if items else [],
         sound_text=sound_text(verdict) if sound is not None and sound.p_fake is not None else "",
-        sound_png=_png_uri(sound_png(verdict)) if sound is not None and sound.p_fake is not None else "")
+        sound_png=_png_uri(sound_png(verdict)) if sound is not None and sound.p_fake is not None else "",
+        sync=verdict.sync, sync_text=sync_text(verdict.sync).lstrip("; "), sync_threshold=SYNC_THRESHOLD,
+        sync_png=_png_uri(sync_png(verdict)) if verdict.sync is not None and verdict.sync.starts else "")
     timings = {**verdict.timings, "page_s": time.perf_counter() - start}
     page = render("verdict.html.j2", **values, threshold_json=json.dumps(verdict.threshold, indent=2, default=str),
                   settings={**settings, "timings (s)": ", ".join(f"{k} {v:.2f}" for k, v in timings.items()),

@@ -111,8 +111,15 @@ def recipe_section(config: TrainConfig, run: Path | None) -> str:
     if run is not None and (run / "metrics.csv").is_file():
         with (run / "metrics.csv").open() as fh:
             epochs = f" {len(list(csv.DictReader(fh)))} epochs were trained."
-    return (f"- backbone `{config.arch}` (initial weights: {config.weights}) with fastai's head, input {config.input} "
-            f"at {recipe.image_size[1]}x{recipe.image_size[0]} (WxH), batch {recipe.batch_size}\n"
+    start = f"initial weights: {config.weights}"
+    if config.init is not None:  # dfd train --init: what it was fine-tuned from, with a zoo entry's licence
+        start = f"fine-tuned from {config.init['kind']} `{config.init['reference']}`" + (
+            f"; its licence, which this model inherits: {config.init['licence']}" if config.init.get("licence") else "")
+    head = "fastai's head" if config.network is None else "a linear head on its pooled features"
+    norm = config.model_input
+    return (f"- backbone `{config.arch}` ({start}) with {head}, input {config.input} "
+            f"at {recipe.image_size[1]}x{recipe.image_size[0]} (WxH), batch {recipe.batch_size}, normalised with "
+            f"mean {list(norm.mean)} and std {list(norm.std)}\n"
             f"- one-cycle stages: {stages}.{epochs}\n- augmentation probabilities: "
             f"{json.dumps(dataclasses.asdict(recipe.augment))}\n- class balance: {config.balance}; fake faces: "
             f"{config.fake_faces}; video score: the `{config.aggregate}` of its {config.input}; seed {config.seed}"

@@ -23,7 +23,7 @@ from dfd.files import write_bytes, write_text
 from pipeline.spec import ModelInput, SpecError
 from train.config import RecipeError, TrainConfig
 from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS, PackageError, is_package
-from train.model import IMAGENET_MEAN, IMAGENET_STD, build_model, is_torchvision, size_problem
+from train.model import is_torchvision, model_for, size_problem
 from train.zoo.importer import KIND as ZOO_KIND
 
 log = logging.getLogger(__name__)
@@ -35,15 +35,18 @@ CHECKED = ("architecture", "input", "image_size", "aggregate", "model_input")
 
 def package_config(config: TrainConfig, threshold: dict, source: dict) -> dict:
     """config.json: the prediction settings at the top, the training config whole under "training"."""
+    spec = config.model_input
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "architecture": config.arch, "library": "torchvision" if is_torchvision(config.arch) else "timm",
-        "head": "fastai (concat pool, BN, dropout, linear 512, ReLU, BN, dropout, linear 2)",
+        "head": "fastai (concat pool, BN, dropout, linear 512, ReLU, BN, dropout, linear 2)" if config.network is None
+        else f"linear ({config.network['features']} -> {config.network['outputs']}) on the pooled features",
         "classes": list(CLASSES),
         "input": config.input, "image_size": list(config.image_size), "image_size_order": "height, width",
-        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "scale": 255,
-                          "note": "RGB uint8 / 255, minus mean, over std (ImageNet)"},
-        "model_input": config.model_input.to_dict(),
+        "normalization": {"mean": list(spec.mean), "std": list(spec.std), "scale": spec.scale,
+                          "note": f"{spec.colour.upper()} uint8 / {spec.scale:g}, minus mean, over std (the "
+                                  "backbone's)"},
+        "model_input": spec.to_dict(),
         "frames": config.frames.to_dict() if config.frames else None,
         "faces": config.faces.to_dict() if config.faces else None,
         "aggregate": config.aggregate, "threshold": threshold,
@@ -132,7 +135,7 @@ def load_package(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
         state = safetensors.torch.load_file(str(folder / WEIGHTS), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
         raise PackageError(f"{folder / WEIGHTS}: not a safetensors file ({err})") from None
-    model = build_model(config.arch, pretrained=False)
+    model = model_for(config)
     problem = size_problem(model[0], config.image_size)
     if problem:
         raise PackageError(f"{folder / CONFIG}: image_size {config.image_size[1]}x{config.image_size[0]}: "

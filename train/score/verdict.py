@@ -14,6 +14,9 @@ import numpy as np
 from train.score import metrics
 
 FAKE, REAL, NO_FACE, FAILED = "FAKE", "REAL", "NO FACE", "FAILED"
+SYNC_THRESHOLD = 0.5  # lip sync's p_fake at which picture and sound are called apart (train.audio.sync's rule)
+SYNC_RULES = ("off", "uncertain")  # how the verdict uses lip sync (dfd check --sync-verdict); off: reported only
+UNCERTAIN = 0.15  # "uncertain": the picture's P(fake) within this of its threshold (and the sound's of 0.5, if any)
 SOUND_THRESHOLD = 0.5  # the audio detector is trained class-balanced (train.audio.classifier): 0.5 is its own EER-like point
 
 
@@ -31,6 +34,36 @@ class Sound:
     windows: list[float] = field(default_factory=list)
     note: str | None = None
     fused: float | None = None  # the rule over picture and sound (the picture's alone without sound)
+
+
+@dataclass
+class Sync:
+    """Lip sync of a checked video (dfd check --sync, train.audio.sync): the sound's lag at the best agreement of
+    mouth and speech, that agreement, its margin over the other lags, the agreement per sliding window, and p_fake
+    by `rule`; p_fake None (with the note saying why) when there is nothing to measure."""
+
+    rule: str
+    p_fake: float | None = None
+    offset_s: float | None = None
+    agreement: float | None = None
+    confidence: float | None = None
+    in_sync: float | None = None
+    starts: list[float] = field(default_factory=list)
+    windows: list[float] = field(default_factory=list)
+    note: str | None = None
+    fps: float | None = None
+    seconds: float | None = None
+    lags_s: list[float] = field(default_factory=list)
+    correlation: list[float] = field(default_factory=list)
+    window_s: float | None = None  # the sliding windows' length
+    use: str = "off"  # SYNC_RULES: whether the verdict uses it
+
+    def as_dict(self) -> dict:
+        return {"p_fake": self.p_fake, "offset_s": self.offset_s, "agreement": self.agreement,
+                "confidence": self.confidence, "in_sync": self.in_sync, "threshold": SYNC_THRESHOLD,
+                "rule": self.rule, "verdict_use": self.use, "note": self.note, "fps": self.fps,
+                "seconds": self.seconds, "window_s": self.window_s, "windows": [{"start": s, "agreement": a}
+                                                     for s, a in zip(self.starts, self.windows)]}
 
 
 @dataclass
@@ -59,6 +92,7 @@ class Verdict:
     error: str | None = None
     timings: dict = field(default_factory=dict)
     sound: Sound | None = None
+    sync: Sync | None = None
 
     @property
     def p_picture(self) -> float | None:
@@ -82,7 +116,17 @@ class Verdict:
             return NO_FACE
         fake = ((picture is not None and picture >= self.threshold["value"])
                 or (sound is not None and sound >= SOUND_THRESHOLD))
-        return FAKE if fake else REAL
+        return FAKE if fake or self.sync_decides() else REAL
+
+    def sync_decides(self) -> bool:
+        """--sync-verdict uncertain: lip sync calls the video fake where the picture (and the sound, if judged) is
+        uncertain, within UNCERTAIN of its threshold, and the sync's p_fake reaches SYNC_THRESHOLD."""
+        sync, picture = self.sync, self.p_picture
+        if sync is None or sync.use != "uncertain" or sync.p_fake is None or sync.p_fake < SYNC_THRESHOLD:
+            return False
+        sound = self.sound.p_fake if self.sound else None
+        return ((picture is None or abs(picture - self.threshold["value"]) <= UNCERTAIN)
+                and (sound is None or abs(sound - SOUND_THRESHOLD) <= UNCERTAIN))
 
     def tracks(self) -> list[dict]:
         """Per face track (frames models: one track, None): id, P(fake) by the rule, peak, seconds; strongest first."""
@@ -144,8 +188,23 @@ def sound_text(verdict: Verdict) -> str:
     return f"sound P(fake) {sound.p_fake:.3f} (threshold {SOUND_THRESHOLD:.3f}{where})"
 
 
+def sync_text(sync: Sync | None) -> str:
+    """Lip sync's part of the line: its p_fake, the sound's lag and the agreement, or why there is none."""
+    if sync is None:
+        return ""
+    if sync.p_fake is None:
+        return f"; lip sync: not measured ({sync.note})"
+    return (f"; lip sync P(fake) {sync.p_fake:.3f} (sound lag {sync.offset_s:+.2f} s, agreement {sync.agreement:.2f}, "
+            f"margin {sync.confidence:.2f}; verdict use: {sync.use})")
+
+
 def line(verdict: Verdict, name: str) -> str:
-    """The one line `dfd check` prints per video."""
+    """The one line `dfd check` prints per video (with lip sync's part where measured)."""
+    text = _line(verdict, name)
+    return text if verdict.error is not None else text + sync_text(verdict.sync)
+
+
+def _line(verdict: Verdict, name: str) -> str:
     if verdict.error is not None:
         return f"{name}: {FAILED}: {verdict.error}"
     t = verdict.threshold["value"]
@@ -173,7 +232,8 @@ def as_json(verdict: Verdict, name: str) -> dict:
         "aggregate": verdict.aggregate, "input": verdict.input, "error": verdict.error,
         "frames": len(verdict.seconds), "items": len(verdict.items), "evidence": ev,
         "tracks": [{k: v for k, v in t.items()} for t in verdict.tracks()], "timings": verdict.timings,
-        "p_picture": verdict.p_picture, "sound": None if verdict.sound is None else {
+        "p_picture": verdict.p_picture, "sync": None if verdict.sync is None else verdict.sync.as_dict(),
+        "sound": None if verdict.sound is None else {
             "p_fake": verdict.sound.p_fake, "threshold": SOUND_THRESHOLD, "rule": verdict.sound.rule,
             "note": verdict.sound.note, "model": verdict.sound.model, "window_s": verdict.sound.window_s,
             "hop_s": verdict.sound.hop_s,

@@ -2,8 +2,9 @@
 
 Built from timm alone, so a package loads without the authors' libraries. Two details make the conversions exact:
 TF-ported EfficientNets whose authors used efficientnet_pytorch pad every strided convolution by the "same" rule
-computed once for the design input size (380 px), not per input, so those pads are fixed here (StaticPadConv2d,
-`static_pads`), and a one-logit sigmoid head becomes the logits [0, z] (softmax gives sigmoid(z) for fake).
+computed once for the design input size (380 px), not per input, so those pads are fixed here (`static_pads`;
+train.linear_head.StaticPadConv2d), and a one-logit sigmoid head becomes the logits [0, z] (softmax gives
+sigmoid(z) for fake).
 """
 from __future__ import annotations
 
@@ -16,17 +17,7 @@ import torch.nn.functional as F
 from timm.layers import Conv2dSame
 from torch import nn
 
-
-class StaticPadConv2d(nn.Conv2d):
-    """A convolution after a fixed zero pad (left, right, top, bottom); its weights are named as nn.Conv2d's."""
-
-    def __init__(self, conv: nn.Conv2d, pad: tuple[int, int, int, int]) -> None:
-        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, 0, conv.dilation,
-                         conv.groups, conv.bias is not None, device=conv.weight.device, dtype=conv.weight.dtype)
-        self.pad = tuple(int(p) for p in pad)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, self.pad), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+from train.linear_head import StaticPadConv2d, fix_pads  # noqa: F401 (StaticPadConv2d: named here too)
 
 
 def same_pad(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
@@ -52,14 +43,6 @@ def static_pads(model: nn.Module, size: int, stem_padding: bool = True) -> dict[
             pads[name] = [0, 0, 0, 0] if name == "conv_stem" and not stem_padding else [left, right, top, bottom]
         size = math.ceil(size / sh)
     return pads
-
-
-def fix_pads(model: nn.Module, pads: dict[str, list[int]]) -> None:
-    """Replace the named convolutions by StaticPadConv2d with these pads (same parameter names)."""
-    for name, pad in pads.items():
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, StaticPadConv2d(getattr(parent, child), pad))
 
 
 class ZooNet(nn.Module):

@@ -2,9 +2,10 @@
 
 The scoring code (train.score.on_batches) normalises every uint8 batch with ImageNet's mean and std
 (train.model.normalize). `OwnInput` wraps a zoo network so that it undoes that and applies the package's own
-ModelInput instead (pixel / scale, minus mean, over std, in its colour order): one affine map per channel, so the
-network sees what it would see fed directly. `zoo_train_config` describes the package as a faces model: its input
-size, the frames of its authors' sampling, its face crop, and the video rule where the toolkit has it.
+ModelInput instead (pixel / scale, minus mean, over std, in its colour order): one affine map per channel
+(train.normalisation.to_backbone, as train.model.Detector does), so the network sees what it would see fed
+directly. `zoo_train_config` describes the package as a faces model: its input size and normalisation, the frames
+of its authors' sampling, its face crop, and the video rule where the toolkit has it.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch import nn
 
 from pipeline.spec import FaceCrop, FrameSampling, ModelInput
 from train.config import Augment, Recipe, Stage, TrainConfig
-from train.model import IMAGENET_MEAN, IMAGENET_STD
+from train.normalisation import norm_of, to_backbone
 from train.zoo.importer import load_zoo_package
 
 CLIP_SECONDS = 10.0       # the authors' frames per video are spread over a DFDC clip's 10 s: fps = frames / 10
@@ -29,18 +30,9 @@ class OwnInput(nn.Module):
     def __init__(self, net: nn.Module, spec: ModelInput) -> None:
         super().__init__()
         self.net = net
-        in_mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64) * 255
-        in_std = torch.tensor(IMAGENET_STD, dtype=torch.float64) * 255
-        order = [2, 1, 0] if spec.colour == "bgr" else [0, 1, 2]
-        in_mean, in_std = in_mean[order], in_std[order]
-        mean = torch.tensor(spec.mean, dtype=torch.float64)
-        std = torch.tensor(spec.std, dtype=torch.float64)
-        # pixel = x * in_std + in_mean; out = (pixel / scale - mean) / std = x * gain + bias
-        gain = in_std / (spec.scale * std)
-        bias = (in_mean / spec.scale - mean) / std
-        self.order = order
-        self.register_buffer("gain", gain.float().view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("bias", bias.float().view(1, 3, 1, 1), persistent=False)
+        self.order, gain, bias = to_backbone(spec)
+        self.register_buffer("gain", gain, persistent=False)
+        self.register_buffer("bias", bias, persistent=False)
 
     def gradcam_layer(self) -> nn.Module:
         """Grad-CAM's layer (train.report.gradcam): the last feature stage of the (first member's) timm network."""
@@ -84,7 +76,7 @@ def zoo_train_config(config: dict, folder: Path) -> TrainConfig:
     frames = FrameSampling(fps=round(int(p["frames_per_video"]) / CLIP_SECONDS, 3))
     return TrainConfig(shards="", manifests="", out=str(folder), recipe=recipe, arch=config["architecture"]["timm_name"],
                        weights="none", input="faces", aggregate=aggregate_of(config), frames=frames,
-                       faces=face_crop_of(config, str(folder / "config.json")))
+                       faces=face_crop_of(config, str(folder / "config.json")), input_norm=norm_of(spec))
 
 
 DETECTOR_NAMES = {"retinaface": "RetinaFace", "scrfd": "SCRFD", "dlib": "dlib", "mtcnn": "MTCNN"}
