@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
+TRAIN_INPUTS = (*INPUTS, "clips")  # clips: the clip shards of `dfd shards --clip-frames T` (train.data.clip_streams)
+CLIP_LAYOUTS = ("tall", "temporal")  # clip models over a 2D ARCH: --arch tall:ARCH, temporal:ARCH (train.clip_model)
+VIDEO_ARCHS = ("r2plus1d_18",)       # torchvision's 3D CNN for clips
 BALANCES = ("mix", "weights", "none")
 # auto (default): on a GPU at full-frame sizes, device with up to 8 loader workers and fused with more; else
 # albumentations (train.augment.resolve_impl; measured in docs/performance.md)
@@ -60,6 +63,17 @@ SIZE_CONVENTION = "WIDTHxHEIGHT, as the pipeline's --size and ffmpeg write it (e
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         _fail(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def clip_arch(arch: str) -> tuple[str, str | None] | None:
+    """An --arch of a clip model -> (kind, the 2D arch or None): "tall:resnet18" -> ("tall", "resnet18"),
+    "r2plus1d_18" -> ("r2plus1d_18", None); None for a frame model's arch."""
+    if not isinstance(arch, str):
+        return None
+    if arch in VIDEO_ARCHS:
+        return arch, None
+    kind, sep, frame_arch = arch.partition(":")
+    return (kind, frame_arch) if sep and kind in CLIP_LAYOUTS else None
 
 
 def parse_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
@@ -210,7 +224,7 @@ class Recipe:
     source: dict = field(default_factory=dict)  # [source]: title, url, reported = {figure: value}, note
 
     def __post_init__(self) -> None:
-        _check_choice("input", self.input, INPUTS)
+        _check_choice("input", self.input, TRAIN_INPUTS)
         object.__setattr__(self, "image_size", check_image_size(self.image_size))
         _check_keys(self.train, RECIPE_TRAIN_KEYS, "train.")
         object.__setattr__(self, "faces", check_faces(self.faces))
@@ -328,12 +342,14 @@ class TrainConfig:
         self._typed_spec()
         self._check_init()
         self._check_generalisation()
-        if self.arch not in ARCHS:
+        frame_arch = (clip_arch(self.arch) or (None, self.arch))[1]
+        if frame_arch is not None and frame_arch not in ARCHS:
             import timm
 
-            if not isinstance(self.arch, str) or not timm.is_model(self.arch):
+            if not isinstance(frame_arch, str) or not timm.is_model(frame_arch):
                 _fail("arch", f"must be one of {', '.join(ARCHS)} (torchvision) or a timm model name "
-                              f"(timm.list_models()), got {self.arch!r}")
+                              f"(timm.list_models()), {', '.join(VIDEO_ARCHS)} or {'|'.join(CLIP_LAYOUTS)}:ARCH "
+                              f"for clips, got {self.arch!r}")
         _check_choice("balance", self.balance, BALANCES)
         _check_choice("device", self.device, DEVICES)
         _check_choice("augment_impl", self.augment_impl, AUGMENT_IMPLS)
@@ -347,7 +363,8 @@ class TrainConfig:
             _fail("weight_decay", f"must be a number >= 0, got {self.weight_decay!r}")
         if self.stop_after_epochs is not None and self.stop_after_epochs < 1:
             _fail("stop_after_epochs", f"must be >= 1, got {self.stop_after_epochs!r}")
-        _check_choice("input", self.input, INPUTS)
+        _check_choice("input", self.input, TRAIN_INPUTS)
+        self._check_clips()
         _check_choice("fake_faces", self.fake_faces, FAKE_FACES)
         _check_choice("aggregate", self.aggregate, AGGREGATES)
 
@@ -383,6 +400,16 @@ class TrainConfig:
         """What the network is given: the recipe's image size, RGB, area resize, and the recorded normalisation
         (ImageNet's when none is recorded)."""
         return ModelInput(size=self.image_size, **(self.input_norm or {}))
+
+    def _check_clips(self) -> None:
+        """--input clips takes a clip model (train.clip_model) and a clip model takes clips."""
+        if self.input == "clips" and clip_arch(self.arch) is None:
+            _fail("arch", f"--input clips needs a clip model: {', '.join(VIDEO_ARCHS)} or "
+                          f"{'|'.join(CLIP_LAYOUTS)}:ARCH (e.g. temporal:resnet18), got {self.arch!r}")
+        if self.input != "clips" and clip_arch(self.arch) is not None:
+            _fail("arch", f"{self.arch!r} is a clip model: it needs --input clips")
+        if self.input == "clips" and self.sample_by != "uniform":
+            _fail("sample_by", "--input clips draws clips uniformly (--sample-by loss reads frames)")
 
     def _check_generalisation(self) -> None:
         """synthetic fakes, real-only, tune and sample-by: their values and the combinations that make sense."""

@@ -44,7 +44,7 @@ BACKBONES = {
     "resnet50": (torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
 }
 N_CLASSES = 2
-BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)  # timm's BatchNormAct2d subclasses BatchNorm2d
+BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)  # timm's BatchNormAct2d subclasses BatchNorm2d
 NORM_TYPES = (*BN_TYPES, nn.LayerNorm, nn.GroupNorm)  # no weight decay (fastai's norm_types); LayerNorm2d included
 TIMM_HEAD_PARTS = ("head", "fc_norm", "head_drop")  # timm modules forward_features never runs
 
@@ -69,10 +69,21 @@ class AdaptiveConcatPool2d(nn.Module):
         return torch.cat([self.max(x), self.avg(x)], dim=1)
 
 
-def make_head(n_features: int, n_classes: int = N_CLASSES) -> nn.Sequential:
-    """fastai's create_head: concat pool, flatten, BN, dropout 0.25, linear 512, ReLU, BN, dropout 0.5, linear."""
+class AdaptiveConcatPool3d(AdaptiveConcatPool2d):
+    """The same over a video feature map (N, C, t, h, w): max and average over time and space, concatenated."""
+
+    def __init__(self) -> None:
+        nn.Module.__init__(self)
+        self.max = nn.AdaptiveMaxPool3d(1)
+        self.avg = nn.AdaptiveAvgPool3d(1)
+
+
+def make_head(n_features: int, n_classes: int = N_CLASSES, pool: nn.Module | None = None) -> nn.Sequential:
+    """fastai's create_head: concat pool, flatten, BN, dropout 0.25, linear 512, ReLU, BN, dropout 0.5, linear.
+    `pool` replaces the 2D concat pool (AdaptiveConcatPool3d for a video feature map, Identity for vectors of
+    2 x n_features)."""
     head = nn.Sequential(
-        AdaptiveConcatPool2d(), nn.Flatten(),
+        pool if pool is not None else AdaptiveConcatPool2d(), nn.Flatten(),
         nn.BatchNorm1d(2 * n_features), nn.Dropout(0.25), nn.Linear(2 * n_features, 512, bias=False), nn.ReLU(inplace=True),
         nn.BatchNorm1d(512), nn.Dropout(0.5), nn.Linear(512, n_classes, bias=False),
     )
@@ -283,14 +294,21 @@ def model_for(config: TrainConfig, pretrained: bool = False) -> Detector:
     return build_model(config.arch, pretrained, config.network, config.model_input)
 
 
-def layer_groups(model: nn.Sequential) -> list[list[nn.Parameter]]:
-    """fastai's split: stem..layer2 | layer3..layer4 | head for a ResNet; stem + first half of the stages | the rest
-    | head for a timm body."""
-    body, head = model[0], model[1]
+def body_groups(body: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """A 2D body's two layer groups: stem..layer2 | layer3..layer4 of a ResNet; its own split of a TimmBody or
+    PooledBody."""
     if callable(getattr(body, "split", None)):  # TimmBody, PooledBody
-        lower, upper = body.split()
-        return [lower, upper, list(head.parameters())]
-    return [list(body[:6].parameters()), list(body[6:].parameters()), list(head.parameters())]
+        return body.split()
+    return list(body[:6].parameters()), list(body[6:].parameters())
+
+
+def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
+    """fastai's split: stem..layer2 | layer3..layer4 | head for a ResNet; stem + first half of the stages | the rest
+    | head for a timm body; a clip model (train.clip_model) names its own three groups (`layer_groups()`)."""
+    if callable(getattr(model, "layer_groups", None)):
+        return model.layer_groups()
+    lower, upper = body_groups(model[0])
+    return [lower, upper, list(model[1].parameters())]
 
 
 def _bn_params(model: nn.Module) -> set[int]:
@@ -428,7 +446,7 @@ def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def normalize(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 (N)x3xHxW -> float, ImageNet-normalised; runs on whatever device the batch is on."""
+    """uint8 (N)x3xHxW, or clips NxTx3xHxW, -> float, ImageNet-normalised; runs on whatever device the batch is on."""
     mean, std = _mean_std(batch.device)
     return batch.to(torch.float32, copy=True).sub_(mean).div_(std)  # in place on one copy (keeps the strides)
 
@@ -477,9 +495,13 @@ class Device:
     def inputs(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 NCHW batch -> normalised float on the device, channels_last on CUDA."""
         x = normalize(images.to(self.device, non_blocking=True))
+        if x.ndim == 5:  # clips (N, T, 3, H, W): channels_last is a 4-D layout; the clip models lay them out
+            return x.contiguous()
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def prepare(self, model: nn.Module) -> nn.Module:
         model.to(self.device)
+        if getattr(model, "takes_clips", False):  # a 3D CNN's 5-D weights have no channels_last layout
+            return model
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 

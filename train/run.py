@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 
@@ -10,13 +11,16 @@ import click
 from dfd.cli import DEVICES, command, default, reported, setup_logging, threads_option, verbose_option
 from dfd.files import writable_folder
 from dfd.threads import free_cores
-from pipeline.dataset import FAKE_FACES, INPUTS, DatasetError, is_local
+from pipeline.dataset import FAKE_FACES, DatasetError, is_local
 from train.audio.data import FAKE_AUDIO
-from train.config import AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, SAMPLE_BY, SYNTHETIC_FAKES, TUNES, TrainConfig
+from train.config import (AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, SAMPLE_BY, SYNTHETIC_FAKES, TRAIN_INPUTS, TUNES,
+                          VIDEO_ARCHS, TrainConfig)
 from train.fit import distributed
 from train.fit.init import init_input, read_start, with_init
 from train.fit.loop import fit
 from train.report.explanation import run_explain
+
+log = logging.getLogger(__name__)
 
 
 def d(name: str):
@@ -65,16 +69,20 @@ def default_workers() -> int:
 @click.option("--arch", default=None, show_default=f"the recipe's, else {d('arch')}",
               help=f"Backbone: {', '.join(ARCHS)} (torchvision) or any timm model name, e.g. efficientnet_b4, "
                    "tf_efficientnet_b7, xception41, convnext_tiny, or a ViT: vit_base_patch16_clip_224.openai, "
-                   "vit_large_patch14_clip_224.openai, vit_small_patch14_dinov2.lvd142m.")
+                   "vit_large_patch14_clip_224.openai, vit_small_patch14_dinov2.lvd142m. With --input clips a "
+                   f"clip model: {', '.join(VIDEO_ARCHS)}, tall:ARCH (TALL's thumbnail of the frames) or "
+                   "temporal:ARCH (ARCH on every frame, a temporal head).")
 @click.option("--weights", default=None, show_default=d("weights"),
-              help="imagenet | none | PATH (state dict or checkpoint): the backbone's starting weights.")
+              help="imagenet | none | PATH (state dict or checkpoint): the backbone's starting weights; "
+                   "r2plus1d_18: kinetics (its Kinetics-400 weights).")
 @click.option("--init", "init", default=None,
               help="Fine-tune from a model: a package folder (dfd export; dfd zoo import), zoo:NAME, "
                    "hf://OWNER/NAME, a run folder or a checkpoint. Its architecture, weights, input kind and size, "
                    "normalisation and face crop are the start; the recipe's stages run on --shards.")
-@click.option("--input", "input_", type=click.Choice((*INPUTS, "audio")), default=None,
+@click.option("--input", "input_", type=click.Choice((*TRAIN_INPUTS, "audio")), default=None,
               show_default="the recipe's, else frames",
-              help="frames: whole frames; faces: the faces stage's crops (SHARDS/faces/, faces.parquet); audio: the "
+              help="frames: whole frames; faces: the faces stage's crops (SHARDS/faces/, faces.parquet); clips: runs "
+                   "of T consecutive frames (SHARDS/clips/, clips.parquet; `dfd shards --clip-frames T`); audio: the "
                    "sound (SHARDS/audio/, audio.parquet): bispectral and log-mel features of its windows and a small "
                    "network (train.audio; the image options do not apply).")
 @click.option("--fake-audio", type=click.Choice(FAKE_AUDIO), default="manipulated", show_default=True,
@@ -157,6 +165,10 @@ def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile
                                                    "image_size": image_size})
             config = dataclasses.replace(config, out=distributed.broadcast(config.out))  # one folder for all ranks
             writable_folder(config.out)
+            if explain and config.input == "clips":
+                log.warning("no explanation (report.html) of a clip model yet: its Grad-CAM per frame is "
+                            "train.report.gradcam.clip_grad_cam; pass --no-explain to skip this warning")
+                explain = False
             root = fit(config, resume=resume, explain=_explainer(config, boxes) if explain else None)
     finally:
         distributed.shutdown()

@@ -18,7 +18,9 @@ from dfd.errors import ToolkitError
 from pipeline.dataset import CLASS_NAMES, Dataset, DatasetError, is_local
 from train.augment import is_deferred, resolve_impl
 from train.augment.device import DeviceAugmented
-from train.config import TrainConfig
+from train.config import TrainConfig, clip_arch
+from train.clip_model import create_clip_model, tile
+from train.data.clip_streams import ClipShards, ClipTrainStream, ClipValStream
 from train.data.streams import TrainStream, ValStream, make_loader, train_batches_per_epoch, worker_seed
 from train.data.sampling import LossTable
 from train.data.blended_fakes import Synthetic
@@ -31,7 +33,7 @@ from train.fit.run_folder import RunFolder
 from train.fit.schedule import DIV_FACTOR, FINAL_DIV_FACTOR, MOMS, PCT_START, spread_lr
 from train.model import (Device, check_input_size, create_model, denormalize, group_lrs, normalize, param_groups,
                          set_frozen)
-from train.normalisation import backbone_input
+from train.normalisation import IMAGENET, backbone_input
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,12 @@ def make_scheduler(optimizer: torch.optim.Optimizer, lr, total_steps: int) -> to
 def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: int, epoch: int,
                  losses: LossTable | None = None):
     """The stream of one epoch; its randomness depends only on (seed, stage, epoch) (and with --sample-by loss
-    the losses recorded so far), so a resume replays it."""
+    the losses recorded so far), so a resume replays it. --input clips: batches of clips (train.data.clip_streams)."""
+    if config.input == "clips":
+        stream = ClipTrainStream(ClipShards(dataset), config.image_size, config.recipe.augment, config.batch_size,
+                                 n_batches, config.balance, config.shuffle_buffer,
+                                 worker_seed(config.seed, stage, epoch))
+        return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
     sampler = losses.sampler() if losses is not None and config.sample_by == "loss" else None
     stream = TrainStream(dataset, config.image_size, config.recipe.augment, config.batch_size, n_batches,
                          config.balance, config.shuffle_buffer, worker_seed(config.seed, stage, epoch),
@@ -98,7 +105,10 @@ def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: i
 
 
 def val_loader(config: TrainConfig, dataset: Dataset):
-    stream = ValStream(dataset.urls("val"), config.image_size, config.batch_size)
+    if config.input == "clips":
+        stream = ClipValStream(ClipShards(dataset).urls("val"), config.image_size, config.batch_size)
+    else:
+        stream = ValStream(dataset.urls("val"), config.image_size, config.batch_size)
     return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
 
 
@@ -116,6 +126,8 @@ def batches_per_epoch(config: TrainConfig, dataset: Dataset) -> int:
     if config.dev_run:
         return DEV_RUN_BATCHES
     world = distributed.env_context().world_size
+    if config.input == "clips":
+        return max(1, ClipShards(dataset).n_clips("train") // config.batch_size // world)
     return max(1, train_batches_per_epoch(dataset, config.batch_size, config.real_only) // world)
 
 
@@ -149,6 +161,8 @@ def run_lr_finder(config: TrainConfig, dataset: Dataset, model, dev: Device, run
 
 def save_batch_figure(config: TrainConfig, dataset: Dataset, run: RunFolder) -> None:
     images, labels, *_ = next(iter(train_loader(config, dataset, 1, 0, 1)))
+    if images.ndim == 5:  # clips: each shown as TALL's thumbnail of its frames
+        images = tile(images)
     shown = denormalize(normalize(images))  # what the model sees, back in pixels
     plots.plot_batch(run.figure("batch.png"), shown, labels.tolist(), CLASS_NAMES)
 
@@ -323,18 +337,24 @@ def open_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Dataset, D
     if resume:
         config, state = restore(config, run)
     elif config.input_norm is None:  # a new run records its backbone's normalisation (a resumed one keeps its own)
-        config = dataclasses.replace(config, input_norm=backbone_input(config.arch))
-    check_input_size(config.arch, config.image_size)
+        # a clip model feeds its 2D part ImageNet's normalisation (R(2+1)D turns it into Kinetics' itself)
+        norm = dict(IMAGENET) if config.input == "clips" else backbone_input(config.arch)
+        config = dataclasses.replace(config, input_norm=norm)
+    frame_arch = (clip_arch(config.arch) or (None, config.arch))[1]  # a clip model's 2D part (none for R(2+1)D)
+    if frame_arch is not None:
+        check_input_size(frame_arch, config.image_size)
     try:
-        dataset = Dataset.open(config.shards, config.manifests, config.input, config.fake_faces)
+        dataset = Dataset.open(config.shards, config.manifests, "frames" if config.input == "clips" else config.input,
+                               config.fake_faces)
     except DatasetError as err:
         if config.init is None:
             raise
         raise DatasetError(f"--init {config.init['reference']} is a {config.input} model, but {err}") from None
     config = with_dataset_settings(config, dataset)
     dev = Device.resolve(config.device, config.amp, config.channels_last)
-    config = dataclasses.replace(config, augment_impl=resolve_impl(config.augment_impl, dev.device.type,
-                                                                   config.image_size, config.workers))
+    impl = ("fused" if config.input == "clips"  # a clip's one draw for all its frames: train.augment.clip_augment
+            else resolve_impl(config.augment_impl, dev.device.type, config.image_size, config.workers))
+    config = dataclasses.replace(config, augment_impl=impl)
     return config, dataset, dev, run, state
 
 
@@ -344,7 +364,10 @@ def fit(config: TrainConfig, resume: bool = False, explain: Explainer | None = N
     config, dataset, dev, run, state = open_run(config, resume)
     main_rank = distributed.is_main()
     seed_everything(config.seed)
-    model = create_model(config.arch, "none" if resume else config.weights, config.network, config.model_input)
+    if config.input == "clips":
+        model = create_clip_model(config.arch, "none" if resume else config.weights)
+    else:
+        model = create_model(config.arch, "none" if resume else config.weights, config.network, config.model_input)
     if config.init is not None and not resume:
         load_start(model, config.init)
     if main_rank:

@@ -154,6 +154,51 @@ def _normalise_per_image(cams: torch.Tensor) -> torch.Tensor:
     return torch.where(ok, (cams - lo) / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(cams))
 
 
+def _recorded(model: nn.Module, images: torch.Tensor, target_layer: nn.Module,
+              target_class: TargetClass) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the target layer's output, d(target logit)/d(that output)) for one batch, the model in eval mode; its
+    per-module train/eval flags and its parameters' requires_grad are restored and the hook removed."""
+    modes = {m: m.training for m in model.modules()}
+    params = list(model.parameters())
+    grad_flags = [p.requires_grad for p in params]
+    try:
+        with torch.enable_grad():  # also when called under torch.no_grad()
+            model.eval()
+            # Frozen backbones still need a graph from the logit back to the layer.
+            for p in params:
+                p.requires_grad_(True)
+            # The input joins the graph too (for layers with no parameters upstream); the
+            # clone keeps it a non-leaf so in-place ops on it inside the model stay legal.
+            x = images.detach()
+            if x.is_floating_point():
+                x = x.requires_grad_(True).clone()
+            with ActivationRecorder(target_layer) as recorder:
+                logits = model(x)
+                activations = recorder.activations
+            if activations is None:
+                raise ValueError("the target layer was not called during the model's forward pass")
+            if not isinstance(logits, torch.Tensor):
+                raise ValueError(f"model returned {type(logits).__name__}; expected a logits tensor")
+            if logits.dim() == 1:
+                logits = logits[:, None]
+            if logits.dim() != 2 or logits.shape[0] != images.shape[0]:
+                raise ValueError(f"model output has shape {tuple(logits.shape)}; expected (N, num_classes)")
+            targets = _target_indices(target_class, logits.detach())
+            if not activations.requires_grad:
+                raise ValueError("the target layer's output does not depend on the input or parameters")
+            score = logits.gather(1, targets[:, None]).sum()
+            (grads,) = torch.autograd.grad(score, activations, allow_unused=True)
+            if grads is None:
+                grads = torch.zeros_like(activations)
+    finally:
+        for p, flag in zip(params, grad_flags):
+            p.requires_grad_(flag)
+        for m, mode in modes.items():
+            m.training = mode
+
+    return activations, grads
+
+
 def grad_cam(
     model: nn.Module,
     images: torch.Tensor,
@@ -179,55 +224,39 @@ def grad_cam(
     if target_layer is None:
         target_layer = find_target_layer(model)
     height, width = images.shape[-2:]
-
-    modes = {m: m.training for m in model.modules()}
-    params = list(model.parameters())
-    grad_flags = [p.requires_grad for p in params]
-    try:
-        with torch.enable_grad():  # also when called under torch.no_grad()
-            model.eval()
-            # Frozen backbones still need a graph from the logit back to the layer.
-            for p in params:
-                p.requires_grad_(True)
-            # The input joins the graph too (for layers with no parameters upstream); the
-            # clone keeps it a non-leaf so in-place ops on it inside the model stay legal.
-            x = images.detach()
-            if x.is_floating_point():
-                x = x.requires_grad_(True).clone()
-            with ActivationRecorder(target_layer) as recorder:
-                logits = model(x)
-                activations = recorder.activations
-            if activations is None:
-                raise ValueError("the target layer was not called during the model's forward pass")
-            if activations.dim() != 4 or activations.shape[0] != images.shape[0]:
-                raise ValueError(
-                    f"target layer output has shape {tuple(activations.shape)}; expected (N, C, h, w) "
-                    f"with N={images.shape[0]}"
-                )
-            if not isinstance(logits, torch.Tensor):
-                raise ValueError(f"model returned {type(logits).__name__}; expected a logits tensor")
-            if logits.dim() == 1:
-                logits = logits[:, None]
-            if logits.dim() != 2 or logits.shape[0] != images.shape[0]:
-                raise ValueError(f"model output has shape {tuple(logits.shape)}; expected (N, num_classes)")
-            targets = _target_indices(target_class, logits.detach())
-            if not activations.requires_grad:
-                raise ValueError("the target layer's output does not depend on the input or parameters")
-            score = logits.gather(1, targets[:, None]).sum()
-            (grads,) = torch.autograd.grad(score, activations, allow_unused=True)
-            if grads is None:
-                grads = torch.zeros_like(activations)
-    finally:
-        for p, flag in zip(params, grad_flags):
-            p.requires_grad_(flag)
-        for m, mode in modes.items():
-            m.training = mode
-
+    activations, grads = _recorded(model, images, target_layer, target_class)
+    if activations.dim() != 4 or activations.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"target layer output has shape {tuple(activations.shape)}; expected (N, C, h, w) "
+            f"with N={images.shape[0]}"
+        )
     activations = activations.detach().float()
     weights = grads.detach().float().mean(dim=(2, 3), keepdim=True)
     cams = F.relu((weights * activations).sum(dim=1, keepdim=True))
     cams = F.interpolate(cams, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
     return _normalise_per_image(cams.clamp_min(0.0))
+
+
+def clip_grad_cam(model: nn.Module, clips: torch.Tensor, target_class: TargetClass = None) -> torch.Tensor:
+    """Grad-CAM of a clip model (train.clip_model): where and when, maps (N, T, H, W) in [0, 1] for a batch of
+    normalised clips (N, T, 3, H, W).
+
+    The model's `gradcam_layer()` output A (a TALL thumbnail's map, each frame's map of a temporal model, the 3D
+    map (t, h, w) of R(2+1)D) gives ``ReLU(sum_c w_c * A_c)`` with ``w_c`` the mean of d(target logit)/dA_c over
+    the map (per frame for a temporal model); the model's `frame_maps` lays it out as one map per frame at the
+    input size. Min-max normalised per clip, not per frame, so that the frames of a clip compare: the frame with
+    the strongest evidence holds the clip's maximum."""
+    if not isinstance(clips, torch.Tensor) or clips.dim() != 5:
+        raise ValueError(f"clips must be a tensor of shape (N, T, 3, H, W), got {getattr(clips, 'shape', type(clips))}")
+    if not callable(getattr(model, "frame_maps", None)):
+        raise ValueError(f"{type(model).__name__} is not a clip model (it has no frame_maps)")
+    activations, grads = _recorded(model, clips, find_target_layer(model), target_class)
+    dims = tuple(range(2, activations.dim()))
+    weights = grads.detach().float().mean(dim=dims, keepdim=True)
+    cams = F.relu((weights * activations.detach().float()).sum(dim=1))
+    maps = model.frame_maps(cams, clips.shape[1], tuple(clips.shape[-2:])).clamp_min(0.0)
+    n, t, h, w = maps.shape
+    return _normalise_per_image(maps.reshape(n, t * h, w)).view(n, t, h, w)
 
 
 def _to_numpy(array) -> np.ndarray:
