@@ -15,7 +15,7 @@ from helpers.clips import make_dfdc_tree, write_tiny_boxes  # noqa: E402
 from helpers.commands import run_module, run_pipeline  # noqa: E402
 
 
-SLOW_FIXTURES = {"tiny_run", "dev_run"}  # a test that needs a trained run is an end-to-end test
+SLOW_FIXTURES = {"tiny_run", "dev_run", "clip_run"}  # a test that needs a trained run is an end-to-end test
 
 
 def pytest_collection_modifyitems(config, items):
@@ -28,6 +28,27 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
     return find_ffmpeg()
+
+
+@pytest.fixture(scope="session")
+def clip_dataset(tmp_path_factory) -> dict:
+    """4 reals + 4 fakes, 2 s at 64x48, sharded with clips of 4 frames (`dfd shards --clip-frames 4`)."""
+    root = tmp_path_factory.mktemp("clips")
+    videos = make_dfdc_tree(root / "videos", n_real=4, fakes_per_real=1, seconds=2.0, size=(64, 48))
+    run_pipeline(videos, root / "with", "--clip-frames", "4", "--workers", "1")
+    return {"shards": root / "with" / "shards", "manifests": root / "with" / "manifests", "root": root,
+            "videos": videos}
+
+
+@pytest.fixture(scope="session")
+def clip_run(clip_dataset, tmp_path_factory) -> Path:
+    """A dev run of `dfd train --input clips --recipe demo_clips` (temporal:test_resnet at 32x32): its folder."""
+    out = tmp_path_factory.mktemp("cliprun") / "run"
+    run_module("train.run", "--shards", clip_dataset["shards"], "--manifests", clip_dataset["manifests"],
+               "--out", out, "--recipe", "demo_clips", "--dev-run", "--weights", "none", "--image-size", "32",
+               "--batch-size", "4", "--workers", "0", "--device", "cpu", "--no-explain", "--input", "clips",
+               "--arch", "temporal:test_resnet")
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option
-from train.model import load_checkpoint
+from train.checkpoint import load_checkpoint
 from train.score.card import export
 from train.paths import CARD, CONFIG, WEIGHTS, resolve as resolve_checkpoint
 from train.score.threshold import describe

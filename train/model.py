@@ -1,5 +1,5 @@
 """The model: a torchvision ResNet or any timm backbone + fastai head, three layer groups, freezing, param groups;
-its input convention (ImageNet normalisation) and where it runs (Device); checkpoints back to a model and config.
+its input convention (ImageNet normalisation) and where it runs (Device). (Checkpoints back to a model: train.checkpoint.)
 
 `--arch resnet18|resnet34|resnet50` is torchvision's ResNet (as the seed trained); any other name is a timm model
 (`efficientnet_b4`, `tf_efficientnet_b7`, `xception41`, `convnext_tiny`, ...) whose `forward_features` gives the
@@ -31,10 +31,9 @@ from torch import nn
 
 from dfd.errors import ToolkitError, UsageProblem
 from pipeline.spec import IMAGENET_MEAN, IMAGENET_STD, MAX_INPUT, ModelInput
-from train.config import MIN_IMAGE, RecipeError, TrainConfig
+from train.config import MIN_IMAGE
 from train.linear_head import build_pooled, timm_halves
 from train.normalisation import is_imagenet, to_backbone
-from train.paths import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -289,11 +288,6 @@ def build_model(arch: str = "resnet18", pretrained: bool = False, network: dict 
     return Detector(body, make_head(net.fc.in_features), spec=spec)
 
 
-def model_for(config: TrainConfig, pretrained: bool = False) -> Detector:
-    """The model a training config describes: its architecture (and zoo network) fed its model input."""
-    return build_model(config.arch, pretrained, config.network, config.model_input)
-
-
 def body_groups(body: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """A 2D body's two layer groups: stem..layer2 | layer3..layer4 of a ResNet; its own split of a TimmBody or
     PooledBody."""
@@ -411,29 +405,6 @@ def create_model(arch: str, weights: str, network: dict | None = None, spec: Mod
     if weights != "none":
         load_weights(model, weights)
     return model
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Detector, TrainConfig]:
-    """A checkpoint of this trainer -> (model in eval mode with its weights, the run's TrainConfig)."""
-    try:
-        data = torch.load(Path(path), map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise WeightsError(f"{path}: not a checkpoint of this trainer ({err.__class__.__name__})") from None
-    if not isinstance(data, dict) or "model" not in data or "config" not in data:
-        raise WeightsError(f"{path}: not a checkpoint of this trainer (needs 'model' and 'config')")
-    try:
-        layout = RunLayout.of_checkpoint(path)
-        config = TrainConfig.from_checkpoint(data["config"], layout.root if layout else None)
-    except RecipeError as err:
-        raise WeightsError(f"{path}: {err}") from None
-    model = model_for(config)
-    problem = size_problem(model[0], config.image_size)
-    if problem:
-        raise WeightsError(f"{path}: image size {config.image_size[1]}x{config.image_size[0]}: --arch "
-                           f"{config.arch} {problem}")
-    model.load_state_dict(data["model"])
-    model.eval()
-    return model, config
 
 
 # Input convention and device ---------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ import torch
 from helpers.commands import run_module
 from pipeline.spec import IMAGENET_MEAN, IMAGENET_STD, ModelInput
 from train.config import TrainConfig
-from train.model import build_model, model_for, normalize
+from train.checkpoint import model_for
+from train.model import build_model, normalize
 from train.normalisation import backbone_input, norm_of
 from train.score.package import load_package
 from train.zoo.entries import CLIP_MEAN, CLIP_STD

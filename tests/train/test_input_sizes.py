@@ -16,7 +16,8 @@ from dfd.errors import ToolkitError
 from helpers.models import untrained_checkpoint
 from pipeline.spec import SpecError
 from train.config import RecipeError, load_recipe
-from train.model import InputSizeError, check_input_size, load_checkpoint
+from train.checkpoint import load_checkpoint
+from train.model import InputSizeError, check_input_size
 from train.score.package import load_package, package_config, write_package
 from train.zoo.entries import entry, entry_dict
 from train.zoo.runtime import face_crop_of

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from train.config import RecipeError, TrainConfig
-from train.model import build_model, load_checkpoint
+from train.checkpoint import load_checkpoint
+from train.model import build_model
 from train.score.checkpoints import input_settings, load_ensemble
 from pipeline.spec import FaceCrop, FrameSampling
 from train.score.videos import face_cropper, frame_settings

@@ -18,7 +18,7 @@ from helpers.commands import run_pipeline
 from helpers.paths import SHARED_DATA
 from pipeline.ffmpeg.extract import extract
 from train.data.streams import read_shard
-from train.model import load_checkpoint
+from train.checkpoint import load_checkpoint
 from train.score.videos import FAILED_SCORE, PredictError, find_videos, frame_settings, video_scores
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from pipeline.spec import FaceCrop, FrameSampling, migrate
 from pipeline.stages.faces.manifest import same_settings
 from pipeline.stages.faces.plan import run_settings
 from train.config import TrainConfig
-from train.model import load_checkpoint
+from train.checkpoint import load_checkpoint
 from train.paths import CheckpointError, RunLayout, resolve
 from train.score.threshold import decision_threshold, run_videos
 

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from train.config import RecipeError, TrainConfig, load_recipe
-from train.model import (BN_TYPES, TimmBody, WeightsError, build_model, create_model, layer_groups, load_checkpoint,
-                         param_groups, set_frozen)
+from train.checkpoint import load_checkpoint
+from train.model import BN_TYPES, TimmBody, WeightsError, build_model, create_model, layer_groups, param_groups, set_frozen
 from train.report.gradcam import find_target_layer
 
 ROOT = Path(__file__).resolve().parents[2]

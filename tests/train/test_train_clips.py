@@ -11,23 +11,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from helpers.clips import make_dfdc_tree
 from helpers.commands import run_pipeline
 from pipeline.dataset import Dataset
 from train.config import Augment
 from train.data.clip_streams import ClipShards, ClipTrainStream, ClipValStream
 from train.run import main
 EVERY = Augment(**{name: 1.0 for name in Augment.__dataclass_fields__})
-
-
-@pytest.fixture(scope="module")
-def clip_dataset(tmp_path_factory) -> dict:
-    """4 reals + 4 fakes, 2 s at 64x48, sharded with clips of 4 frames (and without, for the refusal)."""
-    root = tmp_path_factory.mktemp("clips")
-    videos = make_dfdc_tree(root / "videos", n_real=4, fakes_per_real=1, seconds=2.0, size=(64, 48))
-    run_pipeline(videos, root / "with", "--clip-frames", "4", "--workers", "1")
-    return {"shards": root / "with" / "shards", "manifests": root / "with" / "manifests", "root": root,
-            "videos": videos}
 
 
 def test_clip_streams_give_batches_of_clips_with_one_augmentation_per_clip(clip_dataset):

@@ -21,7 +21,8 @@ from train.config import TrainConfig
 from train.fit.init import InitError, init_input, load_start, read_start, with_init
 from train.fit.loop import open_run
 from train.linear_head import LinearHead, PooledBody
-from train.model import BN_TYPES, create_model, layer_groups, load_checkpoint, normalize, set_frozen
+from train.checkpoint import load_checkpoint
+from train.model import BN_TYPES, create_model, layer_groups, normalize, set_frozen
 from train.score.package import load_package
 from train.zoo.importer import import_entry
 from train.zoo.runtime import face_crop_of

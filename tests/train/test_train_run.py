@@ -16,7 +16,8 @@ import train.model
 from pipeline.dataset import Dataset
 from train.data.streams import ValStream, make_loader
 from train.fit.engine import evaluate
-from train.model import WeightsError, create_model, load_checkpoint
+from train.checkpoint import load_checkpoint
+from train.model import WeightsError, create_model
 from train.run import main
 from train.score.on_batches import predict
 

@@ -106,7 +106,7 @@ def test_a_timm_vit_state_dict_file_loads(tmp_path):
 
 @pytest.mark.slow
 def test_dev_run_vit_tune_norm_on_cpu(tiny_dataset, tmp_path):
-    from train.model import load_checkpoint
+    from train.checkpoint import load_checkpoint
 
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "train.run", "--shards", str(tiny_dataset["shards"]),

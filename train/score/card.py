@@ -22,7 +22,8 @@ from pipeline.dataset import Dataset, DatasetError, read_dataset_json
 from pipeline.spec import FrameSampling
 from train.config import TrainConfig
 from train.data.streams import ValStream, make_loader
-from train.model import Device, load_checkpoint
+from train.checkpoint import load_checkpoint
+from train.model import Device
 from train.score.tables import markdown_table
 from train.score import metrics
 from train.paths import PackageError, RunLayout, is_package

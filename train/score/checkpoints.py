@@ -10,7 +10,8 @@ from typing import Sequence
 from torch import nn
 
 from train.config import TrainConfig
-from train.model import Device, load_checkpoint
+from train.checkpoint import load_checkpoint
+from train.model import Device
 from train.paths import CheckpointError, is_package, resolve
 from train.score.package import load_package, threshold_of
 

@@ -24,7 +24,8 @@ from dfd.files import writable_folder, write_bytes, write_text
 from pipeline.spec import ModelInput, SpecError
 from train.config import RecipeError, TrainConfig
 from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS, PackageError, RunLayout, is_package
-from train.model import is_torchvision, model_for, size_problem
+from train.checkpoint import model_for
+from train.model import is_torchvision, size_problem
 from train.zoo.importer import KIND as ZOO_KIND
 
 log = logging.getLogger(__name__)
