@@ -47,7 +47,7 @@ from train.score.on_batches import TTA_MODES
 @verbose_option
 def main(checkpoints, shards, images, manifests, split, out, tta, rule, audio_checkpoint, fuse_rule, device, batch_size,
          workers, verbose) -> None:
-    """Frame- and video-level ROC-AUC, accuracy, balanced accuracy, EER, AP and log loss of a checkpoint or an
+    """Frame- (clip-, for a clip model on clip shards) and video-level ROC-AUC, accuracy, balanced accuracy, EER, AP and log loss of a checkpoint or an
     ensemble on a sharded split, as metrics.json, metrics.md and roc.png; with --audio-checkpoint also of the
     sound alone and of the fused verdict. With --images, the same image-level metrics of labelled face images."""
     setup_logging(verbose)
@@ -62,7 +62,8 @@ def main(checkpoints, shards, images, manifests, split, out, tta, rule, audio_ch
         result = evaluate(checkpoints, shards, manifests, split, out, tta, rule, device, batch_size, workers,
                           audio_checkpoint, fuse_rule)
     click.echo(metrics_markdown(result), nl=False)
-    click.echo(f"{split}: {result['frame']['frames']} frames, {result['video']['videos']} videos"
+    unit = result.get("unit", "frame")
+    click.echo(f"{split}: {result[unit][unit + 's']} {unit}s, {result['video']['videos']} videos"
                + (f"; {result['audio']['without_sound']} without sound (scored on the picture alone)"
                   if result.get("audio", {}).get("without_sound") else "") + f" -> {result['out']}")
 

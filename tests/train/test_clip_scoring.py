@@ -3,10 +3,13 @@ shards (clip- and video-level metrics), `dfd check VIDEO` clip by clip. One tiny
 shards --clip-frames 4` -> `dfd train --input clips --recipe demo_clips` dev run (tests/conftest.py clip_run)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import torch
 
+from helpers.commands import run_module
 from pipeline.dataset import Dataset
 from train.checkpoint import load_checkpoint
 from train.clip_model import TemporalModel
@@ -23,3 +26,25 @@ def test_a_clips_run_checkpoint_loads_and_gives_its_recorded_val_loss(clip_run, 
     assert len(rows) == shards.n_clips("val") and rows.p_fake.between(0, 1).all()
     metrics = pd.read_csv(clip_run / "metrics.csv")
     assert np.isclose(rows.loss.mean(), metrics.val_loss.iloc[-1], rtol=1e-4)
+
+
+def test_dfd_evaluate_scores_clip_shards_clip_and_video_level(clip_run, clip_dataset, tmp_path):
+    out = tmp_path / "eval"
+    proc = run_module("train.evaluate", "--checkpoint", clip_run / "checkpoints" / "last.pt", "--shards",
+                      clip_dataset["shards"], "--split", "val", "--out", out, "--device", "cpu", "--workers", "0")
+    result = json.loads((out / "metrics.json").read_text())
+    clips = pd.read_parquet(out / "predictions.parquet")
+    videos = pd.read_parquet(out / "video_predictions.parquet")
+    table = pd.read_parquet(clip_dataset["manifests"] / "clips.parquet")
+    val = table[(table.split == "val") & (table.status == "done")]
+    assert result["unit"] == "clip" and "frame" not in result and result["clip"]["clips"] == len(val)
+    assert sorted(clips.key) == sorted(val.key) and set(videos.video_id) == set(val.video_id)
+    # a video's P(fake) is the run's aggregate of its clips; the metrics are the trainer's own on the same split
+    mean = clips.groupby("video_id").p_fake.mean()
+    assert result["video"]["aggregate"] == "mean"
+    assert np.allclose(videos.set_index("video_id").p_fake.loc[mean.index], mean)
+    last = pd.read_csv(clip_run / "metrics.csv").iloc[-1]
+    assert result["clip"]["clips"] == last.val_frames and result["video"]["videos"] == last.val_videos
+    assert np.isclose(result["clip"]["accuracy"], last.accuracy) and np.isclose(result["video"]["log_loss"],
+                                                                                 last.video_log_loss)
+    assert "| clip |" in proc.stdout and f"{len(val)} clips, {len(mean)} videos" in proc.stdout

@@ -1,9 +1,10 @@
 """Benchmark-grade evaluation of one checkpoint or an ensemble on a sharded split: metrics.json, a table, ROC curves.
 
-Frame- and video-level ROC-AUC, accuracy, balanced accuracy, EER, average precision and log loss (Kaggle's clipping),
+Frame- (or, for a clip model, clip-) and video-level ROC-AUC, accuracy, balanced accuracy, EER, average precision and log loss (Kaggle's clipping),
 all from train.score.metrics, the module training, explain and predict use. Several checkpoints form an ensemble:
 the mean of their P(fake) per frame (and over the mirrored frame with --tta hflip); they must share their input
-settings.
+settings. A clip model (`--input clips`) is scored on the split's clip shards (`dfd shards --clip-frames T`):
+each clip's P(fake), and a video's as the aggregate of its clips.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pandas as pd
 
 from dfd.files import writable_folder, write_parquet, write_text
 from pipeline.dataset import Dataset
+from train.data.clip_streams import ClipShards, ClipValStream
 from train.data.streams import ValStream, make_loader
 from train.report.figures import plot_roc
 from train.score.tables import markdown_table
@@ -31,9 +33,10 @@ TABLE_COLUMNS = ("n", "log_loss", "roc_auc", "accuracy", "balanced_accuracy", "e
 
 
 def metrics_markdown(result: dict) -> str:
-    """The frame and video rows of an evaluation as a GitHub markdown table (with --audio-checkpoint also the
-    sound's windows and videos and the fused videos)."""
-    levels = [("frame", result["frame"], "frames"), ("video", result["video"], "videos")]
+    """The frame (or clip) and video rows of an evaluation as a GitHub markdown table (with --audio-checkpoint also
+    the sound's windows and videos and the fused videos)."""
+    unit = result.get("unit", "frame")
+    levels = [(unit, result[unit], f"{unit}s"), ("video", result["video"], "videos")]
     if "audio" in result:
         a = result["audio"]
         levels += [("sound window", a["window"], "windows"), ("sound video", a["sound"], "videos"),
@@ -83,13 +86,15 @@ def default_out(paths: Sequence[Path], split: str) -> Path:
     return Path("runs") / f"ensemble-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def labelled_urls(dataset: Dataset, split: str, shards: str) -> list[str]:
-    """The split's shards of real and fake videos: unlabelled ones are left out, saying how many videos (metrics
-    need labels); a split of unlabelled videos only is refused, pointing to `dfd predict`."""
-    urls = dataset.urls(split)
+def labelled_urls(dataset: Dataset, split: str, shards: str, source: Dataset | ClipShards | None = None) -> list[str]:
+    """The split's shards (of `source`: the dataset's frame shards, or its ClipShards) of real and fake videos:
+    unlabelled ones are left out, saying how many videos (metrics need labels); a split of unlabelled videos only
+    is refused, pointing to `dfd predict`."""
+    source = source or dataset
+    urls = source.urls(split)
     if not urls:
         raise CheckpointError(f"the manifest in {dataset.manifests} lists no shards of split {split!r}")
-    unlabelled = dataset.urls(split, "unlabelled")
+    unlabelled = source.urls(split, "unlabelled")
     if not unlabelled:
         return urls
     n = "some"
@@ -104,10 +109,12 @@ def labelled_urls(dataset: Dataset, split: str, shards: str) -> list[str]:
 
 
 def predict_split(ensemble: Ensemble, urls: Sequence[str], batch_size: int, workers: int,
-                  tta: str = "none") -> pd.DataFrame:
-    """Per-frame rows (key, video_id, label, p_fake) over every sample of the shards, decoded once for all models,
-    sorted by key: loader workers finish in any order, and sums taken in one order give the same last digit."""
-    loader = make_loader(ValStream(list(urls), ensemble.image_size, batch_size), min(workers, len(urls)))
+                  tta: str = "none", clips: bool = False) -> pd.DataFrame:
+    """Per-frame (per-clip with `clips`) rows (key, video_id, label, p_fake) over every sample of the shards, decoded
+    once for all models, sorted by key: loader workers finish in any order, and sums taken in one order give the
+    same last digit."""
+    stream = (ClipValStream if clips else ValStream)(list(urls), ensemble.image_size, batch_size)
+    loader = make_loader(stream, min(workers, len(urls)))
     frames = predict_loader(ensemble.models, loader, ensemble.dev, tta)
     return frames.sort_values("key", kind="stable").reset_index(drop=True)
 
@@ -126,20 +133,24 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
     rule = rule or first.aggregate
     if rule not in metrics.RULES:
         raise CheckpointError(f"unknown --aggregate {rule!r}; allowed: {', '.join(metrics.RULES)}")
-    dataset = Dataset.open(shards, manifests, ensemble.settings["input"], first.fake_faces, need=(), check=(split,))
-    urls = labelled_urls(dataset, split, shards)
+    clips = ensemble.settings["input"] == "clips"
+    unit = "clip" if clips else "frame"
+    dataset = Dataset.open(shards, manifests, "frames" if clips else ensemble.settings["input"], first.fake_faces,
+                           need=(), check=(split,))
+    urls = labelled_urls(dataset, split, shards, ClipShards(dataset) if clips else None)
     start = time.perf_counter()
-    frames = predict_split(ensemble, urls, batch_size or first.batch_size, workers, tta)
+    frames = predict_split(ensemble, urls, batch_size or first.batch_size, workers, tta, clips)
     seconds = time.perf_counter() - start
     if frames.empty:
-        raise CheckpointError(f"no frames in the {len(urls)} {split} shards")
+        raise CheckpointError(f"no {unit}s in the {len(urls)} {split} shards")
     if frames["label"].nunique() < 2:
         log.warning("the %s split holds one class only: ROC-AUC, EER and AP are undefined (n/a)", split)
     frame, video, videos = metrics.frame_and_video(frames, rule)
+    frame = {f"{unit}s" if k == "frames" else k: v for k, v in frame.items()}
     videos["loss"] = metrics.item_log_losses(videos["label"], videos["p_fake"])
     result = {"checkpoints": ensemble.describe(), "ensemble": len(ensemble.models) > 1, "split": split,
               "tta": tta, "aggregate": rule, "input": ensemble.settings, "log_loss_eps": metrics.KAGGLE_EPS,
-              "frame": frame, "video": video, "seconds": seconds,
+              "unit": unit, unit: frame, "video": video, "seconds": seconds,
               "images_per_s": len(frames) / seconds if seconds else None}
     name = f"ensemble of {len(ensemble.models)}" if result["ensemble"] else first.arch
     curves = [(name, frames, videos)]
