@@ -1,7 +1,8 @@
 """`dfd check` (`python -m train.check`): one verdict per video, with a page that shows why.
 
 Each video is decoded with the pipeline's own frame code at the model's settings, its faces found and cropped as the
-faces stage does (a faces model), every face (or frame) scored, and one line printed: the verdict at the model's
+faces stage does (a faces model), or its clips kept by the same decode at the video's own rate (a clip model, at the
+run's clip spec), every face (or frame, or clip) scored, and one line printed: the verdict at the model's
 decision threshold, P(fake) and the strongest evidence. The work is train.score.one_video (scoring) and
 train.report.verdict_page (the page)."""
 from __future__ import annotations
@@ -20,13 +21,13 @@ from train.audio.classifier import load as load_audio
 from train.audio.sound_of_files import sound_verdict
 from train.audio.sync_of_files import sync_detector, sync_verdict
 from train.report.verdict_page import write_page
-from train.score.one_video import check_video
+from train.score.one_video import check_clip_video, check_video
 from train.score.checkpoints import load_ensemble
 from train.score.on_batches import Scorer
 from train.score.package import zoo_facts
 from train.score.threshold import decision_threshold, describe
 from train.score.verdict import FAILED, SOUND_THRESHOLD, SYNC_RULES, SYNC_THRESHOLD, UNCERTAIN, as_json, line
-from train.score.videos import VIDEO_EXTENSIONS, face_cropper, find_videos, frame_settings, video_names
+from train.score.videos import VIDEO_EXTENSIONS, clip_spec, face_cropper, find_videos, frame_settings, video_names
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def page_paths(names: list[str], videos: list[Path], out: Path) -> list[Path]:
 
 
 def settings_of(ensemble, sampled: tuple, threshold: dict, audio=None, audio_path: Path | None = None,
-                fuse_rule: str = "noisy-or") -> dict:
+                fuse_rule: str = "noisy-or", clips: tuple | None = None) -> dict:
     """What the page's settings table shows (with an audio model, its settings too)."""
     config, (settings, source) = ensemble.config, sampled
     rows = {"models": ", ".join(map(str, ensemble.paths)), "input": config.input,
@@ -63,6 +64,12 @@ def settings_of(ensemble, sampled: tuple, threshold: dict, audio=None, audio_pat
             "threshold": f"{threshold['value']:.4f}: {describe(threshold)}",
             "frames": f"fps {settings.fps:g}, inside {settings.size[0]}x{settings.size[1]}, JPEG quality "
                       f"{settings.quality}, skip frames {settings.skip_frames} (from {source})", "device": str(ensemble.dev.device)}
+    if clips is not None:
+        spec, where = clips
+        rows["clips"] = (f"{spec.frames} consecutive frames at the video's own rate from each sampled second, "
+                         f"inside {spec.size[0]}x{spec.size[1]}, JPEG quality {spec.quality}, at most "
+                         f"{spec.per_video or 'every'} per video (from {where}); a clip cut short by the end is "
+                         "not scored")
     if config.faces:
         rows["faces"] = json.dumps(config.faces.to_dict(), sort_keys=True)
     if len(ensemble.models) > 1:
@@ -150,14 +157,17 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
         log.info("threshold %.4f (%s)", threshold["value"], describe(threshold))
         audio = load_audio(audio_path) if audio_path else None
         mouths = sync_detector(device) if with_sync else None
-        shown = settings_of(ensemble, sampled, threshold, audio, audio_path, fuse_rule)
+        clips = clip_spec(ensemble.paths[0], config, manifests) if config.input == "clips" else None
+        shown = settings_of(ensemble, sampled, threshold, audio, audio_path, fuse_rule, clips)
         described = [{"name": str(p), "arch": c.arch, "input": c.input, "zoo": zoo_facts(p)}
                      for p, c in zip(ensemble.paths, ensemble.configs)]
         zoo = [d["zoo"] for d in described if d["zoo"]]
         failed = 0
         names = video_names(paths, videos)
         for path, name, to in zip(paths, names, [page] if page else page_paths(names, paths, out)):
-            verdict = check_video(path, scorer, settings, ensemble.image_size, cropper, threshold, config.aggregate)
+            verdict = (check_clip_video(path, scorer, settings, clips[0], ensemble.image_size, threshold,
+                                        config.aggregate) if clips else
+                       check_video(path, scorer, settings, ensemble.image_size, cropper, threshold, config.aggregate))
             if audio is not None and verdict.label != FAILED:
                 verdict.sound = sound_verdict(audio, path, verdict.p_picture, fuse_rule, str(audio_path))
             if mouths is not None and verdict.label != FAILED:

@@ -48,3 +48,32 @@ def test_dfd_evaluate_scores_clip_shards_clip_and_video_level(clip_run, clip_dat
     assert np.isclose(result["clip"]["accuracy"], last.accuracy) and np.isclose(result["video"]["log_loss"],
                                                                                  last.video_log_loss)
     assert "| clip |" in proc.stdout and f"{len(val)} clips, {len(mean)} videos" in proc.stdout
+
+
+def test_dfd_check_scores_a_video_clip_by_clip(clip_run, clip_dataset, tmp_path):
+    table = pd.read_parquet(clip_dataset["manifests"] / "clips.parquet")
+    videos = pd.read_parquet(clip_dataset["manifests"] / "videos.parquet")
+    done = table[table.status == "done"]
+    video_id = done.video_id.iloc[0]
+    path = next(p for p in clip_dataset["videos"].rglob("*.mp4") if p.stem == video_id.rsplit("/", 1)[-1])
+    proc = run_module("train.check", path, "--model", clip_run / "checkpoints" / "last.pt", "--json", "--out",
+                      tmp_path / "pages", "--device", "cpu")
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    clips = row["clips"]
+    ours = table[table.video_id == video_id].sort_values("clip")
+    whole = ours[ours.n_frames == 4]
+    # the same clips the pipeline cut (one decode, its clip branch), at the same seconds
+    assert row["input"] == "clips" and [c["start"] for c in clips] == list(whole.start)
+    assert [c["status"] for c in clips] == list(whole.status)
+    assert np.isclose(row["p_fake"], np.mean([c["p_fake"] for c in clips]))  # the run's aggregate: mean
+    # each clip's P(fake) is what evaluation gives that clip from its shard
+    model, config = load_checkpoint(clip_run / "checkpoints" / "last.pt")
+    shards = ClipShards(Dataset.open(clip_dataset["shards"], clip_dataset["manifests"]))
+    split = videos.set_index("video_id").split[video_id]
+    rows = predict(model, ClipValStream(shards.urls(split), config.image_size, 4), Device(torch.device("cpu")))
+    from_shards = rows.set_index("key").p_fake
+    compared = [(c["p_fake"], from_shards[key]) for c, key in zip(clips, whole.key) if key in from_shards.index]
+    assert len(compared) == (whole.status == "done").sum() > 0 and np.allclose(*zip(*compared), atol=1e-5)
+    page = (tmp_path / "pages" / f"{path.stem}.html").read_text()
+    assert "P(fake) over time, per clip" in page and "Every clip" in page and page.count("data:image/png") >= 1
+    assert f"clip of 4 frames from {clips[0]['start']:.2f} s" in page

@@ -20,7 +20,7 @@ import torch
 from dfd.files import write_text
 from train.data.decode import to_chw
 from train.model import normalize
-from train.report.gradcam import grad_cam, overlay
+from train.report.gradcam import clip_grad_cam, grad_cam, overlay
 from train.score.threshold import describe
 from train.score.verdict import SOUND_THRESHOLD, SYNC_THRESHOLD, Verdict, evidence_text, sound_text, sync_text
 from train.templates import render
@@ -41,7 +41,7 @@ def timeline_png(verdict: Verdict) -> bytes:
     fig, ax = plt.subplots(figsize=(9, 3.2), constrained_layout=True)
     for track in verdict.tracks():
         items = sorted((i for i in verdict.items if i.track == track["track"]), key=lambda i: i.second)
-        label = "frames" if track["track"] is None else f"face track {track['track']}"
+        label = (verdict.input if verdict.input == "clips" else "frames") if track["track"] is None else f"face track {track['track']}"
         ax.plot([i.second for i in items], [i.p_fake for i in items], marker="o", label=label)
     return _over_time(fig, ax, verdict.threshold["value"], "P(fake)", max(verdict.seconds, default=1))
 
@@ -120,7 +120,20 @@ def _box_style(verdict: Verdict, box) -> str | None:
 
 
 def _who(item) -> str:
+    if item.clip is not None:
+        return f"clip of {len(item.clip)} frames from {item.second:.2f} s ({item.status})"
     return "frame" if item.track is None else f"track {item.track}, face {item.face}"
+
+
+def clip_gradcams(model: torch.nn.Module, clips: list[np.ndarray]) -> list[np.ndarray]:
+    """Grad-CAM of class fake over each clip (train.report.gradcam.clip_grad_cam), its middle frame overlaid."""
+    if not clips:
+        return []
+    device = next(model.parameters()).device
+    batch = normalize(torch.from_numpy(np.ascontiguousarray(np.stack(clips).transpose(0, 1, 4, 2, 3))).to(device))
+    cams = clip_grad_cam(model, batch, target_class=FAKE_CLASS).cpu().numpy()
+    mid = len(clips[0]) // 2
+    return [overlay(c[mid], cam[mid]) for c, cam in zip(clips, cams)]
 
 
 def suspicious(verdict: Verdict, model: torch.nn.Module) -> list[dict]:
@@ -129,7 +142,8 @@ def suspicious(verdict: Verdict, model: torch.nn.Module) -> list[dict]:
     return [{"second": item.second, "frame": jpeg_uri(verdict.jpegs[item.frame]),
              "box": _box_style(verdict, item.box), "has_box": bool(item.box), "crop": image_uri(item.crop),
              "who": _who(item), "cam": image_uri(cam), "p_fake": item.p_fake}
-            for item, cam in zip(top, gradcams(model, [i.crop for i in top]))]
+            for item, cam in zip(top, clip_gradcams(model, [i.clip for i in top]) if verdict.input == "clips"
+                                 else gradcams(model, [i.crop for i in top]))]
 
 
 def seconds(verdict: Verdict) -> list[tuple[float, list[dict]]]:
@@ -156,7 +170,7 @@ def write_page(verdict: Verdict, name: str, out: Path, model: torch.nn.Module, m
     values = dict(
         name=name, label=verdict.label, p_fake=verdict.p_fake, p_picture=verdict.p_picture, sound=sound,
         threshold=verdict.threshold, how=describe(verdict.threshold), sound_threshold=SOUND_THRESHOLD,
-        aggregate=verdict.aggregate, what="faces" if verdict.input == "faces" else "frames",
+        aggregate=verdict.aggregate, what=verdict.input if verdict.input in ("faces", "clips") else "frames",
         n_seconds=len(verdict.seconds), evidence=evidence_text(verdict) if verdict.p_picture is not None else "",
         models=models, items=items, timeline=_png_uri(timeline_png(verdict)) if items else "",
         suspicious=suspicious(verdict, model) if items else [], seconds=seconds(verdict) if items else [],

@@ -2,7 +2,8 @@
 (train.score.one_video) alike: the pipeline's own frames at the model's frame settings (`pipeline.ffmpeg.extract`,
 the same JPEGs the shards hold), then for a frames model each frame decoded and resized as the validation stream
 does (`frame_inputs`), for a faces model the faces stage's detect, track and crop on those JPEGs
-(train.score.face_crops.FaceCropper)."""
+(train.score.face_crops.FaceCropper); for a clip model the clips the same decode keeps at the video's own rate (its
+clip branch, at the run's clip spec) cut into clips as the clips stage cuts them (`sample_clips`)."""
 from __future__ import annotations
 
 import time
@@ -13,7 +14,8 @@ from typing import Sequence
 import numpy as np
 
 from pipeline.ffmpeg.extract import FrameError, extract
-from pipeline.spec import FrameSampling
+from pipeline.spec import Clips, FrameSampling
+from pipeline.stages.clips.members import cut
 from train.data.decode import decode_resized
 
 
@@ -23,6 +25,15 @@ def sample(path: Path, settings: FrameSampling) -> list:
     _, frames = extract(str(path), settings.fps, settings.size, settings.quality, settings.timeout,
                         skip_frames=settings.skip_frames)
     return frames
+
+
+def sample_clips(path: Path, settings: FrameSampling, clips: Clips) -> tuple[list, list[dict]]:
+    """One video's sampled frames and its clips as the pipeline made the clip shards (one decode, the clip branch
+    at `clips`): [{clip, times, status, warning, jpegs}] (pipeline.stages.clips.members.cut); FrameError or
+    OSError as ffmpeg or the file says."""
+    info, frames = extract(str(path), settings.fps, settings.size, settings.quality, settings.timeout,
+                           skip_frames=settings.skip_frames, clips=clips)
+    return frames, cut(info.clip_jpegs, info.clip_times, clips.frames, info.fps, info.clip_errors)
 
 
 def frame_inputs(jpegs: Sequence[bytes], size: tuple[int, int]) -> np.ndarray:

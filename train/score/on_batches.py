@@ -55,8 +55,9 @@ def ensemble_p_fake(models: Sequence[nn.Module], images: torch.Tensor, dev: Devi
 
 
 class Scorer:
-    """One model or an ensemble in eval mode on a device: uint8 NHWC frames -> P(fake) per frame (the mean over the
-    models, and over each frame and its mirror with tta="hflip"; ensemble_p_fake)."""
+    """One model or an ensemble in eval mode on a device: uint8 NHWC frames (or a clip model's NTHWC clips) ->
+    P(fake) per frame (clip) (the mean over the models, and over each frame and its mirror with tta="hflip";
+    ensemble_p_fake)."""
 
     def __init__(self, models: nn.Module | Sequence[nn.Module], dev: Device, batch_size: int,
                  tta: str = "none") -> None:
@@ -69,7 +70,9 @@ class Scorer:
         start = time.perf_counter()
         out = []
         for i in range(0, len(images), self.batch_size):
-            batch = torch.stack([to_chw(image) for image in images[i:i + self.batch_size]])
+            part = images[i:i + self.batch_size]
+            batch = (torch.from_numpy(np.ascontiguousarray(part.transpose(0, 1, 4, 2, 3))) if part.ndim == 5
+                     else torch.stack([to_chw(image) for image in part]))
             out.append(ensemble_p_fake(self.models, batch, self.dev, self.tta).cpu().numpy())
         self.seconds += time.perf_counter() - start
         return np.concatenate(out).astype(np.float64)

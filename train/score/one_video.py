@@ -1,6 +1,7 @@
 """One video checked: what the model sees by the path predict takes (train.score.model_input: the pipeline's own
 frames at the model's frame settings, resized as in validation, or the faces stage's detect-and-crop for a faces
-model), every face (or frame) scored, into a Verdict (train.score.verdict) that keeps what the page shows."""
+model; for a clip model the clips of the same decode, sample_clips), every face (or frame, or clip) scored, into a
+Verdict (train.score.verdict) that keeps what the page shows."""
 from __future__ import annotations
 
 import logging
@@ -11,18 +12,22 @@ import numpy as np
 
 from pipeline.ffmpeg.extract import FrameError
 from train.score.face_crops import FaceCropper
-from pipeline.spec import FrameSampling
-from train.score.model_input import frame_inputs, sample
+from pipeline.spec import Clips, FrameSampling
+from train.score.model_input import frame_inputs, sample, sample_clips
 from train.score.on_batches import Scorer
 from train.score.verdict import Item, Verdict
 
 log = logging.getLogger(__name__)
 
 
-def _decode(path: Path, settings: FrameSampling) -> tuple[list, str | None]:
+def _decode(path: Path, settings: FrameSampling, clips: Clips | None = None) -> tuple[list, str | None]:
+    """The sampled frames (with `clips`: (frames, the clips)), or [] and why not."""
     if not path.is_file():
         return [], "no such file" if not path.exists() else "not a file"
     try:
+        if clips is not None:
+            frames, cut = sample_clips(path, settings, clips)
+            return ((frames, cut), None) if cut else ([], "no clip: the video is shorter than one clip")
         frames = sample(path, settings)
     except FrameError as err:
         return [], f"not a readable video ({str(err).strip().splitlines()[0] if str(err).strip() else 'ffmpeg failed'})"
@@ -31,6 +36,46 @@ def _decode(path: Path, settings: FrameSampling) -> tuple[list, str | None]:
     if not frames:
         return [], "not a readable video (ffmpeg gave no frames)"
     return frames, None
+
+
+def clip_items(cut: list[dict], size: tuple[int, int], frames: int) -> list[Item]:
+    """One Item per whole clip (a clip the video's end cut short is left out: the model takes T frames), at its
+    first frame's second; its input decoded and resized as ClipValStream does."""
+    items = []
+    for c in cut:
+        if len(c["jpegs"]) < frames:
+            continue
+        clip = frame_inputs(c["jpegs"], size)
+        items.append(Item(len(items), c["times"][0] or 0.0, 0.0, clip[frames // 2], clip=clip, status=c["status"]))
+    return items
+
+
+def check_clip_video(path: Path, scorer: Scorer, settings: FrameSampling, clips: Clips, size: tuple[int, int],
+                     threshold: dict, aggregate: str) -> Verdict:
+    """A clip model's verdict: the video's clips (the pipeline's clip branch of its one decode, at the run's clip
+    spec) each scored, the video's P(fake) their aggregate; never raises for a file that is not a video."""
+    verdict = Verdict(Path(path), "clips", threshold, aggregate)
+    start = time.perf_counter()
+    decoded, verdict.error = _decode(Path(path), settings, clips)
+    verdict.timings["decode_s"] = time.perf_counter() - start
+    if verdict.error:
+        return verdict
+    frames, cut = decoded
+    start = time.perf_counter()
+    items = clip_items(cut, size, clips.frames)
+    verdict.timings["resize_s"] = time.perf_counter() - start
+    if not items:
+        verdict.error = f"no whole clip of {clips.frames} frames in the video"
+        return verdict
+    start = time.perf_counter()
+    for item, p in zip(items, scorer(np.stack([i.clip for i in items]))):
+        item.p_fake = float(p)
+    verdict.timings["score_s"] = time.perf_counter() - start
+    verdict.jpegs = [c["jpegs"][0] for c in cut if len(c["jpegs"]) >= clips.frames]
+    verdict.seconds = [i.second for i in items]
+    verdict.size = (frames[0].width, frames[0].height) if frames else None
+    verdict.items = items
+    return verdict
 
 
 def _face_items(frames: list, cropper: FaceCropper) -> list[Item]:

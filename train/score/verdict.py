@@ -77,12 +77,14 @@ class Item:
     track: int | None = None            # faces: the faces stage's track id (one person across seconds)
     face: int | None = None
     box: tuple[float, float, float, float] | None = None  # faces: x0, y0, x1, y1 in frame pixels
+    clip: np.ndarray | None = None      # clips: uint8 TxHxWx3, the model's input (crop is its middle frame)
+    status: str | None = None           # clips: the clips stage's status (done, gap, corrupt)
 
 
 @dataclass
 class Verdict:
     path: Path
-    input: str                          # frames | faces
+    input: str                          # frames | faces | clips (an item per clip, at its first frame's second)
     threshold: dict
     aggregate: str
     items: list[Item] = field(default_factory=list)
@@ -171,7 +173,7 @@ def evidence_text(verdict: Verdict) -> str:
     ev = verdict.evidence()
     if ev is None:
         return ""
-    who = "frames" if ev["track"] is None else f"face track {ev['track']} (of {ev['tracks']})"
+    who = ("clips" if verdict.input == "clips" else "frames") if ev["track"] is None else f"face track {ev['track']} (of {ev['tracks']})"
     where = "at" if ev["above_threshold"] else "most suspicious at"
     gaps = np.diff(sorted(verdict.seconds))
     step = float(gaps[gaps > 0].min()) if (gaps > 0).any() else 1.0
@@ -235,6 +237,8 @@ def as_json(verdict: Verdict, name: str) -> dict:
         "frames": len(verdict.seconds), "items": len(verdict.items), "evidence": ev,
         "tracks": [{k: v for k, v in t.items()} for t in verdict.tracks()], "timings": verdict.timings,
         "p_picture": verdict.p_picture, "sync": None if verdict.sync is None else verdict.sync.as_dict(),
+        **({"clips": [{"start": i.second, "p_fake": i.p_fake, "status": i.status} for i in verdict.items]}
+           if verdict.input == "clips" else {}),
         "sound": None if verdict.sound is None else {
             "p_fake": verdict.sound.p_fake, "threshold": SOUND_THRESHOLD, "rule": verdict.sound.rule,
             "note": verdict.sound.note, "model": verdict.sound.model, "window_s": verdict.sound.window_s,

@@ -28,7 +28,7 @@ from train.score import metrics
 from train.score.checkpoints import load_ensemble
 from train.paths import CheckpointError, RunLayout, resolve as resolve_checkpoint
 from train.score.face_crops import FACE_ROW_COLUMNS, NO_FACE_NOTE, FaceCropper, face_rows
-from pipeline.spec import FrameSampling, SpecError, frame_keys
+from pipeline.spec import Clips, FrameSampling, SpecError, frame_keys
 from train.score.model_input import Decoded, decode_video
 from train.score.on_batches import Scorer
 
@@ -74,6 +74,25 @@ def frame_settings(checkpoint: Path, config: TrainConfig, manifests: Path | None
                 return settings, str(path)
     raise PredictError("cannot find the pipeline settings (fps, size, JPEG quality) the model was trained on; looked "
                        f"at {', '.join(map(str, candidates))}. Pass --manifests DIR (the folder with dataset.json)")
+
+
+def clip_spec(checkpoint: Path, config: TrainConfig, manifests: Path | None = None) -> tuple[Clips, str]:
+    """The clips a clip model was trained on (dataset.json's config "clips") and where they were read, from (first
+    found): --manifests' dataset.json, the run folder's pipeline.json, the config's manifests."""
+    layout = RunLayout.of_checkpoint(checkpoint)
+    candidates = [Path(manifests) / "dataset.json"] if manifests is not None else []
+    candidates += [layout.pipeline] if layout is not None else []
+    candidates += [Path(config.manifests) / "dataset.json"] if config.manifests else []
+    for path in candidates:
+        saved = _saved_config(path) if path.is_file() else None
+        if saved and saved.get("clips"):
+            try:
+                return Clips.from_dict(saved["clips"], str(path)), str(path)
+            except SpecError as err:
+                raise PredictError(f"{err}: refusing clip settings that ffmpeg would be given") from None
+    raise PredictError(f"cannot find the clip settings (dfd shards --clip-frames) the clip model {checkpoint} was "
+                       f"trained on; looked at {', '.join(map(str, candidates))}. Pass --manifests DIR (the folder "
+                       "with dataset.json)")
 
 
 def _saved_config(path: Path) -> dict | None:
