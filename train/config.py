@@ -17,7 +17,7 @@ from dfd.cli import DEVICES
 from dfd.errors import ToolkitError
 from pipeline.config import ConfigError, parse_size
 from pipeline.dataset import FAKE_FACES, INPUTS, is_local
-from pipeline.spec import MAX_INPUT, SPEC_VERSION, FaceCrop, FrameSampling, ModelInput, SpecError, migrate
+from pipeline.spec import MAX_INPUT, SPEC_VERSION, Clips, FaceCrop, FrameSampling, ModelInput, SpecError, migrate
 from train.paths import RunLayout
 
 log = logging.getLogger(__name__)
@@ -327,6 +327,7 @@ class TrainConfig:
     aggregate: str = "mean"            # a video's score from its items' P(fake): mean | median | confident
     frames: FrameSampling | None = None  # how the shards' frames were made (dataset.json), so prediction decodes alike
     faces: FaceCrop | None = None      # input faces: how the faces stage cropped, so prediction crops as training did
+    clips: Clips | None = None         # input clips: how the clips were cut (dataset.json), so check/predict cut alike
     synthetic_fakes: str | None = None  # faces: sbi turns real faces into self-blended fakes in the train stream
     synthetic_share: float = 0.5       # the share of real faces turned into synthetic fakes
     real_only: bool = False            # train on real videos only (their synthetic fakes are the fakes)
@@ -369,8 +370,8 @@ class TrainConfig:
         _check_choice("aggregate", self.aggregate, AGGREGATES)
 
     def _typed_spec(self) -> None:
-        """frames and faces as given in a saved config (dicts of any spec version) become the typed spec."""
-        for name, kind in (("frames", FrameSampling), ("faces", FaceCrop)):
+        """frames, faces and clips as given in a saved config (dicts of any spec version) become the typed spec."""
+        for name, kind in (("frames", FrameSampling), ("faces", FaceCrop), ("clips", Clips)):
             value = getattr(self, name)
             if isinstance(value, dict):
                 try:
@@ -444,7 +445,8 @@ class TrainConfig:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data.update(recipe=dataclasses.asdict(self.recipe), spec_version=SPEC_VERSION,
                     frames=self.frames.to_dict() if self.frames else None,
-                    faces=self.faces.to_dict() if self.faces else None)
+                    faces=self.faces.to_dict() if self.faces else None,
+                    clips=self.clips.to_dict() if self.clips else None)
         if run_relative:
             layout = RunLayout(Path(self.out))
             data.update({k: layout.store(data[k]) for k in RUN_PATHS if data[k] and is_local(str(data[k]))},

@@ -12,7 +12,7 @@ from train.checkpoint import load_checkpoint
 from train.score.card import export
 from train.paths import CARD, CONFIG, WEIGHTS, resolve as resolve_checkpoint
 from train.score.threshold import describe
-from train.score.videos import frame_settings
+from train.score.videos import clip_spec, frame_settings
 
 
 @command()
@@ -45,7 +45,8 @@ def main(checkpoint, out, replace, at_fpr, manual, shards, manifests, device, ve
         path = resolve_checkpoint(checkpoint)
         _, config = load_checkpoint(path)
         frames, _ = frame_settings(path, config, manifests)
-        package = export(path, out, frames, at_fpr, shards, manifests, device, manual, replace)
+        clips = clip_spec(path, config, manifests)[0] if config.input == "clips" else None
+        package = export(path, out, frames, at_fpr, shards, manifests, device, manual, replace, clips)
     threshold = package["threshold"]
     click.echo(f"{out}: {WEIGHTS}, {CONFIG}, {CARD}; threshold {threshold['value']:.4f} ({describe(threshold)})")
 

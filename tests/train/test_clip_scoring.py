@@ -52,13 +52,16 @@ def test_dfd_evaluate_scores_clip_shards_clip_and_video_level(clip_run, clip_dat
 
 def test_dfd_check_scores_a_video_clip_by_clip(clip_run, clip_dataset, tmp_path):
     table = pd.read_parquet(clip_dataset["manifests"] / "clips.parquet")
-    videos = pd.read_parquet(clip_dataset["manifests"] / "videos.parquet")
     done = table[table.status == "done"]
     video_id = done.video_id.iloc[0]
     path = next(p for p in clip_dataset["videos"].rglob("*.mp4") if p.stem == video_id.rsplit("/", 1)[-1])
-    proc = run_module("train.check", path, "--model", clip_run / "checkpoints" / "last.pt", "--json", "--out",
-                      tmp_path / "pages", "--device", "cpu")
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    proc = run_module("train.check", path, broken, "--model", clip_run / "checkpoints" / "last.pt", "--json",
+                      "--out", tmp_path / "pages", "--device", "cpu", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr  # the broken file: one row, the others checked
+    row, failed = (json.loads(line) for line in proc.stdout.strip().splitlines())
+    assert failed["verdict"] == "FAILED" and "not a readable video" in failed["error"]
     clips = row["clips"]
     ours = table[table.video_id == video_id].sort_values("clip")
     whole = ours[ours.n_frames == 4]
@@ -66,14 +69,38 @@ def test_dfd_check_scores_a_video_clip_by_clip(clip_run, clip_dataset, tmp_path)
     assert row["input"] == "clips" and [c["start"] for c in clips] == list(whole.start)
     assert [c["status"] for c in clips] == list(whole.status)
     assert np.isclose(row["p_fake"], np.mean([c["p_fake"] for c in clips]))  # the run's aggregate: mean
-    # each clip's P(fake) is what evaluation gives that clip from its shard
-    model, config = load_checkpoint(clip_run / "checkpoints" / "last.pt")
-    shards = ClipShards(Dataset.open(clip_dataset["shards"], clip_dataset["manifests"]))
-    split = videos.set_index("video_id").split[video_id]
-    rows = predict(model, ClipValStream(shards.urls(split), config.image_size, 4), Device(torch.device("cpu")))
-    from_shards = rows.set_index("key").p_fake
-    compared = [(c["p_fake"], from_shards[key]) for c, key in zip(clips, whole.key) if key in from_shards.index]
-    assert len(compared) == (whole.status == "done").sum() > 0 and np.allclose(*zip(*compared), atol=1e-5)
+    # each clip's P(fake) is what the model gives that clip from its shard
+    _agrees_with_shards([c["p_fake"] for c in clips], whole, clip_run, clip_dataset)
     page = (tmp_path / "pages" / f"{path.stem}.html").read_text()
     assert "P(fake) over time, per clip" in page and "Every clip" in page and page.count("data:image/png") >= 1
     assert f"clip of 4 frames from {clips[0]['start']:.2f} s" in page
+
+
+def _agrees_with_shards(p_fake: list[float], whole: pd.DataFrame, clip_run, clip_dataset) -> None:
+    """Scores of a video's whole clips (rows of clips.parquet) equal the run's model on those clips from the shards
+    (the "done" ones: the shards' stream skips the others)."""
+    model, config = load_checkpoint(clip_run / "checkpoints" / "last.pt")
+    shards = ClipShards(Dataset.open(clip_dataset["shards"], clip_dataset["manifests"]))
+    rows = predict(model, ClipValStream(shards.urls(whole.split.iloc[0]), config.image_size, 4),
+                   Device(torch.device("cpu")))
+    from_shards = rows.set_index("key").p_fake
+    compared = [(p, from_shards[key]) for p, key in zip(p_fake, whole.key) if key in from_shards.index]
+    assert len(compared) == (whole.status == "done").sum() > 0 and np.allclose(*zip(*compared), atol=1e-5)
+
+
+def test_export_keeps_the_clip_spec_and_predict_scores_videos_clip_by_clip(clip_run, clip_dataset, tmp_path):
+    package = tmp_path / "package"
+    run_module("train.export", "--checkpoint", clip_run / "checkpoints" / "last.pt", "--out", package)
+    recorded = json.loads((package / "config.json").read_text())
+    assert recorded["input"] == "clips" and recorded["clips"]["frames"] == 4
+    table = pd.read_parquet(clip_dataset["manifests"] / "clips.parquet")
+    video_id = table[table.status == "done"].video_id.iloc[-1]
+    path = next(p for p in clip_dataset["videos"].rglob("*.mp4") if p.stem == video_id.rsplit("/", 1)[-1])
+    run_module("train.predict", path, "--checkpoint", package, "--out", tmp_path / "sub.csv", "--frames-out",
+               tmp_path / "clips.csv", "--device", "cpu", "-q")
+    rows = pd.read_csv(tmp_path / "clips.csv")
+    whole = table[(table.video_id == video_id) & (table.n_frames == 4)].sort_values("clip")
+    assert list(rows.second) == list(whole.start) and list(rows["index"]) == list(range(len(whole)))
+    _agrees_with_shards(list(rows.p_fake), whole, clip_run, clip_dataset)
+    submission = pd.read_csv(tmp_path / "sub.csv")
+    assert np.isclose(submission.label.iloc[0], rows.p_fake.mean())

@@ -311,7 +311,7 @@ def _same_place(a: str, b: str) -> bool:
 def with_dataset_settings(config: TrainConfig, dataset: Dataset) -> TrainConfig:
     """Keep the settings the shards were made with in the config, hence in every checkpoint, so that prediction
     decodes (and, for faces, detects and crops) new videos exactly as the shards were: the frame settings (fps, size,
-    JPEG quality) and, with --input faces, the faces stage's settings."""
+    JPEG quality) and, with --input faces, the faces stage's settings; with --input clips, how the clips were cut."""
     faces = None
     if config.input == "faces":
         if dataset.face_crop is None:
@@ -323,7 +323,9 @@ def with_dataset_settings(config: TrainConfig, dataset: Dataset) -> TrainConfig:
                         "follow it", ", ".join(f"{k}={v}" for k, (v, _) in differ.items()), dataset.manifests,
                         ", ".join(f"{k}={got}" for k, (_, got) in differ.items()),
                         " ".join(f"--{k.replace('_', '-')} {v}" for k, (v, _) in differ.items()))
-    return dataclasses.replace(config, frames=dataset.frame_sampling or config.frames, faces=faces or config.faces)
+    clips = dataset.clip_spec if config.input == "clips" else None
+    return dataclasses.replace(config, frames=dataset.frame_sampling or config.frames, faces=faces or config.faces,
+                               clips=clips or config.clips)
 
 
 Explainer = Callable[[Path, Device], None]  # what runs on the finished run folder before TensorBoard gets the figures

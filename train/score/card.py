@@ -19,8 +19,9 @@ import pandas as pd
 
 from dfd.files import sha256_file
 from pipeline.dataset import Dataset, DatasetError, read_dataset_json
-from pipeline.spec import FrameSampling
+from pipeline.spec import Clips, FrameSampling
 from train.config import TrainConfig
+from train.data.clip_streams import ClipShards, ClipValStream
 from train.data.streams import ValStream, make_loader
 from train.checkpoint import load_checkpoint
 from train.model import Device
@@ -40,17 +41,21 @@ METRIC_COLUMNS = ("n", "log_loss", "roc_auc", "accuracy", "balanced_accuracy", "
 
 def score_val(checkpoint: Path, config: TrainConfig, shards: str | None, manifests: Path | None,
               device: str) -> pd.DataFrame:
-    """Per-item val rows (video_id, label, p_fake) of this checkpoint from the val shards."""
+    """Per-item val rows (video_id, label, p_fake) of this checkpoint from the val shards (a clip model's: from the
+    val clip shards)."""
     shards, manifests = shards or config.shards, Path(manifests or config.manifests)
+    clips = config.input == "clips"
     try:
-        dataset = Dataset.open(shards, manifests, config.input, config.fake_faces, need=("val",), check=("val",))
+        dataset = Dataset.open(shards, manifests, "frames" if clips else config.input, config.fake_faces,
+                               need=("val",), check=("val",))
+        urls = ClipShards(dataset).urls("val") if clips else dataset.urls("val")
     except DatasetError as err:
         raise PackageError(f"{checkpoint}: the threshold is chosen on the validation split, but {err}; pass --shards "
                            "and --manifests of the data it was trained on (or run `dfd explain` on the run)") from None
     model, _ = load_checkpoint(checkpoint)
     dev = Device.resolve(device, amp=False, channels_last=False)
-    loader = make_loader(ValStream(dataset.urls("val"), config.image_size, config.batch_size), 0)
-    log.info("scoring the val split (%d shards) for the threshold", len(dataset.urls("val")))
+    loader = make_loader((ClipValStream if clips else ValStream)(urls, config.image_size, config.batch_size), 0)
+    log.info("scoring the val split (%d shards) for the threshold", len(urls))
     return predict_loader([dev.prepare(model).eval()], loader, dev)
 
 
@@ -166,16 +171,17 @@ def card_text(name: str, config: TrainConfig, threshold: dict, scores: dict, run
 
 def export(checkpoint: Path, out: Path, frames: FrameSampling, at_fpr: float | None = None, shards: str | None = None,
            manifests: Path | None = None, device: str = "cpu", manual: float | None = None,
-           replace: bool = False) -> dict:
+           replace: bool = False, clips: Clips | None = None) -> dict:
     """Write the package of a .pt checkpoint into `out`; returns its config.json. `frames`: the frame settings the
     model was trained on (train.score.videos.frame_settings), stored when the checkpoint lacks them; `manual`: a
-    threshold given by hand; `replace`: replace another model's package in `out` (see may_write_package)."""
+    threshold given by hand; `replace`: replace another model's package in `out` (see may_write_package); `clips`:
+    a clip model's clip spec (train.score.videos.clip_spec), stored when the checkpoint lacks it."""
     if is_package(checkpoint):
         raise PackageError(f"{checkpoint} is already a model package; copy the folder instead")
     digest = sha256_file(checkpoint)
     may_write_package(out, digest, replace)
     model, config = load_checkpoint(checkpoint)
-    config = dataclasses.replace(config, frames=config.frames or frames)
+    config = dataclasses.replace(config, frames=config.frames or frames, clips=config.clips or clips)
     threshold, scores = validation(checkpoint, config, shards, manifests, device, at_fpr, manual)
     layout = RunLayout.of_checkpoint(checkpoint)
     run = layout.root if layout else None

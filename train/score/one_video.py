@@ -50,31 +50,37 @@ def clip_items(cut: list[dict], size: tuple[int, int], frames: int) -> list[Item
     return items
 
 
-def check_clip_video(path: Path, scorer: Scorer, settings: FrameSampling, clips: Clips, size: tuple[int, int],
-                     threshold: dict, aggregate: str) -> Verdict:
-    """A clip model's verdict: the video's clips (the pipeline's clip branch of its one decode, at the run's clip
-    spec) each scored, the video's P(fake) their aggregate; never raises for a file that is not a video."""
-    verdict = Verdict(Path(path), "clips", threshold, aggregate)
+def score_clips(path: Path, scorer: Scorer, settings: FrameSampling, clips: Clips, size: tuple[int, int],
+                timings: dict) -> tuple[list[Item], list, list[bytes], str | None]:
+    """A clip model on one video file: (the scored clips, the sampled frames, each scored clip's first JPEG, why
+    there are none); the clips of the pipeline's clip branch of its one decode, at the run's clip spec. Never
+    raises for a file that is not a video."""
     start = time.perf_counter()
-    decoded, verdict.error = _decode(Path(path), settings, clips)
-    verdict.timings["decode_s"] = time.perf_counter() - start
-    if verdict.error:
-        return verdict
+    decoded, error = _decode(Path(path), settings, clips)
+    timings["decode_s"] = time.perf_counter() - start
+    if error:
+        return [], [], [], error
     frames, cut = decoded
     start = time.perf_counter()
     items = clip_items(cut, size, clips.frames)
-    verdict.timings["resize_s"] = time.perf_counter() - start
+    timings["resize_s"] = time.perf_counter() - start
     if not items:
-        verdict.error = f"no whole clip of {clips.frames} frames in the video"
-        return verdict
+        return [], frames, [], f"no whole clip of {clips.frames} frames in the video"
     start = time.perf_counter()
     for item, p in zip(items, scorer(np.stack([i.clip for i in items]))):
         item.p_fake = float(p)
-    verdict.timings["score_s"] = time.perf_counter() - start
-    verdict.jpegs = [c["jpegs"][0] for c in cut if len(c["jpegs"]) >= clips.frames]
-    verdict.seconds = [i.second for i in items]
+    timings["score_s"] = time.perf_counter() - start
+    return items, frames, [c["jpegs"][0] for c in cut if len(c["jpegs"]) >= clips.frames], None
+
+
+def check_clip_video(path: Path, scorer: Scorer, settings: FrameSampling, clips: Clips, size: tuple[int, int],
+                     threshold: dict, aggregate: str) -> Verdict:
+    """A clip model's verdict: the video's clips scored (score_clips), the video's P(fake) their aggregate."""
+    verdict = Verdict(Path(path), "clips", threshold, aggregate)
+    verdict.items, frames, verdict.jpegs, verdict.error = score_clips(path, scorer, settings, clips, size,
+                                                                      verdict.timings)
+    verdict.seconds = [i.second for i in verdict.items]
     verdict.size = (frames[0].width, frames[0].height) if frames else None
-    verdict.items = items
     return verdict
 
 

@@ -24,7 +24,7 @@ from dfd.files import writable_folder, write_bytes, write_text
 from pipeline.spec import ModelInput, SpecError
 from train.config import RecipeError, TrainConfig
 from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS, PackageError, RunLayout, is_package
-from train.checkpoint import model_for
+from train.checkpoint import frame_body, model_for
 from train.model import is_torchvision, size_problem
 from train.zoo.importer import KIND as ZOO_KIND
 
@@ -51,6 +51,7 @@ def package_config(config: TrainConfig, threshold: dict, source: dict) -> dict:
         "model_input": spec.to_dict(),
         "frames": config.frames.to_dict() if config.frames else None,
         "faces": config.faces.to_dict() if config.faces else None,
+        "clips": config.clips.to_dict() if config.clips else None,
         "aggregate": config.aggregate, "threshold": threshold,
         "source": source, "training": config.to_dict(),
     }
@@ -166,7 +167,8 @@ def load_package(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     except (SafetensorError, OSError, ValueError) as err:
         raise PackageError(f"{folder / WEIGHTS}: not a safetensors file ({err})") from None
     model = model_for(config)
-    problem = size_problem(model[0], config.image_size)
+    body = frame_body(model)
+    problem = size_problem(body, config.image_size) if body is not None else None
     if problem:
         raise PackageError(f"{folder / CONFIG}: image_size {config.image_size[1]}x{config.image_size[0]}: "
                            f"{config.arch} {problem}")

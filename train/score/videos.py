@@ -31,6 +31,7 @@ from train.score.face_crops import FACE_ROW_COLUMNS, NO_FACE_NOTE, FaceCropper, 
 from pipeline.spec import Clips, FrameSampling, SpecError, frame_keys
 from train.score.model_input import Decoded, decode_video
 from train.score.on_batches import Scorer
+from train.score.one_video import score_clips
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,11 @@ def frame_settings(checkpoint: Path, config: TrainConfig, manifests: Path | None
 
 
 def clip_spec(checkpoint: Path, config: TrainConfig, manifests: Path | None = None) -> tuple[Clips, str]:
-    """The clips a clip model was trained on (dataset.json's config "clips") and where they were read, from (first
-    found): --manifests' dataset.json, the run folder's pipeline.json, the config's manifests."""
+    """The clips a clip model was trained on and where they were read, from (first found): --manifests'
+    dataset.json, the checkpoint's own config (training stores it; a package keeps it), the run folder's
+    pipeline.json, the config's manifests (dataset.json's config "clips")."""
+    if manifests is None and config.clips is not None:
+        return config.clips, f"{checkpoint} (its config)"
     layout = RunLayout.of_checkpoint(checkpoint)
     candidates = [Path(manifests) / "dataset.json"] if manifests is not None else []
     candidates += [layout.pipeline] if layout is not None else []
@@ -204,6 +208,25 @@ def frames_frame(rows: list[dict], columns: Sequence[str] = FRAME_COLUMNS) -> pd
     return frame.astype({"index": "Int64", "second": "float64", "p_fake": "float64"})
 
 
+def predict_clip_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSampling, clips: Clips, size,
+                        names: Sequence[str], progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """A clip model's rows: one per whole clip of each video (index: the clip, second: its first frame's), the
+    pipeline's clips of its one decode (train.score.one_video.score_clips); an error row for a video without."""
+    rows, start, decode_s, failed = [], time.perf_counter(), 0.0, 0
+    for path, name in tqdm(list(zip(paths, names)), desc="videos", unit="video", disable=not progress):
+        timings: dict = {}
+        items, _, _, error = score_clips(path, scorer, settings, clips, size, timings)
+        decode_s += timings.get("decode_s", 0.0)
+        base = {"filename": name, "video_id": str(Path(name).with_suffix("")), "label": None}
+        if error is not None:
+            failed += 1
+            log.error("%s: %s", path, error)
+            rows.append({**base, "error": error})
+        rows += [{**base, "index": i.frame, "second": i.second, "p_fake": i.p_fake, "error": None} for i in items]
+    return frames_frame(rows), {"videos": len(paths), "failed": failed, "wall_s": time.perf_counter() - start,
+                                "decode_s": decode_s, "model_s": scorer.seconds}
+
+
 def shard_samples(shards: str, manifests: Path, split: str, input: str = "frames") -> tuple[list[str], dict[str, str]]:
     """Shard locations of a split (its face shards for input "faces"), checked as training checks them, and video
     id -> file name from videos.parquet (if present)."""
@@ -296,6 +319,9 @@ def predict_inputs(inputs: Sequence[Path], checkpoints: Sequence[Path], shards: 
     scorer, config = load_scorer(checkpoints, device, batch_size, tta)
     size = config.image_size
     if shards:
+        if config.input == "clips":
+            raise PredictError("a clip model scores clip shards with `dfd evaluate --shards` (labelled splits); "
+                               "`dfd predict` takes it on video files")
         if not manifests and not is_local(shards):
             raise PredictError("--shards is not a local folder: pass --manifests")
         urls, names = shard_samples(shards, Path(manifests or Path(shards).parent / "manifests"), split, config.input)
@@ -309,8 +335,14 @@ def predict_inputs(inputs: Sequence[Path], checkpoints: Sequence[Path], shards: 
         log.info("%d videos; frames as the pipeline made them: fps %g, box %dx%d, quality %d, skip frames %s (from "
                  "%s); model input %dx%d", len(paths), settings.fps, *settings.size, settings.quality,
                  settings.skip_frames, source, *size)
-        frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=progress,
-                                       names=video_names(paths, inputs), cropper=face_cropper(config, size, device))
+        if config.input == "clips":
+            spec, where = clip_spec(resolve_checkpoint(checkpoints[0]), config, manifests)
+            log.info("clip model: %d frames per clip (from %s)", spec.frames, where)
+            frames, stats = predict_clip_videos(scorer, paths, settings, spec, size, video_names(paths, inputs),
+                                                progress)
+        else:
+            frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=progress,
+                                           names=video_names(paths, inputs), cropper=face_cropper(config, size, device))
     scores = video_scores(frames, clip, rule or config.aggregate)
     if len(scores) != stats["videos"] or frames["filename"].nunique() != frames["video_id"].nunique():
         raise PredictError(f"{stats['videos']} videos scored but {len(scores)} rows to write: two videos share a "
