@@ -24,18 +24,23 @@ from pipeline.split.hashed import class_weights
 log = logging.getLogger(__name__)
 
 PARTS = "parts"
+PERIODS = pa.list_(pa.list_(pa.float64()))  # [[start, end], ...] in seconds
 VIDEO_SCHEMA = pa.schema([
     ("video_id", pa.string()), ("path", pa.string()), ("source", pa.string()), ("label", pa.string()),
     ("original", pa.string()), ("group", pa.string()), ("split", pa.string()), ("status", pa.string()),
     ("error", pa.string()), ("warning", pa.string()), ("duration", pa.float64()), ("width", pa.int32()),
     ("height", pa.int32()), ("fps", pa.float64()), ("rotation", pa.int32()), ("n_frames", pa.int32()),
     ("frame_width", pa.int32()), ("frame_height", pa.int32()), ("shard", pa.string()), ("bytes", pa.int64()),
+    # the audio-visual datasets' own labels of picture and sound, their speaker and fake periods (null elsewhere)
+    ("picture_label", pa.string()), ("sound_label", pa.string()), ("speaker", pa.string()),
+    ("fake_periods", PERIODS), ("picture_periods", PERIODS), ("sound_periods", PERIODS),
 ])
 FRAME_SCHEMA = pa.schema([
     ("key", pa.string()), ("video_id", pa.string()), ("index", pa.int32()), ("second", pa.float64()),
     ("split", pa.string()), ("label", pa.string()), ("shard", pa.string()), ("offset", pa.int64()),
     ("bytes", pa.int64()), ("width", pa.int32()), ("height", pa.int32()),
     ("crc32", pa.int64()),  # zlib.crc32 of the JPEG bytes; null in manifests written before checksums
+    ("picture_label", pa.string()),  # this frame's own: fake where it lies in a fake period of the picture
 ])
 
 
