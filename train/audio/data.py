@@ -55,12 +55,11 @@ def _with_video_columns(table: pd.DataFrame, manifests: Path) -> pd.DataFrame:
     return table
 
 
-def open_audio(shards: str | Path, manifests: str | Path, fake_audio: str = "manipulated",
-               pooled: bool = False) -> AudioSet:
-    """The dataset's sound; fake_audio 'manipulated' leaves out the fakes whose sound was found to be their
-    original's (audio_manipulated false: a real voice under a fake picture; unknown is kept), 'all' keeps them. A
-    video whose dataset labels its sound (sound_label: FakeAVCeleb, LAV-DF, AV-Deepfake1M) is kept with that label
-    (y). Train and val each need real and fake sound (pooled: the two together, which the folds then cut)."""
+def sound_table(manifests: str | Path, fake_audio: str = "manipulated") -> pd.DataFrame:
+    """audio.parquet's labelled videos with decoded sound, with videos.parquet's VIDEO_COLUMNS and y (1: the sound is
+    fake); fake_audio 'manipulated' leaves out the fakes whose sound was found to be their original's
+    (audio_manipulated false: a real voice under a fake picture; unknown is kept), 'all' keeps them. A video whose
+    dataset labels its sound (sound_label: FakeAVCeleb, LAV-DF, AV-Deepfake1M) is kept with that label."""
     if fake_audio not in FAKE_AUDIO:
         raise DatasetError(f"fake_audio must be one of {', '.join(FAKE_AUDIO)}, got {fake_audio!r}")
     manifests = Path(manifests)
@@ -79,14 +78,21 @@ def open_audio(shards: str | Path, manifests: str | Path, fake_audio: str = "man
                  int(untouched.sum()))
         table = table[~untouched]
     table["y"] = (table["sound_label"].where(table["sound_label"].notna(), table["label"]) == "fake").astype(int)
-    table = table.sort_values("video_id").reset_index(drop=True)
+    return table.sort_values("video_id").reset_index(drop=True)
+
+
+def open_audio(shards: str | Path, manifests: str | Path, fake_audio: str = "manipulated",
+               pooled: bool = False) -> AudioSet:
+    """The dataset's sound (sound_table) for training: train and val each need real and fake sound (pooled: the
+    two together, which the folds then cut)."""
+    table = sound_table(manifests, fake_audio)
     for split in (("train+val",) if pooled else ("train", "val")):
         rows = table[table["split"].isin(split.split("+"))]
         counts = rows["y"].map({0: "real", 1: "fake"}).value_counts().to_dict()
         if counts.get("real", 0) == 0 or counts.get("fake", 0) == 0:
             raise DatasetError(f"{manifests}: the {split} split has sound of {counts or 'no videos'}; the audio "
                                "detector needs real and fake sound in train and val")
-    return AudioSet(Path(shards), manifests, table, fake_audio)
+    return AudioSet(Path(shards), Path(manifests), table, fake_audio)
 
 
 def window_table(audio: AudioSet, rows: pd.DataFrame, spec, features) -> tuple[pd.DataFrame, np.ndarray]:

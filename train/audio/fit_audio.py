@@ -78,7 +78,7 @@ def _compare(w: Windows, spec, hidden: int, epochs: int, seed: int) -> tuple[lis
         p = _cross_validate(w, spec, h, which, epochs, seed)[validated]
         row = compute_metrics(val["label"], p, val["video_id"])
         comparison.append({"model": name, "hidden": h, "features": which, **{k: row[k] for k in SCORES}})
-        log.info("audio %s: video AUC %.3f, window AUC %.3f (unseen groups)", name, row["video_auc"], row["roc_auc"])
+        log.info("audio %s: video AUC %.3f, window AUC %.3f (validation folds)", name, row["video_auc"], row["roc_auc"])
     best = max(comparison, key=lambda c: (np.nan_to_num(c["video_auc"], nan=-1.0), -comparison.index(c)))
     return comparison, best
 
@@ -119,8 +119,8 @@ def run_audio(shards: str, manifests: str, out: str | Path, fake_audio: str = "m
     write_text(out / "metrics.json", json.dumps(json_safe(metrics), indent=2))
     write_report(out, json_safe(metrics))
     alone = next(c for c in comparison if c["model"].startswith("logistic, bispectral only"))
-    log.info("held-out clip-level AUC %.3f (%s, unseen %s, %d folds); bispectral features alone %.3f; the kept "
-             "model on fold 0 (%d videos) %.3f", kept["video_auc"], name, group_by, grouping["folds"],
+    log.info("held-out clip-level AUC %.3f (%s, %d folds by %s); bispectral features alone %.3f; the kept "
+             "model on fold 0 (%d videos) %.3f", kept["video_auc"], name, grouping["folds"], group_by,
              alone["video_auc"], metrics["val_videos"], row["video_auc"])
     return out
 
