@@ -45,6 +45,10 @@ class Video:
         return self.label or "unlabelled"
 
 
+# the sources whose metadata gives each video its split (Video.official_split): resplit keeps it
+OFFICIAL_SPLIT_SOURCES = ("lavdf", "avdeepfake1m")
+
+
 class DiscoveryError(UsageProblem, ValueError):
     """The videos folder cannot be read as any dataset layout."""
 

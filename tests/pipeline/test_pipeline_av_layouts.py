@@ -108,6 +108,11 @@ def test_lavdf_segments_frames_and_official_split(clip, tmp_path):
     assert set(frames[frames["video_id"] == "lavdf-dev-000003"]["picture_label"]) == {"real"}
     bad = videos.loc["lavdf-test-000005"]  # n_fakes disagrees with its periods: a failed row naming the record
     assert bad["status"] == "failed" and "record 4: n_fakes 2 but 1 fake periods" in bad["error"]
+    # a resplit (another seed) keeps the dataset's own split
+    run_module("pipeline.resplit", "--shards", tmp_path / "shards", "--manifests", tmp_path / "manifests",
+               "--seed", "7", "--val-fraction", "0.5")
+    after = pd.read_parquet(tmp_path / "manifests" / "videos.parquet").set_index("video_id")["split"]
+    assert after.to_dict() == videos["split"].to_dict()
 
 
 def test_avdeepfake1m_split_files_modalities_and_test_list(clip, tmp_path):
