@@ -21,11 +21,11 @@ def discover_avdeepfake1m(root: Path, allow_outside: bool = False) -> list[Video
     videos: list[Video] = []
     for split, name in SPLIT_FILES.items():
         if (root / name).is_file():
-            videos += [_video(root, split, r, f"{root / name} record {i}", allow_outside)
+            videos += [_video(root, split, r, i, f"{root / name} record {i}", allow_outside)
                        for i, r in enumerate(read_records(root / name))]
     if (root / TEST_LIST).is_file():
         for line in (root / TEST_LIST).read_text().splitlines():
-            if line.strip():
+            if line.strip() and Path(line.strip()).name:
                 vid = safe_id(f"av1m-{Path(line.strip()).with_suffix('')}")
                 path = inside(root / "test", line.strip(), f"{root / TEST_LIST}", allow_outside)
                 videos.append(Video(vid, str(path), None, None, vid, "avdeepfake1m", None if path.is_file()
@@ -35,15 +35,16 @@ def discover_avdeepfake1m(root: Path, allow_outside: bool = False) -> list[Video
     return videos
 
 
-def _video(root: Path, split: str, record, where: str, allow_outside: bool) -> Video:
+def _video(root: Path, split: str, record, index: int, where: str, allow_outside: bool) -> Video:
     """A record: picture and sound labels from modify_type, the picture's periods from visual_fake_segments and the
     sound's from audio_fake_segments (fake_segments where those are absent); grouped by speaker (the file's first
     folder, a VoxCeleb2 id)."""
     record = record if isinstance(record, dict) else {}
     file = str(record.get("file") or "")
+    if not file or not Path(file).name:
+        vid = safe_id(f"av1m-{split}-record-{index}")
+        return Video(vid, str(root), None, None, vid, "avdeepfake1m", f"{where}: no 'file' (a record is an object)")
     vid = safe_id(f"av1m-{Path(file).with_suffix('')}")
-    if not file:
-        return Video(vid, str(root), None, None, vid, "avdeepfake1m", f"{where}: no 'file'")
     path = inside(root / split, file, where, allow_outside)
     parsed = {k: parse_periods(record.get(k), where) for k in
               ("fake_segments", "visual_fake_segments", "audio_fake_segments")}

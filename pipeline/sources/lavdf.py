@@ -36,17 +36,18 @@ def discover_lavdf(root: Path, allow_outside: bool = False) -> list[Video]:
     meta = next((root / name for name in METADATA if (root / name).is_file()), None)
     if meta is None:
         raise DiscoveryError(f"{root}: no LAV-DF metadata.json")
-    return [lavdf_video(root, r, f"{meta} record {i}", allow_outside) for i, r in enumerate(read_records(meta))]
+    return [lavdf_video(root, r, i, f"{meta} record {i}", allow_outside) for i, r in enumerate(read_records(meta))]
 
 
-def lavdf_video(root: Path, record, where: str, allow_outside: bool) -> Video:
+def lavdf_video(root: Path, record, index: int, where: str, allow_outside: bool) -> Video:
     """One record: label fake where the picture or the sound was modified; picture_periods / sound_periods are the
     fake periods of what was modified (none of what was not); a fake is grouped with its original."""
     record = record if isinstance(record, dict) else {}
     file = str(record.get("file") or "")
+    if not file or not Path(file).name:
+        vid = safe_id(f"lavdf-record-{index}")
+        return Video(vid, str(root), None, None, vid, "lavdf", f"{where}: no 'file' (a record is an object)")
     vid = safe_id(f"lavdf-{Path(file).with_suffix('')}")
-    if not file:
-        return Video(vid, str(root), None, None, vid, "lavdf", f"{where}: no 'file'")
     path = inside(root, file, where, allow_outside)
     periods, error = parse_periods(record.get("fake_periods"), where)
     if error is None and record.get("n_fakes") is not None and record["n_fakes"] != len(periods):

@@ -142,3 +142,26 @@ def test_avdeepfake1m_split_files_modalities_and_test_list(clip, tmp_path):
     pic = frames[frames["video_id"] == "av1m-id00001-abc-00002"].sort_values("second")["picture_label"].tolist()
     assert pic == ["real", "real", "real", "fake"]  # the picture's own periods, not the sound's
     assert pd.isna(videos.loc["av1m-000001", "label"])
+
+
+def test_bad_records_are_one_line_each(tmp_path):
+    """A record that is not an object, an unknown modify_type, a period running backwards: failed rows naming the
+    record; metadata that is not JSON: one DiscoveryError naming the file."""
+    from pipeline.sources.video import DiscoveryError
+
+    av1m = tmp_path / "av1m"
+    av1m.mkdir()
+    (av1m / "train_metadata.json").write_text(json.dumps([
+        1, {"file": "a/b/1.mp4", "modify_type": "weird"},
+        {"file": "a/b/2.mp4", "modify_type": "audio_modified", "audio_fake_segments": [[2.0, 1.0]]}]))
+    layout, videos = discover(av1m)
+    errors = sorted(v.error for v in videos)
+    assert layout == "avdeepfake1m" and len(errors) == 3
+    assert "train_metadata.json record 0: no 'file'" in errors[0]
+    assert "record 1: unknown modify_type 'weird'" in errors[1]
+    assert "fake period [2.0, 1.0] in" in errors[2] and "record 2" in errors[2]
+    lavdf = tmp_path / "lavdf"
+    lavdf.mkdir()
+    (lavdf / "metadata.json").write_text('[{"file": "x.mp4",')
+    with pytest.raises(DiscoveryError, match="metadata.json: cannot read metadata"):
+        discover(lavdf)

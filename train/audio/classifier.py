@@ -123,7 +123,7 @@ def is_audio(reference: str | Path) -> bool:
             return kind_of(path) == PACKAGE_KIND
         return RunLayout(path).checkpoint("audio").is_file() and not RunLayout(path).checkpoint("best").is_file()
     try:
-        return path.is_file() and torch.load(path, map_location="cpu", weights_only=True).get("kind") == KIND
+        return path.is_file() and torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("kind") == KIND
     except Exception:  # noqa: BLE001 (anything unreadable is simply not an audio checkpoint; its own loader says why)
         return False
 
