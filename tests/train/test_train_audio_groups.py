@@ -121,9 +121,24 @@ def test_evaluate_and_export_an_audio_run(av1m, speaker_run, tmp_path):
     config = json.loads((package / "config.json").read_text())
     assert config["kind"] == "audio" and config["grouping"]["by"] == "speaker" and "threshold" in config
     assert (package / "README.md").read_text().count("validation") >= 1
+    assert load(package).threshold == pytest.approx(config["threshold"]["value"]) and load(run).threshold == 0.5
     x = np.random.default_rng(0).standard_normal((3, len(load(run).spec.names)))
     assert np.allclose(load(package).predict(x), load(run).predict(x), atol=1e-6)
     _cli(evaluate, "--checkpoint", package, *data, "--out", tmp_path / "eval2")
     assert json.loads((tmp_path / "eval2" / "metrics.json").read_text())["window"] == result["window"]
     both = _cli(evaluate, "--checkpoint", run, "--checkpoint", package, *data, code=2)
     assert "is a sound detector" in both.output
+
+
+def test_a_sound_is_called_at_its_own_threshold():
+    """A verdict's sound is called fake at its model's threshold (an exported package's), not always at 0.5."""
+    from pathlib import Path
+
+    from train.score.verdict import Sound, Verdict, as_json, line
+
+    def verdict(threshold):
+        s = Sound("noisy-or", "a", 2.0, 1.0, 0.6, [0.0], [0.6], None, 0.6, threshold=threshold)
+        return Verdict(Path("v.mp4"), "frames", {"value": 0.9}, "mean", [], [], [], sound=s)
+
+    assert verdict(0.5).label == "FAKE" and verdict(0.7).label == "REAL"
+    assert "threshold 0.700" in line(verdict(0.7), "v.mp4") and as_json(verdict(0.7), "v")["sound"]["threshold"] == 0.7

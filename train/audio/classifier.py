@@ -17,6 +17,7 @@ from torch import nn
 from dfd.errors import ToolkitError
 from train.paths import CONFIG, WEIGHTS, RunLayout, is_package
 from train.score.package import kind_of
+from train.score.verdict import SOUND_THRESHOLD
 
 from .features import AudioFeatures
 
@@ -36,6 +37,7 @@ class AudioModel:
     hidden: int
     columns: list[int]  # which features (spec.names) the net reads
     fake_audio: str = "manipulated"  # which fakes' sound it was trained on (train.audio.data.sound_table)
+    threshold: float = SOUND_THRESHOLD  # a video's sound is called fake at this P(fake): a package's own, else 0.5
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         z = (x[:, self.columns] - self.mean) / self.std
@@ -143,7 +145,7 @@ def _from_package(folder: Path) -> AudioModel:
         raise AudioCheckpointError(f"{folder}: not a readable audio package ({exc})") from None
     net.eval()
     return AudioModel(net, mean, std, spec, int(config["hidden"]), list(config["columns"]),
-                      config.get("fake_audio", "manipulated"))
+                      config.get("fake_audio", "manipulated"), float(config["threshold"]["value"]))
 
 
 def load(path: str | Path) -> AudioModel:

@@ -68,7 +68,7 @@ def sound_png(verdict: Verdict) -> bytes:
     mids = [s + sound.window_s / 2 for s in sound.starts]
     ax.plot(mids, sound.windows, marker="o", color="#8e44ad", label=f"sound, windows of {sound.window_s:g} s")
     last = max([s + sound.window_s for s in sound.starts] + list(verdict.seconds) + [1])
-    return _over_time(fig, ax, SOUND_THRESHOLD, "P(fake) of the sound", last)
+    return _over_time(fig, ax, sound.threshold, "P(fake) of the sound", last)
 
 
 def sync_png(verdict: Verdict) -> bytes:
@@ -155,7 +155,7 @@ def write_page(verdict: Verdict, name: str, out: Path, model: torch.nn.Module, m
     sound = verdict.sound
     values = dict(
         name=name, label=verdict.label, p_fake=verdict.p_fake, p_picture=verdict.p_picture, sound=sound,
-        threshold=verdict.threshold, how=describe(verdict.threshold), sound_threshold=SOUND_THRESHOLD,
+        threshold=verdict.threshold, how=describe(verdict.threshold), sound_threshold=sound.threshold if sound is not None else SOUND_THRESHOLD,
         aggregate=verdict.aggregate, what="faces" if verdict.input == "faces" else "frames",
         n_seconds=len(verdict.seconds), evidence=evidence_text(verdict) if verdict.p_picture is not None else "",
         models=models, items=items, timeline=_png_uri(timeline_png(verdict)) if items else "",
