@@ -166,8 +166,9 @@ def consolidate(manifests: Path, extra: dict | None = None,
     manifests = Path(manifests)
     folder = parts_dir(manifests)
     shards = finished_shards(manifests)
-    video_tables = [pq.read_table(folder / f"{s[:-4]}.videos.parquet") for s in shards]
-    video_tables += [pq.read_table(p) for p in sorted(folder.glob("failed*.videos.parquet"))]
+    # conformed: fragments written before a column existed (picture_label, ...) join today's with it null
+    video_tables = [conform(pq.read_table(folder / f"{s[:-4]}.videos.parquet"), VIDEO_SCHEMA) for s in shards]
+    video_tables += [conform(pq.read_table(p), VIDEO_SCHEMA) for p in sorted(folder.glob("failed*.videos.parquet"))]
     videos = pa.concat_tables(video_tables) if video_tables else VIDEO_SCHEMA.empty_table()
     videos = _dedupe_videos(videos)
     write_parquet(videos, manifests / "videos.parquet")

@@ -7,10 +7,12 @@ import json
 import shutil
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from helpers.commands import run_module
 from helpers.sound import av_clip
+from pipeline.core.manifest import consolidate
 from pipeline.sources.discover import discover
 from pipeline.sources.periods import frame_label, parse_periods, window_label
 
@@ -68,6 +70,13 @@ def test_fakeavceleb_labels_picture_and_sound(clip, tmp_path):
     fvra = frames[frames["video_id"] == "fakeavceleb-fvra-id00076-00109_id00166_wavtolip"]
     assert set(fvra["picture_label"]) == {"fake"}
     assert set(frames[frames["video_id"] == "fakeavceleb-rvfa-id00076-00109_fake"]["picture_label"]) == {"real"}
+    # a videos fragment written before these columns existed still joins (its rows read null there)
+    fragment = sorted((tmp_path / "manifests" / "parts").glob("*.videos.parquet"))[0]
+    old = pq.read_table(fragment)
+    pq.write_table(old.drop_columns(["picture_label", "sound_label", "speaker", "fake_periods"]), fragment)
+    consolidate(tmp_path / "manifests")
+    joined = pd.read_parquet(tmp_path / "manifests" / "videos.parquet")
+    assert len(joined) == 6 and joined["picture_label"].isna().sum() == old.num_rows
 
 
 def _lavdf_records():
