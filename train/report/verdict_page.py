@@ -155,7 +155,8 @@ def write_page(verdict: Verdict, name: str, out: Path, model: torch.nn.Module, m
     sound = verdict.sound
     values = dict(
         name=name, label=verdict.label, p_fake=verdict.p_fake, p_picture=verdict.p_picture, sound=sound,
-        threshold=verdict.threshold, how=describe(verdict.threshold), sound_threshold=sound.threshold if sound is not None else SOUND_THRESHOLD,
+        threshold=verdict.threshold, how=describe(verdict.threshold),
+        sound_threshold=sound.threshold if sound is not None else SOUND_THRESHOLD,
         aggregate=verdict.aggregate, what="faces" if verdict.input == "faces" else "frames",
         n_seconds=len(verdict.seconds), evidence=evidence_text(verdict) if verdict.p_picture is not None else "",
         models=models, items=items, timeline=_png_uri(timeline_png(verdict)) if items else "",
