@@ -40,7 +40,7 @@ class OwnInput(nn.Module):
         # pixel = x * in_std + in_mean; out = (pixel / scale - mean) / std = x * gain + bias
         gain = in_std / (spec.scale * std)
         bias = (in_mean / spec.scale - mean) / std
-        self.order = order
+        self.order, self.spec = order, spec
         self.register_buffer("gain", gain.float().view(1, 3, 1, 1), persistent=False)
         self.register_buffer("bias", bias.float().view(1, 3, 1, 1), persistent=False)
 
@@ -48,6 +48,13 @@ class OwnInput(nn.Module):
         """Grad-CAM's layer (train.report.gradcam): the last feature stage of the (first member's) timm network."""
         net = self.net.members[0] if hasattr(self.net, "members") else self.net
         return net.net.get_submodule(net.net.feature_info[-1]["module"])
+
+    def gradcam_model(self) -> nn.Module:
+        """What the page's Grad-CAM runs: this network, or of an ensemble its first member alone behind the same
+        normalisation (a backward pass through all seven of the DFDC winner's B7s at 380 px held ~16 GB)."""
+        if not hasattr(self.net, "members"):
+            return self
+        return OwnInput(self.net.members[0], self.spec).to(self.gain.device).eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.order != [0, 1, 2]:

@@ -2,7 +2,7 @@
 the licence, the authors' preprocessing, and where running it here differs from it (another face detector, or the
 same one with other settings; no 5-point alignment where the authors align). The page is the real verdict page
 (train.report.verdict_page.write_page) of a video in which no face was found, fed what `dfd check` feeds it
-(train.score.package.zoo_facts of a package folder)."""
+(train.score.package.zoo_facts of a package folder). The page's Grad-CAM of an ensemble explains its first member."""
 from __future__ import annotations
 
 import html
@@ -10,18 +10,24 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import safetensors.torch
+import torch
 
-from pipeline.spec import FaceCrop
+from pipeline.spec import FaceCrop, ModelInput
+from train.model import normalize
 from train.paths import CONFIG, WEIGHTS
-from train.report.verdict_page import write_page
+from train.report.gradcam import find_target_layer, grad_cam, overlay
+from train.report.verdict_page import FAKE_CLASS, gradcams, write_page
 from train.score.package import zoo_facts
 from train.score.threshold import DEFAULT
 from train.score.verdict import NO_FACE, Verdict
+from train.zoo.arch import build
 from train.zoo.entries import ENTRIES, entry
 from train.zoo.here import DETECTOR_NAMES
 from train.zoo.importer import card, package_config
+from train.zoo.runtime import OwnInput
 
 
 def _package(name: str, folder: Path) -> dict:
@@ -70,3 +76,25 @@ def test_aligned_and_unaligned_entries_are_both_covered():
     """The parametrised test sees each case: an entry on MTCNN, one on another detector, one aligned, one not."""
     p = [e.preprocessing for e in ENTRIES.values()]
     assert {x.detector == "mtcnn" for x in p} == {True, False} and {x.box == "aligned" for x in p} == {True, False}
+
+
+def test_page_grad_cam_of_an_ensemble_is_its_first_member_alone():
+    """The winner's seven B7s at 380 px held ~16 GB in one Grad-CAM backward pass: the page explains the first
+    member only (behind the same normalisation), one crop at a time, and gets the same maps as that member alone."""
+    torch.manual_seed(0)
+    spec = ModelInput(size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    model = OwnInput(build({"timm_name": "resnet10t", "features": 512, "outputs": 1, "normalise": False}, 2),
+                     spec).eval()
+    first = model.gradcam_model()
+    assert first.net is model.net.members[0] and first.spec == spec
+    assert find_target_layer(first) is find_target_layer(model)
+    crops = [np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8) for i in range(2)]
+    x = normalize(torch.stack([torch.from_numpy(c).permute(2, 0, 1) for c in crops]))
+    with torch.no_grad():
+        expected_logits = model.net.members[0](x * model.gain + model.bias)
+        assert torch.allclose(first(x), expected_logits, atol=1e-5)
+    alone = OwnInput(model.net.members[0], spec).eval()
+    cams = grad_cam(alone, x, target_class=FAKE_CLASS).numpy()
+    assert all(np.array_equal(got, overlay(c, cam)) for got, c, cam in zip(gradcams(model, crops), crops, cams))
+    single = OwnInput(model.net.members[1], spec).eval()
+    assert single.gradcam_model() is single
