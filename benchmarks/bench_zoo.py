@@ -50,6 +50,7 @@ CLIP = ROOT.parent / "shared" / "data" / "dfdc_sample" / "dfdc_train_part_0" / "
 CLIP_SECONDS = 10.0
 CLIPS_TEST = 5000        # DFDC's public test set: what a user's full run costs
 DEFAULT_ENTRIES = "sbi-c23,gend-clip-l14,dfdc-winner"
+log = logging.getLogger("bench_zoo")
 PHASES = ("decode_s", "detect_s", "score_s", "page_s")
 COLUMNS = ("entry", "device", "members", "input", "faces_per_s", "faces_per_cpu_s", "frames", "faces", "clip_s",
            "clip_cpu_s", "clip_s_all_frames", "hours_5000_clips",
@@ -111,6 +112,8 @@ def measure(package: Path, clip: Path, device: str, frames: int | None, batch: i
     if frames is not None and frames < all_frames:
         settings = dataclasses.replace(settings, fps=frames / CLIP_SECONDS)
     fps, fps_cpu = faces_per_second(Scorer(ensemble.models, ensemble.dev, batch), ensemble.image_size, batch, rounds)
+    log.info("%s: loaded in %.1f s; %.3f faces/s (%.3f per CPU-s); checking %s", package.name, load_s, fps, fps_cpu,
+             clip.name)
     scorer = Scorer(ensemble.models, ensemble.dev, config.batch_size)  # as check batches
     cropper = face_cropper(config, ensemble.image_size, device)
     threshold = decision_threshold(ensemble.paths, ensemble.thresholds, config.aggregate)
@@ -119,6 +122,9 @@ def measure(package: Path, clip: Path, device: str, frames: int | None, batch: i
     verdict = check_video(clip, scorer, settings, ensemble.image_size, cropper, threshold, config.aggregate)
     if verdict.error:
         raise SystemExit(f"{clip}: {verdict.error}")
+    log.info("%s: %d faces of %d frames in %.1f s (%s); the page", package.name, len(verdict.items),
+             len(verdict.seconds), time.perf_counter() - start,
+             ", ".join(f"{k} {v:.1f}" for k, v in verdict.timings.items()))
     page = package.parent / f"{package.name}-{device}.html"
     page_start = time.perf_counter()
     write_page(verdict, clip.name, page, ensemble.models[0], described, settings_of(ensemble, sampled, threshold))
@@ -211,7 +217,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)
     torch.set_num_threads(args.threads)
     if args.measure:
         print(json.dumps(measure(args.measure, args.clip, args.devices, args.frames, args.batch, args.rounds)))
