@@ -197,7 +197,6 @@ def write_rows(rows: list[dict], out: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    print(f"rows: {out / 'zoo.json'}, {out / 'zoo.csv'}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -248,9 +247,10 @@ def main() -> None:
             for device in devices:
                 rows.append({"entry": name, **run_child(package, args, device)})
                 print(row_line(rows[-1]), flush=True)
+                write_rows(rows, args.out)  # after each row: an interrupted run keeps what it measured
     print("s/clip*: with the entry's own frames per clip (projected when --frames caps them); h/5000: hours for "
           "DFDC's 5,000 test clips at s/clip*; CPU-s: this process's and ffmpeg's CPU time for the clip")
-    write_rows(rows, args.out)
+    print(f"rows: {args.out / 'zoo.json'}, {args.out / 'zoo.csv'}")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def _detector(p: dict, crop: FaceCrop) -> str:
     theirs = authors_detector(p)
     if theirs == USED:
         return f"Same face detector, other settings: here {ours}; the authors: {p['detector_settings']}."
-    return (f"Different face detector: the authors used {theirs} ({p['detector_settings']}); here {ours}. The faces "
+    return (f"Different face detector: the authors used {theirs} (their settings: {p['detector_settings']}); here "
+            f"{ours}. The faces "
             f"found and their boxes, and so the crops, can differ from the authors'.")
 
 

@@ -93,7 +93,7 @@ def describe_zoo(config: dict) -> dict:
             "non_commercial": bool(lic["non_commercial"]), "preprocessing": p["summary"],
             "detector_used": USED, "detector_authors": theirs,
             "detector": f"{USED} ran here (this toolkit's detector); the authors used {theirs} "
-                        f"({p['detector_settings']})",
+                        f"(their settings: {p['detector_settings']})",
             "aligned_by_authors": p.get("alignment", "none") == "five_point", "differences": differences(config)}
 
 
