@@ -94,7 +94,9 @@ def describe_zoo(config: dict) -> dict:
             "detector_used": USED, "detector_authors": theirs,
             "detector": f"{USED} ran here (this toolkit's detector); the authors used {theirs} "
                         f"(their settings: {p['detector_settings']})",
-            "aligned_by_authors": p.get("alignment", "none") == "five_point", "differences": differences(config)}
+            "aligned_by_authors": p.get("alignment", "none") == "five_point", "differences": differences(config),
+            "gradcam": (f"of the first of its {config['members']} members (OwnInput.gradcam_model)"
+                        if int(config.get("members", 1)) > 1 else "")}
 
 
 def load_for_scoring(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:

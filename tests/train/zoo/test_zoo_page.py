@@ -34,7 +34,7 @@ def _package(name: str, folder: Path) -> dict:
     """config.json of `name` as import writes it, beside an empty weights file (the card and the page read the
     config only)."""
     e = entry(name)
-    config = package_config(e, [], e.architecture.to_dict())
+    config = {**package_config(e, [], e.architecture.to_dict()), "members": e.max_files}
     folder.mkdir(parents=True)
     (folder / CONFIG).write_text(json.dumps(config))
     safetensors.torch.save_file({}, str(folder / WEIGHTS))
@@ -70,6 +70,7 @@ def test_card_and_page_name_source_licence_preprocessing_and_differences(name, t
         assert "cropped from there; the authors crop from the frame at its own resolution" in shown
     assert facts["differences"] and all(d in text for d in facts["differences"])
     assert facts["aligned_by_authors"] == (e.preprocessing.box == "aligned")
+    assert ("Grad-CAM below: of the first of its" in text) == (config["members"] > 1)
 
 
 def test_aligned_and_unaligned_entries_are_both_covered():
