@@ -96,13 +96,17 @@ def sync_png(verdict: Verdict) -> bytes:
 
 
 def gradcams(model: torch.nn.Module, crops: list[np.ndarray]) -> list[np.ndarray]:
-    """Grad-CAM of class fake over each crop (the model's exact input), as overlays."""
+    """Grad-CAM of class fake over each crop (the model's exact input), as overlays. One crop at a time (a backward
+    pass holds every activation of the network); a model with `gradcam_model()` (a zoo ensemble) names the network
+    to explain (its first member)."""
     if not crops:
         return []
+    if callable(getattr(model, "gradcam_model", None)):
+        model = model.gradcam_model()
     device = next(model.parameters()).device
-    batch = normalize(torch.stack([to_chw(c) for c in crops]).to(device))
     try:
-        cams = grad_cam(model, batch, target_class=FAKE_CLASS).cpu().numpy()
+        cams = np.concatenate([grad_cam(model, normalize(to_chw(c)[None].to(device)), target_class=FAKE_CLASS)
+                               .cpu().numpy() for c in crops])
     except ValueError as err:  # a network without a spatial feature map (a zoo ViT): the crops without heat
         logging.getLogger(__name__).warning("no Grad-CAM: %s", str(err).splitlines()[0])
         return list(crops)
