@@ -52,7 +52,7 @@ def build(shards: Path, manifests: Path, settings: FaceCrop, device: str = "cpu"
         def account(done: dict):
             stats["shards_done"] += 1
             for key in ("frames", "faces", "frames_with_faces", "videos", "videos_without_faces", "undecodable",
-                        "detected", "cached"):
+                        "detected", "cached", "tubes", "clips_without_tube"):
                 stats[key] += done.get(key, 0)
             for key in done.get("undecodable_keys", []):
                 log.warning("undecodable frame JPEG: %s (in %s)", key, done["shard"])
@@ -98,6 +98,10 @@ def build(shards: Path, manifests: Path, settings: FaceCrop, device: str = "cpu"
             collect_garbage(shards, manifests, current)
         section = fm.consolidate_faces(manifests, p["all_shards"], p["fingerprints"])
         fm.update_dataset_json(manifests, section)
+        tubes = fm.consolidate_face_clips(manifests, p["all_shards"], p["fingerprints"])
+        fm.update_dataset_json(manifests, tubes, "face_clips")
+        if tubes is not None:
+            stats["total_tubes"] = tubes["tubes"]
         stats["total_faces"] = section["faces"]
         stats["total_videos_without_faces"] = section["videos_without_faces"]
         stats["pending"] = len(section["pending_shards"])
