@@ -18,14 +18,14 @@ import json
 import logging
 import tarfile
 
-from pipeline.core.shards import member
+from pipeline.core.shards import FACE_CLIPS_DIR, member
 from pipeline.dataset import MemberReader, clip_jpegs
 from pipeline.spec import FaceCrop
 from pipeline.stages.faces.crop import crop_face, decode_jpeg, encode_jpeg
 
 log = logging.getLogger(__name__)
 
-FACE_CLIPS = "face_clips"  # the face-clip shards' folder under SHARDS/, one per frame shard with tubes
+FACE_CLIPS = FACE_CLIPS_DIR  # the face-clip shards' folder under SHARDS/
 MATCH = 0.02  # s: a clip belongs to the sampled frame whose second is this close to the clip's start
 STATUSES = ("done", "no_face", "no_frame", "no_clip", "unreadable")
 
