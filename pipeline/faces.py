@@ -73,6 +73,9 @@ def _summary(stats: dict) -> None:
              stats.get("faces", 0), stats.get("frames_with_faces", 0), stats.get("videos_without_faces", 0),
              stats.get("videos", 0), stats.get("undecodable", 0), stats.get("detected", 0), stats.get("cached", 0),
              stats.get("seconds", 0))
+    if "total_tubes" in stats:
+        log.info("face clips: %d tubes made in this run, %d clips without a tube (face_clips.parquet says why); "
+                 "%d tubes in all", stats.get("tubes", 0), stats.get("clips_without_tube", 0), stats["total_tubes"])
     if stats.get("shards_failed"):
         log.error("%d frame shards failed (see the errors above); their faces are missing", stats["shards_failed"])
         sys.exit(1)

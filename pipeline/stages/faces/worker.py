@@ -281,8 +281,11 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
 
 def _commit_tubes(task: Task, shards: Path, folder: Path, out: _Output) -> None:
     """The face-clip shard in place (or none, and an older one removed, where no clip gave a tube) and its
-    fragment, before the done marker: a shard is finished only with both."""
+    fragment, before the done marker: a shard is finished only with both. Without clips, those of an earlier
+    run are removed."""
     if out.tubes is None:
+        (folder / f"{task.shard[:-4]}.face_clips.parquet").unlink(missing_ok=True)
+        (shards / tubes.FACE_CLIPS / task.shard).unlink(missing_ok=True)
         return
     if out.stats["tubes"]:
         out.tubes.commit(task.shard)
