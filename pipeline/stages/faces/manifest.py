@@ -122,8 +122,9 @@ def consolidate_face_clips(manifests: Path, frame_shards: list[str],
     write_parquet(table, manifests / FACE_CLIPS_TABLE)
     counts: collections.Counter = collections.Counter()
     statuses = collections.Counter(table["status"].to_pylist())
-    for split, label, status in zip(*(table[c].to_pylist() for c in ("split", "label", "status"))):
-        if status == "done":
+    for split, label, status, clip in zip(*(table[c].to_pylist() for c in ("split", "label", "status",
+                                                                         "clip_status"))):
+        if status == "done" and clip == "done":  # what a trainer reads (train.data.clip_streams)
             counts[(split, label or "unlabelled")] += 1
     nested: dict = {}
     for (split, label), n in sorted(counts.items()):

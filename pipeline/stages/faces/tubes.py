@@ -84,8 +84,9 @@ def clip_tubes(clip: dict, frames: list[dict], faces: list[dict], broken: set, s
         data = b"".join(member(f"{key}.{j:03d}.jpg", encode_jpeg(crop_face(image, box, fs.margin, fs.face_size,
                                                                             fs.box, fs.resize), fs.jpeg_quality))
                         for j, image in enumerate(images))
-        meta = {k: row.get(k) for k in ("key", "video_id", "clip", "face", "track", "split", "label", "times",
-                                        "x0", "y0", "x1", "y1", "clip_status")}
+        meta = {**{k: row.get(k) for k in ("key", "video_id", "clip", "face", "track", "split", "label", "times",
+                                           "x0", "y0", "x1", "y1")},
+                "status": clip["status"]}  # the clip's, as a clip sample's (train.data.clip_streams reads "done")
         rows.append(row)
         members.append(data + member(f"{key}.json", json.dumps(meta).encode()))
     return rows, members

@@ -14,7 +14,7 @@ import pytest
 
 from helpers.commands import pipeline_argv, run_module
 from helpers.paths import SHARED_DATA
-from pipeline.dataset import Dataset
+from pipeline.dataset import Dataset, DatasetError
 from pipeline.ffmpeg.locate import find_ffmpeg
 from pipeline.spec import FaceCrop
 from pipeline.stages.faces import FaceDetector
@@ -117,3 +117,23 @@ def test_sampled_frame_and_scaled_box():
     assert sampled_frame([0.0, 1.0], None) is None
     frame, clip = {"width": 640, "height": 360}, {"width": 320, "height": 180}
     assert scaled_box({"x0": 100, "y0": 50, "x1": 200, "y1": 150}, frame, clip) == (50, 25, 100, 75)
+
+
+@needs_data
+def test_face_clips_stream_as_clips_for_training(tubes, tmp_path):
+    """`dfd train --input face-clips` reads the tubes as it reads clips: batches (N, T, 3, H, W) of face crops."""
+    from train.data.clip_streams import ClipShards, ClipValStream
+
+    dataset = Dataset.open(tubes / "shards", tubes / "manifests", need=())
+    shards = ClipShards(dataset, "face-clips")
+    assert shards.n_clips("train") == 2 and shards.frames == T
+    assert [u.rsplit("/", 2)[-2:] for u in shards.urls("train")] == [["face_clips", "train-real-000000.tar"]]
+    (frames, labels, keys, videos), = ClipValStream(shards.urls("train"), (64, 64), 8)
+    assert frames.shape == (2, T, 3, 64, 64) and labels.tolist() == [0, 0] and videos == ["aface", "aface"]
+    assert sorted(keys) == sorted(dataset.face_clips()["key"])
+    shutil.copytree(tubes / "manifests", tmp_path / "manifests")
+    data = json.loads((tmp_path / "manifests" / "dataset.json").read_text())
+    del data["face_clips"]  # clips, but the faces stage not run
+    (tmp_path / "manifests" / "dataset.json").write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match="no face clips: run `dfd faces`"):
+        ClipShards(Dataset.open(tubes / "shards", tmp_path / "manifests", need=()), "face-clips")
