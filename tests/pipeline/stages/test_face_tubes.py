@@ -137,3 +137,19 @@ def test_face_clips_stream_as_clips_for_training(tubes, tmp_path):
     (tmp_path / "manifests" / "dataset.json").write_text(json.dumps(data))
     with pytest.raises(DatasetError, match="no face clips: run `dfd faces`"):
         ClipShards(Dataset.open(tubes / "shards", tmp_path / "manifests", need=()), "face-clips")
+
+
+@needs_data
+def test_verify_checks_face_clip_shards(tubes, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(tubes, out, ignore=shutil.ignore_patterns("videos"))
+    argv = ("--shards", out / "shards", "--manifests", out / "manifests")
+    assert run_module("pipeline.verify", *argv).returncode == 0
+    shard = out / "shards" / "face_clips" / "train-real-000000.tar"
+    data = bytearray(shard.read_bytes())
+    data[600] ^= 0xFF  # a byte of the first crop changed after sealing
+    shard.write_bytes(bytes(data))
+    proc = run_module("pipeline.verify", *argv, check=False)
+    assert proc.returncode == 1
+    assert "face_clips/train-real-000000.tar: sha256 differs from the one dataset.json's face_clips section" in (
+        proc.stdout + proc.stderr)
