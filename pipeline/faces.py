@@ -1,4 +1,5 @@
-"""`python -m pipeline.faces`: MTCNN faces of every frame in the frame shards -> face-crop shards + faces.parquet."""
+"""`python -m pipeline.faces`: MTCNN faces of every frame in the frame shards -> face-crop shards + faces.parquet
+(and, where the dataset has clips, face-clip shards + face_clips.parquet)."""
 from __future__ import annotations
 
 import logging
@@ -43,6 +44,10 @@ log = logging.getLogger("pipeline.faces")
 def main(shards, manifests, device, workers, detect_size, min_score, min_size, margin, face_size, max_faces,
          part, verbose):
     """Detect, track and crop the faces of every frame of the frame shards (never decoding a video again).
+
+    On a dataset made with --clip-frames T it also cuts face tubes: each face of a clip's sampled frame cropped
+    across the clip's T frames with one box (SHARDS/face_clips/, face_clips.parquet; `dfd train --input
+    face-clips`).
 
     Rerunning the same command resumes: finished frame shards are kept, new ones processed alone; after
     `pipeline.resplit` the faces are re-derived from cached detections without running the detector.
