@@ -25,7 +25,7 @@ DEMO_PACKAGE ?= $(DEMO_FACES)/package
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo demo-faces demo-audio check test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff measure-sync measure-face-geometry bench-check bench-vit bench-sampling sbi-figure clean help
+.PHONY: setup shards faces train demo demo-faces demo-audio check test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff measure-sync measure-face-geometry bench-check bench-zoo bench-vit bench-sampling sbi-figure clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -134,6 +134,9 @@ bench-predict: setup  ## videos/s of train.predict, frames and faces: decode / d
 
 bench-check: setup  ## dfd check s per 10-s 1080p DFDC clip, faces and frames paths: decode, detection, scoring, page; wall and CPU-s
 	$(PYTHON) benchmarks/bench_check.py $(ARGS)
+
+bench-zoo: setup  ## per zoo entry (random weights, published layout, real import): faces/s, dfd check s per 10-s clip, peak RSS; CPU and CUDA [ARGS="--entries a,b --frames N"]
+	$(PYTHON) benchmarks/bench_zoo.py $(ARGS)
 
 clean:  ## remove generated data (not the venv)
 	rm -rf $(DEMO) $(DEMO_FACES) $(CHECK_OUT) runs bench-out .pytest_cache

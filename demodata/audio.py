@@ -82,26 +82,47 @@ def mux(path: Path, sound: np.ndarray, seconds: float, source: str) -> None:
     subprocess.run(cmd, input=pcm, check=True)
 
 
-def make(out: Path, clips: list[Path], seconds: float, iterations: int, seed: int) -> dict:
-    """The part folder with its metadata.json; returns the metadata."""
+LAYOUTS = ("dfdc", "fakeavceleb")
+FAKES = ("griffin-lim", "same")
+
+
+def make(out: Path, clips: list[Path], seconds: float, iterations: int, seed: int, layout: str = "dfdc",
+         silent_start: float = 0.0, fake: str = "griffin-lim") -> dict:
+    """The part folder with its metadata.json (dfdc), or a FakeAVCeleb tree (fakeavceleb: each clip's speaker is an
+    id folder, its reals in RealVideo-RealAudio and its fakes in RealVideo-FakeAudio); returns {file: label}.
+    silent_start: the fakes' first seconds are silence (the shortcut of FakeAVCeleb and AV-Deepfake1M); fake
+    'same': the fake keeps the real speech, so the silence is all that tells it apart."""
     if not clips:
         raise DemoAudioError(f"no real DFDC clips with speech in {SAMPLE} (see ../shared/data/README.md)")
     rng = np.random.default_rng(seed)
-    part = Path(out) / PART_NAME
-    part.mkdir(parents=True, exist_ok=True)
-    size, meta, jobs = int(seconds * RATE), {}, []
+    size, labels, jobs = int(seconds * RATE), {}, []
     for c, speech in enumerate(real_speech(clips)):
         for s, start in enumerate(range(0, len(speech) - size + 1, size // 2)):
-            jobs.append((f"r{c}s{s:02d}", speech[start:start + size]))
+            jobs.append((c, s, speech[start:start + size]))
     sources = ["testsrc2", "mandelbrot", "rgbtestsrc", "smptebars"]
-    for i, (name, segment) in enumerate(tqdm(jobs, desc="demo-audio clips", unit="pair")):
-        mux(part / f"real{name}.mp4", segment, seconds, sources[i % len(sources)])
-        mux(part / f"fake{name}.mp4", griffin_lim(segment, iterations, rng), seconds, sources[i % len(sources)])
-        meta[f"real{name}.mp4"] = {"label": "REAL", "split": "train", "original": None}
-        meta[f"fake{name}.mp4"] = {"label": "FAKE", "split": "train", "original": f"real{name}.mp4"}
-    (part / "metadata.json").write_text(json.dumps(meta, indent=1))
-    log.info("%s: %d real and %d fake clips of %.1f s", part, len(jobs), len(jobs), seconds)
-    return meta
+    for i, (c, s, segment) in enumerate(tqdm(jobs, desc="demo-audio clips", unit="pair")):
+        real_rel, fake_rel = _names(layout, c, s)
+        voice = griffin_lim(segment, iterations, rng) if fake == "griffin-lim" else segment.copy()
+        voice[: int(silent_start * RATE)] = 0.0
+        for rel, sound in ((real_rel, segment), (fake_rel, voice)):
+            (Path(out) / rel).parent.mkdir(parents=True, exist_ok=True)
+            mux(Path(out) / rel, sound, seconds, sources[i % len(sources)])
+        labels[real_rel], labels[fake_rel] = "REAL", "FAKE"
+    if layout == "dfdc":
+        meta = {Path(rel).name: {"label": lab, "split": "train",
+                                 "original": Path(rel).name.replace("fake", "real", 1) if lab == "FAKE" else None}
+                for rel, lab in labels.items()}
+        (Path(out) / PART_NAME / "metadata.json").write_text(json.dumps(meta, indent=1))
+    log.info("%s: %d real and %d fake clips of %.1f s (%s)", out, len(jobs), len(jobs), seconds, layout)
+    return labels
+
+
+def _names(layout: str, clip: int, segment: int) -> tuple[str, str]:
+    if layout == "dfdc":
+        return f"{PART_NAME}/realr{clip}s{segment:02d}.mp4", f"{PART_NAME}/faker{clip}s{segment:02d}.mp4"
+    folder = f"demo/any/id{clip:05d}"
+    return (f"RealVideo-RealAudio/{folder}/{segment:05d}.mp4",
+            f"RealVideo-FakeAudio/{folder}/{segment:05d}_fake.mp4")
 
 
 @command()
@@ -111,12 +132,20 @@ def make(out: Path, clips: list[Path], seconds: float, iterations: int, seed: in
 @click.option("--seconds", default=2.5, type=click.FloatRange(min=1.0), help="Seconds of speech per clip.")
 @click.option("--iterations", default=16, type=click.IntRange(min=0), help="Griffin-Lim iterations of the fakes.")
 @click.option("--seed", default=0, type=int)
+@click.option("--layout", type=click.Choice(LAYOUTS), default="dfdc", show_default=True,
+              help="dfdc: one part with metadata.json; fakeavceleb: a FakeAVCeleb tree, each clip's voice a speaker.")
+@click.option("--silent-start", default=0.0, type=click.FloatRange(min=0.0), show_default=True,
+              help="Seconds of silence at the start of every fake's sound.")
+@click.option("--fake", type=click.Choice(FAKES), default="griffin-lim", show_default=True,
+              help="griffin-lim: the fake's voice resynthesised; same: the real voice (only --silent-start differs).")
 @verbose_option
-def main(out: Path, clips_dir: Path, seconds: float, iterations: int, seed: int, verbose: bool) -> None:
-    """Real clips with real speech and fakes with the same speech resynthesised (Griffin-Lim), DFDC-shaped."""
+def main(out: Path, clips_dir: Path, seconds: float, iterations: int, seed: int, layout: str, silent_start: float,
+         fake: str, verbose: bool) -> None:
+    """Real clips with real speech and fakes with the same speech resynthesised (Griffin-Lim), DFDC-shaped or as
+    FakeAVCeleb."""
     setup_logging(verbose)
     with reported():
-        make(out, sorted(Path(clips_dir).glob("*.mp4")), seconds, iterations, seed)
+        make(out, sorted(Path(clips_dir).glob("*.mp4")), seconds, iterations, seed, layout, silent_start, fake)
 
 
 if __name__ == "__main__":

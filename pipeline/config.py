@@ -9,7 +9,7 @@ from dfd.threads import usable_cores
 from pipeline.spec import MAX_SIDE, SKIP_FRAMES, Clips, FrameSampling
 
 GROUPING = "identities"  # groups are connected components of the people a video involves (issue 11 item 13)
-LAYOUTS = ("auto", "dfdc", "ffpp", "celebdf", "csv", "unlabelled", "mixed")
+LAYOUTS = ("auto", "dfdc", "ffpp", "celebdf", "csv", "fakeavceleb", "lavdf", "avdeepfake1m", "unlabelled", "mixed")
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}
 

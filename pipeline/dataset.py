@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 
 DATASET_JSON = "dataset.json"
 TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "faces.parquet", "audio": "audio.parquet",
-          "clips": "clips.parquet"}
+          "clips": "clips.parquet", "face_clips": "face_clips.parquet"}
 SHARD_COLUMNS = ("shard", "crop_shard")  # the tables' columns that name shards (checked on every read)
-SHARDLESS_ROWS = ("videos", "audio", "clips")  # tables whose rows may have no shard (a failed video, a video without sound)
+SHARDLESS_ROWS = ("videos", "audio", "clips", "face_clips")  # tables whose rows may have no shard (a failed video, a video without sound)
 LABELS = {"real": 0, "fake": 1}
 CLASS_NAMES = ("real", "fake")
 SPLITS = ("train", "val", "test")
@@ -428,26 +428,45 @@ class Dataset:
         table = self.table("clips", None if columns is None else list(dict.fromkeys([*columns, "status"])))
         return table if status is None else table[table["status"].isin(status)]
 
-    def clip_frames(self, keys: Iterable[str]):
+    def clip_frames(self, keys: Iterable[str], table: str = "clips"):
         """Clip key -> its frames as one uint8 array (n_frames, height, width, 3), RGB, read from the local clip
-        shards at their offsets; DatasetError naming the clip where a shard does not hold it."""
+        shards at their offsets; DatasetError naming the clip where a shard does not hold it. `table`
+        "face_clips": face tubes by their key (face_clip_frames)."""
         import numpy as np
         import simplejpeg
 
         wanted = sorted(set(keys))
-        rows = read_table(self.manifests, "clips", ["key", "shard", "offset", "n_frames"], keys=wanted)
+        rows = read_table(self.manifests, table, ["key", "shard", "offset", "n_frames"], keys=wanted)
         out = {}
         with MemberReader(self.location) as reader:
             for key, shard, offset, n in zip(rows["key"], rows["shard"], rows["offset"], rows["n_frames"]):
-                _require(isinstance(shard, str), f"{table_path(self.manifests, 'clips')}: clip {key} has no shard")
+                _require(isinstance(shard, str), f"{table_path(self.manifests, table)}: clip {key} has no shard")
                 try:
                     jpegs = clip_jpegs(reader, shard, int(offset), key, int(n))
                 except (OSError, EOFError, tarfile.TarError) as err:
                     raise DatasetError(f"{shard}: clip {key} not read at byte {offset}: {err}") from None
                 out[key] = np.stack([simplejpeg.decode_jpeg(j, colorspace="RGB") for j in jpegs])
         missing = [k for k in wanted if k not in out]
-        _require(not missing, f"{table_path(self.manifests, 'clips')} has no clip {', '.join(missing[:3])}")
+        _require(not missing, f"{table_path(self.manifests, table)} has no clip {', '.join(missing[:3])}")
         return out
+
+    def face_clips(self, columns: Sequence[str] | None = None, status: Sequence[str] | None = ("done",),
+                   clip_status: Sequence[str] | None = ("done",)) -> pd.DataFrame:
+        """face_clips.parquet (a row per face tube: video_id, clip, clip_key, face, track, split, label, start,
+        times, the one box x0..y1, key, shard, n_frames, status; or per clip without a tube, status saying why),
+        only the rows of `status` whose clip is of `clip_status` (None: all); DatasetError where the faces stage
+        made no face clips (a dataset without clips, or the stage not run)."""
+        _require(self.has_table("face_clips"), f"{table_path(self.manifests, 'face_clips')} does not exist: run "
+                 "the faces stage (dfd faces) on a dataset made with --clip-frames T")
+        extra = [c for c, keep in (("status", status), ("clip_status", clip_status)) if keep is not None]
+        table = self.table("face_clips", None if columns is None else list(dict.fromkeys([*columns, *extra])))
+        if status is not None:
+            table = table[table["status"].isin(status)]
+        return table if clip_status is None else table[table["clip_status"].isin(clip_status)]
+
+    def face_clip_frames(self, keys: Iterable[str]):
+        """Face tube key -> its crops as one uint8 array (n_frames, size, size, 3), RGB, from the face-clip shards."""
+        return self.clip_frames(keys, "face_clips")
 
     @property
     def clip_spec(self) -> Clips | None:

@@ -1,4 +1,5 @@
-"""`python -m pipeline.faces`: MTCNN faces of every frame in the frame shards -> face-crop shards + faces.parquet."""
+"""`python -m pipeline.faces`: MTCNN faces of every frame in the frame shards -> face-crop shards + faces.parquet
+(and, where the dataset has clips, face-clip shards + face_clips.parquet)."""
 from __future__ import annotations
 
 import logging
@@ -44,6 +45,10 @@ def main(shards, manifests, device, workers, detect_size, min_score, min_size, m
          part, verbose):
     """Detect, track and crop the faces of every frame of the frame shards (never decoding a video again).
 
+    On a dataset made with --clip-frames T it also cuts face tubes: each face of a clip's sampled frame cropped
+    across the clip's T frames with one box (SHARDS/face_clips/, face_clips.parquet; `dfd train --input
+    face-clips`).
+
     Rerunning the same command resumes: finished frame shards are kept, new ones processed alone; after
     `pipeline.resplit` the faces are re-derived from cached detections without running the detector.
     """
@@ -73,6 +78,9 @@ def _summary(stats: dict) -> None:
              stats.get("faces", 0), stats.get("frames_with_faces", 0), stats.get("videos_without_faces", 0),
              stats.get("videos", 0), stats.get("undecodable", 0), stats.get("detected", 0), stats.get("cached", 0),
              stats.get("seconds", 0))
+    if "total_tubes" in stats:
+        log.info("face clips: %d tubes made in this run, %d clips without a tube (face_clips.parquet says why); "
+                 "%d tubes in all", stats.get("tubes", 0), stats.get("clips_without_tube", 0), stats["total_tubes"])
     if stats.get("shards_failed"):
         log.error("%d frame shards failed (see the errors above); their faces are missing", stats["shards_failed"])
         sys.exit(1)

@@ -19,7 +19,7 @@ from pipeline.config import ConfigError, PipelineConfig
 from pipeline.dataset import read_arrow, read_members
 from pipeline.split import files as splitfiles
 from pipeline.sources.discover import identities, link_groups
-from pipeline.sources.video import Video
+from pipeline.sources.video import OFFICIAL_SPLIT_SOURCES, Video
 from pipeline.core.journal import JOURNAL, recover
 from pipeline.core.manifest import SectionBuilder, lock
 from pipeline.core.shards import ShardWriter, Staged, member, parse_shard_name
@@ -48,7 +48,8 @@ def _new_splits(rows: list[dict], files: Sequence[str], seed: int, val_fraction:
     A label a file gives an unlabelled video is not applied here (its frames would change shards of label too):
     rerun pipeline.run with the file for that."""
     videos = [Video(r["video_id"], r["path"] or "", r["label"], r.get("original"), r["group"] or r["video_id"],
-                    r["source"] or "") for r in rows]
+                    r["source"] or "", official_split=r["split"] if r["source"] in OFFICIAL_SPLIT_SOURCES else None)
+              for r in rows]
     parsed = splitfiles.read_split_files(files)
     pairs = splitfiles.apply(parsed, videos, seed, val_fraction)
     return {v.video_id: split if row["label"] is not None else "test" for (v, split), row in zip(pairs, rows)}

@@ -2,7 +2,7 @@
 
 --shards: every shard listed in dataset.json exists, has its recorded size and sha256 (the frame shards, the audio
 shards of its audio section where the sound was kept, the clip shards of its clips section where clips were kept,
-and the face shards of its faces section where the faces stage ran).
+and the face shards and face-clip shards of its faces and face_clips sections where the faces stage ran).
 --manifests: frames.parquet agrees with dataset.json (every frame's shard is listed, the counts match).
 --deep: every frame's member is where frames.parquet says, has its size and crc32, and its JPEG decodes; every
 sound's WAV is where audio.parquet says, has its size and crc32, and reads as 16-bit mono; every clip's JPEGs are
@@ -103,11 +103,12 @@ def check_audio_shards(shards: Path, data: dict, problems: list[str]) -> None:
         _check_sealed(shards, entries, "size", "dataset.json's audio section", problems)
 
 
-def check_clip_shards(shards: Path, data: dict, problems: list[str]) -> None:
-    """The clip shards of dataset.json's clips section: each exists, has its recorded size and sha256."""
-    entries = _section_shards(data, "clips", problems)
+def check_clip_shards(shards: Path, data: dict, problems: list[str], key: str = "clips") -> None:
+    """The clip shards of dataset.json's clips section (`key` "face_clips": the faces stage's face-clip shards):
+    each exists, has its recorded size and sha256."""
+    entries = _section_shards(data, key, problems)
     if entries is not None:
-        _check_sealed(shards, entries, "size", "dataset.json's clips section", problems)
+        _check_sealed(shards, entries, "size", f"dataset.json's {key} section", problems)
 
 
 def check_clips(shards: Path, manifests: Path, problems: list[str]) -> int:
@@ -275,6 +276,7 @@ def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, d
         check_face_shards(shards, data, problems, notes)
         check_audio_shards(shards, data, problems)
         check_clip_shards(shards, data, problems)
+        check_clip_shards(shards, data, problems, "face_clips")
     if do_manifests:
         check_manifests(frames, data, problems)
         check_faces_manifest(manifests, data, problems)

@@ -79,9 +79,10 @@ def settings_of(ensemble, sampled: tuple, threshold: dict, audio=None, audio_pat
         rows["audio model"] = (f"{audio_path} ({'logistic' if audio.hidden == 0 else f'mlp-{audio.hidden}'} over "
                                f"{len(audio.columns)} features)")
         rows["sound"] = (f"windows of {spec.window_s:g} s every {spec.hop_s:g} s, silence under {spec.min_rms_db:g} dBFS "
-                         f"skipped; P(fake) of the sound = the mean over its windows; threshold {SOUND_THRESHOLD}")
+                         f"skipped; P(fake) of the sound = the mean over its windows; threshold {audio.threshold:g}"
+                         + ("" if audio.threshold == SOUND_THRESHOLD else " (the package's, chosen on its validation)"))
         rows["fusion"] = (f"{fuse_rule}; fake when the picture reaches its threshold or the sound reaches "
-                          f"{SOUND_THRESHOLD}")
+                          f"{audio.threshold:g}")
     return rows
 
 

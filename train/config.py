@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 ARCHS = ("resnet18", "resnet34", "resnet50")  # torchvision's; any timm model name is allowed too
-TRAIN_INPUTS = (*INPUTS, "clips")  # clips: the clip shards of `dfd shards --clip-frames T` (train.data.clip_streams)
+# clips: the clip shards of `dfd shards --clip-frames T`; face-clips: the faces stage's face tubes of those clips
+# (both train.data.clip_streams)
+CLIP_INPUTS = ("clips", "face-clips")
+TRAIN_INPUTS = (*INPUTS, *CLIP_INPUTS)
 CLIP_LAYOUTS = ("tall", "temporal")  # clip models over a 2D ARCH: --arch tall:ARCH, temporal:ARCH (train.clip_model)
 VIDEO_ARCHS = ("r2plus1d_18",)       # torchvision's 3D CNN for clips
 BALANCES = ("mix", "weights", "none")
@@ -404,13 +407,13 @@ class TrainConfig:
 
     def _check_clips(self) -> None:
         """--input clips takes a clip model (train.clip_model) and a clip model takes clips."""
-        if self.input == "clips" and clip_arch(self.arch) is None:
-            _fail("arch", f"--input clips needs a clip model: {', '.join(VIDEO_ARCHS)} or "
+        if self.input in CLIP_INPUTS and clip_arch(self.arch) is None:
+            _fail("arch", f"--input {self.input} needs a clip model: {', '.join(VIDEO_ARCHS)} or "
                           f"{'|'.join(CLIP_LAYOUTS)}:ARCH (e.g. temporal:resnet18), got {self.arch!r}")
-        if self.input != "clips" and clip_arch(self.arch) is not None:
-            _fail("arch", f"{self.arch!r} is a clip model: it needs --input clips")
-        if self.input == "clips" and self.sample_by != "uniform":
-            _fail("sample_by", "--input clips draws clips uniformly (--sample-by loss reads frames)")
+        if self.input not in CLIP_INPUTS and clip_arch(self.arch) is not None:
+            _fail("arch", f"{self.arch!r} is a clip model: it needs --input clips or face-clips")
+        if self.input in CLIP_INPUTS and self.sample_by != "uniform":
+            _fail("sample_by", f"--input {self.input} draws clips uniformly (--sample-by loss reads frames)")
 
     def _check_generalisation(self) -> None:
         """synthetic fakes, real-only, tune and sample-by: their values and the combinations that make sense."""

@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option, workers_option
+from train.audio.classifier import is_audio
 from train.audio.fuse import FUSE_RULES
+from train.report.sound_evaluation import evaluate_sound, sound_markdown
 from train.report.evaluation import evaluate, metrics_markdown
 from train.score.metrics import RULES
 from train.score.on_batches import TTA_MODES
@@ -16,7 +18,8 @@ from train.score.on_batches import TTA_MODES
 @command()
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True,
               help="A checkpoint (.pt), a run folder (its best.pt), a model package folder (dfd export) or "
-                   "hf://OWNER/NAME; repeat for an ensemble (mean P(fake)).")
+                   "hf://OWNER/NAME; repeat for an ensemble (mean P(fake)). A sound detector (train.run --input "
+                   "audio: its run folder, audio.pt or package) is scored on the split's sound alone.")
 @click.option("--shards", help="Shards folder, URL prefix or {name} template.")
 @click.option("--images", type=click.Path(exists=True, path_type=Path),
               help="Instead of --shards: labelled face images, a folder with real/ and fake/ subfolders (images "
@@ -58,6 +61,18 @@ def main(checkpoints, shards, images, manifests, split, out, tta, rule, audio_ch
             raise click.UsageError("--audio-checkpoint needs --shards (face images have no sound)")
         return _images(checkpoints, images, out, tta, device, batch_size)
     manifests = manifests or Path(shards).parent / "manifests"
+    audio = [c for c in checkpoints if is_audio(c)]
+    if audio and (len(checkpoints) > 1 or audio_checkpoint):
+        raise click.UsageError(f"{audio[0]} is a sound detector: score it alone (one --checkpoint), or with a picture "
+                               "model as --audio-checkpoint")
+    if audio:
+        with reported():
+            result = evaluate_sound(audio[0], shards, manifests, split, out)
+        click.echo(sound_markdown(result), nl=False)
+        click.echo(f"{split}: {result['window']['windows']} windows of sound, {result['video']['videos']} videos"
+                   + (f"; {result['without_sound']} without a window of sound" if result["without_sound"] else "")
+                   + f" -> {result['out']}")
+        return
     with reported():
         result = evaluate(checkpoints, shards, manifests, split, out, tta, rule, device, batch_size, workers,
                           audio_checkpoint, fuse_rule)

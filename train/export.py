@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option
+from train.audio.audio_package import export_audio
+from train.audio.classifier import is_audio
 from train.checkpoint import load_checkpoint
 from train.score.card import export
 from train.paths import CARD, CONFIG, WEIGHTS, resolve as resolve_checkpoint
@@ -16,7 +18,8 @@ from train.score.videos import clip_spec, frame_settings
 
 
 @command()
-@click.option("--checkpoint", required=True, help="A checkpoint (.pt) or a run folder (its best.pt).")
+@click.option("--checkpoint", required=True, help="A checkpoint (.pt) or a run folder (its best.pt); a sound "
+                                                  "detector's run folder (train.run --input audio) or its audio.pt.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The package folder to write (made if missing). Never a run folder; a folder holding another "
                    "model's package only with --replace.")
@@ -41,6 +44,15 @@ def main(checkpoint, out, replace, at_fpr, manual, shards, manifests, device, ve
     setup_logging(verbose)
     if manual is not None and at_fpr is not None:
         raise click.UsageError("give --threshold or --threshold-at-fpr, not both")
+    if is_audio(checkpoint):
+        if manual is not None:
+            raise click.UsageError("--threshold is an image model's; a sound detector's is chosen on its validation "
+                                   "windows (EER, or --threshold-at-fpr)")
+        with reported():
+            package = export_audio(checkpoint, out, at_fpr)
+        click.echo(f"{out}: {WEIGHTS}, {CONFIG}, {CARD} (sound detector); threshold "
+                   f"{package['threshold']['value']:.4f} ({describe(package['threshold'])})")
+        return
     with reported():
         path = resolve_checkpoint(checkpoint)
         _, config = load_checkpoint(path)

@@ -13,8 +13,9 @@ from dfd.files import writable_folder
 from dfd.threads import free_cores
 from pipeline.dataset import FAKE_FACES, DatasetError, is_local
 from train.audio.data import FAKE_AUDIO
-from train.config import (AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, SAMPLE_BY, SYNTHETIC_FAKES, TRAIN_INPUTS, TUNES,
-                          VIDEO_ARCHS, TrainConfig)
+from train.audio.grouping import GROUP_BY
+from train.config import (AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, CLIP_INPUTS, SAMPLE_BY, SYNTHETIC_FAKES,
+                          TRAIN_INPUTS, TUNES, VIDEO_ARCHS, TrainConfig)
 from train.fit import distributed
 from train.fit.init import init_input, read_start, with_init
 from train.fit.loop import fit
@@ -88,6 +89,13 @@ def default_workers() -> int:
 @click.option("--fake-audio", type=click.Choice(FAKE_AUDIO), default="manipulated", show_default=True,
               help="--input audio: manipulated leaves out the fakes whose sound is their original's "
                    "(audio_manipulated false; unknown is kept); all keeps every fake video's sound.")
+@click.option("--group-by", type=click.Choice(GROUP_BY), default="speaker", show_default=True,
+              help="--input audio: the sound detector's features and model are chosen on folds with no group on both "
+                   "sides: speaker (videos.parquet's speaker, else the identity group: DFDC's original), original, "
+                   "group (identity), video (each alone: leaky), split (the dataset's own train/val).")
+@click.option("--skip-start", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="--input audio: leave out the windows that start before this second, in training and scoring "
+                   "(a fake whose sound is silent at the start is then not caught by its silence).")
 @click.option("--fake-faces", type=click.Choice(FAKE_FACES), default=d("fake_faces"),
               help="--input faces: manipulated drops from training the faces of fake videos that the faces stage "
                    "found untouched (manipulated false; unknown is kept); all keeps every face.")
@@ -131,7 +139,7 @@ def default_workers() -> int:
 @threads_option
 @verbose_option
 def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile_model, lr_find_flag, resume,
-         explain, boxes, verbose, fake_audio, init, **options) -> None:
+         explain, boxes, verbose, fake_audio, init, group_by, skip_start, **options) -> None:
     """Fine-tune a ResNet (or any timm backbone) on the shards with the seed's staged one-cycle recipe.
 
     Under `torchrun --nproc_per_node=N -m train.run ...` it trains with DistributedDataParallel (NCCL on GPUs,
@@ -140,7 +148,8 @@ def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile
     ctx = distributed.env_context()
     setup_logging(verbose, rank=ctx.rank)
     if input_ == "audio":
-        _train_audio(shards, manifests, out, fake_audio, options["seed"], options["dev_run"], explain)
+        _train_audio(shards, manifests, out, fake_audio, options["seed"], options["dev_run"], explain, group_by,
+                     skip_start)
         return
     if resume and out is None:
         raise click.UsageError("--resume needs --out, the run folder to continue")
@@ -165,7 +174,7 @@ def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile
                                                    "image_size": image_size})
             config = dataclasses.replace(config, out=distributed.broadcast(config.out))  # one folder for all ranks
             writable_folder(config.out)
-            if explain and config.input == "clips":
+            if explain and config.input in CLIP_INPUTS:
                 log.warning("no explanation (report.html) of a clip model yet: its Grad-CAM per frame is "
                             "train.report.gradcam.clip_grad_cam; pass --no-explain to skip this warning")
                 explain = False
@@ -176,13 +185,16 @@ def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile
         click.echo(f"run folder: {root}")
 
 
-def _train_audio(shards, manifests, out, fake_audio: str, seed: int, dev_run: bool, explain: bool) -> None:
+def _train_audio(shards, manifests, out, fake_audio: str, seed: int, dev_run: bool, explain: bool, group_by: str,
+                 skip_start: float) -> None:
+    from train.audio.features import AudioFeatures
     from train.audio.fit_audio import run_audio
 
     with reported("rerun the same command"):
         root = run_audio(str(shards), str(manifests or Path(shards).parent / "manifests"),
                          writable_folder(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")), fake_audio,
-                         epochs=20 if dev_run else 300, seed=seed, explain=explain)
+                         epochs=20 if dev_run else 300, seed=seed, explain=explain, group_by=group_by,
+                         spec=AudioFeatures(skip_start_s=skip_start))
     click.echo(f"run folder: {root}")
 
 

@@ -24,18 +24,23 @@ from pipeline.split.hashed import class_weights
 log = logging.getLogger(__name__)
 
 PARTS = "parts"
+PERIODS = pa.list_(pa.list_(pa.float64()))  # [[start, end], ...] in seconds
 VIDEO_SCHEMA = pa.schema([
     ("video_id", pa.string()), ("path", pa.string()), ("source", pa.string()), ("label", pa.string()),
     ("original", pa.string()), ("group", pa.string()), ("split", pa.string()), ("status", pa.string()),
     ("error", pa.string()), ("warning", pa.string()), ("duration", pa.float64()), ("width", pa.int32()),
     ("height", pa.int32()), ("fps", pa.float64()), ("rotation", pa.int32()), ("n_frames", pa.int32()),
     ("frame_width", pa.int32()), ("frame_height", pa.int32()), ("shard", pa.string()), ("bytes", pa.int64()),
+    # the audio-visual datasets' own labels of picture and sound, their speaker and fake periods (null elsewhere)
+    ("picture_label", pa.string()), ("sound_label", pa.string()), ("speaker", pa.string()),
+    ("fake_periods", PERIODS), ("picture_periods", PERIODS), ("sound_periods", PERIODS),
 ])
 FRAME_SCHEMA = pa.schema([
     ("key", pa.string()), ("video_id", pa.string()), ("index", pa.int32()), ("second", pa.float64()),
     ("split", pa.string()), ("label", pa.string()), ("shard", pa.string()), ("offset", pa.int64()),
     ("bytes", pa.int64()), ("width", pa.int32()), ("height", pa.int32()),
     ("crc32", pa.int64()),  # zlib.crc32 of the JPEG bytes; null in manifests written before checksums
+    ("picture_label", pa.string()),  # this frame's own: fake where it lies in a fake period of the picture
 ])
 
 
@@ -161,8 +166,9 @@ def consolidate(manifests: Path, extra: dict | None = None,
     manifests = Path(manifests)
     folder = parts_dir(manifests)
     shards = finished_shards(manifests)
-    video_tables = [pq.read_table(folder / f"{s[:-4]}.videos.parquet") for s in shards]
-    video_tables += [pq.read_table(p) for p in sorted(folder.glob("failed*.videos.parquet"))]
+    # conformed: fragments written before a column existed (picture_label, ...) join today's with it null
+    video_tables = [conform(pq.read_table(folder / f"{s[:-4]}.videos.parquet"), VIDEO_SCHEMA) for s in shards]
+    video_tables += [conform(pq.read_table(p), VIDEO_SCHEMA) for p in sorted(folder.glob("failed*.videos.parquet"))]
     videos = pa.concat_tables(video_tables) if video_tables else VIDEO_SCHEMA.empty_table()
     videos = _dedupe_videos(videos)
     write_parquet(videos, manifests / "videos.parquet")

@@ -23,6 +23,7 @@ BLOCK = 512
 STAGING = ".staging"
 AUDIO_DIR = "audio"  # SHARDS/audio/NAME.tar: the sound of the videos of frame shard NAME.tar
 CLIPS_DIR = "clips"  # SHARDS/clips/NAME.tar: the clips of the videos of frame shard NAME.tar
+FACE_CLIPS_DIR = "face_clips"  # the faces stage's face-clip (tube) shards, one per frame shard with tubes
 SHARD_RE = re.compile(r"^(train|val|test)-(real|fake|unlabelled)(?:-(p\d+of\d+))?-(\d{6})\.tar$")
 _MTIME = 1577836800  # fixed member time (2020-01-01) so that shards are byte-reproducible
 
@@ -45,15 +46,15 @@ class UnsafeManifest(UsageProblem, ValueError):
 
 def check_shard_name(name, field: str) -> str:
     """A shard name from a manifest, as the pipeline writes it: `split-label[-pK of N]-NNNNNN.tar`, optionally in
-    `faces/`, `audio/` or `clips/`. Anything else (folders, `..`, spaces, quotes, shell characters) raises UnsafeManifest
+    `faces/`, `audio/`, `clips/` or `face_clips/`. Anything else (folders, `..`, spaces, quotes, shell characters) raises UnsafeManifest
     naming the field, so that a crafted manifest can neither leave the shards folder nor reach a `pipe:` command."""
     bare = name
-    for folder in ("faces/", f"{AUDIO_DIR}/", f"{CLIPS_DIR}/"):
+    for folder in ("faces/", f"{AUDIO_DIR}/", f"{CLIPS_DIR}/", f"{FACE_CLIPS_DIR}/"):
         if isinstance(name, str) and name.startswith(folder):
             bare = name[len(folder):]
     if not isinstance(bare, str) or not SHARD_RE.fullmatch(bare):
         raise UnsafeManifest(f"{field} is {name!r}, not a shard name (split-label-NNNNNN.tar, optionally in faces/, "
-                             "audio/ or clips/): "
+                             "audio/, clips/ or face_clips/): "
                              "refusing a manifest that points outside the shards folder")
     return name
 

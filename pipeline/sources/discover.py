@@ -10,15 +10,19 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
+from pipeline.sources.avdeepfake1m import discover_avdeepfake1m
 from pipeline.sources.celebdf import discover_celebdf
 from pipeline.sources.dfdc import discover_dfdc
+from pipeline.sources.fakeavceleb import discover_fakeavceleb, people_named
 from pipeline.sources.ffpp import discover_ffpp
+from pipeline.sources.lavdf import discover_lavdf
 from pipeline.sources.labels_csv import discover_csv
 from pipeline.sources.mixed import detect_layout, discover_mixed
 from pipeline.sources.video import DiscoveryError, Video, discover_unlabelled, safe_id
 
 LAYOUT_FUNCS: dict[str, Callable[[Path, bool], list[Video]]] = {
     "dfdc": discover_dfdc, "ffpp": discover_ffpp, "celebdf": discover_celebdf, "csv": discover_csv,
+    "fakeavceleb": discover_fakeavceleb, "lavdf": discover_lavdf, "avdeepfake1m": discover_avdeepfake1m,
     "unlabelled": discover_unlabelled, "mixed": discover_mixed,
 }
 
@@ -26,7 +30,10 @@ LAYOUT_FUNCS: dict[str, Callable[[Path, bool], list[Video]]] = {
 def identities(source: str, label: str | None, path: str, group: str) -> tuple[str, ...]:
     """Every person id a video involves, the first being its own group before linking: a FaceForensics++ fake
     `TTT_SSS` (or DeepFakeDetection `TT_SS__scene__hash`) involves its target TTT and its source SSS, a Celeb-DF
-    fake `idA_idB_NNNN` idA and idB; other videos only their group (DFDC and labels.csv give only `original`)."""
+    fake `idA_idB_NNNN` idA and idB, a FakeAVCeleb video its id folder and the ids its file name carries; other
+    videos only their group (DFDC and labels.csv give only `original`)."""
+    if source.startswith("fakeavceleb/"):
+        return (group, *(safe_id(f"fakeavceleb-{p}") for p in people_named(path)))
     if source == "celebdf/Celeb-synthesis":
         ids = Path(path).stem.split("_")
         return (group, *(safe_id(f"celebdf-{i}") for i in ids[1:-1]))

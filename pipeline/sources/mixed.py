@@ -10,9 +10,12 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from pipeline.sources.avdeepfake1m import SPLIT_FILES, discover_avdeepfake1m
 from pipeline.sources.celebdf import CELEBDF_DIRS, discover_celebdf
 from pipeline.sources.dfdc import dfdc_video, read_metadata
+from pipeline.sources.fakeavceleb import FAKEAVCELEB_DIRS, discover_fakeavceleb
 from pipeline.sources.ffpp import DFD_DIRS, FFPP_DIRS, discover_ffpp
+from pipeline.sources.lavdf import METADATA, discover_lavdf, is_record_list
 from pipeline.sources.labels_csv import discover_csv
 from pipeline.sources.video import Video, is_video, safe_id, tree, unlabelled, walk
 
@@ -23,11 +26,15 @@ def find_datasets(root: Path) -> list[tuple[str, Path]]:
     """Every dataset tree under root, as (layout, folder): a folder with labels.csv (csv), one holding
     original_sequences/ or manipulated_sequences/ or the DeepFakeDetection folders (ffpp; not searched further),
     one holding Celeb-real/, YouTube-real/ or Celeb-synthesis/ (celebdf; not searched further), a folder with
-    metadata.json (a DFDC part). Videos outside all of them are unlabelled."""
+    metadata.json (a DFDC part), one holding FakeAVCeleb's category folders, AV-Deepfake1M's per-split metadata
+    files or LAV-DF's metadata.json list (each not searched further). Videos outside all of them are unlabelled."""
     found = []
     for dirpath, dirnames, filenames in tree(root):
         folder = Path(dirpath)
-        if "labels.csv" in filenames:
+        if (layout := _av_layout(folder, dirnames, filenames)) is not None:
+            found.append((layout, folder))
+            dirnames[:] = []
+        elif "labels.csv" in filenames:
             found.append(("csv", folder))
             dirnames[:] = []
         elif {*FFPP_DIRS, *DFD_DIRS} & set(dirnames):
@@ -39,6 +46,20 @@ def find_datasets(root: Path) -> list[tuple[str, Path]]:
         elif "metadata.json" in filenames:
             found.append(("dfdc", folder))
     return found
+
+
+def _av_layout(folder: Path, dirnames: list[str], filenames: list[str]) -> str | None:
+    """fakeavceleb, avdeepfake1m or lavdf where the folder holds that audio-visual dataset, else None."""
+    if set(FAKEAVCELEB_DIRS) & set(dirnames):
+        return "fakeavceleb"
+    if set(SPLIT_FILES.values()) & set(filenames):
+        return "avdeepfake1m"
+    if any(name in filenames and is_record_list(folder / name) for name in METADATA):
+        return "lavdf"
+    return None
+
+
+AV_LAYOUTS = {"fakeavceleb": discover_fakeavceleb, "lavdf": discover_lavdf, "avdeepfake1m": discover_avdeepfake1m}
 
 
 def detect_layout(root: Path) -> str:
@@ -65,6 +86,8 @@ def discover_mixed(root: Path, allow_outside: bool = False) -> list[Video]:
     for layout, folder in found:
         if layout in ("ffpp", "celebdf"):
             part = (discover_ffpp if layout == "ffpp" else discover_celebdf)(folder)
+        elif layout in AV_LAYOUTS:
+            part = AV_LAYOUTS[layout](folder, allow_outside)
         elif layout == "csv":
             prefix = safe_id(str(folder.relative_to(root))) if folder != root else ""
             part = [_prefixed(v, prefix) for v in discover_csv(folder, allow_outside)]

@@ -30,10 +30,23 @@ class Video:
     group: str
     source: str
     error: str | None = None
+    # the audio-visual datasets (FakeAVCeleb, LAV-DF, AV-Deepfake1M) label picture and sound apart: `label` is fake
+    # where either is; their periods (pipeline.sources.periods) say which seconds, None where not given
+    picture_label: str | None = None
+    sound_label: str | None = None
+    fake_periods: tuple | None = None
+    picture_periods: tuple | None = None
+    sound_periods: tuple | None = None
+    speaker: str | None = None  # the person who speaks (FakeAVCeleb's id folder, AV-Deepfake1M's VoxCeleb2 id)
+    official_split: str | None = None  # the dataset's own split (its metadata): wins over the hash split
 
     @property
     def split_label(self) -> str:
         return self.label or "unlabelled"
+
+
+# the sources whose metadata gives each video its split (Video.official_split): resplit keeps it
+OFFICIAL_SPLIT_SOURCES = ("lavdf", "avdeepfake1m")
 
 
 class DiscoveryError(UsageProblem, ValueError):

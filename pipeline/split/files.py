@@ -215,13 +215,14 @@ def apply(files: Sequence[SplitFile], videos: Sequence[Video], seed: int,
     video), else the hash split; warns about entries that matched nothing, labels that disagree, and identities
     (groups) the files put on two sides."""
     if not files:
-        return [(v, assign_split(v.label, v.group, seed, val_fraction)) for v in videos]
+        return [(v, v.official_split or assign_split(v.label, v.group, seed, val_fraction)) for v in videos]
     verdict = assign(files, videos)
     out = []
     for v in videos:
         if v.video_id in verdict.labels:
             v = dataclasses.replace(v, label=verdict.labels[v.video_id])
-        split = verdict.splits.get(v.video_id) or assign_split(v.label, v.group, seed, val_fraction)
+        split = (verdict.splits.get(v.video_id) or v.official_split
+                 or assign_split(v.label, v.group, seed, val_fraction))
         if v.label is None and split != "test":
             split = "test"  # an unlabelled video cannot train
         out.append((v, split))

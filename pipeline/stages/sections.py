@@ -16,5 +16,5 @@ from pipeline.stages.clips import manifest as clips
 from pipeline.stages.faces import manifest as faces  # pyarrow only, no torch
 from pipeline.stages.sound import manifest as sound
 
-STAGES: tuple[Stage, ...] = (sound.STAGE, clips.STAGE, faces.STAGE)
+STAGES: tuple[Stage, ...] = (sound.STAGE, clips.STAGE, faces.STAGE, faces.FACE_CLIPS_STAGE)
 SECTIONS: Mapping[str, SectionBuilder] = {stage.name: stage.section for stage in STAGES}

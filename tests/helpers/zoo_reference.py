@@ -249,6 +249,24 @@ class SVDResidual(nn.Module):
                         self.bias)
 
 
+def save_gend(tower, head: nn.Linear, path) -> None:
+    """As GenD's Hugging Face model.safetensors: the CLIP tower under feature_extractor.vision_model (with the unused
+    visual projection), the head under model.linear."""
+    import safetensors.torch
+
+    state = {f"feature_extractor.vision_model.{k}": v for k, v in tower_state(tower).items()}
+    state["feature_extractor.visual_projection.weight"] = torch.randn(768, 1024)
+    state.update({f"model.linear.{k}": v for k, v in head.state_dict().items()})
+    safetensors.torch.save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+
+
+def save_effort(tower, head: nn.Linear, path) -> None:
+    """As Effort's checkpoint: the tower (with its SVD residuals) under backbone., the head under head."""
+    state = {f"backbone.{k}": v for k, v in tower_state(tower).items()}
+    state.update({f"head.{k}": v for k, v in head.state_dict().items()})
+    torch.save(state, path)
+
+
 def with_svd_residuals(model, seed: int = 1):
     """Every self-attention linear of a CLIPVisionModel replaced by an SVDResidual (same effective weight)."""
     g = torch.Generator().manual_seed(seed)
@@ -256,3 +274,42 @@ def with_svd_residuals(model, seed: int = 1):
         for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
             setattr(layer.self_attn, name, SVDResidual(getattr(layer.self_attn, name), g))
     return model
+
+
+# ---- any entry: random-weight files in the published layout (benchmarks/bench_zoo.py) ---------------------------
+
+def _random_head(head: nn.Linear, seed: int) -> nn.Linear:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=g) * 0.01)
+        head.bias.zero_()
+    return head
+
+
+def write_published(name: str, folder, members: int = 1) -> list:
+    """`members` files of entry `name`, as its authors publish them, with random weights (norms left at their
+    defaults: for timing and for running the command line, not for comparing outputs); the paths, named as the
+    authors name them."""
+    from pathlib import Path
+
+    from train.zoo.entries import entry
+
+    e, folder = entry(name), Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [e.files[i % len(e.files)].name for i in range(members)]
+    paths = [folder / (n if names.count(n) == 1 else f"{i}_{n}") for i, n in enumerate(names)]
+    torch.manual_seed(0)
+    if name in ("gend-clip-l14", "effort-clip-l14"):
+        tower = clip_vit_l14(seed=0)
+        tower = with_svd_residuals(tower) if name == "effort-clip-l14" else tower
+        for i, path in enumerate(paths):
+            (save_gend if name == "gend-clip-l14" else save_effort)(tower, _random_head(nn.Linear(1024, 2), i), path)
+        return paths
+    builders = {"dfdc-winner": WinnerReference, "sbi-c23": SBIReference, "sbi-raw": SBIReference,
+                "deepfakebench-efficientnet-b4": DFBEfficientNetB4Reference,
+                "deepfakebench-xception": DFBXceptionReference}
+    ref = randomise_norms(builders[name]())
+    for i, path in enumerate(paths):
+        _random_head(ref.head, i)
+        ref.save(path)
+    return paths

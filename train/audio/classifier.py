@@ -6,6 +6,7 @@ with the lowest validation loss. Saved as tensors and plain values (torch.load w
 from __future__ import annotations
 
 import dataclasses
+import json
 import pickle
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import torch
 from torch import nn
 
 from dfd.errors import ToolkitError
-from train.paths import RunLayout
+from train.paths import CONFIG, WEIGHTS, RunLayout, is_package
+from train.score.package import kind_of
+from train.score.verdict import SOUND_THRESHOLD
 
 from .features import AudioFeatures
 
@@ -33,6 +36,8 @@ class AudioModel:
     spec: AudioFeatures
     hidden: int
     columns: list[int]  # which features (spec.names) the net reads
+    fake_audio: str = "manipulated"  # which fakes' sound it was trained on (train.audio.data.sound_table)
+    threshold: float = SOUND_THRESHOLD  # a video's sound is called fake at this P(fake): a package's own, else 0.5
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         z = (x[:, self.columns] - self.mean) / self.std
@@ -108,9 +113,47 @@ def save(model: AudioModel, path: Path, extra: dict | None = None) -> None:
     write_bytes(path, buf.getvalue())
 
 
+PACKAGE_KIND = "audio"  # config.json's "kind" of an audio model package (train.audio.audio_package)
+
+
+def is_audio(reference: str | Path) -> bool:
+    """Whether a --checkpoint names an audio model: a run folder with checkpoints/audio.pt (and no image best.pt),
+    an audio.pt, or an audio package (config.json kind "audio")."""
+    path = Path(reference)
+    if path.is_dir():
+        if is_package(path):
+            return kind_of(path) == PACKAGE_KIND
+        return RunLayout(path).checkpoint("audio").is_file() and not RunLayout(path).checkpoint("best").is_file()
+    try:
+        return path.is_file() and torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("kind") == KIND
+    except Exception:  # noqa: BLE001 (anything unreadable is simply not an audio checkpoint; its own loader says why)
+        return False
+
+
+def _from_package(folder: Path) -> AudioModel:
+    """An audio package: config.json's spec, hidden units and columns, model.safetensors' net, mean and std."""
+    import safetensors.torch
+
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+        state = safetensors.torch.load_file(str(folder / WEIGHTS), device="cpu")
+        spec = AudioFeatures(**config["spec"])
+        mean, std = state.pop("features.mean").numpy(), state.pop("features.std").numpy()
+        net = make_net(len(config["columns"]), int(config["hidden"]))
+        net.load_state_dict(state)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise AudioCheckpointError(f"{folder}: not a readable audio package ({exc})") from None
+    net.eval()
+    return AudioModel(net, mean, std, spec, int(config["hidden"]), list(config["columns"]),
+                      config.get("fake_audio", "manipulated"), float(config["threshold"]["value"]))
+
+
 def load(path: str | Path) -> AudioModel:
-    """An audio checkpoint (a file, or a run folder: its checkpoints/audio.pt); AudioCheckpointError otherwise."""
+    """An audio checkpoint (a file, a run folder: its checkpoints/audio.pt, or an audio package made by dfd export);
+    AudioCheckpointError otherwise."""
     path = Path(path)
+    if path.is_dir() and is_package(path) and kind_of(path) == PACKAGE_KIND:
+        return _from_package(path)
     if path.is_dir():
         path = RunLayout(path).checkpoint("audio")
     try:
@@ -123,4 +166,5 @@ def load(path: str | Path) -> AudioModel:
     net = make_net(len(ck["columns"]), int(ck["hidden"]))
     net.load_state_dict(ck["state"])
     net.eval()
-    return AudioModel(net, ck["mean"].numpy(), ck["std"].numpy(), spec, int(ck["hidden"]), list(ck["columns"]))
+    return AudioModel(net, ck["mean"].numpy(), ck["std"].numpy(), spec, int(ck["hidden"]), list(ck["columns"]),
+                      ck.get("fake_audio", "manipulated"))

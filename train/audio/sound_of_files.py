@@ -52,7 +52,7 @@ def sound_verdict(model: AudioModel, path: Path, p_picture: float | None, rule: 
     row = videos.iloc[0]
     sound = Sound(rule, name, model.spec.window_s, model.spec.hop_s,
                   None if np.isnan(row["sound"]) else float(row["sound"]), list(map(float, windows["start"])),
-                  list(map(float, windows["audio_p_fake"])), row["note"])
+                  list(map(float, windows["audio_p_fake"])), row["note"], threshold=model.threshold)
     if p_picture is None:
         sound.fused = sound.p_fake
     else:

@@ -1,4 +1,4 @@
-"""Clip streams (--input clips): the clip shards beside the frame shards (SHARDS/clips/, dataset.json's "clips"
+"""Clip streams (--input clips, or face-clips: the faces stage's face tubes, SHARDS/face_clips/, read alike): the clip shards beside the frame shards (SHARDS/clips/, dataset.json's "clips"
 section, written by `dfd shards --clip-frames T`) -> clips of T consecutive frames decoded at the model's size ->
 batches (N, T, 3, H, W) uint8 with labels, clip keys and video ids, as the frame streams' batches are (N, 3, H, W).
 
@@ -32,17 +32,22 @@ class ClipShards:
 
     drop_untouched = False
 
-    def __init__(self, dataset: Dataset) -> None:
-        section = read_dataset_json(dataset.manifests).get("clips")
+    def __init__(self, dataset: Dataset, input: str = "clips") -> None:
+        key = "face_clips" if input == "face-clips" else "clips"
+        section = read_dataset_json(dataset.manifests).get(key)
         spec = dataset.clip_spec
-        if not isinstance(section, dict) or spec is None:
+        if spec is None:
             raise DatasetError(f"{dataset.manifests / 'dataset.json'} has no clips: make the shards with "
-                               "`dfd shards --clip-frames T` to train on clips")
+                               f"`dfd shards --clip-frames T` to train on {input}")
+        if not isinstance(section, dict):
+            raise DatasetError(f"{dataset.manifests / 'dataset.json'} has no face clips: run `dfd faces` on the "
+                               "dataset (it cuts the face tubes of its clips)")
         self.location, self.section, self.frames = dataset.location, section, int(spec.frames)
+        self.count = "tubes" if key == "face_clips" else "clips"
 
     def urls(self, split: str, label: str | None = None) -> list[str]:
         return [shard_url(self.location, s["name"]) for s in self.section.get("shards", [])
-                if s["split"] == split and (label is None or s["label"] == label) and s.get("clips")]
+                if s["split"] == split and (label is None or s["label"] == label) and s.get(self.count)]
 
     def n_clips(self, split: str, label: str | None = None) -> int:
         counts = self.section.get("counts", {}).get(split, {})

@@ -18,7 +18,7 @@ from dfd.errors import ToolkitError
 from pipeline.dataset import CLASS_NAMES, Dataset, DatasetError, is_local
 from train.augment import is_deferred, resolve_impl
 from train.augment.device import DeviceAugmented
-from train.config import TrainConfig, clip_arch
+from train.config import CLIP_INPUTS, TrainConfig, clip_arch
 from train.clip_model import create_clip_model, tile
 from train.data.clip_streams import ClipShards, ClipTrainStream, ClipValStream
 from train.data.streams import TrainStream, ValStream, make_loader, train_batches_per_epoch, worker_seed
@@ -88,8 +88,8 @@ def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: i
                  losses: LossTable | None = None):
     """The stream of one epoch; its randomness depends only on (seed, stage, epoch) (and with --sample-by loss
     the losses recorded so far), so a resume replays it. --input clips: batches of clips (train.data.clip_streams)."""
-    if config.input == "clips":
-        stream = ClipTrainStream(ClipShards(dataset), config.image_size, config.recipe.augment, config.batch_size,
+    if config.input in CLIP_INPUTS:
+        stream = ClipTrainStream(ClipShards(dataset, config.input), config.image_size, config.recipe.augment, config.batch_size,
                                  n_batches, config.balance, config.shuffle_buffer,
                                  worker_seed(config.seed, stage, epoch))
         return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
@@ -105,8 +105,8 @@ def train_loader(config: TrainConfig, dataset: Dataset, n_batches: int, stage: i
 
 
 def val_loader(config: TrainConfig, dataset: Dataset):
-    if config.input == "clips":
-        stream = ClipValStream(ClipShards(dataset).urls("val"), config.image_size, config.batch_size)
+    if config.input in CLIP_INPUTS:
+        stream = ClipValStream(ClipShards(dataset, config.input).urls("val"), config.image_size, config.batch_size)
     else:
         stream = ValStream(dataset.urls("val"), config.image_size, config.batch_size)
     return make_loader(stream, config.workers, pin_memory=torch.cuda.is_available())
@@ -126,8 +126,8 @@ def batches_per_epoch(config: TrainConfig, dataset: Dataset) -> int:
     if config.dev_run:
         return DEV_RUN_BATCHES
     world = distributed.env_context().world_size
-    if config.input == "clips":
-        return max(1, ClipShards(dataset).n_clips("train") // config.batch_size // world)
+    if config.input in CLIP_INPUTS:
+        return max(1, ClipShards(dataset, config.input).n_clips("train") // config.batch_size // world)
     return max(1, train_batches_per_epoch(dataset, config.batch_size, config.real_only) // world)
 
 
@@ -340,13 +340,13 @@ def open_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Dataset, D
         config, state = restore(config, run)
     elif config.input_norm is None:  # a new run records its backbone's normalisation (a resumed one keeps its own)
         # a clip model feeds its 2D part ImageNet's normalisation (R(2+1)D turns it into Kinetics' itself)
-        norm = dict(IMAGENET) if config.input == "clips" else backbone_input(config.arch)
+        norm = dict(IMAGENET) if config.input in CLIP_INPUTS else backbone_input(config.arch)
         config = dataclasses.replace(config, input_norm=norm)
     frame_arch = (clip_arch(config.arch) or (None, config.arch))[1]  # a clip model's 2D part (none for R(2+1)D)
     if frame_arch is not None:
         check_input_size(frame_arch, config.image_size)
     try:
-        dataset = Dataset.open(config.shards, config.manifests, "frames" if config.input == "clips" else config.input,
+        dataset = Dataset.open(config.shards, config.manifests, "frames" if config.input in CLIP_INPUTS else config.input,
                                config.fake_faces)
     except DatasetError as err:
         if config.init is None:
@@ -354,7 +354,7 @@ def open_run(config: TrainConfig, resume: bool) -> tuple[TrainConfig, Dataset, D
         raise DatasetError(f"--init {config.init['reference']} is a {config.input} model, but {err}") from None
     config = with_dataset_settings(config, dataset)
     dev = Device.resolve(config.device, config.amp, config.channels_last)
-    impl = ("fused" if config.input == "clips"  # a clip's one draw for all its frames: train.augment.clip_augment
+    impl = ("fused" if config.input in CLIP_INPUTS  # a clip's one draw for all its frames: train.augment.clip_augment
             else resolve_impl(config.augment_impl, dev.device.type, config.image_size, config.workers))
     config = dataclasses.replace(config, augment_impl=impl)
     return config, dataset, dev, run, state
@@ -366,7 +366,7 @@ def fit(config: TrainConfig, resume: bool = False, explain: Explainer | None = N
     config, dataset, dev, run, state = open_run(config, resume)
     main_rank = distributed.is_main()
     seed_everything(config.seed)
-    if config.input == "clips":
+    if config.input in CLIP_INPUTS:
         model = create_clip_model(config.arch, "none" if resume else config.weights)
     else:
         model = create_model(config.arch, "none" if resume else config.weights, config.network, config.model_input)

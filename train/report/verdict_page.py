@@ -68,7 +68,7 @@ def sound_png(verdict: Verdict) -> bytes:
     mids = [s + sound.window_s / 2 for s in sound.starts]
     ax.plot(mids, sound.windows, marker="o", color="#8e44ad", label=f"sound, windows of {sound.window_s:g} s")
     last = max([s + sound.window_s for s in sound.starts] + list(verdict.seconds) + [1])
-    return _over_time(fig, ax, SOUND_THRESHOLD, "P(fake) of the sound", last)
+    return _over_time(fig, ax, sound.threshold, "P(fake) of the sound", last)
 
 
 def sync_png(verdict: Verdict) -> bytes:
@@ -96,13 +96,17 @@ def sync_png(verdict: Verdict) -> bytes:
 
 
 def gradcams(model: torch.nn.Module, crops: list[np.ndarray]) -> list[np.ndarray]:
-    """Grad-CAM of class fake over each crop (the model's exact input), as overlays."""
+    """Grad-CAM of class fake over each crop (the model's exact input), as overlays. One crop at a time (a backward
+    pass holds every activation of the network); a model with `gradcam_model()` (a zoo ensemble) names the network
+    to explain (its first member)."""
     if not crops:
         return []
+    if callable(getattr(model, "gradcam_model", None)):
+        model = model.gradcam_model()
     device = next(model.parameters()).device
-    batch = normalize(torch.stack([to_chw(c) for c in crops]).to(device))
     try:
-        cams = grad_cam(model, batch, target_class=FAKE_CLASS).cpu().numpy()
+        cams = np.concatenate([grad_cam(model, normalize(to_chw(c)[None].to(device)), target_class=FAKE_CLASS)
+                               .cpu().numpy() for c in crops])
     except ValueError as err:  # a network without a spatial feature map (a zoo ViT): the crops without heat
         logging.getLogger(__name__).warning("no Grad-CAM: %s", str(err).splitlines()[0])
         return list(crops)
@@ -169,7 +173,8 @@ def write_page(verdict: Verdict, name: str, out: Path, model: torch.nn.Module, m
     sound = verdict.sound
     values = dict(
         name=name, label=verdict.label, p_fake=verdict.p_fake, p_picture=verdict.p_picture, sound=sound,
-        threshold=verdict.threshold, how=describe(verdict.threshold), sound_threshold=SOUND_THRESHOLD,
+        threshold=verdict.threshold, how=describe(verdict.threshold),
+        sound_threshold=sound.threshold if sound is not None else SOUND_THRESHOLD,
         aggregate=verdict.aggregate, what=verdict.input if verdict.input in ("faces", "clips") else "frames",
         n_seconds=len(verdict.seconds), evidence=evidence_text(verdict) if verdict.p_picture is not None else "",
         models=models, items=items, timeline=_png_uri(timeline_png(verdict)) if items else "",

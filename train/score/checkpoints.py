@@ -17,6 +17,8 @@ from train.score.package import load_package, threshold_of
 
 log = logging.getLogger(__name__)
 
+SCORED_INPUTS = ("frames", "faces", "clips")  # face-clips (face tubes): not yet
+
 
 def load_model(path: str | Path, map_location: str = "cpu") -> tuple[nn.Sequential, TrainConfig]:
     """A resolved checkpoint (train.paths.resolve) -> (model in eval mode, config): a package folder from safetensors,
@@ -89,6 +91,9 @@ def load_ensemble(checkpoints: Sequence[str | Path], device: str = "auto") -> En
     models, configs = [], []
     for path in paths:
         model, config = load_model(path, map_location="cpu")
+        if config.input not in SCORED_INPUTS:
+            raise CheckpointError(f"{path}: a model of --input {config.input} is not scored yet (evaluate, check, "
+                                  f"predict and export take {', '.join(SCORED_INPUTS)})")
         models.append(dev.prepare(model).eval())
         configs.append(config)
     settings = check_same_inputs([(str(p), input_settings(c)) for p, c in zip(paths, configs)])

@@ -156,6 +156,9 @@ def load_package(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
         from train.zoo.runtime import load_for_scoring
 
         return load_for_scoring(folder)
+    if kind_of(folder) == "audio":
+        raise PackageError(f"{folder}: a sound detector's package (dfd export of an audio run): pass it as "
+                           "--audio-checkpoint / --audio-model, or alone to `dfd evaluate --checkpoint`")
     data = read_config(folder)
     try:
         config = TrainConfig.from_checkpoint(data["training"])

@@ -34,6 +34,7 @@ class Sound:
     windows: list[float] = field(default_factory=list)
     note: str | None = None
     fused: float | None = None  # the rule over picture and sound (the picture's alone without sound)
+    threshold: float = SOUND_THRESHOLD  # an exported audio package's own (chosen on its validation), else 0.5
 
 
 @dataclass
@@ -118,7 +119,7 @@ class Verdict:
         if picture is None and sound is None:
             return NO_FACE
         fake = ((picture is not None and picture >= self.threshold["value"])
-                or (sound is not None and sound >= SOUND_THRESHOLD))
+                or (sound is not None and sound >= self.sound.threshold))
         return FAKE if fake or self.sync_decides() else REAL
 
     def sync_decides(self) -> bool:
@@ -129,7 +130,7 @@ class Verdict:
             return False
         sound = self.sound.p_fake if self.sound else None
         return ((picture is None or abs(picture - self.threshold["value"]) <= UNCERTAIN)
-                and (sound is None or abs(sound - SOUND_THRESHOLD) <= UNCERTAIN))
+                and (sound is None or abs(sound - self.sound.threshold) <= UNCERTAIN))
 
     def tracks(self) -> list[dict]:
         """Per face track (frames models: one track, None): id, P(fake) by the rule, peak, seconds; strongest first."""
@@ -187,9 +188,9 @@ def sound_text(verdict: Verdict) -> str:
         return ""
     if sound.p_fake is None:
         return f"sound: {sound.note}"
-    above = [s for s, p in zip(sound.starts, sound.windows) if p >= SOUND_THRESHOLD]
+    above = [s for s, p in zip(sound.starts, sound.windows) if p >= sound.threshold]
     where = f", fake-sounding windows starting at {seconds_text(above, sound.hop_s)}" if above else ""
-    return f"sound P(fake) {sound.p_fake:.3f} (threshold {SOUND_THRESHOLD:.3f}{where})"
+    return f"sound P(fake) {sound.p_fake:.3f} (threshold {sound.threshold:.3f}{where})"
 
 
 def sync_text(sync: Sync | None) -> str:
@@ -240,7 +241,7 @@ def as_json(verdict: Verdict, name: str) -> dict:
         **({"clips": [{"start": i.second, "p_fake": i.p_fake, "status": i.status} for i in verdict.items]}
            if verdict.input == "clips" else {}),
         "sound": None if verdict.sound is None else {
-            "p_fake": verdict.sound.p_fake, "threshold": SOUND_THRESHOLD, "rule": verdict.sound.rule,
+            "p_fake": verdict.sound.p_fake, "threshold": verdict.sound.threshold, "rule": verdict.sound.rule,
             "note": verdict.sound.note, "model": verdict.sound.model, "window_s": verdict.sound.window_s,
             "hop_s": verdict.sound.hop_s,
             "windows": [{"start": s, "p_fake": p} for s, p in zip(verdict.sound.starts, verdict.sound.windows)]}})

@@ -22,6 +22,7 @@ from pipeline.spec import ModelInput, SpecError
 from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS
 from train.zoo import arch as zoo_arch
 from train.zoo.entries import Entry, entry, entry_dict
+from train.zoo.here import differences
 from train.zoo.layouts import LayoutError, check_fits, convert, read_file
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ def package_config(e: Entry, files: list[Path], arch: dict) -> dict:
 
 
 def card(config: dict) -> str:
-    """README.md: the model card (source, licence with non-commercial use stated first, reported figures)."""
+    """README.md: the model card (source, licence with non-commercial use stated first, reported figures, the
+    authors' preprocessing and where running it here differs from it)."""
     z = config["zoo"]
     lic = z["licence"]
     warn = ("**NON-COMMERCIAL USE ONLY.** The authors' licence does not allow commercial use of these weights.\n\n"
@@ -100,6 +102,8 @@ def card(config: dict) -> str:
             f"- score of a video without faces: {'not recorded' if no_face is None else no_face}\n"
             + (f"- {p['note']}\n" if p["note"] else "")
             + "".join(f"- {n}\n" for n in z["notes"])
+            + "\n## Run here: differences from the authors' preprocessing\n\n"
+            + "".join(f"- {d}\n" for d in differences(config))
             + f"\n## Architecture\n\n{config['architecture']['reference']}; runs as timm "
             f"`{config['architecture']['timm_name']}` + a linear head ({config['members']} member(s)).\n")
 

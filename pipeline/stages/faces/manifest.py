@@ -33,6 +33,18 @@ FACES_SCHEMA = pa.schema([
     ("diff", pa.float64()), ("manipulated", pa.bool_()), ("note", pa.string()),
 ])
 DETECTION_SCHEMA = pa.schema([("key", pa.string()), ("status", pa.string()), ("faces", pa.string())])
+FACE_CLIPS_TABLE = "face_clips.parquet"
+# A row per face tube (the same face across a clip's T frames, cut with one box: pipeline.stages.faces.tubes), or per
+# clip without a tube (status says why, key and shard null): the clip's times and status, the sampled frame whose
+# faces it follows (frame_key), the one box in clip-frame pixels, where its members start in its face-clip shard.
+FACE_CLIP_SCHEMA = pa.schema([
+    ("video_id", pa.string()), ("clip", pa.int32()), ("clip_key", pa.string()), ("face", pa.int32()),
+    ("track", pa.int32()), ("split", pa.string()), ("label", pa.string()), ("start", pa.float64()),
+    ("times", pa.list_(pa.float64())), ("clip_status", pa.string()), ("frame_key", pa.string()),
+    ("x0", pa.float64()), ("y0", pa.float64()), ("x1", pa.float64()), ("y1", pa.float64()), ("key", pa.string()),
+    ("n_frames", pa.int32()), ("shard", pa.string()), ("offset", pa.int64()), ("status", pa.string()),
+    ("warning", pa.string()),
+])
 
 
 def faces_dir(manifests: Path) -> Path:
@@ -79,13 +91,9 @@ def same_settings(a: dict | None, b: dict | None) -> bool:
     return FaceCrop.from_dict(a) == FaceCrop.from_dict(b) and a.get("diff_threshold") == b.get("diff_threshold")
 
 
-def consolidate_faces(manifests: Path, frame_shards: list[str], fingerprints: dict[str, str] | None = None) -> dict:
-    """Join the fragments of the given frame shards into faces.parquet; return the dataset.json section.
-
-    A fragment counts if it was made with the run's settings (faces_parts/settings.json) and, where
-    `fingerprints` is given, for the frame shard's current content. The others are listed as pending.
-    """
-    manifests = Path(manifests)
+def done_shards(manifests: Path, frame_shards: list[str], fingerprints: dict[str, str] | None = None):
+    """([(shard, done marker)] finished with the run's settings and, where `fingerprints` is given, for the frame
+    shard's current content; [(shard, marker or None)] still pending)."""
     folder = faces_dir(manifests)
     settings = run_settings(manifests) or {}
     done, pending = [], []
@@ -95,6 +103,48 @@ def consolidate_faces(manifests: Path, frame_shards: list[str], fingerprints: di
               and (fingerprints is None or d.get("fingerprint") == fingerprints.get(shard))
               and (folder / f"{shard[:-4]}.faces.parquet").is_file())
         (done if ok else pending).append((shard, d))
+    return done, pending
+
+
+def consolidate_face_clips(manifests: Path, frame_shards: list[str],
+                           fingerprints: dict[str, str] | None = None) -> dict | None:
+    """face_clips.parquet from the finished shards' STEM.face_clips.parquet fragments and dataset.json's
+    "face_clips" section (None, and no table, where no finished shard has face clips: a dataset without clips)."""
+    manifests = Path(manifests)
+    folder = faces_dir(manifests)
+    done, _ = done_shards(manifests, frame_shards, fingerprints)
+    done = [(s, d) for s, d in done if (folder / f"{s[:-4]}.face_clips.parquet").is_file()]
+    if not done:
+        (manifests / FACE_CLIPS_TABLE).unlink(missing_ok=True)
+        return None
+    table = pa.concat_tables([pq.read_table(folder / f"{s[:-4]}.face_clips.parquet", schema=FACE_CLIP_SCHEMA)
+                              for s, _ in done])
+    write_parquet(table, manifests / FACE_CLIPS_TABLE)
+    counts: collections.Counter = collections.Counter()
+    statuses = collections.Counter(table["status"].to_pylist())
+    for split, label, status, clip in zip(*(table[c].to_pylist() for c in ("split", "label", "status",
+                                                                         "clip_status"))):
+        if status == "done" and clip == "done":  # what a trainer reads (train.data.clip_streams)
+            counts[(split, label or "unlabelled")] += 1
+    nested: dict = {}
+    for (split, label), n in sorted(counts.items()):
+        nested.setdefault(split, {})[label] = n
+    shards = [{"name": f"face_clips/{s}", "split": d["split"], "label": d["label"], "tubes": d["tubes"],
+               "size": d["tubes_bytes"], "sha256": d.get("tubes_sha256")} for s, d in done if d.get("tubes")]
+    return {"tubes": statuses.get("done", 0), "status": dict(sorted(statuses.items())), "counts": nested,
+            "shards": shards}
+
+
+def consolidate_faces(manifests: Path, frame_shards: list[str], fingerprints: dict[str, str] | None = None) -> dict:
+    """Join the fragments of the given frame shards into faces.parquet; return the dataset.json section.
+
+    A fragment counts if it was made with the run's settings (faces_parts/settings.json) and, where
+    `fingerprints` is given, for the frame shard's current content. The others are listed as pending.
+    """
+    manifests = Path(manifests)
+    folder = faces_dir(manifests)
+    settings = run_settings(manifests) or {}
+    done, pending = done_shards(manifests, frame_shards, fingerprints)
     counts: collections.Counter = collections.Counter()
     shard_rows, totals = [], collections.Counter()
     with parquet_writer(manifests / "faces.parquet", FACES_SCHEMA) as writer:
@@ -121,11 +171,13 @@ def consolidate_faces(manifests: Path, frame_shards: list[str], fingerprints: di
             "counts": nested, "shards": shard_rows, "pending_shards": [s for s, _ in pending]}
 
 
-def update_dataset_json(manifests: Path, section: dict) -> None:
-    """Set dataset.json's "faces" key, leaving the pipeline's keys as they are (atomic rename)."""
+def update_dataset_json(manifests: Path, section: dict | None, key: str = "faces") -> None:
+    """Set dataset.json's `key` (None: drop it), leaving the pipeline's keys as they are (atomic rename)."""
     path = Path(manifests) / DATASET_JSON
     data = read_dataset_json(manifests) if path.is_file() else {}
-    data["faces"] = section
+    data[key] = section
+    if section is None:
+        data.pop(key)
     write_text(path, json.dumps(data, indent=2))
 
 
@@ -135,14 +187,7 @@ def section_for_manifest(manifests: Path, shard_stats: list[dict], records: dict
     if run_settings(manifests) is None:
         return None
     names = [s["name"] for s in shard_stats]
-    fps = {}
-    if has_table(manifests, "frames"):
-        table = read_arrow(manifests, "frames", ["key", "shard", "offset", "bytes"])
-        by: dict = collections.defaultdict(list)
-        for r in table.to_pylist():
-            by[r["shard"]].append(r)
-        fps = {s: fingerprint(rows) for s, rows in by.items()}
-    section = consolidate_faces(manifests, names, fps)
+    section = consolidate_faces(manifests, names, _fingerprints(manifests))
     if section["pending_shards"]:
         log.warning("%d frame shards have no faces yet (new or re-packed shards): run `python -m pipeline.faces` "
                     "again; detections are cached by frame key, so re-packed frames are not detected twice",
@@ -150,5 +195,24 @@ def section_for_manifest(manifests: Path, shard_stats: list[dict], records: dict
     return section
 
 
+def face_clips_for_manifest(manifests: Path, shard_stats: list[dict], records: dict | None = None) -> dict | None:
+    """For pipeline.core.manifest.consolidate(): the face_clips section (and face_clips.parquet), None where the
+    faces stage never ran or made no face clips."""
+    if run_settings(Path(manifests)) is None:
+        return None
+    return consolidate_face_clips(Path(manifests), [s["name"] for s in shard_stats], _fingerprints(Path(manifests)))
+
+
+def _fingerprints(manifests: Path) -> dict[str, str]:
+    if not has_table(manifests, "frames"):
+        return {}
+    by: dict = collections.defaultdict(list)
+    for r in read_arrow(manifests, "frames", ["key", "shard", "offset", "bytes"]).to_pylist():
+        by[r["shard"]].append(r)
+    return {s: fingerprint(rows) for s, rows in by.items()}
+
+
 STAGE = Stage("faces", f"{FACES_PARTS}/STEM.done.json, STEM.faces.parquet, STEM.detections.parquet, settings.json",
               section_for_manifest)
+FACE_CLIPS_STAGE = Stage("face_clips", f"{FACES_PARTS}/STEM.face_clips.parquet (+ the tubes' record in STEM.done.json)",
+                         face_clips_for_manifest)

@@ -20,6 +20,7 @@ from pipeline.dataset import has_table, read_arrow, read_dataset_json
 from pipeline.split.hashed import part_of
 from pipeline.stages.faces import detect as detect_mod
 from pipeline.stages.faces import manifest as fm
+from pipeline.stages.faces.tubes import FACE_CLIPS
 from pipeline.spec import FaceCrop
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Task:
     frames: list[dict]            # this shard's frames (key, video_id, second, offset, bytes, width, height, label)
     originals: dict[str, dict]    # fake video id -> {"id": original, "frames": {second: (shard, offset)}} | {"note"}
     cache: dict[str, tuple]       # key -> (status, faces json) from earlier detections
+    clips: dict[str, list] | None = None  # video id -> its clips.parquet rows (None: the dataset has no clips)
 
 
 def _read_manifest(manifests: Path) -> tuple[pa.Table, dict[str, dict]]:
@@ -91,6 +93,30 @@ def cached_detections(manifests: Path, settings: FaceCrop, keys: set[str]) -> di
     return cache
 
 
+CLIP_COLUMNS = ("video_id", "clip", "key", "start", "times", "n_frames", "status", "warning", "width", "height",
+                "shard", "offset")
+
+
+def _clips_by_video(manifests: Path) -> dict[str, list[dict]] | None:
+    """clips.parquet's rows per video (None: a dataset made without clips)."""
+    if not has_table(manifests, "clips"):
+        return None
+    by: dict[str, list[dict]] = collections.defaultdict(list)
+    for r in read_arrow(manifests, "clips", list(CLIP_COLUMNS)).to_pylist():
+        by[r["video_id"]].append(r)
+    return dict(by)
+
+
+def _finished(shards: Path, manifests: Path, s: str, d: dict | None, want: dict, fp: str, clips: bool) -> bool:
+    """A frame shard's faces (and, with clips, its face clips) are done with these settings for this content."""
+    folder = fm.faces_dir(manifests)
+    return bool(d and fm.same_settings(d.get("settings"), want) and d.get("fingerprint") == fp
+                and (d.get("faces") == 0 or (shards / FACES / s).is_file())  # no faces: no face shard
+                and (folder / f"{s[:-4]}.faces.parquet").is_file()
+                and (not clips or ((folder / f"{s[:-4]}.face_clips.parquet").is_file()
+                                   and (not d.get("tubes") or (shards / FACE_CLIPS / s).is_file()))))
+
+
 FRAME_COLUMNS = ("key", "video_id", "second", "split", "label", "shard", "offset", "bytes", "width", "height")
 
 
@@ -122,15 +148,12 @@ def plan(shards: Path, manifests: Path, settings: FaceCrop, part: tuple[int, int
     fingerprints = {s: fm.fingerprint(t.select(["key", "offset", "bytes"]).to_pylist()) for s, t in by_shard.items()}
     want = run_settings(settings)
     todo, finished = [], []
+    clips = _clips_by_video(manifests)
     for s in names:
-        d = fm.read_done(manifests, s)
-        if (d and fm.same_settings(d.get("settings"), want) and d.get("fingerprint") == fingerprints[s]
-                and (d.get("faces") == 0 or (shards / FACES / s).is_file())  # no faces: no face shard
-                and (fm.faces_dir(manifests) / f"{s[:-4]}.faces.parquet").is_file()):
-            finished.append(s)
-        else:
-            todo.append(s)
-    return {"by_shard": by_shard, "by_video_second": by_video_second, "videos": videos, "names": names,
+        done = _finished(shards, manifests, s, fm.read_done(manifests, s), want, fingerprints[s], clips is not None)
+        (finished if done else todo).append(s)
+    return {"clips": clips, "by_shard": by_shard, "by_video_second": by_video_second, "videos": videos,
+            "names": names,
             "todo": todo, "finished": finished, "fingerprints": fingerprints, "all_shards": sorted(by_shard)}
 
 
@@ -150,18 +173,21 @@ def make_task(p: dict, shard: str, cache: dict) -> Task:
             originals[vid] = {"id": orig, "frames": p["by_video_second"][orig]}
     split = frames[0]["split"]
     label = frames[0]["label"] or "unlabelled"
+    clips = None if p.get("clips") is None else {
+        vid: p["clips"].get(vid, []) for vid in sorted({f["video_id"] for f in frames})}
     return Task(shard, split, label, p["fingerprints"][shard], frames, originals,
-                {f["key"]: cache[f["key"]] for f in frames if f["key"] in cache})
+                {f["key"]: cache[f["key"]] for f in frames if f["key"] in cache}, clips)
 
 
 def collect_garbage(shards: Path, manifests: Path, current: set[str]) -> None:
     """After a complete run: remove face outputs of frame shards that no longer exist (resplit, re-pack)."""
     folder = fm.faces_dir(manifests)
     for path in list(folder.glob("*.done.json")) + list(folder.glob("*.faces.parquet")) + \
-            list(folder.glob("*.detections.parquet")):
+            list(folder.glob("*.detections.parquet")) + list(folder.glob("*.face_clips.parquet")):
         stem = path.name.split(".")[0]
         if f"{stem}.tar" not in current:
             path.unlink(missing_ok=True)
             (shards / FACES / f"{stem}.tar").unlink(missing_ok=True)
-    for tmp in (shards / FACES).glob(".*.tmp"):
+            (shards / FACE_CLIPS / f"{stem}.tar").unlink(missing_ok=True)
+    for tmp in [*(shards / FACES).glob(".*.tmp"), *(shards / FACE_CLIPS).glob(".*.tmp")]:
         tmp.unlink(missing_ok=True)

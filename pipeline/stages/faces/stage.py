@@ -26,6 +26,17 @@ def start_pool(workers: int, settings: FaceCrop, device: str) -> cf.ProcessPoolE
                         initargs=(settings.to_dict(), device, 1))
 
 
+def _consolidate(manifests: Path, p: dict) -> dict:
+    """faces.parquet and face_clips.parquet, dataset.json's faces and face_clips sections; their totals."""
+    section = fm.consolidate_faces(manifests, p["all_shards"], p["fingerprints"])
+    fm.update_dataset_json(manifests, section)
+    tubes = fm.consolidate_face_clips(manifests, p["all_shards"], p["fingerprints"])
+    fm.update_dataset_json(manifests, tubes, "face_clips")
+    totals = {"total_faces": section["faces"], "total_videos_without_faces": section["videos_without_faces"],
+              "pending": len(section["pending_shards"])}
+    return totals if tubes is None else {**totals, "total_tubes": tubes["tubes"]}
+
+
 def build(shards: Path, manifests: Path, settings: FaceCrop, device: str = "cpu", workers: int = 1,
           part: tuple[int, int] = (1, 1)) -> dict:
     """Run the stage; returns the summary stats."""
@@ -52,7 +63,7 @@ def build(shards: Path, manifests: Path, settings: FaceCrop, device: str = "cpu"
         def account(done: dict):
             stats["shards_done"] += 1
             for key in ("frames", "faces", "frames_with_faces", "videos", "videos_without_faces", "undecodable",
-                        "detected", "cached"):
+                        "detected", "cached", "tubes", "clips_without_tube"):
                 stats[key] += done.get(key, 0)
             for key in done.get("undecodable_keys", []):
                 log.warning("undecodable frame JPEG: %s (in %s)", key, done["shard"])
@@ -96,10 +107,6 @@ def build(shards: Path, manifests: Path, settings: FaceCrop, device: str = "cpu"
         current = set(p["all_shards"])
         if all(fm.read_done(manifests, s) for s in current):
             collect_garbage(shards, manifests, current)
-        section = fm.consolidate_faces(manifests, p["all_shards"], p["fingerprints"])
-        fm.update_dataset_json(manifests, section)
-        stats["total_faces"] = section["faces"]
-        stats["total_videos_without_faces"] = section["videos_without_faces"]
-        stats["pending"] = len(section["pending_shards"])
+        stats.update(_consolidate(manifests, p))
     stats["seconds"] = round(time.time() - started, 1)
     return dict(stats)

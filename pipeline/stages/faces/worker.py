@@ -20,6 +20,7 @@ from pipeline.dataset import MemberReader
 from pipeline.core.shards import TarFile, member
 from pipeline.stages.faces import detect as detect_mod
 from pipeline.stages.faces import manifest as fm
+from pipeline.stages.faces import tubes
 from pipeline.stages.faces.api import add_crops, detections_to_rows
 from pipeline.stages.faces.crop import decode_jpeg, encode_jpeg
 from pipeline.stages.faces.detect import faces_from_json, faces_to_json
@@ -104,6 +105,9 @@ class _Output:
     det_rows: list[dict] = dataclasses.field(default_factory=list)
     face_rows: list[dict] = dataclasses.field(default_factory=list)
     record: dict | None = None  # the finished face shard's size and sha256 (None: no face, no shard)
+    tubes: TarFile | None = None  # the face-clip shard being written (None: the dataset has no clips)
+    tube_rows: list[dict] = dataclasses.field(default_factory=list)
+    tubes_record: dict | None = None
 
     def write(self, data: bytes) -> None:
         self.tar.append(self.name, data)
@@ -181,6 +185,8 @@ def _video_faces(task: Task, v: _Video, fs: FaceCrop, reader: MemberReader, out:
     rows = detections_to_rows(v.dets, [f["second"] for f in frames], fs, [f["key"] for f in frames], v.vid)
     rows = [r for r in rows if r["frame"] not in v.broken]  # no gap box in a broken frame
     label = frames[0]["label"]
+    if task.clips is not None:
+        _video_tubes(task, v, rows, fs, reader, out)
     stats = out.stats
     stats["videos"] += 1
     stats["frames"] += len(frames)
@@ -194,6 +200,18 @@ def _video_faces(task: Task, v: _Video, fs: FaceCrop, reader: MemberReader, out:
         del images
         for r in group:
             _write_face(task, r, label, out, fs.jpeg_quality)
+
+
+def _video_tubes(task: Task, v: _Video, rows: list[dict], fs: FaceCrop, reader: MemberReader, out: _Output) -> None:
+    """A video's face tubes: each clip's faces, one box each from the clip's sampled frame (tubes.clip_tubes)."""
+    for clip in task.clips.get(v.vid, []):
+        tube_rows, members = tubes.clip_tubes(clip, v.frames, rows, v.broken, task.split, task.label, reader, fs)
+        for row, data in zip(tube_rows, members):
+            offset = out.tubes.append(task.shard, data)
+            row.update(shard=f"{tubes.FACE_CLIPS}/{task.shard}", offset=offset)
+        out.tube_rows.extend({k: r.get(k) for k in fm.FACE_CLIP_SCHEMA.names} for r in tube_rows)
+        out.stats["tubes"] += len(members)
+        out.stats["clips_without_tube"] += not members
 
 
 def _write_face(task: Task, r: dict, label: str, out: _Output, quality: int) -> None:
@@ -216,11 +234,14 @@ def _write_shard(task: Task, shards: Path, fs: FaceCrop, device: str) -> _Output
     videos = _by_video(task.frames)
     with MemberReader(shards) as reader:
         reader.handle(task.shard)
-        out = _Output(TarFile(shards / FACES), task.shard)
+        out = _Output(TarFile(shards / FACES), task.shard,
+                      tubes=None if task.clips is None else TarFile(shards / tubes.FACE_CLIPS))
         for c in range(0, len(videos), chunk):
             for v in _detections(task, videos[c:c + chunk], reader, out):
                 _video_faces(task, v, fs, reader, out)
         out.record = out.tar.finish(task.shard)
+        if out.tubes is not None:
+            out.tubes_record = out.tubes.finish(task.shard)
     return out
 
 
@@ -245,20 +266,41 @@ def process_shard(task: Task, shards: str, manifests: str, settings: dict, devic
         out.tar.discard(task.shard)
         (out_dir / task.shard).unlink(missing_ok=True)  # one an earlier run with other settings wrote
     fm.write_table(folder / f"{stem}.faces.parquet", pa.Table.from_pylist(out.face_rows, schema=fm.FACES_SCHEMA))
+    _commit_tubes(task, shards_p, folder, out)
     done = {"shard": task.shard, "split": task.split, "label": task.label, "fingerprint": task.fingerprint,
             "settings": run_settings(fs), **_sealed(out),
             "undecodable_keys": out.undecodable[:100],
             "undecodable": len(out.undecodable), **{k: int(v) for k, v in out.stats.items()},
             "cpu_seconds": round(time.process_time() - cpu0, 3)}  # this worker's CPU for the shard (benchmarks)
     for k in ("frames", "frames_with_faces", "faces", "videos", "videos_without_faces", "manipulated",
-              "not_manipulated", "manipulated_unknown", "detected", "cached"):
+              "not_manipulated", "manipulated_unknown", "detected", "cached", "tubes", "clips_without_tube"):
         done.setdefault(k, 0)
     fm.write_json(folder / f"{stem}.done.json", done)
     return done
 
 
+def _commit_tubes(task: Task, shards: Path, folder: Path, out: _Output) -> None:
+    """The face-clip shard in place (or none, and an older one removed, where no clip gave a tube) and its
+    fragment, before the done marker: a shard is finished only with both. Without clips, those of an earlier
+    run are removed."""
+    if out.tubes is None:
+        (folder / f"{task.shard[:-4]}.face_clips.parquet").unlink(missing_ok=True)
+        (shards / tubes.FACE_CLIPS / task.shard).unlink(missing_ok=True)
+        return
+    if out.stats["tubes"]:
+        out.tubes.commit(task.shard)
+    else:
+        out.tubes.discard(task.shard)
+        (shards / tubes.FACE_CLIPS / task.shard).unlink(missing_ok=True)
+    out.tube_rows.sort(key=lambda r: (r["video_id"], r["clip"] if r["clip"] is not None else -1, r["face"] or 0))
+    fm.write_table(folder / f"{task.shard[:-4]}.face_clips.parquet",
+                   pa.Table.from_pylist(out.tube_rows, schema=fm.FACE_CLIP_SCHEMA))
+
+
 def _sealed(out: _Output) -> dict:
     """The face shard's size and sha256 for its done marker; a frame shard without faces has no face shard."""
+    tubes_rec = out.tubes_record if out.stats["tubes"] else None
+    sealed = {"tubes_bytes": tubes_rec["size"] if tubes_rec else 0, "tubes_sha256": tubes_rec and tubes_rec["sha256"]}
     if not out.stats["faces"]:
-        return {"bytes": 0, "sha256": None}
-    return {"bytes": out.record["size"], "sha256": out.record["sha256"]}
+        return {"bytes": 0, "sha256": None, **sealed}
+    return {"bytes": out.record["size"], "sha256": out.record["sha256"], **sealed}

@@ -12,6 +12,7 @@ from pipeline.ffmpeg.stderr import AudioTrack
 from pipeline.spec import Clips
 from pipeline.stages.clips.members import clip_members
 from pipeline.stages.sound.wav import fingerprint, rms_dbfs, wav_bytes
+from pipeline.sources.periods import frame_label
 from pipeline.sources.video import Video
 from pipeline.ffmpeg.extract import FrameError, extract
 from pipeline.core.shards import member, write_staged
@@ -34,7 +35,9 @@ class Job:
 
 def base_row(video: Video, split: str) -> dict:
     return {"video_id": video.video_id, "path": video.path, "source": video.source, "label": video.label,
-            "original": video.original, "group": video.group, "split": split}
+            "original": video.original, "group": video.group, "split": split, "picture_label": video.picture_label,
+            "sound_label": video.sound_label, "speaker": video.speaker, "fake_periods": video.fake_periods,
+            "picture_periods": video.picture_periods, "sound_periods": video.sound_periods}
 
 
 def source_stat(path: str) -> list | None:
@@ -60,11 +63,13 @@ def process_video(job: Job) -> dict:
     for f in frames:
         key = f"{video.video_id}_{f.index:04d}"
         crc = zlib.crc32(f.jpeg)
+        picture = frame_label(f.second, video.picture_label or video.label, video.picture_periods)
         sample = {"key": key, "video_id": video.video_id, "index": f.index, "second": f.second,
                   "label": video.label, "split": job.split, "source": video.source, "original": video.original,
-                  "group": video.group, "width": f.width, "height": f.height, "crc32": crc}
+                  "group": video.group, "width": f.width, "height": f.height, "crc32": crc, "picture_label": picture}
         frame_rows.append({"key": key, "index": f.index, "second": f.second, "bytes": len(f.jpeg),
-                           "width": f.width, "height": f.height, "crc32": crc, "rel": len(members)})
+                           "width": f.width, "height": f.height, "crc32": crc, "rel": len(members),
+                           "picture_label": picture})
         members += member(f"{key}.jpg", f.jpeg) + member(f"{key}.json", json.dumps(sample).encode())
     meta = {**row, "status": "done", "error": None, "warning": info.errors[0] if info.errors else None,
             "duration": info.duration, "width": info.width, "height": info.height, "fps": info.fps,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from helpers.zoo_reference import (DFBEfficientNetB4Reference, DFBXceptionReference, SBIReference, WinnerReference,
-                                   clip_vit_l14, p_fake_package, prepare, run_zoo, sharpen, tower_state,
-                                   with_svd_residuals)
+                                   clip_vit_l14, p_fake_package, prepare, run_zoo, save_effort, save_gend,
+                                   sharpen, with_svd_residuals)
 from train.zoo import load_zoo_package
 from train.zoo.entries import entry
 
@@ -123,21 +123,16 @@ def test_deepfakebench_xception(tmp_path):
 def test_gend(tmp_path):
     """transformers CLIPVisionModel ViT-L/14 (QuickGELU, CLIP mean/std), pooled output L2-normalised, linear head;
     saved as GenD's Hugging Face model.safetensors (with the unused visual projection)."""
-    import safetensors.torch
-
     ref = clip_vit_l14(seed=5)
     x = torch.randn(2, 3, 224, 224)
     head = torch.nn.Linear(1024, 2)
     with torch.no_grad():
         features = torch.nn.functional.normalize(ref(pixel_values=x).pooler_output, dim=1)
     sharpen(head, features)
-    state = {f"feature_extractor.vision_model.{k}": v for k, v in tower_state(ref).items()}
-    state["feature_extractor.visual_projection.weight"] = torch.randn(768, 1024)
-    state.update({f"model.linear.{k}": v for k, v in head.state_dict().items()})
-    safetensors.torch.save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
+    save_gend(ref, head, tmp_path / "model.safetensors")
     with torch.no_grad():
         expected = head(features).softmax(1)[:, 1]
-    del ref, state
+    del ref
     model, config = _import("gend-clip-l14", [tmp_path / "model.safetensors"], tmp_path / "pkg")
     assert config["architecture"]["normalise"] is True
     assert config["input"]["mean"] == [0.48145466, 0.4578275, 0.40821073]
@@ -152,12 +147,10 @@ def test_effort(tmp_path):
     with torch.no_grad():
         features = ref(pixel_values=x).pooler_output
     sharpen(head, features)
-    state = {f"backbone.{k}": v for k, v in tower_state(ref).items()}
-    state.update({f"head.{k}": v for k, v in head.state_dict().items()})
-    torch.save(state, tmp_path / "effort.pth")
+    save_effort(ref, head, tmp_path / "effort.pth")
     with torch.no_grad():
         expected = head(features).softmax(1)[:, 1]
-    del ref, state
+    del ref
     model, config = _import("effort-clip-l14", [tmp_path / "effort.pth"], tmp_path / "pkg")
     card = (tmp_path / "pkg" / "README.md").read_text()
     assert "NON-COMMERCIAL" in card and json.loads((tmp_path / "pkg" / "config.json").read_text())["zoo"]
