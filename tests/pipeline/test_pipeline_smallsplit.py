@@ -2,6 +2,7 @@
 numbers and what to do."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from pipeline.config import PipelineConfig
@@ -33,5 +34,5 @@ def test_plan_warns_on_a_six_group_dataset(tmp_path, caplog):
     assert len(warned) == 1 and "0.00 of the 6 labelled videos in val for a requested 0.30" in warned[0]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="pipeline.stages.frames.build"):
-        plan(PipelineConfig(**{**config.to_dict(), "seed": 0, "size": (1280, 720), "part": (1, 1)}))  # 2 of 6
+        plan(dataclasses.replace(config, seed=0, size=(1280, 720), part=(1, 1)))  # 2 of 6
     assert not [r for r in caplog.records if "labelled videos in val" in r.getMessage()]
