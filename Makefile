@@ -25,7 +25,7 @@ DEMO_PACKAGE ?= $(DEMO_FACES)/package
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo demo-faces demo-audio check test test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff measure-sync measure-face-geometry bench-check bench-zoo bench-vit bench-sampling sbi-figure clean help
+.PHONY: setup shards faces train demo demo-faces demo-audio check test test-all test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff measure-sync measure-face-geometry bench-check bench-zoo bench-vit bench-sampling sbi-figure clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -86,7 +86,11 @@ check: setup  ## VIDEO=path/to/video-or-folder [MODEL=package|run|.pt|hf://OWNER
 	fi; \
 	$(BIN)/dfd check "$$DFD_VIDEO" --model "$$model" --out "$$DFD_CHECK_OUT" $(ARGS)
 
-test: setup  ## the whole test suite on every core, one module per worker (15 slowest shown), then the import layers
+test: setup  ## what CI runs: the suite but the heavy end-to-end tests, on every core, one module per worker (15 slowest shown), then the import layers
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not heavy" --durations=15
+	$(BIN)/lint-imports
+
+test-all: setup  ## the whole test suite, heavy end-to-end tests included (tests/conftest.py HEAVY), then the import layers
 	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 	$(BIN)/lint-imports
 

@@ -17,11 +17,60 @@ from helpers.commands import run_module, run_pipeline  # noqa: E402
 
 SLOW_FIXTURES = {"tiny_run", "dev_run", "clip_run"}  # a test that needs a trained run is an end-to-end test
 
+# `heavy`: end-to-end tests of 18 s or more each on CI's two cores (measured 2026-12-05, --durations) whose paths
+# a cheaper test in CI also walks. `make test` (CI, under 15 minutes) leaves them out; `make test-all` runs them
+# and is run before an issue is called resolved. The exact conversions of every zoo entry stay in CI.
+HEAVY = {
+    "tests/pipeline/stages/test_face_tubes.py::test_resume_keeps_and_redoes_face_clips",
+    "tests/pipeline/stages/test_faces_stage.py::test_batched_gpu_path_on_cpu_matches",
+    "tests/pipeline/stages/test_faces_stage.py::test_kill_parent_only_workers_die_and_rerun_at_once",
+    "tests/pipeline/stages/test_faces_stage.py::test_kill_then_rerun_equals_clean_run",
+    "tests/pipeline/stages/test_faces_stage.py::test_missing_frame_shard_fails_that_shard_only",
+    "tests/pipeline/stages/test_faces_stage.py::test_parts_then_merge",
+    "tests/pipeline/stages/test_faces_stage.py::test_rerun_is_fast_and_resplit_follows_without_detecting",
+    "tests/pipeline/stages/test_faces_units.py::test_detect_runs_in_bounded_batches_with_the_same_faces",
+    "tests/pipeline/test_scaleout.py::test_torchrun_two_gloo_processes_one_run_folder_whole_val_set",
+    "tests/pipeline/test_scaleout.py::test_training_reads_shards_through_urls[pipe:cat {dir}/{{name}}]",
+    "tests/train/test_backbone_input.py::test_clip_run_records_exports_and_fine_tunes_with_clip_normalisation",
+    "tests/train/test_check.py::test_json_lines_carry_the_same_verdicts",
+    "tests/train/test_clip_scoring.py::test_a_clips_run_checkpoint_loads_and_gives_its_recorded_val_loss",
+    "tests/train/test_device_augment.py::test_gpu_benchmark_runs_end_to_end_on_the_cpu",
+    "tests/train/test_device_augment.py::test_training_with_device_augmentations",
+    "tests/train/test_evaluate.py::test_predict_takes_an_ensemble_with_tta_and_a_rule",
+    "tests/train/test_explain.py::test_trained_model_points_inside_the_box_far_more_than_chance",
+    "tests/train/test_lipsync.py::test_check_reports_sync_and_plots_it",
+    "tests/train/test_package.py::test_a_checkpoint_in_its_run_gets_the_run_threshold_and_a_lone_one_gets_half",
+    "tests/train/test_package.py::test_threshold_at_a_target_fpr_and_from_the_val_shards",
+    "tests/train/test_predict.py::test_predict_matches_validation_on_the_val_videos",
+    "tests/train/test_predict.py::test_real_and_generated_clips_with_a_broken_one",
+    "tests/train/test_predict.py::test_repeated_file_names_give_one_row_per_video",
+    "tests/train/test_predict.py::test_sharded_test_split",
+    "tests/train/test_predict.py::test_sharded_val_split_matches_explain",
+    "tests/train/test_predict_faces_memory.py::test_same_faces_and_predictions_as_decoding_every_frame",
+    "tests/train/test_recipes.py::test_the_b7_trains_a_step_on_the_cpu",
+    "tests/train/test_recipes.py::test_the_winners_recipe_dev_run_reports_its_source",
+    "tests/train/test_synthetic_stream.py::test_dev_run_real_only_sbi_and_the_blend_pointing_game",
+    "tests/train/test_timm_backbones.py::test_dev_run_at_64px_on_cpu[convnext_tiny]",
+    "tests/train/test_timm_backbones.py::test_dev_run_at_64px_on_cpu[xception41]",
+    "tests/train/test_train_audio.py::test_check_judges_the_sound_and_draws_it",
+    "tests/train/test_train_audio.py::test_evaluate_fuses_the_shards_sound",
+    "tests/train/test_train_audio.py::test_explain_an_audio_run_scores_and_draws_its_windows_again",
+    "tests/train/test_train_audio.py::test_fake_audio_manipulated_needs_changed_sound",
+    "tests/train/test_train_audio.py::test_predict_shards_fuses_the_sound_of_the_audio_shards",
+    "tests/train/test_train_audio.py::test_predict_shards_without_sound",
+    "tests/train/test_train_run.py::test_resume_equals_an_uninterrupted_run",
+    "tests/train/zoo/test_zoo_bad_input.py::test_a_file_without_weights_is_refused",
+}
+
 
 def pytest_collection_modifyitems(config, items):
-    """`slow` for every test that uses a trained run (`make test-fast` skips them)."""
+    """`slow` for every test that uses a trained run (`make test-fast` skips them); `heavy` for HEAVY (`make test`
+    skips them, `make test-all` runs them)."""
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+        if item.nodeid in HEAVY:
+            item.add_marker(pytest.mark.heavy)
             item.add_marker(pytest.mark.slow)
 
 
