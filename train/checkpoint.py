@@ -35,6 +35,16 @@ def frame_body(model: nn.Module) -> nn.Module | None:
     return model[0]
 
 
+def sized_model(config: TrainConfig) -> tuple[nn.Module, str | None]:
+    """The model a config describes, and why its input size does not fit its body (None when it does): a saved
+    config or package can name a size its network cannot take, refused before any weights load."""
+    model = model_for(config)
+    body = frame_body(model)
+    problem = size_problem(body, config.image_size) if body is not None else None
+    size = f"{config.image_size[1]}x{config.image_size[0]}"
+    return model, (f"image size {size}: --arch {config.arch} {problem}" if problem else None)
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig]:
     """A checkpoint of this trainer -> (model in eval mode with its weights, the run's TrainConfig)."""
     try:
@@ -48,12 +58,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         config = TrainConfig.from_checkpoint(data["config"], layout.root if layout else None)
     except RecipeError as err:
         raise WeightsError(f"{path}: {err}") from None
-    model = model_for(config)
-    body = frame_body(model)
-    problem = size_problem(body, config.image_size) if body is not None else None
+    model, problem = sized_model(config)
     if problem:
-        raise WeightsError(f"{path}: image size {config.image_size[1]}x{config.image_size[0]}: --arch "
-                           f"{config.arch} {problem}")
+        raise WeightsError(f"{path}: {problem}")
     model.load_state_dict(data["model"])
     model.eval()
     return model, config

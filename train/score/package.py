@@ -24,8 +24,8 @@ from dfd.files import writable_folder, write_bytes, write_text
 from pipeline.spec import ModelInput, SpecError
 from train.config import RecipeError, TrainConfig
 from train.paths import CARD, CONFIG, FORMAT, FORMAT_VERSION, WEIGHTS, PackageError, RunLayout, is_package
-from train.checkpoint import frame_body, model_for
-from train.model import is_torchvision, size_problem
+from train.checkpoint import sized_model
+from train.model import is_torchvision
 from train.zoo.importer import KIND as ZOO_KIND
 
 log = logging.getLogger(__name__)
@@ -169,12 +169,9 @@ def load_package(folder: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
         state = safetensors.torch.load_file(str(folder / WEIGHTS), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
         raise PackageError(f"{folder / WEIGHTS}: not a safetensors file ({err})") from None
-    model = model_for(config)
-    body = frame_body(model)
-    problem = size_problem(body, config.image_size) if body is not None else None
+    model, problem = sized_model(config)
     if problem:
-        raise PackageError(f"{folder / CONFIG}: image_size {config.image_size[1]}x{config.image_size[0]}: "
-                           f"{config.arch} {problem}")
+        raise PackageError(f"{folder / CONFIG}: {problem}")
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
