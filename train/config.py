@@ -34,8 +34,9 @@ BALANCES = ("mix", "weights", "none")
 # auto (default): on a GPU at full-frame sizes, device with up to 8 loader workers and fused with more; else
 # albumentations (train.augment.resolve_impl; measured in docs/performance.md)
 AUGMENT_IMPLS = ("auto", "albumentations", "fused", "device")  # train.augment.reference, .fused, .device
-AGGREGATES = ("mean", "median", "confident", "frame_max")  # a video's score from its frames' or faces' P(fake)
-# (train.score.metrics; frame_max: the max over each frame's faces, then the mean over frames, as SBI scores)
+AGGREGATES = ("mean", "median", "confident", "winner", "frame_max")  # a video's score from its items' P(fake)
+# (train.score.metrics; winner: confident with the DFDC winner's literal minimum of 12 confident fakes; frame_max:
+# the max over each frame's faces, then the mean over frames, as SBI scores)
 FACE_IMAGE_SIZE = 224                 # --input faces with a recipe written for frames: the model's input size
 MIN_IMAGE = 32                        # no model input side below this (above: pipeline.spec's MAX_INPUT)
 RUN_PATHS = ("shards", "manifests", "out")  # the local paths a run records relative to its folder

@@ -77,6 +77,15 @@ def test_aggregate_frame_max_is_sbis_rule():
     assert videos.to_dict() == pytest.approx({"a": (0.9 + 0.3 + 0.4) / 3, "b": 0.3})
 
 
+def test_aggregate_winner_is_confident_with_more_than_11_fakes():
+    """selimsef's confident_strategy: 12 confident fakes of 20 pass 'fakes > 20 // 2.5' but not 'fakes > 11'."""
+    eleven = [0.9] * 11 + [0.5] * 9
+    assert aggregate(eleven, "confident") == pytest.approx(0.9)
+    assert aggregate(eleven, "winner") == pytest.approx(np.mean(eleven))
+    twelve = [0.9] * 12 + [0.5] * 8
+    assert aggregate(twelve, "winner") == pytest.approx(0.9)
+
+
 def test_aggregate_confident_is_the_dfdc_winners_rule():
     # 10 items: confident fakes (> 0.8) must number more than 10 // 2.5 = 4
     five_fakes = [0.9, 0.95, 0.85, 0.9, 1.0, 0.1, 0.1, 0.1, 0.5, 0.5]

@@ -19,7 +19,8 @@ one log loss wherever it appears.
     3. else the mean of all items.
   The winner also required more than 11 confident fakes (min_fakes = 11) with 32 frames per video, where
   n // 2.5 = 12 already implies it; at 1 fps a DFDC clip gives ~10 frames, where 11 could never be reached, so
-  min_fakes defaults to 0 here (pass 11 for the winner's literal rule).
+  min_fakes defaults to 0 here; the rule `winner` is the literal one (min_fakes = 11), what a zoo package of the
+  winner scores with.
   `frame_max`: the max over each frame's items (its faces), then the mean over frames: SBI's inference
   (`inference_video.py`: the max of a frame's face predictions, then the mean). It needs each item's frame
   (`seconds`); with one face per frame it is the mean.
@@ -41,6 +42,7 @@ THRESHOLD = 0.5           # accuracy: P(fake) >= THRESHOLD is called fake
 RULES = AGGREGATES
 CONFIDENT_FAKE = 0.8
 CONFIDENT_REAL = 0.2
+WINNER_MIN_FAKES = 11     # selimsef's confident_strategy: `fakes > sz // 2.5 and fakes > 11`
 CONFIDENT_REAL_SHARE = 0.9
 METRIC_NAMES = ("log_loss", "roc_auc", "accuracy", "balanced_accuracy", "eer", "average_precision")
 
@@ -194,7 +196,7 @@ def aggregate(p_fake_per_item: Sequence[float], rule: str = "mean", min_fakes: i
         return float(p.mean())
     if rule == "median":
         return float(np.median(p))
-    return _confident(p, min_fakes)
+    return _confident(p, WINNER_MIN_FAKES if rule == "winner" else min_fakes)
 
 
 def video_scores(frame_df: pd.DataFrame, rule: str = "mean", by: str = "video_id") -> pd.DataFrame:

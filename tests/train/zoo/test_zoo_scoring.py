@@ -64,7 +64,7 @@ def test_each_entry_crops_by_its_authors_rule():
     winner = face_crop_of(config)
     assert (winner.box, winner.margin, winner.resize, winner.face_size, winner.max_faces) == (
         "per_side", pytest.approx(1 / 3), "isotropic_pad", 380, 4)
-    assert aggregate_of(config) == "confident"
+    assert aggregate_of(config) == "winner"  # confident, with the literal "fakes > 11" of the winner's code
     sbi = face_crop_of({"zoo": entry_dict(entry("sbi-c23"))})
     assert (sbi.box, sbi.margin, sbi.resize, sbi.face_size) == ("per_side", pytest.approx(1 / 8), "stretch", 380)
     assert aggregate_of({"zoo": entry_dict(entry("sbi-c23"))}) == "frame_max"  # SBI: max over a frame's faces
