@@ -4,6 +4,7 @@ equals the reference's on the same input (max abs difference < 1e-4)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -18,12 +19,14 @@ TOLERANCE = 1e-4
 
 
 @pytest.fixture(autouse=True)
-def _few_threads():
-    """Two CPU cores are shared: one forward at a time, small batches."""
+def _few_threads(tmp_path):
+    """Two CPU cores are shared: one forward at a time, small batches. The published files and packages (up to
+    2.4 GB a test for the ViT-L/14s) are deleted after each test, so a run does not fill the disk."""
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def _import(name, files, out):
