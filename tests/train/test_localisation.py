@@ -1,0 +1,72 @@
+"""train.score.localisation: proposals from scores over time, and AP / AR as AV-Deepfake1M's and LAV-DF's evaluation
+code define them, on hand-computed cases."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from train.score.localisation import (AR_IOUS, average_precision, average_recall, iou, localisation_metrics,
+                                      proposals, segments_at)
+
+
+def test_iou_is_overlap_over_span():
+    got = iou([[0, 4], [1, 5], [5, 6], [0, 2]], [[0, 4]])[:, 0]
+    assert got.tolist() == pytest.approx([1.0, 3 / 5, 0.0, 0.5])
+
+
+def test_perfect_proposals_score_one_and_the_official_curve_drops_the_first_step():
+    videos = [(np.array([[0.9, 1.0, 3.0]]), np.array([[1.0, 3.0]])),
+              (np.array([[0.8, 0.5, 2.5], [0.1, 4.0, 5.0]]), np.array([[0.5, 2.5], [4.0, 5.0]])),
+              (np.zeros((0, 3)), np.zeros((0, 2)))]  # a real video, nothing proposed
+    for t in (0.5, 0.75, 0.9, 0.95):
+        assert average_precision(videos, t) == pytest.approx(1.0)
+    # the authors' code leaves out the first rank's recall step: 1 of the 3 segments
+    assert average_precision(videos, 0.5, official=True) == pytest.approx(2 / 3)
+    assert average_recall(videos, 1) == pytest.approx(2 / 3)  # video 2's second segment is its second proposal
+    assert average_recall(videos, 2) == pytest.approx(1.0)
+    metrics = localisation_metrics(videos)
+    assert metrics["segments"] == 3 and metrics["with_segments"] == 2 and metrics["proposals"] == 3
+    assert metrics["score"] == pytest.approx(1.0)
+
+
+def test_a_shifted_segment_matches_below_its_iou_only():
+    videos = [(np.array([[0.7, 1.0, 5.0]]), np.array([[0.0, 4.0]]))]  # IoU 3 / 5 = 0.6
+    assert average_precision(videos, 0.5) == 1.0 and average_precision(videos, 0.75) == 0.0
+    # recalled at IoU 0.5 and 0.55 of the ten thresholds 0.5, 0.55, ..., 0.95
+    assert len(AR_IOUS) == 10 and average_recall(videos, 5) == pytest.approx(0.2)
+
+
+def test_ranked_false_positives_lower_ap_by_their_rank():
+    fake = (np.array([[0.9, 6.0, 8.0], [0.8, 2.0, 4.0]]), np.array([[2.0, 4.0]]))
+    assert average_precision([fake], 0.5) == pytest.approx(1 / 2)  # the true one ranked second
+    real = (np.array([[0.95, 0.0, 1.0]]), np.zeros((0, 2)))  # a proposal on a video without a fake segment
+    assert average_precision([fake, real], 0.5) == pytest.approx(1 / 3)
+    # false positives ranked below every true positive cost nothing; a second proposal on a taken segment is one
+    later = (np.array([[0.9, 2.0, 4.0], [0.85, 2.0, 4.1], [0.3, 6.0, 8.0]]), np.array([[2.0, 4.0]]))
+    assert average_precision([later], 0.5) == pytest.approx(1.0)
+    # two segments, ranking TP, FP, TP: precision 1 at recall 1/2, 2/3 at recall 1
+    two = (np.array([[0.9, 0.0, 1.0], [0.8, 5.0, 6.0], [0.7, 2.0, 3.0]]), np.array([[0.0, 1.0], [2.0, 3.0]]))
+    assert average_precision([two], 0.5) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+
+
+def test_videos_without_fake_segments_have_no_metric_and_missed_ones_count():
+    assert average_precision([(np.array([[0.9, 0.0, 1.0]]), np.zeros((0, 2)))], 0.5) is None
+    assert localisation_metrics([(np.zeros((0, 3)), np.zeros((0, 2)))])["score"] is None
+    # a fake video with nothing proposed: its segment is missed (the authors' AR would not count it)
+    found = (np.array([[0.9, 0.0, 2.0]]), np.array([[0.0, 2.0]]))
+    assert average_recall([found, (np.zeros((0, 3)), np.array([[1.0, 2.0]]))], 5) == pytest.approx(0.5)
+    assert average_precision([found, (np.zeros((0, 3)), np.array([[1.0, 2.0]]))], 0.5) == pytest.approx(0.5)
+
+
+def test_proposals_are_runs_over_thresholds_ranked_by_mean_score():
+    times = np.arange(10.0)
+    scores = np.full(10, 0.1)
+    scores[3:6] = 0.9
+    got = proposals(times, scores, end=10.0)
+    # at 0.1 the whole video (mean 0.34); from 0.2 to 0.9 seconds 3-5 (each frame covers half a step either side)
+    assert np.allclose(got, [[0.9, 2.5, 5.5], [0.34, 0.0, 9.5]])
+    assert segments_at(times, scores, 0.5) == [{"start": 2.5, "end": 5.5, "score": pytest.approx(0.9)}]
+    # a gap in the samples (silence skipped) ends a run; the end clips the last segment
+    assert segments_at([0, 1, 5, 6], [0.8, 0.8, 0.6, 0.6], 0.5, end=6.2) == [
+        {"start": 0.0, "end": 1.5, "score": pytest.approx(0.8)}, {"start": 4.5, "end": 6.2, "score": pytest.approx(0.6)}]
+    assert proposals([], []).shape == (0, 3) and segments_at([0.0, 0.5], [0.1, 0.2], 0.5) == []
