@@ -21,6 +21,7 @@ from pipeline.dataset import Dataset
 from train.data.clip_streams import ClipShards, ClipValStream
 from train.data.streams import ValStream, make_loader
 from train.report.figures import plot_roc
+from train.report.localisation import localisation_markdown, localise
 from train.score.tables import markdown_table
 from train.score import metrics
 from train.score.checkpoints import Ensemble, load_ensemble
@@ -42,7 +43,7 @@ def metrics_markdown(result: dict) -> str:
         levels += [("sound window", a["window"], "windows"), ("sound video", a["sound"], "videos"),
                    (f"fused video ({a['fuse']})", a["fused"], "videos")]
     rows = [[name, *({**level, "n": level.get(key)}.get(c) for c in TABLE_COLUMNS)] for name, level, key in levels]
-    return markdown_table(("level", *TABLE_COLUMNS), rows)
+    return markdown_table(("level", *TABLE_COLUMNS), rows) + localisation_markdown(result.get("localisation", {}))
 
 
 def _level(labels, p_fake, key: str) -> dict:
@@ -76,6 +77,13 @@ def with_sound(videos: pd.DataFrame, audio_checkpoint: str | Path, shards: str, 
               "fused": _level(videos["label"], videos["fused"], "videos"),
               "notes": videos["note"].dropna().value_counts().to_dict()}
     return result, videos, windows
+
+
+def _sound_spec(audio_checkpoint):
+    """The audio model's window settings (None without one)."""
+    from train.audio.classifier import load
+
+    return load(audio_checkpoint).spec if audio_checkpoint else None
 
 
 def default_out(paths: Sequence[Path], split: str) -> Path:
@@ -155,12 +163,16 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
     name = f"ensemble of {len(ensemble.models)}" if result["ensemble"] else first.arch
     curves = [(name, frames, videos)]
     out.mkdir(parents=True, exist_ok=True)
+    windows = None
     if audio_checkpoint:
         result["audio"], videos, windows = with_sound(videos, audio_checkpoint, shards, manifests, split, fuse_rule)
         write_parquet(windows, out / "sound_windows.parquet")
         curves += [("sound", windows.rename(columns={"audio_p_fake": "p_fake"}), videos.assign(p_fake=videos["sound"])
                     .dropna(subset=["p_fake"])), (f"fused ({fuse_rule})", frames.iloc[:0], videos.assign(
                         p_fake=videos["fused"]))]
+    localised = localise(dataset, frames, unit, out, windows, _sound_spec(audio_checkpoint))
+    if localised:  # a segment-labelled dataset (LAV-DF, AV-Deepfake1M): train.report.localisation
+        result["localisation"] = localised
     write_parquet(frames, out / "predictions.parquet")
     write_parquet(videos, out / "video_predictions.parquet")
     plot_roc(out / "roc.png", curves)
