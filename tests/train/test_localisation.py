@@ -70,3 +70,22 @@ def test_proposals_are_runs_over_thresholds_ranked_by_mean_score():
     assert segments_at([0, 1, 5, 6], [0.8, 0.8, 0.6, 0.6], 0.5, end=6.2) == [
         {"start": 0.0, "end": 1.5, "score": pytest.approx(0.8)}, {"start": 4.5, "end": 6.2, "score": pytest.approx(0.6)}]
     assert proposals([], []).shape == (0, 3) and segments_at([0.0, 0.5], [0.1, 0.2], 0.5) == []
+
+
+def test_check_segments_of_the_picture_and_the_sound():
+    from pathlib import Path
+
+    from train.score.verdict import Item, Sound, Verdict, as_json, picture_segments, sound_segments
+
+    crop = np.zeros((4, 4, 3), np.uint8)
+    # two faces a second: a second's score is its most suspicious face's
+    items = [Item(i, float(s), p, crop, track=t) for i, (s, p, t) in enumerate(
+        [(0, 0.1, 0), (0, 0.2, 1), (1, 0.9, 0), (1, 0.1, 1), (2, 0.2, 0), (2, 0.8, 1), (3, 0.1, 0)])]
+    verdict = Verdict(Path("v.mp4"), "faces", {"value": 0.5}, "mean", items, seconds=[0.0, 1.0, 2.0, 3.0])
+    assert picture_segments(verdict) == [{"start": 0.5, "end": 2.5, "score": pytest.approx(0.85)}]
+    # windows of 2 s every 1 s: their middles at 1, 2, 3, 4; the fake ones at 2 and 3 s
+    verdict.sound = Sound("noisy-or", "a.pt", 2.0, 1.0, 0.5, [0.0, 1.0, 2.0, 3.0], [0.2, 0.7, 0.9, 0.4])
+    assert sound_segments(verdict.sound) == [{"start": 1.5, "end": 3.5, "score": pytest.approx(0.8)}]
+    got = as_json(verdict, "v")
+    assert got["segments"][0]["end"] == 2.5 and got["sound"]["segments"][0]["start"] == 1.5
+    assert picture_segments(Verdict(Path("v.mp4"), "faces", {"value": 0.5}, "mean")) == []

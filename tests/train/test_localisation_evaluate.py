@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ from pipeline.dataset import Dataset
 from train.data.streams import ValStream
 from train.model import Device, build_model
 from train.report.localisation import PROPOSALS
-from train.score.localisation import as_segments, localisation_metrics, proposals
+from train.score.localisation import as_segments, iou, localisation_metrics, proposals
 
 SECONDS = 6.0
 # (file, split, fake periods); an empty list: a real clip
@@ -60,9 +61,11 @@ def lavdf(tmp_path_factory):
     return root
 
 
-def _trained(lavdf, path):
+@pytest.fixture(scope="module")
+def trained(lavdf):
     """A random resnet-18 trained for a few epochs on the train frames with their own (periods') labels."""
-    untrained_checkpoint(path, input="frames", image_size=64, fps=2.0, box=(64, 36))
+    path = lavdf / "run" / "checkpoints" / "best.pt"
+    untrained_checkpoint(path, input="frames", image_size=32, fps=2.0, box=(64, 36))
     data = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model(data["config"]["arch"])
     model.load_state_dict(data["model"])
@@ -73,7 +76,7 @@ def _trained(lavdf, path):
     torch.manual_seed(0)
     model.train()
     for _ in range(4):
-        for images, _, keys, _ in ValStream(dataset.urls("train"), (64, 64), 12):
+        for images, _, keys, _ in ValStream(dataset.urls("train"), (32, 32), 12):
             loss = torch.nn.functional.cross_entropy(model(dev.inputs(images)),
                                                      torch.tensor(labels.loc[list(keys)].to_numpy(), dtype=torch.long))
             optimiser.zero_grad()
@@ -83,8 +86,9 @@ def _trained(lavdf, path):
     return path
 
 
-def test_evaluate_reports_localisation_and_a_model_that_sees_the_cue_beats_chance(lavdf, tmp_path):
-    checkpoint = _trained(lavdf, tmp_path / "run" / "checkpoints" / "best.pt")
+@pytest.mark.slow  # shards, a short training and the evaluate command: ~40 s on a loaded 2-core box
+def test_evaluate_reports_localisation_and_a_model_that_sees_the_cue_beats_chance(lavdf, trained, tmp_path):
+    checkpoint = trained
     out = tmp_path / "eval"
     proc = run_module("dfd", "evaluate", "--checkpoint", checkpoint, "--shards", lavdf / "shards", "--manifests",
                       lavdf / "manifests", "--split", "val", "--out", out, "--device", "cpu", "--workers", "0")
@@ -110,6 +114,19 @@ def test_evaluate_reports_localisation_and_a_model_that_sees_the_cue_beats_chanc
     print("AP@0.5", result["ap"]["0.5"], "AR@5", result["ar"]["5"], "chance AP@0.5", np.mean(chance))
     assert result["ap"]["0.5"] >= 0.6 and result["ap"]["0.5"] > np.mean(chance) + 0.3
     assert result["ar"]["5"] > 0.4
+
+
+@pytest.mark.slow  # the shards and training of the test above (shared), then one check
+def test_check_marks_the_predicted_segments_on_its_page_and_in_json(lavdf, trained, tmp_path):
+    video = lavdf / "LAV-DF" / "dev" / "h.mp4"  # fake periods [0.25, 1.25] and [3.25, 4.75]
+    proc = run_module("dfd", "check", video, "--model", trained, "--json", "--out", tmp_path, "--device", "cpu")
+    got = json.loads(proc.stdout.splitlines()[-1])
+    segments = as_segments([[s["start"], s["end"]] for s in got["segments"]])
+    assert all(0 <= s["score"] <= 1 for s in got["segments"])
+    truth = as_segments([[0.25, 1.25], [3.25, 4.75]])
+    assert len(segments) == 2 and iou(segments, truth).max(axis=0).min() > 0.5, got["segments"]
+    page = Path(got["page"]).read_text()
+    assert 'id="segments"' in page and f"{segments[1][0]:.2f}-{segments[1][1]:.2f} s" in page
 
 
 def test_a_dataset_without_periods_is_evaluated_as_before(tiny_dataset, tmp_path):

@@ -22,7 +22,8 @@ from train.data.decode import to_chw
 from train.model import normalize
 from train.report.gradcam import clip_grad_cam, grad_cam, overlay
 from train.score.threshold import describe
-from train.score.verdict import SOUND_THRESHOLD, SYNC_THRESHOLD, Verdict, evidence_text, sound_text, sync_text
+from train.score.verdict import (SOUND_THRESHOLD, SYNC_THRESHOLD, Verdict, evidence_text, picture_segments,
+                                  sound_segments, sound_text, sync_text)
 from train.templates import render
 
 SUSPICIOUS = 4  # Grad-CAM for this many of the highest-scoring faces (or frames)
@@ -43,7 +44,20 @@ def timeline_png(verdict: Verdict) -> bytes:
         items = sorted((i for i in verdict.items if i.track == track["track"]), key=lambda i: i.second)
         label = (verdict.input if verdict.input == "clips" else "frames") if track["track"] is None else f"face track {track['track']}"
         ax.plot([i.second for i in items], [i.p_fake for i in items], marker="o", label=label)
+    _shade(ax, picture_segments(verdict))
     return _over_time(fig, ax, verdict.threshold["value"], "P(fake)", max(verdict.seconds, default=1))
+
+
+def _shade(ax, segments: list[dict]) -> None:
+    """The predicted fake segments as shaded spans (one legend entry)."""
+    for n, segment in enumerate(segments):
+        ax.axvspan(segment["start"], segment["end"], color="#e67e22", alpha=0.18, linewidth=0,
+                   label=None if n else "predicted fake segment")
+
+
+def segments_text(segments: list[dict]) -> str:
+    """'1.5-4.5 s (mean P(fake) 0.91), ...' or 'none'."""
+    return ", ".join(f"{s['start']:.2f}-{s['end']:.2f} s (mean P(fake) {s['score']:.3f})" for s in segments) or "none"
 
 
 def _over_time(fig, ax, threshold: float, ylabel: str, last_second: float) -> bytes:
@@ -67,6 +81,7 @@ def sound_png(verdict: Verdict) -> bytes:
         ax.plot([start, start + sound.window_s], [p, p], color="#8e44ad", alpha=0.35, linewidth=3)
     mids = [s + sound.window_s / 2 for s in sound.starts]
     ax.plot(mids, sound.windows, marker="o", color="#8e44ad", label=f"sound, windows of {sound.window_s:g} s")
+    _shade(ax, sound_segments(sound))
     last = max([s + sound.window_s for s in sound.starts] + list(verdict.seconds) + [1])
     return _over_time(fig, ax, sound.threshold, "P(fake) of the sound", last)
 
@@ -181,6 +196,8 @@ def write_page(verdict: Verdict, name: str, out: Path, model: torch.nn.Module, m
         suspicious=suspicious(verdict, model) if items else [], seconds=seconds(verdict) if items else [],
         sound_text=sound_text(verdict) if sound is not None and sound.p_fake is not None else "",
         sound_png=_png_uri(sound_png(verdict)) if sound is not None and sound.p_fake is not None else "",
+        segments=segments_text(picture_segments(verdict)) if items else "",
+        sound_segments=segments_text(sound_segments(sound)) if sound is not None and sound.p_fake is not None else "",
         sync=verdict.sync, sync_text=sync_text(verdict.sync).lstrip("; "), sync_threshold=SYNC_THRESHOLD,
         sync_png=_png_uri(sync_png(verdict)) if verdict.sync is not None and verdict.sync.starts else "")
     timings = {**verdict.timings, "page_s": time.perf_counter() - start}

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from train.score import metrics
+from train.score.localisation import segments_at
 
 FAKE, REAL, NO_FACE, FAILED = "FAKE", "REAL", "NO FACE", "FAILED"
 SYNC_THRESHOLD = 0.5  # lip sync's p_fake at which picture and sound are called apart (train.audio.sync's rule)
@@ -228,6 +229,23 @@ def _line(verdict: Verdict, name: str) -> str:
             f"(threshold {t:.3f}), strongest: {evidence_text(verdict)}; {sound_text(verdict)}")
 
 
+def picture_segments(verdict: Verdict) -> list[dict]:
+    """The predicted fake segments of the picture: runs of sampled seconds whose P(fake) (a faces model: the most
+    suspicious face's) reaches the decision threshold, [{start, end, score}] (train.score.localisation)."""
+    peak: dict[float, float] = {}
+    for item in verdict.items:
+        peak[item.second] = max(peak.get(item.second, 0.0), item.p_fake)
+    return segments_at(list(peak), list(peak.values()), verdict.threshold["value"]) if peak else []
+
+
+def sound_segments(sound: Sound) -> list[dict]:
+    """The predicted fake segments of the sound: runs of windows (at their middles, a hop apart) whose P(fake)
+    reaches the sound's threshold."""
+    if not sound.starts:
+        return []
+    return segments_at([s + sound.window_s / 2 for s in sound.starts], sound.windows, sound.threshold, sound.hop_s)
+
+
 def as_json(verdict: Verdict, name: str) -> dict:
     """The same verdict for `--json` (one object per line)."""
     ev = verdict.evidence()
@@ -237,11 +255,11 @@ def as_json(verdict: Verdict, name: str) -> dict:
         "aggregate": verdict.aggregate, "input": verdict.input, "error": verdict.error,
         "frames": len(verdict.seconds), "items": len(verdict.items), "evidence": ev,
         "tracks": [{k: v for k, v in t.items()} for t in verdict.tracks()], "timings": verdict.timings,
-        "p_picture": verdict.p_picture, "sync": None if verdict.sync is None else verdict.sync.as_dict(),
+        "p_picture": verdict.p_picture, "segments": picture_segments(verdict), "sync": None if verdict.sync is None else verdict.sync.as_dict(),
         **({"clips": [{"start": i.second, "p_fake": i.p_fake, "status": i.status} for i in verdict.items]}
            if verdict.input == "clips" else {}),
         "sound": None if verdict.sound is None else {
             "p_fake": verdict.sound.p_fake, "threshold": verdict.sound.threshold, "rule": verdict.sound.rule,
             "note": verdict.sound.note, "model": verdict.sound.model, "window_s": verdict.sound.window_s,
-            "hop_s": verdict.sound.hop_s,
+            "hop_s": verdict.sound.hop_s, "segments": sound_segments(verdict.sound),
             "windows": [{"start": s, "p_fake": p} for s, p in zip(verdict.sound.starts, verdict.sound.windows)]}})
