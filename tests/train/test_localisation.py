@@ -68,7 +68,8 @@ def test_proposals_are_runs_over_thresholds_ranked_by_mean_score():
     assert segments_at(times, scores, 0.5) == [{"start": 2.5, "end": 5.5, "score": pytest.approx(0.9)}]
     # a gap in the samples (silence skipped) ends a run; the end clips the last segment
     assert segments_at([0, 1, 5, 6], [0.8, 0.8, 0.6, 0.6], 0.5, end=6.2) == [
-        {"start": 0.0, "end": 1.5, "score": pytest.approx(0.8)}, {"start": 4.5, "end": 6.2, "score": pytest.approx(0.6)}]
+        {"start": 0.0, "end": 1.5, "score": pytest.approx(0.8)},
+        {"start": 4.5, "end": 6.2, "score": pytest.approx(0.6)}]
     assert proposals([], []).shape == (0, 3) and segments_at([0.0, 0.5], [0.1, 0.2], 0.5) == []
 
 

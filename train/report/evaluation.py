@@ -21,7 +21,7 @@ from pipeline.dataset import Dataset
 from train.data.clip_streams import ClipShards, ClipValStream
 from train.data.streams import ValStream, make_loader
 from train.report.figures import plot_roc
-from train.report.localisation import localisation_markdown, localise
+from train.report.split_localisation import localisation_markdown, localise
 from train.score.tables import markdown_table
 from train.score import metrics
 from train.score.checkpoints import Ensemble, load_ensemble
@@ -171,7 +171,7 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
                     .dropna(subset=["p_fake"])), (f"fused ({fuse_rule})", frames.iloc[:0], videos.assign(
                         p_fake=videos["fused"]))]
     localised = localise(dataset, frames, unit, out, windows, _sound_spec(audio_checkpoint))
-    if localised:  # a segment-labelled dataset (LAV-DF, AV-Deepfake1M): train.report.localisation
+    if localised:  # a segment-labelled dataset (LAV-DF, AV-Deepfake1M): train.report.split_localisation
         result["localisation"] = localised
     write_parquet(frames, out / "predictions.parquet")
     write_parquet(videos, out / "video_predictions.parquet")
