@@ -70,6 +70,13 @@ def test_proposals_are_runs_over_thresholds_ranked_by_mean_score():
     assert segments_at([0, 1, 5, 6], [0.8, 0.8, 0.6, 0.6], 0.5, end=6.2) == [
         {"start": 0.0, "end": 1.5, "score": pytest.approx(0.8)},
         {"start": 4.5, "end": 6.2, "score": pytest.approx(0.6)}]
+    # windows of 2 s every 1 s starting at 0..5: a run starts where the real window before it ends (the one at 1 s,
+    # at 3 s) and, with no window after it, ends with its own last; a lone fake window between real ones (less than
+    # a step left between them) takes a step around its middle
+    starts = np.arange(6.0)
+    assert segments_at(starts, [0, 0, 1, 1, 1, 1], 0.5, window=2.0) == [{"start": 3.0, "end": 7.0, "score": 1.0}]
+    assert segments_at(starts, [1, 1, 0, 0, 0, 0], 0.5, window=2.0) == [{"start": 0.0, "end": 2.0, "score": 1.0}]
+    assert segments_at(starts, [0, 0, 1, 0, 0, 0], 0.5, window=2.0) == [{"start": 2.5, "end": 3.5, "score": 1.0}]
     assert proposals([], []).shape == (0, 3) and segments_at([0.0, 0.5], [0.1, 0.2], 0.5) == []
 
 
@@ -84,9 +91,10 @@ def test_check_segments_of_the_picture_and_the_sound():
         [(0, 0.1, 0), (0, 0.2, 1), (1, 0.9, 0), (1, 0.1, 1), (2, 0.2, 0), (2, 0.8, 1), (3, 0.1, 0)])]
     verdict = Verdict(Path("v.mp4"), "faces", {"value": 0.5}, "mean", items, seconds=[0.0, 1.0, 2.0, 3.0])
     assert picture_segments(verdict) == [{"start": 0.5, "end": 2.5, "score": pytest.approx(0.85)}]
-    # windows of 2 s every 1 s: their middles at 1, 2, 3, 4; the fake ones at 2 and 3 s
+    # windows of 2 s every 1 s: those starting at 1 and 2 s fake, at 0 and 3 s real: the fake sound lies after 2 s
+    # (the end of the window at 0) and before 3 s (the start of the one at 3)
     verdict.sound = Sound("noisy-or", "a.pt", 2.0, 1.0, 0.5, [0.0, 1.0, 2.0, 3.0], [0.2, 0.7, 0.9, 0.4])
-    assert sound_segments(verdict.sound) == [{"start": 1.5, "end": 3.5, "score": pytest.approx(0.8)}]
+    assert sound_segments(verdict.sound) == [{"start": 2.0, "end": 3.0, "score": pytest.approx(0.8)}]
     got = as_json(verdict, "v")
-    assert got["segments"][0]["end"] == 2.5 and got["sound"]["segments"][0]["start"] == 1.5
+    assert got["segments"][0]["end"] == 2.5 and got["sound"]["segments"][0]["start"] == 2.0
     assert picture_segments(Verdict(Path("v.mp4"), "faces", {"value": 0.5}, "mean")) == []

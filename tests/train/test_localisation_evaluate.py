@@ -8,7 +8,9 @@ metadata.json record giving those periods (modify_video true); the real clips ha
 a quarter second off the 2 fps sampling grid, so no sampled frame sits on a boundary. `dfd shards` (real ffmpeg)
 samples 2 frames a second at 64x36 and labels each frame from the periods; a real resnet-18 (random init, 32 px
 input) is trained in the test for three epochs (18 steps) on the train split's frames with their own labels, saved
-as a checkpoint, and evaluated by the real `dfd evaluate` on the dev (val) split."""
+as a checkpoint, and evaluated by the real `dfd evaluate` on the dev (val) split. The sound: a tone (its own pitch
+per clip) where the clip is real, white noise during a fake's periods (modify_audio true as well); the real sound
+trainer (`dfd train --input audio`) learns it and `--audio-checkpoint` scores it."""
 from __future__ import annotations
 
 import json
@@ -43,7 +45,9 @@ def _clip(path, periods, seed: int) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
                     f"color=c=0x505050:s=128x72:r=10:d={SECONDS},noise=alls=40:allf=t+u:all_seed={seed},"
                     f"drawbox=x=32:y=18:w=64:h=36:color=white:t=fill:enable='{enable}'",
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)
+                    "-f", "lavfi", "-i", f"aevalsrc='if({enable},0.3*(2*random(0)-1),0.3*sin(2*PI*(300+20*{seed})*t))'"
+                    f":s=16000:d={SECONDS}", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
+                   check=True)
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +58,11 @@ def lavdf(tmp_path_factory):
     for seed, (file, split, periods) in enumerate(CLIPS):
         _clip(tree / file, periods, seed)
         records.append({"file": file, "split": split, "n_fakes": len(periods), "fake_periods": periods,
-                        "duration": SECONDS, "original": None, "modify_video": bool(periods), "modify_audio": False})
+                        "duration": SECONDS, "original": None, "modify_video": bool(periods),
+                        "modify_audio": bool(periods)})
     (tree / "metadata.json").write_text(json.dumps(records))
     run_module("dfd", "shards", "--videos", tree, "--shards", root / "shards", "--manifests", root / "manifests",
-               "--workers", "1", "--size", "64x36", "--fps", "2", "--no-audio")
+               "--workers", "1", "--size", "64x36", "--fps", "2")
     return root
 
 
@@ -86,20 +91,39 @@ def trained(lavdf):
     return path
 
 
-@pytest.mark.slow  # shards, a short training and the evaluate command: ~40 s on a loaded 2-core box
-def test_evaluate_reports_localisation_and_a_model_that_sees_the_cue_beats_chance(lavdf, trained, tmp_path):
-    checkpoint = trained
+@pytest.fixture(scope="module")
+def audio_run(lavdf):
+    """The real sound trainer on the train split's sound (its windows labelled by the sound's periods)."""
+    run_module("dfd", "train", "--input", "audio", "--shards", lavdf / "shards", "--manifests", lavdf / "manifests",
+               "--out", lavdf / "audio-run")
+    return lavdf / "audio-run"
+
+
+@pytest.mark.slow  # shards, two short trainings and the evaluate command: ~90 s on a loaded 2-core box
+def test_evaluate_reports_localisation_and_a_model_that_sees_the_cue_beats_chance(lavdf, trained, audio_run,
+                                                                                    tmp_path):
     out = tmp_path / "eval"
-    proc = run_module("dfd", "evaluate", "--checkpoint", checkpoint, "--shards", lavdf / "shards", "--manifests",
-                      lavdf / "manifests", "--split", "val", "--out", out, "--device", "cpu", "--workers", "0")
-    assert "| localisation | fake videos | segments | AP@0.5 |" in proc.stdout
+    proc = run_module("dfd", "evaluate", "--checkpoint", trained, "--shards", lavdf / "shards", "--manifests",
+                      lavdf / "manifests", "--split", "val", "--out", out, "--device", "cpu", "--workers", "0",
+                      "--audio-checkpoint", audio_run)
+    assert "| localisation | fake videos | segments | AP@0.5 |" in proc.stdout and "| sound | 3 | 4 |" in proc.stdout
+    sound = json.loads((out / "metrics.json").read_text())["localisation"]["sound"]
+    assert sound["segments"] == 4 and all(0 <= v <= 1 for v in [*sound["ap"].values(), *sound["ar"].values()])
+    # every video's sound proposals, inside the video
+    found = json.loads((out / PROPOSALS).read_text())["sound"]
+    assert set(found) == {f"lavdf-dev-{n}" for n in "ghijk"}
+    assert all(0 <= s < e <= SECONDS for rows in found.values() for _, s, e in rows)
+    # the sound alone (`dfd evaluate --checkpoint AUDIO_RUN`): the same windows, the same sound row
+    alone = run_module("dfd", "evaluate", "--checkpoint", audio_run, "--shards", lavdf / "shards", "--manifests",
+                       lavdf / "manifests", "--split", "val", "--out", tmp_path / "sound")
+    assert "| sound | 3 | 4 |" in alone.stdout
+    assert json.loads((tmp_path / "sound" / "metrics.json").read_text())["localisation"]["sound"] == sound
     result = json.loads((out / "metrics.json").read_text())["localisation"]["picture"]
     assert (result["videos"], result["with_segments"], result["segments"]) == (5, 3, 4)
     assert set(result["ap"]) == {"0.5", "0.75", "0.9", "0.95"} and set(result["ar"]) == {"100", "50", "30", "20",
                                                                                             "10", "5"}
     assert "AR@50" in (out / "metrics.md").read_text()
-    written = json.loads((out / PROPOSALS).read_text())["picture"]
-    assert set(written) == {f"lavdf-dev-{n}" for n in "ghijk"}
+    assert set(json.loads((out / PROPOSALS).read_text())["picture"]) == {f"lavdf-dev-{n}" for n in "ghijk"}
     # chance: the same frames' scores shuffled over the split, the same proposals and periods
     frames = pd.read_parquet(out / "predictions.parquet")
     seconds = pd.read_parquet(lavdf / "manifests" / "frames.parquet").set_index("key")["second"]

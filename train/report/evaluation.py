@@ -170,7 +170,8 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
         curves += [("sound", windows.rename(columns={"audio_p_fake": "p_fake"}), videos.assign(p_fake=videos["sound"])
                     .dropna(subset=["p_fake"])), (f"fused ({fuse_rule})", frames.iloc[:0], videos.assign(
                         p_fake=videos["fused"]))]
-    localised = localise(dataset, frames, unit, out, windows, _sound_spec(audio_checkpoint))
+    localised = localise(manifests, frames, unit, out, None if windows is None else windows.rename(
+        columns={"audio_p_fake": "p_fake"}), _sound_spec(audio_checkpoint))
     if localised:  # a segment-labelled dataset (LAV-DF, AV-Deepfake1M): train.report.split_localisation
         result["localisation"] = localised
     write_parquet(frames, out / "predictions.parquet")

@@ -19,6 +19,7 @@ from train.audio.data import AudioSet, sound_table, window_table
 from train.audio.features import window_features
 from train.paths import CheckpointError, RunLayout
 from train.report.figures import plot_roc
+from train.report.split_localisation import localisation_markdown, localise
 from train.score import metrics
 from train.score.tables import markdown_table
 
@@ -34,7 +35,7 @@ def _level(labels, p_fake, key: str) -> dict:
 def sound_markdown(result: dict) -> str:
     rows = [[name, *({**result[level], "n": result[level].get(key)}.get(c) for c in COLUMNS)]
             for name, level, key in (("sound window", "window", "windows"), ("sound video", "video", "videos"))]
-    return markdown_table(("level", *COLUMNS), rows)
+    return markdown_table(("level", *COLUMNS), rows) + localisation_markdown(result.get("localisation", {}))
 
 
 def evaluate_sound(checkpoint: str | Path, shards: str, manifests: str | Path, split: str = "val",
@@ -65,6 +66,9 @@ def evaluate_sound(checkpoint: str | Path, shards: str, manifests: str | Path, s
               "video": _level(scored["label"], scored["p_fake"], "videos")}
     out = Path(out) if out else _default_out(Path(checkpoint), split)
     out.mkdir(parents=True, exist_ok=True)
+    localised = localise(Path(manifests), None, "frame", out, windows, model.spec)
+    if localised:  # a segment-labelled dataset: the sound's fake segments (train.report.split_localisation)
+        result["localisation"] = localised
     write_parquet(windows, out / "sound_windows.parquet")
     write_parquet(videos, out / "video_predictions.parquet")
     plot_roc(out / "roc.png", [("sound", windows, scored)])

@@ -3,8 +3,9 @@ sound) turned into ranked fake-segment proposals, and the benchmarks' metrics of
 periods a segment-labelled dataset gives (LAV-DF, AV-Deepfake1M).
 
 Proposals: for every threshold of THRESHOLDS, each maximal run of consecutive samples at or above it (a gap of more
-than 1.5 steps ends a run) is a segment from half a step before its first sample to half a step after its last
-(clipped to [0, the video's end]); its confidence is the mean P(fake) over the run. The same segment found at several
+than 1.5 steps ends a run) is a segment: of moments (the picture's seconds) from half a step before its first to half
+a step after its last; of windows (the sound's) from the end of the window before the run to the start of the one
+after it (_bounds); clipped to [0, the video's end]; its confidence is the mean P(fake) over the run. The same segment found at several
 thresholds is kept once; the proposals of a video are ranked by confidence (ties: the longer first) and the first
 MAX_PROPOSALS kept. No non-maximum suppression: nested runs stay, as the metric below tolerates (a proposal matches
 one segment at most; only the best-ranked proposal that matches a segment counts as its true positive).
@@ -86,11 +87,31 @@ def sample_step(times: np.ndarray) -> float:
     return float(np.median(gaps)) if len(gaps) else 1.0
 
 
+def _bounds(times: np.ndarray, first: int, last: int, step: float, window: float | None) -> tuple[float, float]:
+    """Where a run of samples puts its segment. A moment (window None) stands for half a step either side. A window
+    of sound [start, start + window] is fake where it overlaps a fake period, so the fake part of a run lies inside
+    its windows and outside the windows next to it that are not in the run: from the end of the one before to the
+    start of the one after (the run's own windows where it has no neighbour; half a step either side of the run's
+    middle where that leaves less than a step)."""
+    if window is None:
+        return times[first] - step / 2, times[last] + step / 2
+    start, stop = times[first], times[last] + window
+    if first > 0 and times[first] - times[first - 1] <= 1.5 * step:
+        start = max(start, times[first - 1] + window)
+    if last + 1 < len(times) and times[last + 1] - times[last] <= 1.5 * step:
+        stop = min(stop, times[last + 1])
+    if stop - start < step:
+        middle = (times[first] + times[last] + window) / 2
+        start, stop = middle - step / 2, middle + step / 2
+    return start, stop
+
+
 def proposals(times: Sequence[float], scores: Sequence[float], step: float | None = None,
               thresholds: Sequence[float] = THRESHOLDS, end: float | None = None,
-              limit: int = MAX_PROPOSALS) -> np.ndarray:
-    """Ranked proposals (confidence, start, end) of one video's samples (the module's docstring says how); `end`
-    clips the last segment (the video's duration)."""
+              limit: int = MAX_PROPOSALS, window: float | None = None) -> np.ndarray:
+    """Ranked proposals (confidence, start, end) of one video's samples (the module's docstring says how): moments
+    (`times`, a picture's seconds), or with `window` windows of that length starting at `times` (the sound's);
+    `end` clips the last segment (the video's duration)."""
     times, scores = np.asarray(times, dtype=float), np.asarray(scores, dtype=float)
     order = np.argsort(times, kind="stable")
     times, scores = times[order], scores[order]
@@ -100,8 +121,8 @@ def proposals(times: Sequence[float], scores: Sequence[float], step: float | Non
     found: dict[tuple[float, float], float] = {}
     for threshold in thresholds:
         for first, last in runs(times, scores >= threshold, step):
-            start = max(0.0, times[first] - step / 2)
-            stop = times[last] + step / 2 if end is None else min(end, times[last] + step / 2)
+            start, stop = _bounds(times, first, last, step, window)
+            start, stop = max(0.0, start), stop if end is None else min(end, stop)
             key = (round(start, 6), round(max(stop, start), 6))
             found[key] = max(found.get(key, -1.0), float(scores[first:last + 1].mean()))
     ranked = sorted(found.items(), key=lambda kv: (-kv[1], kv[0][0] - kv[0][1], kv[0][0]))[:limit]
@@ -109,10 +130,10 @@ def proposals(times: Sequence[float], scores: Sequence[float], step: float | Non
 
 
 def segments_at(times: Sequence[float], scores: Sequence[float], threshold: float, step: float | None = None,
-                end: float | None = None) -> list[dict]:
+                end: float | None = None, window: float | None = None) -> list[dict]:
     """The predicted fake segments at one decision threshold: [{start, end, score}] in time order, score the mean
     P(fake) over the segment's samples (what `dfd check` shows)."""
-    found = proposals(times, scores, step, (threshold,), end)
+    found = proposals(times, scores, step, (threshold,), end, window=window)
     return [{"start": float(s), "end": float(e), "score": float(c)} for c, s, e in sorted(found, key=lambda r: r[1])]
 
 

@@ -239,11 +239,11 @@ def picture_segments(verdict: Verdict) -> list[dict]:
 
 
 def sound_segments(sound: Sound) -> list[dict]:
-    """The predicted fake segments of the sound: runs of windows (at their middles, a hop apart) whose P(fake)
-    reaches the sound's threshold."""
+    """The predicted fake segments of the sound: runs of windows whose P(fake) reaches the sound's threshold, from
+    the end of the window before the run to the start of the one after (train.score.localisation)."""
     if not sound.starts:
         return []
-    return segments_at([s + sound.window_s / 2 for s in sound.starts], sound.windows, sound.threshold, sound.hop_s)
+    return segments_at(sound.starts, sound.windows, sound.threshold, sound.hop_s, window=sound.window_s)
 
 
 def as_json(verdict: Verdict, name: str) -> dict:
