@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from train.score.localisation import (AR_IOUS, average_precision, average_recall, iou, localisation_metrics,
-                                      proposals, segments_at)
+from train.score.localisation import (AR_IOUS, as_segments, average_precision, average_recall, iou,
+                                      localisation_metrics, proposals, segments_at)
 
 
 def test_iou_is_overlap_over_span():
@@ -51,6 +51,7 @@ def test_ranked_false_positives_lower_ap_by_their_rank():
 
 def test_videos_without_fake_segments_have_no_metric_and_missed_ones_count():
     assert average_precision([(np.array([[0.9, 0.0, 1.0]]), np.zeros((0, 2)))], 0.5) is None
+    assert as_segments(None).shape == as_segments(float("nan")).shape == (0, 2)  # a table's null periods
     assert localisation_metrics([(np.zeros((0, 3)), np.zeros((0, 2)))])["score"] is None
     # a fake video with nothing proposed: its segment is missed (the authors' AR would not count it)
     found = (np.array([[0.9, 0.0, 2.0]]), np.array([[0.0, 2.0]]))

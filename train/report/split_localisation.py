@@ -53,7 +53,8 @@ def timelines(samples: pd.DataFrame, periods: pd.DataFrame, column: str, step: f
     for video, row in periods.iterrows():
         got = by_video.get(video)
         end = float(row["duration"]) if pd.notna(row["duration"]) else None
-        found = (proposals(got["time"], got["p_fake"], step, end=end, window=window) if got is not None else np.zeros((0, 3)))
+        found = (np.zeros((0, 3)) if got is None else
+                 proposals(got["time"], got["p_fake"], step, end=end, window=window))
         out[video] = (found, as_segments(row[column]))
     return out
 

@@ -5,10 +5,11 @@ periods a segment-labelled dataset gives (LAV-DF, AV-Deepfake1M).
 Proposals: for every threshold of THRESHOLDS, each maximal run of consecutive samples at or above it (a gap of more
 than 1.5 steps ends a run) is a segment: of moments (the picture's seconds) from half a step before its first to half
 a step after its last; of windows (the sound's) from the end of the window before the run to the start of the one
-after it (_bounds); clipped to [0, the video's end]; its confidence is the mean P(fake) over the run. The same segment found at several
-thresholds is kept once; the proposals of a video are ranked by confidence (ties: the longer first) and the first
-MAX_PROPOSALS kept. No non-maximum suppression: nested runs stay, as the metric below tolerates (a proposal matches
-one segment at most; only the best-ranked proposal that matches a segment counts as its true positive).
+after it (_bounds); clipped to [0, the video's end]; its confidence is the mean P(fake) over the run. The same
+segment found at several thresholds is kept once; the proposals of a video are ranked by confidence (ties: the
+longer first) and the first MAX_PROPOSALS kept. No non-maximum suppression: nested runs stay, as the metric below
+tolerates (a true segment takes one proposal at most, the best-ranked that matches it; a nested run ranked below it
+is a false positive, which lowers AP only where it outranks some true positive).
 
 The metrics follow the authors' evaluation code (read, not copied): AV-Deepfake1M's `avdeepfake1m.evaluation.ap_ar_1d`
 (src/loc_1d.rs of github.com/ControlNet/AV-Deepfake1M, as its examples/batfd/evaluate.py calls it) and LAV-DF's
@@ -52,8 +53,9 @@ Video = tuple[np.ndarray, np.ndarray]
 
 
 def as_segments(rows: Iterable[Sequence[float]] | None, width: int = 2) -> np.ndarray:
-    """Rows as a float (n, width) array; an empty one for None or no rows."""
-    array = np.asarray([list(r) for r in rows] if rows is not None else [], dtype=float)
+    """Rows as a float (n, width) array; an empty one for None, NaN (a missing value of a table) or no rows."""
+    missing = rows is None or (isinstance(rows, float) and np.isnan(rows))
+    array = np.asarray([] if missing else [list(r) for r in rows], dtype=float)
     return array.reshape(-1, width)
 
 
