@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from train.score.localisation import (AR_IOUS, as_segments, average_precision, average_recall, iou,
-                                      localisation_metrics, proposals, segments_at)
+                                      localisation_metrics, pooled, proposals, segments_at)
 
 
 def test_iou_is_overlap_over_span():
@@ -99,3 +99,12 @@ def test_check_segments_of_the_picture_and_the_sound():
     got = as_json(verdict, "v")
     assert got["segments"][0]["end"] == 2.5 and got["sound"]["segments"][0]["start"] == 2.0
     assert picture_segments(Verdict(Path("v.mp4"), "faces", {"value": 0.5}, "mean")) == []
+
+
+def test_pooled_proposals_rank_both_sets_together():
+    picture, sound = np.array([[0.9, 1.0, 2.0], [0.3, 0.0, 6.0]]), np.array([[0.9, 4.0, 5.0], [0.5, 3.0, 6.0]])
+    assert pooled(picture, sound).tolist() == [[0.9, 1.0, 2.0], [0.9, 4.0, 5.0], [0.5, 3.0, 6.0], [0.3, 0.0, 6.0]]
+    assert pooled(picture, sound, limit=1).tolist() == [[0.9, 1.0, 2.0]]
+    # a video whose picture and sound were each faked once: each found by its own detector
+    both = [(pooled(picture, sound), np.array([[1.0, 2.0], [4.0, 5.0]]))]
+    assert average_precision(both, 0.9) == pytest.approx(1.0) and pooled(np.zeros((0, 3))).shape == (0, 3)

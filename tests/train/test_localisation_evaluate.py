@@ -107,6 +107,7 @@ def test_evaluate_reports_localisation_and_a_model_that_sees_the_cue_beats_chanc
                       lavdf / "manifests", "--split", "val", "--out", out, "--device", "cpu", "--workers", "0",
                       "--audio-checkpoint", audio_run)
     assert "| localisation | fake videos | segments | AP@0.5 |" in proc.stdout and "| sound | 3 | 4 |" in proc.stdout
+    assert "| picture + sound | 3 | 4 |" in proc.stdout
     sound = json.loads((out / "metrics.json").read_text())["localisation"]["sound"]
     assert sound["segments"] == 4 and all(0 <= v <= 1 for v in [*sound["ap"].values(), *sound["ar"].values()])
     # every video's sound proposals, inside the video

@@ -131,6 +131,13 @@ def proposals(times: Sequence[float], scores: Sequence[float], step: float | Non
     return np.array([[score, start, stop] for (start, stop), score in ranked]).reshape(-1, 3)
 
 
+def pooled(*found: np.ndarray, limit: int = MAX_PROPOSALS) -> np.ndarray:
+    """Several sets of proposals of one video (the picture's, the sound's) ranked together by confidence (stable:
+    the first set's first on a tie), the first `limit` kept."""
+    rows = np.concatenate([as_segments(f, 3) for f in found]) if found else np.zeros((0, 3))
+    return rows[np.argsort(-rows[:, 0], kind="stable")][:limit]
+
+
 def segments_at(times: Sequence[float], scores: Sequence[float], threshold: float, step: float | None = None,
                 end: float | None = None, window: float | None = None) -> list[dict]:
     """The predicted fake segments at one decision threshold: [{start, end, score}] in time order, score the mean
