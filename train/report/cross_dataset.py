@@ -14,7 +14,8 @@ benchmark.json:
      "detectors": [{"name", "checkpoint", "arch", "input", "image_size",
                     "tests": {TEST: {"frame_auc", "video_auc", "frame_eer", "video_eer", "frame_ap", "video_ap",
                                      "frame_log_loss", "video_log_loss", "frame_accuracy", "video_accuracy",
-                                     "frames", "videos", "real_videos", "fake_videos", "aggregate", "tta"}},
+                                     "unit", "frames", "videos", "real_videos", "fake_videos", "aggregate",
+                                     "tta"}},  (unit "clip": a clip model's clips or face tubes in the frame slot)
                     "average": {"frame_auc", "video_auc", "tests"},
                     "published": [...]  (a zoo package: train.report.published's rows)}]}
 
@@ -149,10 +150,13 @@ def read_config(path: Path, split: str | None = None) -> dict:
 
 
 def _cell(result: dict, out: Path) -> dict:
-    """One (detector, test) entry of benchmark.json from evaluate's result."""
-    cell = {f"{level}_{name}": result[level][key] for level in LEVELS for name, key in CELL}
+    """One (detector, test) entry of benchmark.json from evaluate's result (a clip model's clips, or a face-clips
+    model's tubes, in the frame slot, `unit` saying which)."""
+    unit = result.get("unit", "frame")
+    cell = {f"{level}_{name}": result[unit if level == "frame" else level][key] for level in LEVELS
+            for name, key in CELL}
     videos = pd.read_parquet(out / "video_predictions.parquet")
-    cell.update(frames=result["frame"]["frames"], videos=result["video"]["videos"],
+    cell.update(unit=unit, frames=result[unit][f"{unit}s"], videos=result["video"]["videos"],
                 real_videos=int((videos["label"] == 0).sum()), fake_videos=int((videos["label"] == 1).sum()),
                 aggregate=result["aggregate"], tta=result["tta"])
     return cell
@@ -230,8 +234,14 @@ def run_benchmark(detectors: Sequence[Detector], tests: Sequence[TestSet], out: 
 
 
 def level_name(bench: dict, test: str, level: str) -> str:
-    """A column's level as shown: "image" for the frame slot of a test set of face images."""
-    return "image" if level == "frame" and "images" in bench["tests"][test] else level
+    """A column's level as shown: "image" for the frame slot of a test set of face images, "clip" where every
+    detector scored clips there (clip models), "frame/clip" where some did."""
+    if level != "frame":
+        return level
+    if "images" in bench["tests"][test]:
+        return "image"
+    units = {d["tests"][test].get("unit", "frame") for d in bench["detectors"] if test in d["tests"]}
+    return "/".join(sorted(units, key=("frame", "clip").index)) if units else level
 
 
 def benchmark_markdown(bench: dict) -> str:

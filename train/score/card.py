@@ -44,11 +44,11 @@ def score_val(checkpoint: Path, config: TrainConfig, shards: str | None, manifes
     """Per-item val rows (video_id, label, p_fake) of this checkpoint from the val shards (a clip model's: from the
     val clip shards)."""
     shards, manifests = shards or config.shards, Path(manifests or config.manifests)
-    clips = config.input == "clips"
+    clips = config.input in CLIP_INPUTS
     try:
         dataset = Dataset.open(shards, manifests, "frames" if clips else config.input, config.fake_faces,
                                need=("val",), check=("val",))
-        urls = ClipShards(dataset).urls("val") if clips else dataset.urls("val")
+        urls = ClipShards(dataset, config.input).urls("val") if clips else dataset.urls("val")
     except DatasetError as err:
         raise PackageError(f"{checkpoint}: the threshold is chosen on the validation split, but {err}; pass --shards "
                            "and --manifests of the data it was trained on (or run `dfd explain` on the run)") from None
