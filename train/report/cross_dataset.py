@@ -45,7 +45,7 @@ from train.report.published import published_markdown, published_rows, reported_
 from train.score.face_images import is_labelled_images
 from train.score.tables import markdown_table
 from train.score import metrics
-from train.paths import RunLayout, resolve as resolve_checkpoint
+from train.paths import CheckpointError, RunLayout, resolve as resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,11 @@ def _score(det: Detector, test: TestSet, folder: Path, aggregate, tta, device, b
         result = evaluate_images([det.checkpoint], test.images, folder, tta, device, batch_size)
         return result, _image_cell(result)
     log.info("benchmark: %s on %s (%s split)", det.name, test.name, test.split)
-    result = evaluate([det.checkpoint], test.shards, test.manifests, test.split, folder, tta, aggregate, device,
-                      batch_size, workers)
+    try:
+        result = evaluate([det.checkpoint], test.shards, test.manifests, test.split, folder, tta, aggregate, device,
+                          batch_size, workers)
+    except CheckpointError as err:  # e.g. a clip model on a test set without clip shards
+        raise CheckpointError(f"{det.name} on test set {test.name}: {err}") from None
     return result, _cell(result, folder)
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from dfd.files import sha256_file
 from pipeline.dataset import Dataset, DatasetError, read_dataset_json
 from pipeline.spec import Clips, FrameSampling
-from train.config import TrainConfig
+from train.config import CLIP_INPUTS, TrainConfig
 from train.data.clip_streams import ClipShards, ClipValStream
 from train.data.streams import ValStream, make_loader
 from train.checkpoint import load_checkpoint
@@ -34,6 +34,7 @@ from train.score.threshold import by_hand, describe, from_videos, run_videos
 from train.templates import render
 
 log = logging.getLogger(__name__)
+CARD_WHAT = {"faces": "faces", "face-clips": "face tubes"}  # what a card says a model scores (default: frames)
 
 BENCHMARK = Path("benchmark") / "benchmark.json"
 METRIC_COLUMNS = ("n", "log_loss", "roc_auc", "accuracy", "balanced_accuracy", "eer", "average_precision")
@@ -162,7 +163,7 @@ def benchmark_section(run: Path | None) -> str:
 
 def card_text(name: str, config: TrainConfig, threshold: dict, scores: dict, run: Path | None, source: dict) -> str:
     """README.md: Hub front matter, then the card's sections (train/templates/card.md.j2)."""
-    return render("card.md.j2", name=name, arch=config.arch, what="faces" if config.input == "faces" else "frames",
+    return render("card.md.j2", name=name, arch=config.arch, what=CARD_WHAT.get(config.input, "frames"),
                   width=config.image_size[1], height=config.image_size[0], checkpoint=source["checkpoint"], run=run,
                   aggregate=config.aggregate, threshold=threshold, how=describe(threshold),
                   data=data_section(config), recipe=recipe_section(config, run), metrics=metrics_section(scores),

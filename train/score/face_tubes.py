@@ -33,7 +33,7 @@ from train.score.verdict import Item, Verdict
 
 log = logging.getLogger(__name__)
 
-NO_FACE_CLIP = "no face in this clip's first frame: not scored"
+NO_FACE_CLIP = "not scored"  # a clip without a face tube: its row's note starts so
 
 
 class TubeError(ToolkitError, RuntimeError):
@@ -153,7 +153,7 @@ def predict_face_clip_videos(scorer: Scorer, cutter: TubeCutter, paths: Sequence
         for r in tubes:
             row = {**base, "index": r["clip"], "second": r["start"]}
             if r["status"] != "done":
-                rows.append({**row, "note": f"{NO_FACE_CLIP} ({r['warning']})"})
+                rows.append({**row, "note": f"{NO_FACE_CLIP}: {r['warning']}"})
                 continue
             rows.append({**row, "key": tube_key(f"{video}_c{r['clip']:04d}", r["face"]), "p_fake": r["p_fake"],
                          "face": r["face"], "track": r["track"], **dict(zip(("x0", "y0", "x1", "y1"), r["box"])),
