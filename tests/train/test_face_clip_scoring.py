@@ -3,7 +3,8 @@ the face-clip shards; `dfd check` and `dfd predict` on video files cut each clip
 own code (MTCNN on the sampled frames, one box per tube) and score what the shards hold for the same clips; a clip
 without a face is a stated row; `dfd export` keeps the face and clip settings and the package scores alike; `dfd
 benchmark` takes the run and refuses a test set without face tubes in one line. One real run on real DFDC faces
-(tests/helpers/face_clips.py: face_clip_dataset, face_clip_run in tests/conftest.py)."""
+(tests/helpers/face_clips.py: face_clip_dataset, face_clip_run in tests/conftest.py). The commands run in this
+process (click's CliRunner): a fresh interpreter per command would cost more than the scoring itself."""
 from __future__ import annotations
 
 import json
@@ -12,13 +13,26 @@ import shutil
 import numpy as np
 import pandas as pd
 import torch
+from click.testing import CliRunner
 
-from helpers.commands import run_module
+import train.benchmark
+import train.check
+import train.evaluate
+import train.export
+import train.predict
 from pipeline.dataset import Dataset
 from train.checkpoint import load_checkpoint
 from train.data.clip_streams import ClipShards, ClipValStream
 from train.model import Device
 from train.score.on_batches import predict
+
+
+def _cli(main, *args, code: int = 0):
+    """A command run in this process; its exit code checked, never a traceback."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code and (result.exception is None or isinstance(result.exception, SystemExit)), (
+        result.output)
+    return result
 
 
 def _tubes(data: dict) -> pd.DataFrame:
@@ -39,7 +53,7 @@ def _video(data: dict, name: str):
 
 def test_dfd_evaluate_scores_the_face_clip_shards(face_clip_run, face_clip_dataset, tmp_path):
     out = tmp_path / "eval"
-    proc = run_module("train.evaluate", "--checkpoint", face_clip_run / "checkpoints" / "last.pt", "--shards",
+    proc = _cli(train.evaluate.main, "--checkpoint", face_clip_run / "checkpoints" / "last.pt", "--shards",
                       face_clip_dataset["shards"], "--split", "val", "--out", out, "--device", "cpu", "--workers", "0")
     result = json.loads((out / "metrics.json").read_text())
     tubes = pd.read_parquet(out / "predictions.parquet")
@@ -63,9 +77,8 @@ def test_dfd_check_cuts_the_face_tubes_and_states_a_clip_without_a_face(face_cli
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     videos = [_video(face_clip_dataset, "breal"), _video(face_clip_dataset, "enoface"), broken]
-    proc = run_module("train.check", *videos, "--model", face_clip_run / "checkpoints" / "last.pt", "--json",
-                      "--out", tmp_path / "pages", "--device", "cpu", check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr  # the broken file: one row, the others checked
+    proc = _cli(train.check.main, *videos, "--model", face_clip_run / "checkpoints" / "last.pt", "--json",
+                "--out", tmp_path / "pages", "--device", "cpu", code=1)  # the broken file: one row, the others checked
     face, faceless, failed = (json.loads(line) for line in proc.stdout.strip().splitlines())
     assert failed["verdict"] == "FAILED" and "not a readable video" in failed["error"]
     table = _tubes(face_clip_dataset)
@@ -90,13 +103,13 @@ def test_dfd_check_cuts_the_face_tubes_and_states_a_clip_without_a_face(face_cli
 def test_export_keeps_the_tube_settings_and_the_package_predicts_and_checks(face_clip_run, face_clip_dataset,
                                                                             tmp_path):
     package = tmp_path / "package"
-    run_module("train.export", "--checkpoint", face_clip_run / "checkpoints" / "last.pt", "--out", package)
+    _cli(train.export.main, "--checkpoint", face_clip_run / "checkpoints" / "last.pt", "--out", package)
     recorded = json.loads((package / "config.json").read_text())
     assert recorded["input"] == "face-clips" and recorded["clips"]["frames"] == 4
     assert recorded["faces"]["face_size"] == 64  # the faces stage's settings the tubes were cut with
     videos = [_video(face_clip_dataset, "breal"), _video(face_clip_dataset, "enoface")]
-    run_module("train.predict", *videos, "--checkpoint", package, "--out", tmp_path / "sub.csv", "--frames-out",
-               tmp_path / "tubes.csv", "--device", "cpu", "-q")
+    _cli(train.predict.main, *videos, "--checkpoint", package, "--out", tmp_path / "sub.csv", "--frames-out",
+         tmp_path / "tubes.csv", "--device", "cpu", "-q")
     rows = pd.read_csv(tmp_path / "tubes.csv")
     ours = _tubes(face_clip_dataset).query("video_id == 'breal'").sort_values("clip")
     scored = rows[rows.p_fake.notna()]
@@ -107,7 +120,7 @@ def test_export_keeps_the_tube_settings_and_the_package_predicts_and_checks(face
     assert faceless.note.str.startswith("not scored: no face in frame enoface_").all()
     submission = pd.read_csv(tmp_path / "sub.csv").set_index("filename").label
     assert np.isclose(submission["breal.mp4"], scored.p_fake.mean()) and submission["enoface.mp4"] == 0.5
-    proc = run_module("train.check", videos[0], "--model", package, "--no-html", "--device", "cpu")
+    proc = _cli(train.check.main, videos[0], "--model", package, "--no-html", "--device", "cpu")
     assert proc.stdout.startswith("breal.mp4: REAL" if submission["breal.mp4"] < recorded["threshold"]["value"]
                                   else "breal.mp4: FAKE") and "face track 0" in proc.stdout
 
@@ -115,8 +128,8 @@ def test_export_keeps_the_tube_settings_and_the_package_predicts_and_checks(face
 def test_benchmark_takes_a_face_clips_run_and_refuses_a_test_set_without_tubes(face_clip_run, face_clip_dataset,
                                                                                   tmp_path):
     data = face_clip_dataset
-    proc = run_module("train.benchmark", "--checkpoint", f"fc={face_clip_run / 'checkpoints' / 'last.pt'}", "--test",
-                      f"tubes@val={data['shards']}", "--out", tmp_path / "bench", "--device", "cpu", "--workers", "0")
+    proc = _cli(train.benchmark.main, "--checkpoint", f"fc={face_clip_run / 'checkpoints' / 'last.pt'}", "--test",
+                f"tubes@val={data['shards']}", "--out", tmp_path / "bench", "--device", "cpu", "--workers", "0")
     cell = json.loads((tmp_path / "bench" / "benchmark.json").read_text())["detectors"][0]["tests"]["tubes"]
     assert cell["unit"] == "clip" and cell["frames"] == 4 and cell["videos"] == 2
     assert "| fc |" in proc.stdout and "tubes clip AUC" in proc.stdout
@@ -125,9 +138,7 @@ def test_benchmark_takes_a_face_clips_run_and_refuses_a_test_set_without_tubes(f
     section = json.loads((manifests / "dataset.json").read_text())
     del section["face_clips"]  # frames and clips, the faces stage not run
     (manifests / "dataset.json").write_text(json.dumps(section))
-    proc = run_module("train.benchmark", "--checkpoint", f"fc={face_clip_run}", "--test",
-                      f"frames@val={data['shards']}:{manifests}", "--out", tmp_path / "b2", "--device", "cpu",
-                      check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    proc = _cli(train.benchmark.main, "--checkpoint", f"fc={face_clip_run}", "--test",
+                f"frames@val={data['shards']}:{manifests}", "--out", tmp_path / "b2", "--device", "cpu", code=1)
     assert (f"fc on test set frames: {manifests / 'dataset.json'} has no face-clip shards (face tubes), which a "
-            "model of --input face-clips is scored on: run `dfd faces`") in proc.stderr
+            "model of --input face-clips is scored on: run `dfd faces`") in proc.output
