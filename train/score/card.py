@@ -21,6 +21,7 @@ from dfd.files import sha256_file
 from pipeline.dataset import Dataset, DatasetError, read_dataset_json
 from pipeline.spec import Clips, FrameSampling
 from train.config import CLIP_INPUTS, TrainConfig
+from train.score.clip_split import with_clip_starts
 from train.data.clip_streams import ClipShards, ClipValStream
 from train.data.streams import ValStream, make_loader
 from train.checkpoint import load_checkpoint
@@ -57,7 +58,7 @@ def score_val(checkpoint: Path, config: TrainConfig, shards: str | None, manifes
     dev = Device.resolve(device, amp=False, channels_last=False)
     loader = make_loader((ClipValStream if clips else ValStream)(urls, config.image_size, config.batch_size), 0)
     log.info("scoring the val split (%d shards) for the threshold", len(urls))
-    return predict_loader([dev.prepare(model).eval()], loader, dev)
+    return with_clip_starts(predict_loader([dev.prepare(model).eval()], loader, dev), dataset, config.input)
 
 
 def validation(checkpoint: Path, config: TrainConfig, shards, manifests, device, at_fpr,
