@@ -133,6 +133,7 @@ def test_benchmark_takes_a_face_clips_run_and_refuses_a_test_set_without_tubes(f
     cell = json.loads((tmp_path / "bench" / "benchmark.json").read_text())["detectors"][0]["tests"]["tubes"]
     assert cell["unit"] == "clip" and cell["frames"] == 4 and cell["videos"] == 2
     assert "| fc |" in proc.stdout and "tubes clip AUC" in proc.stdout
+    assert "tubes clip AUC" in (tmp_path / "bench" / "benchmark.html").read_text()
     manifests = tmp_path / "manifests"
     shutil.copytree(data["manifests"], manifests)
     section = json.loads((manifests / "dataset.json").read_text())

@@ -39,6 +39,7 @@ import pandas as pd
 
 from dfd.errors import UsageProblem
 from dfd.files import write_text
+from train.report.comparison import level_name
 from train.report.evaluation import evaluate
 from train.report.image_evaluation import evaluate_images
 from train.report.published import published_markdown, published_rows, reported_of
@@ -234,17 +235,6 @@ def run_benchmark(detectors: Sequence[Detector], tests: Sequence[TestSet], out: 
     write_text(out / "benchmark.md", benchmark_markdown(bench))
     write_benchmark_page(bench, out / "benchmark.html")
     return bench
-
-
-def level_name(bench: dict, test: str, level: str) -> str:
-    """A column's level as shown: "image" for the frame slot of a test set of face images, "clip" where every
-    detector scored clips there (clip models), "frame/clip" where some did."""
-    if level != "frame":
-        return level
-    if "images" in bench["tests"][test]:
-        return "image"
-    units = {d["tests"][test].get("unit", "frame") for d in bench["detectors"] if test in d["tests"]}
-    return "/".join(sorted(units, key=("frame", "clip").index)) if units else level
 
 
 def benchmark_markdown(bench: dict) -> str:
