@@ -20,6 +20,7 @@ import train.check
 import train.evaluate
 import train.export
 import train.predict
+from helpers.pages import assert_self_contained, shoot
 from pipeline.dataset import Dataset
 from train.checkpoint import load_checkpoint
 from train.data.clip_streams import ClipShards, ClipValStream
@@ -97,6 +98,11 @@ def test_dfd_check_cuts_the_face_tubes_and_states_a_clip_without_a_face(face_cli
     page = (tmp_path / "pages" / "breal.html").read_text()
     assert "P(fake) over time, per clip (at its first frame) and face track" in page and "Every clip" in page
     assert "clip of 4 frames from 0.00 s (done, face track 0)" in page and page.count("data:image/png") >= 1
+    assert_self_contained(page)
+    image = shoot(tmp_path / "pages" / "breal.html", tmp_path)  # rendered in headless Chromium
+    top = image[:400, :, :3]
+    badge = ((top[..., 0] > 0.6) & (top[..., 1] < 0.35)) | ((top[..., 1] > 0.55) & (top[..., 0] < 0.3))
+    assert image[..., :3].std() > 0.05 and badge.sum() > 200  # the red FAKE or green REAL badge was drawn
     assert "No face was found in the 2 clips" in (tmp_path / "pages" / "enoface.html").read_text()
 
 
