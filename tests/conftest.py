@@ -16,7 +16,8 @@ from helpers.commands import run_module, run_pipeline  # noqa: E402
 from helpers.face_clips import SAMPLE, make_face_clip_dataset, train_face_clips  # noqa: E402
 
 
-SLOW_FIXTURES = {"tiny_run", "dev_run", "clip_run", "face_clip_run"}  # a test that needs a trained run is an end-to-end test
+# a test that needs a trained run is an end-to-end test
+SLOW_FIXTURES = {"tiny_run", "dev_run", "clip_run", "face_clip_run"}
 
 # `heavy`: end-to-end tests of 18 s or more each on CI's two cores (measured 2026-12-05, --durations) whose paths
 # a cheaper test in CI also walks. `make test` (CI, under 15 minutes) leaves them out; `make test-all` runs them

@@ -24,7 +24,8 @@ def cut(name: str, folder: Path) -> Path:
     """One of VIDEOS as a 2 s H.264 file at 480x270 (the lavfi one: testsrc2, no face)."""
     source, start, _ = VIDEOS[name]
     ff = [find_ffmpeg(), "-v", "error", "-y"]
-    into = ["-t", "2", "-vf", "scale=640:360", "-an", "-c:v", "libx264", "-preset", "ultrafast", str(folder / f"{name}.mp4")]
+    into = ["-t", "2", "-vf", "scale=640:360", "-an", "-c:v", "libx264", "-preset", "ultrafast",
+            str(folder / f"{name}.mp4")]
     src = ["-ss", str(start), "-i", str(SAMPLE / source)] if source else ["-f", "lavfi", "-i",
                                                                            "testsrc2=size=640x360:rate=30"]
     subprocess.run([*ff, *src, *into], check=True)
@@ -32,6 +33,7 @@ def cut(name: str, folder: Path) -> Path:
 
 
 def make_face_clip_dataset(root: Path) -> dict:
+    """VIDEOS under ROOT/videos, sharded with clips of T frames (val: VAL, by a split file) and faced: shards, manifests."""
     folder = root / "videos" / "dfdc_train_part_0"
     folder.mkdir(parents=True)
     for name in VIDEOS:
@@ -40,8 +42,8 @@ def make_face_clip_dataset(root: Path) -> dict:
     (folder / "metadata.json").write_text(json.dumps(meta))
     labels = root / "val.csv"
     labels.write_text("filename,label\n" + "".join(f"{v}.mp4,{int(VIDEOS[v][2] == 'FAKE')}\n" for v in VAL))
-    run_module("pipeline.run", *pipeline_argv(root / "videos", root, "--clip-frames", str(T), "--val-fraction", "0", "--split-file",
-                                              f"val={labels}"))
+    run_module("pipeline.run", *pipeline_argv(root / "videos", root, "--clip-frames", str(T), "--val-fraction", "0",
+                                              "--split-file", f"val={labels}"))
     run_module("pipeline.faces", "--shards", root / "shards", "--manifests", root / "manifests", "--device", "cpu",
                "--workers", "1", "--face-size", "64")
     return {"shards": root / "shards", "manifests": root / "manifests", "root": root, "videos": root / "videos"}

@@ -85,7 +85,8 @@ class Item:
 @dataclass
 class Verdict:
     path: Path
-    input: str                          # frames | faces | clips (an item per clip, at its first frame's second) | face-clips (per tube)
+    input: str                          # frames | faces | clips (an item per clip, at its first frame's second)
+    #                                     | face-clips (an item per face tube, at its clip's first frame's second)
     threshold: dict
     aggregate: str
     items: list[Item] = field(default_factory=list)
@@ -260,7 +261,8 @@ def as_json(verdict: Verdict, name: str) -> dict:
         "tracks": [{k: v for k, v in t.items()} for t in verdict.tracks()], "timings": verdict.timings,
         "p_picture": verdict.p_picture, "sync": None if verdict.sync is None else verdict.sync.as_dict(),
         **({"clips": [{"start": i.second, "p_fake": i.p_fake, "status": i.status} for i in verdict.items]}
-           if verdict.input == "clips" else {"clips": face_clip_rows(verdict)} if verdict.input == "face-clips" else {}),
+           if verdict.input == "clips" else
+           {"clips": face_clip_rows(verdict)} if verdict.input == "face-clips" else {}),
         "sound": None if verdict.sound is None else {
             "p_fake": verdict.sound.p_fake, "threshold": verdict.sound.threshold, "rule": verdict.sound.rule,
             "note": verdict.sound.note, "model": verdict.sound.model, "window_s": verdict.sound.window_s,
