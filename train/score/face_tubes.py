@@ -28,7 +28,7 @@ from train.config import TrainConfig
 from train.score.face_crops import FaceCropper
 from train.score.model_input import frame_inputs
 from train.score.on_batches import Scorer
-from train.score.one_video import _decode
+from train.score.one_video import decode_video
 from train.score.verdict import Item, Verdict
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def score_tubes(path: Path, scorer: Scorer, cutter: TubeCutter, settings: FrameS
     """One video file's tubes scored (each with p_fake) and its faceless clips' rows, the sampled frames, and why
     there is nothing (a file that is not a video, no whole clip); never raises for a bad file."""
     start = time.perf_counter()
-    decoded, error = _decode(Path(path), settings, clips)
+    decoded, error = decode_video(Path(path), settings, clips)
     timings["decode_s"] = time.perf_counter() - start
     if error:
         return [], [], error
