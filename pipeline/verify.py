@@ -6,7 +6,8 @@ and the face shards and face-clip shards of its faces and face_clips sections wh
 --manifests: frames.parquet agrees with dataset.json (every frame's shard is listed, the counts match).
 --deep: every frame's member is where frames.parquet says, has its size and crc32, and its JPEG decodes; every
 sound's WAV is where audio.parquet says, has its size and crc32, and reads as 16-bit mono; every clip's JPEGs are
-where clips.parquet says, in order, each with its crc32, and decode.
+where clips.parquet says, in order, each with its crc32, and decode; every face tube's crops where
+face_clips.parquet says, in order, and decode.
 Every problem is printed on one line naming the shard (and key); the exit status is 1 if there was any.
 """
 from __future__ import annotations
@@ -111,30 +112,39 @@ def check_clip_shards(shards: Path, data: dict, problems: list[str], key: str = 
         _check_sealed(shards, entries, "size", f"dataset.json's {key} section", problems)
 
 
-def check_clips(shards: Path, manifests: Path, problems: list[str]) -> int:
-    """Every kept clip's JPEG members: names in order, crc32 each, and that they decode. Returns clips checked."""
-    if not has_table(manifests, "clips"):
+def check_clips(shards: Path, manifests: Path, problems: list[str], table: str = "clips") -> int:
+    """Every kept clip's JPEG members (`table` "face_clips": every face tube's crops): names in order, crc32 each
+    where the table records them, and that they decode. Returns clips checked."""
+    if not has_table(manifests, table):
         return 0
-    clips = read_table(manifests, "clips", ["key", "shard", "offset", "n_frames", "crc32"])
-    clips = clips[clips["shard"].notna()]
+    clips = read_table(manifests, table)
+    clips = clips[clips["shard"].notna() & clips["offset"].notna()]
+    crcs = clips["crc32"] if "crc32" in clips.columns else [None] * len(clips)
     checked = 0
     with MemberReader(shards) as reader:
-        for key, shard, offset, n, crcs in zip(clips["key"], clips["shard"], clips["offset"], clips["n_frames"],
-                                               clips["crc32"]):
-            check_shard_name(shard, f"{table_path(manifests, 'clips')}: column shard")
+        for key, shard, offset, n, crc in zip(clips["key"], clips["shard"], clips["offset"], clips["n_frames"], crcs):
+            check_shard_name(shard, f"{table_path(manifests, table)}: column shard")
             if not (shards / shard).is_file():
                 continue  # reported by the shard check
             checked += 1
-            try:
-                jpegs = clip_jpegs(reader, shard, int(offset), key, int(n))
-            except (tarfile.TarError, EOFError, OSError) as exc:
-                problems.append(f"{shard} {key}: the clip's {n} JPEGs are not at byte {offset}: {exc}")
-                continue
-            for j, (jpeg, crc) in enumerate(zip(jpegs, crcs)):
-                if (problem := _jpeg_problem(jpeg, int(crc))) is not None:
-                    problems.append(f"{shard} {key} frame {j}: {problem}")
-                    break
+            problem = _clip_problem(reader, shard, int(offset), key, int(n), crc)
+            if problem:
+                problems.append(f"{shard} {key}{problem}")
     return checked
+
+
+def _clip_problem(reader: MemberReader, shard: str, offset: int, key: str, n: int, crcs) -> str | None:
+    """What is wrong with one clip's JPEGs (None: nothing), after its key: where they are not, or the first frame
+    that differs from its crc32 or does not decode."""
+    try:
+        jpegs = clip_jpegs(reader, shard, offset, key, n)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        return f": the clip's {n} JPEGs are not at byte {offset}: {exc}"
+    crcs = [None] * len(jpegs) if crcs is None else [int(c) for c in crcs]
+    for j, (jpeg, crc) in enumerate(zip(jpegs, crcs)):
+        if (problem := _jpeg_problem(jpeg, crc)) is not None:
+            return f" frame {j}: {problem}"
+    return None
 
 
 def _section_shards(data: dict, key: str, problems: list[str]) -> list[tuple[str, dict]] | None:
@@ -284,6 +294,7 @@ def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, d
         check_frames(shards, frames, problems, notes)
         check_sounds(shards, manifests, problems)
         check_clips(shards, manifests, problems)
+        check_clips(shards, manifests, problems, "face_clips")
     return problems, notes
 
 
@@ -297,7 +308,8 @@ def verify(shards: Path, manifests: Path, do_shards: bool, do_manifests: bool, d
                    "stage ran).")
 @click.option("--check-manifests/--no-check-manifests", "do_manifests", default=True,
               help="frames.parquet against dataset.json.")
-@click.option("--deep", is_flag=True, help="Also every frame: its member, size, crc32, and that the JPEG decodes.")
+@click.option("--deep", is_flag=True, help="Also every frame, sound, clip and face tube: its members, sizes, crc32s, and that they "
+              "decode.")
 @verbose_option
 def main(shards_dir, manifests_dir, do_shards, do_manifests, deep, verbose):
     """Check shards and manifests against the checksums recorded when the shards were sealed.

@@ -13,9 +13,11 @@ from pipeline.ffmpeg.locate import find_ffmpeg  # noqa: E402
 
 from helpers.clips import make_dfdc_tree, write_tiny_boxes  # noqa: E402
 from helpers.commands import run_module, run_pipeline  # noqa: E402
+from helpers.face_clips import SAMPLE, make_face_clip_dataset, train_face_clips  # noqa: E402
 
 
-SLOW_FIXTURES = {"tiny_run", "dev_run", "clip_run"}  # a test that needs a trained run is an end-to-end test
+# a test that needs a trained run is an end-to-end test
+SLOW_FIXTURES = {"tiny_run", "dev_run", "clip_run", "face_clip_run"}
 
 # `heavy`: end-to-end tests of 18 s or more each on CI's two cores (measured 2026-12-05, --durations) whose paths
 # a cheaper test in CI also walks. `make test` (CI, under 15 minutes) leaves them out; `make test-all` runs them
@@ -98,6 +100,21 @@ def clip_run(clip_dataset, tmp_path_factory) -> Path:
                "--batch-size", "4", "--workers", "0", "--device", "cpu", "--no-explain", "--input", "clips",
                "--arch", "temporal:test_resnet")
     return out
+
+
+@pytest.fixture(scope="session")
+def face_clip_dataset(tmp_path_factory) -> dict:
+    """Real DFDC faces and a faceless lavfi clip, 2 s at 640x360, clips of 4 frames and their face tubes
+    (tests/helpers/face_clips.py); skipped without ../shared/data."""
+    if not SAMPLE.is_dir():
+        pytest.skip("../shared/data not present")
+    return make_face_clip_dataset(tmp_path_factory.mktemp("faceclips"))
+
+
+@pytest.fixture(scope="session")
+def face_clip_run(face_clip_dataset, tmp_path_factory) -> Path:
+    """A dev run of `dfd train --input face-clips --recipe demo_clips` (temporal:test_resnet at 32x32): its folder."""
+    return train_face_clips(face_clip_dataset, tmp_path_factory.mktemp("faceclip-run") / "run")
 
 
 @pytest.fixture(scope="session")

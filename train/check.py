@@ -2,7 +2,8 @@
 
 Each video is decoded with the pipeline's own frame code at the model's settings, its faces found and cropped as the
 faces stage does (a faces model), or its clips kept by the same decode at the video's own rate (a clip model, at the
-run's clip spec), every face (or frame, or clip) scored, and one line printed: the verdict at the model's
+run's clip spec; for a face-clips model each clip's face tubes cut as the faces stage cuts them), every face (or
+frame, clip, tube) scored, and one line printed: the verdict at the model's
 decision threshold, P(fake) and the strongest evidence. The work is train.score.one_video (scoring) and
 train.report.verdict_page (the page)."""
 from __future__ import annotations
@@ -21,6 +22,8 @@ from train.audio.classifier import load as load_audio
 from train.audio.sound_of_files import sound_verdict
 from train.audio.sync_of_files import sync_detector, sync_verdict
 from train.report.verdict_page import write_page
+from train.config import CLIP_INPUTS
+from train.score.face_tubes import check_face_clip_video, tube_cutter
 from train.score.one_video import check_clip_video, check_video
 from train.score.checkpoints import load_ensemble
 from train.score.on_batches import Scorer
@@ -158,7 +161,8 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
         log.info("threshold %.4f (%s)", threshold["value"], describe(threshold))
         audio = load_audio(audio_path) if audio_path else None
         mouths = sync_detector(device) if with_sync else None
-        clips = clip_spec(ensemble.paths[0], config, manifests) if config.input == "clips" else None
+        clips = clip_spec(ensemble.paths[0], config, manifests) if config.input in CLIP_INPUTS else None
+        tubes = tube_cutter(config, ensemble.image_size, device)  # a face-clips model: its clips' face tubes
         shown = settings_of(ensemble, sampled, threshold, audio, audio_path, fuse_rule, clips)
         described = [{"name": str(p), "arch": c.arch, "input": c.input, "zoo": zoo_facts(p)}
                      for p, c in zip(ensemble.paths, ensemble.configs)]
@@ -166,7 +170,9 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
         failed = 0
         names = video_names(paths, videos)
         for path, name, to in zip(paths, names, [page] if page else page_paths(names, paths, out)):
-            verdict = (check_clip_video(path, scorer, settings, clips[0], ensemble.image_size, threshold,
+            verdict = (check_face_clip_video(path, scorer, tubes, settings, clips[0], threshold, config.aggregate)
+                       if tubes else
+                       check_clip_video(path, scorer, settings, clips[0], ensemble.image_size, threshold,
                                         config.aggregate) if clips else
                        check_video(path, scorer, settings, ensemble.image_size, cropper, threshold, config.aggregate))
             if audio is not None and verdict.label != FAILED:

@@ -11,6 +11,7 @@ from dfd.cli import command, device_option, reported, setup_logging, threads_opt
 from train.audio.audio_package import export_audio
 from train.audio.classifier import is_audio
 from train.checkpoint import load_checkpoint
+from train.config import CLIP_INPUTS
 from train.score.card import export
 from train.paths import CARD, CONFIG, WEIGHTS, resolve as resolve_checkpoint
 from train.score.threshold import describe
@@ -57,7 +58,7 @@ def main(checkpoint, out, replace, at_fpr, manual, shards, manifests, device, ve
         path = resolve_checkpoint(checkpoint)
         _, config = load_checkpoint(path)
         frames, _ = frame_settings(path, config, manifests)
-        clips = clip_spec(path, config, manifests)[0] if config.input == "clips" else None
+        clips = clip_spec(path, config, manifests)[0] if config.input in CLIP_INPUTS else None
         package = export(path, out, frames, at_fpr, shards, manifests, device, manual, replace, clips)
     threshold = package["threshold"]
     click.echo(f"{out}: {WEIGHTS}, {CONFIG}, {CARD}; threshold {threshold['value']:.4f} ({describe(threshold)})")

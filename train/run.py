@@ -119,10 +119,9 @@ def default_workers() -> int:
               help="mix: resampled real + fake streams at 50:50; weights: class weights in the loss; none.")
 @click.option("--augment-impl", type=click.Choice(AUGMENT_IMPLS), default=d("augment_impl"),
               help="Where the ten augmentations run. albumentations: the plain pipeline in the loader workers; fused: "
-                   "the same draws, one warp + LUTs (1.2x per core at 720x1280); device: the workers only decode and "
-                   "the GPU augments each batch (7x the images per loader core; on an H100 at 720x1280 with 8 workers "
-                   "1.4x the images/s of albumentations); auto: on a GPU with both image sides >= 448, device with "
-                   "up to 8 workers and fused with more, else albumentations. See docs/performance.md.")
+                   "the same draws, one warp + LUTs; device: the workers only decode and the GPU augments each batch; "
+                   "auto: on a GPU with both image sides >= 448, device with up to 8 workers and fused with more, "
+                   "else albumentations. What each costs, measured and dated: docs/performance.md.")
 @click.option("--shuffle-buffer", type=click.IntRange(min=1), default=d("shuffle_buffer"),
               help="Samples in the shuffle buffer.")
 @click.option("--stop-after-epochs", type=click.IntRange(min=1), help="Stop after N epochs (continue with --resume).")

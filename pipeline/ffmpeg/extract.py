@@ -152,7 +152,7 @@ def extract(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     if os.path.getsize(path) == 0:
         raise FrameError("empty file (0 bytes)")
     tracks = mp4_tracks(path)
-    decode = (binary, audio_rate, tracks, clips, clip_stride(clips, (tracks or {}).get("vide"), fps))
+    decode = (binary, audio_rate, tracks, clips, clip_stride(clips, _clip_duration(path, tracks, clips, binary), fps))
     if skip_frames == "noref" and clips is None:
         try:
             info, jpegs = _decode_with_sound(path, fps, box, quality, timeout, "noref", decode)
@@ -170,9 +170,29 @@ def extract(path: str, fps: float, box: tuple[int, int], quality: int, timeout: 
     return info, _frames(jpegs, info, fps)
 
 
+def _clip_duration(path: str, tracks: dict | None, clips: Clips | None, binary: str | None) -> float | None:
+    """The video's duration where --clips-per-video needs it to spread its clips: the MP4 header's video track, else
+    (another container) what ffmpeg says of the file on opening it (header_duration); None where neither knows."""
+    if clips is None or clips.per_video is None:
+        return None
+    return (tracks or {}).get("vide") or header_duration(path, binary)
+
+
+def header_duration(path: str, binary: str | None = None, timeout: float = 30.0) -> float | None:
+    """The container's duration as ffmpeg reports it on opening the file, nothing decoded (`ffmpeg -i FILE` with no
+    output, which works with the wheel's ffmpeg too, having no ffprobe); None where it reports none."""
+    cmd = [binary or find_ffmpeg(), "-hide_banner", "-nostdin", "-i", path]
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    return parse_stderr(proc.stderr.decode("utf-8", "replace")).duration
+
+
 def clip_stride(clips: Clips | None, video_duration: float | None, fps: float) -> int:
     """Every how many sampled intervals a clip may start: with --clips-per-video K and a known duration (the MP4
-    header's), the K clips are spread over the video; else 1 (each second, the first K where K is set)."""
+    header's, or the container's: _clip_duration), the K clips are spread over the video; else 1 (each second, the
+    first K where K is set)."""
     if clips is None or clips.per_video is None or not video_duration:
         return 1
     return max(1, (expected_frames(video_duration, None, fps) or 1) // clips.per_video)

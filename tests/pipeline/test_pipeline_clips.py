@@ -219,6 +219,16 @@ def test_clips_per_video_are_spread_and_never_overlap(tmp_path):
     assert info.clip_times[40:] == pytest.approx([2 + j / RATE for j in range(40)])
 
 
+def test_clips_per_video_are_spread_in_a_container_without_mp4_boxes(tmp_path):
+    """A Matroska file has no MP4 header to read the duration from: ffmpeg's own report of the container's duration
+    spreads the K clips as in an MP4, rather than keeping the first K."""
+    mkv = tmp_path / "counter.mkv"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-i", str(_counter(tmp_path / "counter.mp4")), "-c", "copy",
+                    str(mkv)], check=True)
+    info, _ = extract(str(mkv), 1.0, SIZE, 2, clips=Clips(frames=4, per_video=2, size=SIZE))
+    assert info.clip_times == pytest.approx([0, .04, .08, .12, 2, 2.04, 2.08, 2.12])
+
+
 @pytest.mark.slow  # kills and reruns the pipeline
 def test_resume_after_kill_keeps_the_clips_consistent(run, videos, tmp_path):
     """kill -9 (the whole process group) once a clip shard has sealed and a video is staged; the same command

@@ -4,6 +4,7 @@ shards --clip-frames 4` -> `dfd train --input clips --recipe demo_clips` dev run
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -104,3 +105,30 @@ def test_export_keeps_the_clip_spec_and_predict_scores_videos_clip_by_clip(clip_
     _agrees_with_shards(list(rows.p_fake), whole, clip_run, clip_dataset)
     submission = pd.read_csv(tmp_path / "sub.csv")
     assert np.isclose(submission.label.iloc[0], rows.p_fake.mean())
+
+
+def test_benchmark_takes_a_clip_run_and_refuses_a_frame_only_test_set(clip_run, clip_dataset, tmp_path):
+    import train.benchmark
+    from click.testing import CliRunner
+
+    def bench(*args: str):  # in this process: a fresh interpreter would cost more than the scoring
+        return CliRunner().invoke(train.benchmark.main, [*map(str, args), "--device", "cpu", "--workers", "0"])
+
+    proc = bench("--checkpoint", f"clips={clip_run / 'checkpoints' / 'last.pt'}", "--test",
+                 f"demo@val={clip_dataset['shards']}", "--out", tmp_path / "bench")
+    assert proc.exit_code == 0, proc.output
+    cell = json.loads((tmp_path / "bench" / "benchmark.json").read_text())["detectors"][0]["tests"]["demo"]
+    metrics = json.loads((tmp_path / "bench" / "cells" / "clips" / "demo" / "metrics.json").read_text())
+    assert cell["unit"] == "clip" and cell["frames"] == metrics["clip"]["clips"] > 0  # the clips in the frame slot
+    assert cell["frame_auc"] == metrics["clip"]["roc_auc"] and cell["videos"] == metrics["video"]["videos"]
+    assert "demo clip AUC" in proc.stdout
+    manifests = tmp_path / "manifests"
+    shutil.copytree(clip_dataset["manifests"], manifests)
+    data = json.loads((manifests / "dataset.json").read_text())
+    del data["clips"], data["config"]["clips"]  # a dataset sharded without --clip-frames
+    (manifests / "dataset.json").write_text(json.dumps(data))
+    proc = bench("--checkpoint", f"clips={clip_run}", "--test", f"frames@val={clip_dataset['shards']}:{manifests}",
+                 "--out", tmp_path / "b2")
+    assert proc.exit_code == 1 and isinstance(proc.exception, SystemExit)  # one line, no traceback
+    assert (f"clips on test set frames: {manifests / 'dataset.json'} has no clip shards, and a model of --input "
+            "clips is scored on them: make the shards with `dfd shards --clip-frames T`") in proc.output

@@ -311,9 +311,10 @@ def _same_place(a: str, b: str) -> bool:
 def with_dataset_settings(config: TrainConfig, dataset: Dataset) -> TrainConfig:
     """Keep the settings the shards were made with in the config, hence in every checkpoint, so that prediction
     decodes (and, for faces, detects and crops) new videos exactly as the shards were: the frame settings (fps, size,
-    JPEG quality) and, with --input faces, the faces stage's settings; with --input clips, how the clips were cut."""
+    JPEG quality) and, with --input faces (or face-clips), the faces stage's settings; with --input clips (or
+    face-clips), how the clips were cut."""
     faces = None
-    if config.input == "faces":
+    if config.input in ("faces", "face-clips"):
         if dataset.face_crop is None:
             raise DatasetError(f"{dataset.manifests / 'dataset.json'} has no faces settings; rerun the faces stage")
         faces = dataset.face_crop
@@ -323,7 +324,7 @@ def with_dataset_settings(config: TrainConfig, dataset: Dataset) -> TrainConfig:
                         "follow it", ", ".join(f"{k}={v}" for k, (v, _) in differ.items()), dataset.manifests,
                         ", ".join(f"{k}={got}" for k, (_, got) in differ.items()),
                         " ".join(f"--{k.replace('_', '-')} {v}" for k, (v, _) in differ.items()))
-    clips = dataset.clip_spec if config.input == "clips" else None
+    clips = dataset.clip_spec if config.input in CLIP_INPUTS else None
     return dataclasses.replace(config, frames=dataset.frame_sampling or config.frames, faces=faces or config.faces,
                                clips=clips or config.clips)
 

@@ -228,11 +228,21 @@ def runs_markdown(runs: Sequence[Run], columns: Sequence[str] = ("run", "arch", 
 # The cross-dataset table (train.report.cross_dataset's benchmark.json) -------------------------------------------------
 
 
+def level_name(bench: dict, test: str, level: str) -> str:
+    """A column's level as shown: "image" for the frame slot of a test set of face images, "clip" where every
+    detector scored clips there (clip models), "frame/clip" where some did."""
+    if level != "frame":
+        return level
+    if "images" in bench["tests"][test]:
+        return "image"
+    units = {d["tests"][test].get("unit", "frame") for d in bench["detectors"] if test in d["tests"]}
+    return "/".join(sorted(units, key=("frame", "clip").index)) if units else level
+
+
 def benchmark_columns(bench: dict) -> list[tuple[str, str, str]]:
     """(key, header, kind) of the cross-dataset table: detector, arch, then per test set frame and video AUC, then
     the averages: the order DeepfakeBench prints."""
-    image = lambda t, level: "image" if level == "frame" and "images" in bench["tests"][t] else level  # noqa: E731
-    tests = [(f"{t}:{level}_auc", f"{t} {image(t, level)} AUC", "num") for t in bench["columns"]
+    tests = [(f"{t}:{level}_auc", f"{t} {level_name(bench, t, level)} AUC", "num") for t in bench["columns"]
              for level in ("frame", "video")]
     return [("detector", "detector", "text"), ("arch", "arch", "text"), *tests,
             ("avg:frame_auc", "avg frame AUC", "num"), ("avg:video_auc", "avg video AUC", "num")]

@@ -14,7 +14,8 @@ benchmark.json:
      "detectors": [{"name", "checkpoint", "arch", "input", "image_size",
                     "tests": {TEST: {"frame_auc", "video_auc", "frame_eer", "video_eer", "frame_ap", "video_ap",
                                      "frame_log_loss", "video_log_loss", "frame_accuracy", "video_accuracy",
-                                     "frames", "videos", "real_videos", "fake_videos", "aggregate", "tta"}},
+                                     "unit", "frames", "videos", "real_videos", "fake_videos", "aggregate",
+                                     "tta"}},  (unit "clip": a clip model's clips or face tubes in the frame slot)
                     "average": {"frame_auc", "video_auc", "tests"},
                     "published": [...]  (a zoo package: train.report.published's rows)}]}
 
@@ -38,13 +39,14 @@ import pandas as pd
 
 from dfd.errors import UsageProblem
 from dfd.files import write_text
+from train.report.comparison import level_name
 from train.report.evaluation import evaluate
 from train.report.image_evaluation import evaluate_images
 from train.report.published import published_markdown, published_rows, reported_of
 from train.score.face_images import is_labelled_images
 from train.score.tables import markdown_table
 from train.score import metrics
-from train.paths import RunLayout, resolve as resolve_checkpoint
+from train.paths import CheckpointError, RunLayout, resolve as resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +151,13 @@ def read_config(path: Path, split: str | None = None) -> dict:
 
 
 def _cell(result: dict, out: Path) -> dict:
-    """One (detector, test) entry of benchmark.json from evaluate's result."""
-    cell = {f"{level}_{name}": result[level][key] for level in LEVELS for name, key in CELL}
+    """One (detector, test) entry of benchmark.json from evaluate's result (a clip model's clips, or a face-clips
+    model's tubes, in the frame slot, `unit` saying which)."""
+    unit = result.get("unit", "frame")
+    cell = {f"{level}_{name}": result[unit if level == "frame" else level][key] for level in LEVELS
+            for name, key in CELL}
     videos = pd.read_parquet(out / "video_predictions.parquet")
-    cell.update(frames=result["frame"]["frames"], videos=result["video"]["videos"],
+    cell.update(unit=unit, frames=result[unit][f"{unit}s"], videos=result["video"]["videos"],
                 real_videos=int((videos["label"] == 0).sum()), fake_videos=int((videos["label"] == 1).sum()),
                 aggregate=result["aggregate"], tta=result["tta"])
     return cell
@@ -174,8 +179,11 @@ def _score(det: Detector, test: TestSet, folder: Path, aggregate, tta, device, b
         result = evaluate_images([det.checkpoint], test.images, folder, tta, device, batch_size)
         return result, _image_cell(result)
     log.info("benchmark: %s on %s (%s split)", det.name, test.name, test.split)
-    result = evaluate([det.checkpoint], test.shards, test.manifests, test.split, folder, tta, aggregate, device,
-                      batch_size, workers)
+    try:
+        result = evaluate([det.checkpoint], test.shards, test.manifests, test.split, folder, tta, aggregate, device,
+                          batch_size, workers)
+    except CheckpointError as err:  # e.g. a clip model on a test set without clip shards
+        raise CheckpointError(f"{det.name} on test set {test.name}: {err}") from None
     return result, _cell(result, folder)
 
 
@@ -227,11 +235,6 @@ def run_benchmark(detectors: Sequence[Detector], tests: Sequence[TestSet], out: 
     write_text(out / "benchmark.md", benchmark_markdown(bench))
     write_benchmark_page(bench, out / "benchmark.html")
     return bench
-
-
-def level_name(bench: dict, test: str, level: str) -> str:
-    """A column's level as shown: "image" for the frame slot of a test set of face images."""
-    return "image" if level == "frame" and "images" in bench["tests"][test] else level
 
 
 def benchmark_markdown(bench: dict) -> str:

@@ -4,7 +4,8 @@ Frame- (or, for a clip model, clip-) and video-level ROC-AUC, accuracy, balanced
 all from train.score.metrics, the module training, explain and predict use. Several checkpoints form an ensemble:
 the mean of their P(fake) per frame (and over the mirrored frame with --tta hflip); they must share their input
 settings. A clip model (`--input clips`) is scored on the split's clip shards (`dfd shards --clip-frames T`):
-each clip's P(fake), and a video's as the aggregate of its clips.
+each clip's P(fake), and a video's as the aggregate of its clips; a face-clips model on its face-clip shards (the
+faces stage's face tubes, train.score.clip_split), a row per tube, a video the aggregate of its tubes.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pandas as pd
 
 from dfd.files import writable_folder, write_parquet, write_text
 from pipeline.dataset import Dataset
+from train.config import CLIP_INPUTS
 from train.data.clip_streams import ClipShards, ClipValStream
 from train.data.streams import ValStream, make_loader
 from train.report.figures import plot_roc
@@ -25,6 +27,7 @@ from train.report.split_localisation import localisation_markdown, localise
 from train.score.tables import markdown_table
 from train.score import metrics
 from train.score.checkpoints import Ensemble, load_ensemble
+from train.score.clip_split import clip_shards, with_clip_starts
 from train.paths import CheckpointError, RunLayout
 from train.score.on_batches import predict_loader
 
@@ -141,13 +144,14 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
     rule = rule or first.aggregate
     if rule not in metrics.RULES:
         raise CheckpointError(f"unknown --aggregate {rule!r}; allowed: {', '.join(metrics.RULES)}")
-    clips = ensemble.settings["input"] == "clips"
+    clips = ensemble.settings["input"] in CLIP_INPUTS  # a face-clips model: each face tube is one clip row
     unit = "clip" if clips else "frame"
     dataset = Dataset.open(shards, manifests, "frames" if clips else ensemble.settings["input"], first.fake_faces,
                            need=(), check=(split,))
-    urls = labelled_urls(dataset, split, shards, ClipShards(dataset) if clips else None)
+    urls = labelled_urls(dataset, split, shards, clip_shards(dataset, ensemble.settings["input"]) if clips else None)
     start = time.perf_counter()
     frames = predict_split(ensemble, urls, batch_size or first.batch_size, workers, tta, clips)
+    frames = with_clip_starts(frames, dataset, ensemble.settings["input"])
     seconds = time.perf_counter() - start
     if frames.empty:
         raise CheckpointError(f"no {unit}s in the {len(urls)} {split} shards")

@@ -19,6 +19,7 @@ import torch
 
 from dfd.files import write_text
 from train.data.decode import to_chw
+from train.config import CLIP_INPUTS
 from train.model import normalize
 from train.report.gradcam import clip_grad_cam, grad_cam, overlay
 from train.score.threshold import describe
@@ -28,6 +29,7 @@ from train.templates import render
 
 SUSPICIOUS = 4  # Grad-CAM for this many of the highest-scoring faces (or frames)
 FAKE_CLASS = 1
+PAGE_WHAT = {"faces": "faces", "clips": "clips", "face-clips": "face clips"}  # what the page calls a model's items
 
 def jpeg_uri(data: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
@@ -140,7 +142,8 @@ def _box_style(verdict: Verdict, box) -> str | None:
 
 def _who(item) -> str:
     if item.clip is not None:
-        return f"clip of {len(item.clip)} frames from {item.second:.2f} s ({item.status})"
+        tube = "" if item.track is None else f", face track {item.track}"
+        return f"clip of {len(item.clip)} frames from {item.second:.2f} s ({item.status}{tube})"
     return "frame" if item.track is None else f"track {item.track}, face {item.face}"
 
 
@@ -161,7 +164,7 @@ def suspicious(verdict: Verdict, model: torch.nn.Module) -> list[dict]:
     return [{"second": item.second, "frame": jpeg_uri(verdict.jpegs[item.frame]),
              "box": _box_style(verdict, item.box), "has_box": bool(item.box), "crop": image_uri(item.crop),
              "who": _who(item), "cam": image_uri(cam), "p_fake": item.p_fake}
-            for item, cam in zip(top, clip_gradcams(model, [i.clip for i in top]) if verdict.input == "clips"
+            for item, cam in zip(top, clip_gradcams(model, [i.clip for i in top]) if verdict.input in CLIP_INPUTS
                                  else gradcams(model, [i.crop for i in top]))]
 
 
@@ -190,7 +193,7 @@ def write_page(verdict: Verdict, name: str, out: Path, model: torch.nn.Module, m
         name=name, label=verdict.label, p_fake=verdict.p_fake, p_picture=verdict.p_picture, sound=sound,
         threshold=verdict.threshold, how=describe(verdict.threshold),
         sound_threshold=sound.threshold if sound is not None else SOUND_THRESHOLD,
-        aggregate=verdict.aggregate, what=verdict.input if verdict.input in ("faces", "clips") else "frames",
+        aggregate=verdict.aggregate, what=PAGE_WHAT.get(verdict.input, "frames"),
         n_seconds=len(verdict.seconds), evidence=evidence_text(verdict) if verdict.p_picture is not None else "",
         models=models, items=items, timeline=_png_uri(timeline_png(verdict)) if items else "",
         suspicious=suspicious(verdict, model) if items else [], seconds=seconds(verdict) if items else [],

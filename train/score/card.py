@@ -20,7 +20,8 @@ import pandas as pd
 from dfd.files import sha256_file
 from pipeline.dataset import Dataset, DatasetError, read_dataset_json
 from pipeline.spec import Clips, FrameSampling
-from train.config import TrainConfig
+from train.config import CLIP_INPUTS, TrainConfig
+from train.score.clip_split import with_clip_starts
 from train.data.clip_streams import ClipShards, ClipValStream
 from train.data.streams import ValStream, make_loader
 from train.checkpoint import load_checkpoint
@@ -34,6 +35,7 @@ from train.score.threshold import by_hand, describe, from_videos, run_videos
 from train.templates import render
 
 log = logging.getLogger(__name__)
+CARD_WHAT = {"faces": "faces", "face-clips": "face tubes"}  # what a card says a model scores (default: frames)
 
 BENCHMARK = Path("benchmark") / "benchmark.json"
 METRIC_COLUMNS = ("n", "log_loss", "roc_auc", "accuracy", "balanced_accuracy", "eer", "average_precision")
@@ -44,11 +46,11 @@ def score_val(checkpoint: Path, config: TrainConfig, shards: str | None, manifes
     """Per-item val rows (video_id, label, p_fake) of this checkpoint from the val shards (a clip model's: from the
     val clip shards)."""
     shards, manifests = shards or config.shards, Path(manifests or config.manifests)
-    clips = config.input == "clips"
+    clips = config.input in CLIP_INPUTS
     try:
         dataset = Dataset.open(shards, manifests, "frames" if clips else config.input, config.fake_faces,
                                need=("val",), check=("val",))
-        urls = ClipShards(dataset).urls("val") if clips else dataset.urls("val")
+        urls = ClipShards(dataset, config.input).urls("val") if clips else dataset.urls("val")
     except DatasetError as err:
         raise PackageError(f"{checkpoint}: the threshold is chosen on the validation split, but {err}; pass --shards "
                            "and --manifests of the data it was trained on (or run `dfd explain` on the run)") from None
@@ -56,7 +58,7 @@ def score_val(checkpoint: Path, config: TrainConfig, shards: str | None, manifes
     dev = Device.resolve(device, amp=False, channels_last=False)
     loader = make_loader((ClipValStream if clips else ValStream)(urls, config.image_size, config.batch_size), 0)
     log.info("scoring the val split (%d shards) for the threshold", len(urls))
-    return predict_loader([dev.prepare(model).eval()], loader, dev)
+    return with_clip_starts(predict_loader([dev.prepare(model).eval()], loader, dev), dataset, config.input)
 
 
 def validation(checkpoint: Path, config: TrainConfig, shards, manifests, device, at_fpr,
@@ -162,7 +164,7 @@ def benchmark_section(run: Path | None) -> str:
 
 def card_text(name: str, config: TrainConfig, threshold: dict, scores: dict, run: Path | None, source: dict) -> str:
     """README.md: Hub front matter, then the card's sections (train/templates/card.md.j2)."""
-    return render("card.md.j2", name=name, arch=config.arch, what="faces" if config.input == "faces" else "frames",
+    return render("card.md.j2", name=name, arch=config.arch, what=CARD_WHAT.get(config.input, "frames"),
                   width=config.image_size[1], height=config.image_size[0], checkpoint=source["checkpoint"], run=run,
                   aggregate=config.aggregate, threshold=threshold, how=describe(threshold),
                   data=data_section(config), recipe=recipe_section(config, run), metrics=metrics_section(scores),

@@ -17,7 +17,7 @@ from train.score.package import load_package, threshold_of
 
 log = logging.getLogger(__name__)
 
-SCORED_INPUTS = ("frames", "faces", "clips")  # face-clips (face tubes): not yet
+SCORED_INPUTS = ("frames", "faces", "clips", "face-clips")
 
 
 def load_model(path: str | Path, map_location: str = "cpu") -> tuple[nn.Sequential, TrainConfig]:

@@ -42,11 +42,8 @@ class FaceCropper:
         decoded frames are all held: they are decoded for detection DETECT_BATCH at a time and released, then
         each frame with a face is decoded again for its crops. Same rows and crops as faces_of_video on all the
         decoded frames (the detector runs the same batches of DETECT_BATCH)."""
+        rows = self.rows(jpegs, seconds)
         start = time.perf_counter()
-        detections: list = []
-        for i in range(0, len(jpegs), DETECT_BATCH):
-            detections += self.detector.detect([decode_frame(j) for j in jpegs[i:i + DETECT_BATCH]])
-        rows = detections_to_rows(detections, list(seconds), self.settings)
         crops = []
         for t, group in itertools.groupby(rows, key=lambda r: r["frame"]):  # rows come in frame order
             image = decode_frame(jpegs[t])
@@ -57,6 +54,16 @@ class FaceCropper:
             del image
         self.seconds += time.perf_counter() - start
         return rows, (np.stack(crops) if crops else np.zeros((0, *self.size, 3), np.uint8))
+
+    def rows(self, jpegs: Sequence[bytes], seconds: Sequence[float]) -> list[dict]:
+        """The face rows of one video's frames (frame index into jpegs, face, track, box), no crops: the faces
+        stage's detector in batches of DETECT_BATCH, its tracker and gap filling (detections_to_rows)."""
+        start = time.perf_counter()
+        detections: list = []
+        for i in range(0, len(jpegs), DETECT_BATCH):
+            detections += self.detector.detect([decode_frame(j) for j in jpegs[i:i + DETECT_BATCH]])
+        self.seconds += time.perf_counter() - start
+        return detections_to_rows(detections, list(seconds), self.settings)
 
 
 def decode_frame(jpeg: bytes) -> np.ndarray:

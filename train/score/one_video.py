@@ -20,7 +20,7 @@ from train.score.verdict import Item, Verdict
 log = logging.getLogger(__name__)
 
 
-def _decode(path: Path, settings: FrameSampling, clips: Clips | None = None) -> tuple[list, str | None]:
+def decode_video(path: Path, settings: FrameSampling, clips: Clips | None = None) -> tuple[list, str | None]:
     """The sampled frames (with `clips`: (frames, the clips)), or [] and why not."""
     if not path.is_file():
         return [], "no such file" if not path.exists() else "not a file"
@@ -56,7 +56,7 @@ def score_clips(path: Path, scorer: Scorer, settings: FrameSampling, clips: Clip
     there are none); the clips of the pipeline's clip branch of its one decode, at the run's clip spec. Never
     raises for a file that is not a video."""
     start = time.perf_counter()
-    decoded, error = _decode(Path(path), settings, clips)
+    decoded, error = decode_video(Path(path), settings, clips)
     timings["decode_s"] = time.perf_counter() - start
     if error:
         return [], [], [], error
@@ -95,7 +95,7 @@ def check_video(path: Path, scorer: Scorer, settings: FrameSampling, size: tuple
     """Decode, (detect and crop,) score; a file that is not a video gives a Verdict with its error, never raises."""
     verdict = Verdict(Path(path), "faces" if cropper else "frames", threshold, aggregate)
     start = time.perf_counter()
-    frames, verdict.error = _decode(Path(path), settings)
+    frames, verdict.error = decode_video(Path(path), settings)
     verdict.timings["decode_s"] = time.perf_counter() - start
     if verdict.error:
         return verdict

@@ -87,6 +87,7 @@ class Item:
 class Verdict:
     path: Path
     input: str                          # frames | faces | clips (an item per clip, at its first frame's second)
+    #                                     | face-clips (an item per face tube, at its clip's first frame's second)
     threshold: dict
     aggregate: str
     items: list[Item] = field(default_factory=list)
@@ -97,6 +98,7 @@ class Verdict:
     timings: dict = field(default_factory=dict)
     sound: Sound | None = None
     sync: Sync | None = None
+    unscored: list[dict] = field(default_factory=list)  # face-clips: the clips without a face (start, status, warning)
 
     @property
     def p_picture(self) -> float | None:
@@ -160,6 +162,25 @@ class Verdict:
                 "tracks": len(tracks)}
 
 
+def clip_p_fake(tubes: list[float], rule: str) -> float:
+    """A clip's P(fake) from its face tubes': the run's rule over one clip (frame_max: the max over its faces)."""
+    return metrics.aggregate(tubes, rule, seconds=[0.0] * len(tubes))
+
+
+def face_clip_rows(verdict: Verdict) -> list[dict]:
+    """A face-clips verdict's clips in time order: per clip its start, P(fake) (clip_p_fake over its tubes), status
+    and tubes; a clip without a face with p_fake None, its status (no_face) and why."""
+    by_start: dict[float, list[Item]] = {}
+    for item in verdict.items:
+        by_start.setdefault(item.second, []).append(item)
+    rows = [{"start": s, "p_fake": clip_p_fake([i.p_fake for i in items], verdict.aggregate), "status": items[0].status,
+             "tubes": [{"face": i.face, "track": i.track, "box": list(i.box), "p_fake": i.p_fake} for i in items]}
+            for s, items in by_start.items()]
+    rows += [{"start": r["start"], "p_fake": None, "status": r["status"], "clip_status": r["clip_status"],
+              "warning": r["warning"], "tubes": []} for r in verdict.unscored]
+    return sorted(rows, key=lambda r: r["start"])
+
+
 def seconds_text(seconds: list[float], step: float = 1.0) -> str:
     """[1, 2, 3, 7] -> '1-3 s, 7 s': runs of consecutive samples (`step` apart: 1 / fps) joined."""
     runs: list[list[float]] = []
@@ -216,7 +237,8 @@ def _line(verdict: Verdict, name: str) -> str:
     t = verdict.threshold["value"]
     sound = verdict.sound
     if verdict.p_picture is None:
-        no_face = f"no face found in {len(verdict.seconds)} sampled frames"
+        no_face = (f"no face in the first frame of any of its {len(verdict.seconds)} clips"
+                   if verdict.input == "face-clips" else f"no face found in {len(verdict.seconds)} sampled frames")
         if sound is None or sound.p_fake is None:
             return f"{name}: {NO_FACE}: {no_face}; no verdict" + (f"; {sound_text(verdict)}" if sound else "")
         return f"{name}: {verdict.label} P(fake) {verdict.p_fake:.3f} from the sound alone ({no_face}); " + sound_text(
@@ -257,7 +279,8 @@ def as_json(verdict: Verdict, name: str) -> dict:
         "tracks": [{k: v for k, v in t.items()} for t in verdict.tracks()], "timings": verdict.timings,
         "p_picture": verdict.p_picture, "segments": picture_segments(verdict), "sync": None if verdict.sync is None else verdict.sync.as_dict(),
         **({"clips": [{"start": i.second, "p_fake": i.p_fake, "status": i.status} for i in verdict.items]}
-           if verdict.input == "clips" else {}),
+           if verdict.input == "clips" else
+           {"clips": face_clip_rows(verdict)} if verdict.input == "face-clips" else {}),
         "sound": None if verdict.sound is None else {
             "p_fake": verdict.sound.p_fake, "threshold": verdict.sound.threshold, "rule": verdict.sound.rule,
             "note": verdict.sound.note, "model": verdict.sound.model, "window_s": verdict.sound.window_s,

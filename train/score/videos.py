@@ -21,7 +21,7 @@ from tqdm import tqdm
 from dfd.errors import ToolkitError
 from pipeline.dataset import LABELS, Dataset, DatasetError, is_local, read_dataset_json
 from pipeline.sources.video import VIDEO_EXTENSIONS
-from train.config import TrainConfig
+from train.config import CLIP_INPUTS, TrainConfig
 from train.data.decode import decode_resized
 from train.data.streams import read_shard
 from train.score import metrics
@@ -32,6 +32,7 @@ from pipeline.spec import Clips, FrameSampling, SpecError, frame_keys
 from train.score.model_input import Decoded, decode_video
 from train.score.on_batches import Scorer
 from train.score.one_video import score_clips
+from train.score.face_tubes import predict_face_clip_videos, tube_cutter
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,20 @@ def predict_clip_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSa
                                 "decode_s": decode_s, "model_s": scorer.seconds}
 
 
+def _clip_videos(scorer: Scorer, config: TrainConfig, paths: Sequence[Path], settings: FrameSampling,
+                 names: Sequence[str], checkpoint: Path, manifests: Path | None, device: str,
+                 progress: bool) -> tuple[pd.DataFrame, dict]:
+    """A clip model's rows (predict_clip_videos), or a face-clips model's, a row per face tube
+    (train.score.face_tubes)."""
+    spec, where = clip_spec(checkpoint, config, manifests)
+    log.info("%s model: %d frames per clip (from %s)", config.input, spec.frames, where)
+    cutter = tube_cutter(config, config.image_size, device)
+    if cutter is None:
+        return predict_clip_videos(scorer, paths, settings, spec, config.image_size, names, progress)
+    rows, stats = predict_face_clip_videos(scorer, cutter, paths, settings, spec, names, progress)
+    return frames_frame(rows, FRAME_COLUMNS + FACE_ROW_COLUMNS), stats
+
+
 def shard_samples(shards: str, manifests: Path, split: str, input: str = "frames") -> tuple[list[str], dict[str, str]]:
     """Shard locations of a split (its face shards for input "faces"), checked as training checks them, and video
     id -> file name from videos.parquet (if present)."""
@@ -319,9 +334,9 @@ def predict_inputs(inputs: Sequence[Path], checkpoints: Sequence[Path], shards: 
     scorer, config = load_scorer(checkpoints, device, batch_size, tta)
     size = config.image_size
     if shards:
-        if config.input == "clips":
-            raise PredictError("a clip model scores clip shards with `dfd evaluate --shards` (labelled splits); "
-                               "`dfd predict` takes it on video files")
+        if config.input in CLIP_INPUTS:
+            raise PredictError(f"a {config.input} model scores its shards with `dfd evaluate --shards` (labelled "
+                               "splits); `dfd predict` takes it on video files")
         if not manifests and not is_local(shards):
             raise PredictError("--shards is not a local folder: pass --manifests")
         urls, names = shard_samples(shards, Path(manifests or Path(shards).parent / "manifests"), split, config.input)
@@ -335,11 +350,9 @@ def predict_inputs(inputs: Sequence[Path], checkpoints: Sequence[Path], shards: 
         log.info("%d videos; frames as the pipeline made them: fps %g, box %dx%d, quality %d, skip frames %s (from "
                  "%s); model input %dx%d", len(paths), settings.fps, *settings.size, settings.quality,
                  settings.skip_frames, source, *size)
-        if config.input == "clips":
-            spec, where = clip_spec(resolve_checkpoint(checkpoints[0]), config, manifests)
-            log.info("clip model: %d frames per clip (from %s)", spec.frames, where)
-            frames, stats = predict_clip_videos(scorer, paths, settings, spec, size, video_names(paths, inputs),
-                                                progress)
+        if config.input in CLIP_INPUTS:
+            frames, stats = _clip_videos(scorer, config, paths, settings, video_names(paths, inputs),
+                                         resolve_checkpoint(checkpoints[0]), manifests, device, progress)
         else:
             frames, stats = predict_videos(scorer, paths, settings, size, workers, progress=progress,
                                            names=video_names(paths, inputs), cropper=face_cropper(config, size, device))

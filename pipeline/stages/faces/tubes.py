@@ -55,6 +55,29 @@ def _base(clip: dict, split: str, label: str) -> dict:
             "clip_status": clip["status"], "n_frames": 0}
 
 
+def clip_faces(clip: dict, frames: list[dict], faces: list[dict], broken: set) -> tuple[int | None, list[dict], dict]:
+    """The faces a clip's tubes follow: (the index of the sampled frame the clip starts at, that frame's face rows,
+    what the clip's rows carry: frame_key, and where there is no face, status and warning saying why: no_frame,
+    no_face). `faces`: the video's face rows (frame index, face, track, box), tracked over all its sampled frames.
+    The faces stage and prediction (train.score.face_tubes) both take it."""
+    t = sampled_frame([f["second"] for f in frames], clip.get("start"))
+    if t is None or t in broken:
+        why = "does not decode" if t is not None else f"is not among the sampled frames (start {clip.get('start')})"
+        return t, [], {"status": "no_frame", "warning": f"the clip's first frame {why}"}
+    here = [r for r in faces if r["frame"] == t]
+    if not here:
+        return t, [], {"frame_key": frames[t]["key"], "status": "no_face",
+                       "warning": f"no face in frame {frames[t]['key']}"}
+    return t, here, {"frame_key": frames[t]["key"]}
+
+
+def tube_jpegs(images: list, box, fs: FaceCrop) -> list[bytes]:
+    """A tube's frames as its face-clip shard holds them: every frame of the clip (RGB uint8) cut with the one box by
+    the stage's crop rule, JPEG-encoded at the stage's quality."""
+    return [encode_jpeg(crop_face(image, box, fs.margin, fs.face_size, fs.box, fs.resize), fs.jpeg_quality)
+            for image in images]
+
+
 def clip_tubes(clip: dict, frames: list[dict], faces: list[dict], broken: set, split: str, label: str,
                reader: MemberReader, fs: FaceCrop) -> tuple[list[dict], list[bytes]]:
     """One clip's face_clips rows and, for each tube, its tar members (KEY.000.jpg ... KEY.json); a clip without a
@@ -62,14 +85,10 @@ def clip_tubes(clip: dict, frames: list[dict], faces: list[dict], broken: set, s
     base = _base(clip, split, label)
     if not clip.get("shard") or not clip.get("n_frames"):
         return [{**base, "status": "no_clip", "warning": clip.get("warning") or "the clip has no frames"}], []
-    t = sampled_frame([f["second"] for f in frames], clip.get("start"))
-    if t is None or t in broken:
-        why = "does not decode" if t is not None else f"is not among the sampled frames (start {clip.get('start')})"
-        return [{**base, "status": "no_frame", "warning": f"the clip's first frame {why}"}], []
-    here = [r for r in faces if r["frame"] == t]
-    base["frame_key"] = frames[t]["key"]
+    t, here, found = clip_faces(clip, frames, faces, broken)
+    base.update(found)
     if not here:
-        return [{**base, "status": "no_face", "warning": f"no face in frame {frames[t]['key']}"}], []
+        return [base], []
     try:
         images = [decode_jpeg(j) for j in clip_jpegs(reader, clip["shard"], int(clip["offset"]), clip["key"],
                                                       int(clip["n_frames"]))]
@@ -81,9 +100,7 @@ def clip_tubes(clip: dict, frames: list[dict], faces: list[dict], broken: set, s
         key = tube_key(clip["key"], r["face"])
         row = {**base, "face": r["face"], "track": r["track"], "x0": box[0], "y0": box[1], "x1": box[2],
                "y1": box[3], "key": key, "n_frames": len(images), "status": "done"}
-        data = b"".join(member(f"{key}.{j:03d}.jpg", encode_jpeg(crop_face(image, box, fs.margin, fs.face_size,
-                                                                            fs.box, fs.resize), fs.jpeg_quality))
-                        for j, image in enumerate(images))
+        data = b"".join(member(f"{key}.{j:03d}.jpg", jpeg) for j, jpeg in enumerate(tube_jpegs(images, box, fs)))
         meta = {**{k: row.get(k) for k in ("key", "video_id", "clip", "face", "track", "split", "label", "times",
                                            "x0", "y0", "x1", "y1")},
                 "status": clip["status"]}  # the clip's, as a clip sample's (train.data.clip_streams reads "done")

@@ -153,3 +153,22 @@ def test_verify_checks_face_clip_shards(tubes, tmp_path):
     assert proc.returncode == 1
     assert "face_clips/train-real-000000.tar: sha256 differs from the one dataset.json's face_clips section" in (
         proc.stdout + proc.stderr)
+
+
+@needs_data
+def test_verify_deep_decodes_every_tube_crop(tubes, tmp_path):
+    """--deep reads each tube's crops where face_clips.parquet puts them: a crop whose JPEG start was overwritten
+    (shard checksums not checked, so only the deep check can see it) is named by shard, tube key and frame."""
+    out = tmp_path / "copy"
+    shutil.copytree(tubes, out, ignore=shutil.ignore_patterns("videos"))
+    argv = ("--shards", out / "shards", "--manifests", out / "manifests", "--deep", "--no-check-shards")
+    assert run_module("pipeline.verify", *argv).returncode == 0
+    shard = out / "shards" / "face_clips" / "train-real-000000.tar"
+    data = bytearray(shard.read_bytes())
+    assert data[512:514] == b"\xff\xd8"  # the first member's JPEG starts after its 512-byte tar header
+    data[512:514] = b"\x00\x00"
+    shard.write_bytes(bytes(data))
+    proc = run_module("pipeline.verify", *argv, check=False)
+    first = next(r for r in _table(tubes) if r["status"] == "done")
+    assert proc.returncode == 1
+    assert f"face_clips/train-real-000000.tar {first['key']} frame 0: JPEG does not decode" in proc.stdout + proc.stderr
