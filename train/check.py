@@ -20,6 +20,7 @@ from dfd.files import writable_folder
 from train.audio.classifier import load as load_audio
 from train.audio.sound_of_files import sound_verdict
 from train.audio.sync_of_files import sync_detector, sync_verdict
+from train.audio.syncnet import SYNCNET_ENV, SYNCNET_LICENCE, load_syncnet
 from train.report.verdict_page import write_page
 from train.score.one_video import check_clip_video, check_video
 from train.score.checkpoints import load_ensemble
@@ -127,6 +128,9 @@ def inputs(videos: tuple, pages: Path | None, one_page: bool) -> list[Path]:
                    "first 10 s at the native frame rate): the sound's lag, the agreement, P(fake) that picture and "
                    "sound do not belong together, and the agreement over time on the page. A video without sound, "
                    "speech or one face says why instead.")
+@click.option("--sync-weights", type=click.Path(dir_okay=False, path_type=Path), envvar=SYNCNET_ENV,
+              help=f"With --sync: SyncNet's weights (syncnet_v2.model of joonson/syncnet_python, {SYNCNET_LICENCE}; "
+                   f"not shipped, bring your own) instead of the signal-level measure [env {SYNCNET_ENV}].")
 @click.option("--sync-verdict", "sync_use", type=click.Choice(SYNC_RULES), default="off", show_default=True,
               help=f"How the verdict uses lip sync: off (reported only) or uncertain (FAKE when the picture's P(fake) "
                    f"lies within {UNCERTAIN:g} of its threshold, and the sound's within {UNCERTAIN:g} of "
@@ -135,7 +139,7 @@ def inputs(videos: tuple, pages: Path | None, one_page: bool) -> list[Path]:
 @threads_option
 @verbose_option
 def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_size, audio_path, fuse_rule, with_sync,
-         sync_use, device, verbose) -> None:
+         sync_use, sync_weights, device, verbose) -> None:
     """Check videos (files, or folders searched recursively): P(fake), the verdict at the model's threshold and the
     strongest evidence (which face track, which seconds), one line per video, and a self-contained HTML page.
 
@@ -158,6 +162,8 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
         log.info("threshold %.4f (%s)", threshold["value"], describe(threshold))
         audio = load_audio(audio_path) if audio_path else None
         mouths = sync_detector(device) if with_sync else None
+        if with_sync and sync_weights is not None:
+            load_syncnet(sync_weights)  # a bad file: one line naming it, before any video
         clips = clip_spec(ensemble.paths[0], config, manifests) if config.input == "clips" else None
         shown = settings_of(ensemble, sampled, threshold, audio, audio_path, fuse_rule, clips)
         described = [{"name": str(p), "arch": c.arch, "input": c.input, "zoo": zoo_facts(p)}
@@ -172,7 +178,7 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
             if audio is not None and verdict.label != FAILED:
                 verdict.sound = sound_verdict(audio, path, verdict.p_picture, fuse_rule, str(audio_path))
             if mouths is not None and verdict.label != FAILED:
-                verdict.sync = sync_verdict(path, mouths, use=sync_use)
+                verdict.sync = sync_verdict(path, mouths, use=sync_use, weights=sync_weights)
             failed += verdict.label == FAILED
             written = None
             if verdict.label != FAILED and not no_html:
