@@ -98,7 +98,7 @@ def test_a_bad_weights_file_is_named(tmp_path, authors):
 
     for command in (train.check.main, train.evaluate.main):  # the licence shown where the weights are taken
         shown = " ".join(CliRunner().invoke(command, ["--help"], terminal_width=200).output.split())
-        assert "MIT licence, joonson/syncnet_python" in shown and "DFD_SYNCNET" in shown
+        assert "joonson/syncnet_python, MIT licence" in shown and "DFD_SYNCNET" in shown
 
 
 def test_mfcc_is_their_100_hz_13_coefficients():

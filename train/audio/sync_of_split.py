@@ -79,17 +79,8 @@ def with_sync(videos: pd.DataFrame, manifests: str | Path, device: str = "auto",
     scored = videos.dropna(subset=["sync"])
     missed = videos[videos["sync"].isna()]
     for video, note in zip(missed["video_id"], missed["sync_note"]):
-        log.warning("lip sync: %s not measured: %s", video, note)
+        log.warning("lip sync: %s: not measured: %s", video, note)
     level = {"videos": int(len(scored)), "not_measured": int(len(missed)), "threshold": SYNC_THRESHOLD,
              "rule": rule_of(weights), **(metrics.score(scored["label"], scored["sync"]) if len(scored) else {})}
     return level, videos
 
-
-def sync_cell(result: dict) -> dict:
-    """The benchmark cell's lip-sync entries from evaluate's result (empty without --sync)."""
-    if "sync" not in result:
-        return {}
-    level = result["sync"]
-    return {"sync_video_auc": level.get("roc_auc"), "sync_video_ap": level.get("average_precision"),
-            "sync_video_balanced_accuracy": level.get("balanced_accuracy"), "sync_videos": level["videos"],
-            "sync_not_measured": level["not_measured"]}

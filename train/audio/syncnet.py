@@ -25,7 +25,7 @@ from dfd.errors import ToolkitError
 from .sync import NoSync
 
 SYNCNET_ENV = "DFD_SYNCNET"
-SYNCNET_LICENCE = "MIT licence, joonson/syncnet_python"
+SYNCNET_LICENCE = "MIT licence"
 FPS, RATE = 25.0, 16000      # the authors' rates: 4 MFCC frames per video frame
 FACE_SIZE = 224              # the lip tower's input side
 FRAMES = 5                   # video frames per stack; MFCC frames per stack: 4 * FRAMES
@@ -36,7 +36,7 @@ MEDFILT = 9                  # the authors' smoothing of the framewise confidenc
 # (near: the least within +-IN_SYNC): SyncNet's confidence at the in-sync shifts, less any better shift elsewhere.
 # Not calibrated here (no weights at hand): THRESHOLD is the confidence the authors' offsets are usually trusted at.
 P_FAKE_THRESHOLD, P_FAKE_SLOPE = 3.0, 2.0
-RULE = (f"SyncNet ({SYNCNET_LICENCE}): sigmoid({P_FAKE_SLOPE:g} x ({P_FAKE_THRESHOLD:g} - s)), s = (median - near) "
+RULE = (f"SyncNet (joonson/syncnet_python, {SYNCNET_LICENCE}): sigmoid({P_FAKE_SLOPE:g} x ({P_FAKE_THRESHOLD:g} - s)), s = (median - near) "
         f"- (near - min) of the mean embedding distance over shifts within +-{VSHIFT} frames at {FPS:g} fps, near = "
         f"the least within +-{IN_SYNC} frames")
 
