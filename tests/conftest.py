@@ -54,6 +54,8 @@ HEAVY = {
     "tests/train/test_synthetic_stream.py::test_dev_run_real_only_sbi_and_the_blend_pointing_game",
     "tests/train/test_timm_backbones.py::test_dev_run_at_64px_on_cpu[convnext_tiny]",
     "tests/train/test_timm_backbones.py::test_dev_run_at_64px_on_cpu[xception41]",
+    "tests/train/test_train_audio.py::test_benchmark_gets_the_sound_and_fused_columns",
+    "tests/train/test_train_audio.py::test_check_a_fused_package_applies_its_rule_and_threshold",
     "tests/train/test_train_audio.py::test_check_judges_the_sound_and_draws_it",
     "tests/train/test_train_audio.py::test_evaluate_fuses_the_shards_sound",
     "tests/train/test_train_audio.py::test_explain_an_audio_run_scores_and_draws_its_windows_again",

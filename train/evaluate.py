@@ -9,6 +9,7 @@ import click
 from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option, workers_option
 from train.audio.classifier import is_audio
 from train.audio.fuse import FUSE_RULES
+from train.audio.fused_package import fusion_of, sound_model_of
 from train.audio.sync_options import sync_function, sync_options, sync_summary
 from train.report.sound_evaluation import evaluate_sound, sound_markdown
 from train.report.evaluation import evaluate, metrics_markdown
@@ -18,7 +19,8 @@ from train.score.on_batches import TTA_MODES
 
 @command()
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True,
-              help="A checkpoint (.pt), a run folder (its best.pt), a model package folder (dfd export) or "
+              help="A checkpoint (.pt), a run folder (its best.pt), a model package folder (dfd export; a picture + "
+                   "sound package scores its sound too, fused by its rule, as with --audio-checkpoint) or "
                    "hf://OWNER/NAME; repeat for an ensemble (mean P(fake)). A sound detector (train.run --input "
                    "audio: its run folder, audio.pt or package) is scored on the split's sound alone.")
 @click.option("--shards", help="Shards folder, URL prefix or {name} template.")
@@ -76,6 +78,9 @@ def main(checkpoints, shards, images, manifests, split, out, tta, rule, audio_ch
                    + f" -> {result['out']}")
         return
     with reported():
+        fusion = fusion_of(checkpoints[0]) if len(checkpoints) == 1 else None
+        if fusion is not None and not audio_checkpoint:  # a fused package: its own sound model, by its own rule
+            audio_checkpoint, fuse_rule = sound_model_of(checkpoints[0]), fusion["rule"]
         result = evaluate(checkpoints, shards, manifests, split, out, tta, rule, device, batch_size, workers,
                           audio_checkpoint, fuse_rule,
                           sync_function(manifests, device, sync_weights) if with_sync else None)
