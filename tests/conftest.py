@@ -50,6 +50,7 @@ HEAVY = {
     "tests/train/test_recipes.py::test_the_b7_trains_a_step_on_the_cpu",
     "tests/train/test_recipes.py::test_the_winners_recipe_dev_run_reports_its_source",
     "tests/train/test_sync_column.py::test_benchmark_gets_the_sync_column",
+    "tests/train/test_syncnet.py::test_syncnet_measures_a_real_clip",
     "tests/train/test_sync_column.py::test_evaluate_reports_lip_sync_beside_the_picture",
     "tests/train/test_synthetic_stream.py::test_dev_run_real_only_sbi_and_the_blend_pointing_game",
     "tests/train/test_timm_backbones.py::test_dev_run_at_64px_on_cpu[convnext_tiny]",

@@ -73,8 +73,8 @@ def main(checkpoint, out, replace, at_fpr, manual, shards, manifests, audio_chec
         frames, _ = frame_settings(path, config, manifests)
         clips = clip_spec(path, config, manifests)[0] if config.input == "clips" else None
         write = functools.partial(export, path, out, frames, at_fpr, shards, manifests, device, manual, replace, clips)
-        package = (export_fused(write, path, config, audio_checkpoint, out, fuse_rule, at_fpr, shards, manifests, device)
-                   if audio_checkpoint else write())
+        package = (export_fused(write, path, config, audio_checkpoint, out, fuse_rule, at_fpr, shards, manifests,
+                                device) if audio_checkpoint else write())
     threshold = package.get("fusion", package)["threshold"]
     click.echo(f"{out}: {WEIGHTS}, {CONFIG}, {CARD}" + (f", {SOUND_FOLDER}/ (sound model); fused ({fuse_rule}) "
                                                          if audio_checkpoint else "; ")

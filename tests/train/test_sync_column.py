@@ -82,8 +82,8 @@ def test_benchmark_gets_the_sync_column(synced, tmp_path):
     root, split, _ = synced
     model = untrained_checkpoint(tmp_path / "frames.pt", input="frames")
     out = tmp_path / "bench"
-    proc = run_module("train.benchmark", "--checkpoint", f"untrained={model}", "--test", f"av@{split}={root / 'shards'}",
-                      "--sync", "--out", out, "--device", "cpu", "--workers", "0")
+    proc = run_module("train.benchmark", "--checkpoint", f"untrained={model}", "--test",
+                      f"av@{split}={root / 'shards'}", "--sync", "--out", out, "--device", "cpu", "--workers", "0")
     cell = json.loads((out / "benchmark.json").read_text())["detectors"][0]["tests"]["av"]
     evaluated = json.loads((out / "cells" / "untrained" / "av" / "metrics.json").read_text())["sync"]
     assert cell["sync_videos"] == 3 and cell["sync_not_measured"] == 2
@@ -105,5 +105,6 @@ def test_files_not_measured_say_why_without_a_detector(tmp_path):
     got = split_syncs(tmp_path / "data" / "manifests", ["mute", "gone", "none"], "cpu").set_index("video_id")
     assert got["sync"].isna().all()
     assert got.loc["mute", "sync_note"] == "no sound track"
-    assert got.loc["gone", "sync_note"] == f"video file not found: {tmp_path / 'gone.mp4'} (lip sync needs the video file)"
+    gone = tmp_path / "gone.mp4"
+    assert got.loc["gone", "sync_note"] == f"video file not found: {gone} (lip sync needs the video file)"
     assert got.loc["none", "sync_note"] == "videos.parquet records no path: lip sync needs the video file"

@@ -21,8 +21,8 @@ class AuthorsS(nn.Module):
     def __init__(self, num_layers_in_fc_layers=1024):
         super().__init__()
         self.netcnnaud = nn.Sequential(
-            nn.Conv2d(1, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-            nn.MaxPool2d(kernel_size=(1, 1), stride=(1, 1)),
+            nn.Conv2d(1, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)), nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=(1, 1), stride=(1, 1)),
             nn.Conv2d(64, 192, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)), nn.BatchNorm2d(192),
             nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=(3, 3), stride=(1, 2)),
             nn.Conv2d(192, 384, kernel_size=(3, 3), padding=(1, 1)), nn.BatchNorm2d(384), nn.ReLU(inplace=True),
@@ -136,3 +136,58 @@ def test_embeddings_stack_five_frames_and_twenty_mfcc(authors):
     with torch.no_grad():
         one = net.forward_lip(torch.from_numpy(faces[1:6].transpose(3, 0, 1, 2)).float()[None])
     assert torch.allclose(lips[1], one[0], atol=1e-5)
+
+
+def test_face_crop_is_the_authors_box_around_the_landmarks():
+    """A frame whose face box (as the landmarks place it) is white on black: the 224x224 crop is the authors' window,
+    bs above the face's centre to 1.8 bs below, 1.4 bs either side, so the white fills its middle columns."""
+    from train.audio.syncnet_of_files import face_crop
+
+    frame = np.zeros((360, 640, 3), np.uint8)
+    points = np.array([[300, 150], [340, 150], [320, 170], [305, 190], [335, 190]], np.float64)  # eyes, nose, mouth
+    bs = np.linalg.norm(points[3:].mean(0) - points[:2].mean(0)) + 1  # 41
+    frame[130:211, 279:361] = 255  # a box of side 2 bs around the centre (320, 170)
+    crop = face_crop(frame, points)
+    assert crop.shape == (224, 224, 3)
+    rows = np.flatnonzero(crop[:, 112, 0] > 128)
+    cols = np.flatnonzero(crop[int(224 / 2.8) + 5, :, 0] > 128)
+    assert abs(rows[0] - 0) <= 3 and abs(rows[-1] - 224 * 2 / 2.8) <= 4  # white from the top to 2 bs of 2.8 bs
+    assert abs(cols[0] - 224 * 0.4 / 2.8) <= 4 and abs(cols[-1] - 224 * 2.4 / 2.8) <= 4
+    edge = face_crop(frame, points - [300, 140])  # a face at the frame's corner: padded with the authors' grey
+    assert (edge[:20, :20] == 110).all()
+
+
+def test_check_names_a_bad_weights_file_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    import train.check
+    from helpers.models import untrained_checkpoint
+    from helpers.sound import av_clip
+
+    bad = tmp_path / "syncnet_v2.model"
+    bad.write_bytes(b"\x00" * 64)
+    clip = av_clip(tmp_path / "mute.mp4", None, 1.0)
+    model = untrained_checkpoint(tmp_path / "frames.pt", input="frames")
+    result = CliRunner().invoke(train.check.main, [str(clip), "--model", str(model), "--sync", "--no-html",
+                                                   "--device", "cpu"], env={"DFD_SYNCNET": str(bad)})
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert f"{bad}: not SyncNet's weights" in result.output
+
+
+@pytest.mark.slow
+def test_syncnet_measures_a_real_clip(authors, tmp_path):
+    """The whole path on a real DFDC clip with their architecture's (random) weights: MTCNN, 25 fps face crops,
+    MFCC, the offset search; a Sync with SyncNet's rule (and its licence) and the authors' ranges."""
+    import subprocess
+
+    from helpers.sound import dfdc_clips
+    from pipeline.ffmpeg.locate import find_ffmpeg
+    from train.audio.sync_of_files import SyncSpan, sync_detector, sync_verdict
+
+    clip = tmp_path / "real.mp4"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-y", "-t", "3.4", "-i", str(dfdc_clips()[2]), "-vf",
+                    "scale=640:360", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(clip)], check=True)
+    sync = sync_verdict(clip, sync_detector("cpu"), SyncSpan(seconds=3.4), weights=authors[1])
+    assert sync.note is None and 0 <= sync.p_fake <= 1 and "MIT licence" in sync.rule and sync.fps == FPS
+    assert len(sync.lags_s) == 31 and -0.6 <= sync.offset_s <= 0.6 and sync.confidence >= 0
+    assert 75 <= len(sync.windows) <= 80  # 3.4 s at 25 fps, less the last stack's 5 frames

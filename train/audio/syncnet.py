@@ -36,9 +36,9 @@ MEDFILT = 9                  # the authors' smoothing of the framewise confidenc
 # (near: the least within +-IN_SYNC): SyncNet's confidence at the in-sync shifts, less any better shift elsewhere.
 # Not calibrated here (no weights at hand): THRESHOLD is the confidence the authors' offsets are usually trusted at.
 P_FAKE_THRESHOLD, P_FAKE_SLOPE = 3.0, 2.0
-RULE = (f"SyncNet (joonson/syncnet_python, {SYNCNET_LICENCE}): sigmoid({P_FAKE_SLOPE:g} x ({P_FAKE_THRESHOLD:g} - s)), s = (median - near) "
-        f"- (near - min) of the mean embedding distance over shifts within +-{VSHIFT} frames at {FPS:g} fps, near = "
-        f"the least within +-{IN_SYNC} frames")
+RULE = (f"SyncNet (joonson/syncnet_python, {SYNCNET_LICENCE}): sigmoid({P_FAKE_SLOPE:g} x ({P_FAKE_THRESHOLD:g} - "
+        f"s)), s = (median - near) - (near - min) of the mean embedding distance over shifts within +-{VSHIFT} "
+        f"frames at {FPS:g} fps, near = the least within +-{IN_SYNC} frames")
 
 
 class SyncNetError(ToolkitError, ValueError):

@@ -61,7 +61,8 @@ def syncnet_sync(path: Path, detector, weights: str | Path, samples: np.ndarray,
     shifts = np.arange(-VSHIFT, VSHIFT + 1)
     agreement = float(np.median(found.mean)) - found.mean
     return Sync(rule=RULE, p_fake=p_fake, offset_s=-found.offset / FPS, agreement=float(agreement.max()),
-                confidence=found.confidence, in_sync=s, starts=[round(float(t), 3) for t in times[:len(found.framewise)]],
+                confidence=found.confidence, in_sync=s,
+                starts=[round(float(t), 3) for t in times[:len(found.framewise)]],
                 windows=[float(v) for v in found.framewise], fps=FPS, seconds=float(len(times) / FPS),
                 lags_s=[float(k / FPS) for k in shifts], correlation=[float(v) for v in agreement],
                 window_s=1.0 / FPS)
