@@ -69,6 +69,9 @@ def main(checkpoints, shards, images, manifests, split, out, tta, rule, audio_ch
     if audio and (len(checkpoints) > 1 or audio_checkpoint):
         raise click.UsageError(f"{audio[0]} is a sound detector: score it alone (one --checkpoint), or with a picture "
                                "model as --audio-checkpoint")
+    if audio and with_sync:
+        raise click.UsageError("--sync is reported beside a picture model's scores: give a picture --checkpoint "
+                               f"(and {audio[0]} as --audio-checkpoint)")
     if audio:
         with reported():
             result = evaluate_sound(audio[0], shards, manifests, split, out)

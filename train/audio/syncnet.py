@@ -34,7 +34,7 @@ IN_SYNC = 5                  # |shift| within this many frames (0.2 s) counts as
 MEDFILT = 9                  # the authors' smoothing of the framewise confidence
 # p_fake = sigmoid(SLOPE x (THRESHOLD - s)), s = (median - near) - (near - min) over the mean distances per shift
 # (near: the least within +-IN_SYNC): SyncNet's confidence at the in-sync shifts, less any better shift elsewhere.
-# Not calibrated here (no weights at hand): THRESHOLD is the confidence the authors' offsets are usually trusted at.
+# Not calibrated (no weights at hand here): THRESHOLD and SLOPE are placeholders, not measured (docs/lipsync.md).
 P_FAKE_THRESHOLD, P_FAKE_SLOPE = 3.0, 2.0
 RULE = (f"SyncNet (joonson/syncnet_python, {SYNCNET_LICENCE}): sigmoid({P_FAKE_SLOPE:g} x ({P_FAKE_THRESHOLD:g} - "
         f"s)), s = (median - near) - (near - min) of the mean embedding distance over shifts within +-{VSHIFT} "
