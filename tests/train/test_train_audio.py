@@ -428,3 +428,19 @@ def test_benchmark_gets_the_sound_and_fused_columns(audio_demo, audio_run, tiny_
     assert cell["sound_video_auc"] == pytest.approx(audio["sound"]["roc_auc"]) and cell["sound_videos"] > 0
     assert cell["fused_video_ap"] == pytest.approx(audio["fused"]["average_precision"])
     assert "| tiny | demo | sound video |" in proc.stdout and "| tiny | demo | fused video |" in proc.stdout
+
+
+def test_a_fused_package_with_a_bad_fusion_section_is_named(tmp_path):
+    from train.audio.fused_package import fusion_of
+    from train.paths import PackageError
+
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    for fusion in ({"rule": "mean", "threshold": {"value": 0.5}}, {"rule": "max", "threshold": {"value": 2}},
+                   {"rule": "max"}, "max"):
+        (tmp_path / "config.json").write_text(json.dumps({"fusion": fusion}))
+        with pytest.raises(PackageError, match="config.json: its fusion section needs a rule"):
+            fusion_of(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"fusion": {"rule": "max", "threshold": {"value": 0.3}}}))
+    assert fusion_of(tmp_path)["threshold"]["value"] == 0.3
+    (tmp_path / "config.json").write_text(json.dumps({"threshold": {"value": 0.3}}))
+    assert fusion_of(tmp_path) is None  # a picture model's package alone

@@ -35,13 +35,16 @@ def fusion_of(reference: str | Path) -> dict | None:
     if not is_package(reference):
         return None
     try:
-        fusion = json.loads((Path(reference) / CONFIG).read_text()).get("fusion")
+        data = json.loads((Path(reference) / CONFIG).read_text())
     except (OSError, ValueError):
         return None
+    fusion = data.get("fusion") if isinstance(data, dict) else None
     if fusion is None:
         return None
-    value = fusion.get("threshold", {}).get("value") if isinstance(fusion, dict) else None
-    if fusion.get("rule") not in FUSE_RULES or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+    threshold = fusion.get("threshold") if isinstance(fusion, dict) else None
+    value = threshold.get("value") if isinstance(threshold, dict) else None
+    if (not isinstance(fusion, dict) or fusion.get("rule") not in FUSE_RULES or isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0 <= value <= 1):
         raise PackageError(f"{Path(reference) / CONFIG}: its fusion section needs a rule ({', '.join(FUSE_RULES)}) "
                            "and a threshold value from 0 to 1 (export it again)")
     return fusion
