@@ -191,3 +191,14 @@ def test_syncnet_measures_a_real_clip(authors, tmp_path):
     assert sync.note is None and 0 <= sync.p_fake <= 1 and "MIT licence" in sync.rule and sync.fps == FPS
     assert len(sync.lags_s) == 31 and -0.6 <= sync.offset_s <= 0.6 and sync.confidence >= 0
     assert 75 <= len(sync.windows) <= 80  # 3.4 s at 25 fps, less the last stack's 5 frames
+    # dfd check with DFD_SYNCNET: the same Sync in --json, and the page names SyncNet and its licence
+    from helpers.commands import run_module
+    from helpers.models import untrained_checkpoint
+
+    model = untrained_checkpoint(tmp_path / "frames.pt", input="frames")
+    proc = run_module("train.check", clip, "--model", model, "--sync", "--json", "--out", tmp_path / "pages",
+                      "--device", "cpu", env={"DFD_SYNCNET": str(authors[1])})
+    row = json.loads(proc.stdout)
+    assert row["sync"]["p_fake"] == pytest.approx(sync.p_fake, abs=1e-5) and row["sync"]["rule"] == sync.rule
+    page = " ".join(open(row["page"]).read().split())
+    assert "SyncNet (joonson/syncnet_python's published weights, MIT licence" in page

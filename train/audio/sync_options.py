@@ -25,7 +25,10 @@ def sync_options(f):
 def sync_function(manifests: str | Path, device: str, weights: Path | None):
     """What the report calls with a video table (train.report.evaluation.evaluate's `sync`)."""
     from .sync_of_split import with_sync
+    from .syncnet import load_syncnet
 
+    if weights is not None:
+        load_syncnet(weights)  # a bad file: one line naming it, before any scoring
     return functools.partial(with_sync, manifests=manifests, device=device, weights=weights)
 
 
