@@ -9,7 +9,7 @@ import click
 from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option, workers_option
 from train.audio.classifier import is_audio
 from train.audio.fuse import FUSE_RULES
-from train.audio.fused_package import fusion_of, sound_model_of
+from train.audio.fused_package import at_fused_threshold, fusion_of, sound_model_of
 from train.audio.sync_options import sync_function, sync_options, sync_summary
 from train.report.sound_evaluation import evaluate_sound, sound_markdown
 from train.report.evaluation import evaluate, metrics_markdown
@@ -87,12 +87,14 @@ def main(checkpoints, shards, images, manifests, split, out, tta, rule, audio_ch
         result = evaluate(checkpoints, shards, manifests, split, out, tta, rule, device, batch_size, workers,
                           audio_checkpoint, fuse_rule,
                           sync_function(manifests, device, sync_weights) if with_sync else None)
+        called = at_fused_threshold(result, fusion) if fusion is not None and "audio" in result else None
     click.echo(metrics_markdown(result), nl=False)
     unit = result.get("unit", "frame")
     click.echo(f"{split}: {result[unit][unit + 's']} {unit}s, {result['video']['videos']} videos"
                + (f"; {result['audio']['without_sound']} without sound (scored on the picture alone)"
                   if result.get("audio", {}).get("without_sound") else "") + sync_summary(result)
-               + f" -> {result['out']}")
+               + (f"; fused at the package's threshold {called['threshold']:.4f}: balanced accuracy "
+                  f"{called['balanced_accuracy']:.4f}" if called else "") + f" -> {result['out']}")
 
 
 def _images(checkpoints, images: Path, out, tta: str, device: str, batch_size) -> None:

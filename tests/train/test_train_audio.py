@@ -382,6 +382,11 @@ def test_export_picture_and_sound_with_a_fused_threshold_chosen_on_validation(au
     assert len(both) == fusion["threshold"]["n"] > 0
     fused = 1 - (1 - both["p_fake"]) * (1 - both["p_fake_sound"])
     assert fusion["threshold"]["value"] == pytest.approx(metrics.choose_threshold(both["label"], fused)["value"])
+    called = json.loads((out / "metrics.json").read_text())["audio"]["fused_at_threshold"]  # evaluate applies it
+    assert called["threshold"] == fusion["threshold"]["value"] and called["rule"] == "noisy-or"
+    assert called["balanced_accuracy"] == pytest.approx(metrics.balanced_accuracy(
+        pictures["label"], pictures["fused"], fusion["threshold"]["value"]))
+    assert f"fused at the package's threshold {fusion['threshold']['value']:.4f}" in evaluated.stdout
     card = (pkg / "README.md").read_text()
     assert "## Picture and sound" in card and "**noisy-or**" in card and "`sound/README.md`" in card
     assert f"P(fake) >= **{fusion['threshold']['value']:.4f}**" in card and "Sound is not judged" not in card

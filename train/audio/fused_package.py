@@ -119,3 +119,22 @@ def card_section(package: dict, sound: dict) -> str:
             f"fused scores ({t['real']} real and {t['fake']} fake validation videos that both models scored; FPR "
             f"{t['fpr']:.3f}, TPR {t['tpr']:.3f} there). A video without sound is judged on its picture alone, at "
             "the picture's threshold. `dfd check VIDEO --model THIS_FOLDER` scores both and applies this rule.\n\n")
+
+
+def at_fused_threshold(result: dict, fusion: dict) -> dict:
+    """`dfd evaluate --checkpoint PKG`: the fused videos called at the package's fused threshold (accuracy, balanced
+    accuracy, FPR, TPR), added to result["audio"] and to its metrics.json."""
+    videos = pd.read_parquet(Path(result["out"]) / "video_predictions.parquet", columns=["label", "fused"])
+    t = float(fusion["threshold"]["value"])
+    labels, called = videos["label"].to_numpy(), videos["fused"].to_numpy() >= t
+    real, fake = labels == 0, labels == 1
+    result["audio"]["fused_at_threshold"] = {
+        "threshold": t, "rule": fusion["rule"], "how": describe(fusion["threshold"]), "videos": int(len(labels)),
+        "accuracy": metrics.accuracy(labels, videos["fused"], t),
+        "balanced_accuracy": metrics.balanced_accuracy(labels, videos["fused"], t),
+        "fpr": float(called[real].mean()) if real.any() else None,
+        "tpr": float(called[fake].mean()) if fake.any() else None}
+    saved = json.loads((Path(result["out"]) / "metrics.json").read_text())
+    saved["audio"]["fused_at_threshold"] = result["audio"]["fused_at_threshold"]
+    write_text(Path(result["out"]) / "metrics.json", json.dumps(metrics.json_safe(saved), indent=2) + "\n")
+    return result["audio"]["fused_at_threshold"]
