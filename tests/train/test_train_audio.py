@@ -390,6 +390,7 @@ def test_export_picture_and_sound_with_a_fused_threshold_chosen_on_validation(au
     card = (pkg / "README.md").read_text()
     assert "## Picture and sound" in card and "**noisy-or**" in card and "`sound/README.md`" in card
     assert f"P(fake) >= **{fusion['threshold']['value']:.4f}**" in card and "Sound is not judged" not in card
+    assert "- `sound/`: the sound model's package" in card
     assert json.loads((pkg / "sound" / "config.json").read_text())["kind"] == "audio"
 
 

@@ -102,7 +102,9 @@ def export_fused(picture_export, checkpoint: Path, config, audio: str | Path, ou
     write_text(out / CONFIG, json.dumps(metrics.json_safe(package), indent=2) + "\n")
     card = (out / CARD).read_text().replace("- Sound is not judged. ", "- The sound is judged too (see Picture and "
                                             "sound). ")
-    write_text(out / CARD, card.replace("\n## Training data", card_section(package, sound) + "\n## Training data", 1))
+    card = card.replace("\n## Training data", card_section(package, sound) + "\n## Training data", 1)
+    write_text(out / CARD, card.replace("## Files\n\n", f"## Files\n\n- `{SOUND_FOLDER}/`: the sound model's package "
+                                        "(its own `model.safetensors`, `config.json` and `README.md`)\n", 1))
     return package
 
 
