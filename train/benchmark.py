@@ -2,6 +2,7 @@
 (train.report.cross_dataset)."""
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import click
 
 from dfd.cli import command, device_option, reported, setup_logging, threads_option, verbose_option, workers_option
 from dfd.files import writable_folder
+from train.audio.fuse import FUSE_RULES
+from train.audio.sync_options import sync_function, sync_options
+from train.report.av_columns import AvOptions
 from train.report.cross_dataset import (DEFAULT_SPLIT, BenchmarkError, benchmark_markdown, parse_checkpoint, parse_test,
                                     read_config, run_benchmark)
 from train.score.metrics import RULES
@@ -38,12 +42,20 @@ from train.score.on_batches import TTA_MODES
 @click.option("--aggregate", "rule", type=click.Choice(RULES),
               help="How frames make a video's score [default: each checkpoint's training setting, else mean].")
 @click.option("--tta", type=click.Choice(TTA_MODES), default=None, help="hflip: also score each mirrored frame.")
+@click.option("--audio-checkpoint", type=click.Path(exists=True, path_type=Path),
+              help="A sound detector (its run folder, audio.pt or package): each sharded test set's sound is scored "
+                   "too and fused with every detector's picture (--fuse), as `dfd evaluate --audio-checkpoint`; "
+                   "the sound and fused columns follow the main table.")
+@click.option("--fuse", "fuse_rule", type=click.Choice(FUSE_RULES), default="noisy-or", show_default=True,
+              help="How picture and sound make one verdict: noisy-or or max.")
+@sync_options
 @device_option()
 @click.option("--batch-size", type=click.IntRange(min=1), help="Frames per forward pass [default: the recipe's].")
 @workers_option(2, "DataLoader worker processes.")
 @threads_option
 @verbose_option
-def main(checkpoints, tests, config_file, split, out, rule, tta, device, batch_size, workers, verbose) -> None:
+def main(checkpoints, tests, config_file, split, out, rule, tta, audio_checkpoint, fuse_rule, with_sync, sync_weights,
+         device, batch_size, workers, verbose) -> None:
     """Score every checkpoint on every test set: a row per detector, frame (or image) and video AUC per test set
     and their average, printed as markdown; benchmark.json (EER, AP, log loss, counts), benchmark.md and
     benchmark.html.
@@ -63,7 +75,8 @@ def main(checkpoints, tests, config_file, split, out, rule, tta, device, batch_s
             raise BenchmarkError("pass at least one --checkpoint and one --test (or a --config listing them)")
         out = writable_folder(out or listed["out"] or Path("runs") / time.strftime("benchmark-%Y%m%d-%H%M%S"))
         bench = run_benchmark(detectors, test_sets, out, rule or listed["aggregate"], tta or listed["tta"] or "none",
-                              device, batch_size, workers)
+                              device, batch_size, workers, AvOptions(audio_checkpoint, fuse_rule, functools.partial(
+                                  sync_function, device=device, weights=sync_weights) if with_sync else None))
     click.echo(benchmark_markdown(bench), nl=False)
     click.echo(f"{len(bench['detectors'])} detectors x {len(bench['columns'])} test sets -> {out}/benchmark.json")
 

@@ -20,7 +20,9 @@ from dfd.errors import UsageProblem
 from dfd.files import writable_folder
 from train.audio.classifier import load as load_audio
 from train.audio.sound_of_files import sound_verdict
+from train.audio.fused_package import fusion_of, sound_model_of
 from train.audio.sync_of_files import sync_detector, sync_verdict
+from train.audio.syncnet import SYNCNET_ENV, SYNCNET_LICENCE, load_syncnet
 from train.report.verdict_page import write_page
 from train.config import CLIP_INPUTS
 from train.score.face_tubes import check_face_clip_video, tube_cutter
@@ -130,6 +132,9 @@ def inputs(videos: tuple, pages: Path | None, one_page: bool) -> list[Path]:
                    "first 10 s at the native frame rate): the sound's lag, the agreement, P(fake) that picture and "
                    "sound do not belong together, and the agreement over time on the page. A video without sound, "
                    "speech or one face says why instead.")
+@click.option("--sync-weights", type=click.Path(dir_okay=False, path_type=Path), envvar=SYNCNET_ENV,
+              help=f"With --sync: SyncNet's weights (syncnet_v2.model of joonson/syncnet_python, {SYNCNET_LICENCE}; "
+                   f"not shipped, bring your own) instead of the signal-level measure [env {SYNCNET_ENV}].")
 @click.option("--sync-verdict", "sync_use", type=click.Choice(SYNC_RULES), default="off", show_default=True,
               help=f"How the verdict uses lip sync: off (reported only) or uncertain (FAKE when the picture's P(fake) "
                    f"lies within {UNCERTAIN:g} of its threshold, and the sound's within {UNCERTAIN:g} of "
@@ -138,7 +143,7 @@ def inputs(videos: tuple, pages: Path | None, one_page: bool) -> list[Path]:
 @threads_option
 @verbose_option
 def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_size, audio_path, fuse_rule, with_sync,
-         sync_use, device, verbose) -> None:
+         sync_use, sync_weights, device, verbose) -> None:
     """Check videos (files, or folders searched recursively): P(fake), the verdict at the model's threshold and the
     strongest evidence (which face track, which seconds), one line per video, and a self-contained HTML page.
 
@@ -159,11 +164,23 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
         scorer = Scorer(ensemble.models, ensemble.dev, batch_size or config.batch_size)
         threshold = decision_threshold(ensemble.paths, ensemble.thresholds, config.aggregate)
         log.info("threshold %.4f (%s)", threshold["value"], describe(threshold))
+        fusion = fusion_of(ensemble.paths[0]) if len(ensemble.paths) == 1 else None
+        if fusion is not None:
+            if audio_path is not None:
+                raise CheckError(f"{ensemble.paths[0]} holds its own sound model (a fused package): leave out "
+                                 "--audio-model")
+            audio_path, fuse_rule = sound_model_of(ensemble.paths[0]), fusion["rule"]
         audio = load_audio(audio_path) if audio_path else None
         mouths = sync_detector(device) if with_sync else None
+        if with_sync and sync_weights is not None:
+            load_syncnet(sync_weights)  # a bad file: one line naming it, before any video
         clips = clip_spec(ensemble.paths[0], config, manifests) if config.input in CLIP_INPUTS else None
         tubes = tube_cutter(config, ensemble.image_size, device)  # a face-clips model: its clips' face tubes
         shown = settings_of(ensemble, sampled, threshold, audio, audio_path, fuse_rule, clips)
+        if fusion is not None:
+            shown["fusion"] = (f"{fuse_rule}; fake when the fused P(fake) reaches {fusion['threshold']['value']:.4f} "
+                               f"(the package's, chosen at {describe(fusion['threshold'])} of the fused scores); "
+                               "without sound, the picture at its threshold")
         described = [{"name": str(p), "arch": c.arch, "input": c.input, "zoo": zoo_facts(p)}
                      for p, c in zip(ensemble.paths, ensemble.configs)]
         zoo = [d["zoo"] for d in described if d["zoo"]]
@@ -177,8 +194,9 @@ def main(videos, models, out, page, no_html, as_json_lines, manifests, batch_siz
                        check_video(path, scorer, settings, ensemble.image_size, cropper, threshold, config.aggregate))
             if audio is not None and verdict.label != FAILED:
                 verdict.sound = sound_verdict(audio, path, verdict.p_picture, fuse_rule, str(audio_path))
+                verdict.sound.fused_threshold = fusion["threshold"]["value"] if fusion else None
             if mouths is not None and verdict.label != FAILED:
-                verdict.sync = sync_verdict(path, mouths, use=sync_use)
+                verdict.sync = sync_verdict(path, mouths, use=sync_use, weights=sync_weights)
             failed += verdict.label == FAILED
             written = None
             if verdict.label != FAILED and not no_html:

@@ -339,3 +339,114 @@ def test_verdict_with_sound_a_fake_picture_or_a_fake_voice():
     row = as_json(verdict(0.3, 0.55, fuse(0.3, 0.55)), "v.mp4")  # sound 0.55: FAKE
     assert row["p_fake"] == pytest.approx(0.685) and row["p_picture"] == pytest.approx(0.3)
     assert row["sound"]["windows"] == [{"start": 0.0, "p_fake": 0.55}, {"start": 1.0, "p_fake": 0.55}]
+
+
+@pytest.fixture(scope="module")
+def fused_package(audio_demo, audio_run, tmp_path_factory):
+    """dfd export of a picture model (a real frames network, untrained: its val split scored at export) with the
+    demo's sound run: one package, the sound model in sound/."""
+    from helpers.models import untrained_checkpoint
+
+    root = tmp_path_factory.mktemp("fused")
+    picture = untrained_checkpoint(root / "frames.pt", input="frames", box=(64, 48))
+    out = root / "pkg"
+    proc = run_module("train.export", "--checkpoint", picture, "--audio-checkpoint", audio_run, "--out", out,
+                      "--shards", audio_demo / "shards", "--manifests", audio_demo / "manifests")
+    return picture, out, proc
+
+
+def test_export_picture_and_sound_with_a_fused_threshold_chosen_on_validation(audio_demo, audio_run, fused_package,
+                                                                              tmp_path):
+    import pandas as pd
+
+    from train.score import metrics
+
+    picture, pkg, proc = fused_package
+    assert "sound/ (sound model); fused (noisy-or) threshold" in proc.stdout
+    for folder in (pkg, pkg / "sound"):
+        assert {p.name for p in folder.iterdir()} >= {"model.safetensors", "config.json", "README.md"}
+    assert not list(pkg.rglob("*.pt"))
+    config = json.loads((pkg / "config.json").read_text())
+    fusion = config["fusion"]
+    assert fusion["rule"] == "noisy-or" and fusion["sound"] == "sound" and fusion["threshold"]["rule"] == "eer"
+    # the same choice made again from the two models' own val scores: the picture's by dfd evaluate of the package
+    # (which scores its sound too, by its rule), the sound's from its run's val_windows.csv
+    out = tmp_path / "eval"
+    evaluated = run_module("train.evaluate", "--checkpoint", pkg, "--shards", audio_demo / "shards", "--manifests",
+                           audio_demo / "manifests", "--split", "val", "--out", out, "--device", "cpu", "--workers",
+                           "0")
+    assert "fused video (noisy-or)" in evaluated.stdout and "sound video" in evaluated.stdout
+    pictures = pd.read_parquet(out / "video_predictions.parquet")
+    sounds = pd.read_csv(audio_run / "val_windows.csv").groupby("video_id", as_index=False)["p_fake"].mean()
+    both = pictures.merge(sounds, on="video_id", suffixes=("", "_sound"))
+    assert len(both) == fusion["threshold"]["n"] > 0
+    fused = 1 - (1 - both["p_fake"]) * (1 - both["p_fake_sound"])
+    assert fusion["threshold"]["value"] == pytest.approx(metrics.choose_threshold(both["label"], fused)["value"])
+    called = json.loads((out / "metrics.json").read_text())["audio"]["fused_at_threshold"]  # evaluate applies it
+    assert called["threshold"] == fusion["threshold"]["value"] and called["rule"] == "noisy-or"
+    assert called["balanced_accuracy"] == pytest.approx(metrics.balanced_accuracy(
+        pictures["label"], pictures["fused"], fusion["threshold"]["value"]))
+    assert f"fused at the package's threshold {fusion['threshold']['value']:.4f}" in evaluated.stdout
+    card = (pkg / "README.md").read_text()
+    assert "## Picture and sound" in card and "**noisy-or**" in card and "`sound/README.md`" in card
+    assert f"P(fake) >= **{fusion['threshold']['value']:.4f}**" in card and "Sound is not judged" not in card
+    assert "- `sound/`: the sound model's package" in card
+    assert json.loads((pkg / "sound" / "config.json").read_text())["kind"] == "audio"
+
+
+def test_check_a_fused_package_applies_its_rule_and_threshold(audio_demo, fused_package, tmp_path):
+    from pathlib import Path
+
+    _, pkg, _ = fused_package
+    part = audio_demo / "videos" / "dfdc_train_part_0"
+    videos = [part / "realr0s00.mp4", part / "faker0s00.mp4"]
+    proc = run_module("train.check", *videos, "--model", pkg, "--json", "--no-html", "--device", "cpu")
+    fused_t = json.loads((pkg / "config.json").read_text())["fusion"]["threshold"]["value"]
+    for row in map(json.loads, proc.stdout.strip().splitlines()):
+        sound = row["sound"]
+        assert sound["p_fake"] is not None and sound["fused_threshold"] == pytest.approx(fused_t)
+        assert row["p_fake"] == pytest.approx(1 - (1 - row["p_picture"]) * (1 - sound["p_fake"]))
+        assert row["verdict"] == ("FAKE" if row["p_fake"] >= fused_t else "REAL"), Path(row["path"]).name
+    refused = run_module("train.check", videos[0], "--model", pkg, "--audio-model", pkg / "sound", check=False)
+    assert refused.returncode == 2 and "holds its own sound model" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_export_refuses_sound_runs_that_met_no_picture_video(tiny_dataset, audio_run, tmp_path):
+    """A picture model scored on another dataset's val split: no video both scored, said in one line."""
+    from helpers.models import untrained_checkpoint
+
+    picture = untrained_checkpoint(tmp_path / "frames.pt", input="frames")
+    proc = run_module("train.export", "--checkpoint", picture, "--audio-checkpoint", audio_run, "--out",
+                      tmp_path / "pkg", "--shards", tiny_dataset["shards"], "--manifests", tiny_dataset["manifests"],
+                      check=False)
+    assert proc.returncode != 0 and "no validation video was scored by both models" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "pkg").exists()
+
+
+def test_benchmark_gets_the_sound_and_fused_columns(audio_demo, audio_run, tiny_run, tmp_path):
+    out = tmp_path / "bench"
+    proc = run_module("train.benchmark", "--checkpoint", f"tiny={tiny_run / 'checkpoints' / 'best.pt'}", "--test",
+                      f"demo@val={audio_demo / 'shards'}", "--audio-checkpoint", audio_run, "--out", out, "--device",
+                      "cpu", "--workers", "0")
+    cell = json.loads((out / "benchmark.json").read_text())["detectors"][0]["tests"]["demo"]
+    audio = json.loads((out / "cells" / "tiny" / "demo" / "metrics.json").read_text())["audio"]
+    assert cell["sound_video_auc"] == pytest.approx(audio["sound"]["roc_auc"]) and cell["sound_videos"] > 0
+    assert cell["fused_video_ap"] == pytest.approx(audio["fused"]["average_precision"])
+    assert "| tiny | demo | sound video |" in proc.stdout and "| tiny | demo | fused video |" in proc.stdout
+
+
+def test_a_fused_package_with_a_bad_fusion_section_is_named(tmp_path):
+    from train.audio.fused_package import fusion_of
+    from train.paths import PackageError
+
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    for fusion in ({"rule": "mean", "threshold": {"value": 0.5}}, {"rule": "max", "threshold": {"value": 2}},
+                   {"rule": "max"}, "max"):
+        (tmp_path / "config.json").write_text(json.dumps({"fusion": fusion}))
+        with pytest.raises(PackageError, match="config.json: its fusion section needs a rule"):
+            fusion_of(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"fusion": {"rule": "max", "threshold": {"value": 0.3}}}))
+    assert fusion_of(tmp_path)["threshold"]["value"] == 0.3
+    (tmp_path / "config.json").write_text(json.dumps({"threshold": {"value": 0.3}}))
+    assert fusion_of(tmp_path) is None  # a picture model's package alone

@@ -66,16 +66,33 @@ def sync_detector(device: str = "auto"):
     return FaceDetector(SYNC_FACES, device)
 
 
-def sync_verdict(path: Path, detector, span: SyncSpan = SyncSpan(), use: str = "off") -> Sync:
-    """One file's lip sync, or a Sync with p_fake None and the reason; `use`: how the verdict may use it."""
+def rule_of(weights: str | Path | None) -> str:
+    """The p_fake rule of the measure in use: SyncNet's with weights, else the signal level's."""
+    if weights is None:
+        return P_FAKE_RULE
+    from .syncnet import RULE
+
+    return RULE
+
+
+def sync_verdict(path: Path, detector, span: SyncSpan = SyncSpan(), use: str = "off",
+                 weights: str | Path | None = None) -> Sync:
+    """One file's lip sync, or a Sync with p_fake None and the reason; `use`: how the verdict may use it; `weights`:
+    SyncNet's (train.audio.syncnet_of_files) instead of the signal-level measure."""
     samples, why = sound_of(Path(path))
     if samples is None:
-        sync = Sync(rule=P_FAKE_RULE, note=why)
+        sync = Sync(rule=rule_of(weights), note=why)
     else:
         try:
             check_sound(samples[: int((span.start_s + span.seconds) * RATE)], RATE, span.start_s)
-            sync = sync_of(tube_of(Path(path), detector, span), samples)
+            if weights is None:
+                sync = sync_of(tube_of(Path(path), detector, span), samples)
+            else:
+                from .syncnet_of_files import syncnet_sync
+
+                sync = syncnet_sync(Path(path), detector, weights, samples, RATE, span.start_s, span.seconds,
+                                    span.long_side)
         except (FrameError, NoMouth, NoSync) as exc:
-            sync = Sync(rule=P_FAKE_RULE, note=str(exc))
+            sync = Sync(rule=rule_of(weights), note=str(exc))
     sync.use = use
     return sync

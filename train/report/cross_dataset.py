@@ -39,6 +39,7 @@ import pandas as pd
 
 from dfd.errors import UsageProblem
 from dfd.files import write_text
+from train.report.av_columns import AvOptions, av_cell, av_markdown
 from train.report.comparison import level_name
 from train.report.evaluation import evaluate
 from train.report.image_evaluation import evaluate_images
@@ -152,10 +153,10 @@ def read_config(path: Path, split: str | None = None) -> dict:
 
 def _cell(result: dict, out: Path) -> dict:
     """One (detector, test) entry of benchmark.json from evaluate's result (a clip model's clips, or a face-clips
-    model's tubes, in the frame slot, `unit` saying which)."""
+    model's tubes, in the frame slot, `unit` saying which; with its audio-visual columns)."""
     unit = result.get("unit", "frame")
     cell = {f"{level}_{name}": result[unit if level == "frame" else level][key] for level in LEVELS
-            for name, key in CELL}
+            for name, key in CELL} | av_cell(result)
     videos = pd.read_parquet(out / "video_predictions.parquet")
     cell.update(unit=unit, frames=result[unit][f"{unit}s"], videos=result["video"]["videos"],
                 real_videos=int((videos["label"] == 0).sum()), fake_videos=int((videos["label"] == 1).sum()),
@@ -172,7 +173,8 @@ def _image_cell(result: dict) -> dict:
     return cell
 
 
-def _score(det: Detector, test: TestSet, folder: Path, aggregate, tta, device, batch_size, workers) -> tuple:
+def _score(det: Detector, test: TestSet, folder: Path, aggregate, tta, device, batch_size, workers,
+           av: AvOptions = AvOptions()) -> tuple:
     """(evaluate's result, the benchmark cell) of one detector on one test set."""
     if test.images:
         log.info("benchmark: %s on %s (images %s)", det.name, test.name, test.images)
@@ -181,7 +183,7 @@ def _score(det: Detector, test: TestSet, folder: Path, aggregate, tta, device, b
     log.info("benchmark: %s on %s (%s split)", det.name, test.name, test.split)
     try:
         result = evaluate([det.checkpoint], test.shards, test.manifests, test.split, folder, tta, aggregate, device,
-                          batch_size, workers)
+                          batch_size, workers, **av.evaluate_kwargs(test.manifests))
     except CheckpointError as err:  # e.g. a clip model on a test set without clip shards
         raise CheckpointError(f"{det.name} on test set {test.name}: {err}") from None
     return result, _cell(result, folder)
@@ -203,8 +205,9 @@ def _finite(value) -> bool:
 
 def run_benchmark(detectors: Sequence[Detector], tests: Sequence[TestSet], out: str | Path,
                   aggregate: str | None = None, tta: str = "none", device: str = "auto",
-                  batch_size: int | None = None, workers: int = 2) -> dict:
-    """Every detector on every test set; writes benchmark.json, benchmark.md and benchmark.html to out."""
+                  batch_size: int | None = None, workers: int = 2, av: AvOptions = AvOptions()) -> dict:
+    """Every detector on every test set; writes benchmark.json, benchmark.md and benchmark.html to out; `av`: the
+    sound, fused and lip-sync columns (train.report.av_columns)."""
     from train.report.comparison import write_benchmark_page
 
     if not detectors or not tests:
@@ -219,7 +222,7 @@ def run_benchmark(detectors: Sequence[Detector], tests: Sequence[TestSet], out: 
         row = {"name": det.name, "checkpoint": det.checkpoint, "tests": {}}
         for test in tests:
             result, row["tests"][test.name] = _score(det, test, out / "cells" / det.name / test.name, aggregate,
-                                                     tta, device, batch_size, workers)
+                                                     tta, device, batch_size, workers, av)
             row.update(arch=result["checkpoints"][0]["arch"], input=result["input"]["input"],
                        image_size=result["input"]["image_size"])
         row["average"] = average(list(row["tests"].values()))
@@ -244,4 +247,4 @@ def benchmark_markdown(bench: dict) -> str:
                *(f"avg {level} AUC" for level in LEVELS)]
     rows = [[d["name"], *(d["tests"][t][f"{level}_auc"] for t in bench["columns"] for level in LEVELS),
              *(d["average"][f"{level}_auc"] for level in LEVELS)] for d in bench["detectors"]]
-    return markdown_table(columns, rows) + published_markdown(bench)
+    return markdown_table(columns, rows) + av_markdown(bench) + published_markdown(bench)

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -45,6 +45,8 @@ def metrics_markdown(result: dict) -> str:
         a = result["audio"]
         levels += [("sound window", a["window"], "windows"), ("sound video", a["sound"], "videos"),
                    (f"fused video ({a['fuse']})", a["fused"], "videos")]
+    if "sync" in result:
+        levels.append(("lip sync video", result["sync"], "videos"))
     rows = [[name, *({**level, "n": level.get(key)}.get(c) for c in TABLE_COLUMNS)] for name, level, key in levels]
     return markdown_table(("level", *TABLE_COLUMNS), rows) + localisation_markdown(result.get("localisation", {}))
 
@@ -133,11 +135,13 @@ def predict_split(ensemble: Ensemble, urls: Sequence[str], batch_size: int, work
 def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Path, split: str = "val",
              out: str | Path | None = None, tta: str = "none", rule: str | None = None, device: str = "auto",
              batch_size: int | None = None, workers: int = 2, audio_checkpoint: str | Path | None = None,
-             fuse_rule: str = "noisy-or") -> dict:
+             fuse_rule: str = "noisy-or", sync: Callable | None = None) -> dict:
     """Score the split with the checkpoint(s) (rule None: the first checkpoint's --aggregate); writes metrics.json,
     metrics.md, roc.png, predictions.parquet and video_predictions.parquet to out; returns the metrics dict. With
     an audio checkpoint, also the sound and the fused verdict (with_sound): result["audio"], video_predictions'
-    sound, fused and note columns (p_fake stays the picture's) and sound_windows.parquet."""
+    sound, fused and note columns (p_fake stays the picture's) and sound_windows.parquet. `sync` (the command's:
+    lip sync of each video's file, train.audio.sync_of_split.with_sync, which decodes videos, as a report may not):
+    video table -> (result["sync"], the table with its sync, sync_offset_s and sync_note columns)."""
     ensemble = load_ensemble(checkpoints, device)
     out = writable_folder(Path(out) if out else default_out(ensemble.paths, split))
     first = ensemble.config
@@ -178,6 +182,9 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
         columns={"audio_p_fake": "p_fake"}), _sound_spec(audio_checkpoint))
     if localised:  # a segment-labelled dataset (LAV-DF, AV-Deepfake1M): train.report.split_localisation
         result["localisation"] = localised
+    if sync is not None:
+        result["sync"], videos = sync(videos)
+        curves.append(("lip sync", frames.iloc[:0], videos.assign(p_fake=videos["sync"]).dropna(subset=["p_fake"])))
     write_parquet(frames, out / "predictions.parquet")
     write_parquet(videos, out / "video_predictions.parquet")
     plot_roc(out / "roc.png", curves)

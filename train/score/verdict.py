@@ -36,6 +36,7 @@ class Sound:
     note: str | None = None
     fused: float | None = None  # the rule over picture and sound (the picture's alone without sound)
     threshold: float = SOUND_THRESHOLD  # an exported audio package's own (chosen on its validation), else 0.5
+    fused_threshold: float | None = None  # a fused package's (train.audio.fused_package): the call is fused >= it
 
 
 @dataclass
@@ -121,8 +122,11 @@ class Verdict:
         picture, sound = self.p_picture, self.sound.p_fake if self.sound else None
         if picture is None and sound is None:
             return NO_FACE
-        fake = ((picture is not None and picture >= self.threshold["value"])
-                or (sound is not None and sound >= self.sound.threshold))
+        if sound is not None and picture is not None and self.sound.fused_threshold is not None:
+            fake = self.sound.fused >= self.sound.fused_threshold  # a fused package: its rule at its threshold
+        else:
+            fake = ((picture is not None and picture >= self.threshold["value"])
+                    or (sound is not None and sound >= self.sound.threshold))
         return FAKE if fake or self.sync_decides() else REAL
 
     def sync_decides(self) -> bool:
@@ -247,6 +251,8 @@ def _line(verdict: Verdict, name: str) -> str:
         return (f"{name}: {verdict.label} P(fake) {verdict.p_fake:.3f} (threshold {t:.3f}); strongest: "
                 f"{evidence_text(verdict)}")
     fused = f" {sound.rule} of picture and sound" if sound.p_fake is not None else ""
+    if fused and sound.fused_threshold is not None:
+        fused += f" (fused threshold {sound.fused_threshold:.3f})"
     return (f"{name}: {verdict.label} P(fake) {verdict.p_fake:.3f}{fused}; picture P(fake) {verdict.p_picture:.3f} "
             f"(threshold {t:.3f}), strongest: {evidence_text(verdict)}; {sound_text(verdict)}")
 
@@ -283,6 +289,7 @@ def as_json(verdict: Verdict, name: str) -> dict:
            {"clips": face_clip_rows(verdict)} if verdict.input == "face-clips" else {}),
         "sound": None if verdict.sound is None else {
             "p_fake": verdict.sound.p_fake, "threshold": verdict.sound.threshold, "rule": verdict.sound.rule,
+            "fused_threshold": verdict.sound.fused_threshold,
             "note": verdict.sound.note, "model": verdict.sound.model, "window_s": verdict.sound.window_s,
             "hop_s": verdict.sound.hop_s, "segments": sound_segments(verdict.sound),
             "windows": [{"start": s, "p_fake": p} for s, p in zip(verdict.sound.starts, verdict.sound.windows)]}})
