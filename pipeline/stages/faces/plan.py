@@ -55,7 +55,8 @@ class Task:
     split: str
     label: str
     fingerprint: str
-    frames: list[dict]            # this shard's frames (key, video_id, second, offset, bytes, width, height, label)
+    frames: list[dict]            # this shard's frames (key, video_id, second, offset, bytes, width, height, label,
+                                  # picture_label where frames.parquet has it)
     originals: dict[str, dict]    # fake video id -> {"id": original, "frames": {second: (shard, offset)}} | {"note"}
     cache: dict[str, tuple]       # key -> (status, faces json) from earlier detections
     clips: dict[str, list] | None = None  # video id -> its clips.parquet rows (None: the dataset has no clips)
@@ -117,7 +118,8 @@ def _finished(shards: Path, manifests: Path, s: str, d: dict | None, want: dict,
                                    and (not d.get("tubes") or (shards / FACE_CLIPS / s).is_file()))))
 
 
-FRAME_COLUMNS = ("key", "video_id", "second", "split", "label", "shard", "offset", "bytes", "width", "height")
+FRAME_COLUMNS = ("key", "video_id", "second", "split", "label", "shard", "offset", "bytes", "width", "height",
+                 "picture_label")  # the frame's own picture label (absent from older frames.parquet)
 
 
 def plan(shards: Path, manifests: Path, settings: FaceCrop, part: tuple[int, int]) -> dict:
