@@ -16,6 +16,8 @@ import pytest
 from helpers.commands import run_module
 from helpers.face_clips import SAMPLE, cut
 from pipeline.dataset import Dataset, LABELS
+from pipeline.sources.periods import overlaps
+from train.data.clip_streams import ClipShards, ClipValStream
 from train.data.decode import checked_sample
 from train.data.streams import ValStream, read_shard
 from train.report.evaluation import overall_labels
@@ -36,16 +38,18 @@ def lavdf(tmp_path_factory):
         {"file": "train/000002.mp4", "n_fakes": 1, "fake_periods": [PERIOD], "duration": 2.0, "original": None,
          "modify_video": True, "modify_audio": False, "split": "train"}]))
     run_module("dfd", "shards", "--videos", root / "LAV-DF", "--shards", root / "shards", "--manifests",
-               root / "manifests", "--workers", "1", "--fps", "2")
+               root / "manifests", "--workers", "1", "--fps", "2", "--clip-frames", "4")
     run_module("pipeline.faces", "--shards", root / "shards", "--manifests", root / "manifests", "--device", "cpu",
                "--workers", "1", "--face-size", "64")
     return root
 
 
 def _stream_labels(root, input: str) -> dict[str, int]:
-    dataset = Dataset.open(str(root / "shards"), root / "manifests", input, need=())
+    dataset = Dataset.open(str(root / "shards"), root / "manifests", "frames" if "clips" in input else input, need=())
+    clips = input in ("clips", "face-clips")
+    urls = (ClipShards(dataset, input) if clips else dataset).urls("train")
     labels = {}
-    for _, y, keys, _ in ValStream(dataset.urls("train"), (32, 32), 4):
+    for _, y, keys, _ in (ClipValStream if clips else ValStream)(urls, (32, 32), 4):
         labels.update(zip(keys, y.tolist()))
     return labels
 
@@ -71,6 +75,21 @@ def test_faces_carry_their_frames_label(lavdf):
     assert {k: m["picture_label"] for k, m in members.items()} == dict(zip(faces["crop_key"], faces["picture_label"]))
     labels = _stream_labels(lavdf, "faces")
     assert labels == {k: LABELS[m["picture_label"]] for k, m in members.items()}
+
+
+@needs_data
+def test_clips_and_face_tubes_train_on_their_own_label(lavdf):
+    clips = pd.read_parquet(lavdf / "manifests" / "clips.parquet")
+    clips = clips[clips["status"] == "done"]
+    fps = pd.read_parquet(lavdf / "manifests" / "videos.parquet")["fps"].iloc[0]
+    want = {k: int(overlaps(t[0], t[-1] + 1 / fps, [PERIOD])) for k, t in zip(clips["key"], clips["times"])}
+    assert set(want.values()) == {0, 1}
+    assert clips["picture_label"].map(LABELS).tolist() == list(want.values())
+    assert _stream_labels(lavdf, "clips") == want
+    tubes = pd.read_parquet(lavdf / "manifests" / "face_clips.parquet")
+    tubes = tubes[tubes["status"] == "done"]
+    assert len(tubes) >= 2
+    assert _stream_labels(lavdf, "face-clips") == {k: want[c] for k, c in zip(tubes["key"], tubes["clip_key"])}
 
 
 @needs_data

@@ -95,7 +95,7 @@ def cached_detections(manifests: Path, settings: FaceCrop, keys: set[str]) -> di
 
 
 CLIP_COLUMNS = ("video_id", "clip", "key", "start", "times", "n_frames", "status", "warning", "width", "height",
-                "shard", "offset")
+                "shard", "offset", "picture_label")
 
 
 def _clips_by_video(manifests: Path) -> dict[str, list[dict]] | None:
@@ -103,7 +103,8 @@ def _clips_by_video(manifests: Path) -> dict[str, list[dict]] | None:
     if not has_table(manifests, "clips"):
         return None
     by: dict[str, list[dict]] = collections.defaultdict(list)
-    for r in read_arrow(manifests, "clips", list(CLIP_COLUMNS)).to_pylist():
+    table = read_arrow(manifests, "clips")
+    for r in table.select([c for c in CLIP_COLUMNS if c in table.column_names]).to_pylist():  # older: no picture_label
         by[r["video_id"]].append(r)
     return dict(by)
 
