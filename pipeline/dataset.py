@@ -31,6 +31,13 @@ TABLES = {"videos": "videos.parquet", "frames": "frames.parquet", "faces": "face
 SHARD_COLUMNS = ("shard", "crop_shard")  # the tables' columns that name shards (checked on every read)
 SHARDLESS_ROWS = ("videos", "audio", "clips", "face_clips")  # tables whose rows may have no shard (a failed video, a video without sound)
 LABELS = {"real": 0, "fake": 1}
+
+
+def own_label(meta: dict) -> str | None:
+    """A sample's own picture label ("real", "fake" or None) from its JSON member: its `picture_label` (a frame's,
+    face's or clip's own, fake only where it lies in a fake period of the picture: LAV-DF, AV-Deepfake1M; the
+    picture's label: FakeAVCeleb), else its video's `label` (shards written before per-frame labels)."""
+    return meta.get("picture_label") or meta.get("label")
 CLASS_NAMES = ("real", "fake")
 SPLITS = ("train", "val", "test")
 SHARD_LABELS = ("real", "fake", "unlabelled")

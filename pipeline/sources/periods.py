@@ -46,6 +46,17 @@ def frame_label(second: float, video_label: str | None, periods: Sequence[Sequen
     return "fake" if at(second, periods) else "real"
 
 
+def clip_label(times, fps: float | None, video_label: str | None,
+               periods: Sequence[Sequence[float]] | None) -> str | None:
+    """A clip's own picture label: fake where the stretch from its first frame to one frame past its last overlaps a
+    fake period of the picture, else real; the video's picture label where the dataset gives no periods or the
+    clip's frame times are unknown."""
+    known = [t for t in times if t is not None]
+    if periods is None or not known:
+        return video_label
+    return "fake" if overlaps(known[0], known[-1] + (1.0 / fps if fps else 0.0), periods) else "real"
+
+
 def window_label(start: float, end: float, video_label: str | None,
                  periods: Sequence[Sequence[float]] | None) -> str | None:
     """A window of sound's own label: fake where it overlaps a fake period of the sound, else real; the video's

@@ -18,7 +18,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import IterableDataset
 
-from pipeline.dataset import LABELS, Dataset, DatasetError, ShardError, read_dataset_json, shard_url
+from pipeline.dataset import LABELS, Dataset, DatasetError, ShardError, own_label, read_dataset_json, shard_url
 from train.augment.clip_augment import ClipAugment
 from train.data.batches import batch_buffer, batched, worker_index
 from train.data.decode import CorruptSample, decode_resized
@@ -55,7 +55,8 @@ class ClipShards:
 
 
 def decode_clip(sample: dict, size: tuple[int, int]) -> tuple[np.ndarray, int, str, str] | None:
-    """A clip sample -> (uint8 (T, H, W, 3) at size, label 0/1, key, video id); None for a clip whose status is not
+    """A clip sample -> (uint8 (T, H, W, 3) at size, label 0/1, key, video id); the label is the clip's own picture
+    label (pipeline.dataset.own_label: its video's in older shards); None for a clip whose status is not
     "done"; CorruptSample where a frame does not decode, ShardError where the sample is malformed."""
     key = sample["__key__"]
     try:
@@ -64,15 +65,16 @@ def decode_clip(sample: dict, size: tuple[int, int]) -> tuple[np.ndarray, int, s
         raise ShardError(f"bad clip {key} in shard {sample.get('__url__')}: {err!r}") from None
     if meta.get("status") != "done":
         return None
-    if meta.get("label") not in LABELS:
-        raise ShardError(f"clip {key} in shard {sample.get('__url__')} has label {meta.get('label')!r}; training "
+    label = own_label(meta)  # the clip's own picture label (its video's in older shards)
+    if label not in LABELS:
+        raise ShardError(f"clip {key} in shard {sample.get('__url__')} has label {label!r}; training "
                          f"needs one of {sorted(LABELS)}")
     names = sorted(k for k in sample if k.endswith(".jpg"))
     try:
         frames = np.stack([decode_resized(sample[name], size) for name in names])
     except (ValueError, RuntimeError, OSError) as err:
         raise CorruptSample(f"clip {key} in shard {sample.get('__url__')}: a frame does not decode: {err}") from None
-    return frames, LABELS[meta["label"]], key, meta.get("video_id", key.rsplit("_", 1)[0])
+    return frames, LABELS[label], key, meta.get("video_id", key.rsplit("_", 1)[0])
 
 
 def decoded_clips(samples: Iterator[dict], size: tuple[int, int]) -> Iterator[tuple[np.ndarray, int, str, str]]:

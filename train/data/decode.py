@@ -12,7 +12,7 @@ import numpy as np
 import simplejpeg
 import torch
 
-from pipeline.dataset import LABELS, ShardError
+from pipeline.dataset import LABELS, ShardError, own_label
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,13 @@ def to_chw(image: np.ndarray) -> torch.Tensor:
 
 
 def untouched_fake(sample: dict) -> bool:
-    """A face of a fake video that the faces stage compared with its original and found unchanged
-    (`manipulated` False; None, unknown, is kept)."""
+    """A face labelled fake (its own picture label: pipeline.dataset.own_label) that the faces stage compared with
+    its original and found unchanged (`manipulated` False; None, unknown, is kept)."""
     try:
         meta = json.loads(sample["json"])
     except (KeyError, ValueError):
         return False  # decode_sample names the bad sample
-    return meta.get("label") == "fake" and meta.get("manipulated") is False
+    return own_label(meta) == "fake" and meta.get("manipulated") is False
 
 
 
@@ -49,9 +49,10 @@ class CorruptSample(ShardError):
 
 
 def checked_sample(sample: dict) -> tuple[bytes, int, str, str]:
-    """Raw sample -> (its JPEG bytes, label 0/1, key, video id), not decoded: a JPEG that differs from the crc32 in
-    its json member (shards written since checksums exist) raises CorruptSample; a missing member or a bad label
-    raises ShardError (the shard is unusable)."""
+    """Raw sample -> (its JPEG bytes, label 0/1, key, video id), not decoded: the label is the frame's (or face's)
+    own picture label (pipeline.dataset.own_label: its video's label in older shards); a JPEG that differs from the
+    crc32 in its json member (shards written since checksums exist) raises CorruptSample; a missing member or a bad
+    label raises ShardError (the shard is unusable)."""
     key = sample["__key__"]
     try:
         meta = json.loads(sample["json"])
@@ -61,10 +62,11 @@ def checked_sample(sample: dict) -> tuple[bytes, int, str, str]:
     crc = meta.get("crc32")
     if crc is not None and zlib.crc32(jpeg) != crc:
         raise CorruptSample(f"sample {key} in shard {sample.get('__url__')}: JPEG bytes differ from its crc32")
-    if meta.get("label") not in LABELS:
-        raise ShardError(f"sample {key} in shard {sample.get('__url__')} has label {meta.get('label')!r}; "
+    label = own_label(meta)
+    if label not in LABELS:
+        raise ShardError(f"sample {key} in shard {sample.get('__url__')} has label {label!r}; "
                          f"training needs one of {sorted(LABELS)}")
-    return jpeg, LABELS[meta["label"]], key, meta.get("video_id", key.rsplit("_", 1)[0])
+    return jpeg, LABELS[label], key, meta.get("video_id", key.rsplit("_", 1)[0])
 
 
 def checked(samples: Iterator[dict]) -> Iterator[tuple[bytes, int, str, str]]:

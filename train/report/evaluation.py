@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from dfd.files import writable_folder, write_parquet, write_text
-from pipeline.dataset import Dataset
+from pipeline.dataset import LABELS, Dataset, read_table
 from train.config import CLIP_INPUTS
 from train.data.clip_streams import ClipShards, ClipValStream
 from train.data.streams import ValStream, make_loader
@@ -59,8 +60,12 @@ def _level(labels, p_fake, key: str) -> dict:
 def with_sound(videos: pd.DataFrame, audio_checkpoint: str | Path, shards: str, manifests: str | Path, split: str,
                rule: str = "noisy-or") -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """The sound's verdicts of the split's videos (train.audio.sound_of_split) fused with their pictures' (train.audio.fuse):
-    (the audio metrics: sound windows, sound videos, fused videos; the video table with sound, fused and note
-    columns; the windows with their video's label). A video without sound is fused as its picture alone."""
+    (the audio metrics: sound windows, sound videos, fused videos; the video table with sound, fused, note and
+    video_label columns; the windows with their video's label). A video without sound is fused as its picture alone.
+
+    Which label each column is scored against: `label` and `p_fake` stay the picture's (fake if any of its frames is,
+    train.score.metrics.video_scores); `sound`, `fused` and the windows are scored against `video_label`, the
+    video's overall label in videos.parquet (fake if its picture or its sound is), as before per-frame labels."""
     from train.audio.fuse import fused_scores
     from train.audio.classifier import load
     from train.audio.sound_of_split import split_sounds
@@ -69,8 +74,9 @@ def with_sound(videos: pd.DataFrame, audio_checkpoint: str | Path, shards: str, 
     fused = fused_scores(videos[["video_id", "p_fake"]].rename(columns={"p_fake": "label"}), sound, rule,
                          on="video_id")
     videos = videos.assign(sound=fused["sound"].to_numpy(), fused=fused["label"].to_numpy(),
-                           note=fused["note"].to_numpy())
-    windows = windows.merge(videos[["video_id", "label"]], on="video_id")
+                           note=fused["note"].to_numpy(), video_label=overall_labels(manifests, videos))
+    windows = windows.merge(videos[["video_id", "video_label"]].rename(columns={"video_label": "label"}),
+                            on="video_id")
     heard = videos[videos["sound"].notna()]
     silent = int(len(videos) - len(heard))
     if silent:
@@ -78,10 +84,18 @@ def with_sound(videos: pd.DataFrame, audio_checkpoint: str | Path, shards: str, 
                     split)
     result = {"checkpoint": str(audio_checkpoint), "fuse": rule, "without_sound": silent,
               "window": _level(windows["label"], windows["audio_p_fake"], "windows"),
-              "sound": _level(heard["label"], heard["sound"], "videos"),
-              "fused": _level(videos["label"], videos["fused"], "videos"),
+              "sound": _level(heard["video_label"], heard["sound"], "videos"),
+              "fused": _level(videos["video_label"], videos["fused"], "videos"),
               "notes": videos["note"].dropna().value_counts().to_dict()}
     return result, videos, windows
+
+
+def overall_labels(manifests: str | Path, videos: pd.DataFrame) -> np.ndarray:
+    """Each video's overall label 0/1 (videos.parquet's `label`: fake if its picture or its sound is); its picture
+    label where videos.parquet does not know it."""
+    table = read_table(manifests, "videos", ["video_id", "label"]).drop_duplicates("video_id").set_index("video_id")
+    overall = videos["video_id"].map(table["label"].map(LABELS))
+    return overall.where(overall.notna(), videos["label"]).to_numpy()
 
 
 def _sound_spec(audio_checkpoint):
@@ -175,8 +189,9 @@ def evaluate(checkpoints: Sequence[str | Path], shards: str, manifests: str | Pa
     if audio_checkpoint:
         result["audio"], videos, windows = with_sound(videos, audio_checkpoint, shards, manifests, split, fuse_rule)
         write_parquet(windows, out / "sound_windows.parquet")
-        curves += [("sound", windows.rename(columns={"audio_p_fake": "p_fake"}), videos.assign(p_fake=videos["sound"])
-                    .dropna(subset=["p_fake"])), (f"fused ({fuse_rule})", frames.iloc[:0], videos.assign(
+        overall = videos.assign(label=videos["video_label"])  # sound and fused are scored against it (with_sound)
+        curves += [("sound", windows.rename(columns={"audio_p_fake": "p_fake"}), overall.assign(p_fake=videos["sound"])
+                    .dropna(subset=["p_fake"])), (f"fused ({fuse_rule})", frames.iloc[:0], overall.assign(
                         p_fake=videos["fused"]))]
     localised = localise(manifests, frames, unit, out, None if windows is None else windows.rename(
         columns={"audio_p_fake": "p_fake"}), _sound_spec(audio_checkpoint))

@@ -200,15 +200,17 @@ def aggregate(p_fake_per_item: Sequence[float], rule: str = "mean", min_fakes: i
 
 
 def video_scores(frame_df: pd.DataFrame, rule: str = "mean", by: str = "video_id") -> pd.DataFrame:
-    """One row per video (sorted by `by`): `by`, label (first of its items, when the frame has labels), p_fake
-    (the rule over its items' p_fake) and frames (item count). Rows with a NaN p_fake are left out."""
+    """One row per video (sorted by `by`): `by`, label (when the frame has labels: fake if any of its items is, the
+    max of its items' own picture labels: a segment-labelled fake is fake though most of its frames are real, and
+    on data with one label per video it is that label), p_fake (the rule over its items' p_fake) and frames (item
+    count). Rows with a NaN p_fake are left out."""
     if rule not in RULES:
         raise ValueError(f"unknown aggregation rule {rule!r}; allowed: {', '.join(RULES)}")
     ok = frame_df[frame_df["p_fake"].notna()]
     grouped = ok.groupby(by, sort=True)
     out = pd.DataFrame({by: list(grouped.groups)})
     if "label" in ok.columns:
-        out["label"] = grouped["label"].first().to_numpy()
+        out["label"] = grouped["label"].max().to_numpy()
     if rule == "mean":
         out["p_fake"] = grouped["p_fake"].mean().to_numpy()
     elif rule == "frame_max":

@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from dfd.errors import ToolkitError
-from pipeline.dataset import LABELS, Dataset, DatasetError, is_local, read_dataset_json
+from pipeline.dataset import LABELS, Dataset, DatasetError, is_local, own_label, read_dataset_json
 from pipeline.sources.video import VIDEO_EXTENSIONS
 from train.config import CLIP_INPUTS, TrainConfig
 from train.data.decode import decode_resized
@@ -266,7 +266,8 @@ def shard_samples(shards: str, manifests: Path, split: str, input: str = "frames
 
 def predict_shards(scorer: Scorer, urls: Iterable[str], names: dict[str, str], size,
                    progress: bool = True) -> pd.DataFrame:
-    """Per-frame rows for every sample of the shards (labels kept where the split has them)."""
+    """Per-frame rows for every sample of the shards (each its own picture label where the split has labels:
+    pipeline.dataset.own_label)."""
     rows: list[dict] = []
     batch: list[tuple[dict, np.ndarray]] = []
 
@@ -282,7 +283,7 @@ def predict_shards(scorer: Scorer, urls: Iterable[str], names: dict[str, str], s
             video = meta.get("video_id") or sample["__key__"].rsplit("_", 1)[0]
             batch.append(({"filename": names.get(video, f"{video}.mp4"), "video_id": video, "key": sample["__key__"],
                            "index": meta.get("index"), "second": meta.get("second"),
-                           "label": LABELS.get(meta.get("label")), "error": None},
+                           "label": LABELS.get(own_label(meta)), "error": None},
                           decode_resized(sample["jpg"], size)))
             if len(batch) >= scorer.batch_size:
                 flush()

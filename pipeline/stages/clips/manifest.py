@@ -25,6 +25,7 @@ CLIP_SCHEMA = pa.schema([
     ("key", pa.string()), ("start", pa.float64()), ("times", pa.list_(pa.float64())), ("n_frames", pa.int32()),
     ("status", pa.string()), ("warning", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
     ("shard", pa.string()), ("offset", pa.int64()), ("bytes", pa.int64()), ("crc32", pa.list_(pa.int64())),
+    ("picture_label", pa.string()),  # the clip's own: fake where it overlaps a fake period of the picture
 ])
 
 

@@ -16,6 +16,7 @@ import zlib
 
 from pipeline.core.shards import member
 from pipeline.ffmpeg.jpeg import jpeg_size
+from pipeline.sources.periods import clip_label
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ def check(times: list[float], frames: int, video_fps: float | None) -> tuple[str
 
 def clip_members(video, split: str, info, frames: int) -> tuple[list[dict], bytes]:
     """A video's clips.parquet rows (`rel`: each clip's first member's offset in the members) and tar members: per
-    clip, KEY.000.jpg ... KEY.(n-1).jpg then KEY.json. A decode that gave no clip frame gives one row saying so."""
+    clip, KEY.000.jpg ... KEY.(n-1).jpg then KEY.json. A decode that gave no clip frame gives one row saying so.
+    `picture_label` is the clip's own (pipeline.sources.periods.clip_label), `label` its video's."""
     clips = cut(info.clip_jpegs, info.clip_times, frames, info.fps, info.clip_errors)
     base = {"video_id": video.video_id, "split": split, "label": video.label}
     if not clips:
@@ -76,12 +78,14 @@ def clip_members(video, split: str, info, frames: int) -> tuple[list[dict], byte
         row = {**base, "clip": c["clip"], "key": key, "start": c["times"][0], "times": c["times"],
                "n_frames": len(c["jpegs"]), "status": c["status"], "warning": c["warning"], "width": width,
                "height": height, "bytes": sum(map(len, c["jpegs"])), "crc32": [zlib.crc32(j) for j in c["jpegs"]],
-               "rel": len(members)}
+               "rel": len(members),
+               "picture_label": clip_label(c["times"], info.fps, video.picture_label or video.label,
+                                           video.picture_periods)}
         rows.append(row)
         for j, jpeg in enumerate(c["jpegs"]):
             members += member(f"{key}.{j:03d}.jpg", jpeg)
-        sample = {k: row[k] for k in ("key", "video_id", "clip", "split", "label", "times", "status", "width",
-                                      "height")}
+        sample = {k: row[k] for k in ("key", "video_id", "clip", "split", "label", "picture_label", "times", "status",
+                                      "width", "height")}
         members += member(f"{key}.json", json.dumps({**sample, "source": video.source, "original": video.original,
                                                      "group": video.group}).encode())
     return rows, bytes(members)

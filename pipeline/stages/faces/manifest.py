@@ -31,6 +31,7 @@ FACES_SCHEMA = pa.schema([
     ("y0", pa.float64()), ("x1", pa.float64()), ("y1", pa.float64()), ("score", pa.float64()),
     ("landmarks", pa.list_(pa.float64())), ("crop_key", pa.string()), ("crop_shard", pa.string()),
     ("diff", pa.float64()), ("manipulated", pa.bool_()), ("note", pa.string()),
+    ("picture_label", pa.string()),  # its frame's own (frames.parquet's); null in fragments written before it
 ])
 DETECTION_SCHEMA = pa.schema([("key", pa.string()), ("status", pa.string()), ("faces", pa.string())])
 FACE_CLIPS_TABLE = "face_clips.parquet"

@@ -55,7 +55,8 @@ class Task:
     split: str
     label: str
     fingerprint: str
-    frames: list[dict]            # this shard's frames (key, video_id, second, offset, bytes, width, height, label)
+    frames: list[dict]            # this shard's frames (key, video_id, second, offset, bytes, width, height, label,
+                                  # picture_label where frames.parquet has it)
     originals: dict[str, dict]    # fake video id -> {"id": original, "frames": {second: (shard, offset)}} | {"note"}
     cache: dict[str, tuple]       # key -> (status, faces json) from earlier detections
     clips: dict[str, list] | None = None  # video id -> its clips.parquet rows (None: the dataset has no clips)
@@ -94,7 +95,7 @@ def cached_detections(manifests: Path, settings: FaceCrop, keys: set[str]) -> di
 
 
 CLIP_COLUMNS = ("video_id", "clip", "key", "start", "times", "n_frames", "status", "warning", "width", "height",
-                "shard", "offset")
+                "shard", "offset", "picture_label")
 
 
 def _clips_by_video(manifests: Path) -> dict[str, list[dict]] | None:
@@ -102,7 +103,8 @@ def _clips_by_video(manifests: Path) -> dict[str, list[dict]] | None:
     if not has_table(manifests, "clips"):
         return None
     by: dict[str, list[dict]] = collections.defaultdict(list)
-    for r in read_arrow(manifests, "clips", list(CLIP_COLUMNS)).to_pylist():
+    table = read_arrow(manifests, "clips")
+    for r in table.select([c for c in CLIP_COLUMNS if c in table.column_names]).to_pylist():  # older: no picture_label
         by[r["video_id"]].append(r)
     return dict(by)
 
@@ -117,7 +119,8 @@ def _finished(shards: Path, manifests: Path, s: str, d: dict | None, want: dict,
                                    and (not d.get("tubes") or (shards / FACE_CLIPS / s).is_file()))))
 
 
-FRAME_COLUMNS = ("key", "video_id", "second", "split", "label", "shard", "offset", "bytes", "width", "height")
+FRAME_COLUMNS = ("key", "video_id", "second", "split", "label", "shard", "offset", "bytes", "width", "height",
+                 "picture_label")  # the frame's own picture label (absent from older frames.parquet)
 
 
 def plan(shards: Path, manifests: Path, settings: FaceCrop, part: tuple[int, int]) -> dict:

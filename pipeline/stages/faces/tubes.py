@@ -102,7 +102,7 @@ def clip_tubes(clip: dict, frames: list[dict], faces: list[dict], broken: set, s
                "y1": box[3], "key": key, "n_frames": len(images), "status": "done"}
         data = b"".join(member(f"{key}.{j:03d}.jpg", jpeg) for j, jpeg in enumerate(tube_jpegs(images, box, fs)))
         meta = {**{k: row.get(k) for k in ("key", "video_id", "clip", "face", "track", "split", "label", "times",
-                                           "x0", "y0", "x1", "y1")},
+                                           "x0", "y0", "x1", "y1")}, "picture_label": clip.get("picture_label"),
                 "status": clip["status"]}  # the clip's, as a clip sample's (train.data.clip_streams reads "done")
         rows.append(row)
         members.append(data + member(f"{key}.json", json.dumps(meta).encode()))

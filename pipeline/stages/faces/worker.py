@@ -198,7 +198,8 @@ def _video_faces(task: Task, v: _Video, fs: FaceCrop, reader: MemberReader, out:
         add_crops(group, images, fs)
         _diff_rows(group, images, frames, v.vid, label, task.originals, reader)
         del images
-        for r in group:
+        for r in group:  # each face carries its frame's own picture label (its video's in older frames.parquet)
+            r["picture_label"] = frames[t].get("picture_label") or label
             _write_face(task, r, label, out, fs.jpeg_quality)
 
 
