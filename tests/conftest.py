@@ -23,6 +23,12 @@ SLOW_FIXTURES = {"tiny_run", "dev_run", "clip_run", "face_clip_run"}
 # a cheaper test in CI also walks. `make test` (CI, under 15 minutes) leaves them out; `make test-all` runs them
 # and is run before an issue is called resolved. The exact conversions of every zoo entry stay in CI.
 HEAVY = {
+    "tests/e2e/test_faces_end_to_end.py::test_faces_stage_counts_the_faceless_video_and_training_skips_it",
+    "tests/e2e/test_faces_end_to_end.py::test_predict_scores_every_face_and_gives_faceless_videos_half",
+    "tests/e2e/test_faces_end_to_end.py::test_export_then_check_with_the_package_gives_predicts_scores",
+    "tests/pipeline/stages/test_faces_empty_shard.py::test_train_with_two_workers_and_explain_take_it",
+    "tests/train/test_clip_models.py::test_grad_cam_of_a_clip_model_peaks_on_the_frame_that_holds_the_cue[temporal:test_resnet]",
+    "tests/train/test_package.py::test_check_and_evaluate_take_the_package",
     "tests/pipeline/stages/test_face_tubes.py::test_resume_keeps_and_redoes_face_clips",
     "tests/pipeline/stages/test_faces_stage.py::test_batched_gpu_path_on_cpu_matches",
     "tests/pipeline/stages/test_faces_stage.py::test_kill_parent_only_workers_die_and_rerun_at_once",
