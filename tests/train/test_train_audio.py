@@ -436,6 +436,20 @@ def test_benchmark_gets_the_sound_and_fused_columns(audio_demo, audio_run, tiny_
     assert "| tiny | demo | sound video |" in proc.stdout and "| tiny | demo | fused video |" in proc.stdout
 
 
+def test_benchmark_scores_a_fused_packages_own_sound(audio_demo, fused_package, tmp_path):
+    """A fused package in dfd benchmark brings its sound model and rule, as dfd evaluate takes it: the sound and
+    fused columns appear with no --audio-checkpoint, equal to evaluate's of the same package."""
+    _, pkg, _ = fused_package
+    out = tmp_path / "bench"
+    proc = run_module("train.benchmark", "--checkpoint", f"both={pkg}", "--test", f"demo@val={audio_demo / 'shards'}",
+                      "--out", out, "--device", "cpu", "--workers", "0")
+    cell = json.loads((out / "benchmark.json").read_text())["detectors"][0]["tests"]["demo"]
+    audio = json.loads((out / "cells" / "both" / "demo" / "metrics.json").read_text())["audio"]
+    assert audio["fuse"] == "noisy-or" and cell["sound_videos"] > 0
+    assert cell["fused_video_auc"] == pytest.approx(audio["fused"]["roc_auc"])
+    assert "| both | demo | fused video |" in proc.stdout
+
+
 def test_a_fused_package_with_a_bad_fusion_section_is_named(tmp_path):
     from train.audio.fused_package import fusion_of
     from train.paths import PackageError

@@ -22,9 +22,16 @@ class AvOptions:
     fuse_rule: str = "noisy-or"
     sync: Callable | None = None
 
-    def evaluate_kwargs(self, manifests) -> dict:
-        return {"audio_checkpoint": self.audio_checkpoint, "fuse_rule": self.fuse_rule,
-                "sync": self.sync(manifests) if self.sync else None}
+    def evaluate_kwargs(self, manifests, checkpoint=None) -> dict:
+        """What evaluate is given for one detector on one test set: a fused package (train.audio.fused_package)
+        brings its own sound model and rule where no --audio-checkpoint is given, as `dfd evaluate` takes it."""
+        from train.audio.fused_package import fusion_of, sound_model_of
+
+        audio, rule = self.audio_checkpoint, self.fuse_rule
+        fusion = fusion_of(checkpoint) if checkpoint is not None and audio is None else None
+        if fusion is not None:
+            audio, rule = sound_model_of(checkpoint), fusion["rule"]
+        return {"audio_checkpoint": audio, "fuse_rule": rule, "sync": self.sync(manifests) if self.sync else None}
 
 
 def _levels(result: dict) -> dict:

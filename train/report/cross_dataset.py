@@ -183,7 +183,7 @@ def _score(det: Detector, test: TestSet, folder: Path, aggregate, tta, device, b
     log.info("benchmark: %s on %s (%s split)", det.name, test.name, test.split)
     try:
         result = evaluate([det.checkpoint], test.shards, test.manifests, test.split, folder, tta, aggregate, device,
-                          batch_size, workers, **av.evaluate_kwargs(test.manifests))
+                          batch_size, workers, **av.evaluate_kwargs(test.manifests, det.checkpoint))
     except CheckpointError as err:  # e.g. a clip model on a test set without clip shards
         raise CheckpointError(f"{det.name} on test set {test.name}: {err}") from None
     return result, _cell(result, folder)
