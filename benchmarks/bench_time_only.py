@@ -10,7 +10,8 @@ videos for every model and seed), `dfd shards --fps 2 --clip-frames 4` (README 4
 - frame: timm's test_resnet on single frames, `--recipe demo`;
 - tall / temporal: `tall:test_resnet` / `temporal:test_resnet` on the clips, `--recipe demo_clips`;
 - r2plus1d: torchvision's R(2+1)D-18 on the clips, `--recipe demo_clips`.
-A finished run (its metrics.csv has the recipe's last epoch) is reused, so an interrupted benchmark resumes.
+A finished run (its metrics.csv has the recipe's last epoch) is reused with its CPU-s (cpu_s.txt), so an
+interrupted benchmark resumes, and runs made apart (e.g. a seed per process) are tabled together.
 Writes OUT/results.csv (a row per run: video AUC, item AUC, CPU-s) and OUT/table.md, and prints the table.
 """
 from __future__ import annotations
@@ -79,6 +80,9 @@ def train(root: Path, model: str, seed: int, image_size: str) -> dict:
         cpu = call("dfd", "train", "--shards", str(root / "shards"), "--manifests", str(root / "manifests"),
                    "--out", str(out), "--recipe", recipe, "--arch", arch, "--weights", "none", "--image-size",
                    image_size, "--workers", "0", "--seed", str(seed), "--no-explain", "--no-lr-find", *extra)
+        (out / "cpu_s.txt").write_text(f"{cpu:.1f}\n")
+    elif (out / "cpu_s.txt").is_file():
+        cpu = float((out / "cpu_s.txt").read_text())
     last = pd.read_csv(metrics).iloc[-1]
     return {"cue": root.name, "model": model, "arch": arch, "seed": seed, "video_auc": float(last["video_auc"]),
             "item_auc": float(last["roc_auc"]), "val_items": int(last["val_frames"]),
@@ -96,9 +100,11 @@ def table(results: pd.DataFrame) -> str:
             if runs.empty:
                 cells.append("n/a")
                 continue
-            sd = np.std(runs["video_auc"], ddof=1) if len(runs) > 1 else float("nan")
-            cells.append(f"{runs['video_auc'].mean():.2f} ± {sd:.2f} (n={len(runs)}; item {runs['item_auc'].mean():.2f})")
+            sd = f"{np.std(runs['video_auc'], ddof=1):.2f}" if len(runs) > 1 else "n/a"
+            cells.append(f"{runs['video_auc'].mean():.2f} ± {sd} (n={len(runs)}; item {runs['item_auc'].mean():.2f})")
         lines.append(f"| {cue} | " + " | ".join(cells) + " |")
+    cpu = [results.loc[results["model"] == m, "cpu_s"].dropna() for m in models]
+    lines.append("| CPU-s per run | " + " | ".join(f"{c.mean():.0f}" if len(c) else "n/a" for c in cpu) + " |")
     return "\n".join(lines) + "\n"
 
 
