@@ -83,7 +83,7 @@ def test_report_shows_where_and_when_and_says_the_pointing_game_does_not_apply(e
         assert match, f"{name} not embedded"
         assert base64.b64decode(match.group(1)) == (explained_run / name).read_bytes()
     assert "Where and when" in page and "Not for a clip model" in page and "not played" in page
-    assert "Clip- and video-level metrics" in page and "clip ROC-AUC" in page
+    assert "Clip- and video-level metrics" in page and "clip ROC-AUC" in page and '<th class="">clips</th>' in page
     assert "top_losses.png: not in the run folder" not in page  # frame figures are not asked of a clip run
     assert_self_contained(page)
 

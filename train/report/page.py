@@ -109,11 +109,13 @@ def pointing(explained: dict) -> dict | None:
     return {**p, "ratio": ratio, "empty_maps": p.get("empty_maps", 0), "boxes": str(explained.get("boxes"))}
 
 
-def worst_videos(run_dir: Path) -> list[dict]:
+def worst_videos(run_dir: Path, unit: str = "frame") -> list[dict]:
+    """The worst videos by log loss; their count of frames (clips) under `frames` (`clips`)."""
     path = run_dir / "video_predictions.parquet"
     if not path.is_file():
         return []
-    return pd.read_parquet(path).sort_values("loss", ascending=False).head(WORST_VIDEOS).to_dict("records")
+    rows = pd.read_parquet(path).sort_values("loss", ascending=False).head(WORST_VIDEOS)
+    return rows.rename(columns={"frames": f"{unit}s"}).to_dict("records")
 
 
 def figures(run_dir: Path, clips: bool = False) -> list[dict]:
@@ -143,8 +145,8 @@ def write_report(run_dir: str | Path) -> Path:
     explained = json.loads(explain_path.read_text()) if explain_path.is_file() else {}
     page = render("report.html.j2", name=run_dir.resolve().name, path=str(run_dir.resolve()),
                   written=time.strftime("%Y-%m-%d %H:%M:%S"), cards=cards(explained) if explained else [],
-                  source=source(config), scores=scores(explained), worst_videos=worst_videos(run_dir),
-                  pointing=pointing(explained), when=when(explained), epochs=epochs(run_dir),
+                  source=source(config), scores=scores(explained), worst_videos=worst_videos(run_dir, unit(explained)),
+                  pointing=pointing(explained), when=when(explained), epochs=epochs(run_dir), unit=unit(explained),
                   figures=figures(run_dir, unit(explained) == "clip"),
                   config=json.dumps(config, indent=2, sort_keys=True))
     out = run_dir / "report.html"
