@@ -115,7 +115,7 @@ bench-vit: setup  ## CLIP ViT-B/16 and ViT-L/14 at 224: images/s, trainable para
 bench-sampling: setup  ## --sample-by loss against uniform at equal steps, three seeds, on make demo-faces's data (val AUC, log loss)
 	$(PYTHON) benchmarks/bench_sampling.py --shards "$(DEMO_FACES)/shards" --recipe demo_faces $(ARGS)
 
-bench-time-only: setup  ## frame model vs tall:, temporal: and R(2+1)D-18 on fakes only time reveals (demodata.time_only: jitter, shuffle, flicker), three seeds, video val AUC (README 4c)
+bench-time-only: setup  ## frame model vs tall:, temporal: and R(2+1)D-18 on fakes only time reveals (demodata.time_only: jitter, shuffle, flicker, patch-flicker), three seeds, video val AUC (README 4c)
 	$(PYTHON) benchmarks/bench_time_only.py --image-size 32 $(ARGS)
 
 sbi-figure: setup  ## docs/figures/sbi_masks.png: self-blended fakes and their masks on MTCNN faces of ../shared/data

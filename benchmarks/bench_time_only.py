@@ -1,8 +1,8 @@
 """A frame model against clip models on fakes that only time reveals (demodata.time_only): video-level val AUC of
 the last epoch, mean and spread over training seeds, per cue and model.
 
-    python benchmarks/bench_time_only.py [--cues jitter,shuffle,flicker] [--models frame,tall,temporal,r2plus1d]
-        [--seeds 0,1,2] [--pairs 24] [--size 64x64] [--out bench-out/time_only]
+    python benchmarks/bench_time_only.py [--cues jitter,shuffle,flicker,patch-flicker]
+        [--models frame,tall,temporal,r2plus1d] [--seeds 0,1,2] [--pairs 24] [--size 64x64] [--out bench-out/time_only]
 
 Per cue: `python -m demodata.time_only --videos PAIRS --seconds 4 --size SIZE --cue CUE` (data seed 0, the same
 videos for every model and seed), `dfd shards --fps 2 --clip-frames 4` (README 4c), then one `dfd train` per
@@ -109,7 +109,7 @@ def table(results: pd.DataFrame) -> str:
 
 
 @click.command(help=__doc__.split("\n\n")[0])
-@click.option("--cues", default="jitter,shuffle,flicker", show_default=True)
+@click.option("--cues", default="jitter,shuffle,flicker,patch-flicker", show_default=True)
 @click.option("--models", default=",".join(MODELS), show_default=True)
 @click.option("--seeds", default="0,1,2", show_default=True)
 @click.option("--pairs", type=int, default=24, show_default=True, help="Real/fake pairs per cue.")
