@@ -25,7 +25,7 @@ DEMO_PACKAGE ?= $(DEMO_FACES)/package
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup shards faces train demo demo-faces demo-audio check test test-all test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff measure-sync measure-face-geometry bench-check bench-zoo bench-vit bench-sampling sbi-figure clean help
+.PHONY: setup shards faces train demo demo-faces demo-audio check test test-all test-fast bench bench-shards bench-train bench-predict bench-gpu bench-faces bench-faces-memory measure-diff measure-sync measure-face-geometry bench-check bench-zoo bench-vit bench-sampling bench-time-only sbi-figure clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
@@ -114,6 +114,9 @@ bench-vit: setup  ## CLIP ViT-B/16 and ViT-L/14 at 224: images/s, trainable para
 
 bench-sampling: setup  ## --sample-by loss against uniform at equal steps, three seeds, on make demo-faces's data (val AUC, log loss)
 	$(PYTHON) benchmarks/bench_sampling.py --shards "$(DEMO_FACES)/shards" --recipe demo_faces $(ARGS)
+
+bench-time-only: setup  ## frame model vs tall:, temporal: and R(2+1)D-18 on fakes only time reveals (demodata.time_only: jitter, shuffle, flicker, patch-flicker), three seeds, video val AUC (README 4c)
+	$(PYTHON) benchmarks/bench_time_only.py --image-size 32 $(ARGS)
 
 sbi-figure: setup  ## docs/figures/sbi_masks.png: self-blended fakes and their masks on MTCNN faces of ../shared/data
 	$(PYTHON) benchmarks/sbi_figure.py $(ARGS)

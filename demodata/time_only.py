@@ -1,6 +1,7 @@
 """A labels.csv dataset whose fakes only time reveals, made with ffmpeg's lavfi sources alone.
 
-`python -m demodata.time_only --out DIR [--videos N] [--seconds S] [--size WxH] [--cue shuffle|jitter|flicker]`
+`python -m demodata.time_only --out DIR [--videos N] [--seconds S] [--size WxH]
+[--cue shuffle|jitter|flicker|patch-flicker]`
 
 Every video is a moving lavfi picture (testsrc2 scrolling, colour bars rotating, the game of life, a cellular
 automaton; varied per video), cropped from a slightly larger render. A real keeps its frames in order, its crop still and its brightness
@@ -10,7 +11,9 @@ steady. A fake's frames, one at a time, are just as real:
 - `jitter`: the crop moves by a random few pixels every frame (a swapped face's frame-to-frame jitter); a real's crop
   is still, at a random offset from the same range;
 - `flicker`: the brightness changes randomly every frame (eq, eval=frame); a real's brightness is one random shift
-  from the same range for the whole video.
+  from the same range for the whole video;
+- `patch-flicker`: as `flicker`, but only inside the middle quarter of the picture (half its width and height, where
+  a swapped face would be): the region's brightness changes every frame in a fake, is one steady shift in a real.
 So a frame model sees real-looking frames in both classes (for `shuffle` the very same frames), while a clip of
 consecutive frames shows the cue. The pairs are lossless H.264 (-qp 0), so the frames are what the filters made.
 Made for issue 26's "a clip model against a frame model on a task that only time reveals".
@@ -31,7 +34,7 @@ from pipeline.ffmpeg.locate import find_ffmpeg
 
 log = logging.getLogger(__name__)
 
-CUES = ("shuffle", "jitter", "flicker")
+CUES = ("shuffle", "jitter", "flicker", "patch-flicker")
 RATE = 25
 MARGIN = 8          # pixels rendered around the crop on each side: the jitter's range
 BRIGHTNESS = 0.08   # the flicker's (and the reals' steady shift's) range, eq's units
@@ -61,9 +64,11 @@ def video_filter(cue: str, fake: bool, width: int, height: int, rng: random.Rand
     else:
         crop = f"crop={width}:{height}:{x}:{y}"
     steps = [crop]
-    if cue == "flicker":
+    if cue in ("flicker", "patch-flicker"):
         level = f"'{BRIGHTNESS}*(2*random(2)-1)'" if fake else f"{level:.4f}"
-        steps.append(f"eq=brightness={level}:eval=frame")
+        eq = f"eq=brightness={level}:eval=frame"
+        steps.append(eq if cue == "flicker" else
+                     f"split[whole][part];[part]crop=iw/2:ih/2:iw/4:ih/4,{eq}[patch];[whole][patch]overlay=W/4:H/4")
     if cue == "shuffle" and fake:
         steps.append("shuffleframes=1 0 3 2")
     return ",".join([*steps, "format=yuv420p"])

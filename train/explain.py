@@ -16,8 +16,9 @@ from train.paths import RunLayout
               help="Run folder (runs/NAME) with checkpoints/.")
 @click.option("--checkpoint", default="best", help="best | last | PATH to a checkpoint of this trainer | a model package folder (dfd export).")
 @click.option("--boxes", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Manipulated regions of the fakes (the demo's videos/boxes.json): runs the pointing game.")
-@click.option("--k", type=click.IntRange(min=1), default=DEFAULT_K, help="Frames in the top-loss and best grids.")
+              help="Manipulated regions of the fakes (the demo's videos/boxes.json): runs the pointing game "
+              "(not for a clip model: its report says why).")
+@click.option("--k", type=click.IntRange(min=1), default=DEFAULT_K, help="Frames in the top-loss and best grids (clips: at most 6 per strip figure).")
 @click.option("--shards", help="Shards folder, URL prefix or {name} template [default: the run's config].")
 @click.option("--manifests", type=click.Path(path_type=Path), help="Manifests folder [default: the run's config].")
 @click.option("--device", default="cpu", help="cpu, cuda, cuda:N.")
@@ -27,7 +28,8 @@ from train.paths import RunLayout
 @threads_option
 @verbose_option
 def main(run_dir, checkpoint, boxes, k, shards, manifests, device, blend, verbose) -> None:
-    """Predictions on the val split, video-level metrics, top losses, Grad-CAM and report.html of a run."""
+    """Predictions on the val split, video-level metrics, top losses, Grad-CAM and report.html of a run (of a clip
+    model: per val clip, with Grad-CAM per frame of a clip: where and when)."""
     setup_logging(verbose)
     layout = RunLayout(run_dir)
     if layout.checkpoint("audio").is_file() and not layout.checkpoint("best").is_file():
@@ -35,9 +37,9 @@ def main(run_dir, checkpoint, boxes, k, shards, manifests, device, blend, verbos
     with reported():
         metrics = run_explain(run_dir, shards, manifests, device, checkpoint=checkpoint, boxes=boxes, k=k,
                               blend=blend)
-    v = metrics["video"]
+    v, unit = metrics["video"], metrics.get("unit", "frame")
     click.echo(f"video log loss {v['log_loss']:.4f}  AUC {v['roc_auc']:.4f}  accuracy {v['accuracy']:.4f}  "
-               f"({v['videos']} videos, {metrics['frame']['frames']} frames)")
+               f"({v['videos']} videos, {metrics['frame']['frames']} {unit}s)")
     if metrics["pointing"]:
         p = metrics["pointing"]
         click.echo(f"pointing game {p['pointing_game']:.3f} over {p['frames']} val fakes "

@@ -14,7 +14,7 @@ from dfd.threads import free_cores
 from pipeline.dataset import FAKE_FACES, DatasetError, is_local
 from train.audio.data import FAKE_AUDIO
 from train.audio.grouping import GROUP_BY
-from train.config import (AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, CLIP_INPUTS, SAMPLE_BY, SYNTHETIC_FAKES,
+from train.config import (AGGREGATES, ARCHS, AUGMENT_IMPLS, BALANCES, SAMPLE_BY, SYNTHETIC_FAKES,
                           TRAIN_INPUTS, TUNES, VIDEO_ARCHS, TrainConfig)
 from train.fit import distributed
 from train.fit.init import init_input, read_start, with_init
@@ -173,10 +173,6 @@ def main(shards, manifests, out, recipe, image_size, batch_size, input_, compile
                                                    "image_size": image_size})
             config = dataclasses.replace(config, out=distributed.broadcast(config.out))  # one folder for all ranks
             writable_folder(config.out)
-            if explain and config.input in CLIP_INPUTS:
-                log.warning("no explanation (report.html) of a clip model yet: its Grad-CAM per frame is "
-                            "train.report.gradcam.clip_grad_cam; pass --no-explain to skip this warning")
-                explain = False
             root = fit(config, resume=resume, explain=_explainer(config, boxes) if explain else None)
     finally:
         distributed.shutdown()

@@ -40,3 +40,12 @@ def test_jitter_and_flicker_fakes_change_more_between_frames_than_their_reals(tm
         real, fake = frames(tmp_path / cue / "real0000.mp4"), frames(tmp_path / cue / "fake0000.mp4")
         assert motion(fake) > 1.5 * motion(real), cue
         assert abs(real.mean() - fake.mean()) < 20  # each frame as bright as a real one, on average
+
+
+def test_a_patch_flicker_fake_flickers_in_the_middle_only(tmp_path):
+    make(tmp_path, videos=1, seconds=0.4, size=SIZE, cue="patch-flicker", seed=3)
+    real, fake = frames(tmp_path / "real0000.mp4"), frames(tmp_path / "fake0000.mp4")
+    inside = (slice(None), slice(10, 22), slice(10, 22))  # the patch is 8..24 of 32; chroma bleeds a pixel or two
+    outside = (slice(None), slice(0, 6), slice(None))
+    assert motion(fake[inside]) > 1.5 * motion(real[inside])
+    assert np.array_equal(fake[outside], real[outside])  # the rest of the frame: the real's own pixels

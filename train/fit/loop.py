@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 DEV_RUN_BATCHES = 2
 TENSORBOARD_FIGURES = ("batch.png", "lr_find.png", "lr_schedule.png", "losses.png", "top_losses.png", "best.png",
-                       "gradcam_worst.png", "gradcam_best.png", "pointing.png")
+                       "gradcam_worst.png", "gradcam_best.png", "pointing.png", "clips_worst.png", "clips_best.png")
 TABLE = ("stage", "epoch", "train_loss", "val_loss", "accuracy", "balanced_accuracy", "roc_auc", "log_loss",
          "video_log_loss", "video_auc")
 RESUME_OVERRIDABLE = ("workers", "device", "stop_after_epochs", "tensorboard")

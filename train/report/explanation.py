@@ -22,10 +22,11 @@ from dfd.files import write_text
 from pipeline.dataset import CLASS_NAMES, Dataset
 from pipeline.spec import FaceCrop
 from train.augment.sbi import landmarks_in_crop
-from train.config import TrainConfig
+from train.config import CLIP_INPUTS, TrainConfig
 from train.data.decode import decode_resized
 from train.data.streams import ValStream, make_loader, read_shard
 from train.model import Device, resolve_device
+from train.report.clip_explanation import clip_predictions, explain_clips
 from train.report.figures import plot_pointing, top_loss_figures
 from train.report.page import write_report
 from train.report.pointing import (BLEND_POINTING_MAX, ExplainError, blend_pointing, face_boxes_for_pointing,
@@ -150,12 +151,14 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     except CheckpointError as err:
         raise ExplainError(str(err)) from None
     model, config = load_model(ckpt, map_location=device)
-    dataset = Dataset.open(str(shards or config.shards), Path(manifests or config.manifests), config.input)
+    clips = config.input in CLIP_INPUTS
+    dataset = Dataset.open(str(shards or config.shards), Path(manifests or config.manifests),
+                           "frames" if clips else config.input)
     dev = Device(resolve_device(device))
     model.to(dev.device)
     urls = dataset.urls("val")  # val: every face
     log.info("explaining %s with %s on %d val shards", run_dir, ckpt.name, len(urls))
-    pred = explained_predictions(model, config, dataset, dev)
+    pred = (clip_predictions if clips else explained_predictions)(model, config, dataset, dev)
     pred.to_parquet(run_dir / "predictions.parquet", index=False)
     videos = video_predictions(pred, config.aggregate)
     videos.to_parquet(run_dir / "video_predictions.parquet", index=False)
@@ -165,8 +168,11 @@ def run_explain(run_dir: str | Path, shards: str | Path | None = None, manifests
     metrics = {"checkpoint": RunLayout(run_dir).store(ckpt), "checkpoint_name": ckpt.name, **run_metrics(pred, videos, config.aggregate),
                "k": k, "image_size": list(config.image_size), "boxes": str(boxes) if boxes else None,
                "pointing": None, **({"input": "faces"} if config.input == "faces" else {})}
-    metrics["top"] = top_loss_figures(run_dir, model, pred, k, images_of, sources_of)
-    if boxes:
+    if clips:
+        metrics.update(explain_clips(run_dir, model, config, dataset, pred, k, boxes, dev_run))
+    else:
+        metrics["top"] = top_loss_figures(run_dir, model, pred, k, images_of, sources_of)
+    if boxes and not clips:
         metrics["pointing"] = pointing_figure(run_dir, model, config, dataset, pred, load_boxes(boxes), images_of)
     if config.input == "faces" and (blend if blend is not None else config.synthetic_fakes is not None):
         metrics["pointing_blend"] = blend_pointing_figure(run_dir, model, config, dataset, pred, images_of,

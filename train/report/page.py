@@ -32,6 +32,16 @@ FIGURES = (
     ("pointing.png", "Pointing game: Grad-CAM of class fake on val fakes; known manipulated box in white, peak as a "
                      "cross (green: inside)."),
 )
+# A clip model's run (explain.json's unit "clip"): the strips of train.report.clip_explanation instead of the frame
+# grids and the pointing game.
+CLIP_FIGURES = (
+    *FIGURES[:4],
+    ("clips_worst.png", "Where and when, the worst val clips: each clip's frames (video time above each), and under "
+                        "them Grad-CAM of the predicted class per frame, normalised per clip so that the frames "
+                        "compare; the frame holding the clip's peak framed in red (prediction/actual / loss / "
+                        "probability of the actual class)."),
+    ("clips_best.png", "Where and when, the most confidently right val clips (as above)."),
+)
 WORST_VIDEOS = 15
 METRIC_NAMES = ("log_loss", "roc_auc", "accuracy", "balanced_accuracy", "eer", "average_precision")
 
@@ -49,11 +59,16 @@ def epochs(run_dir: Path) -> list[dict] | None:
         return list(csv.DictReader(f))
 
 
+def unit(explained: dict) -> str:
+    """What a prediction row is: "frame" (a frame or a face), or "clip" for a clip model's run."""
+    return str(explained.get("unit", "frame")) if explained else "frame"
+
+
 def cards(explained: dict) -> list[tuple[str, float | None]]:
-    v, f = explained.get("video", {}), explained.get("frame", {})
+    v, f, u = explained.get("video", {}), explained.get("frame", {}), unit(explained)
     items = [("video log loss", v.get("log_loss")), ("video ROC-AUC", v.get("roc_auc")),
-             ("video accuracy", v.get("accuracy")), ("frame log loss", f.get("log_loss")),
-             ("frame ROC-AUC", f.get("roc_auc")), ("frame accuracy", f.get("accuracy"))]
+             ("video accuracy", v.get("accuracy")), (f"{u} log loss", f.get("log_loss")),
+             (f"{u} ROC-AUC", f.get("roc_auc")), (f"{u} accuracy", f.get("accuracy"))]
     p = explained.get("pointing")
     if p:
         items += [("pointing game", p.get("pointing_game")), ("random point", p.get("random_point"))]
@@ -65,12 +80,25 @@ def scores(explained: dict) -> dict | None:
     if not explained:
         return None
     f, v = explained["frame"], explained["video"]
-    rows = [{"level": "frame", "n": f["frames"], **{k: f.get(k) for k in METRIC_NAMES}, "mean CE loss": f.get("loss")},
+    rows = [{"level": unit(explained), "n": f["frames"], **{k: f.get(k) for k in METRIC_NAMES}, "mean CE loss": f.get("loss")},
             {"level": "video", "n": v["videos"], **{k: v.get(k) for k in METRIC_NAMES}}]
     return {"rows": rows, "columns": ["level", "n", *METRIC_NAMES, "mean CE loss"],
             "checkpoint": str(explained.get("checkpoint_name")), "aggregate": str(v.get("aggregate", "mean")),
             "eps": explained.get("log_loss_eps"), "clip": v.get("submission_clip", [None, None]),
-            "clipped": v.get("log_loss_clipped")}
+            "clipped": v.get("log_loss_clipped"), "unit": unit(explained)}
+
+
+def when(explained: dict) -> dict | None:
+    """A clip run's 'where and when' (explain.json's `when`): per class, clips per peak frame as a table row."""
+    w = explained.get("when") if explained else None
+    if not w:
+        return None
+    frames = int(w["frames"])
+    rows = [{"class": name, "clips": c["clips"], **{f"frame {j}": n for j, n in enumerate(c["peak_frame_counts"])},
+             "no peak": c["no_peak"], "peak share": c["peak_share_mean"]} for name, c in w["classes"].items()]
+    return {"rows": rows, "columns": ["class", "clips", *[f"frame {j}" for j in range(frames)], "no peak",
+                                      "peak share"], "frames": frames, "uniform": w["uniform_share"],
+            "note": explained.get("pointing_note"), "top": explained.get("top", {})}
 
 
 def pointing(explained: dict) -> dict | None:
@@ -81,17 +109,21 @@ def pointing(explained: dict) -> dict | None:
     return {**p, "ratio": ratio, "empty_maps": p.get("empty_maps", 0), "boxes": str(explained.get("boxes"))}
 
 
-def worst_videos(run_dir: Path) -> list[dict]:
+def worst_videos(run_dir: Path, unit: str = "frame") -> list[dict]:
+    """The worst videos by log loss; their count of frames (clips) under `frames` (`clips`)."""
     path = run_dir / "video_predictions.parquet"
     if not path.is_file():
         return []
-    return pd.read_parquet(path).sort_values("loss", ascending=False).head(WORST_VIDEOS).to_dict("records")
+    rows = pd.read_parquet(path).sort_values("loss", ascending=False).head(WORST_VIDEOS)
+    return rows.rename(columns={"frames": f"{unit}s"}).to_dict("records")
 
 
-def figures(run_dir: Path) -> list[dict]:
-    """FIGURES in order, each embedded as a data URI, or with uri None when the run folder lacks it."""
+def figures(run_dir: Path, clips: bool = False) -> list[dict]:
+    """FIGURES (CLIP_FIGURES for a clip run) in order, each embedded as a data URI, or with uri None when the run
+    folder lacks it."""
     return [{"name": name, "caption": caption, "anchor": name.rsplit(".", 1)[0],
-             "uri": data_uri(run_dir / name) if (run_dir / name).is_file() else None} for name, caption in FIGURES]
+             "uri": data_uri(run_dir / name) if (run_dir / name).is_file() else None}
+            for name, caption in (CLIP_FIGURES if clips else FIGURES)]
 
 
 def source(config: dict) -> dict | None:
@@ -113,8 +145,9 @@ def write_report(run_dir: str | Path) -> Path:
     explained = json.loads(explain_path.read_text()) if explain_path.is_file() else {}
     page = render("report.html.j2", name=run_dir.resolve().name, path=str(run_dir.resolve()),
                   written=time.strftime("%Y-%m-%d %H:%M:%S"), cards=cards(explained) if explained else [],
-                  source=source(config), scores=scores(explained), worst_videos=worst_videos(run_dir),
-                  pointing=pointing(explained), epochs=epochs(run_dir), figures=figures(run_dir),
+                  source=source(config), scores=scores(explained), worst_videos=worst_videos(run_dir, unit(explained)),
+                  pointing=pointing(explained), when=when(explained), epochs=epochs(run_dir), unit=unit(explained),
+                  figures=figures(run_dir, unit(explained) == "clip"),
                   config=json.dumps(config, indent=2, sort_keys=True))
     out = run_dir / "report.html"
     write_text(out, page)
