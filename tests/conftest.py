@@ -23,6 +23,8 @@ SLOW_FIXTURES = {"tiny_run", "dev_run", "clip_run", "face_clip_run"}
 # a cheaper test in CI also walks. `make test` (CI, under 15 minutes) leaves them out; `make test-all` runs them
 # and is run before an issue is called resolved. The exact conversions of every zoo entry stay in CI.
 HEAVY = {
+    "tests/train/zoo/test_zoo_scoring.py::test_predict_images_scores_each_face_image",
+    "tests/train/test_train_init.py::test_fine_tune_a_zoo_package_on_face_shards",
     "tests/e2e/test_faces_end_to_end.py::test_faces_stage_counts_the_faceless_video_and_training_skips_it",
     "tests/e2e/test_faces_end_to_end.py::test_predict_scores_every_face_and_gives_faceless_videos_half",
     "tests/e2e/test_faces_end_to_end.py::test_export_then_check_with_the_package_gives_predicts_scores",
