@@ -15,14 +15,12 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import webdataset as wds
-from torch.utils.data import IterableDataset
 
 from pipeline.dataset import LABELS, Dataset, DatasetError, ShardError, own_label, read_dataset_json, shard_url
 from train.augment.clip_augment import ClipAugment
-from train.data.batches import batch_buffer, batched, worker_index
+from train.data.batches import batch_buffer, worker_index
 from train.data.decode import CorruptSample, decode_resized
-from train.data.streams import TrainStream, read_shards, worker_seed
+from train.data.streams import TrainStream, ValStream, worker_seed
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +128,10 @@ class ClipTrainStream(TrainStream):
             yield next(batches)
 
 
-class ClipValStream(IterableDataset):
+class ClipValStream(ValStream):
     """Validation clips: every "done" clip of the split once, shards split over nodes and workers, no augmentation."""
 
-    def __init__(self, urls: list[str], size: tuple[int, int], batch_size: int) -> None:
-        super().__init__()
-        self.urls, self.size, self.batch_size = list(urls), size, batch_size
-
-    def __iter__(self):
-        shards = wds.split_by_worker(wds.split_by_node(self.urls))
-        items = ((torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2))), label, key, video)
-                 for clip, label, key, video in decoded_clips(read_shards(iter(shards)), self.size))
-        yield from batched(items, self.batch_size, partial=True)
+    def items(self, samples):
+        """(T x 3 x H x W uint8 tensor, label, key, video id) per clip."""
+        return ((torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2))), label, key, video)
+                for clip, label, key, video in decoded_clips(samples, self.size))

@@ -137,9 +137,11 @@ class ValStream(IterableDataset):
 
     def __iter__(self):
         shards = wds.split_by_worker(wds.split_by_node(self.urls))
-        items = ((to_chw(image), label, key, video)
-                 for image, label, key, video in decoded(read_shards(iter(shards)), self.size))
-        yield from batched(items, self.batch_size, partial=True)
+        yield from batched(self.items(read_shards(iter(shards))), self.batch_size, partial=True)
+
+    def items(self, samples: Iterator[dict]) -> Iterator[tuple]:
+        """(CHW uint8 tensor, label, key, video id) per sample."""
+        return ((to_chw(image), label, key, video) for image, label, key, video in decoded(samples, self.size))
 
 
 def make_loader(dataset: IterableDataset, workers: int, pin_memory: bool = False) -> DataLoader:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from dfd.errors import ToolkitError
 from pipeline.ffmpeg.jpeg import jpeg_size
@@ -134,32 +132,19 @@ def check_face_clip_video(path: Path, scorer: Scorer, cutter: TubeCutter, settin
     return verdict
 
 
-def predict_face_clip_videos(scorer: Scorer, cutter: TubeCutter, paths: Sequence[Path], settings: FrameSampling,
-                             clips: Clips, names: Sequence[str], progress: bool = True) -> tuple[list[dict], dict]:
-    """A face-clips model's rows: one per tube of each video's whole clips (index: the clip, second: its start,
-    face, track, box, key as the face-clip shards name it), one with a note for a clip without a face (no p_fake),
-    an error row for a video without any whole clip."""
-    rows, start, decode_s, failed = [], time.perf_counter(), 0.0, 0
-    for path, name in tqdm(list(zip(paths, names)), desc="videos", unit="video", disable=not progress):
-        timings: dict = {}
-        tubes, _, error = score_tubes(path, scorer, cutter, settings, clips, timings)
-        decode_s += timings.get("decode_s", 0.0)
-        video = str(Path(name).with_suffix(""))
-        base = {"filename": name, "video_id": video, "label": None, "error": None}
-        if error is not None:
-            failed += 1
-            log.error("%s: %s", path, error)
-            rows.append({**base, "error": error})
-        for r in tubes:
-            row = {**base, "index": r["clip"], "second": r["start"]}
-            if r["status"] != "done":
-                rows.append({**row, "note": f"{NO_FACE_CLIP}: {r['warning']}"})
-                continue
-            rows.append({**row, "key": tube_key(f"{video}_c{r['clip']:04d}", r["face"]), "p_fake": r["p_fake"],
-                         "face": r["face"], "track": r["track"], **dict(zip(("x0", "y0", "x1", "y1"), r["box"])),
-                         "note": None})
-    stats = {"videos": len(paths), "failed": failed, "wall_s": time.perf_counter() - start, "decode_s": decode_s,
-             "model_s": scorer.seconds, "faces_s": cutter.seconds,
-             "no_face_clips": sum(1 for r in rows if str(r.get("note") or "").startswith(NO_FACE_CLIP))}
-    return rows, stats
-
+def tube_rows(path: Path, video: str, timings: dict, scorer: Scorer, cutter: TubeCutter, settings: FrameSampling,
+              clips: Clips) -> tuple[list[dict], str | None]:
+    """One video's predict rows of a face-clips model (train.score.videos.predict_clip_videos): one per tube of its
+    whole clips (index: the clip, second: its start, face, track, box, key as the face-clip shards name it), one
+    with a note for a clip without a face (no p_fake); and why there is nothing, if so."""
+    tubes, _, error = score_tubes(path, scorer, cutter, settings, clips, timings)
+    rows = []
+    for r in tubes:
+        row = {"index": r["clip"], "second": r["start"]}
+        if r["status"] != "done":
+            rows.append({**row, "note": f"{NO_FACE_CLIP}: {r['warning']}"})
+            continue
+        rows.append({**row, "key": tube_key(f"{video}_c{r['clip']:04d}", r["face"]), "p_fake": r["p_fake"],
+                     "face": r["face"], "track": r["track"], **dict(zip(("x0", "y0", "x1", "y1"), r["box"])),
+                     "note": None})
+    return rows, error

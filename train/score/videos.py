@@ -7,6 +7,7 @@ validation; a faces checkpoint's videos go through the faces stage's own detect-
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -32,7 +33,7 @@ from pipeline.spec import Clips, FrameSampling, SpecError, frame_keys
 from train.score.model_input import Decoded, decode_video
 from train.score.on_batches import Scorer
 from train.score.one_video import score_clips
-from train.score.face_tubes import predict_face_clip_videos, tube_cutter
+from train.score.face_tubes import NO_FACE_CLIP, tube_cutter, tube_rows
 
 log = logging.getLogger(__name__)
 
@@ -209,23 +210,31 @@ def frames_frame(rows: list[dict], columns: Sequence[str] = FRAME_COLUMNS) -> pd
     return frame.astype({"index": "Int64", "second": "float64", "p_fake": "float64"})
 
 
-def predict_clip_videos(scorer: Scorer, paths: Sequence[Path], settings: FrameSampling, clips: Clips, size,
-                        names: Sequence[str], progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """A clip model's rows: one per whole clip of each video (index: the clip, second: its first frame's), the
-    pipeline's clips of its one decode (train.score.one_video.score_clips); an error row for a video without."""
-    rows, start, decode_s, failed = [], time.perf_counter(), 0.0, 0
+def predict_clip_videos(paths: Sequence[Path], names: Sequence[str], score_one, progress: bool = True
+                        ) -> tuple[list[dict], int, float]:
+    """A clip model's rows over video files (rows, videos failed, decode seconds): each video's from `score_one(path,
+    video_id, timings) -> (rows, error)`, given its filename and video_id; an error row for a video without any."""
+    rows, decode_s, failed = [], 0.0, 0
     for path, name in tqdm(list(zip(paths, names)), desc="videos", unit="video", disable=not progress):
         timings: dict = {}
-        items, _, _, error = score_clips(path, scorer, settings, clips, size, timings)
-        decode_s += timings.get("decode_s", 0.0)
         base = {"filename": name, "video_id": str(Path(name).with_suffix("")), "label": None}
+        found, error = score_one(path, base["video_id"], timings)
+        decode_s += timings.get("decode_s", 0.0)
         if error is not None:
             failed += 1
             log.error("%s: %s", path, error)
             rows.append({**base, "error": error})
-        rows += [{**base, "index": i.frame, "second": i.second, "p_fake": i.p_fake, "error": None} for i in items]
-    return frames_frame(rows), {"videos": len(paths), "failed": failed, "wall_s": time.perf_counter() - start,
-                                "decode_s": decode_s, "model_s": scorer.seconds}
+        rows += [{**base, "error": None, **r} for r in found]
+    return rows, failed, decode_s
+
+
+def _clip_rows(path: Path, video: str, timings: dict, scorer: Scorer, settings: FrameSampling, clips: Clips,
+               size) -> tuple[list[dict], str | None]:
+    """One video's rows of a clip model: one per whole clip of the pipeline's clips of its one decode (index: the
+    clip, second: its first frame's; train.score.one_video.score_clips); `video` unused (predict_clip_videos'
+    call, which face tubes need for their keys)."""
+    items, _, _, error = score_clips(path, scorer, settings, clips, size, timings)
+    return [{"index": i.frame, "second": i.second, "p_fake": i.p_fake} for i in items], error
 
 
 def _clip_videos(scorer: Scorer, config: TrainConfig, paths: Sequence[Path], settings: FrameSampling,
@@ -236,9 +245,18 @@ def _clip_videos(scorer: Scorer, config: TrainConfig, paths: Sequence[Path], set
     spec, where = clip_spec(checkpoint, config, manifests)
     log.info("%s model: %d frames per clip (from %s)", config.input, spec.frames, where)
     cutter = tube_cutter(config, config.image_size, device)
+    start = time.perf_counter()
     if cutter is None:
-        return predict_clip_videos(scorer, paths, settings, spec, config.image_size, names, progress)
-    rows, stats = predict_face_clip_videos(scorer, cutter, paths, settings, spec, names, progress)
+        score_one = functools.partial(_clip_rows, scorer=scorer, settings=settings, clips=spec, size=config.image_size)
+    else:
+        score_one = functools.partial(tube_rows, scorer=scorer, cutter=cutter, settings=settings, clips=spec)
+    rows, failed, decode_s = predict_clip_videos(paths, names, score_one, progress)
+    stats = {"videos": len(paths), "failed": failed, "wall_s": time.perf_counter() - start, "decode_s": decode_s,
+             "model_s": scorer.seconds}
+    if cutter is None:
+        return frames_frame(rows), stats
+    stats.update(faces_s=cutter.seconds, no_face_clips=sum(str(r.get("note") or "").startswith(NO_FACE_CLIP)
+                                                           for r in rows))
     return frames_frame(rows, FRAME_COLUMNS + FACE_ROW_COLUMNS), stats
 
 
