@@ -21,8 +21,8 @@ import pandas as pd
 from dfd.files import write_text
 from train.paths import CARD, CONFIG, PackageError, is_package
 from train.score import metrics
-from train.score.card import score_val
-from train.score.threshold import describe, run_videos
+from train.score.card import val_scores
+from train.score.threshold import describe
 
 from .audio_package import _run_of, export_audio, val_videos
 from .fuse import FUSE_RULES, fuse
@@ -58,15 +58,6 @@ def sound_model_of(reference: str | Path) -> Path:
     return folder
 
 
-def picture_val(checkpoint: Path, config, shards, manifests, device) -> pd.DataFrame:
-    """The picture model's validation videos (video_id, label, p_fake) as export chose its threshold on them."""
-    videos = run_videos(checkpoint)
-    if videos is None:
-        _, _, videos = metrics.frame_and_video(score_val(checkpoint, config, shards, manifests, device),
-                                               config.aggregate)
-    return videos[["video_id", "label", "p_fake"]]
-
-
 def fused_threshold(picture: pd.DataFrame, sound: pd.DataFrame, rule: str, at_fpr: float | None,
                     where: str) -> dict:
     """choose_threshold on the fused scores of the videos both scored; PackageError when none or one class."""
@@ -91,9 +82,10 @@ def export_fused(picture_export, checkpoint: Path, config, audio: str | Path, ou
     config.json."""
     if rule not in FUSE_RULES:
         raise PackageError(f"unknown fusion rule {rule!r}; allowed: {', '.join(FUSE_RULES)}")
-    threshold = fused_threshold(picture_val(checkpoint, config, shards, manifests, device),
-                                val_videos(_run_of(Path(audio))), rule, at_fpr, f"{checkpoint} + {audio}")
-    package = picture_export()
+    val = val_scores(checkpoint, config, shards, manifests, device)  # scored once: the picture's threshold too
+    threshold = fused_threshold(val[0][["video_id", "label", "p_fake"]], val_videos(_run_of(Path(audio))), rule,
+                                at_fpr, f"{checkpoint} + {audio}")
+    package = picture_export(val=val)
     sound = export_audio(audio, out / SOUND_FOLDER, at_fpr)
     package["fusion"] = {"rule": rule, "sound": SOUND_FOLDER, "threshold": threshold,
                          "picture_threshold": package["threshold"]["value"],

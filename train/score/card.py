@@ -61,21 +61,27 @@ def score_val(checkpoint: Path, config: TrainConfig, shards: str | None, manifes
     return with_clip_starts(predict_loader([dev.prepare(model).eval()], loader, dev), dataset, config.input)
 
 
-def validation(checkpoint: Path, config: TrainConfig, shards, manifests, device, at_fpr,
-               manual: float | None = None) -> tuple[dict, dict]:
-    """(threshold, validation metrics {"frame": .., "video": .., "source": ..}); `manual`: the threshold the user
-    gave (--threshold), recorded as chosen by hand."""
+def val_scores(checkpoint: Path, config: TrainConfig, shards, manifests, device) -> tuple[pd.DataFrame, dict]:
+    """(the checkpoint's val videos: video_id, label, p_fake; validation metrics {"frame": .., "video": ..,
+    "source": ..}): the run's explain scores of this very checkpoint, else the val split scored now."""
     videos = run_videos(checkpoint)
     if videos is not None:
         layout = RunLayout.of_checkpoint(checkpoint)
-        source = str(layout.video_predictions)
         explained = json.loads(layout.explain.read_text())
-        scores = {"frame": explained.get("frame"), "video": explained.get("video"), "source": source}
-    else:
-        items = score_val(checkpoint, config, shards, manifests, device)
-        frame, video, videos = metrics.frame_and_video(items, config.aggregate)
-        source = f"the val split of {shards or config.shards} scored at export"
-        scores = {"frame": frame, "video": video, "source": source}
+        return videos, {"frame": explained.get("frame"), "video": explained.get("video"),
+                        "source": str(layout.video_predictions)}
+    items = score_val(checkpoint, config, shards, manifests, device)
+    frame, video, videos = metrics.frame_and_video(items, config.aggregate)
+    return videos, {"frame": frame, "video": video, "source": f"the val split of {shards or config.shards} scored at "
+                                                               "export"}
+
+
+def validation(checkpoint: Path, config: TrainConfig, shards, manifests, device, at_fpr,
+               manual: float | None = None, val: tuple | None = None) -> tuple[dict, dict]:
+    """(threshold, validation metrics {"frame": .., "video": .., "source": ..}); `manual`: the threshold the user
+    gave (--threshold), recorded as chosen by hand; `val`: val_scores already computed (a fused export's)."""
+    videos, scores = val or val_scores(checkpoint, config, shards, manifests, device)
+    source = scores["source"]
     if manual is not None:
         return by_hand(manual, videos, source, config.aggregate), scores
     try:
@@ -173,18 +179,19 @@ def card_text(name: str, config: TrainConfig, threshold: dict, scores: dict, run
 
 def export(checkpoint: Path, out: Path, frames: FrameSampling, at_fpr: float | None = None, shards: str | None = None,
            manifests: Path | None = None, device: str = "cpu", manual: float | None = None,
-           replace: bool = False, clips: Clips | None = None) -> dict:
+           replace: bool = False, clips: Clips | None = None, val: tuple | None = None) -> dict:
     """Write the package of a .pt checkpoint into `out`; returns its config.json. `frames`: the frame settings the
     model was trained on (train.score.videos.frame_settings), stored when the checkpoint lacks them; `manual`: a
     threshold given by hand; `replace`: replace another model's package in `out` (see may_write_package); `clips`:
-    a clip model's clip spec (train.score.videos.clip_spec), stored when the checkpoint lacks it."""
+    a clip model's clip spec (train.score.videos.clip_spec), stored when the checkpoint lacks it; `val`: its
+    val_scores, where the caller has them."""
     if is_package(checkpoint):
         raise PackageError(f"{checkpoint} is already a model package; copy the folder instead")
     digest = sha256_file(checkpoint)
     may_write_package(out, digest, replace)
     model, config = load_checkpoint(checkpoint)
     config = dataclasses.replace(config, frames=config.frames or frames, clips=config.clips or clips)
-    threshold, scores = validation(checkpoint, config, shards, manifests, device, at_fpr, manual)
+    threshold, scores = validation(checkpoint, config, shards, manifests, device, at_fpr, manual, val)
     layout = RunLayout.of_checkpoint(checkpoint)
     run = layout.root if layout else None
     source = {"checkpoint": str(checkpoint), "run": str(run) if run else None, "sha256": digest,
